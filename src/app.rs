@@ -1,0 +1,127 @@
+//! Wires configuration, metadata, storage and services into one application, builds the router,
+//! spawns background jobs, and serves HTTP or HTTPS with graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::meta::Meta;
+use crate::service::{Limits, Registry};
+use crate::storage::BlobStore;
+
+/// Everything a request handler may use.
+pub struct App {
+    pub config: Config,
+    pub registry: Arc<Registry>,
+}
+
+pub type AppState = Arc<App>;
+
+/// Opens the stores and returns the state and router.
+pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
+    })?;
+    let meta = Meta::connect(
+        &config.database_url(),
+        config.database.max_connections,
+        Duration::from_secs(config.database.acquire_timeout_secs),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("metadata database: {e}"))?;
+    let blobs = BlobStore::open(&config.storage_url(), &config.data_dir)
+        .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
+    let registry = Arc::new(Registry::new(meta, blobs, Limits::from_config(&config)));
+    let state = Arc::new(App { config, registry });
+    let router = crate::http::router(state.clone());
+    Ok((state, router))
+}
+
+/// Starts background jobs; they stop when `cancel` fires.
+pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    let uploads = &state.config.uploads;
+    vec![tokio::spawn(crate::jobs::purge_uploads(
+        state.registry.clone(),
+        Duration::from_secs(uploads.purge_after_secs),
+        Duration::from_secs(uploads.purge_interval_secs.max(1)),
+        cancel,
+    ))]
+}
+
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to the grace period).
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.listen_addr()?;
+    let (state, router) = build(config).await?;
+    let cancel = CancellationToken::new();
+    let jobs = spawn_jobs(&state, cancel.clone());
+    let config = &state.config;
+
+    let handle = axum_server::Handle::new();
+    let shutdown_handle = handle.clone();
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        shutdown_handle.graceful_shutdown(Some(grace));
+    });
+
+    let service = router.into_make_service();
+    let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| anyhow::anyhow!("TLS certificate or key: {e}"))?;
+            tracing::info!(%addr, "berth listening (https)");
+            let mut server = axum_server::bind_rustls(addr, tls).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            server.serve(service).await?;
+        }
+        _ => {
+            tracing::info!(%addr, "berth listening (http)");
+            let mut server = axum_server::bind(addr).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            server.serve(service).await?;
+        }
+    }
+    cancel.cancel();
+    for job in jobs {
+        let _ = job.await;
+    }
+    state.registry.meta.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

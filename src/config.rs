@@ -1,0 +1,392 @@
+//! One configuration tree, read from defaults, then a TOML file, then `BERTH_*` environment
+//! variables, then command-line flags, and validated before anything starts. A TOML key
+//! `[section] key` is also the env var `BERTH_SECTION_KEY`; top-level `key` is `BERTH_KEY`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration. Secrets (none yet beyond URLs with passwords) are never printed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Directory for the embedded SQLite database and filesystem blob storage.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain; with `tls_key`, serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub uploads: UploadConfig,
+    pub limits: LimitsConfig,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://...`; empty means SQLite under the data dir.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `file:///path`, `s3://bucket[/prefix]` or `memory://`; empty means the filesystem under the data dir.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// Upload sessions untouched for this long are purged.
+    pub purge_after_secs: u64,
+    /// How often the purge pass runs.
+    pub purge_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest manifest accepted (the spec requires at least 4 MiB).
+    pub max_manifest_bytes: usize,
+    /// Most layers (image) or children (index) one manifest may list.
+    pub max_manifest_descriptors: usize,
+    /// Deepest index-of-index nesting accepted.
+    pub max_index_depth: u32,
+    /// Largest JSON body accepted by non-manifest endpoints.
+    pub max_json_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// A client must send its request headers within this time.
+    pub header_timeout_secs: u64,
+    /// A request body that delivers no bytes for this long is aborted.
+    pub body_idle_timeout_secs: u64,
+    /// In-flight requests get this long to finish on SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `berth=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:5000".into(),
+            data_dir: PathBuf::from("./berth-data"),
+            tls_cert: None,
+            tls_key: None,
+            database: DatabaseConfig::default(),
+            storage: StorageConfig::default(),
+            uploads: UploadConfig::default(),
+            limits: LimitsConfig::default(),
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            max_connections: 16,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { url: String::new() }
+    }
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            purge_after_secs: 24 * 3600,
+            purge_interval_secs: 3600,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_manifest_descriptors: 10_000,
+            max_index_depth: 8,
+            max_json_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_timeout_secs: 30,
+            body_idle_timeout_secs: 60,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// Keys whose default is `None` (absent from the serialised defaults) but that env vars may set.
+const OPTIONAL_PATH_KEYS: &[&str] = &["tls_cert", "tls_key"];
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub storage_url: Option<String>,
+}
+
+/// A configuration error naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults < file < `BERTH_*` env < flags, then validates.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(file, overrides, |k| std::env::var(k).ok())
+    }
+
+    /// As `load`, with the environment given as a lookup (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+            tree = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        }
+        apply_env(&mut tree, &env)?;
+        let mut config: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim().replace('\n', " ")))?;
+        if let Some(v) = &overrides.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = &overrides.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &overrides.tls_cert {
+            config.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &overrides.tls_key {
+            config.tls_key = Some(v.clone());
+        }
+        if let Some(v) = &overrides.database_url {
+            config.database.url = v.clone();
+        }
+        if let Some(v) = &overrides.storage_url {
+            config.storage.url = v.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError(
+                "tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if self.limits.max_manifest_bytes < 4 * 1024 * 1024 {
+            return Err(ConfigError(
+                "limits.max_manifest_bytes must be at least 4194304 (the spec requires 4 MiB)"
+                    .into(),
+            ));
+        }
+        if self.limits.max_manifest_descriptors == 0 || self.limits.max_index_depth == 0 {
+            return Err(ConfigError(
+                "limits.max_manifest_descriptors and limits.max_index_depth must be positive"
+                    .into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections must be positive".into(),
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError(format!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            )));
+        }
+        let db = self.database_url();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(ConfigError(
+                "database.url must start with sqlite:// or postgres://".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen: {:?} is not an address such as 0.0.0.0:5000",
+                self.listen
+            ))
+        })
+    }
+
+    /// The database URL, defaulting to SQLite under the data dir.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("berth.db").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The storage URL, defaulting to the filesystem under the data dir.
+    pub fn storage_url(&self) -> String {
+        if self.storage.url.is_empty() {
+            let dir = std::path::absolute(self.data_dir.join("storage"))
+                .unwrap_or_else(|_| self.data_dir.join("storage"));
+            format!("file://{}", dir.display())
+        } else {
+            self.storage.url.clone()
+        }
+    }
+}
+
+/// Sets every key of the configuration tree whose `BERTH_*` variable is present.
+fn apply_env(
+    tree: &mut toml::Table,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
+    let mut keys: Vec<(Vec<String>, Option<toml::Value>)> = Vec::new();
+    for (k, v) in &defaults {
+        match v {
+            toml::Value::Table(section) => {
+                for (sk, sv) in section {
+                    keys.push((vec![k.clone(), sk.clone()], Some(sv.clone())));
+                }
+            }
+            other => keys.push((vec![k.clone()], Some(other.clone()))),
+        }
+    }
+    keys.extend(
+        OPTIONAL_PATH_KEYS
+            .iter()
+            .map(|k| (vec![(*k).to_owned()], None)),
+    );
+    for (path, default) in keys {
+        let var = format!("BERTH_{}", path.join("_").to_uppercase());
+        let Some(raw) = env(&var) else { continue };
+        let value = match default {
+            Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{var}: expected an integer, got {raw:?}")))?,
+            ),
+            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{var}: expected true or false, got {raw:?}"
+                    )))
+                }
+            }),
+            _ => toml::Value::String(raw),
+        };
+        let mut table = &mut *tree;
+        for section in &path[..path.len() - 1] {
+            table = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| ConfigError(format!("{section} must be a table")))?;
+        }
+        table.insert(path.last().unwrap().clone(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_from(Some(&path), &Overrides::default(), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn env_overrides_file_and_names_fields() {
+        let c = load(
+            "[database]\nmax_connections = 3\n",
+            &[
+                ("BERTH_DATABASE_MAX_CONNECTIONS", "7"),
+                ("BERTH_DATA_DIR", "/x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.database.max_connections, 7);
+        assert_eq!(c.data_dir, PathBuf::from("/x"));
+        let err = load("", &[("BERTH_LIMITS_MAX_INDEX_DEPTH", "deep")]).unwrap_err();
+        assert!(err.0.contains("BERTH_LIMITS_MAX_INDEX_DEPTH"), "{}", err.0);
+        let err = load("[storage]\nurl = 3\n", &[]).unwrap_err();
+        assert!(err.0.contains("url"), "{}", err.0);
+        let err = load("[databse]\nurl = \"x\"\n", &[]).unwrap_err();
+        assert!(err.0.contains("databse"), "{}", err.0);
+        let err = load("listen = \"nowhere\"\n", &[]).unwrap_err();
+        assert!(err.0.contains("listen"), "{}", err.0);
+    }
+}

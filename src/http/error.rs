@@ -1,0 +1,78 @@
+//! The one mapping from domain errors to HTTP status, OCI error code and JSON body.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Error;
+
+/// A domain error on its way to the client.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+/// Status and OCI error code of each error; exhaustive on purpose.
+pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match e {
+        Error::NameInvalid(_) => (S::BAD_REQUEST, "NAME_INVALID"),
+        Error::NameUnknown(_) => (S::NOT_FOUND, "NAME_UNKNOWN"),
+        Error::TagInvalid(_) => (S::BAD_REQUEST, "TAG_INVALID"),
+        Error::DigestInvalid(_) => (S::BAD_REQUEST, "DIGEST_INVALID"),
+        Error::Unsupported(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
+        Error::BlobUnknown(_) => (S::NOT_FOUND, "BLOB_UNKNOWN"),
+        Error::BlobUploadUnknown(_) => (S::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+        Error::BlobUploadInvalid(_) => (S::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+        Error::UploadOutOfOrder { .. } => (S::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+        Error::RangeNotSatisfiable { .. } => (S::RANGE_NOT_SATISFIABLE, "SIZE_INVALID"),
+        Error::SizeInvalid(_) => (S::BAD_REQUEST, "SIZE_INVALID"),
+        Error::ManifestInvalid(_) => (S::BAD_REQUEST, "MANIFEST_INVALID"),
+        Error::ManifestTooComplex(_) => (S::BAD_REQUEST, "MANIFEST_INVALID"),
+        Error::ManifestTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+        Error::ManifestUnknown(_) => (S::NOT_FOUND, "MANIFEST_UNKNOWN"),
+        Error::ManifestBlobUnknown(_) => (S::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+        Error::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+        Error::Unauthorized(_) => (S::UNAUTHORIZED, "UNAUTHORIZED"),
+        Error::Denied(_) => (S::FORBIDDEN, "DENIED"),
+        Error::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+        Error::TooManyRequests(_) => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = status_and_code(&self.0);
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, code, "request failed");
+        } else {
+            tracing::debug!(error = %self.0, code, "request refused");
+        }
+        let body = json!({"errors": [{"code": code, "message": self.0.message(), "detail": null}]});
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self.0 {
+            Error::UploadOutOfOrder { offset, .. } => {
+                let range = format!("0-{}", offset.saturating_sub(1));
+                headers.insert("range", HeaderValue::from_str(&range).expect("ascii"));
+            }
+            Error::RangeNotSatisfiable { size, .. } => {
+                let range = format!("bytes */{size}");
+                headers.insert(
+                    "content-range",
+                    HeaderValue::from_str(&range).expect("ascii"),
+                );
+            }
+            Error::Unavailable(_) => {
+                headers.insert("retry-after", HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,46 @@
+//! The axum adapter: router, route parsing, error mapping and handlers. No business rules here.
+
+pub mod error;
+pub mod registry;
+pub mod route;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+
+use crate::app::AppState;
+
+/// Builds the router over the application state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2", any(registry::dispatch))
+        .route("/v2/", any(registry::dispatch))
+        .route("/v2/{*path}", any(registry::dispatch))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(axum::middleware::map_response(api_version_header))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn api_version_header(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+/// GET /readyz: 200 when the database and blob storage answer, else 503 naming what failed.
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.registry.ready().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", e.message()),
+        )
+            .into_response(),
+    }
+}

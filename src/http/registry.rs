@@ -1,0 +1,470 @@
+//! Handlers for the OCI Distribution endpoints under `/v2/`: thin adapters that parse the request,
+//! call the registry service and shape the response.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::route::Route;
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::oci::manifest::OCI_INDEX;
+use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
+use crate::service::{ChunkRange, UploadProgress};
+use crate::storage::ByteStream;
+
+/// Query parameters, keeping repeated keys (`?tag=a&tag=b`).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn from_request(req: &Request) -> Self {
+        Query(
+            url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
+    match header_str(headers, "content-length") {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::SizeInvalid(format!("Content-Length '{v}' is not a number"))),
+    }
+}
+
+fn body_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s)
+        .expect("header values built from validated names and digests are ASCII")
+}
+
+/// Entry point for every `/v2/...` request.
+pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
+    let path = req
+        .uri()
+        .path()
+        .strip_prefix("/v2")
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_owned();
+    match handle(app, &path, req).await {
+        Ok(response) => response,
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
+    let route = Route::parse(path)?.ok_or_else(|| {
+        Error::MethodNotAllowed(format!(
+            "no registry endpoint at /v2/{}",
+            path.chars().take(200).collect::<String>()
+        ))
+    })?;
+    let method = req.method().clone();
+    let head = method == Method::HEAD;
+    match (method, route) {
+        (Method::GET | Method::HEAD, Route::Base) => {
+            Ok((StatusCode::OK, axum::Json(json!({}))).into_response())
+        }
+        (Method::GET, Route::Catalog) => catalog(&app, &Query::from_request(&req)).await,
+        (Method::GET, Route::Tags { name }) => tags(&app, &name, &Query::from_request(&req)).await,
+        (Method::GET | Method::HEAD, Route::Manifest { name, reference }) => {
+            get_manifest(&app, &name, &reference, head).await
+        }
+        (Method::PUT, Route::Manifest { name, reference }) => {
+            put_manifest(&app, &name, &reference, req).await
+        }
+        (Method::DELETE, Route::Manifest { name, reference }) => {
+            app.registry
+                .delete_manifest(&name, &Reference::parse(&reference)?)
+                .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Method::GET | Method::HEAD, Route::Blob { name, digest }) => {
+            get_blob(&app, &name, &digest, req.headers(), head).await
+        }
+        (Method::DELETE, Route::Blob { name, digest }) => {
+            app.registry
+                .delete_blob(&name, &Digest::parse(&digest)?)
+                .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Method::POST, Route::UploadStart { name }) => start_upload(&app, &name, req).await,
+        (Method::GET, Route::Upload { name, id }) => {
+            let progress = app.registry.upload_status(&name, &id).await?;
+            Ok(upload_response(StatusCode::NO_CONTENT, &name, &progress))
+        }
+        (Method::PATCH, Route::Upload { name, id }) => {
+            let range = header_str(req.headers(), "content-range")
+                .map(ChunkRange::parse)
+                .transpose()?;
+            let length = content_length(req.headers())?;
+            let progress = app
+                .registry
+                .append_upload(&name, &id, range, length, body_stream(req.into_body()))
+                .await?;
+            Ok(upload_response(StatusCode::ACCEPTED, &name, &progress))
+        }
+        (Method::PUT, Route::Upload { name, id }) => {
+            let query = Query::from_request(&req);
+            let digest = Digest::parse(query.get("digest").ok_or_else(|| {
+                Error::DigestInvalid("the final PUT of an upload needs ?digest=<digest>".into())
+            })?)?;
+            let range = header_str(req.headers(), "content-range")
+                .map(ChunkRange::parse)
+                .transpose()?;
+            let length = content_length(req.headers())?;
+            let done = app
+                .registry
+                .finish_upload(
+                    &name,
+                    &id,
+                    &digest,
+                    range,
+                    length,
+                    Some(body_stream(req.into_body())),
+                )
+                .await?;
+            Ok(blob_created(&name, &done.digest))
+        }
+        (Method::DELETE, Route::Upload { name, id }) => {
+            app.registry.cancel_upload(&name, &id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Method::GET, Route::Referrers { name, digest }) => {
+            referrers(&app, &name, &digest, &Query::from_request(&req)).await
+        }
+        (method, route) => Err(Error::MethodNotAllowed(format!(
+            "{method} is not supported on {}",
+            describe(&route)
+        ))),
+    }
+}
+
+fn describe(route: &Route) -> &'static str {
+    match route {
+        Route::Base => "/v2/",
+        Route::Catalog => "the catalog",
+        Route::Tags { .. } => "the tag list",
+        Route::Manifest { .. } => "manifests",
+        Route::Blob { .. } => "blobs",
+        Route::UploadStart { .. } => "the upload endpoint",
+        Route::Upload { .. } => "upload sessions",
+        Route::Referrers { .. } => "the referrers endpoint",
+    }
+}
+
+fn upload_response(status: StatusCode, name: &RepoName, progress: &UploadProgress) -> Response {
+    let mut r = status.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        hv(&format!("/v2/{name}/blobs/uploads/{}", progress.id)),
+    );
+    h.insert(
+        "range",
+        hv(&format!("0-{}", progress.size.saturating_sub(1))),
+    );
+    h.insert("docker-upload-uuid", hv(&progress.id));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+fn blob_created(name: &RepoName, digest: &Digest) -> Response {
+    let mut r = StatusCode::CREATED.into_response();
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/{digest}")));
+    h.insert("docker-content-digest", hv(&digest.to_string()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+/// POST /v2/<name>/blobs/uploads/ with `?digest=`, `?mount=&from=` or `?digest-algorithm=`.
+async fn start_upload(app: &AppState, name: &RepoName, req: Request) -> Result<Response> {
+    let query = Query::from_request(&req);
+    if let Some(mount) = query.get("mount") {
+        // An unparsable mount digest or source falls back to a normal upload, as the spec allows.
+        if let Ok(digest) = Digest::parse(mount) {
+            let from = query
+                .get("from")
+                .map(RepoName::parse)
+                .transpose()
+                .ok()
+                .flatten();
+            if query.get("from").is_none() || from.is_some() {
+                if let Some(done) = app
+                    .registry
+                    .mount_blob(name, &digest, from.as_ref())
+                    .await?
+                {
+                    return Ok(blob_created(name, &done.digest));
+                }
+            }
+        }
+    } else if let Some(digest) = query.get("digest") {
+        let digest = Digest::parse(digest)?;
+        let length = content_length(req.headers())?;
+        let done = app
+            .registry
+            .upload_monolithic(name, &digest, length, body_stream(req.into_body()))
+            .await?;
+        return Ok(blob_created(name, &done.digest));
+    }
+    let algorithm = match query.get("digest-algorithm") {
+        Some(a) => a.parse()?,
+        None => Algorithm::Sha256,
+    };
+    let progress = app.registry.start_upload(name, algorithm).await?;
+    Ok(upload_response(StatusCode::ACCEPTED, name, &progress))
+}
+
+/// GET/HEAD /v2/<name>/blobs/<digest>
+async fn get_blob(
+    app: &AppState,
+    name: &RepoName,
+    digest: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
+    let digest = Digest::parse(digest)?;
+    let range = header_str(headers, "range");
+    let blob = app.registry.read_blob(name, &digest, range, !head).await?;
+    let (status, length) = match blob.range {
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r.end - r.start + 1),
+        None => (StatusCode::OK, blob.size),
+    };
+    let mut r = match blob.body {
+        Some(body) => Response::new(Body::from_stream(body)),
+        None => Response::new(Body::empty()),
+    };
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, hv(&length.to_string()));
+    h.insert("docker-content-digest", hv(&blob.digest));
+    h.insert(header::ETAG, hv(&format!("\"{}\"", blob.digest)));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    if let Some(range) = blob.range {
+        h.insert(
+            header::CONTENT_RANGE,
+            hv(&format!(
+                "bytes {}-{}/{}",
+                range.start, range.end, blob.size
+            )),
+        );
+    }
+    Ok(r)
+}
+
+/// GET/HEAD /v2/<name>/manifests/<reference>
+async fn get_manifest(
+    app: &AppState,
+    name: &RepoName,
+    reference: &str,
+    head: bool,
+) -> Result<Response> {
+    let reference = Reference::parse(reference)?;
+    let m = app.registry.manifest(name, &reference).await?;
+    let length = m.content.len();
+    let mut r = if head {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(m.content))
+    };
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, hv(&m.media_type));
+    h.insert(header::CONTENT_LENGTH, hv(&length.to_string()));
+    h.insert("docker-content-digest", hv(&m.digest));
+    h.insert(header::ETAG, hv(&format!("\"{}\"", m.digest)));
+    Ok(r)
+}
+
+/// PUT /v2/<name>/manifests/<reference>[?tag=...]
+async fn put_manifest(
+    app: &AppState,
+    name: &RepoName,
+    reference: &str,
+    req: Request,
+) -> Result<Response> {
+    let reference = Reference::parse(reference)?;
+    let query = Query::from_request(&req);
+    let extra_tags = query
+        .all("tag")
+        .map(Tag::parse)
+        .collect::<Result<Vec<_>>>()?;
+    if !extra_tags.is_empty() && matches!(reference, Reference::Tag(_)) {
+        return Err(Error::ManifestInvalid(
+            "?tag= parameters are only allowed when pushing by digest".into(),
+        ));
+    }
+    let limit = app.registry.limits.max_manifest_bytes;
+    if let Some(length) = content_length(req.headers())? {
+        if length > limit as u64 {
+            return Err(Error::ManifestTooLarge(format!(
+                "manifest is {length} bytes; the limit is {limit}"
+            )));
+        }
+    }
+    let content_type = header_str(req.headers(), "content-type").map(str::to_owned);
+    let body = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Error::ManifestTooLarge(format!("manifest exceeds the limit of {limit} bytes"))
+            } else {
+                Error::ManifestInvalid(format!("could not read the manifest body: {e}"))
+            }
+        })?;
+    let put = app
+        .registry
+        .put_manifest(
+            name,
+            &reference,
+            &extra_tags,
+            content_type.as_deref(),
+            body.to_vec(),
+        )
+        .await?;
+    let mut r = StatusCode::CREATED.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        hv(&format!("/v2/{name}/manifests/{}", put.digest)),
+    );
+    h.insert("docker-content-digest", hv(&put.digest.to_string()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    if let Some(subject) = &put.subject {
+        h.insert("oci-subject", hv(&subject.to_string()));
+    }
+    for tag in &put.tags {
+        h.append("oci-tag", hv(tag.as_str()));
+    }
+    Ok(r)
+}
+
+fn page_params(query: &Query) -> Result<(Option<usize>, Option<String>)> {
+    let n = query
+        .get("n")
+        .map(|v| {
+            v.parse::<usize>().map_err(|_| {
+                Error::Unsupported(format!("n must be a non-negative integer, not '{v}'"))
+            })
+        })
+        .transpose()?;
+    Ok((n, query.get("last").map(str::to_owned)))
+}
+
+fn next_link(path: &str, n: Option<usize>, last: Option<&String>) -> Option<HeaderValue> {
+    let last = last?;
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(n) = n {
+        q.append_pair("n", &n.to_string());
+    }
+    q.append_pair("last", last);
+    HeaderValue::from_str(&format!("<{path}?{}>; rel=\"next\"", q.finish())).ok()
+}
+
+/// GET /v2/<name>/tags/list
+async fn tags(app: &AppState, name: &RepoName, query: &Query) -> Result<Response> {
+    let (n, last) = page_params(query)?;
+    let (tags, more) = app.registry.list_tags(name, last.as_deref(), n).await?;
+    let mut r = axum::Json(json!({"name": name.as_str(), "tags": tags})).into_response();
+    if more {
+        if let Some(link) = next_link(&format!("/v2/{name}/tags/list"), n, tags.last()) {
+            r.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(r)
+}
+
+/// GET /v2/_catalog
+async fn catalog(app: &AppState, query: &Query) -> Result<Response> {
+    let (n, last) = page_params(query)?;
+    let (repos, more) = app.registry.catalog(last.as_deref(), n).await?;
+    let mut r = axum::Json(json!({"repositories": repos})).into_response();
+    if more {
+        if let Some(link) = next_link("/v2/_catalog", n, repos.last()) {
+            r.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(r)
+}
+
+/// GET /v2/<name>/referrers/<digest>[?artifactType=]
+async fn referrers(
+    app: &AppState,
+    name: &RepoName,
+    digest: &str,
+    query: &Query,
+) -> Result<Response> {
+    let digest = Digest::parse(digest)?;
+    let filter = query.get("artifactType").filter(|a| !a.is_empty());
+    let rows = app.registry.referrers(name, &digest, filter).await?;
+    let manifests: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|row| {
+            let mut d =
+                json!({"mediaType": row.media_type, "digest": row.digest, "size": row.size});
+            if let Some(a) = row.artifact_type {
+                d["artifactType"] = json!(a);
+            }
+            if let Some(ann) = row
+                .annotations
+                .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+            {
+                d["annotations"] = ann;
+            }
+            d
+        })
+        .collect();
+    let body = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    let mut r = Response::new(Body::from(body.to_string()));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX));
+    if filter.is_some() {
+        r.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(r)
+}

@@ -1,0 +1,120 @@
+//! The `berth` command: parse flags, load configuration, set up logging, run a subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use berth::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-hosted OCI container registry with ECR's features"
+)]
+struct Cli {
+    /// TOML configuration file; `BERTH_*` env vars and flags override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct ServeArgs {
+    /// Address to listen on (default 0.0.0.0:5000; env BERTH_LISTEN).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory for embedded SQLite and filesystem blobs (default ./berth-data; env BERTH_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PEM certificate chain for HTTPS (env BERTH_TLS_CERT).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (env BERTH_TLS_KEY).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Metadata database URL: sqlite://PATH or postgres://... (env BERTH_DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Blob storage URL: file:///PATH, s3://BUCKET[/prefix] or memory:// (env BERTH_STORAGE_URL).
+    #[arg(long)]
+    storage_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(ServeArgs),
+}
+
+fn overrides(a: &ServeArgs) -> Overrides {
+    Overrides {
+        listen: a.listen.clone(),
+        data_dir: a.data_dir.clone(),
+        tls_cert: a.tls_cert.clone(),
+        tls_key: a.tls_key.clone(),
+        database_url: a.database_url.clone(),
+        storage_url: a.storage_url.clone(),
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let args = match &cli.command {
+        Command::Serve(a) | Command::Migrate(a) => a.clone(),
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides(&args)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => berth::app::serve(config).await,
+            Command::Migrate(_) => {
+                std::fs::create_dir_all(&config.data_dir)?;
+                let meta = berth::meta::Meta::connect(
+                    &config.database_url(),
+                    1,
+                    std::time::Duration::from_secs(config.database.acquire_timeout_secs),
+                )
+                .await?;
+                meta.close().await;
+                println!("migrations applied");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("berth: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

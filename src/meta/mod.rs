@@ -1,0 +1,600 @@
+//! The metadata store: repositories, blobs and their links, manifests, tags, upload sessions and
+//! leases in SQL. One SQL text for SQLite and PostgreSQL through sqlx's Any driver; the dialects
+//! differ only in their migration folders. Depends on `oci` and `error` only.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::error::{Error, Result};
+use crate::oci::{Digest, RepoName, Tag};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which SQL engine backs the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The metadata store. On SQLite, writes go through a one-connection pool so that transactions
+/// queue in-process instead of failing with SQLITE_BUSY; on PostgreSQL both pools are the same.
+#[derive(Clone)]
+pub struct Meta {
+    read: AnyPool,
+    write: AnyPool,
+    dialect: Dialect,
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub id: String,
+    pub repository_id: i64,
+    pub algorithm: String,
+    pub size: u64,
+    pub object_key: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobRow {
+    pub digest: String,
+    pub size: u64,
+    pub object_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestRow {
+    pub id: i64,
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+    pub subject_digest: Option<String>,
+    pub depth: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReferrerRow {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+/// A manifest ready to store.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub content: Vec<u8>,
+    pub subject: Option<Digest>,
+    pub annotations: Option<String>,
+    pub depth: i64,
+    /// `(child digest, kind)` where kind is `config`, `layer` or `manifest`.
+    pub references: Vec<(String, &'static str)>,
+}
+
+/// What committing an upload found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobCommit {
+    /// This upload's object now holds the blob.
+    Stored,
+    /// The blob was already stored under `object_key`; the upload's own object is surplus.
+    AlreadyStored { object_key: String },
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn upload_row(r: &AnyRow) -> Result<UploadRow> {
+    Ok(UploadRow {
+        id: r.try_get("id")?,
+        repository_id: r.try_get("repository_id")?,
+        algorithm: r.try_get("algorithm")?,
+        size: r.try_get::<i64, _>("size")? as u64,
+        object_key: r.try_get("object_key")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn manifest_row(r: &AnyRow) -> Result<ManifestRow> {
+    Ok(ManifestRow {
+        id: r.try_get("id")?,
+        digest: r.try_get("digest")?,
+        media_type: r.try_get("media_type")?,
+        content: r.try_get("content")?,
+        subject_digest: r.try_get("subject_digest")?,
+        depth: r.try_get::<i64, _>("depth")?,
+    })
+}
+
+const MANIFEST_COLUMNS: &str =
+    "m.id, m.digest, m.media_type, m.content, m.subject_digest, CAST(m.depth AS BIGINT) AS depth";
+
+impl Meta {
+    /// Connects, creating a SQLite file if needed, and runs the embedded migrations.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let options = || {
+            AnyPoolOptions::new()
+                .acquire_timeout(acquire_timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if dialect == Dialect::Sqlite {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let (read, write) = match dialect {
+            Dialect::Sqlite => {
+                let write = options().max_connections(1).connect(url).await?;
+                let read = options()
+                    .max_connections(max_connections)
+                    .connect(url)
+                    .await?;
+                (read, write)
+            }
+            Dialect::Postgres => {
+                let pool = options()
+                    .max_connections(max_connections)
+                    .connect(url)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
+        let meta = Meta {
+            read,
+            write,
+            dialect,
+        };
+        meta.migrate().await?;
+        Ok(meta)
+    }
+
+    /// Applies the embedded migrations of this dialect; already-applied ones are skipped.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.write)
+            .await
+            .map_err(|e| Error::Internal(format!("migration failed: {e}")))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Cheap liveness probe of the database.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    // --- repositories -------------------------------------------------------------------------
+
+    pub async fn repository_id(&self, name: &RepoName) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    /// The repository's id, creating the repository on first use.
+    pub async fn ensure_repository(&self, name: &RepoName) -> Result<i64> {
+        if let Some(id) = self.repository_id(name).await? {
+            return Ok(id);
+        }
+        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name.as_str())
+            .bind(now_millis())
+            .execute(&self.write)
+            .await?;
+        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_one(&self.write)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Repository names in lexical order after `last`, at most `limit`.
+    pub async fn list_repositories(&self, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(last.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    // --- uploads ------------------------------------------------------------------------------
+
+    pub async fn create_upload(
+        &self,
+        id: &str,
+        repository_id: i64,
+        algorithm: &str,
+        object_key: &str,
+    ) -> Result<()> {
+        let now = now_millis();
+        sqlx::query(
+            "INSERT INTO uploads (id, repository_id, algorithm, size, object_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, 0, $4, $5, $5)",
+        )
+        .bind(id)
+        .bind(repository_id)
+        .bind(algorithm)
+        .bind(object_key)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The upload session `id` if it belongs to `repository_id`.
+    pub async fn upload(&self, id: &str, repository_id: i64) -> Result<Option<UploadRow>> {
+        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1 AND repository_id = $2")
+            .bind(id)
+            .bind(repository_id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(upload_row).transpose()
+    }
+
+    /// Moves the upload's size from `expected` to `new`; false when another writer moved it first.
+    pub async fn advance_upload(&self, id: &str, expected: u64, new: u64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE uploads SET size = $1, updated_at = $2 WHERE id = $3 AND size = $4",
+        )
+        .bind(new as i64)
+        .bind(now_millis())
+        .bind(id)
+        .bind(expected as i64)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Upload sessions last touched before `before` (Unix ms).
+    pub async fn stale_uploads(&self, before: i64, limit: i64) -> Result<Vec<UploadRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2")
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter().map(upload_row).collect()
+    }
+
+    /// Makes a verified upload a blob of the repository and ends the session, in one transaction.
+    pub async fn commit_blob(
+        &self,
+        upload_id: &str,
+        repository_id: i64,
+        digest: &Digest,
+        size: u64,
+        object_key: &str,
+    ) -> Result<BlobCommit> {
+        let now = now_millis();
+        let digest = digest.to_string();
+        let mut tx = self.write.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO blobs (digest, size, object_key, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&digest)
+        .bind(size as i64)
+        .bind(object_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let outcome = if inserted {
+            BlobCommit::Stored
+        } else {
+            let row = sqlx::query("SELECT object_key FROM blobs WHERE digest = $1")
+                .bind(&digest)
+                .fetch_one(&mut *tx)
+                .await?;
+            BlobCommit::AlreadyStored {
+                object_key: row.try_get("object_key")?,
+            }
+        };
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    // --- blobs --------------------------------------------------------------------------------
+
+    /// The blob if it is visible in the repository.
+    pub async fn blob_in_repository(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<BlobRow>> {
+        let row = sqlx::query(
+            "SELECT b.digest, b.size, b.object_key FROM repository_blobs rb \
+             JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = $1 AND rb.digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(BlobRow {
+                digest: r.try_get("digest")?,
+                size: r.try_get::<i64, _>("size")? as u64,
+                object_key: r.try_get("object_key")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether the blob is linked to any repository.
+    pub async fn blob_linked_anywhere(&self, digest: &Digest) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM repository_blobs WHERE digest = $1 LIMIT 1")
+            .bind(digest.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Links an existing blob into a repository (cross-repository mount).
+    pub async fn link_blob(&self, repository_id: i64, digest: &Digest) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the blob from the repository; the bytes stay for other repositories (and GC).
+    pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
+                .bind(repository_id)
+                .bind(digest.to_string())
+                .execute(&self.write)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Of `digests`, those not visible as blobs in the repository.
+    pub async fn missing_blobs(
+        &self,
+        repository_id: i64,
+        digests: &[&Digest],
+    ) -> Result<Vec<String>> {
+        let mut missing = Vec::new();
+        for d in digests {
+            if self.blob_in_repository(repository_id, d).await?.is_none() {
+                missing.push(d.to_string());
+            }
+        }
+        Ok(missing)
+    }
+
+    // --- manifests and tags -------------------------------------------------------------------
+
+    pub async fn manifest_by_digest(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MANIFEST_COLUMNS} FROM manifests m WHERE m.repository_id = $1 AND m.digest = $2"
+        ))
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(manifest_row).transpose()
+    }
+
+    pub async fn manifest_by_tag(
+        &self,
+        repository_id: i64,
+        tag: &Tag,
+    ) -> Result<Option<ManifestRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.id = t.manifest_id \
+             WHERE t.repository_id = $1 AND t.name = $2"
+        ))
+        .bind(repository_id)
+        .bind(tag.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(manifest_row).transpose()
+    }
+
+    /// Stores a manifest (idempotent by digest) and points `tags` at it, in one transaction.
+    pub async fn put_manifest(
+        &self,
+        repository_id: i64,
+        m: &NewManifest,
+        tags: &[Tag],
+    ) -> Result<()> {
+        let now = now_millis();
+        let digest = m.digest.to_string();
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, \
+             subject_digest, annotations, depth, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .bind(&m.media_type)
+        .bind(m.artifact_type.as_deref())
+        .bind(m.content.len() as i64)
+        .bind(&m.content[..])
+        .bind(m.subject.as_ref().map(|s| s.to_string()))
+        .bind(m.annotations.as_deref())
+        .bind(m.depth)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let id: i64 =
+            sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                .bind(repository_id)
+                .bind(&digest)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+        for (child, kind) in &m.references {
+            sqlx::query(
+                "INSERT INTO manifest_references (manifest_id, child_digest, kind) VALUES ($1, $2, $3) \
+                 ON CONFLICT (manifest_id, child_digest) DO NOTHING",
+            )
+            .bind(id)
+            .bind(child)
+            .bind(*kind)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a manifest and every tag pointing at it.
+    pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
+            .bind(repository_id)
+            .bind(digest.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes one tag; the manifest stays.
+    pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Tag names in lexical order after `last`, at most `limit`.
+    pub async fn list_tags(
+        &self,
+        repository_id: i64,
+        last: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repository_id)
+        .bind(last.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    /// Manifests in the repository whose `subject` is `digest`, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ReferrerRow>> {
+        let rows = sqlx::query(
+            "SELECT digest, media_type, size, artifact_type, annotations FROM manifests \
+             WHERE repository_id = $1 AND subject_digest = $2 AND ($3 = '' OR artifact_type = $3) \
+             ORDER BY pushed_at, digest",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .bind(artifact_type.unwrap_or(""))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReferrerRow {
+                    digest: r.try_get("digest")?,
+                    media_type: r.try_get("media_type")?,
+                    size: r.try_get("size")?,
+                    artifact_type: r.try_get("artifact_type")?,
+                    annotations: r.try_get("annotations")?,
+                })
+            })
+            .collect()
+    }
+}

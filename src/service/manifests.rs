@@ -1,0 +1,207 @@
+//! Manifests: validate and store (with their references and tags), read by tag or digest, delete
+//! by digest or tag, and list referrers.
+
+use super::Registry;
+use crate::error::{Error, Result};
+use crate::meta::{ManifestRow, NewManifest, ReferrerRow};
+use crate::oci::manifest::{self, ManifestKind};
+use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
+
+/// The outcome of a manifest PUT.
+#[derive(Debug, Clone)]
+pub struct ManifestPut {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+    pub tags: Vec<Tag>,
+}
+
+/// A stored manifest, byte-identical to what was pushed.
+pub struct StoredManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+impl From<ManifestRow> for StoredManifest {
+    fn from(r: ManifestRow) -> Self {
+        StoredManifest {
+            digest: r.digest,
+            media_type: r.media_type,
+            content: r.content,
+        }
+    }
+}
+
+impl Registry {
+    /// PUT /v2/<name>/manifests/<reference>[?tag=a&tag=b]
+    pub async fn put_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<ManifestPut> {
+        if body.len() > self.limits.max_manifest_bytes {
+            return Err(Error::ManifestTooLarge(format!(
+                "manifest is {} bytes; the limit is {}",
+                body.len(),
+                self.limits.max_manifest_bytes
+            )));
+        }
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::of(expected.algorithm(), &body);
+                if &actual != expected {
+                    return Err(Error::DigestInvalid(format!(
+                        "manifest body has digest {actual}, not {expected} as named in the URL"
+                    )));
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::of(Algorithm::Sha256, &body),
+        };
+        let parsed = manifest::parse(&body, content_type, self.limits.max_manifest_descriptors)?;
+        let repo = self.meta.ensure_repository(name).await?;
+
+        let mut references = Vec::new();
+        let mut depth = 0i64;
+        match parsed.kind {
+            ManifestKind::Image => {
+                let config = parsed
+                    .config
+                    .as_ref()
+                    .expect("image manifests have a config");
+                let mut required = vec![&config.digest];
+                references.push((config.digest.to_string(), "config"));
+                for layer in &parsed.references {
+                    references.push((layer.digest.to_string(), "layer"));
+                    if !layer.is_foreign() {
+                        required.push(&layer.digest);
+                    }
+                }
+                let missing = self.meta.missing_blobs(repo, &required).await?;
+                if !missing.is_empty() {
+                    return Err(Error::ManifestBlobUnknown(format!(
+                        "manifest references blobs not pushed to repository '{name}': {}",
+                        summarize(&missing)
+                    )));
+                }
+            }
+            ManifestKind::Index => {
+                let mut missing = Vec::new();
+                for child in &parsed.references {
+                    references.push((child.digest.to_string(), "manifest"));
+                    match self.meta.manifest_by_digest(repo, &child.digest).await? {
+                        Some(row) => depth = depth.max(row.depth + 1),
+                        None => missing.push(child.digest.to_string()),
+                    }
+                }
+                if !missing.is_empty() {
+                    return Err(Error::ManifestBlobUnknown(format!(
+                        "index references manifests not pushed to repository '{name}': {}",
+                        summarize(&missing)
+                    )));
+                }
+                depth = depth.max(1);
+                if depth > self.limits.max_index_depth as i64 {
+                    return Err(Error::ManifestTooComplex(format!(
+                        "index nesting depth {depth} exceeds the limit of {}",
+                        self.limits.max_index_depth
+                    )));
+                }
+            }
+        }
+
+        let mut tags: Vec<Tag> = Vec::new();
+        if let Reference::Tag(t) = reference {
+            tags.push(t.clone());
+        }
+        for t in extra_tags {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+        let record = NewManifest {
+            digest: digest.clone(),
+            media_type: parsed.media_type.clone(),
+            artifact_type: parsed.artifact_type.clone(),
+            content: body,
+            subject: subject.clone(),
+            annotations: parsed
+                .annotations
+                .as_ref()
+                .map(|a| serde_json::Value::Object(a.clone()).to_string()),
+            depth,
+            references,
+        };
+        self.meta.put_manifest(repo, &record, &tags).await?;
+        Ok(ManifestPut {
+            digest,
+            subject,
+            tags,
+        })
+    }
+
+    /// GET/HEAD /v2/<name>/manifests/<reference>
+    pub async fn manifest(&self, name: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+        let unknown = || {
+            Error::ManifestUnknown(format!(
+                "manifest '{reference}' is not in repository '{name}'"
+            ))
+        };
+        let repo = self.meta.repository_id(name).await?.ok_or_else(|| {
+            Error::NameUnknown(format!("repository '{name}' is not known to this registry"))
+        })?;
+        let row = match reference {
+            Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
+            Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
+        };
+        row.map(StoredManifest::from).ok_or_else(unknown)
+    }
+
+    /// DELETE /v2/<name>/manifests/<reference>: by digest removes the manifest and its tags; by tag
+    /// removes only that tag.
+    pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<()> {
+        let repo = self.repository(name).await?;
+        let deleted = match reference {
+            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
+            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::ManifestUnknown(format!(
+                "manifest '{reference}' is not in repository '{name}'"
+            )))
+        }
+    }
+
+    /// GET /v2/<name>/referrers/<digest>[?artifactType=]
+    pub async fn referrers(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ReferrerRow>> {
+        match self.meta.repository_id(name).await? {
+            Some(repo) => self.meta.referrers(repo, digest, artifact_type).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+fn summarize(digests: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = digests
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if digests.len() > SHOWN {
+        s.push_str(&format!(" and {} more", digests.len() - SHOWN));
+    }
+    s
+}

@@ -1,0 +1,265 @@
+//! Registry use cases with no HTTP types: blob uploads, blob reads, manifests, tags, catalog and
+//! referrers. Each public function names the spec endpoint it serves. Depends on `oci`, `meta`,
+//! `storage` and `error`.
+
+mod manifests;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::meta::{BlobRow, Meta};
+use crate::oci::{Digest, Hasher, RepoName};
+use crate::storage::{BlobStore, ByteRange, ByteStream};
+
+pub use manifests::{ManifestPut, StoredManifest};
+pub use uploads::{BlobLocation, ChunkRange, UploadProgress, UploadStart};
+
+/// Limits and timeouts the services enforce.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_manifest_bytes: usize,
+    pub max_manifest_descriptors: usize,
+    pub max_index_depth: u32,
+    pub body_idle_timeout: Duration,
+}
+
+impl Limits {
+    pub fn from_config(c: &Config) -> Self {
+        Limits {
+            max_manifest_bytes: c.limits.max_manifest_bytes,
+            max_manifest_descriptors: c.limits.max_manifest_descriptors,
+            max_index_depth: c.limits.max_index_depth,
+            body_idle_timeout: Duration::from_secs(c.server.body_idle_timeout_secs),
+        }
+    }
+}
+
+/// Hash state of an upload between requests on this replica, valid while `offset` matches the DB.
+struct HashState {
+    offset: u64,
+    hasher: Option<Hasher>,
+}
+
+/// The registry's use cases over metadata and blob storage.
+pub struct Registry {
+    pub meta: Meta,
+    pub blobs: BlobStore,
+    pub limits: Limits,
+    /// Per-upload lock and hash state; an upload's requests are handled one at a time.
+    uploads: DashMap<String, Arc<tokio::sync::Mutex<HashState>>>,
+}
+
+/// A blob ready to stream.
+pub struct BlobRead {
+    pub digest: String,
+    pub size: u64,
+    pub range: Option<ByteRange>,
+    pub body: Option<ByteStream>,
+}
+
+impl Registry {
+    pub fn new(meta: Meta, blobs: BlobStore, limits: Limits) -> Self {
+        Registry {
+            meta,
+            blobs,
+            limits,
+            uploads: DashMap::new(),
+        }
+    }
+
+    /// The repository's id, or NAME_UNKNOWN.
+    pub async fn repository(&self, name: &RepoName) -> Result<i64> {
+        self.meta.repository_id(name).await?.ok_or_else(|| {
+            Error::NameUnknown(format!("repository '{name}' is not known to this registry"))
+        })
+    }
+
+    async fn blob_row(&self, name: &RepoName, digest: &Digest) -> Result<BlobRow> {
+        let unknown = || Error::BlobUnknown(format!("blob {digest} is not in repository '{name}'"));
+        let Some(repo) = self.meta.repository_id(name).await? else {
+            return Err(unknown());
+        };
+        self.meta
+            .blob_in_repository(repo, digest)
+            .await?
+            .ok_or_else(unknown)
+    }
+
+    /// GET/HEAD /v2/<name>/blobs/<digest>, with an optional `Range` header value.
+    pub async fn read_blob(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        range_header: Option<&str>,
+        with_body: bool,
+    ) -> Result<BlobRead> {
+        let row = self.blob_row(name, digest).await?;
+        let range = match range_header {
+            Some(h) => parse_range(h, row.size)?,
+            None => None,
+        };
+        let body = if with_body {
+            Some(self.blobs.read(&row.object_key, row.size, range).await?)
+        } else {
+            None
+        };
+        Ok(BlobRead {
+            digest: row.digest,
+            size: row.size,
+            range,
+            body,
+        })
+    }
+
+    /// DELETE /v2/<name>/blobs/<digest>: unlinks the blob from this repository only.
+    pub async fn delete_blob(&self, name: &RepoName, digest: &Digest) -> Result<()> {
+        let repo = self.repository(name).await?;
+        if self.meta.unlink_blob(repo, digest).await? {
+            Ok(())
+        } else {
+            Err(Error::BlobUnknown(format!(
+                "blob {digest} is not in repository '{name}'"
+            )))
+        }
+    }
+
+    /// GET /v2/<name>/tags/list?n=&last=
+    pub async fn list_tags(
+        &self,
+        name: &RepoName,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<(Vec<String>, bool)> {
+        let repo = self.repository(name).await?;
+        page(n, |limit| self.meta.list_tags(repo, last, limit)).await
+    }
+
+    /// GET /v2/_catalog?n=&last=
+    pub async fn catalog(
+        &self,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<(Vec<String>, bool)> {
+        page(n, |limit| self.meta.list_repositories(last, limit)).await
+    }
+
+    /// Readiness: both the database and the blob store answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.meta.ping().await?;
+        self.blobs.ping().await
+    }
+}
+
+/// Largest page served when the client asks for none or for more.
+pub const MAX_PAGE: usize = 10_000;
+
+/// Fetches one page plus one row to learn whether more follow.
+async fn page<F, Fut>(n: Option<usize>, fetch: F) -> Result<(Vec<String>, bool)>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>>>,
+{
+    let n = n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+    if n == 0 {
+        return Ok((Vec::new(), false));
+    }
+    let mut rows = fetch(n as i64 + 1).await?;
+    let more = rows.len() > n;
+    rows.truncate(n);
+    Ok((rows, more))
+}
+
+/// Parses a `Range: bytes=a-b | a- | -n` header against an object of `size` bytes.
+pub fn parse_range(header: &str, size: u64) -> Result<Option<ByteRange>> {
+    let unsatisfiable = |why: &str| Error::RangeNotSatisfiable {
+        message: format!("{why} (blob is {size} bytes)"),
+        size,
+    };
+    let spec = header
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(|| unsatisfiable("only 'bytes=' ranges are supported"))?;
+    if spec.contains(',') {
+        return Err(unsatisfiable("multiple ranges are not supported"));
+    }
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or_else(|| unsatisfiable("malformed range"))?;
+    let num = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| unsatisfiable("malformed range"))
+    };
+    let (start, end) = match (a.trim().is_empty(), b.trim().is_empty()) {
+        (false, false) => (num(a)?, num(b)?),
+        (false, true) => (num(a)?, size.saturating_sub(1)),
+        (true, false) => {
+            let n = num(b)?;
+            if n == 0 {
+                return Err(unsatisfiable("suffix length 0"));
+            }
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (true, true) => return Err(unsatisfiable("malformed range")),
+    };
+    if size == 0 || start >= size || end < start {
+        return Err(unsatisfiable(&format!(
+            "range {start}-{end} is outside the blob"
+        )));
+    }
+    Ok(Some(ByteRange {
+        start,
+        end: end.min(size - 1),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            parse_range("bytes=0-9", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 9 })
+        );
+        assert_eq!(
+            parse_range("bytes=90-", 100).unwrap(),
+            Some(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100).unwrap(),
+            Some(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            parse_range("bytes=-1000", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 99 })
+        );
+        assert_eq!(
+            parse_range("bytes=50-1000", 100).unwrap(),
+            Some(ByteRange { start: 50, end: 99 })
+        );
+        for bad in [
+            "bytes=100-",
+            "bytes=5-2",
+            "bytes=-0",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=0-1,3-4",
+            "bytes=-",
+        ] {
+            assert!(
+                matches!(
+                    parse_range(bad, 100),
+                    Err(Error::RangeNotSatisfiable { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
