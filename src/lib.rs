@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod jobs;
 pub mod meta;

@@ -526,6 +526,7 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         }
+        crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
         Ok(())
     }

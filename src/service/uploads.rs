@@ -307,6 +307,7 @@ impl Registry {
             )));
         }
         let key = self.blobs.finish_upload(&row.id, digest).await?;
+        crate::failpoint::pause("blob.before_commit").await;
         let outcome = self
             .meta
             .commit_blob(&row.id, row.repository_id, digest, row.size, &key)
