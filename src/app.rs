@@ -32,7 +32,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("metadata database: {e}"))?;
-    let blobs = BlobStore::open(&config.storage_url(), &config.data_dir)
+    let blobs = BlobStore::open(&config.storage_url(), &config.storage)
         .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
     let registry = Arc::new(Registry::new(meta, blobs, Limits::from_config(&config)));
     let state = Arc::new(App { config, registry });

@@ -41,6 +41,41 @@ pub struct DatabaseConfig {
 pub struct StorageConfig {
     /// `file:///path`, `s3://bucket[/prefix]` or `memory://`; empty means the filesystem under the data dir.
     pub url: String,
+    /// Multipart part size for S3 uploads (at least 5 MiB); bounds memory per streaming upload.
+    pub part_size_bytes: usize,
+    /// Answer blob GETs on S3 with a 307 to a presigned URL instead of streaming through Berth.
+    pub redirect: bool,
+    /// Lifetime of presigned redirect URLs.
+    pub redirect_expiry_secs: u64,
+    /// S3 endpoint such as `http://127.0.0.1:9000`; empty means AWS (or `AWS_ENDPOINT`).
+    pub s3_endpoint: String,
+    /// S3 region; empty means `AWS_REGION` or `us-east-1`.
+    pub s3_region: String,
+    /// Access key id; empty means `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: String,
+    /// Secret key; empty means `AWS_SECRET_ACCESS_KEY`. Never printed.
+    pub s3_secret_access_key: Secret,
+    /// Allow plain-HTTP endpoints (also `AWS_ALLOW_HTTP`).
+    pub s3_allow_http: bool,
+    /// Use `bucket.host` addressing instead of path-style `host/bucket`.
+    pub s3_virtual_hosted_style: bool,
+}
+
+/// A configuration value that must never appear in logs or debug output.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,7 +149,18 @@ impl Default for DatabaseConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { url: String::new() }
+        StorageConfig {
+            url: String::new(),
+            part_size_bytes: 16 * 1024 * 1024,
+            redirect: false,
+            redirect_expiry_secs: 300,
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
+            s3_allow_http: false,
+            s3_virtual_hosted_style: false,
+        }
     }
 }
 
@@ -239,6 +285,21 @@ impl Config {
             return Err(ConfigError(
                 "limits.max_manifest_descriptors and limits.max_index_depth must be positive"
                     .into(),
+            ));
+        }
+        if self.storage.part_size_bytes < crate::storage::MIN_PART_SIZE {
+            return Err(ConfigError(format!(
+                "storage.part_size_bytes must be at least {} (S3's minimum part size)",
+                crate::storage::MIN_PART_SIZE
+            )));
+        }
+        let storage = self.storage_url();
+        if !(storage.starts_with("file://")
+            || storage.starts_with("s3://")
+            || storage.starts_with("memory://"))
+        {
+            return Err(ConfigError(
+                "storage.url must start with file://, s3:// or memory://".into(),
             ));
         }
         if self.database.max_connections == 0 {

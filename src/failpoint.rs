@@ -9,7 +9,12 @@ fn armed() -> &'static HashSet<String> {
     static ARMED: OnceLock<HashSet<String>> = OnceLock::new();
     ARMED.get_or_init(|| {
         std::env::var("BERTH_FAILPOINTS")
-            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     })
 }

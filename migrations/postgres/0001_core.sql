@@ -60,7 +60,10 @@ CREATE TABLE uploads (
     repository_id BIGINT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
     algorithm TEXT NOT NULL,
     size BIGINT NOT NULL,
-    object_key TEXT NOT NULL,
+    -- storage progress (multipart id, parts, tail) as JSON, and the serialised hash state:
+    -- together they let any replica continue the upload.
+    staging TEXT NOT NULL,
+    hash_state BYTEA,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
 use crate::service::{ChunkRange, UploadProgress};
-use crate::storage::ByteStream;
+use crate::storage::{BlobBody, ByteStream};
 
 /// Query parameters, keeping repeated keys (`?tag=a&tag=b`).
 struct Query(Vec<(String, String)>);
@@ -245,7 +245,12 @@ async fn start_upload(app: &AppState, name: &RepoName, req: Request) -> Result<R
         None => Algorithm::Sha256,
     };
     let progress = app.registry.start_upload(name, algorithm).await?;
-    Ok(upload_response(StatusCode::ACCEPTED, name, &progress))
+    let mut r = upload_response(StatusCode::ACCEPTED, name, &progress);
+    if let Some(min) = app.registry.blobs.chunk_min_length() {
+        r.headers_mut()
+            .insert("oci-chunk-min-length", hv(&min.to_string()));
+    }
+    Ok(r)
 }
 
 /// GET/HEAD /v2/<name>/blobs/<digest>
@@ -264,7 +269,16 @@ async fn get_blob(
         None => (StatusCode::OK, blob.size),
     };
     let mut r = match blob.body {
-        Some(body) => Response::new(Body::from_stream(body)),
+        Some(BlobBody::Stream(body)) => Response::new(Body::from_stream(body)),
+        Some(BlobBody::Redirect(url)) => {
+            // The client fetches (and ranges) from storage directly; it must not forward our
+            // credentials there, and the presigned URL carries its own short-lived ones.
+            let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+            r.headers_mut().insert(header::LOCATION, hv(&url));
+            r.headers_mut()
+                .insert("docker-content-digest", hv(&blob.digest));
+            return Ok(r);
+        }
         None => Response::new(Body::empty()),
     };
     *r.status_mut() = status;

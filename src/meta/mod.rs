@@ -35,7 +35,8 @@ pub struct UploadRow {
     pub repository_id: i64,
     pub algorithm: String,
     pub size: u64,
-    pub object_key: String,
+    pub staging: String,
+    pub hash_state: Option<Vec<u8>>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -102,7 +103,8 @@ fn upload_row(r: &AnyRow) -> Result<UploadRow> {
         repository_id: r.try_get("repository_id")?,
         algorithm: r.try_get("algorithm")?,
         size: r.try_get::<i64, _>("size")? as u64,
-        object_key: r.try_get("object_key")?,
+        staging: r.try_get("staging")?,
+        hash_state: r.try_get("hash_state")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -248,17 +250,17 @@ impl Meta {
         id: &str,
         repository_id: i64,
         algorithm: &str,
-        object_key: &str,
+        staging: &str,
     ) -> Result<()> {
         let now = now_millis();
         sqlx::query(
-            "INSERT INTO uploads (id, repository_id, algorithm, size, object_key, created_at, updated_at) \
+            "INSERT INTO uploads (id, repository_id, algorithm, size, staging, created_at, updated_at) \
              VALUES ($1, $2, $3, 0, $4, $5, $5)",
         )
         .bind(id)
         .bind(repository_id)
         .bind(algorithm)
-        .bind(object_key)
+        .bind(staging)
         .bind(now)
         .execute(&self.write)
         .await?;
@@ -276,11 +278,22 @@ impl Meta {
     }
 
     /// Moves the upload's size from `expected` to `new`; false when another writer moved it first.
-    pub async fn advance_upload(&self, id: &str, expected: u64, new: u64) -> Result<bool> {
+    /// (With the new staging record and hash state, so any replica can continue.)
+    pub async fn advance_upload(
+        &self,
+        id: &str,
+        expected: u64,
+        new: u64,
+        staging: &str,
+        hash_state: &[u8],
+    ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE uploads SET size = $1, updated_at = $2 WHERE id = $3 AND size = $4",
+            "UPDATE uploads SET size = $1, staging = $2, hash_state = $3, updated_at = $4 \
+             WHERE id = $5 AND size = $6",
         )
         .bind(new as i64)
+        .bind(staging)
+        .bind(hash_state)
         .bind(now_millis())
         .bind(id)
         .bind(expected as i64)

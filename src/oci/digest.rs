@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::Error;
@@ -137,6 +138,28 @@ impl Hasher {
         }
     }
 
+    /// The hasher's internal state, to continue it later (possibly on another replica).
+    pub fn save(&self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => h.serialize().to_vec(),
+            Hasher::Sha512(h) => h.serialize().to_vec(),
+        }
+    }
+
+    /// Rebuilds a hasher saved with [`Hasher::save`]; `None` if the bytes are not such a state.
+    pub fn restore(algorithm: Algorithm, state: &[u8]) -> Option<Hasher> {
+        match algorithm {
+            Algorithm::Sha256 => SerializedState::<Sha256>::try_from(state)
+                .ok()
+                .and_then(|s| Sha256::deserialize(&s).ok())
+                .map(Hasher::Sha256),
+            Algorithm::Sha512 => SerializedState::<Sha512>::try_from(state)
+                .ok()
+                .and_then(|s| Sha512::deserialize(&s).ok())
+                .map(Hasher::Sha512),
+        }
+    }
+
     pub fn finish(self) -> Digest {
         let (alg, hex) = match self {
             Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
@@ -160,6 +183,18 @@ mod tests {
         assert_eq!(Digest::parse(&d.to_string()).unwrap(), d);
         let d512 = Digest::of(Algorithm::Sha512, b"abc");
         assert_eq!(Digest::parse(&d512.to_string()).unwrap(), d512);
+    }
+
+    #[test]
+    fn saved_state_continues() {
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut h = alg.hasher();
+            h.update(b"hello ");
+            let mut resumed = Hasher::restore(alg, &h.save()).unwrap();
+            resumed.update(b"world");
+            assert_eq!(resumed.finish(), Digest::of(alg, b"hello world"));
+        }
+        assert!(Hasher::restore(Algorithm::Sha256, b"junk").is_none());
     }
 
     #[test]

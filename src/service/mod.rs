@@ -13,11 +13,11 @@ use dashmap::DashMap;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::meta::{BlobRow, Meta};
-use crate::oci::{Digest, Hasher, RepoName};
-use crate::storage::{BlobStore, ByteRange, ByteStream};
+use crate::oci::{Digest, RepoName};
+use crate::storage::{BlobBody, BlobStore, ByteRange};
 
 pub use manifests::{ManifestPut, StoredManifest};
-pub use uploads::{BlobLocation, ChunkRange, UploadProgress, UploadStart};
+pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
 
 /// Limits and timeouts the services enforce.
 #[derive(Debug, Clone)]
@@ -39,19 +39,13 @@ impl Limits {
     }
 }
 
-/// Hash state of an upload between requests on this replica, valid while `offset` matches the DB.
-struct HashState {
-    offset: u64,
-    hasher: Option<Hasher>,
-}
-
 /// The registry's use cases over metadata and blob storage.
 pub struct Registry {
     pub meta: Meta,
     pub blobs: BlobStore,
     pub limits: Limits,
-    /// Per-upload lock and hash state; an upload's requests are handled one at a time.
-    uploads: DashMap<String, Arc<tokio::sync::Mutex<HashState>>>,
+    /// Per-upload locks on this replica.
+    uploads: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// A blob ready to stream.
@@ -59,7 +53,7 @@ pub struct BlobRead {
     pub digest: String,
     pub size: u64,
     pub range: Option<ByteRange>,
-    pub body: Option<ByteStream>,
+    pub body: Option<BlobBody>,
 }
 
 impl Registry {

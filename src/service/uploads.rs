@@ -1,13 +1,14 @@
 //! Blob upload sessions: start, mount, append (chunked or streamed), status, cancel and finish,
-//! with the digest verified on every path and nothing visible before it is.
+//! with the digest verified on every path and nothing visible before it is. A session's size,
+//! storage progress and hash state live in its database row, so any replica can continue it.
 
 use std::sync::Arc;
 
-use super::{HashState, Registry};
+use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::{BlobCommit, UploadRow};
-use crate::oci::{Algorithm, Digest, RepoName};
-use crate::storage::{BlobStore, ByteStream};
+use crate::oci::{Algorithm, Digest, Hasher, RepoName};
+use crate::storage::{ByteStream, Staging};
 
 /// Where an upload stands after a request.
 #[derive(Debug, Clone)]
@@ -20,14 +21,6 @@ pub struct UploadProgress {
 #[derive(Debug, Clone)]
 pub struct BlobLocation {
     pub digest: Digest,
-}
-
-/// What POST /blobs/uploads/ produced.
-pub enum UploadStart {
-    /// A session to PATCH/PUT into (202).
-    Session(UploadProgress),
-    /// The blob is already there: mounted or uploaded in one request (201).
-    Done(BlobLocation),
 }
 
 /// A `Content-Range: start-end` of a chunk.
@@ -73,22 +66,16 @@ fn unknown_upload(id: &str, name: &RepoName) -> Error {
     ))
 }
 
-/// Upload ids are UUIDs; anything else is unknown before it reaches SQL or a path.
+/// Upload ids are hyphenated UUIDs; anything else is unknown before it reaches SQL or a path.
 fn valid_upload_id(id: &str) -> bool {
-    uuid::Uuid::try_parse(id).is_ok() && id.len() == 36
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
 }
 
 impl Registry {
-    fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<HashState>> {
-        self.uploads
-            .entry(id.to_owned())
-            .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(HashState {
-                    offset: 0,
-                    hasher: None,
-                }))
-            })
-            .clone()
+    /// This replica's lock for one upload: its requests are handled one at a time here, and the
+    /// conditional size update in the database catches concurrent writers on other replicas.
+    fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.uploads.entry(id.to_owned()).or_default().clone()
     }
 
     async fn upload_row(&self, name: &RepoName, id: &str) -> Result<UploadRow> {
@@ -114,9 +101,9 @@ impl Registry {
     ) -> Result<UploadProgress> {
         let repo = self.meta.ensure_repository(name).await?;
         let id = uuid::Uuid::new_v4().to_string();
-        self.blobs.start_upload(&id).await?;
+        let staging = self.blobs.start_upload(&id).await?;
         self.meta
-            .create_upload(&id, repo, algorithm.as_str(), &BlobStore::upload_key(&id))
+            .create_upload(&id, repo, algorithm.as_str(), &staging.to_json())
             .await?;
         Ok(UploadProgress { id, size: 0 })
     }
@@ -170,11 +157,19 @@ impl Registry {
 
     /// DELETE /v2/<name>/blobs/uploads/<id>: cancels the session and drops its bytes.
     pub async fn cancel_upload(&self, name: &RepoName, id: &str) -> Result<()> {
-        let row = self.upload_row(name, id).await?;
-        let lock = self.upload_lock(&row.id);
+        let lock = self.upload_lock(id);
         let _guard = lock.lock().await;
+        let row = self.upload_row(name, id).await?;
+        self.end_session(&row).await
+    }
+
+    /// Deletes the session row, then its stored bytes.
+    async fn end_session(&self, row: &UploadRow) -> Result<()> {
         if self.meta.delete_upload(&row.id).await? {
-            self.blobs.discard_upload(&row.id).await?;
+            let staging = Staging::from_json(&row.staging)?;
+            self.blobs
+                .discard_upload(&row.id, row.size, &staging)
+                .await?;
         }
         self.uploads.remove(&row.id);
         Ok(())
@@ -189,25 +184,24 @@ impl Registry {
         content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<UploadProgress> {
+        let lock = self.upload_lock(id);
+        let _guard = lock.lock().await;
         let row = self.upload_row(name, id).await?;
-        let lock = self.upload_lock(&row.id);
-        let mut state = lock.lock().await;
-        let row = self.upload_row(name, id).await?; // re-read: another request may have moved it
-        let size = self
-            .append_locked(&row, &mut state, range, content_length, body)
-            .await?;
-        Ok(UploadProgress { id: row.id, size })
+        let row = self.append_locked(row, range, content_length, body).await?;
+        Ok(UploadProgress {
+            id: row.id,
+            size: row.size,
+        })
     }
 
-    /// Writes one body into a locked session and advances its size; returns the new size.
+    /// Writes one body into a locked session and records the new size, staging and hash state.
     async fn append_locked(
         &self,
-        row: &UploadRow,
-        state: &mut HashState,
+        row: UploadRow,
         range: Option<ChunkRange>,
         content_length: Option<u64>,
         body: ByteStream,
-    ) -> Result<u64> {
+    ) -> Result<UploadRow> {
         if let Some(r) = range {
             if r.start != row.size {
                 return Err(Error::UploadOutOfOrder {
@@ -230,22 +224,20 @@ impl Registry {
             }
         }
         let algorithm: Algorithm = row.algorithm.parse()?;
-        let hasher = match state.hasher.take() {
-            Some(h) if state.offset == row.size && h.algorithm() == algorithm => h,
-            _ => self.blobs.rehash(&row.id, row.size, algorithm).await?,
-        };
-        let (written, hasher) = self
+        let hasher = self.session_hasher(&row, algorithm).await?;
+        let staging = Staging::from_json(&row.staging)?;
+        let (written, hasher, new_staging) = self
             .blobs
             .append(
                 &row.id,
                 row.size,
+                &staging,
                 hasher,
                 body,
                 self.limits.body_idle_timeout,
             )
             .await?;
-        let expected = range.map(|r| r.len()).or(content_length);
-        if let Some(expected) = expected {
+        if let Some(expected) = range.map(|r| r.len()).or(content_length) {
             if written != expected {
                 return Err(Error::BlobUploadInvalid(format!(
                     "received {written} body bytes but {expected} were declared; the chunk was not applied"
@@ -253,9 +245,11 @@ impl Registry {
             }
         }
         let new_size = row.size + written;
+        let staging_json = new_staging.to_json();
+        let hash_state = hasher.save();
         if !self
             .meta
-            .advance_upload(&row.id, row.size, new_size)
+            .advance_upload(&row.id, row.size, new_size, &staging_json, &hash_state)
             .await?
         {
             return Err(Error::UploadOutOfOrder {
@@ -263,11 +257,33 @@ impl Registry {
                 offset: row.size,
             });
         }
-        *state = HashState {
-            offset: new_size,
-            hasher: Some(hasher),
-        };
-        Ok(new_size)
+        self.blobs
+            .forget_tail(&row.id, row.size, &staging, &new_staging, new_size)
+            .await;
+        Ok(UploadRow {
+            size: new_size,
+            staging: staging_json,
+            hash_state: Some(hash_state),
+            ..row
+        })
+    }
+
+    /// The session's hasher as of its recorded size, restored from the row.
+    async fn session_hasher(&self, row: &UploadRow, algorithm: Algorithm) -> Result<Hasher> {
+        if row.size == 0 {
+            return Ok(algorithm.hasher());
+        }
+        match row
+            .hash_state
+            .as_deref()
+            .and_then(|s| Hasher::restore(algorithm, s))
+        {
+            Some(h) => Ok(h),
+            None => Err(Error::Internal(format!(
+                "upload {} has {} bytes but no usable hash state",
+                row.id, row.size
+            ))),
+        }
     }
 
     /// PUT /v2/<name>/blobs/uploads/<id>?digest=<d>: optional last chunk, verify, make visible.
@@ -280,33 +296,31 @@ impl Registry {
         content_length: Option<u64>,
         body: Option<ByteStream>,
     ) -> Result<BlobLocation> {
-        let row = self.upload_row(name, id).await?;
-        let lock = self.upload_lock(&row.id);
-        let mut state = lock.lock().await;
+        let lock = self.upload_lock(id);
+        let _guard = lock.lock().await;
         let mut row = self.upload_row(name, id).await?;
         if let Some(body) = body.filter(|_| content_length != Some(0)) {
-            row.size = self
-                .append_locked(&row, &mut state, range, content_length, body)
-                .await?;
+            row = self.append_locked(row, range, content_length, body).await?;
         }
-        let hasher = match state.hasher.take() {
-            Some(h) if state.offset == row.size && h.algorithm() == digest.algorithm() => h,
-            _ => {
-                self.blobs
-                    .rehash(&row.id, row.size, digest.algorithm())
-                    .await?
-            }
+        let staging = Staging::from_json(&row.staging)?;
+        self.blobs.seal(&row.id, row.size, &staging).await?;
+        let session_algorithm: Algorithm = row.algorithm.parse()?;
+        let computed = if session_algorithm == digest.algorithm() {
+            self.session_hasher(&row, session_algorithm).await?.finish()
+        } else {
+            // The client named another algorithm than the session hashed with: read the bytes back.
+            self.blobs
+                .rehash(&row.id, row.size, digest.algorithm())
+                .await?
+                .finish()
         };
-        let computed = hasher.finish();
         if &computed != digest {
-            self.meta.delete_upload(&row.id).await?;
-            self.blobs.discard_upload(&row.id).await?;
-            self.uploads.remove(&row.id);
+            self.end_session(&row).await?;
             return Err(Error::DigestInvalid(format!(
                 "uploaded content has digest {computed}, not {digest}; the upload was discarded, push it again"
             )));
         }
-        let key = self.blobs.finish_upload(&row.id, digest).await?;
+        let key = self.blobs.publish(&row.id, digest).await?;
         crate::failpoint::pause("blob.before_commit").await;
         let outcome = self
             .meta
@@ -314,7 +328,8 @@ impl Registry {
             .await?;
         if let BlobCommit::AlreadyStored { object_key } = outcome {
             if object_key != key {
-                tracing::warn!(%digest, existing = %object_key, "blob stored under two keys; keeping the first");
+                // Another upload of the same bytes won; ours is surplus.
+                self.blobs.delete_object(&key).await?;
             }
         }
         self.uploads.remove(&row.id);
@@ -333,11 +348,8 @@ impl Registry {
             let Ok(_guard) = lock.try_lock() else {
                 continue;
             };
-            if self.meta.delete_upload(&row.id).await? {
-                self.blobs.discard_upload(&row.id).await?;
-                purged += 1;
-            }
-            self.uploads.remove(&row.id);
+            self.end_session(&row).await?;
+            purged += 1;
         }
         Ok(purged)
     }

@@ -1,27 +1,43 @@
 //! Blob bytes only: reads through `object_store` (or straight from disk for the filesystem
 //! backend), and upload staging that writes every byte once. Knows nothing of repositories.
 //!
-//! Key layout: finished blobs live at `blobs/<algorithm>/<first two hex>/<hex>`; an upload in
-//! progress lives at `uploads/<upload id>`. On the filesystem, finishing an upload is an fsync
-//! and a rename, so bytes are written once.
+//! Two staging strategies, chosen by the backend:
+//! - **filesystem**: an upload is one file at `uploads/<id>`, appended in place; finishing is an
+//!   fsync and a rename to `blobs/<algorithm>/<xx>/<hex>`.
+//! - **multipart** (S3, and memory for unit tests): an upload is a multipart upload at
+//!   `uploads/<id>`; full parts go straight to the backend, and a tail smaller than the minimum
+//!   part size waits in a small object `uploads/<id>.tail.<offset>` (in storage, not in memory)
+//!   until more bytes arrive. Finishing completes the multipart upload; the blob keeps that key and
+//!   the database maps its digest to it, so nothing is copied.
+//!
+//! The staging progress ([`Staging`]) is returned to the caller, which persists it with the
+//! upload row, so any replica can continue an upload.
+
+mod s3;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::signer::Signer;
+use object_store::{GetOptions, GetRange, ObjectStore, PutPayload};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
+use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::oci::{Algorithm, Digest, Hasher};
+
+pub use s3::S3Settings;
 
 /// A body arriving from a client.
 pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, std::io::Error>>;
@@ -30,15 +46,61 @@ pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, std::io::Err
 const WRITE_QUEUE_CHUNKS: usize = 16;
 /// Read buffer size for serving blobs from disk.
 const READ_CHUNK: usize = 256 * 1024;
+/// S3's smallest allowed part (all parts but the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// Progress of an upload's bytes in storage, persisted with the upload row (as JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Staging {
+    /// Multipart upload id (multipart strategy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart_id: Option<String>,
+    /// Completed parts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<StagedPart>,
+    /// Bytes at the end of the upload held in the tail object rather than in a part.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tail_len: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StagedPart {
+    pub content_id: String,
+    pub size: u64,
+}
+
+impl Staging {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("staging serialises")
+    }
+
+    pub fn from_json(s: &str) -> Result<Self> {
+        serde_json::from_str(s)
+            .map_err(|e| Error::Internal(format!("corrupt upload staging record: {e}")))
+    }
+}
+
+#[derive(Clone)]
+enum Strategy {
+    /// Filesystem root: uploads are appended in place.
+    Local(PathBuf),
+    Multipart(Arc<dyn MultipartStore>),
+}
 
 /// Where blob bytes live.
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
-    /// Root directory for the filesystem backend, where uploads are staged in place.
-    local_root: Option<PathBuf>,
-    /// Staging directory for backends that cannot append (memory: unit tests only).
-    staging_dir: PathBuf,
+    strategy: Strategy,
+    signer: Option<Arc<dyn Signer>>,
+    /// Key prefix inside the bucket (`s3://bucket/prefix`), empty or ending in `/`.
+    prefix: String,
+    part_size: usize,
+    redirect_expiry: Option<Duration>,
 }
 
 /// An inclusive byte range already checked against the object's size.
@@ -48,49 +110,99 @@ pub struct ByteRange {
     pub end: u64,
 }
 
+/// How a blob read is answered.
+pub enum BlobBody {
+    Stream(ByteStream),
+    /// A short-lived presigned URL the client should fetch instead (307).
+    Redirect(String),
+}
+
 impl BlobStore {
-    /// Opens the store named by a `file://`, `memory://` URL. `scratch` holds staging for backends
-    /// without append.
-    pub fn open(url: &str, scratch: &Path) -> Result<Self> {
-        let staging_dir = scratch.join("staging");
+    /// Opens the store named by a `file:///path`, `s3://bucket[/prefix]` or `memory://` URL.
+    pub fn open(url: &str, config: &StorageConfig) -> Result<Self> {
+        let part_size = config.part_size_bytes.max(MIN_PART_SIZE);
+        let redirect_expiry = config
+            .redirect
+            .then(|| Duration::from_secs(config.redirect_expiry_secs));
         if let Some(path) = url.strip_prefix("file://") {
             let root = PathBuf::from(path);
             for dir in ["blobs", "uploads"] {
-                std::fs::create_dir_all(root.join(dir))?;
+                std::fs::create_dir_all(root.join(dir)).map_err(|e| {
+                    Error::Internal(format!("cannot create {}: {e}", root.join(dir).display()))
+                })?;
             }
             let store = LocalFileSystem::new_with_prefix(&root).map_err(Error::internal)?;
             Ok(BlobStore {
                 store: Arc::new(store),
-                local_root: Some(root),
-                staging_dir,
+                strategy: Strategy::Local(root),
+                signer: None,
+                prefix: String::new(),
+                part_size,
+                redirect_expiry: None,
             })
         } else if url.starts_with("memory://") {
-            std::fs::create_dir_all(staging_dir.join("uploads"))?;
+            let store = Arc::new(InMemory::new());
             Ok(BlobStore {
-                store: Arc::new(InMemory::new()),
-                local_root: None,
-                staging_dir,
+                store: store.clone(),
+                strategy: Strategy::Multipart(store),
+                signer: None,
+                prefix: String::new(),
+                part_size,
+                redirect_expiry: None,
+            })
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Internal(
+                    "storage url s3:// needs a bucket name".into(),
+                ));
+            }
+            let s3 = Arc::new(s3::build(bucket, &S3Settings::from_config(config))?);
+            let prefix = prefix.trim_matches('/');
+            Ok(BlobStore {
+                store: s3.clone(),
+                strategy: Strategy::Multipart(s3.clone()),
+                signer: Some(s3),
+                prefix: if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                },
+                part_size,
+                redirect_expiry,
             })
         } else {
             Err(Error::Internal(format!(
-                "storage url '{url}' is not supported; use file:///path or memory://"
+                "storage url '{url}' is not supported; use file:///path, s3://bucket[/prefix] or memory://"
             )))
         }
     }
 
-    fn staging_root(&self) -> &Path {
-        self.local_root.as_deref().unwrap_or(&self.staging_dir)
+    /// The smallest chunk a client should send (`OCI-Chunk-Min-Length`), if the backend has one.
+    pub fn chunk_min_length(&self) -> Option<usize> {
+        match self.strategy {
+            Strategy::Local(_) => None,
+            Strategy::Multipart(_) => Some(MIN_PART_SIZE),
+        }
     }
 
-    fn staged_path(&self, upload_id: &str) -> PathBuf {
-        self.staging_root().join("uploads").join(upload_id)
+    fn path(&self, key: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}{key}", self.prefix))
     }
 
-    pub fn upload_key(upload_id: &str) -> String {
+    fn staged_file(root: &Path, upload_id: &str) -> PathBuf {
+        root.join("uploads").join(upload_id)
+    }
+
+    fn upload_key(upload_id: &str) -> String {
         format!("uploads/{upload_id}")
     }
 
-    pub fn blob_key(digest: &Digest) -> String {
+    fn tail_key(upload_id: &str, offset: u64) -> String {
+        format!("uploads/{upload_id}.tail.{offset}")
+    }
+
+    fn blob_key(digest: &Digest) -> String {
         let hex = digest.hex();
         format!(
             "blobs/{}/{}/{}",
@@ -100,101 +212,225 @@ impl BlobStore {
         )
     }
 
-    /// Creates the empty staging object for a new upload.
-    pub async fn start_upload(&self, upload_id: &str) -> Result<()> {
-        tokio::fs::File::create(self.staged_path(upload_id)).await?;
-        Ok(())
+    /// Creates the storage side of a new upload.
+    pub async fn start_upload(&self, upload_id: &str) -> Result<Staging> {
+        match &self.strategy {
+            Strategy::Local(root) => {
+                tokio::fs::File::create(Self::staged_file(root, upload_id)).await?;
+                Ok(Staging::default())
+            }
+            Strategy::Multipart(mp) => {
+                let id = mp
+                    .create_multipart(&self.path(&Self::upload_key(upload_id)))
+                    .await?;
+                Ok(Staging {
+                    multipart_id: Some(id),
+                    ..Default::default()
+                })
+            }
+        }
     }
 
-    /// Appends a body at `offset` of the staged upload while hashing it. Bytes past `offset` left by
-    /// an interrupted earlier write are cut first. Returns the bytes written and the hasher; the data
-    /// is on stable storage when this returns.
+    /// Appends a body at `offset` (the bytes the upload holds) while hashing it. Returns the bytes
+    /// written, the hasher and the new staging record; the data is durable when this returns, but
+    /// part of the upload only once the caller has persisted the new staging record.
     pub async fn append(
         &self,
         upload_id: &str,
         offset: u64,
+        staging: &Staging,
+        hasher: Hasher,
+        body: ByteStream,
+        idle_timeout: Duration,
+    ) -> Result<(u64, Hasher, Staging)> {
+        match &self.strategy {
+            Strategy::Local(root) => {
+                let path = Self::staged_file(root, upload_id);
+                let (written, hasher) =
+                    append_file(path, offset, hasher, body, idle_timeout).await?;
+                Ok((written, hasher, staging.clone()))
+            }
+            Strategy::Multipart(mp) => {
+                self.append_multipart(
+                    mp.as_ref(),
+                    upload_id,
+                    offset,
+                    staging,
+                    hasher,
+                    body,
+                    idle_timeout,
+                )
+                .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn append_multipart(
+        &self,
+        mp: &dyn MultipartStore,
+        upload_id: &str,
+        offset: u64,
+        staging: &Staging,
         mut hasher: Hasher,
         mut body: ByteStream,
         idle_timeout: Duration,
-    ) -> Result<(u64, Hasher)> {
-        let path = self.staged_path(upload_id);
-        let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE_CHUNKS);
-        // Hashing and writing run on one blocking thread; the async side only moves chunks.
-        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Hasher)> {
-            let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
-            file.set_len(offset)?;
-            file.seek(SeekFrom::Start(offset))?;
-            let mut file = std::io::BufWriter::with_capacity(1024 * 1024, file);
-            let mut written = 0u64;
-            while let Some(chunk) = rx.blocking_recv() {
-                hasher.update(&chunk);
-                file.write_all(&chunk)?;
-                written += chunk.len() as u64;
-            }
-            let file = file.into_inner().map_err(|e| e.into_error())?;
-            file.sync_data()?;
-            Ok((written, hasher))
-        });
-        let mut failure: Option<Error> = None;
+    ) -> Result<(u64, Hasher, Staging)> {
+        let key = self.path(&Self::upload_key(upload_id));
+        let multipart_id = staging
+            .multipart_id
+            .clone()
+            .ok_or_else(|| Error::Internal("multipart upload without an id".into()))?;
+        let mut next = staging.clone();
+        let mut buf = BytesMut::with_capacity(self.part_size);
+        if staging.tail_len > 0 {
+            let tail_key = Self::tail_key(upload_id, offset - staging.tail_len);
+            let tail = self.store.get(&self.path(&tail_key)).await?.bytes().await?;
+            buf.extend_from_slice(&tail);
+        }
+        next.tail_len = 0;
+        let mut written = 0u64;
         loop {
-            match tokio::time::timeout(idle_timeout, body.next()).await {
-                Err(_) => {
-                    failure = Some(Error::BlobUploadInvalid(format!(
-                        "no body bytes received for {} s; upload aborted, resume from the last acknowledged offset",
-                        idle_timeout.as_secs()
-                    )));
-                    break;
-                }
+            let chunk = match tokio::time::timeout(idle_timeout, body.next()).await {
+                Err(_) => return Err(idle_error(idle_timeout)),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
-                    failure = Some(Error::BlobUploadInvalid(format!(
+                    return Err(Error::BlobUploadInvalid(format!(
                         "request body ended early or failed: {e}"
-                    )));
-                    break;
+                    )))
                 }
-                Ok(Some(Ok(chunk))) => {
-                    if tx.send(chunk).await.is_err() {
-                        break; // writer failed; its error is reported below
-                    }
-                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            hasher.update(&chunk);
+            written += chunk.len() as u64;
+            buf.extend_from_slice(&chunk);
+            while buf.len() >= self.part_size {
+                let part = buf.split_to(self.part_size).freeze();
+                put_part(mp, &key, &multipart_id, &mut next, part).await?;
             }
         }
-        drop(tx);
-        let written = writer.await.map_err(Error::internal)?;
-        if let Some(e) = failure {
-            return Err(e);
+        if buf.len() >= MIN_PART_SIZE {
+            put_part(mp, &key, &multipart_id, &mut next, buf.freeze()).await?;
+        } else if !buf.is_empty() {
+            // Too small for a part: keep it as a tail object, named by where it starts, so a crash
+            // before the caller persists the new record cannot clobber the tail it still points at.
+            let tail_start = offset + written - buf.len() as u64;
+            next.tail_len = buf.len() as u64;
+            self.store
+                .put(
+                    &self.path(&Self::tail_key(upload_id, tail_start)),
+                    PutPayload::from(buf.freeze()),
+                )
+                .await?;
         }
-        Ok(written?)
+        Ok((written, hasher, next))
     }
 
-    /// Recomputes the hash of the first `len` staged bytes (after a restart, on another replica, or
-    /// for a different algorithm than the session started with).
+    /// Removes tail objects an older staging record pointed at (after the new one is persisted).
+    pub async fn forget_tail(
+        &self,
+        upload_id: &str,
+        old_offset: u64,
+        old: &Staging,
+        new: &Staging,
+        new_offset: u64,
+    ) {
+        if old.tail_len == 0 {
+            return;
+        }
+        let old_start = old_offset - old.tail_len;
+        if new.tail_len > 0 && new_offset - new.tail_len == old_start {
+            return;
+        }
+        let _ = self
+            .store
+            .delete(&self.path(&Self::tail_key(upload_id, old_start)))
+            .await;
+    }
+
+    /// Makes the staged bytes one readable object (completing a multipart upload).
+    pub async fn seal(&self, upload_id: &str, size: u64, staging: &Staging) -> Result<()> {
+        let Strategy::Multipart(mp) = &self.strategy else {
+            return Ok(());
+        };
+        let key = self.path(&Self::upload_key(upload_id));
+        if let Ok(meta) = self.store.head(&key).await {
+            if meta.size == size {
+                return Ok(()); // sealed by an earlier attempt that did not get to commit
+            }
+        }
+        let multipart_id = staging
+            .multipart_id
+            .clone()
+            .ok_or_else(|| Error::Internal("multipart upload without an id".into()))?;
+        let mut parts = staging.clone();
+        if staging.tail_len > 0 {
+            let tail_key = self.path(&Self::tail_key(upload_id, size - staging.tail_len));
+            let tail = self.store.get(&tail_key).await?.bytes().await?;
+            put_part(mp.as_ref(), &key, &multipart_id, &mut parts, tail).await?;
+            let _ = self.store.delete(&tail_key).await;
+        }
+        if parts.parts.is_empty() {
+            // S3 cannot complete a multipart upload with no parts: an empty blob is a plain put.
+            let _ = mp.abort_multipart(&key, &multipart_id).await;
+            self.store.put(&key, PutPayload::default()).await?;
+            return Ok(());
+        }
+        let ids = parts
+            .parts
+            .iter()
+            .map(|p| PartId {
+                content_id: p.content_id.clone(),
+            })
+            .collect();
+        mp.complete_multipart(&key, &multipart_id, ids).await?;
+        Ok(())
+    }
+
+    /// Recomputes the hash of the first `len` staged bytes (for a digest algorithm other than the
+    /// one the session hashed with). Multipart uploads must be sealed first.
     pub async fn rehash(&self, upload_id: &str, len: u64, algorithm: Algorithm) -> Result<Hasher> {
-        let path = self.staged_path(upload_id);
-        tokio::task::spawn_blocking(move || -> std::io::Result<Hasher> {
-            let mut hasher = algorithm.hasher();
-            let mut file = std::fs::File::open(&path)?.take(len);
-            let mut buf = vec![0u8; 1024 * 1024];
-            loop {
-                let n = file.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
+        match &self.strategy {
+            Strategy::Local(root) => {
+                let path = Self::staged_file(root, upload_id);
+                tokio::task::spawn_blocking(move || -> std::io::Result<Hasher> {
+                    let mut hasher = algorithm.hasher();
+                    let mut file = std::fs::File::open(&path)?.take(len);
+                    let mut buf = vec![0u8; 1024 * 1024];
+                    loop {
+                        let n = file.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                    }
+                    Ok(hasher)
+                })
+                .await
+                .map_err(Error::internal)?
+                .map_err(Error::from)
             }
-            Ok(hasher)
-        })
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::from)
+            Strategy::Multipart(_) => {
+                let mut hasher = algorithm.hasher();
+                let mut stream = self
+                    .store
+                    .get(&self.path(&Self::upload_key(upload_id)))
+                    .await?
+                    .into_stream();
+                while let Some(chunk) = stream.next().await {
+                    hasher.update(&chunk?);
+                }
+                Ok(hasher)
+            }
+        }
     }
 
-    /// Moves a verified upload to its content-addressed key and returns that key.
-    pub async fn finish_upload(&self, upload_id: &str, digest: &Digest) -> Result<String> {
-        let key = Self::blob_key(digest);
-        let staged = self.staged_path(upload_id);
-        match &self.local_root {
-            Some(root) => {
+    /// Gives a sealed, verified upload its final place and returns the blob's object key.
+    pub async fn publish(&self, upload_id: &str, digest: &Digest) -> Result<String> {
+        match &self.strategy {
+            Strategy::Local(root) => {
+                let key = Self::blob_key(digest);
+                let staged = Self::staged_file(root, upload_id);
                 let target = root.join(&key);
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                     let dir = target.parent().expect("blob key has a parent");
@@ -205,62 +441,192 @@ impl BlobStore {
                 })
                 .await
                 .map_err(Error::internal)??;
+                Ok(key)
             }
-            None => {
-                let bytes = tokio::fs::read(&staged).await?;
-                self.store
-                    .put(&ObjectPath::from(key.as_str()), bytes.into())
-                    .await?;
-                tokio::fs::remove_file(&staged).await?;
-            }
-        }
-        Ok(key)
-    }
-
-    /// Drops a staged upload; missing is fine.
-    pub async fn discard_upload(&self, upload_id: &str) -> Result<()> {
-        match tokio::fs::remove_file(self.staged_path(upload_id)).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
+            Strategy::Multipart(_) => Ok(Self::upload_key(upload_id)),
         }
     }
 
-    /// Streams `range` (or the whole object) of the blob stored under `key`.
-    pub async fn read(&self, key: &str, size: u64, range: Option<ByteRange>) -> Result<ByteStream> {
+    /// Drops everything an unfinished or rejected upload stored; missing pieces are fine.
+    pub async fn discard_upload(
+        &self,
+        upload_id: &str,
+        size: u64,
+        staging: &Staging,
+    ) -> Result<()> {
+        match &self.strategy {
+            Strategy::Local(root) => {
+                match tokio::fs::remove_file(Self::staged_file(root, upload_id)).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                    _ => Ok(()),
+                }
+            }
+            Strategy::Multipart(mp) => {
+                let key = self.path(&Self::upload_key(upload_id));
+                if let Some(id) = &staging.multipart_id {
+                    let _ = mp.abort_multipart(&key, id).await;
+                }
+                if staging.tail_len > 0 {
+                    let _ = self
+                        .store
+                        .delete(&self.path(&Self::tail_key(upload_id, size - staging.tail_len)))
+                        .await;
+                }
+                match self.store.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Deletes a blob object that lost a race to an identical one stored first.
+    pub async fn delete_object(&self, key: &str) -> Result<()> {
+        match &self.strategy {
+            Strategy::Local(root) => match tokio::fs::remove_file(root.join(key)).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            },
+            Strategy::Multipart(_) => match self.store.delete(&self.path(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Streams `range` (or the whole object) of the blob stored under `key`, or, when redirects are
+    /// enabled on S3, a presigned URL for it.
+    pub async fn read(&self, key: &str, size: u64, range: Option<ByteRange>) -> Result<BlobBody> {
+        if let (Some(signer), Some(expiry)) = (&self.signer, self.redirect_expiry) {
+            let url = signer
+                .signed_url(http::Method::GET, &self.path(key), expiry)
+                .await?;
+            return Ok(BlobBody::Redirect(url.to_string()));
+        }
         let (start, len) = match range {
             Some(r) => (r.start, r.end - r.start + 1),
             None => (0, size),
         };
-        if let Some(root) = &self.local_root {
+        if let Strategy::Local(root) = &self.strategy {
             let mut file = tokio::fs::File::open(root.join(key)).await?;
             if start > 0 {
                 file.seek(SeekFrom::Start(start)).await?;
             }
             let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
-            return Ok(stream.boxed());
+            return Ok(BlobBody::Stream(stream.boxed()));
+        }
+        if size == 0 {
+            return Ok(BlobBody::Stream(futures::stream::empty().boxed()));
         }
         let options = GetOptions {
             range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)),
             ..Default::default()
         };
-        let result = self.store.get_opts(&ObjectPath::from(key), options).await?;
-        Ok(result
-            .into_stream()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .boxed())
+        let result = self.store.get_opts(&self.path(key), options).await?;
+        Ok(BlobBody::Stream(
+            result
+                .into_stream()
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .boxed(),
+        ))
     }
 
     /// Checks the backend answers (for readiness).
     pub async fn ping(&self) -> Result<()> {
-        match &self.local_root {
-            Some(root) => {
+        match &self.strategy {
+            Strategy::Local(root) => {
                 tokio::fs::metadata(root.join("blobs")).await?;
                 Ok(())
             }
-            None => {
-                let _ = self.store.list_with_delimiter(None).await?;
+            Strategy::Multipart(_) => {
+                let probe = self.path("uploads");
+                let _ = self.store.list_with_delimiter(Some(&probe)).await?;
                 Ok(())
             }
         }
     }
+}
+
+fn idle_error(idle_timeout: Duration) -> Error {
+    Error::BlobUploadInvalid(format!(
+        "no body bytes received for {} s; upload aborted, resume from the last acknowledged offset",
+        idle_timeout.as_secs()
+    ))
+}
+
+async fn put_part(
+    mp: &dyn MultipartStore,
+    key: &ObjectPath,
+    multipart_id: &str,
+    staging: &mut Staging,
+    data: Bytes,
+) -> Result<()> {
+    let size = data.len() as u64;
+    let id = mp
+        .put_part(
+            key,
+            &multipart_id.to_owned(),
+            staging.parts.len(),
+            PutPayload::from(data),
+        )
+        .await?;
+    staging.parts.push(StagedPart {
+        content_id: id.content_id,
+        size,
+    });
+    Ok(())
+}
+
+/// Appends a body to a staged file at `offset` on one blocking thread (hash + write + fsync),
+/// cutting any bytes past `offset` that an interrupted earlier write left.
+async fn append_file(
+    path: PathBuf,
+    offset: u64,
+    mut hasher: Hasher,
+    mut body: ByteStream,
+    idle_timeout: Duration,
+) -> Result<(u64, Hasher)> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE_CHUNKS);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Hasher)> {
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        file.set_len(offset)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut file = std::io::BufWriter::with_capacity(1024 * 1024, file);
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk);
+            file.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        Ok((written, hasher))
+    });
+    let mut failure: Option<Error> = None;
+    loop {
+        match tokio::time::timeout(idle_timeout, body.next()).await {
+            Err(_) => {
+                failure = Some(idle_error(idle_timeout));
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                failure = Some(Error::BlobUploadInvalid(format!(
+                    "request body ended early or failed: {e}"
+                )));
+                break;
+            }
+            Ok(Some(Ok(chunk))) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.await.map_err(Error::internal)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(written?)
 }
