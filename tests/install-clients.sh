@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs the real clients that tests/e2e_clients.rs drives, on Debian 12 (run as root).
+# Idempotent: installs only what is missing.
+#   - Debian packages: skopeo, podman, buildah, containerd, docker.io, runc, busybox-static,
+#     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry).
+#   - PyPI `oras` (Python client) in a venv at ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
+# No service is started: package postinst scripts are kept from starting daemons, since the tests
+# run private ones on loopback.
+set -euo pipefail
+
+PACKAGES=(
+  skopeo podman buildah containerd docker.io runc busybox-static
+  python3 python3-grpcio python3-venv python3-pip
+  openssl ca-certificates tar gzip mount docker-registry containernetworking-plugins
+)
+ORAS_VERSION="${BERTH_ORAS_VERSION:-0.2.43}"
+VENV="${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}"
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "install-clients: installing ${missing[*]}" >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-clients: must run as root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  # Keep postinst scripts from starting dockerd/containerd/docker-registry system services.
+  created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  cleanup() { if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; }
+  trap cleanup EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+  cleanup
+  trap - EXIT
+else
+  echo "install-clients: Debian packages already installed" >&2
+fi
+
+# busybox must be the static build: the test image contains nothing else.
+if ! busybox true; then
+  echo "install-clients: busybox not runnable" >&2
+  exit 1
+fi
+
+# Python client for oras, in its own venv on Debian's python3 (not whatever python3 is on PATH).
+if ! "$VENV/bin/python" -c 'import oras.client' 2>/dev/null; then
+  echo "install-clients: creating $VENV with oras==$ORAS_VERSION" >&2
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "oras==$ORAS_VERSION"
+  "$VENV/bin/python" -c 'import oras.client'
+else
+  echo "install-clients: oras already in $VENV" >&2
+fi
+
+# A last check that every client the tests call is there.
+for bin in skopeo podman buildah containerd ctr dockerd docker runc busybox openssl docker-registry tar gzip umount; do
+  if ! command -v "$bin" >/dev/null; then
+    echo "install-clients: $bin still missing" >&2
+    exit 1
+  fi
+done
+/usr/bin/python3 -c 'import grpc' || { echo "install-clients: python3-grpcio missing" >&2; exit 1; }
+echo "install-clients: ok" >&2
