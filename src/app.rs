@@ -22,6 +22,8 @@ pub type AppState = Arc<App>;
 
 /// Opens the stores and returns the state and router.
 pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
+    // One TLS crypto provider for the whole process (server TLS and the S3 client).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
     })?;
@@ -72,7 +74,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(|e| anyhow::anyhow!("TLS certificate or key: {e}"))?;

@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use super::error::ApiError;
@@ -77,9 +79,53 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
         .unwrap_or("")
         .trim_start_matches('/')
         .to_owned();
+    // The handler reads the body through a shared handle, so that whatever it left unread can be
+    // drained here when it refuses the request early (a 416 for an out-of-order chunk, say).
+    let (parts, body) = req.into_parts();
+    let shared: SharedBody = Arc::new(tokio::sync::Mutex::new(Some(body.into_data_stream())));
+    let reader = futures::stream::unfold(shared.clone(), |shared| async move {
+        let next = shared.lock().await.as_mut()?.next().await;
+        next.map(|item| (item, shared))
+    });
+    let req = Request::from_parts(parts, Body::from_stream(reader));
+    let idle = app.registry.limits.body_idle_timeout;
     match handle(app, &path, req).await {
         Ok(response) => response,
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => {
+            let mut response = ApiError(e).into_response();
+            let unread = shared.lock().await.take();
+            if let Some(body) = unread {
+                if !drain(body, idle).await {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+            }
+            response
+        }
+    }
+}
+
+/// How much of an unread request body is drained after an early refusal, so the client can read
+/// the answer and reuse the connection; past this the connection is closed instead.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+type SharedBody = Arc<tokio::sync::Mutex<Option<axum::body::BodyDataStream>>>;
+
+/// Reads and discards the rest of a body; false if it was too long, too slow or broken.
+async fn drain(mut body: axum::body::BodyDataStream, idle: std::time::Duration) -> bool {
+    let mut drained = 0u64;
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(None) => return true,
+            Ok(Some(Ok(chunk))) => {
+                drained += chunk.len() as u64;
+                if drained > DRAIN_LIMIT {
+                    return false;
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => return false,
+        }
     }
 }
 

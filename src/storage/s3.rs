@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::{ClientOptions, RetryConfig};
+use object_store::{ClientConfigKey, ClientOptions, RetryConfig};
 
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 
 /// S3 settings given in Berth's config; unset ones fall back to `AWS_*` env vars.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct S3Settings {
     pub endpoint: Option<String>,
     pub region: Option<String>,
@@ -38,6 +38,19 @@ impl S3Settings {
 /// CA in the system store.
 pub fn build(bucket: &str, s: &S3Settings) -> Result<AmazonS3> {
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // Client options are replaced as a whole, so the HTTP allowance (ours or AWS_ALLOW_HTTP) is
+    // resolved first and set inside them.
+    let allow_http = s.allow_http.unwrap_or_else(|| {
+        b.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    });
+    // No whole-request timeout: a multi-GiB blob streams for longer than any fixed bound.
+    b = b.with_client_options(
+        ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_timeout_disabled()
+            .with_connect_timeout(Duration::from_secs(5)),
+    );
     if let Some(v) = &s.endpoint {
         b = b.with_endpoint(v);
     }
@@ -50,24 +63,16 @@ pub fn build(bucket: &str, s: &S3Settings) -> Result<AmazonS3> {
     if let Some(v) = &s.secret_access_key {
         b = b.with_secret_access_key(v);
     }
-    if let Some(v) = s.allow_http {
-        b = b.with_allow_http(v);
-    }
     if s.virtual_hosted_style {
         b = b.with_config(AmazonS3ConfigKey::VirtualHostedStyleRequest, "true");
     }
+    tracing::info!(bucket, endpoint = ?s.endpoint, region = ?s.region, allow_http, "S3 blob storage");
     let retry = RetryConfig {
         max_retries: 3,
         retry_timeout: Duration::from_secs(15),
         ..Default::default()
     };
     b.with_retry(retry)
-        // No whole-request timeout: a multi-GiB blob streams for longer than any fixed bound.
-        .with_client_options(
-            ClientOptions::new()
-                .with_timeout_disabled()
-                .with_connect_timeout(Duration::from_secs(5)),
-        )
         .build()
         .map_err(|e| Error::Internal(format!("S3 configuration: {e}")))
 }

@@ -6,15 +6,146 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A Berth server process with its own data directory, killed on drop.
+/// A Berth server process with its own data directory (and, on the `pg-s3` stack, its own
+/// PostgreSQL database and S3 server), killed on drop.
 pub struct TestServer {
     pub addr: String,
     pub base: String,
     pub data_dir: PathBuf,
     child: Option<Child>,
+    backends: Option<Backends>,
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
+}
+
+/// Which metadata database and blob storage the test servers use: `BERTH_TEST_STACK` is
+/// `sqlite-fs` (default: embedded SQLite and the filesystem) or `pg-s3` (a fresh PostgreSQL
+/// database on 127.0.0.1:5432 and a private s3s-fs server per test server).
+pub fn stack() -> String {
+    std::env::var("BERTH_TEST_STACK").unwrap_or_else(|_| "sqlite-fs".into())
+}
+
+pub const S3_ACCESS_KEY: &str = "berth-test-access";
+pub const S3_SECRET_KEY: &str = "berth-test-secret-key";
+
+/// A PostgreSQL database and an S3 server private to one test server.
+pub struct Backends {
+    pub database_url: String,
+    database: String,
+    pub s3_endpoint: String,
+    pub bucket: String,
+    s3: Child,
+}
+
+/// Runs SQL as the `postgres` superuser on the shared test cluster.
+pub fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
+        .output()
+        .expect("run psql (is postgresql-client installed?)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Creates a fresh, uniquely named PostgreSQL database and returns its name and URL.
+pub fn fresh_database() -> (String, String) {
+    let name = format!("berth_t_{}", uuid_like());
+    psql(&format!("CREATE DATABASE {name}"));
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    (name, url)
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+/// Starts s3s-fs on a free loopback port over `dir`, with one bucket, and waits until it listens.
+pub fn start_s3(dir: &Path, bucket: &str) -> (Child, String) {
+    std::fs::create_dir_all(dir.join(bucket)).unwrap();
+    let port = free_port();
+    let child = Command::new("s3s-fs")
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn s3s-fs (run tests/install-clients.sh)");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, format!("http://{addr}"))
+}
+
+impl Backends {
+    fn start(tmp: &Path) -> Self {
+        let (database, database_url) = fresh_database();
+        let bucket = "berth".to_string();
+        let (s3, s3_endpoint) = start_s3(&tmp.join("s3"), &bucket);
+        Backends {
+            database_url,
+            database,
+            s3_endpoint,
+            bucket,
+            s3,
+        }
+    }
+
+    /// The environment that points Berth at these backends.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("BERTH_DATABASE_URL".into(), self.database_url.clone()),
+            ("BERTH_STORAGE_URL".into(), format!("s3://{}", self.bucket)),
+            ("BERTH_STORAGE_S3_ENDPOINT".into(), self.s3_endpoint.clone()),
+            (
+                "BERTH_STORAGE_S3_ACCESS_KEY_ID".into(),
+                S3_ACCESS_KEY.into(),
+            ),
+            (
+                "BERTH_STORAGE_S3_SECRET_ACCESS_KEY".into(),
+                S3_SECRET_KEY.into(),
+            ),
+            ("BERTH_STORAGE_S3_ALLOW_HTTP".into(), "true".into()),
+            ("BERTH_STORAGE_S3_REGION".into(), "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        let _ = self.s3.kill();
+        let _ = self.s3.wait();
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .output();
+    }
 }
 
 /// Picks a port the OS considers free on 127.0.0.1.
@@ -40,11 +171,17 @@ impl TestServer {
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
+        let backends = match stack().as_str() {
+            "sqlite-fs" => None,
+            "pg-s3" => Some(Backends::start(tmp.path())),
+            other => panic!("BERTH_TEST_STACK={other}: expected sqlite-fs or pg-s3"),
+        };
         let mut server = TestServer {
             addr: String::new(),
             base: String::new(),
             data_dir,
             child: None,
+            backends,
             _tmp: Some(tmp),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             extra_env: env
@@ -75,6 +212,9 @@ impl TestServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if let Some(backends) = &self.backends {
+            cmd.envs(backends.env());
+        }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -152,6 +292,11 @@ impl TestServer {
         &self.data_dir
     }
 
+    /// The PostgreSQL database and S3 server of the `pg-s3` stack.
+    pub fn backends(&self) -> Option<&Backends> {
+        self.backends.as_ref()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -160,5 +305,6 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
+        self.backends.take();
     }
 }
