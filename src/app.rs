@@ -16,6 +16,8 @@ use crate::storage::BlobStore;
 pub struct App {
     pub config: Config,
     pub registry: Arc<Registry>,
+    /// Names this process in leases and logs; unique per start.
+    pub replica_id: String,
 }
 
 pub type AppState = Arc<App>;
@@ -37,7 +39,12 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     let blobs = BlobStore::open(&config.storage_url(), &config.storage)
         .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
     let registry = Arc::new(Registry::new(meta, blobs, Limits::from_config(&config)));
-    let state = Arc::new(App { config, registry });
+    let replica_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let state = Arc::new(App {
+        config,
+        registry,
+        replica_id,
+    });
     let router = crate::http::router(state.clone());
     Ok((state, router))
 }
@@ -49,6 +56,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         state.registry.clone(),
         Duration::from_secs(uploads.purge_after_secs),
         Duration::from_secs(uploads.purge_interval_secs.max(1)),
+        state.replica_id.clone(),
         cancel,
     ))]
 }

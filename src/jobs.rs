@@ -1,4 +1,6 @@
 //! Background loops that run beside the server until shutdown: purging stale upload sessions.
+//! Single passes take a lease in the metadata database first, so among replicas one runs each
+//! pass, and another takes over when that one dies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +14,23 @@ pub async fn purge_uploads(
     registry: Arc<Registry>,
     max_age: Duration,
     interval: Duration,
+    holder: String,
     cancel: CancellationToken,
 ) {
     loop {
-        match registry.purge_stale_uploads(max_age).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "purged stale upload sessions"),
-            Err(e) => tracing::warn!(error = %e, "upload purge failed; will retry"),
+        // The lease outlives one interval so its holder keeps it from one pass to the next.
+        match registry
+            .meta
+            .try_lease("upload-purge", &holder, interval * 2)
+            .await
+        {
+            Ok(true) => match registry.purge_stale_uploads(max_age).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged stale upload sessions"),
+                Err(e) => tracing::warn!(error = %e, "upload purge failed; will retry"),
+            },
+            Ok(false) => tracing::debug!("another replica holds the upload-purge lease"),
+            Err(e) => tracing::warn!(error = %e, "cannot take the upload-purge lease; will retry"),
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -48,6 +48,18 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(ServeArgs),
+    /// Check that the database and blob storage agree; exits 1 when problems are found.
+    Fsck {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Fix what was found: forget blobs whose bytes are gone, delete unreferenced objects
+        /// older than the grace period, end stale upload sessions.
+        #[arg(long)]
+        repair: bool,
+        /// Objects younger than this many seconds are never treated as unreferenced.
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
 }
 
 fn overrides(a: &ServeArgs) -> Overrides {
@@ -75,10 +87,63 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Runs the consistency check and prints what it found.
+async fn fsck(config: Config, repair: bool, grace_secs: u64) -> anyhow::Result<()> {
+    use std::time::Duration;
+    let stale_after = Duration::from_secs(config.uploads.purge_after_secs);
+    let (state, _) = berth::app::build(config).await?;
+    let report = state
+        .registry
+        .fsck(repair, Duration::from_secs(grace_secs), stale_after)
+        .await?;
+    println!(
+        "checked {} blob rows and {} stored objects",
+        report.blobs_checked, report.objects_checked
+    );
+    for (digest, key, repos, manifests) in &report.missing_objects {
+        println!("missing object: blob {digest} (key {key}) has no bytes in storage");
+        if repair {
+            println!("  forgotten; push it again to {}", repos.join(", "));
+            for m in manifests {
+                println!("  manifest {m} references it and cannot be pulled until then");
+            }
+        }
+    }
+    for (digest, expected, found) in &report.size_mismatches {
+        println!("size mismatch: blob {digest} should be {expected} bytes, storage has {found}");
+    }
+    for key in &report.orphan_objects {
+        println!(
+            "unreferenced object: {key}{}",
+            if repair { " (deleted)" } else { "" }
+        );
+    }
+    for id in &report.stale_uploads {
+        println!(
+            "stale upload session: {id}{}",
+            if repair { " (ended)" } else { "" }
+        );
+    }
+    let problems = report.problems();
+    println!(
+        "fsck: {problems} problem(s){}",
+        if repair && problems > 0 {
+            " found and repaired"
+        } else {
+            ""
+        }
+    );
+    state.registry.meta.close().await;
+    if problems > 0 && !repair {
+        anyhow::bail!("{problems} problem(s) found; run with --repair to fix them");
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
-        Command::Serve(a) | Command::Migrate(a) => a.clone(),
+        Command::Serve(a) | Command::Migrate(a) | Command::Fsck { args: a, .. } => a.clone(),
     };
     let config = match Config::load(cli.config.as_deref(), &overrides(&args)) {
         Ok(c) => c,
@@ -107,6 +172,9 @@ fn main() -> std::process::ExitCode {
                 println!("migrations applied");
                 Ok(())
             }
+            Command::Fsck {
+                repair, grace_secs, ..
+            } => fsck(config, repair, grace_secs).await,
         }
     });
     match result {

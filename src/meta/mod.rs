@@ -243,6 +243,26 @@ impl Meta {
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
 
+    // --- leases -------------------------------------------------------------------------------
+
+    /// Takes or renews the lease `name` for `holder` until `ttl` from now; false while another
+    /// holder's lease is unexpired. Single background passes run only while they hold one.
+    pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE leases.expires_at < $4 OR leases.holder = excluded.holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // --- uploads ------------------------------------------------------------------------------
 
     pub async fn create_upload(
@@ -308,6 +328,14 @@ impl Meta {
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Every upload session (for fsck).
+    pub async fn all_uploads(&self) -> Result<Vec<UploadRow>> {
+        let rows = sqlx::query("SELECT * FROM uploads")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(upload_row).collect()
     }
 
     /// Upload sessions last touched before `before` (Unix ms).
@@ -406,6 +434,59 @@ impl Meta {
             .fetch_optional(&self.read)
             .await?;
         Ok(row.is_some())
+    }
+
+    /// Every stored blob (for fsck).
+    pub async fn all_blobs(&self) -> Result<Vec<BlobRow>> {
+        let rows = sqlx::query("SELECT digest, size, object_key FROM blobs")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BlobRow {
+                    digest: r.try_get("digest")?,
+                    size: r.try_get::<i64, _>("size")? as u64,
+                    object_key: r.try_get("object_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets a blob whose bytes are lost: unlinks it from every repository and deletes its row,
+    /// so the next push stores it again. Returns the repositories and manifests that referenced it.
+    pub async fn forget_blob(&self, digest: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let mut tx = self.write.begin().await?;
+        let repos = sqlx::query(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+             WHERE rb.digest = $1 ORDER BY r.name",
+        )
+        .bind(digest)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("name"))
+        .collect::<Result<Vec<_>, _>>()?;
+        let manifests = sqlx::query(
+            "SELECT r.name || '@' || m.digest AS reference FROM manifest_references mr \
+             JOIN manifests m ON m.id = mr.manifest_id JOIN repositories r ON r.id = m.repository_id \
+             WHERE mr.child_digest = $1 ORDER BY 1",
+        )
+        .bind(digest)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("reference"))
+        .collect::<Result<Vec<_>, _>>()?;
+        sqlx::query("DELETE FROM repository_blobs WHERE digest = $1")
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM blobs WHERE digest = $1")
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((repos, manifests))
     }
 
     /// Links an existing blob into a repository (cross-repository mount).

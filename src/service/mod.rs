@@ -2,6 +2,7 @@
 //! referrers. Each public function names the spec endpoint it serves. Depends on `oci`, `meta`,
 //! `storage` and `error`.
 
+mod fsck;
 mod manifests;
 mod uploads;
 
@@ -16,6 +17,7 @@ use crate::meta::{BlobRow, Meta};
 use crate::oci::{Digest, RepoName};
 use crate::storage::{BlobBody, BlobStore, ByteRange};
 
+pub use fsck::FsckReport;
 pub use manifests::{ManifestPut, StoredManifest};
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
 

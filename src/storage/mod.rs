@@ -103,6 +103,20 @@ pub struct BlobStore {
     redirect_expiry: Option<Duration>,
 }
 
+/// An object found by listing storage.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+    pub modified_millis: i64,
+}
+
+/// The upload id an `uploads/...` key belongs to (`uploads/<id>` or `uploads/<id>.tail.<n>`).
+pub fn upload_id_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("uploads/")?;
+    Some(rest.split_once(".tail.").map(|(id, _)| id).unwrap_or(rest))
+}
+
 /// An inclusive byte range already checked against the object's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -529,6 +543,29 @@ impl BlobStore {
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .boxed(),
         ))
+    }
+
+    /// Every object under `blobs/` and `uploads/` (keys without the bucket prefix), for fsck.
+    pub async fn list_objects(&self) -> Result<Vec<StoredObject>> {
+        let mut objects = Vec::new();
+        for dir in ["blobs", "uploads"] {
+            let prefix = self.path(dir);
+            let mut listing = self.store.list(Some(&prefix));
+            while let Some(meta) = listing.next().await {
+                let meta = meta?;
+                let key = meta.location.as_ref();
+                let key = key
+                    .strip_prefix(self.prefix.as_str())
+                    .unwrap_or(key)
+                    .to_owned();
+                objects.push(StoredObject {
+                    key,
+                    size: meta.size,
+                    modified_millis: meta.last_modified.timestamp_millis(),
+                });
+            }
+        }
+        Ok(objects)
     }
 
     /// Checks the backend answers (for readiness).

@@ -35,6 +35,8 @@ pub struct Backends {
     database: String,
     pub s3_endpoint: String,
     pub bucket: String,
+    /// The s3s-fs data directory; the bucket is a directory inside it.
+    pub s3_dir: PathBuf,
     s3: Child,
 }
 
@@ -104,10 +106,12 @@ impl Backends {
     fn start(tmp: &Path) -> Self {
         let (database, database_url) = fresh_database();
         let bucket = "berth".to_string();
-        let (s3, s3_endpoint) = start_s3(&tmp.join("s3"), &bucket);
+        let s3_dir = tmp.join("s3");
+        let (s3, s3_endpoint) = start_s3(&s3_dir, &bucket);
         Backends {
             database_url,
             database,
+            s3_dir,
             s3_endpoint,
             bucket,
             s3,
@@ -292,6 +296,30 @@ impl TestServer {
         &self.data_dir
     }
 
+    /// Where the object with storage key `key` (such as `blobs/sha256/ab/ab...`) lives on disk.
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        match &self.backends {
+            Some(b) => b.s3_dir.join(&b.bucket).join(key),
+            None => self.data_dir.join("storage").join(key),
+        }
+    }
+
+    /// A `berth` command (such as `fsck`) configured like this server.
+    pub fn cli(&self, subcommand: &str) -> Command {
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg(subcommand)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args);
+        if let Some(backends) = &self.backends {
+            cmd.envs(backends.env());
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     /// The PostgreSQL database and S3 server of the `pg-s3` stack.
     pub fn backends(&self) -> Option<&Backends> {
         self.backends.as_ref()
@@ -306,5 +334,138 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
         self.backends.take();
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scale-out and fault tests: several replicas sharing one pg-s3 stack
+// ------------------------------------------------------------------------------------------------
+
+/// Starts s3s-fs over `dir` on exactly `port` (e.g. to bring a killed one back) and waits until it
+/// listens.
+pub fn start_s3_on(dir: &Path, port: u16) -> Child {
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn s3s-fs (run tests/install-clients.sh)");
+        loop {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return child;
+            }
+            if child.try_wait().unwrap().is_some() {
+                // Most likely the port is still held by the previous process: try again.
+                break;
+            }
+            assert!(Instant::now() < deadline, "s3s-fs did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(Instant::now() < deadline, "s3s-fs could not bind {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Backends {
+    /// The loopback port the S3 server listens on.
+    pub fn s3_port(&self) -> u16 {
+        self.s3_endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("S3 endpoint ends in a port")
+    }
+}
+
+impl TestServer {
+    /// Starts Berth on the `pg-s3` stack whatever `BERTH_TEST_STACK` says (scale-out and fault
+    /// tests need a shared database and bucket).
+    pub fn start_on_pg_s3(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let backends = Some(Backends::start(tmp.path()));
+        let mut server = TestServer {
+            addr: String::new(),
+            base: String::new(),
+            data_dir,
+            child: None,
+            backends,
+            _tmp: Some(tmp),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        server.spawn(free_port());
+        server
+    }
+
+    /// Starts another Berth process sharing this server's PostgreSQL database and S3 bucket,
+    /// with the same extra args and env (only meaningful on the `pg-s3` stack). The replica has
+    /// its own data dir and log; drop it before this server.
+    pub fn start_replica(&self) -> TestServer {
+        self.start_replica_with(&[], &[])
+    }
+
+    /// Like [`TestServer::start_replica`], with more args and env (these win over this
+    /// server's, e.g. another `BERTH_DATABASE_URL` to go through a proxy).
+    pub fn start_replica_with(&self, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let backends = self
+            .backends
+            .as_ref()
+            .expect("replicas need the pg-s3 stack (TestServer::start_on_pg_s3)");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let mut extra_env = backends.env();
+        extra_env.extend(self.extra_env.iter().cloned());
+        extra_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut extra_args = self.extra_args.clone();
+        extra_args.extend(args.iter().map(|s| s.to_string()));
+        let mut replica = TestServer {
+            addr: String::new(),
+            base: String::new(),
+            data_dir,
+            child: None,
+            backends: None,
+            _tmp: Some(tmp),
+            extra_args,
+            extra_env,
+        };
+        replica.spawn(free_port());
+        replica
+    }
+
+    /// The directory the S3 server serves (`<dir>/<bucket>/<key>` are the objects).
+    pub fn s3_dir(&self) -> PathBuf {
+        assert!(self.backends.is_some(), "no S3 server on this stack");
+        self.data_dir.with_file_name("s3")
+    }
+
+    /// The bucket's directory inside [`TestServer::s3_dir`].
+    pub fn bucket_dir(&self) -> PathBuf {
+        let b = self.backends.as_ref().expect("no S3 server on this stack");
+        self.s3_dir().join(&b.bucket)
+    }
+
+    /// Kills this server's S3 server (SIGKILL); [`TestServer::restart_s3`] brings it back.
+    pub fn kill_s3(&mut self) {
+        let b = self.backends.as_mut().expect("no S3 server on this stack");
+        let _ = b.s3.kill();
+        let _ = b.s3.wait();
+    }
+
+    /// Starts this server's S3 server again, on the same port and directory.
+    pub fn restart_s3(&mut self) {
+        let dir = self.s3_dir();
+        let b = self.backends.as_mut().expect("no S3 server on this stack");
+        let _ = b.s3.kill();
+        let _ = b.s3.wait();
+        b.s3 = start_s3_on(&dir, b.s3_port());
     }
 }
