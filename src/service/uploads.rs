@@ -225,6 +225,7 @@ impl Registry {
         }
         let algorithm: Algorithm = row.algorithm.parse()?;
         let hasher = self.session_hasher(&row, algorithm).await?;
+        tracing::debug!(upload = %row.id, offset = row.size, "receiving upload body");
         let staging = Staging::from_json(&row.staging)?;
         let (written, hasher, new_staging) = self
             .blobs
