@@ -145,7 +145,15 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
         (Method::GET, Route::Catalog) => catalog(&app, &Query::from_request(&req)).await,
         (Method::GET, Route::Tags { name }) => tags(&app, &name, &Query::from_request(&req)).await,
         (Method::GET | Method::HEAD, Route::Manifest { name, reference }) => {
-            get_manifest(&app, &name, &reference, head).await
+            let accept = req
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",");
+            let accept = (!accept.is_empty()).then_some(accept);
+            get_manifest(&app, &name, &reference, head, accept.as_deref()).await
         }
         (Method::PUT, Route::Manifest { name, reference }) => {
             put_manifest(&app, &name, &reference, req).await
@@ -359,9 +367,16 @@ async fn get_manifest(
     name: &RepoName,
     reference: &str,
     head: bool,
+    accept: Option<&str>,
 ) -> Result<Response> {
     let reference = Reference::parse(reference)?;
     let m = app.registry.manifest(name, &reference).await?;
+    if !accepts(accept, &m.media_type) {
+        return Err(Error::ManifestUnknown(format!(
+            "manifest '{reference}' is a {} but the request's Accept header does not allow that type",
+            m.media_type
+        )));
+    }
     let length = m.content.len();
     let mut r = if head {
         Response::new(Body::empty())
@@ -374,6 +389,24 @@ async fn get_manifest(
     h.insert("docker-content-digest", hv(&m.digest));
     h.insert(header::ETAG, hv(&format!("\"{}\"", m.digest)));
     Ok(r)
+}
+
+/// Accept negotiation: a client that lists manifest media types and none of them (nor a wildcard)
+/// matches the stored one cannot use it. Clients that list no manifest type at all get it anyway.
+fn accepts(accept: Option<&str>, media_type: &str) -> bool {
+    let Some(accept) = accept else { return true };
+    let listed: Vec<&str> = accept
+        .split(',')
+        .map(|t| t.split(';').next().unwrap_or("").trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let lists_manifest_types = listed
+        .iter()
+        .any(|t| crate::oci::manifest::kind_of(t).is_some());
+    !lists_manifest_types
+        || listed
+            .iter()
+            .any(|t| *t == media_type || *t == "*/*" || *t == "application/*")
 }
 
 /// PUT /v2/<name>/manifests/<reference>[?tag=...]
