@@ -8,7 +8,7 @@ CREATE TABLE repositories (
 );
 
 CREATE TABLE blobs (
-    digest TEXT PRIMARY KEY,
+    digest TEXT NOT NULL PRIMARY KEY,
     size BIGINT NOT NULL,
     object_key TEXT NOT NULL,
     created_at BIGINT NOT NULL
@@ -56,7 +56,7 @@ CREATE TABLE tags (
 CREATE INDEX tags_manifest ON tags(manifest_id);
 
 CREATE TABLE uploads (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL PRIMARY KEY,
     repository_id BIGINT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
     algorithm TEXT NOT NULL,
     size BIGINT NOT NULL,
@@ -70,7 +70,7 @@ CREATE TABLE uploads (
 CREATE INDEX uploads_updated ON uploads(updated_at);
 
 CREATE TABLE leases (
-    name TEXT PRIMARY KEY,
+    name TEXT NOT NULL PRIMARY KEY,
     holder TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );

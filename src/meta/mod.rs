@@ -572,11 +572,13 @@ impl Meta {
         let now = now_millis();
         let digest = m.digest.to_string();
         let mut tx = self.write.begin().await?;
-        sqlx::query(
+        let id: i64 = sqlx::query(
             "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, \
              subject_digest, annotations, depth, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
+             ON CONFLICT (repository_id, digest) DO UPDATE SET digest = excluded.digest RETURNING id",
         )
+        // The no-op update (rather than DO NOTHING) returns the id of an existing row and locks
+        // it, so a concurrent delete of the same digest cannot slip between insert and tagging.
         .bind(repository_id)
         .bind(&digest)
         .bind(&m.media_type)
@@ -587,15 +589,9 @@ impl Meta {
         .bind(m.annotations.as_deref())
         .bind(m.depth)
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let id: i64 =
-            sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                .bind(repository_id)
-                .bind(&digest)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?;
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
         for (child, kind) in &m.references {
             sqlx::query(
                 "INSERT INTO manifest_references (manifest_id, child_digest, kind) VALUES ($1, $2, $3) \

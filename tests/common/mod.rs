@@ -443,8 +443,8 @@ impl TestServer {
 
     /// The directory the S3 server serves (`<dir>/<bucket>/<key>` are the objects).
     pub fn s3_dir(&self) -> PathBuf {
-        assert!(self.backends.is_some(), "no S3 server on this stack");
-        self.data_dir.with_file_name("s3")
+        let b = self.backends.as_ref().expect("no S3 server on this stack");
+        b.s3_dir.clone()
     }
 
     /// The bucket's directory inside [`TestServer::s3_dir`].
