@@ -2,6 +2,7 @@
 //! `http` -> `service` -> (`meta`, `storage`) -> `oci` -> `error`; `app` wires them together.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod failpoint;
@@ -9,5 +10,6 @@ pub mod http;
 pub mod jobs;
 pub mod meta;
 pub mod oci;
+pub mod policy;
 pub mod service;
 pub mod storage;
