@@ -52,13 +52,22 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
 /// Starts background jobs; they stop when `cancel` fires.
 pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let uploads = &state.config.uploads;
-    vec![tokio::spawn(crate::jobs::purge_uploads(
+    let mut jobs = Vec::new();
+    if let Some(url) = state.registry.meta.listen_url() {
+        jobs.push(tokio::spawn(crate::jobs::listen_for_changes(
+            state.registry.clone(),
+            url.to_owned(),
+            cancel.clone(),
+        )));
+    }
+    jobs.push(tokio::spawn(crate::jobs::purge_uploads(
         state.registry.clone(),
         Duration::from_secs(uploads.purge_after_secs),
         Duration::from_secs(uploads.purge_interval_secs.max(1)),
         state.replica_id.clone(),
         cancel,
-    ))]
+    )));
+    jobs
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to the grace period).
@@ -86,7 +95,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("TLS certificate or key: {e}"))?;
             tracing::info!(%addr, "berth listening (https)");
-            let mut server = axum_server::bind_rustls(addr, tls).handle(handle);
+            // TCP_NODELAY: a response's headers and body go out in separate writes, and Nagle plus
+            // the client's delayed ACK would add ~40 ms to every small response.
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
             server
                 .http_builder()
                 .http1()
@@ -96,7 +109,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         _ => {
             tracing::info!(%addr, "berth listening (http)");
-            let mut server = axum_server::bind(addr).handle(handle);
+            let mut server = axum_server::bind(addr)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
+                .handle(handle);
             server
                 .http_builder()
                 .http1()

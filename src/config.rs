@@ -151,7 +151,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             url: String::new(),
-            part_size_bytes: 16 * 1024 * 1024,
+            part_size_bytes: 8 * 1024 * 1024,
             redirect: false,
             redirect_expiry_secs: 300,
             s3_endpoint: String::new(),

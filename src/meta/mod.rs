@@ -27,7 +27,11 @@ pub struct Meta {
     read: AnyPool,
     write: AnyPool,
     dialect: Dialect,
+    url: String,
 }
+
+/// The PostgreSQL channel on which replicas announce metadata changes to each other's caches.
+pub const CACHE_CHANNEL: &str = "berth_cache";
 
 #[derive(Debug, Clone)]
 pub struct UploadRow {
@@ -53,7 +57,7 @@ pub struct ManifestRow {
     pub id: i64,
     pub digest: String,
     pub media_type: String,
-    pub content: Vec<u8>,
+    pub content: bytes::Bytes,
     pub subject_digest: Option<String>,
     pub depth: i64,
 }
@@ -115,7 +119,7 @@ fn manifest_row(r: &AnyRow) -> Result<ManifestRow> {
         id: r.try_get("id")?,
         digest: r.try_get("digest")?,
         media_type: r.try_get("media_type")?,
-        content: r.try_get("content")?,
+        content: bytes::Bytes::from(r.try_get::<Vec<u8>, _>("content")?),
         subject_digest: r.try_get("subject_digest")?,
         depth: r.try_get::<i64, _>("depth")?,
     })
@@ -173,6 +177,7 @@ impl Meta {
             read,
             write,
             dialect,
+            url: url.to_owned(),
         };
         meta.migrate().await?;
         Ok(meta)
@@ -198,6 +203,45 @@ impl Meta {
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
+    }
+
+    /// Tells other replicas (PostgreSQL only) that `repository` changed, inside the writing
+    /// transaction so the notice goes out exactly when the change commits. `None` means everything.
+    async fn notify_change(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        repository: Option<i64>,
+    ) -> Result<()> {
+        if self.dialect == Dialect::Postgres {
+            // NOTIFY takes no bind parameters; the payload is a number or '*', never user text.
+            let payload = repository
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "*".into());
+            sqlx::query(&format!("NOTIFY {CACHE_CHANNEL}, '{payload}'"))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one change in a transaction that also notifies other replicas when it changed rows.
+    async fn change<'q>(
+        &self,
+        repository: Option<i64>,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<u64> {
+        let mut tx = self.write.begin().await?;
+        let changed = query.execute(&mut *tx).await?.rows_affected();
+        if changed > 0 {
+            self.notify_change(&mut tx, repository).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// The URL to LISTEN on for other replicas' changes (PostgreSQL only).
+    pub fn listen_url(&self) -> Option<&str> {
+        (self.dialect == Dialect::Postgres).then_some(self.url.as_str())
     }
 
     pub async fn close(&self) {
@@ -485,6 +529,7 @@ impl Meta {
             .bind(digest)
             .execute(&mut *tx)
             .await?;
+        self.notify_change(&mut tx, None).await?;
         tx.commit().await?;
         Ok((repos, manifests))
     }
@@ -505,13 +550,11 @@ impl Meta {
 
     /// Removes the blob from the repository; the bytes stay for other repositories (and GC).
     pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let done =
+        let query =
             sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
                 .bind(repository_id)
-                .bind(digest.to_string())
-                .execute(&self.write)
-                .await?;
-        Ok(done.rows_affected() == 1)
+                .bind(digest.to_string());
+        Ok(self.change(Some(repository_id), query).await? == 1)
     }
 
     /// Of `digests`, those not visible as blobs in the repository.
@@ -616,6 +659,9 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         }
+        if !tags.is_empty() {
+            self.notify_change(&mut tx, Some(repository_id)).await?;
+        }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
         Ok(())
@@ -623,22 +669,18 @@ impl Meta {
 
     /// Deletes a manifest and every tag pointing at it.
     pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
+        let query = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repository_id)
-            .bind(digest.to_string())
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .bind(digest.to_string());
+        Ok(self.change(Some(repository_id), query).await? == 1)
     }
 
     /// Deletes one tag; the manifest stays.
     pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
+        let query = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
             .bind(repository_id)
-            .bind(tag.as_str())
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .bind(tag.as_str());
+        Ok(self.change(Some(repository_id), query).await? == 1)
     }
 
     /// Tag names in lexical order after `last`, at most `limit`.

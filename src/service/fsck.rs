@@ -91,6 +91,7 @@ impl Registry {
         if repair {
             for (digest, _, repos, manifests) in &mut report.missing_objects {
                 let (r, m) = self.meta.forget_blob(digest).await?;
+                self.cache.invalidate_all();
                 *repos = r;
                 *manifests = m;
             }

@@ -1,6 +1,8 @@
 //! Manifests: validate and store (with their references and tags), read by tag or digest, delete
 //! by digest or tag, and list referrers.
 
+use std::sync::Arc;
+
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::{ManifestRow, NewManifest, ReferrerRow};
@@ -19,15 +21,15 @@ pub struct ManifestPut {
 pub struct StoredManifest {
     pub digest: String,
     pub media_type: String,
-    pub content: Vec<u8>,
+    pub content: bytes::Bytes,
 }
 
-impl From<ManifestRow> for StoredManifest {
-    fn from(r: ManifestRow) -> Self {
+impl From<&ManifestRow> for StoredManifest {
+    fn from(r: &ManifestRow) -> Self {
         StoredManifest {
-            digest: r.digest,
-            media_type: r.media_type,
-            content: r.content,
+            digest: r.digest.clone(),
+            media_type: r.media_type.clone(),
+            content: r.content.clone(),
         }
     }
 }
@@ -62,7 +64,7 @@ impl Registry {
             Reference::Tag(_) => Digest::of(Algorithm::Sha256, &body),
         };
         let parsed = manifest::parse(&body, content_type, self.limits.max_manifest_descriptors)?;
-        let repo = self.meta.ensure_repository(name).await?;
+        let repo = self.ensure_repository(name).await?;
 
         let mut references = Vec::new();
         let mut depth = 0i64;
@@ -137,6 +139,9 @@ impl Registry {
             references,
         };
         self.meta.put_manifest(repo, &record, &tags).await?;
+        if !tags.is_empty() {
+            self.cache.invalidate(repo);
+        }
         Ok(ManifestPut {
             digest,
             subject,
@@ -151,14 +156,25 @@ impl Registry {
                 "manifest '{reference}' is not in repository '{name}'"
             ))
         };
-        let repo = self.meta.repository_id(name).await?.ok_or_else(|| {
-            Error::NameUnknown(format!("repository '{name}' is not known to this registry"))
-        })?;
+        let repo = self.repository(name).await?;
+        let cached = match reference {
+            Reference::Tag(t) => self.cache.tag(repo, t.as_str()),
+            Reference::Digest(d) => self.cache.manifest(repo, &d.to_string()),
+        };
+        if let Some(row) = cached {
+            return Ok(StoredManifest::from(&*row));
+        }
+        let stamp = self.cache.stamp(repo);
         let row = match reference {
             Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
             Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
         };
-        row.map(StoredManifest::from).ok_or_else(unknown)
+        let row = Arc::new(row.ok_or_else(unknown)?);
+        if let Reference::Tag(t) = reference {
+            self.cache.put_tag(stamp, repo, t.as_str(), row.clone());
+        }
+        self.cache.put_manifest(stamp, repo, row.clone());
+        Ok(StoredManifest::from(&*row))
     }
 
     /// DELETE /v2/<name>/manifests/<reference>: by digest removes the manifest and its tags; by tag
@@ -169,6 +185,7 @@ impl Registry {
             Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
             Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
         };
+        self.cache.invalidate(repo);
         if deleted {
             Ok(())
         } else {
@@ -185,7 +202,7 @@ impl Registry {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<ReferrerRow>> {
-        match self.meta.repository_id(name).await? {
+        match self.repository_id(name).await? {
             Some(repo) => self.meta.referrers(repo, digest, artifact_type).await,
             None => Ok(Vec::new()),
         }

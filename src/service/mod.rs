@@ -2,6 +2,7 @@
 //! referrers. Each public function names the spec endpoint it serves. Depends on `oci`, `meta`,
 //! `storage` and `error`.
 
+mod cache;
 mod fsck;
 mod manifests;
 mod uploads;
@@ -17,6 +18,7 @@ use crate::meta::{BlobRow, Meta};
 use crate::oci::{Digest, RepoName};
 use crate::storage::{BlobBody, BlobStore, ByteRange};
 
+pub use cache::MetaCache;
 pub use fsck::FsckReport;
 pub use manifests::{ManifestPut, StoredManifest};
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
@@ -46,6 +48,8 @@ pub struct Registry {
     pub meta: Meta,
     pub blobs: BlobStore,
     pub limits: Limits,
+    /// Hot metadata; see `cache` for why it stays correct across replicas.
+    pub cache: Arc<MetaCache>,
     /// Per-upload locks on this replica.
     uploads: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
@@ -60,30 +64,63 @@ pub struct BlobRead {
 
 impl Registry {
     pub fn new(meta: Meta, blobs: BlobStore, limits: Limits) -> Self {
+        // On PostgreSQL the cache waits for the change listener (see `jobs::listen_for_changes`);
+        // SQLite is single-node, so local invalidation is all there is.
+        let cache = Arc::new(MetaCache::new(meta.listen_url().is_none()));
         Registry {
             meta,
             blobs,
             limits,
+            cache,
             uploads: DashMap::new(),
+        }
+    }
+
+    /// The repository's id, if it exists (cached).
+    pub async fn repository_id(&self, name: &RepoName) -> Result<Option<i64>> {
+        if let Some(id) = self.cache.repository(name.as_str()) {
+            return Ok(Some(id));
+        }
+        let stamp = self.cache.stamp(0);
+        let id = self.meta.repository_id(name).await?;
+        if let Some(id) = id {
+            self.cache.put_repository(stamp, name.as_str(), id);
+        }
+        Ok(id)
+    }
+
+    /// The repository's id, creating the repository on first use.
+    pub async fn ensure_repository(&self, name: &RepoName) -> Result<i64> {
+        match self.repository_id(name).await? {
+            Some(id) => Ok(id),
+            None => self.meta.ensure_repository(name).await,
         }
     }
 
     /// The repository's id, or NAME_UNKNOWN.
     pub async fn repository(&self, name: &RepoName) -> Result<i64> {
-        self.meta.repository_id(name).await?.ok_or_else(|| {
+        self.repository_id(name).await?.ok_or_else(|| {
             Error::NameUnknown(format!("repository '{name}' is not known to this registry"))
         })
     }
 
     async fn blob_row(&self, name: &RepoName, digest: &Digest) -> Result<BlobRow> {
         let unknown = || Error::BlobUnknown(format!("blob {digest} is not in repository '{name}'"));
-        let Some(repo) = self.meta.repository_id(name).await? else {
+        let Some(repo) = self.repository_id(name).await? else {
             return Err(unknown());
         };
-        self.meta
+        let key = digest.to_string();
+        if let Some(row) = self.cache.blob(repo, &key) {
+            return Ok(row);
+        }
+        let stamp = self.cache.stamp(repo);
+        let row = self
+            .meta
             .blob_in_repository(repo, digest)
             .await?
-            .ok_or_else(unknown)
+            .ok_or_else(unknown)?;
+        self.cache.put_blob(stamp, repo, row.clone());
+        Ok(row)
     }
 
     /// GET/HEAD /v2/<name>/blobs/<digest>, with an optional `Range` header value.
@@ -115,7 +152,9 @@ impl Registry {
     /// DELETE /v2/<name>/blobs/<digest>: unlinks the blob from this repository only.
     pub async fn delete_blob(&self, name: &RepoName, digest: &Digest) -> Result<()> {
         let repo = self.repository(name).await?;
-        if self.meta.unlink_blob(repo, digest).await? {
+        let unlinked = self.meta.unlink_blob(repo, digest).await?;
+        self.cache.invalidate(repo);
+        if unlinked {
             Ok(())
         } else {
             Err(Error::BlobUnknown(format!(
@@ -132,7 +171,26 @@ impl Registry {
         n: Option<usize>,
     ) -> Result<(Vec<String>, bool)> {
         let repo = self.repository(name).await?;
-        page(n, |limit| self.meta.list_tags(repo, last, limit)).await
+        // The whole sorted list is cached per repository and paged in memory; without the cache
+        // (change listener down) each page is a query.
+        let all = match self.cache.tag_list(repo) {
+            Some(all) => all,
+            None if self.cache.enabled() => {
+                let stamp = self.cache.stamp(repo);
+                let all = Arc::new(self.meta.list_tags(repo, None, i64::MAX).await?);
+                self.cache.put_tag_list(stamp, repo, all.clone());
+                all
+            }
+            None => return page(n, |limit| self.meta.list_tags(repo, last, limit)).await,
+        };
+        let start = match last {
+            Some(last) => all.partition_point(|t| t.as_str() <= last),
+            None => 0,
+        };
+        page(n, |limit| async move {
+            Ok(all[start..].iter().take(limit as usize).cloned().collect())
+        })
+        .await
     }
 
     /// GET /v2/_catalog?n=&last=

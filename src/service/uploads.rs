@@ -71,6 +71,53 @@ fn valid_upload_id(id: &str) -> bool {
     id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
 }
 
+fn digest_mismatch(computed: &Digest, expected: &Digest) -> Error {
+    Error::DigestInvalid(format!(
+        "uploaded content has digest {computed}, not {expected}; the upload was discarded, push it again"
+    ))
+}
+
+/// Reads a body of exactly `len` bytes (already checked to be small) into memory.
+async fn read_exactly(
+    mut body: ByteStream,
+    len: u64,
+    idle: std::time::Duration,
+) -> Result<bytes::Bytes> {
+    use futures::StreamExt;
+    let mut buf = bytes::BytesMut::with_capacity(len as usize);
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Err(_) => {
+                return Err(Error::BlobUploadInvalid(format!(
+                    "no body bytes received for {} s; upload aborted",
+                    idle.as_secs()
+                )))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Error::BlobUploadInvalid(format!(
+                    "request body ended early or failed: {e}"
+                )))
+            }
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() as u64 + chunk.len() as u64 > len {
+                    return Err(Error::BlobUploadInvalid(format!(
+                        "body is longer than its Content-Length of {len} bytes"
+                    )));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    if buf.len() as u64 != len {
+        return Err(Error::BlobUploadInvalid(format!(
+            "received {} body bytes but Content-Length was {len}",
+            buf.len()
+        )));
+    }
+    Ok(buf.freeze())
+}
+
 impl Registry {
     /// This replica's lock for one upload: its requests are handled one at a time here, and the
     /// conditional size update in the database catches concurrent writers on other replicas.
@@ -99,7 +146,7 @@ impl Registry {
         name: &RepoName,
         algorithm: Algorithm,
     ) -> Result<UploadProgress> {
-        let repo = self.meta.ensure_repository(name).await?;
+        let repo = self.ensure_repository(name).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let staging = self.blobs.start_upload(&id).await?;
         self.meta
@@ -116,9 +163,98 @@ impl Registry {
         content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<BlobLocation> {
-        let session = self.start_upload(name, digest.algorithm()).await?;
-        self.finish_upload(name, &session.id, digest, None, content_length, Some(body))
-            .await
+        // One request carries the whole blob, so no session row is needed: the bytes go to
+        // storage under a fresh id and a single transaction makes them visible.
+        let repo = self.ensure_repository(name).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (size, staging) = match content_length {
+            Some(len) if self.blobs.prefers_single_put(len) => {
+                let size = self.single_put(&id, digest, len, body).await?;
+                (size, Staging::default())
+            }
+            _ => {
+                self.stream_monolithic(&id, digest, content_length, body)
+                    .await?
+            }
+        };
+        let stored = async {
+            let key = self.blobs.publish(&id, digest).await?;
+            crate::failpoint::pause("blob.before_commit").await;
+            let outcome = self.meta.commit_blob(&id, repo, digest, size, &key).await?;
+            if let BlobCommit::AlreadyStored { object_key } = outcome {
+                if object_key != key {
+                    self.blobs.delete_object(&key).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = stored {
+            let _ = self.blobs.discard_upload(&id, size, &staging).await;
+            return Err(e);
+        }
+        Ok(BlobLocation {
+            digest: digest.clone(),
+        })
+    }
+
+    /// Small monolithic blob on a multipart backend: one bounded buffer, one PUT.
+    async fn single_put(
+        &self,
+        id: &str,
+        digest: &Digest,
+        len: u64,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let bytes = read_exactly(body, len, self.limits.body_idle_timeout).await?;
+        let computed = Digest::of(digest.algorithm(), &bytes);
+        if &computed != digest {
+            return Err(digest_mismatch(&computed, digest));
+        }
+        self.blobs.put_upload_object(id, bytes).await?;
+        Ok(len)
+    }
+
+    /// Monolithic blob through the staging path (filesystem, or too large for one buffer).
+    async fn stream_monolithic(
+        &self,
+        id: &str,
+        digest: &Digest,
+        content_length: Option<u64>,
+        body: ByteStream,
+    ) -> Result<(u64, Staging)> {
+        let staging = self.blobs.start_upload(id).await?;
+        let written = async {
+            let (size, hasher, staging) = self
+                .blobs
+                .append(
+                    id,
+                    0,
+                    &staging,
+                    digest.algorithm().hasher(),
+                    body,
+                    self.limits.body_idle_timeout,
+                )
+                .await?;
+            if let Some(expected) = content_length {
+                if size != expected {
+                    return Err(Error::BlobUploadInvalid(format!(
+                        "received {size} body bytes but Content-Length was {expected}"
+                    )));
+                }
+            }
+            self.blobs.seal(id, size, &staging).await?;
+            let computed = hasher.finish();
+            if &computed != digest {
+                return Err(digest_mismatch(&computed, digest));
+            }
+            Ok((size, staging))
+        }
+        .await;
+        if written.is_err() {
+            let _ = self.blobs.discard_upload(id, 0, &staging).await;
+        }
+        written
     }
 
     /// POST /v2/<name>/blobs/uploads/?mount=<d>[&from=<repo>]: links a blob the caller may read
@@ -130,7 +266,7 @@ impl Registry {
         from: Option<&RepoName>,
     ) -> Result<Option<BlobLocation>> {
         let available = match from {
-            Some(source) => match self.meta.repository_id(source).await? {
+            Some(source) => match self.repository_id(source).await? {
                 Some(src) => self.meta.blob_in_repository(src, digest).await?.is_some(),
                 None => false,
             },
@@ -139,7 +275,7 @@ impl Registry {
         if !available {
             return Ok(None);
         }
-        let repo = self.meta.ensure_repository(name).await?;
+        let repo = self.ensure_repository(name).await?;
         self.meta.link_blob(repo, digest).await?;
         Ok(Some(BlobLocation {
             digest: digest.clone(),
@@ -317,9 +453,7 @@ impl Registry {
         };
         if &computed != digest {
             self.end_session(&row).await?;
-            return Err(Error::DigestInvalid(format!(
-                "uploaded content has digest {computed}, not {digest}; the upload was discarded, push it again"
-            )));
+            return Err(digest_mismatch(&computed, digest));
         }
         let key = self.blobs.publish(&row.id, digest).await?;
         crate::failpoint::pause("blob.before_commit").await;

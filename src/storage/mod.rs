@@ -45,7 +45,7 @@ pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, std::io::Err
 /// How many body chunks may wait between the network and the disk writer.
 const WRITE_QUEUE_CHUNKS: usize = 16;
 /// Read buffer size for serving blobs from disk.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 /// S3's smallest allowed part (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
@@ -245,6 +245,23 @@ impl BlobStore {
         }
     }
 
+    /// Whether a blob of `len` bytes known up front is better stored with one PUT from a bounded
+    /// buffer than through staging (multipart backends, blobs up to one part).
+    pub fn prefers_single_put(&self, len: u64) -> bool {
+        matches!(self.strategy, Strategy::Multipart(_)) && len <= self.part_size as u64
+    }
+
+    /// Stores a whole small upload as the object `uploads/<id>` in one request.
+    pub async fn put_upload_object(&self, upload_id: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(
+                &self.path(&Self::upload_key(upload_id)),
+                PutPayload::from(bytes),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Appends a body at `offset` (the bytes the upload holds) while hashing it. Returns the bytes
     /// written, the hasher and the new staging record; the data is durable when this returns, but
     /// part of the upload only once the caller has persisted the new staging record.
@@ -319,8 +336,12 @@ impl BlobStore {
             written += chunk.len() as u64;
             buf.extend_from_slice(&chunk);
             while buf.len() >= self.part_size {
-                let part = buf.split_to(self.part_size).freeze();
-                put_part(mp, &key, &multipart_id, &mut next, part).await?;
+                // A fresh buffer per part: the finished one is freed once uploaded, instead of the
+                // remainder reallocating beside it.
+                let rest = buf.split_off(self.part_size);
+                let part = std::mem::replace(&mut buf, BytesMut::with_capacity(self.part_size));
+                buf.extend_from_slice(&rest);
+                put_part(mp, &key, &multipart_id, &mut next, part.freeze()).await?;
             }
         }
         if buf.len() >= MIN_PART_SIZE {
