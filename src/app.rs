@@ -52,22 +52,13 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
 /// Starts background jobs; they stop when `cancel` fires.
 pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let uploads = &state.config.uploads;
-    let mut jobs = Vec::new();
-    if let Some(url) = state.registry.meta.listen_url() {
-        jobs.push(tokio::spawn(crate::jobs::listen_for_changes(
-            state.registry.clone(),
-            url.to_owned(),
-            cancel.clone(),
-        )));
-    }
-    jobs.push(tokio::spawn(crate::jobs::purge_uploads(
+    vec![tokio::spawn(crate::jobs::purge_uploads(
         state.registry.clone(),
         Duration::from_secs(uploads.purge_after_secs),
         Duration::from_secs(uploads.purge_interval_secs.max(1)),
         state.replica_id.clone(),
         cancel,
-    )));
-    jobs
+    ))]
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to the grace period).

@@ -27,11 +27,7 @@ pub struct Meta {
     read: AnyPool,
     write: AnyPool,
     dialect: Dialect,
-    url: String,
 }
-
-/// The PostgreSQL channel on which replicas announce metadata changes to each other's caches.
-pub const CACHE_CHANNEL: &str = "berth_cache";
 
 #[derive(Debug, Clone)]
 pub struct UploadRow {
@@ -177,7 +173,6 @@ impl Meta {
             read,
             write,
             dialect,
-            url: url.to_owned(),
         };
         meta.migrate().await?;
         Ok(meta)
@@ -205,43 +200,12 @@ impl Meta {
         Ok(())
     }
 
-    /// Tells other replicas (PostgreSQL only) that `repository` changed, inside the writing
-    /// transaction so the notice goes out exactly when the change commits. `None` means everything.
-    async fn notify_change(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        repository: Option<i64>,
-    ) -> Result<()> {
-        if self.dialect == Dialect::Postgres {
-            // NOTIFY takes no bind parameters; the payload is a number or '*', never user text.
-            let payload = repository
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "*".into());
-            sqlx::query(&format!("NOTIFY {CACHE_CHANNEL}, '{payload}'"))
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Runs one change in a transaction that also notifies other replicas when it changed rows.
+    /// Runs one change statement on the write pool and returns how many rows it changed.
     async fn change<'q>(
         &self,
-        repository: Option<i64>,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> Result<u64> {
-        let mut tx = self.write.begin().await?;
-        let changed = query.execute(&mut *tx).await?.rows_affected();
-        if changed > 0 {
-            self.notify_change(&mut tx, repository).await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
-    }
-
-    /// The URL to LISTEN on for other replicas' changes (PostgreSQL only).
-    pub fn listen_url(&self) -> Option<&str> {
-        (self.dialect == Dialect::Postgres).then_some(self.url.as_str())
+        Ok(query.execute(&self.write).await?.rows_affected())
     }
 
     pub async fn close(&self) {
@@ -529,7 +493,6 @@ impl Meta {
             .bind(digest)
             .execute(&mut *tx)
             .await?;
-        self.notify_change(&mut tx, None).await?;
         tx.commit().await?;
         Ok((repos, manifests))
     }
@@ -554,7 +517,7 @@ impl Meta {
             sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
                 .bind(repository_id)
                 .bind(digest.to_string());
-        Ok(self.change(Some(repository_id), query).await? == 1)
+        Ok(self.change(query).await? == 1)
     }
 
     /// Of `digests`, those not visible as blobs in the repository.
@@ -659,9 +622,6 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         }
-        if !tags.is_empty() {
-            self.notify_change(&mut tx, Some(repository_id)).await?;
-        }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
         Ok(())
@@ -672,7 +632,7 @@ impl Meta {
         let query = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repository_id)
             .bind(digest.to_string());
-        Ok(self.change(Some(repository_id), query).await? == 1)
+        Ok(self.change(query).await? == 1)
     }
 
     /// Deletes one tag; the manifest stays.
@@ -680,7 +640,7 @@ impl Meta {
         let query = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
             .bind(repository_id)
             .bind(tag.as_str());
-        Ok(self.change(Some(repository_id), query).await? == 1)
+        Ok(self.change(query).await? == 1)
     }
 
     /// Tag names in lexical order after `last`, at most `limit`.

@@ -1,11 +1,14 @@
-//! In-process caches of hot metadata (repository ids, manifests by tag and digest, blob rows) that
-//! stay correct across replicas. Every entry records the generation of its repository and a global
-//! epoch when it was read; a write bumps the repository's generation (locally at once, on other
-//! replicas through PostgreSQL NOTIFY), so stale entries are ignored without scanning. While the
-//! notification channel is down, the cache is bypassed and everything is read from the database.
+//! In-process caches of hot metadata (repository ids, manifests by tag and digest, blob rows,
+//! tag lists) for a single node. Every entry records the generation of its repository and a
+//! global epoch when it was read; a write bumps the repository's generation, so an entry filled
+//! from a read that raced with a write is never served, and invalidation needs no scan.
+//!
+//! With several replicas (PostgreSQL) the cache is off: a change acknowledged by one replica must
+//! be what every other replica serves at once, and a notification channel (LISTEN/NOTIFY) always
+//! lags the commit by a little; the database answers those reads instead.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -30,7 +33,7 @@ pub struct Stamp {
 
 /// The caches and their invalidation counters.
 pub struct MetaCache {
-    enabled: AtomicBool,
+    enabled: bool,
     epoch: AtomicU64,
     generations: DashMap<i64, u64>,
     repositories: DashMap<String, Entry<i64>>,
@@ -41,10 +44,10 @@ pub struct MetaCache {
 }
 
 impl MetaCache {
-    /// A cache that starts enabled (single node) or disabled until the notification channel is up.
+    /// A cache that serves (single node) or stays empty (several replicas).
     pub fn new(enabled: bool) -> Self {
         MetaCache {
-            enabled: AtomicBool::new(enabled),
+            enabled,
             epoch: AtomicU64::new(0),
             generations: DashMap::new(),
             repositories: DashMap::new(),
@@ -68,7 +71,7 @@ impl MetaCache {
     }
 
     fn valid<V>(&self, repo: i64, e: &Entry<V>) -> bool {
-        self.enabled.load(Ordering::Acquire)
+        self.enabled
             && e.epoch == self.epoch.load(Ordering::Acquire)
             && e.generation == self.generation(repo)
     }
@@ -84,7 +87,7 @@ impl MetaCache {
     }
 
     fn put<K: Eq + Hash, V>(&self, map: &DashMap<K, Entry<V>>, stamp: Stamp, key: K, value: V) {
-        if !self.enabled.load(Ordering::Acquire) {
+        if !self.enabled {
             return;
         }
         if map.len() >= MAX_ENTRIES {
@@ -102,8 +105,7 @@ impl MetaCache {
 
     pub fn repository(&self, name: &str) -> Option<i64> {
         let e = self.repositories.get(name)?;
-        (self.enabled.load(Ordering::Acquire) && e.epoch == self.epoch.load(Ordering::Acquire))
-            .then_some(e.value)
+        (self.enabled && e.epoch == self.epoch.load(Ordering::Acquire)).then_some(e.value)
     }
 
     pub fn put_repository(&self, stamp: Stamp, name: &str, id: i64) {
@@ -144,7 +146,7 @@ impl MetaCache {
     }
 
     pub fn enabled(&self) -> bool {
-        self.enabled.load(Ordering::Acquire)
+        self.enabled
     }
 
     /// Something in `repo` changed: its cached rows are stale from now on.
@@ -155,12 +157,6 @@ impl MetaCache {
     /// Everything may be stale (a missed notification, a repository deleted).
     pub fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Turns the cache off (notification channel lost) or back on; both invalidate everything.
-    pub fn set_enabled(&self, enabled: bool) {
-        self.invalidate_all();
-        self.enabled.store(enabled, Ordering::Release);
     }
 }
 
@@ -204,11 +200,6 @@ mod tests {
         let stamp = cache.stamp(1);
         cache.put_tag(stamp, 1, "t", row("x"));
         assert!(cache.tag(1, "t").is_none());
-        cache.set_enabled(true);
-        let stamp = cache.stamp(1);
-        cache.put_tag(stamp, 1, "t", row("x"));
-        assert!(cache.tag(1, "t").is_some());
-        cache.set_enabled(false);
-        assert!(cache.tag(1, "t").is_none());
+        assert!(!cache.enabled());
     }
 }

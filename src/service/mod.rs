@@ -64,9 +64,11 @@ pub struct BlobRead {
 
 impl Registry {
     pub fn new(meta: Meta, blobs: BlobStore, limits: Limits) -> Self {
-        // On PostgreSQL the cache waits for the change listener (see `jobs::listen_for_changes`);
-        // SQLite is single-node, so local invalidation is all there is.
-        let cache = Arc::new(MetaCache::new(meta.listen_url().is_none()));
+        // SQLite means one node, where local invalidation is complete; see `cache` for why
+        // replicas on PostgreSQL read through.
+        let cache = Arc::new(MetaCache::new(
+            meta.dialect() == crate::meta::Dialect::Sqlite,
+        ));
         Registry {
             meta,
             blobs,
