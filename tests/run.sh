@@ -35,7 +35,7 @@ cargo test --no-run --quiet 2>&1 | tail -n 3
 log "running tests on the sqlite-fs stack (embedded SQLite + filesystem)"
 out=$(mktemp)
 set +e
-BERTH_TEST_STACK=sqlite-fs cargo test --all-targets --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}" 2>&1 | tee "$out"
+BERTH_TEST_STACK=sqlite-fs cargo test --lib --bins --tests --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 log "running the server suites again on the pg-s3 stack (PostgreSQL + S3)"
 BERTH_TEST_STACK=pg-s3 cargo test --tests --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}" 2>&1 | tee -a "$out"
