@@ -73,7 +73,13 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            // Connection-level failures: the database is unreachable or the link broke mid-query.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => {
                 Error::Unavailable(format!("metadata database unavailable: {e}"))
             }
             sqlx::Error::Database(db) if is_transient_db_error(db.as_ref()) => {
