@@ -42,8 +42,11 @@ pub use s3::S3Settings;
 /// A body arriving from a client.
 pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, std::io::Error>>;
 
-/// How many body chunks may wait between the network and the disk writer.
-const WRITE_QUEUE_CHUNKS: usize = 16;
+/// How many coalesced buffers may wait between the network and the disk writer.
+const WRITE_QUEUE_CHUNKS: usize = 8;
+/// Small network chunks are gathered into buffers of this size before crossing to the writer
+/// thread, so the thread hand-off and the write syscall happen per buffer, not per chunk.
+const WRITE_BUFFER: usize = 256 * 1024;
 /// Read buffer size for serving blobs from disk.
 const READ_CHUNK: usize = 1024 * 1024;
 /// S3's smallest allowed part (all parts but the last).
@@ -649,18 +652,17 @@ async fn append_file(
         let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
         file.set_len(offset)?;
         file.seek(SeekFrom::Start(offset))?;
-        let mut file = std::io::BufWriter::with_capacity(1024 * 1024, file);
         let mut written = 0u64;
         while let Some(chunk) = rx.blocking_recv() {
             hasher.update(&chunk);
             file.write_all(&chunk)?;
             written += chunk.len() as u64;
         }
-        let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
         Ok((written, hasher))
     });
     let mut failure: Option<Error> = None;
+    let mut pending = BytesMut::with_capacity(WRITE_BUFFER);
     loop {
         match tokio::time::timeout(idle_timeout, body.next()).await {
             Err(_) => {
@@ -675,11 +677,23 @@ async fn append_file(
                 break;
             }
             Ok(Some(Ok(chunk))) => {
-                if tx.send(chunk).await.is_err() {
+                let ready = if pending.is_empty() && chunk.len() >= WRITE_BUFFER {
+                    chunk
+                } else {
+                    pending.extend_from_slice(&chunk);
+                    if pending.len() < WRITE_BUFFER {
+                        continue;
+                    }
+                    std::mem::replace(&mut pending, BytesMut::with_capacity(WRITE_BUFFER)).freeze()
+                };
+                if tx.send(ready).await.is_err() {
                     break; // the writer failed; its error is reported below
                 }
             }
         }
+    }
+    if failure.is_none() && !pending.is_empty() {
+        let _ = tx.send(pending.freeze()).await;
     }
     drop(tx);
     let written = writer.await.map_err(Error::internal)?;
