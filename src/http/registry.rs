@@ -496,11 +496,36 @@ fn next_link(path: &str, n: Option<usize>, last: Option<&String>) -> Option<Head
     HeaderValue::from_str(&format!("<{path}?{}>; rel=\"next\"", q.finish())).ok()
 }
 
+#[derive(serde::Serialize)]
+struct TagList<'a> {
+    name: &'a str,
+    tags: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+struct Catalog<'a> {
+    repositories: &'a [String],
+}
+
+/// Serialises straight from borrowed data (lists can hold tens of thousands of names).
+fn json_response(value: &impl serde::Serialize) -> Response {
+    let body = serde_json::to_vec(value).expect("string lists serialise");
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// GET /v2/<name>/tags/list
 async fn tags(app: &AppState, name: &RepoName, query: &Query) -> Result<Response> {
     let (n, last) = page_params(query)?;
     let (tags, more) = app.registry.list_tags(name, last.as_deref(), n).await?;
-    let mut r = axum::Json(json!({"name": name.as_str(), "tags": tags})).into_response();
+    let mut r = json_response(&TagList {
+        name: name.as_str(),
+        tags: &tags,
+    });
     if more {
         if let Some(link) = next_link(&format!("/v2/{name}/tags/list"), n, tags.last()) {
             r.headers_mut().insert(header::LINK, link);
@@ -513,7 +538,9 @@ async fn tags(app: &AppState, name: &RepoName, query: &Query) -> Result<Response
 async fn catalog(app: &AppState, query: &Query) -> Result<Response> {
     let (n, last) = page_params(query)?;
     let (repos, more) = app.registry.catalog(last.as_deref(), n).await?;
-    let mut r = axum::Json(json!({"repositories": repos})).into_response();
+    let mut r = json_response(&Catalog {
+        repositories: &repos,
+    });
     if more {
         if let Some(link) = next_link("/v2/_catalog", n, repos.last()) {
             r.headers_mut().insert(header::LINK, link);

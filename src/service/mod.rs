@@ -173,8 +173,8 @@ impl Registry {
         n: Option<usize>,
     ) -> Result<(Vec<String>, bool)> {
         let repo = self.repository(name).await?;
-        // The whole sorted list is cached per repository and paged in memory; without the cache
-        // (change listener down) each page is a query.
+        // On a single node the whole sorted list is cached per repository and paged in memory;
+        // replicas (no cache) query each page.
         let all = match self.cache.tag_list(repo) {
             Some(all) => all,
             None if self.cache.enabled() => {

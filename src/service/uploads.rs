@@ -8,7 +8,7 @@ use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::{BlobCommit, UploadRow};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
-use crate::storage::{ByteStream, Staging};
+use crate::storage::{next_chunk, ByteStream, Staging};
 
 /// Where an upload stands after a request.
 #[derive(Debug, Clone)]
@@ -83,31 +83,14 @@ async fn read_exactly(
     len: u64,
     idle: std::time::Duration,
 ) -> Result<bytes::Bytes> {
-    use futures::StreamExt;
     let mut buf = bytes::BytesMut::with_capacity(len as usize);
-    loop {
-        match tokio::time::timeout(idle, body.next()).await {
-            Err(_) => {
-                return Err(Error::BlobUploadInvalid(format!(
-                    "no body bytes received for {} s; upload aborted",
-                    idle.as_secs()
-                )))
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(Error::BlobUploadInvalid(format!(
-                    "request body ended early or failed: {e}"
-                )))
-            }
-            Ok(Some(Ok(chunk))) => {
-                if buf.len() as u64 + chunk.len() as u64 > len {
-                    return Err(Error::BlobUploadInvalid(format!(
-                        "body is longer than its Content-Length of {len} bytes"
-                    )));
-                }
-                buf.extend_from_slice(&chunk);
-            }
+    while let Some(chunk) = next_chunk(&mut body, idle).await? {
+        if buf.len() as u64 + chunk.len() as u64 > len {
+            return Err(Error::BlobUploadInvalid(format!(
+                "body is longer than its Content-Length of {len} bytes"
+            )));
         }
+        buf.extend_from_slice(&chunk);
     }
     if buf.len() as u64 != len {
         return Err(Error::BlobUploadInvalid(format!(

@@ -325,15 +325,8 @@ impl BlobStore {
         next.tail_len = 0;
         let mut written = 0u64;
         loop {
-            let chunk = match tokio::time::timeout(idle_timeout, body.next()).await {
-                Err(_) => return Err(idle_error(idle_timeout)),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(Error::BlobUploadInvalid(format!(
-                        "request body ended early or failed: {e}"
-                    )))
-                }
-                Ok(Some(Ok(chunk))) => chunk,
+            let Some(chunk) = next_chunk(&mut body, idle_timeout).await? else {
+                break;
             };
             hasher.update(&chunk);
             written += chunk.len() as u64;
@@ -608,11 +601,20 @@ impl BlobStore {
     }
 }
 
-fn idle_error(idle_timeout: Duration) -> Error {
-    Error::BlobUploadInvalid(format!(
-        "no body bytes received for {} s; upload aborted, resume from the last acknowledged offset",
-        idle_timeout.as_secs()
-    ))
+/// The next chunk of a client's body: `None` at its end, an error when it breaks off or stays
+/// silent for `idle` (so a stalled client cannot hold an upload open forever).
+pub async fn next_chunk(body: &mut ByteStream, idle: Duration) -> Result<Option<Bytes>> {
+    match tokio::time::timeout(idle, body.next()).await {
+        Err(_) => Err(Error::BlobUploadInvalid(format!(
+            "no body bytes received for {} s; upload aborted, resume from the last acknowledged offset",
+            idle.as_secs()
+        ))),
+        Ok(None) => Ok(None),
+        Ok(Some(Err(e))) => Err(Error::BlobUploadInvalid(format!(
+            "request body ended early or failed: {e}"
+        ))),
+        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+    }
 }
 
 async fn put_part(
@@ -664,19 +666,13 @@ async fn append_file(
     let mut failure: Option<Error> = None;
     let mut pending = BytesMut::with_capacity(WRITE_BUFFER);
     loop {
-        match tokio::time::timeout(idle_timeout, body.next()).await {
-            Err(_) => {
-                failure = Some(idle_error(idle_timeout));
+        match next_chunk(&mut body, idle_timeout).await {
+            Err(e) => {
+                failure = Some(e);
                 break;
             }
             Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                failure = Some(Error::BlobUploadInvalid(format!(
-                    "request body ended early or failed: {e}"
-                )));
-                break;
-            }
-            Ok(Some(Ok(chunk))) => {
+            Ok(Some(chunk)) => {
                 let ready = if pending.is_empty() && chunk.len() >= WRITE_BUFFER {
                     chunk
                 } else {
