@@ -52,13 +52,21 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
 /// Starts background jobs; they stop when `cancel` fires.
 pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let uploads = &state.config.uploads;
-    vec![tokio::spawn(crate::jobs::purge_uploads(
+    let mut jobs = vec![tokio::spawn(crate::jobs::purge_uploads(
         state.registry.clone(),
         Duration::from_secs(uploads.purge_after_secs),
         Duration::from_secs(uploads.purge_interval_secs.max(1)),
         state.replica_id.clone(),
-        cancel,
-    ))]
+        cancel.clone(),
+    ))];
+    if state.registry.cache.enabled() {
+        jobs.push(tokio::spawn(crate::jobs::watch_maintenance(
+            state.registry.clone(),
+            Duration::from_secs(1),
+            cancel,
+        )));
+    }
+    jobs
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to the grace period).

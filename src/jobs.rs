@@ -1,4 +1,5 @@
-//! Background loops that run beside the server until shutdown: purging stale upload sessions.
+//! Background loops that run beside the server until shutdown: purging stale upload sessions, and
+//! dropping the metadata cache when another process repaired the database.
 //! Single passes take a lease in the metadata database first, so among replicas one runs each
 //! pass, and another takes over when that one dies.
 
@@ -31,6 +32,34 @@ pub async fn purge_uploads(
             },
             Ok(false) => tracing::debug!("another replica holds the upload-purge lease"),
             Err(e) => tracing::warn!(error = %e, "cannot take the upload-purge lease; will retry"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Polls the maintenance epoch every `interval` and drops the in-process metadata cache when a
+/// `berth fsck --repair` in another process changed what it holds.
+pub async fn watch_maintenance(
+    registry: Arc<Registry>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut seen: Option<i64> = None;
+    loop {
+        match registry.meta.maintenance_epoch().await {
+            Ok(epoch) => {
+                if seen.is_some_and(|s| s != epoch) {
+                    tracing::info!(
+                        "the database was repaired by another process; metadata cache dropped"
+                    );
+                    registry.cache.invalidate_all();
+                }
+                seen = Some(epoch);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the maintenance epoch"),
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -74,3 +74,11 @@ CREATE TABLE leases (
     holder TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+
+-- Bumped by out-of-process maintenance (`berth fsck --repair`) so that a running single-node
+-- server drops its in-process metadata cache.
+CREATE TABLE maintenance (
+    id INTEGER NOT NULL PRIMARY KEY,
+    epoch BIGINT NOT NULL
+);
+INSERT INTO maintenance (id, epoch) VALUES (1, 0);

@@ -251,6 +251,14 @@ impl Meta {
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
 
+    /// The maintenance epoch, bumped by out-of-process repairs (see `jobs::watch_maintenance`).
+    pub async fn maintenance_epoch(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT epoch FROM maintenance WHERE id = 1")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("epoch")?)
+    }
+
     // --- leases -------------------------------------------------------------------------------
 
     /// Takes or renews the lease `name` for `holder` until `ttl` from now; false while another
@@ -491,6 +499,9 @@ impl Meta {
             .await?;
         sqlx::query("DELETE FROM blobs WHERE digest = $1")
             .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE maintenance SET epoch = epoch + 1 WHERE id = 1")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
