@@ -65,6 +65,15 @@ impl Error {
         }
     }
 
+    /// A copy for a second recipient (one failed transaction answers several callers); the
+    /// class survives, the message is kept.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Error::Unavailable(m) => Error::Unavailable(m.clone()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Error::Internal(e.to_string())
     }

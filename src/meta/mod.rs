@@ -27,6 +27,8 @@ pub struct Meta {
     read: AnyPool,
     write: AnyPool,
     dialect: Dialect,
+    /// SQLite only: the group committer for blob commits.
+    committer: Option<CommitQueue>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +123,110 @@ fn manifest_row(r: &AnyRow) -> Result<ManifestRow> {
     })
 }
 
+/// One blob commit, as queued for the group committer.
+struct BlobCommitRequest {
+    upload_id: String,
+    repository_id: i64,
+    digest: String,
+    size: u64,
+    object_key: String,
+}
+
+type CommitQueue = tokio::sync::mpsc::Sender<(
+    BlobCommitRequest,
+    tokio::sync::oneshot::Sender<Result<BlobCommit>>,
+)>;
+
+/// Most blob commits grouped into one SQLite transaction.
+const MAX_GROUP_COMMIT: usize = 64;
+
+async fn commit_blob_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    r: &BlobCommitRequest,
+) -> Result<BlobCommit> {
+    let now = now_millis();
+    let inserted = sqlx::query(
+        "INSERT INTO blobs (digest, size, object_key, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&r.digest)
+    .bind(r.size as i64)
+    .bind(&r.object_key)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let outcome = if inserted {
+        BlobCommit::Stored
+    } else {
+        let row = sqlx::query("SELECT object_key FROM blobs WHERE digest = $1")
+            .bind(&r.digest)
+            .fetch_one(&mut **tx)
+            .await?;
+        BlobCommit::AlreadyStored {
+            object_key: row.try_get("object_key")?,
+        }
+    };
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository_id, digest) DO NOTHING",
+    )
+    .bind(r.repository_id)
+    .bind(&r.digest)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM uploads WHERE id = $1")
+        .bind(&r.upload_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(outcome)
+}
+
+/// Commits queued blob commits in groups: whatever is waiting when a transaction starts goes into
+/// it, so SQLite's one fsync per commit is shared by concurrent uploads.
+fn spawn_group_committer(write: AnyPool) -> CommitQueue {
+    let (sender, mut queue) = tokio::sync::mpsc::channel::<(
+        BlobCommitRequest,
+        tokio::sync::oneshot::Sender<Result<BlobCommit>>,
+    )>(MAX_GROUP_COMMIT * 4);
+    tokio::spawn(async move {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_GROUP_COMMIT {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let result = async {
+                let mut tx = write.begin().await?;
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for (request, _) in &batch {
+                    outcomes.push(commit_blob_in(&mut tx, request).await?);
+                }
+                tx.commit().await?;
+                Ok::<_, Error>(outcomes)
+            }
+            .await;
+            match result {
+                Ok(outcomes) => {
+                    for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(e.duplicate()));
+                    }
+                }
+            }
+        }
+    });
+    sender
+}
+
 const MANIFEST_COLUMNS: &str =
     "m.id, m.digest, m.media_type, m.content, m.subject_digest, CAST(m.depth AS BIGINT) AS depth";
 
@@ -169,10 +275,12 @@ impl Meta {
                 (pool.clone(), pool)
             }
         };
+        let committer = (dialect == Dialect::Sqlite).then(|| spawn_group_committer(write.clone()));
         let meta = Meta {
             read,
             write,
             dialect,
+            committer,
         };
         meta.migrate().await?;
         Ok(meta)
@@ -366,6 +474,8 @@ impl Meta {
     }
 
     /// Makes a verified upload a blob of the repository and ends the session, in one transaction.
+    /// On SQLite, concurrent commits are grouped into one transaction (one fsync for many blobs);
+    /// each caller still gets its answer only after its rows are durable.
     pub async fn commit_blob(
         &self,
         upload_id: &str,
@@ -374,45 +484,25 @@ impl Meta {
         size: u64,
         object_key: &str,
     ) -> Result<BlobCommit> {
-        let now = now_millis();
-        let digest = digest.to_string();
-        let mut tx = self.write.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO blobs (digest, size, object_key, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(&digest)
-        .bind(size as i64)
-        .bind(object_key)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let outcome = if inserted {
-            BlobCommit::Stored
-        } else {
-            let row = sqlx::query("SELECT object_key FROM blobs WHERE digest = $1")
-                .bind(&digest)
-                .fetch_one(&mut *tx)
-                .await?;
-            BlobCommit::AlreadyStored {
-                object_key: row.try_get("object_key")?,
-            }
+        let request = BlobCommitRequest {
+            upload_id: upload_id.to_owned(),
+            repository_id,
+            digest: digest.to_string(),
+            size,
+            object_key: object_key.to_owned(),
         };
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repository_id)
-        .bind(&digest)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(upload_id)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(committer) = &self.committer {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            committer
+                .send((request, reply))
+                .await
+                .map_err(|_| Error::Unavailable("metadata database is shutting down".into()))?;
+            return answer
+                .await
+                .map_err(|_| Error::Internal("blob committer stopped".into()))?;
+        }
+        let mut tx = self.write.begin().await?;
+        let outcome = commit_blob_in(&mut tx, &request).await?;
         tx.commit().await?;
         Ok(outcome)
     }
