@@ -5,6 +5,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -559,25 +561,33 @@ async fn referrers(
     let digest = Digest::parse(digest)?;
     let filter = query.get("artifactType").filter(|a| !a.is_empty());
     let rows = app.registry.referrers(name, &digest, filter).await?;
-    let manifests: Vec<serde_json::Value> = rows
+    let manifests = rows
         .into_iter()
         .map(|row| {
-            let mut d =
-                json!({"mediaType": row.media_type, "digest": row.digest, "size": row.size});
-            if let Some(a) = row.artifact_type {
-                d["artifactType"] = json!(a);
-            }
-            if let Some(ann) = row
-                .annotations
-                .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
-            {
-                d["annotations"] = ann;
-            }
-            d
+            let digest = oci_spec::image::Digest::from_str(&row.digest)
+                .map_err(|e| Error::Internal(format!("stored digest {}: {e}", row.digest)))?;
+            let mut d = oci_spec::image::Descriptor::new(
+                row.media_type.as_str().into(),
+                row.size as u64,
+                digest,
+            );
+            d.set_artifact_type(row.artifact_type.as_deref().map(Into::into));
+            // Annotation values are strings by the image spec; that is what was validated and stored.
+            d.set_annotations(
+                row.annotations
+                    .and_then(|a| serde_json::from_str::<HashMap<String, String>>(&a).ok()),
+            );
+            Ok(d)
         })
-        .collect();
-    let body = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
-    let mut r = Response::new(Body::from(body.to_string()));
+        .collect::<Result<Vec<_>>>()?;
+    let index = oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(oci_spec::image::MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .map_err(Error::internal)?;
+    let body = serde_json::to_vec(&index).map_err(Error::internal)?;
+    let mut r = Response::new(Body::from(body));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX));
     if filter.is_some() {
