@@ -173,13 +173,20 @@ impl TestServer {
 
     /// Starts Berth with extra CLI args and env vars.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let data_dir = tmp.path().join("data");
-        let backends = match stack().as_str() {
-            "sqlite-fs" => None,
-            "pg-s3" => Some(Backends::start(tmp.path())),
+        let pg_s3 = match stack().as_str() {
+            "sqlite-fs" => false,
+            "pg-s3" => true,
             other => panic!("BERTH_TEST_STACK={other}: expected sqlite-fs or pg-s3"),
         };
+        Self::start_on(pg_s3, args, env)
+    }
+
+    /// Starts Berth on embedded SQLite and the filesystem, or on its own PostgreSQL database and
+    /// S3 server.
+    fn start_on(pg_s3: bool, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let backends = pg_s3.then(|| Backends::start(tmp.path()));
         let mut server = TestServer {
             addr: String::new(),
             base: String::new(),
@@ -386,24 +393,7 @@ impl TestServer {
     /// Starts Berth on the `pg-s3` stack whatever `BERTH_TEST_STACK` says (scale-out and fault
     /// tests need a shared database and bucket).
     pub fn start_on_pg_s3(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let data_dir = tmp.path().join("data");
-        let backends = Some(Backends::start(tmp.path()));
-        let mut server = TestServer {
-            addr: String::new(),
-            base: String::new(),
-            data_dir,
-            child: None,
-            backends,
-            _tmp: Some(tmp),
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            extra_env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        server.spawn(free_port());
-        server
+        Self::start_on(true, args, env)
     }
 
     /// Starts another Berth process sharing this server's PostgreSQL database and S3 bucket,
