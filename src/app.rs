@@ -39,6 +39,10 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     let blobs = BlobStore::open(&config.storage_url(), &config.storage)
         .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
     let registry = Arc::new(Registry::new(meta, blobs, Limits::from_config(&config)));
+    registry
+        .bootstrap_admin(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap admin: {e}"))?;
     let replica_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let state = Arc::new(App {
         config,

@@ -19,6 +19,19 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// The registry's address as clients see it (token realms, repository URIs); empty means the
+    /// request's scheme and Host.
+    pub public_url: String,
+    /// The 12-digit account id used in ARNs.
+    pub registry_id: String,
+    /// Name of the bootstrap admin user.
+    pub admin_user: String,
+    /// The bootstrap admin's password; empty means generated once and written to
+    /// `<data_dir>/admin-password`. When set it wins on every start.
+    pub admin_password: Secret,
+    /// An access key id for the bootstrap admin (ECR-compatible API), with its secret.
+    pub admin_access_key_id: String,
+    pub admin_secret_access_key: Secret,
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub uploads: UploadConfig,
@@ -127,6 +140,12 @@ impl Default for Config {
             data_dir: PathBuf::from("./berth-data"),
             tls_cert: None,
             tls_key: None,
+            public_url: String::new(),
+            registry_id: "000000000000".into(),
+            admin_user: "admin".into(),
+            admin_password: Secret::default(),
+            admin_access_key_id: String::new(),
+            admin_secret_access_key: Secret::default(),
             database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
             uploads: UploadConfig::default(),
@@ -273,6 +292,23 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError(
                 "tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if self.registry_id.len() != 12 || !self.registry_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError(format!(
+                "registry_id must be 12 digits like 000000000000, not {:?}",
+                self.registry_id
+            )));
+        }
+        if crate::oci::RepoName::parse(&self.admin_user).is_err() || self.admin_user.contains('/') {
+            return Err(ConfigError(format!(
+                "admin_user {:?} must be lowercase letters, digits and . _ -",
+                self.admin_user
+            )));
+        }
+        if self.admin_access_key_id.is_empty() != self.admin_secret_access_key.expose().is_empty() {
+            return Err(ConfigError(
+                "admin_access_key_id and admin_secret_access_key must be given together".into(),
             ));
         }
         if self.limits.max_manifest_bytes < 4 * 1024 * 1024 {

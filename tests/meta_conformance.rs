@@ -1244,36 +1244,30 @@ async fn forget_blob(db: &Db) {
 }
 
 async fn leases(db: &Db) {
+    // The clock is passed in, so expiry is checked at exact instants instead of by sleeping.
     let ttl = Duration::from_millis(1000);
-    assert!(
-        db.try_lease("purge", "a", ttl).await.unwrap(),
-        "first holder"
-    );
-    assert!(
-        !db.try_lease("purge", "b", ttl).await.unwrap(),
-        "second holder refused"
-    );
+    let t0 = 1_000_000_000_000i64;
+    let lease = |name: &'static str, holder: &'static str, at: i64| {
+        let meta = db.meta.clone();
+        async move { meta.try_lease_at(name, holder, ttl, at).await.unwrap() }
+    };
+    assert!(lease("purge", "a", t0).await, "first holder");
+    assert!(!lease("purge", "b", t0 + 10).await, "second holder refused");
     // Other lease names are independent.
-    assert!(db.try_lease("gc", "b", ttl).await.unwrap());
-    assert!(!db.try_lease("gc", "a", ttl).await.unwrap());
+    assert!(lease("gc", "b", t0).await);
+    assert!(!lease("gc", "a", t0 + 10).await);
 
     // The holder renews, which extends the lease past its first expiry.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(db.try_lease("purge", "a", ttl).await.unwrap(), "renewal");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(lease("purge", "a", t0 + 600).await, "renewal");
     assert!(
-        !db.try_lease("purge", "b", ttl).await.unwrap(),
+        !lease("purge", "b", t0 + 1200).await,
         "refused past the first expiry because the holder renewed"
     );
 
     // After expiry another holder takes it, and the old holder is refused.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(
-        db.try_lease("purge", "b", ttl).await.unwrap(),
-        "taken after expiry"
-    );
-    assert!(!db.try_lease("purge", "a", ttl).await.unwrap());
-    assert!(db.try_lease("purge", "b", ttl).await.unwrap());
+    assert!(lease("purge", "b", t0 + 1601).await, "taken after expiry");
+    assert!(!lease("purge", "a", t0 + 1700).await);
+    assert!(lease("purge", "b", t0 + 1800).await);
 }
 
 async fn leases_concurrent(db: &Db) {

@@ -2,6 +2,10 @@
 //! leases in SQL. One SQL text for SQLite and PostgreSQL through sqlx's Any driver; the dialects
 //! differ only in their migration folders. Depends on `oci` and `error` only.
 
+mod identity;
+
+pub use identity::PrincipalRow;
+
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -372,7 +376,17 @@ impl Meta {
     /// Takes or renews the lease `name` for `holder` until `ttl` from now; false while another
     /// holder's lease is unexpired. Single background passes run only while they hold one.
     pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        let now = now_millis();
+        self.try_lease_at(name, holder, ttl, now_millis()).await
+    }
+
+    /// [`Meta::try_lease`] at a given time (Unix ms), so the rules can be checked without waiting.
+    pub async fn try_lease_at(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \

@@ -4,6 +4,7 @@
 
 mod cache;
 mod fsck;
+mod identity;
 mod manifests;
 mod uploads;
 
@@ -20,6 +21,7 @@ use crate::storage::{BlobBody, BlobStore, ByteRange};
 
 pub use cache::MetaCache;
 pub use fsck::FsckReport;
+pub use identity::ADMIN_PASSWORD_FILE;
 pub use manifests::{ManifestPut, StoredManifest};
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
 
