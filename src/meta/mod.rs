@@ -312,14 +312,6 @@ impl Meta {
         Ok(())
     }
 
-    /// Runs one change statement on the write pool and returns how many rows it changed.
-    async fn change<'q>(
-        &self,
-        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ) -> Result<u64> {
-        Ok(query.execute(&self.write).await?.rows_affected())
-    }
-
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
@@ -632,7 +624,7 @@ impl Meta {
             sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
                 .bind(repository_id)
                 .bind(digest.to_string());
-        Ok(self.change(query).await? == 1)
+        Ok(query.execute(&self.write).await?.rows_affected() == 1)
     }
 
     /// Of `digests`, those not visible as blobs in the repository.
@@ -641,13 +633,29 @@ impl Meta {
         repository_id: i64,
         digests: &[&Digest],
     ) -> Result<Vec<String>> {
-        let mut missing = Vec::new();
-        for d in digests {
-            if self.blob_in_repository(repository_id, d).await?.is_none() {
-                missing.push(d.to_string());
+        // One query per batch rather than one per layer (a manifest may list thousands).
+        let mut present = std::collections::HashSet::new();
+        for batch in digests.chunks(500) {
+            let placeholders = (0..batch.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest IN ({placeholders})"
+            );
+            let mut query = sqlx::query(&sql).bind(repository_id);
+            for d in batch {
+                query = query.bind(d.to_string());
+            }
+            for row in query.fetch_all(&self.read).await? {
+                present.insert(row.try_get::<String, _>("digest")?);
             }
         }
-        Ok(missing)
+        Ok(digests
+            .iter()
+            .map(|d| d.to_string())
+            .filter(|d| !present.contains(d))
+            .collect())
     }
 
     // --- manifests and tags -------------------------------------------------------------------
@@ -747,7 +755,7 @@ impl Meta {
         let query = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repository_id)
             .bind(digest.to_string());
-        Ok(self.change(query).await? == 1)
+        Ok(query.execute(&self.write).await?.rows_affected() == 1)
     }
 
     /// Deletes one tag; the manifest stays.
@@ -755,7 +763,7 @@ impl Meta {
         let query = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
             .bind(repository_id)
             .bind(tag.as_str());
-        Ok(self.change(query).await? == 1)
+        Ok(query.execute(&self.write).await?.rows_affected() == 1)
     }
 
     /// Tag names in lexical order after `last`, at most `limit`.

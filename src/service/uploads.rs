@@ -160,25 +160,34 @@ impl Registry {
                     .await?
             }
         };
-        let stored = async {
-            let key = self.blobs.publish(&id, digest).await?;
-            crate::failpoint::pause("blob.before_commit").await;
-            let outcome = self.meta.commit_blob(&id, repo, digest, size, &key).await?;
-            if let BlobCommit::AlreadyStored { object_key } = outcome {
-                if object_key != key {
-                    self.blobs.delete_object(&key).await?;
-                }
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(e) = stored {
+        if let Err(e) = self.publish_and_commit(&id, repo, digest, size).await {
             let _ = self.blobs.discard_upload(&id, size, &staging).await;
             return Err(e);
         }
         Ok(BlobLocation {
             digest: digest.clone(),
         })
+    }
+
+    /// Gives verified bytes their final place and makes them a blob of the repository (ending the
+    /// session `id`, if there is one) in one transaction.
+    async fn publish_and_commit(
+        &self,
+        id: &str,
+        repo: i64,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let key = self.blobs.publish(id, digest).await?;
+        crate::failpoint::pause("blob.before_commit").await;
+        let outcome = self.meta.commit_blob(id, repo, digest, size, &key).await?;
+        if let BlobCommit::AlreadyStored { object_key } = outcome {
+            if object_key != key {
+                // Another upload of the same bytes won; ours is surplus.
+                self.blobs.delete_object(&key).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Small monolithic blob on a multipart backend: one bounded buffer, one PUT.
@@ -438,18 +447,8 @@ impl Registry {
             self.end_session(&row).await?;
             return Err(digest_mismatch(&computed, digest));
         }
-        let key = self.blobs.publish(&row.id, digest).await?;
-        crate::failpoint::pause("blob.before_commit").await;
-        let outcome = self
-            .meta
-            .commit_blob(&row.id, row.repository_id, digest, row.size, &key)
+        self.publish_and_commit(&row.id, row.repository_id, digest, row.size)
             .await?;
-        if let BlobCommit::AlreadyStored { object_key } = outcome {
-            if object_key != key {
-                // Another upload of the same bytes won; ours is surplus.
-                self.blobs.delete_object(&key).await?;
-            }
-        }
         self.uploads.remove(&row.id);
         Ok(BlobLocation {
             digest: digest.clone(),
