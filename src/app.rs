@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Access;
 use crate::config::Config;
 use crate::meta::Meta;
 use crate::service::{Limits, Registry};
@@ -15,6 +16,7 @@ use crate::storage::BlobStore;
 /// Everything a request handler may use.
 pub struct App {
     pub config: Config,
+    pub access: Arc<Access>,
     pub registry: Arc<Registry>,
     /// Names this process in leases and logs; unique per start.
     pub replica_id: String,
@@ -38,6 +40,11 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     .map_err(|e| anyhow::anyhow!("metadata database: {e}"))?;
     let blobs = BlobStore::open(&config.storage_url(), &config.storage)
         .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
+    let access = Arc::new(
+        Access::open(meta.clone(), &config)
+            .await
+            .map_err(|e| anyhow::anyhow!("token signing keys: {e}"))?,
+    );
     let registry = Arc::new(Registry::new(meta, blobs, Limits::from_config(&config)));
     registry
         .bootstrap_admin(&config)
@@ -46,6 +53,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     let replica_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let state = Arc::new(App {
         config,
+        access,
         registry,
         replica_id,
     });
@@ -63,6 +71,11 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         state.replica_id.clone(),
         cancel.clone(),
     ))];
+    jobs.push(tokio::spawn(crate::jobs::reload_signing_keys(
+        state.access.clone(),
+        Duration::from_secs(10),
+        cancel.clone(),
+    )));
     if state.registry.cache.enabled() {
         jobs.push(tokio::spawn(crate::jobs::watch_maintenance(
             state.registry.clone(),
@@ -90,7 +103,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown_handle.graceful_shutdown(Some(grace));
     });
 
-    let service = router.into_make_service();
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {

@@ -24,6 +24,8 @@ pub struct Config {
     pub public_url: String,
     /// The 12-digit account id used in ARNs.
     pub registry_id: String,
+    /// The AWS region named in ARNs and repository URIs (`arn:aws:ecr:<region>:...`).
+    pub region: String,
     /// Name of the bootstrap admin user.
     pub admin_user: String,
     /// The bootstrap admin's password; empty means generated once and written to
@@ -38,6 +40,27 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The token service name: the `service` of challenges and the `aud` of tokens.
+    pub service: String,
+    /// The `iss` of issued tokens.
+    pub issuer: String,
+    /// Lifetime of access tokens from `/token`.
+    pub token_ttl_secs: u64,
+    /// Lifetime of refresh tokens (`offline_token=true`, `access_type=offline`).
+    pub refresh_token_ttl_secs: u64,
+    /// A PEM (PKCS#8 P-256) private key that signs tokens; empty means a key generated once and
+    /// kept in the metadata database, shared by every replica.
+    pub signing_key_file: String,
+    /// Failed logins per user name and source address before further attempts get 429.
+    pub max_failed_logins: u32,
+    /// The window in which failed logins are counted, and how long a blocked caller waits.
+    pub failed_login_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +165,7 @@ impl Default for Config {
             tls_key: None,
             public_url: String::new(),
             registry_id: "000000000000".into(),
+            region: "us-east-1".into(),
             admin_user: "admin".into(),
             admin_password: Secret::default(),
             admin_access_key_id: String::new(),
@@ -152,6 +176,21 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            service: "berth".into(),
+            issuer: "berth".into(),
+            token_ttl_secs: 300,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            signing_key_file: String::new(),
+            max_failed_logins: 10,
+            failed_login_window_secs: 60,
         }
     }
 }
@@ -293,6 +332,27 @@ impl Config {
             return Err(ConfigError(
                 "tls_cert and tls_key must be given together".into(),
             ));
+        }
+        if self.auth.token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
+            return Err(ConfigError(
+                "auth.token_ttl_secs and auth.refresh_token_ttl_secs must be positive".into(),
+            ));
+        }
+        if self.auth.service.is_empty() || self.auth.issuer.is_empty() {
+            return Err(ConfigError(
+                "auth.service and auth.issuer must not be empty".into(),
+            ));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(ConfigError(format!(
+                "region must look like us-east-1, not {:?}",
+                self.region
+            )));
         }
         if self.registry_id.len() != 12 || !self.registry_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ConfigError(format!(

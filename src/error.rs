@@ -42,12 +42,32 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Credentials are missing, invalid or insufficient; `challenge` is the `WWW-Authenticate`
+    /// value that tells the client how to get better ones.
+    #[error("{message}")]
+    AuthenticationRequired { message: String, challenge: String },
     #[error("{0}")]
     Denied(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The thing to create exists already (admin APIs).
     #[error("{0}")]
-    TooManyRequests(String),
+    AlreadyExists(String),
+    /// A repository that still holds images cannot be deleted without `force` (admin APIs).
+    #[error("{0}")]
+    NotEmpty(String),
+    /// An admin API parameter or document is invalid; the message names the field.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// An admin API object (user, group, policy, ...) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many attempts (failed logins); the client may retry after the given time.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A dependency (database, object storage) is unreachable; retrying later may work.
     #[error("{0}")]
     Unavailable(String),

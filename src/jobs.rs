@@ -1,5 +1,6 @@
-//! Background loops that run beside the server until shutdown: purging stale upload sessions, and
-//! dropping the metadata cache when another process repaired the database.
+//! Background loops that run beside the server until shutdown: purging stale upload sessions,
+//! dropping the metadata cache when another process repaired the database, and reloading the
+//! token signing keys.
 //! Single passes take a lease in the metadata database first, so among replicas one runs each
 //! pass, and another takes over when that one dies.
 
@@ -64,6 +65,24 @@ pub async fn watch_maintenance(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Re-reads the token signing keys every `interval`, so a rotation on another replica reaches
+/// this one (tokens signed with a key not yet loaded also trigger a reload).
+pub async fn reload_signing_keys(
+    access: Arc<crate::access::Access>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = access.reload_keys().await {
+            tracing::warn!(error = %e, "cannot reload token signing keys; will retry");
         }
     }
 }

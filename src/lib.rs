@@ -1,6 +1,8 @@
 //! Berth: an OCI Distribution registry with ECR's features. Modules depend downwards only:
-//! `http` -> `service` -> (`meta`, `storage`) -> `oci` -> `error`; `app` wires them together.
+//! `http` -> (`access`, `service`) -> (`meta`, `storage`) -> `oci` -> `error`; `access` builds on
+//! the pure `auth` and `policy` modules; `app` wires them together.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -37,9 +37,14 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::ManifestBlobUnknown(_) => (S::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
         Error::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
         Error::Unauthorized(_) => (S::UNAUTHORIZED, "UNAUTHORIZED"),
+        Error::AuthenticationRequired { .. } => (S::UNAUTHORIZED, "UNAUTHORIZED"),
         Error::Denied(_) => (S::FORBIDDEN, "DENIED"),
         Error::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
-        Error::TooManyRequests(_) => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        Error::AlreadyExists(_) => (S::CONFLICT, "ALREADY_EXISTS"),
+        Error::NotEmpty(_) => (S::CONFLICT, "NOT_EMPTY"),
+        Error::InvalidParameter(_) => (S::BAD_REQUEST, "INVALID_PARAMETER"),
+        Error::NotFound(_) => (S::NOT_FOUND, "NOT_FOUND"),
+        Error::TooManyRequests { .. } => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
@@ -70,6 +75,16 @@ impl IntoResponse for ApiError {
             }
             Error::Unavailable(_) => {
                 headers.insert("retry-after", HeaderValue::from_static("5"));
+            }
+            Error::AuthenticationRequired { challenge, .. } => {
+                if let Ok(value) = HeaderValue::from_str(challenge) {
+                    headers.insert("www-authenticate", value);
+                }
+            }
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                headers.insert("retry-after", HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }

@@ -1,13 +1,15 @@
 //! The axum adapter: router, route parsing, error mapping and handlers. No business rules here.
 
+pub mod auth;
 pub mod error;
 pub mod registry;
 pub mod route;
+pub mod token;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use crate::app::AppState;
@@ -18,6 +20,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v2", any(registry::dispatch))
         .route("/v2/", any(registry::dispatch))
         .route("/v2/{*path}", any(registry::dispatch))
+        .route(
+            "/token",
+            get(token::get_token).merge(post(token::post_token)),
+        )
+        .route("/token/jwks.json", get(token::jwks))
+        .route("/.well-known/jwks.json", get(token::jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(axum::middleware::map_response(api_version_header))

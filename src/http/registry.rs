@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::route::Route;
+use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::oci::manifest::OCI_INDEX;
@@ -139,12 +140,18 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
         ))
     })?;
     let method = req.method().clone();
+    let facts = super::auth::request_facts(&app, req.extensions());
+    let subject = super::auth::guard(&app, &method, req.headers(), &facts, &route).await?;
+    let caller = Caller {
+        subject: &subject,
+        facts: &facts,
+    };
     let head = method == Method::HEAD;
     match (method, route) {
         (Method::GET | Method::HEAD, Route::Base) => {
             Ok((StatusCode::OK, axum::Json(json!({}))).into_response())
         }
-        (Method::GET, Route::Catalog) => catalog(&app, &Query::from_request(&req)).await,
+        (Method::GET, Route::Catalog) => catalog(&app, caller, &Query::from_request(&req)).await,
         (Method::GET, Route::Tags { name }) => tags(&app, &name, &Query::from_request(&req)).await,
         (Method::GET | Method::HEAD, Route::Manifest { name, reference }) => {
             let accept = req
@@ -175,7 +182,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
                 .await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        (Method::POST, Route::UploadStart { name }) => start_upload(&app, &name, req).await,
+        (Method::POST, Route::UploadStart { name }) => start_upload(&app, caller, &name, req).await,
         (Method::GET, Route::Upload { name, id }) => {
             let progress = app.registry.upload_status(&name, &id).await?;
             Ok(upload_response(StatusCode::NO_CONTENT, &name, &progress))
@@ -266,21 +273,52 @@ fn blob_created(name: &RepoName, digest: &Digest) -> Response {
 }
 
 /// POST /v2/<name>/blobs/uploads/ with `?digest=`, `?mount=&from=` or `?digest-algorithm=`.
-async fn start_upload(app: &AppState, name: &RepoName, req: Request) -> Result<Response> {
+/// Who is calling, for handlers that filter or check more than the route's scope.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    subject: &'a Subject,
+    facts: &'a RequestFacts,
+}
+
+/// The repository a mount may take `digest` from: `from` if the caller may pull it, else (no
+/// `from`) the first repository holding the blob that the caller may pull; `None` falls back to
+/// a normal upload session, as the spec allows.
+async fn mount_source(
+    app: &AppState,
+    caller: Caller<'_>,
+    digest: &Digest,
+    from: Option<&str>,
+) -> Result<Option<RepoName>> {
+    let candidates = match from {
+        // An unparsable source falls back to a normal upload.
+        Some(from) => match RepoName::parse(from) {
+            Ok(name) => vec![name.as_str().to_owned()],
+            Err(_) => return Ok(None),
+        },
+        None => app.registry.meta.repositories_with_blob(digest, 50).await?,
+    };
+    for candidate in candidates {
+        if super::auth::may_pull(app, caller.subject, &candidate, caller.facts).await? {
+            return Ok(RepoName::parse(&candidate).ok());
+        }
+    }
+    Ok(None)
+}
+
+async fn start_upload(
+    app: &AppState,
+    caller: Caller<'_>,
+    name: &RepoName,
+    req: Request,
+) -> Result<Response> {
     let query = Query::from_request(&req);
     if let Some(mount) = query.get("mount") {
-        // An unparsable mount digest or source falls back to a normal upload, as the spec allows.
+        // An unparsable mount digest falls back to a normal upload, as the spec allows.
         if let Ok(digest) = Digest::parse(mount) {
-            let from = query
-                .get("from")
-                .map(RepoName::parse)
-                .transpose()
-                .ok()
-                .flatten();
-            if query.get("from").is_none() || from.is_some() {
+            if let Some(source) = mount_source(app, caller, &digest, query.get("from")).await? {
                 if let Some(done) = app
                     .registry
-                    .mount_blob(name, &digest, from.as_ref())
+                    .mount_blob(name, &digest, Some(&source))
                     .await?
                 {
                     return Ok(blob_created(name, &done.digest));
@@ -537,9 +575,31 @@ async fn tags(app: &AppState, name: &RepoName, query: &Query) -> Result<Response
 }
 
 /// GET /v2/_catalog
-async fn catalog(app: &AppState, query: &Query) -> Result<Response> {
+async fn catalog(app: &AppState, caller: Caller<'_>, query: &Query) -> Result<Response> {
     let (n, last) = page_params(query)?;
-    let (repos, more) = app.registry.catalog(last.as_deref(), n).await?;
+    // Pages are filled with repositories the caller may see, reading on past hidden ones.
+    let want = n.unwrap_or(crate::service::MAX_PAGE);
+    let mut repos: Vec<String> = Vec::new();
+    let mut cursor = last;
+    let mut more = false;
+    'pages: loop {
+        let (page, page_more) = app.registry.catalog(cursor.as_deref(), Some(want)).await?;
+        for (i, repo) in page.iter().enumerate() {
+            if super::auth::may_list(app, caller.subject, repo, caller.facts).await? {
+                if repos.len() == want {
+                    more = true;
+                    break 'pages;
+                }
+                repos.push(repo.clone());
+            }
+            if i + 1 == page.len() {
+                cursor = Some(repo.clone());
+            }
+        }
+        if !page_more || page.is_empty() {
+            break;
+        }
+    }
     let mut r = json_response(&Catalog {
         repositories: &repos,
     });

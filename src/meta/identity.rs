@@ -124,6 +124,16 @@ impl Meta {
         Ok(())
     }
 
+    /// Removes a policy document; false if there was none.
+    pub async fn delete_policy(&self, scope: &str, target: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM policies WHERE scope = $1 AND target = $2")
+            .bind(scope)
+            .bind(target)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn policy(&self, scope: &str, target: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT document FROM policies WHERE scope = $1 AND target = $2")
             .bind(scope)
@@ -150,5 +160,110 @@ impl Meta {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// A token signing key as stored (PKCS#8 PEM), newest first when listed.
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub pem: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl Meta {
+    pub async fn principal_by_id(&self, id: i64) -> Result<Option<PrincipalRow>> {
+        let row = sqlx::query("SELECT * FROM principals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(principal_row).transpose()
+    }
+
+    /// The groups (id, name) a principal belongs to, by name.
+    pub async fn groups_of(&self, principal_id: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.name FROM groups g JOIN group_members m ON m.group_id = g.id \
+             WHERE m.principal_id = $1 ORDER BY g.name",
+        )
+        .bind(principal_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
+    }
+
+    /// Signing keys not retired before `now`, newest first (ties broken by kid so every replica
+    /// picks the same active key).
+    pub async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT kid, pem, created_at, retired_at FROM signing_keys \
+             WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid DESC",
+        )
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKeyRow {
+                    kid: r.try_get("kid")?,
+                    pem: r.try_get("pem")?,
+                    created_at: r.try_get("created_at")?,
+                    retired_at: r.try_get("retired_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new signing key (a key with the same kid is left as it is).
+    pub async fn insert_signing_key(&self, kid: &str, pem: &str, created_at: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, pem, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (kid) DO NOTHING",
+        )
+        .bind(kid)
+        .bind(pem)
+        .bind(created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Schedules the retirement of every key but `keep` at `retire_at` (keys already retiring
+    /// earlier keep their date).
+    pub async fn retire_signing_keys_except(&self, keep: &str, retire_at: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 \
+             WHERE kid <> $2 AND (retired_at IS NULL OR retired_at > $1)",
+        )
+        .bind(retire_at)
+        .bind(keep)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| Ok(r.try_get("value")?)).transpose()
+    }
+
+    pub async fn put_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 }

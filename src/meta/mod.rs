@@ -4,7 +4,15 @@
 
 mod identity;
 
-pub use identity::PrincipalRow;
+pub use identity::{PrincipalRow, SigningKeyRow};
+
+/// A repository as the admin APIs describe it.
+#[derive(Debug, Clone)]
+pub struct RepositoryRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
 
 use std::time::Duration;
 
@@ -548,6 +556,80 @@ impl Meta {
         Ok(row.is_some())
     }
 
+    /// Creates the repository; false if it existed.
+    pub async fn create_repository(&self, name: &RepoName) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn repository_row(&self, name: &RepoName) -> Result<Option<RepositoryRow>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| repository_row(&r)).transpose()
+    }
+
+    pub async fn list_repository_rows(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RepositoryRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(repository_row).collect()
+    }
+
+    /// Deletes a repository and (by cascade) its manifests, tags, blob links and upload
+    /// sessions. Unless `force`, only when it holds no manifest; false if it held some.
+    pub async fn delete_repository(&self, id: i64, force: bool) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        if !force {
+            let held =
+                sqlx::query("SELECT 1 AS one FROM manifests WHERE repository_id = $1 LIMIT 1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if held.is_some() {
+                return Ok(false);
+            }
+        }
+        sqlx::query("DELETE FROM tags WHERE repository_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Up to `limit` repositories (by name) that link the blob.
+    pub async fn repositories_with_blob(&self, digest: &Digest, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT r.name FROM repository_blobs b JOIN repositories r ON r.id = b.repository_id \
+             WHERE b.digest = $1 ORDER BY r.name LIMIT $2",
+        )
+        .bind(digest.to_string())
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
     /// Every stored blob (for fsck).
     pub async fn all_blobs(&self) -> Result<Vec<BlobRow>> {
         let rows = sqlx::query("SELECT digest, size, object_key FROM blobs")
@@ -813,4 +895,12 @@ impl Meta {
             })
             .collect()
     }
+}
+
+fn repository_row(r: &sqlx::any::AnyRow) -> Result<RepositoryRow> {
+    Ok(RepositoryRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        created_at: r.try_get("created_at")?,
+    })
 }

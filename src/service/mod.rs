@@ -6,6 +6,7 @@ mod cache;
 mod fsck;
 mod identity;
 mod manifests;
+mod repositories;
 mod uploads;
 
 use std::sync::Arc;

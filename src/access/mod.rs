@@ -1,0 +1,725 @@
+//! Who is calling and what they may do: authenticates callers (passwords, registry tokens, ECR
+//! registry passwords, access keys) against the identity tables, decides ECR actions with the
+//! policy engine, and issues registry tokens signed with keys every replica shares.
+//!
+//! The 5-second rule: a changed password, an expired or deleted robot account or an edited
+//! policy takes effect on every replica within 5 seconds. Nothing here is invalidated across
+//! replicas; instead every cached principal, verified password and policy document lives at most
+//! [`CACHE_TTL`], and every request re-checks its token's credential version against a principal
+//! at most that old. Tokens are also re-checked against the current policies on each request, so
+//! an access claim granted before a Deny was added stops working with the same delay.
+
+mod cache;
+mod keys;
+mod limiter;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::auth::password::{credential_fingerprint, verify_against_dummy_hash, verify_secret};
+use crate::auth::scope::{Scope, ANY_ACTION, REGISTRY, REPOSITORY};
+use crate::auth::token::{Claims, ResourceAccess, TokenError};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::meta::{now_millis, Meta, PrincipalRow};
+use crate::policy::{
+    evaluate, Action, Caller, Decision, Identity, PolicyDocument, PolicyKind, PolicySet,
+    RequestContext, ScopeAction,
+};
+
+use cache::TtlCache;
+pub use keys::SigningKeys;
+use limiter::LoginLimiter;
+
+/// The longest any cached identity, verified credential or policy document is trusted.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+/// Lifetime of the registry password returned by ECR's `GetAuthorizationToken`.
+pub const REGISTRY_PASSWORD_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The Basic user name that carries an ECR registry password (`AWS:<token>`).
+pub const ECR_USERNAME: &str = "AWS";
+/// The setting that turns create-on-push off (`false`) or on.
+const CREATE_ON_PUSH: &str = "create_on_push";
+/// How long rotated-out signing keys keep verifying: the longest-lived token they may have signed.
+const MIN_KEY_OVERLAP: Duration = REGISTRY_PASSWORD_TTL;
+
+/// A user or a robot account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    User,
+    Robot,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Robot => "robot",
+        }
+    }
+}
+
+/// A signed-in user or robot account, as loaded (at most [`CACHE_TTL`] old).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub id: i64,
+    pub kind: PrincipalKind,
+    pub name: String,
+    pub credential_version: i64,
+    pub expires_at: Option<i64>,
+    password_hash: Option<String>,
+    /// Groups (id, name) the principal belongs to.
+    pub groups: Vec<(i64, String)>,
+    pub identity: Identity,
+}
+
+impl Principal {
+    /// The name used to log in and the token subject: `<name>` or `robot/<name>`.
+    pub fn login_name(&self) -> String {
+        match self.kind {
+            PrincipalKind::User => self.name.clone(),
+            PrincipalKind::Robot => format!("robot/{}", self.name),
+        }
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.identity.arn
+    }
+
+    fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// Splits a login name into kind and name: `robot/<name>` (or Harbor's `robot$<name>`) is a
+/// robot account, anything else a user.
+pub fn parse_login_name(login: &str) -> (PrincipalKind, &str) {
+    match login
+        .strip_prefix("robot/")
+        .or_else(|| login.strip_prefix("robot$"))
+    {
+        Some(name) => (PrincipalKind::Robot, name),
+        None => (PrincipalKind::User, login),
+    }
+}
+
+/// The caller of one request: anonymous or a principal, and the token it presented, if any.
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    pub principal: Option<Arc<Principal>>,
+    /// The verified registry token, when the caller presented one: requests may do only what
+    /// it grants (and what the policies still allow).
+    pub token: Option<Arc<Claims>>,
+}
+
+impl Subject {
+    pub fn anonymous() -> Subject {
+        Subject::default()
+    }
+
+    pub fn principal(principal: Arc<Principal>) -> Subject {
+        Subject {
+            principal: Some(principal),
+            token: None,
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.principal.is_none()
+    }
+
+    pub fn caller(&self) -> Caller {
+        match &self.principal {
+            Some(p) => Caller::Authenticated(p.identity.clone()),
+            None => Caller::Anonymous,
+        }
+    }
+
+    /// The name shown in logs and audit records.
+    pub fn display_name(&self) -> String {
+        self.principal
+            .as_ref()
+            .map_or_else(|| "anonymous".to_owned(), |p| p.login_name())
+    }
+}
+
+/// Where a policy document is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyTarget {
+    /// The registry-wide policy.
+    Registry,
+    /// A repository's policy, by repository name.
+    Repository(String),
+    /// A user's or robot's identity policy, by principal id.
+    Principal(i64),
+    /// A group's identity policy, by group id.
+    Group(i64),
+}
+
+impl PolicyTarget {
+    /// (stored scope, stored target, document kind)
+    fn slot(&self) -> (&'static str, String, PolicyKind) {
+        match self {
+            PolicyTarget::Registry => ("registry", String::new(), PolicyKind::Registry),
+            PolicyTarget::Repository(name) => ("repository", name.clone(), PolicyKind::Repository),
+            PolicyTarget::Principal(id) => ("principal", id.to_string(), PolicyKind::Identity),
+            PolicyTarget::Group(id) => ("group", id.to_string(), PolicyKind::Identity),
+        }
+    }
+}
+
+/// Facts about a request that policy conditions may test.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestFacts {
+    pub source_ip: Option<IpAddr>,
+    pub secure_transport: bool,
+}
+
+/// Authentication and authorization for both APIs and the token endpoint.
+pub struct Access {
+    meta: Meta,
+    pub registry_id: String,
+    pub region: String,
+    pub service: String,
+    pub issuer: String,
+    token_ttl: Duration,
+    refresh_token_ttl: Duration,
+    keys: SigningKeys,
+    principals: TtlCache<(PrincipalKind, String), Option<Arc<Principal>>>,
+    /// Fingerprints of (password, stored hash) that verified recently.
+    verified: TtlCache<[u8; 32], ()>,
+    policies: TtlCache<(&'static str, String), Option<Arc<PolicyDocument>>>,
+    settings: TtlCache<&'static str, Option<String>>,
+    limiter: LoginLimiter,
+}
+
+impl Access {
+    /// Loads (or creates) the signing keys; everything else is read on demand.
+    pub async fn open(meta: Meta, config: &Config) -> Result<Access> {
+        let keys = SigningKeys::load(&meta, &config.auth.signing_key_file).await?;
+        Ok(Access {
+            meta,
+            registry_id: config.registry_id.clone(),
+            region: config.region.clone(),
+            service: config.auth.service.clone(),
+            issuer: config.auth.issuer.clone(),
+            token_ttl: Duration::from_secs(config.auth.token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(config.auth.refresh_token_ttl_secs),
+            keys,
+            principals: TtlCache::new(CACHE_TTL, 100_000),
+            verified: TtlCache::new(CACHE_TTL, 100_000),
+            policies: TtlCache::new(CACHE_TTL, 100_000),
+            settings: TtlCache::new(CACHE_TTL, 16),
+            limiter: LoginLimiter::new(
+                config.auth.max_failed_logins,
+                Duration::from_secs(config.auth.failed_login_window_secs),
+            ),
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    /// Forgets every cached identity and policy on this replica (after an admin change here,
+    /// so this replica applies it at once; the others follow within [`CACHE_TTL`]).
+    pub fn invalidate(&self) {
+        self.principals.clear();
+        self.verified.clear();
+        self.policies.clear();
+        self.settings.clear();
+    }
+
+    async fn setting(&self, name: &'static str) -> Result<Option<String>> {
+        if let Some(hit) = self.settings.get(&name) {
+            return Ok(hit);
+        }
+        let value = self.meta.setting(name).await?;
+        self.settings.insert(name, value.clone());
+        Ok(value)
+    }
+
+    /// Whether a push to a missing repository creates it (ECR's create-on-push; on by default).
+    pub async fn create_on_push(&self) -> Result<bool> {
+        Ok(self.setting(CREATE_ON_PUSH).await?.as_deref() != Some("false"))
+    }
+
+    pub async fn set_create_on_push(&self, on: bool) -> Result<()> {
+        self.meta
+            .put_setting(CREATE_ON_PUSH, if on { "true" } else { "false" })
+            .await?;
+        self.settings.remove(&CREATE_ON_PUSH);
+        Ok(())
+    }
+
+    // ---- identities ----
+
+    /// The principal `kind`/`name`, at most [`CACHE_TTL`] old; `None` if it does not exist.
+    pub async fn principal(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> Result<Option<Arc<Principal>>> {
+        let key = (kind, name.to_owned());
+        if let Some(hit) = self.principals.get(&key) {
+            return Ok(hit);
+        }
+        let loaded = match self.meta.principal(kind.as_str(), name).await? {
+            Some(row) => Some(Arc::new(self.principal_from_row(kind, row).await?)),
+            None => None,
+        };
+        self.principals.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    async fn principal_from_row(
+        &self,
+        kind: PrincipalKind,
+        row: PrincipalRow,
+    ) -> Result<Principal> {
+        let groups = self.meta.groups_of(row.id).await?;
+        let mut identity = match kind {
+            PrincipalKind::User => Identity::user(&self.registry_id, &row.name),
+            PrincipalKind::Robot => Identity::robot(&self.registry_id, &row.name),
+        };
+        for (_, group) in &groups {
+            identity = identity.with_group(crate::policy::group_arn(&self.registry_id, group));
+        }
+        Ok(Principal {
+            id: row.id,
+            kind,
+            name: row.name,
+            credential_version: row.credential_version,
+            expires_at: row.expires_at,
+            password_hash: row.password_hash,
+            groups,
+            identity,
+        })
+    }
+
+    /// A usable (existing, unexpired) principal by login name.
+    async fn active_principal(&self, login: &str) -> Result<Option<Arc<Principal>>> {
+        let (kind, name) = parse_login_name(login);
+        Ok(self
+            .principal(kind, name)
+            .await?
+            .filter(|p| !p.expired(now_millis())))
+    }
+
+    /// HTTP Basic: a user's or robot's password, or `AWS` with an ECR registry password.
+    /// Failures are counted per name and address; past the limit the answer is 429.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        facts: &RequestFacts,
+    ) -> Result<Arc<Principal>> {
+        if let Some(wait) = self.limiter.blocked(username, facts.source_ip) {
+            return Err(Error::TooManyRequests {
+                message: format!("too many failed logins for {username:?}; try again in {wait} s"),
+                retry_after_secs: wait,
+            });
+        }
+        let outcome = if username == ECR_USERNAME {
+            self.principal_for_token(password, true).await
+        } else {
+            self.check_password(username, password).await
+        };
+        match outcome {
+            Ok(principal) => {
+                self.limiter.record_success(username, facts.source_ip);
+                Ok(principal)
+            }
+            Err(Error::Unauthorized(message)) => {
+                self.limiter.record_failure(username, facts.source_ip);
+                tracing::info!(user = username, ip = ?facts.source_ip, "failed login");
+                Err(Error::Unauthorized(message))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn check_password(&self, login: &str, password: &str) -> Result<Arc<Principal>> {
+        let refused = || Error::Unauthorized("invalid user name or password".into());
+        let principal = self.active_principal(login).await?;
+        let Some((principal, phc)) =
+            principal.and_then(|p| p.password_hash.clone().map(|phc| (p, phc)))
+        else {
+            // Spend the time a real check takes, so timing does not reveal which names exist.
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || verify_against_dummy_hash(&password))
+                .await
+                .map_err(Error::internal)?;
+            return Err(refused());
+        };
+        let fingerprint = credential_fingerprint(&format!("{}\0{password}", principal.id), &phc);
+        if self.verified.get(&fingerprint).is_some() {
+            return Ok(principal);
+        }
+        let password = password.to_owned();
+        let ok =
+            tokio::task::spawn_blocking(move || verify_secret(&password, &phc).unwrap_or(false))
+                .await
+                .map_err(Error::internal)?;
+        if !ok {
+            return Err(refused());
+        }
+        self.verified.insert(fingerprint, ());
+        Ok(principal)
+    }
+
+    /// The principal of a refresh token or ECR registry password, checked against the current
+    /// credential version.
+    async fn principal_for_token(
+        &self,
+        token: &str,
+        registry_password: bool,
+    ) -> Result<Arc<Principal>> {
+        let what = if registry_password {
+            "registry password"
+        } else {
+            "refresh token"
+        };
+        let claims = self
+            .verify_with_reload(token, |ring, now| {
+                ring.verify_refresh_token(token, &self.issuer, &self.service, now)
+            })
+            .await
+            .map_err(|e| Error::Unauthorized(format!("invalid {what}: {e}")))?;
+        self.current_principal(&claims)
+            .await?
+            .ok_or_else(|| Error::Unauthorized(format!("{what} is no longer valid; log in again")))
+    }
+
+    /// Verifies with the current key ring; a token signed by a key this replica has not loaded yet
+    /// (another replica just rotated) triggers one reload.
+    async fn verify_with_reload(
+        &self,
+        _token: &str,
+        verify: impl Fn(&crate::auth::token::KeyRing, DateTime<Utc>) -> Result<Claims, TokenError>,
+    ) -> Result<Claims, TokenError> {
+        match verify(&self.keys.ring(), self.now()) {
+            Err(TokenError::UnknownKey) => {
+                if self.keys.reload_if_stale(&self.meta).await.unwrap_or(false) {
+                    verify(&self.keys.ring(), self.now())
+                } else {
+                    Err(TokenError::UnknownKey)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The token's subject if it still exists, is unexpired and has the credential version the
+    /// token was issued for; `None` otherwise.
+    async fn current_principal(&self, claims: &Claims) -> Result<Option<Arc<Principal>>> {
+        let Some(principal) = self.active_principal(&claims.sub).await? else {
+            return Ok(None);
+        };
+        let current = u64::try_from(principal.credential_version).unwrap_or(0) == claims.cv
+            && claims.principal.as_deref() == Some(principal.arn());
+        Ok(current.then_some(principal))
+    }
+
+    /// A registry access token (`Authorization: Bearer`): signature, issuer, audience, validity,
+    /// then the subject's current credential version.
+    pub async fn verify_bearer(&self, token: &str) -> Result<Subject> {
+        let claims = self
+            .verify_with_reload(token, |ring, now| {
+                ring.verify_access_token(token, &self.issuer, &self.service, now)
+            })
+            .await
+            .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
+        let principal = if claims.sub.is_empty() {
+            None
+        } else {
+            Some(self.current_principal(&claims).await?.ok_or_else(|| {
+                Error::Unauthorized(
+                    "token is no longer valid (credentials changed or account removed)".into(),
+                )
+            })?)
+        };
+        Ok(Subject {
+            principal,
+            token: Some(Arc::new(claims)),
+        })
+    }
+
+    /// The principal and secret of an access key (for SigV4); `None` for unknown keys and keys of
+    /// expired or deleted principals.
+    pub async fn access_key(&self, key_id: &str) -> Result<Option<(Arc<Principal>, String)>> {
+        let Some((principal_id, secret)) = self.meta.access_key(key_id).await? else {
+            return Ok(None);
+        };
+        let Some(row) = self.meta.principal_by_id(principal_id).await? else {
+            return Ok(None);
+        };
+        let kind = if row.kind == "robot" {
+            PrincipalKind::Robot
+        } else {
+            PrincipalKind::User
+        };
+        let principal = self.principal(kind, &row.name).await?;
+        Ok(principal
+            .filter(|p| !p.expired(now_millis()))
+            .map(|p| (p, secret)))
+    }
+
+    // ---- policy documents ----
+
+    /// The stored text of a policy, exactly as saved.
+    pub async fn policy_text(&self, target: &PolicyTarget) -> Result<Option<String>> {
+        let (scope, key, _) = target.slot();
+        self.meta.policy(scope, &key).await
+    }
+
+    /// Validates and stores a policy (replacing any earlier one); a document Berth could not
+    /// enforce faithfully is refused with a message naming the statement and field.
+    pub async fn set_policy(&self, target: &PolicyTarget, text: &str) -> Result<PolicyDocument> {
+        let (scope, key, kind) = target.slot();
+        let document = PolicyDocument::parse(text, kind)
+            .map_err(|e| Error::InvalidParameter(format!("invalid policy document: {e}")))?;
+        self.meta.put_policy(scope, &key, text).await?;
+        self.policies.remove(&(scope, key));
+        Ok(document)
+    }
+
+    /// Removes a policy; the stored text, or `None` if there was none.
+    pub async fn delete_policy(&self, target: &PolicyTarget) -> Result<Option<String>> {
+        let (scope, key, _) = target.slot();
+        let text = self.meta.policy(scope, &key).await?;
+        if text.is_some() {
+            self.meta.delete_policy(scope, &key).await?;
+        }
+        self.policies.remove(&(scope, key));
+        Ok(text)
+    }
+
+    // ---- decisions ----
+
+    async fn policy(
+        &self,
+        scope: &'static str,
+        target: String,
+        kind: PolicyKind,
+    ) -> Result<Option<Arc<PolicyDocument>>> {
+        let key = (scope, target);
+        if let Some(hit) = self.policies.get(&key) {
+            return Ok(hit);
+        }
+        let document = match self.meta.policy(scope, &key.1).await? {
+            Some(text) => match PolicyDocument::parse(&text, kind) {
+                Ok(doc) => Some(Arc::new(doc)),
+                Err(e) => {
+                    // Documents are validated when saved; one that no longer parses denies
+                    // nothing and allows nothing, and an operator must see why.
+                    tracing::error!(scope, target = %key.1, error = %e, "stored policy does not parse; ignored");
+                    None
+                }
+            },
+            None => None,
+        };
+        self.policies.insert(key, document.clone());
+        Ok(document)
+    }
+
+    /// Decides one ECR action on a repository (or the registry when `repository` is `None`).
+    pub async fn decide(
+        &self,
+        subject: &Subject,
+        action: Action,
+        repository: Option<&str>,
+        facts: &RequestFacts,
+    ) -> Result<Decision> {
+        let mut identity_docs: Vec<(String, Arc<PolicyDocument>)> = Vec::new();
+        if let Some(p) = &subject.principal {
+            if let Some(doc) = self
+                .policy("principal", p.id.to_string(), PolicyKind::Identity)
+                .await?
+            {
+                identity_docs.push((format!("user/{}", p.login_name()), doc));
+            }
+            for (group_id, group) in &p.groups {
+                if let Some(doc) = self
+                    .policy("group", group_id.to_string(), PolicyKind::Identity)
+                    .await?
+                {
+                    identity_docs.push((format!("group/{group}"), doc));
+                }
+            }
+        }
+        let repository_doc = match repository {
+            Some(name) => {
+                self.policy("repository", name.to_owned(), PolicyKind::Repository)
+                    .await?
+            }
+            None => None,
+        };
+        let registry_doc = self
+            .policy("registry", String::new(), PolicyKind::Registry)
+            .await?;
+        let mut set = PolicySet::new();
+        for (name, doc) in &identity_docs {
+            set = set.with_identity(name, doc);
+        }
+        if let Some(doc) = &repository_doc {
+            set = set.with_repository(doc);
+        }
+        if let Some(doc) = &registry_doc {
+            set = set.with_registry(doc);
+        }
+        let mut ctx = RequestContext::new(
+            subject.caller(),
+            action,
+            self.registry_id.clone(),
+            self.region.clone(),
+            self.now(),
+        )
+        .with_secure_transport(facts.secure_transport);
+        if let Some(ip) = facts.source_ip {
+            ctx = ctx.with_source_ip(ip);
+        }
+        if let Some(name) = repository {
+            ctx = ctx.with_repository(name);
+        }
+        Ok(evaluate(&set, &ctx))
+    }
+
+    /// True if every ECR action behind the Docker scope action is allowed on `repository`.
+    pub async fn may(
+        &self,
+        subject: &Subject,
+        scope: ScopeAction,
+        repository: &str,
+        facts: &RequestFacts,
+    ) -> Result<bool> {
+        for action in scope.actions() {
+            if !self
+                .decide(subject, *action, Some(repository), facts)
+                .await?
+                .is_allowed()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The `access` claim for a token request: the requested scopes cut down to what the
+    /// policies allow. Unknown resource types and actions are dropped, never an error.
+    pub async fn grant(
+        &self,
+        subject: &Subject,
+        requested: &[Scope],
+        facts: &RequestFacts,
+    ) -> Result<Vec<ResourceAccess>> {
+        let mut granted = Vec::new();
+        for scope in requested {
+            let mut actions: Vec<&str> = Vec::new();
+            for action in &scope.actions {
+                let allowed = match (scope.resource_type.as_str(), action.as_str()) {
+                    // The catalog lists only what the caller may see, so any caller may ask.
+                    (REGISTRY, ANY_ACTION) if scope.name == "catalog" => true,
+                    (REPOSITORY, name) => match ScopeAction::parse(name) {
+                        Some(sa) if crate::oci::RepoName::parse(&scope.name).is_ok() => {
+                            self.may(subject, sa, &scope.name, facts).await?
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                if allowed && !actions.contains(&action.as_str()) {
+                    actions.push(action);
+                }
+            }
+            if !actions.is_empty() {
+                granted.push(ResourceAccess::from(Scope::new(
+                    &scope.resource_type,
+                    &scope.name,
+                    &actions,
+                )));
+            }
+        }
+        Ok(granted)
+    }
+
+    // ---- tokens ----
+
+    fn base_claims(&self, principal: Option<&Principal>, refresh: bool, ttl: Duration) -> Claims {
+        let subject = principal.map(Principal::login_name).unwrap_or_default();
+        let lifetime = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+        let claims = if refresh {
+            Claims::new_refresh(&self.issuer, &self.service, &subject, self.now(), lifetime)
+        } else {
+            Claims::new_access(&self.issuer, &self.service, &subject, self.now(), lifetime)
+        };
+        match principal {
+            Some(p) => claims
+                .with_credential_version(u64::try_from(p.credential_version).unwrap_or(0))
+                .with_principal(p.arn()),
+            None => claims,
+        }
+    }
+
+    /// Signs an access token for `principal` (anonymous when `None`) granting `access`.
+    pub fn issue_access_token(
+        &self,
+        principal: Option<&Principal>,
+        access: Vec<ResourceAccess>,
+    ) -> Result<(String, Claims)> {
+        let claims = self
+            .base_claims(principal, false, self.token_ttl)
+            .with_access(access);
+        let token = self.keys.ring().issue(&claims).map_err(Error::internal)?;
+        Ok((token, claims))
+    }
+
+    /// Signs a refresh token (`offline_token=true`) for `principal`.
+    pub fn issue_refresh_token(&self, principal: &Principal) -> Result<String> {
+        let claims = self.base_claims(Some(principal), true, self.refresh_token_ttl);
+        self.keys.ring().issue(&claims).map_err(Error::internal)
+    }
+
+    /// The principal behind a refresh token (`grant_type=refresh_token`).
+    pub async fn redeem_refresh_token(&self, token: &str) -> Result<Arc<Principal>> {
+        self.principal_for_token(token, false).await
+    }
+
+    /// ECR's `GetAuthorizationToken`: a password for `AWS:<password>` Basic logins, valid for
+    /// [`REGISTRY_PASSWORD_TTL`] or until the principal's credentials change.
+    pub fn registry_password(&self, principal: &Principal) -> Result<(String, DateTime<Utc>)> {
+        let claims = self.base_claims(Some(principal), true, REGISTRY_PASSWORD_TTL);
+        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
+        let token = self.keys.ring().issue(&claims).map_err(Error::internal)?;
+        Ok((token, expires))
+    }
+
+    /// The public keys that verify tokens, as a JWKS document.
+    pub fn jwks_json(&self) -> String {
+        self.keys.ring().jwks_json()
+    }
+
+    /// Re-reads the signing keys (periodically, so rotations on other replicas arrive).
+    pub async fn reload_keys(&self) -> Result<()> {
+        self.keys.reload(&self.meta).await
+    }
+
+    /// Starts signing with a new key; the previous keys verify until the longest-lived token
+    /// they may have signed has expired. Returns the new key id.
+    pub async fn rotate_signing_key(&self) -> Result<String> {
+        let overlap = MIN_KEY_OVERLAP.max(self.refresh_token_ttl);
+        self.keys.rotate(&self.meta, overlap).await
+    }
+
+    /// Key ids currently accepted, the signing one first.
+    pub fn signing_key_ids(&self) -> Vec<String> {
+        self.keys
+            .ring()
+            .accepted_kids()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+}

@@ -1,0 +1,296 @@
+//! Authentication and authorization of `/v2/` requests: reads the caller's credentials, maps the
+//! route to the Docker scope it needs, asks the access layer, and answers 401 with a Bearer
+//! challenge (which sends clients to `/token`) or 403 `DENIED`.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, Method};
+
+use super::route::Route;
+use crate::access::{RequestFacts, Subject};
+use crate::app::AppState;
+use crate::auth::basic::parse_basic_authorization;
+use crate::auth::scope::{
+    BearerChallenge, ChallengeError, Scope, ANY_ACTION, REGISTRY, REPOSITORY,
+};
+use crate::error::{Error, Result};
+use crate::oci::RepoName;
+use crate::policy::{Action, Decision, ScopeAction};
+
+/// What a route needs from its caller.
+enum Need<'a> {
+    /// Any valid identity, or any valid token (`GET /v2/`).
+    Identity,
+    /// The catalog: any identity; the listing is filtered per repository.
+    Catalog,
+    /// A Docker scope action on a repository.
+    Scope(ScopeAction, &'a RepoName),
+}
+
+fn need<'a>(method: &Method, route: &'a Route) -> Need<'a> {
+    let by_method = |name| {
+        if method == Method::GET || method == Method::HEAD {
+            Need::Scope(ScopeAction::Pull, name)
+        } else if method == Method::DELETE {
+            Need::Scope(ScopeAction::Delete, name)
+        } else {
+            Need::Scope(ScopeAction::Push, name)
+        }
+    };
+    match route {
+        Route::Base => Need::Identity,
+        Route::Catalog => Need::Catalog,
+        Route::Tags { name } | Route::Referrers { name, .. } => {
+            Need::Scope(ScopeAction::Pull, name)
+        }
+        Route::Manifest { name, .. } | Route::Blob { name, .. } => by_method(name),
+        // Every upload call (including its status and cancel) is part of pushing.
+        Route::UploadStart { name } | Route::Upload { name, .. } => {
+            Need::Scope(ScopeAction::Push, name)
+        }
+    }
+}
+
+/// Source address and transport of a request, for policy conditions.
+pub fn request_facts(app: &AppState, extensions: &axum::http::Extensions) -> RequestFacts {
+    RequestFacts {
+        source_ip: extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+        secure_transport: app.config.tls_cert.is_some(),
+    }
+}
+
+/// The token endpoint clients are sent to: `<public_url>/token`, or the request's own scheme and
+/// Host when no public URL is configured.
+pub fn realm(app: &AppState, headers: &HeaderMap) -> String {
+    let public = app.config.public_url.trim_end_matches('/');
+    if !public.is_empty() {
+        return format!("{public}/token");
+    }
+    let scheme = if app.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}/token")
+}
+
+fn challenge(app: &AppState, headers: &HeaderMap) -> BearerChallenge {
+    BearerChallenge::new(&realm(app, headers), &app.access.service)
+}
+
+/// The caller named by the `Authorization` header: Basic (password or ECR registry password),
+/// Bearer (a registry token), or anonymous when there is none.
+pub async fn authenticate(
+    app: &AppState,
+    headers: &HeaderMap,
+    facts: &RequestFacts,
+) -> Result<Subject> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Subject::anonymous());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::Unauthorized("the Authorization header is not ASCII".into()))?;
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        let credentials = parse_basic_authorization(value).ok_or_else(|| {
+            Error::Unauthorized(
+                "malformed Basic credentials (expected base64 of user:password)".into(),
+            )
+        })?;
+        let principal = app
+            .access
+            .login(&credentials.username, &credentials.password, facts)
+            .await?;
+        Ok(Subject::principal(principal))
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        app.access.verify_bearer(rest.trim()).await
+    } else {
+        Err(Error::Unauthorized(format!(
+            "unsupported authorization scheme {:?}; use Basic or Bearer",
+            scheme.chars().take(20).collect::<String>()
+        )))
+    }
+}
+
+/// Authenticates and authorizes one `/v2/` request; the subject is returned for handlers that
+/// filter (catalog) or check more (mounts).
+pub async fn guard(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    facts: &RequestFacts,
+    route: &Route,
+) -> Result<Subject> {
+    let need = need(method, route);
+    let required_scope = match &need {
+        Need::Identity => None,
+        Need::Catalog => Some(Scope::new(REGISTRY, "catalog", &[ANY_ACTION])),
+        Need::Scope(scope, name) => Some(Scope::repository(name.as_str(), &[scope.as_str()])),
+    };
+    let with_scope = |c: BearerChallenge| match &required_scope {
+        Some(s) => c.with_scope(s.clone()),
+        None => c,
+    };
+    let subject = match authenticate(app, headers, facts).await {
+        Ok(subject) => subject,
+        Err(Error::Unauthorized(message)) => {
+            let c = with_scope(challenge(app, headers));
+            let c = if headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer"))
+            {
+                c.with_error(ChallengeError::InvalidToken)
+            } else {
+                c
+            };
+            return Err(Error::AuthenticationRequired {
+                message,
+                challenge: c.header_value(),
+            });
+        }
+        Err(other) => return Err(other),
+    };
+    let unauthenticated = subject.is_anonymous() && subject.token.is_none();
+    let (scope, name) = match need {
+        Need::Identity | Need::Catalog => {
+            if unauthenticated {
+                return Err(Error::AuthenticationRequired {
+                    message: "authentication required".into(),
+                    challenge: with_scope(challenge(app, headers)).header_value(),
+                });
+            }
+            return Ok(subject);
+        }
+        Need::Scope(scope, name) => (scope, name),
+    };
+    let word = scope.as_str();
+    if let Some(claims) = &subject.token {
+        if !claims.allows(REPOSITORY, name.as_str(), word) {
+            return Err(Error::AuthenticationRequired {
+                message: format!("the token does not grant {word} on repository {name}"),
+                challenge: with_scope(challenge(app, headers))
+                    .with_error(ChallengeError::InsufficientScope)
+                    .header_value(),
+            });
+        }
+    }
+    // Re-checked even with a token, so an edited policy applies to tokens already issued.
+    for action in scope.actions() {
+        let decision = app
+            .access
+            .decide(&subject, *action, Some(name.as_str()), facts)
+            .await?;
+        if !decision.is_allowed() {
+            if unauthenticated {
+                return Err(Error::AuthenticationRequired {
+                    message: format!("authentication required to {word} repository {name}"),
+                    challenge: with_scope(challenge(app, headers)).header_value(),
+                });
+            }
+            return Err(denied(app, &subject, *action, name, &decision));
+        }
+    }
+    if scope == ScopeAction::Push && app.registry.repository_id(name).await?.is_none() {
+        create_on_push(app, &subject, name, facts).await?;
+    }
+    Ok(subject)
+}
+
+/// A push to a missing repository creates it when create-on-push is on and the caller may
+/// `ecr:CreateRepository` there.
+async fn create_on_push(
+    app: &AppState,
+    subject: &Subject,
+    name: &RepoName,
+    facts: &RequestFacts,
+) -> Result<()> {
+    if !app.access.create_on_push().await? {
+        return Err(Error::NameUnknown(format!(
+            "repository '{name}' does not exist and create-on-push is off; create the repository first"
+        )));
+    }
+    let decision = app
+        .access
+        .decide(
+            subject,
+            Action::CreateRepository,
+            Some(name.as_str()),
+            facts,
+        )
+        .await?;
+    if !decision.is_allowed() {
+        return Err(denied(
+            app,
+            subject,
+            Action::CreateRepository,
+            name,
+            &decision,
+        ));
+    }
+    Ok(())
+}
+
+/// ECR's wording: who may not do what on which resource, and why.
+pub fn denied(
+    app: &AppState,
+    subject: &Subject,
+    action: Action,
+    name: &RepoName,
+    decision: &Decision,
+) -> Error {
+    let who = subject
+        .principal
+        .as_ref()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.arn().to_owned());
+    let resource =
+        crate::policy::repository_arn(&app.access.region, &app.access.registry_id, name.as_str());
+    Error::Denied(format!(
+        "User: {who} is not authorized to perform: ecr:{} on resource: {resource} ({decision})",
+        action.name()
+    ))
+}
+
+/// Whether the caller may see `repository` in listings (`ecr:DescribeRepositories` on it).
+pub async fn may_list(
+    app: &AppState,
+    subject: &Subject,
+    repository: &str,
+    facts: &RequestFacts,
+) -> Result<bool> {
+    Ok(app
+        .access
+        .decide(
+            subject,
+            Action::DescribeRepositories,
+            Some(repository),
+            facts,
+        )
+        .await?
+        .is_allowed())
+}
+
+/// Whether the caller may read blobs of `repository` (a mount's source).
+pub async fn may_pull(
+    app: &AppState,
+    subject: &Subject,
+    repository: &str,
+    facts: &RequestFacts,
+) -> Result<bool> {
+    app.access
+        .may(subject, ScopeAction::Pull, repository, facts)
+        .await
+}
