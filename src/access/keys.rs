@@ -12,7 +12,8 @@ pub struct SigningKeys {
     ring: RwLock<Arc<KeyRing>>,
     /// The key from `auth.signing_key_file`, which always signs when set.
     configured: Option<SigningKey>,
-    last_reload: std::sync::Mutex<Instant>,
+    /// When a token with an unknown key last forced a reload.
+    last_forced_reload: std::sync::Mutex<Option<Instant>>,
 }
 
 /// The least time between two reloads forced by a token signed with an unknown key.
@@ -38,7 +39,7 @@ impl SigningKeys {
         Ok(SigningKeys {
             ring: RwLock::new(Arc::new(ring)),
             configured,
-            last_reload: std::sync::Mutex::new(Instant::now()),
+            last_forced_reload: std::sync::Mutex::new(None),
         })
     }
 
@@ -50,14 +51,18 @@ impl SigningKeys {
     pub async fn reload(&self, meta: &Meta) -> Result<()> {
         let ring = build_ring(meta, self.configured.as_ref()).await?;
         *self.ring.write().expect("key ring lock") = Arc::new(ring);
-        *self.last_reload.lock().expect("reload lock") = Instant::now();
         Ok(())
     }
 
-    /// Reloads unless that happened less than a second ago; true if it did.
+    /// Reloads for a token signed with an unknown key, at most once a second (so forged kids
+    /// cannot turn every request into a database read); true if it did.
     pub async fn reload_if_stale(&self, meta: &Meta) -> Result<bool> {
-        if self.last_reload.lock().expect("reload lock").elapsed() < FORCED_RELOAD_INTERVAL {
-            return Ok(false);
+        {
+            let mut last = self.last_forced_reload.lock().expect("reload lock");
+            if last.is_some_and(|at| at.elapsed() < FORCED_RELOAD_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(Instant::now());
         }
         self.reload(meta).await?;
         Ok(true)
