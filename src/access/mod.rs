@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sha2::Digest as _;
 
 use crate::auth::password::{credential_fingerprint, verify_against_dummy_hash, verify_secret};
 use crate::auth::scope::{Scope, ANY_ACTION, REGISTRY, REPOSITORY};
@@ -40,6 +41,21 @@ pub const CACHE_TTL: Duration = Duration::from_secs(2);
 pub const REGISTRY_PASSWORD_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The Basic user name that carries an ECR registry password (`AWS:<token>`).
 pub const ECR_USERNAME: &str = "AWS";
+/// How long a decision is reused. It sits in front of the principal and policy caches, so the
+/// worst-case delay for a change is `CACHE_TTL + DECISION_TTL` (3 s), inside the 5-second rule.
+pub const DECISION_TTL: Duration = Duration::from_secs(1);
+
+/// Everything a cached decision depends on (the clock aside: `aws:CurrentTime` conditions may
+/// answer up to [`DECISION_TTL`] late).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    principal: Option<(i64, i64)>,
+    action: Action,
+    repository: Option<String>,
+    source_ip: Option<IpAddr>,
+    secure_transport: bool,
+}
+
 /// The setting that turns create-on-push off (`false`) or on.
 const CREATE_ON_PUSH: &str = "create_on_push";
 /// How long rotated-out signing keys keep verifying: the longest-lived token they may have signed.
@@ -192,6 +208,10 @@ pub struct Access {
     verified: TtlCache<[u8; 32], ()>,
     policies: TtlCache<(&'static str, String), Option<Arc<PolicyDocument>>>,
     settings: TtlCache<&'static str, Option<String>>,
+    /// Access tokens whose signature verified, by SHA-256 of the token.
+    tokens: TtlCache<[u8; 32], Arc<Claims>>,
+    /// Recent decisions; see [`DECISION_TTL`].
+    decisions: TtlCache<DecisionKey, Decision>,
     limiter: LoginLimiter,
 }
 
@@ -212,6 +232,8 @@ impl Access {
             verified: TtlCache::new(CACHE_TTL, 100_000),
             policies: TtlCache::new(CACHE_TTL, 100_000),
             settings: TtlCache::new(CACHE_TTL, 16),
+            tokens: TtlCache::new(CACHE_TTL, 100_000),
+            decisions: TtlCache::new(DECISION_TTL, 100_000),
             limiter: LoginLimiter::new(
                 config.auth.max_failed_logins,
                 Duration::from_secs(config.auth.failed_login_window_secs),
@@ -230,6 +252,7 @@ impl Access {
         self.verified.clear();
         self.policies.clear();
         self.settings.clear();
+        self.decisions.clear();
     }
 
     async fn setting(&self, name: &'static str) -> Result<Option<String>> {
@@ -426,12 +449,31 @@ impl Access {
     /// A registry access token (`Authorization: Bearer`): signature, issuer, audience, validity,
     /// then the subject's current credential version.
     pub async fn verify_bearer(&self, token: &str) -> Result<Subject> {
-        let claims = self
-            .verify_with_reload(token, |ring, now| {
-                ring.verify_access_token(token, &self.issuer, &self.service, now)
-            })
-            .await
-            .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
+        // A signature verified moments ago need not be verified again; expiry is still checked.
+        let fingerprint: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let claims = match self.tokens.get(&fingerprint) {
+            Some(claims)
+                if claims.exp + crate::auth::token::CLOCK_LEEWAY_SECS >= self.now().timestamp() =>
+            {
+                claims
+            }
+            Some(_) => {
+                return Err(Error::Unauthorized(
+                    "invalid token: token has expired".into(),
+                ))
+            }
+            None => {
+                let claims = Arc::new(
+                    self.verify_with_reload(token, |ring, now| {
+                        ring.verify_access_token(token, &self.issuer, &self.service, now)
+                    })
+                    .await
+                    .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?,
+                );
+                self.tokens.insert(fingerprint, claims.clone());
+                claims
+            }
+        };
         let principal = if claims.sub.is_empty() {
             None
         } else {
@@ -443,7 +485,7 @@ impl Access {
         };
         Ok(Subject {
             principal,
-            token: Some(Arc::new(claims)),
+            token: Some(claims),
         })
     }
 
@@ -483,6 +525,7 @@ impl Access {
             .map_err(|e| Error::InvalidParameter(format!("invalid policy document: {e}")))?;
         self.meta.put_policy(scope, &key, text).await?;
         self.policies.remove(&(scope, key));
+        self.decisions.clear();
         Ok(document)
     }
 
@@ -494,6 +537,7 @@ impl Access {
             self.meta.delete_policy(scope, &key).await?;
         }
         self.policies.remove(&(scope, key));
+        self.decisions.clear();
         Ok(text)
     }
 
@@ -527,6 +571,33 @@ impl Access {
 
     /// Decides one ECR action on a repository (or the registry when `repository` is `None`).
     pub async fn decide(
+        &self,
+        subject: &Subject,
+        action: Action,
+        repository: Option<&str>,
+        facts: &RequestFacts,
+    ) -> Result<Decision> {
+        let key = DecisionKey {
+            principal: subject
+                .principal
+                .as_ref()
+                .map(|p| (p.id, p.credential_version)),
+            action,
+            repository: repository.map(str::to_owned),
+            source_ip: facts.source_ip,
+            secure_transport: facts.secure_transport,
+        };
+        if let Some(hit) = self.decisions.get(&key) {
+            return Ok(hit);
+        }
+        let decision = self
+            .decide_uncached(subject, action, repository, facts)
+            .await?;
+        self.decisions.insert(key, decision.clone());
+        Ok(decision)
+    }
+
+    async fn decide_uncached(
         &self,
         subject: &Subject,
         action: Action,
