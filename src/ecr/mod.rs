@@ -445,3 +445,83 @@ async fn authenticate(
     )?;
     Ok(principal)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Input {
+        repository_name: String,
+    }
+
+    #[test]
+    fn inputs_are_classified_like_aws_json() {
+        assert_eq!(
+            parse::<Input>(br#"{"repositoryName":"a/b"}"#)
+                .unwrap()
+                .repository_name,
+            "a/b"
+        );
+        assert!(parse::<shapes::EmptyRequest>(b" ").is_ok());
+        assert_eq!(
+            parse::<Input>(b"{nope").unwrap_err().kind,
+            "SerializationException"
+        );
+        assert_eq!(
+            parse::<Input>(b"{").unwrap_err().kind,
+            "SerializationException"
+        );
+        assert_eq!(
+            parse::<Input>(b"{}").unwrap_err().kind,
+            "ValidationException"
+        );
+        assert_eq!(
+            parse::<Input>(br#"{"repositoryName":1}"#).unwrap_err().kind,
+            "ValidationException"
+        );
+    }
+
+    #[test]
+    fn domain_errors_map_to_ecr_exceptions() {
+        let cases = [
+            (
+                Error::NameUnknown("x".into()),
+                400,
+                "RepositoryNotFoundException",
+            ),
+            (
+                Error::AlreadyExists("x".into()),
+                400,
+                "RepositoryAlreadyExistsException",
+            ),
+            (
+                Error::NotEmpty("x".into()),
+                400,
+                "RepositoryNotEmptyException",
+            ),
+            (
+                Error::NameInvalid("x".into()),
+                400,
+                "InvalidParameterException",
+            ),
+            (
+                Error::ManifestInvalid("x".into()),
+                400,
+                "InvalidParameterException",
+            ),
+            (Error::Unavailable("x".into()), 500, "ServerException"),
+            (
+                Error::Internal("secret cause".into()),
+                500,
+                "ServerException",
+            ),
+        ];
+        for (error, status, kind) in cases {
+            let e = EcrError::from(error);
+            assert_eq!((e.status.as_u16(), e.kind), (status, kind));
+            assert!(!e.message.contains("secret cause"), "{}", e.message);
+        }
+    }
+}
