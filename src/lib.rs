@@ -1,11 +1,12 @@
 //! Berth: an OCI Distribution registry with ECR's features. Modules depend downwards only:
-//! `http` -> (`access`, `service`) -> (`meta`, `storage`) -> `oci` -> `error`; `access` builds on
+//! `http` and `ecr` -> (`access`, `service`) -> (`meta`, `storage`) -> `oci` -> `error`; `access` builds on
 //! the pure `auth` and `policy` modules; `app` wires them together.
 
 pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod ecr;
 pub mod error;
 pub mod failpoint;
 pub mod http;

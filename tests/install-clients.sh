@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing.
 #   - Debian packages: skopeo, podman, buildah, containerd, docker.io, runc, busybox-static,
 #     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry).
-#   - PyPI `oras` (Python client) in a venv at ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
+#   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/ecr_api.rs) in a venv at
+#     ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
 # No service is started: package postinst scripts are kept from starting daemons, since the tests
 # run private ones on loopback.
 set -euo pipefail
@@ -14,6 +15,9 @@ PACKAGES=(
   openssl ca-certificates tar gzip mount docker-registry containernetworking-plugins
 )
 ORAS_VERSION="${BERTH_ORAS_VERSION:-0.2.43}"
+BOTO3_VERSION="${BERTH_BOTO3_VERSION:-1.44.5}"
+BOTOCORE_VERSION="${BERTH_BOTOCORE_VERSION:-1.44.8}"
+AWSCLI_VERSION="${BERTH_AWSCLI_VERSION:-1.46.2}"
 VENV="${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}"
 
 missing=()
@@ -63,6 +67,16 @@ if ! "$VENV/bin/python" -c 'import oras.client' 2>/dev/null; then
   "$VENV/bin/python" -c 'import oras.client'
 else
   echo "install-clients: oras already in $VENV" >&2
+fi
+
+# boto3 and the AWS CLI (v1 from PyPI; it carries its own botocore) for the ECR API tests.
+if ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null || [ ! -x "$VENV/bin/aws" ]; then
+  echo "install-clients: installing boto3==$BOTO3_VERSION awscli==$AWSCLI_VERSION into $VENV" >&2
+  "$VENV/bin/pip" install -q "boto3==$BOTO3_VERSION" "botocore==$BOTOCORE_VERSION" "awscli==$AWSCLI_VERSION"
+  "$VENV/bin/python" -c 'import boto3'
+  "$VENV/bin/aws" --version >/dev/null
+else
+  echo "install-clients: boto3 and awscli already in $VENV" >&2
 fi
 
 # A last check that every client the tests call is there.

@@ -17,6 +17,8 @@ use crate::app::AppState;
 /// Builds the router over the application state.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        // ECR's JSON API (X-Amz-Target), on the registry's own listener.
+        .route("/", post(crate::ecr::handle))
         .route("/v2", any(registry::dispatch))
         .route("/v2/", any(registry::dispatch))
         .route("/v2/{*path}", any(registry::dispatch))

@@ -3,8 +3,11 @@
 //! differ only in their migration folders. Depends on `oci` and `error` only.
 
 mod identity;
+mod images;
+mod resource_tags;
 
 pub use identity::{PrincipalRow, SigningKeyRow};
+pub use images::{ImageRow, TagFilter, Untagged};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]

@@ -5,8 +5,10 @@
 mod cache;
 mod fsck;
 mod identity;
+mod images;
 mod manifests;
 mod repositories;
+mod resource_tags;
 mod uploads;
 
 use std::sync::Arc;
@@ -23,7 +25,9 @@ use crate::storage::{BlobBody, BlobStore, ByteRange};
 pub use cache::MetaCache;
 pub use fsck::FsckReport;
 pub use identity::ADMIN_PASSWORD_FILE;
+pub use images::{ImageDelete, ImageLookup, ImagePut};
 pub use manifests::{ManifestPut, StoredManifest};
+pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
 
 /// Limits and timeouts the services enforce.

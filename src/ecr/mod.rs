@@ -1,0 +1,527 @@
+//! ECR's own JSON API on the registry's listener (`POST /` with `X-Amz-Target:
+//! AmazonEC2ContainerRegistry_V20150921.<Operation>`), so the AWS CLI, boto3 and Terraform work
+//! against Berth unchanged: reads the body (bounded), verifies the AWS Signature V4 against a
+//! Berth access key, parses the operation's input, decides the operation's ECR action with the
+//! access layer, runs the operation and answers in ECR's shapes and error types (`__type` +
+//! `message`). An adapter like `http`: depends on `access`, `auth`, `policy`, `service`, `oci`.
+
+mod operations;
+pub mod shapes;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::access::{Principal, RequestFacts, Subject};
+use crate::app::AppState;
+use crate::auth::sigv4::{self, SigV4Error, SigV4Request, SigV4Verifier};
+use crate::error::Error;
+use crate::oci::RepoName;
+use crate::policy::{Action, Decision};
+
+/// The `X-Amz-Target` prefix of every ECR operation.
+pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
+/// The content type of requests and responses (AWS JSON 1.1).
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// An ECR error on its way to the client: HTTP status, `__type` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl EcrError {
+    /// A client error (HTTP 400, as the AWS JSON protocols answer).
+    pub fn new(kind: &'static str, message: impl Into<String>) -> EcrError {
+        EcrError {
+            status: StatusCode::BAD_REQUEST,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> EcrError {
+        EcrError::new("InvalidParameterException", message)
+    }
+}
+
+impl From<SigV4Error> for EcrError {
+    fn from(e: SigV4Error) -> Self {
+        EcrError {
+            status: e.status(),
+            kind: e.error_type(),
+            message: e.message().to_owned(),
+        }
+    }
+}
+
+/// ECR's exception for each domain error; exhaustive on purpose. Operations that know better
+/// (policy not found, image already exists, ...) build their `EcrError` themselves.
+pub fn exception(e: &Error) -> (StatusCode, &'static str) {
+    const BAD: StatusCode = StatusCode::BAD_REQUEST;
+    match e {
+        Error::NameInvalid(_)
+        | Error::TagInvalid(_)
+        | Error::DigestInvalid(_)
+        | Error::Unsupported(_)
+        | Error::SizeInvalid(_)
+        | Error::ManifestInvalid(_)
+        | Error::ManifestTooComplex(_)
+        | Error::ManifestTooLarge(_)
+        | Error::PayloadTooLarge(_)
+        | Error::RangeNotSatisfiable { .. }
+        | Error::BlobUploadInvalid(_)
+        | Error::MethodNotAllowed(_)
+        | Error::InvalidParameter(_)
+        | Error::NotFound(_) => (BAD, "InvalidParameterException"),
+        Error::NameUnknown(_) => (BAD, "RepositoryNotFoundException"),
+        Error::BlobUnknown(_) | Error::ManifestBlobUnknown(_) => (BAD, "LayersNotFoundException"),
+        Error::BlobUploadUnknown(_) => (BAD, "UploadNotFoundException"),
+        Error::UploadOutOfOrder { .. } => (BAD, "InvalidLayerPartException"),
+        Error::ManifestUnknown(_) => (BAD, "ImageNotFoundException"),
+        Error::Unauthorized(_) | Error::AuthenticationRequired { .. } => {
+            (BAD, "UnrecognizedClientException")
+        }
+        Error::Denied(_) => (BAD, "AccessDeniedException"),
+        Error::AlreadyExists(_) => (BAD, "RepositoryAlreadyExistsException"),
+        Error::NotEmpty(_) => (BAD, "RepositoryNotEmptyException"),
+        Error::TooManyRequests { .. } => (BAD, "ThrottlingException"),
+        Error::Unavailable(_) | Error::Internal(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "ServerException")
+        }
+    }
+}
+
+impl From<Error> for EcrError {
+    fn from(e: Error) -> Self {
+        let (status, kind) = exception(&e);
+        if status.is_server_error() {
+            tracing::error!(error = %e, kind, "ECR API request failed");
+        }
+        EcrError {
+            status,
+            kind,
+            message: e.message(),
+        }
+    }
+}
+
+impl IntoResponse for EcrError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"__type": self.kind, "message": self.message});
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(self.kind));
+        response
+    }
+}
+
+pub type EcrResult<T> = std::result::Result<T, EcrError>;
+
+/// One authenticated ECR request, as the operations see it.
+pub struct Call<'a> {
+    pub app: &'a AppState,
+    pub subject: Subject,
+    pub principal: Arc<Principal>,
+    pub facts: RequestFacts,
+    headers: &'a HeaderMap,
+}
+
+/// What an operation acts on, for the policy decision.
+pub enum Target {
+    /// The registry as a whole (decided with no repository).
+    Registry,
+    /// One repository.
+    Repository(RepoName),
+}
+
+impl Call<'_> {
+    pub fn registry_id(&self) -> &str {
+        &self.app.access.registry_id
+    }
+
+    pub fn region(&self) -> &str {
+        &self.app.access.region
+    }
+
+    /// Refuses with `AccessDeniedException` unless the policies allow `action` on `target`.
+    pub async fn authorize(&self, action: Action, target: &Target) -> EcrResult<()> {
+        let repository = match target {
+            Target::Registry => None,
+            Target::Repository(name) => Some(name.as_str()),
+        };
+        let decision = self
+            .app
+            .access
+            .decide(&self.subject, action, repository, &self.facts)
+            .await?;
+        if decision.is_allowed() {
+            return Ok(());
+        }
+        Err(self.denied(action, repository, &decision))
+    }
+
+    /// Whether `action` is allowed on `repository` (for filtering listings).
+    pub async fn allowed(&self, action: Action, repository: &str) -> EcrResult<bool> {
+        Ok(self
+            .app
+            .access
+            .decide(&self.subject, action, Some(repository), &self.facts)
+            .await?
+            .is_allowed())
+    }
+
+    fn denied(&self, action: Action, repository: Option<&str>, decision: &Decision) -> EcrError {
+        let resource = match repository {
+            Some(name) => self.repository_arn(name),
+            None => "*".to_owned(),
+        };
+        EcrError::new(
+            "AccessDeniedException",
+            format!(
+                "User: {} is not authorized to perform: {} on resource: {resource} ({decision})",
+                self.principal.arn(),
+                action.iam_name()
+            ),
+        )
+    }
+
+    pub fn repository_arn(&self, name: &str) -> String {
+        crate::policy::repository_arn(self.region(), self.registry_id(), name)
+    }
+
+    /// `host[:port]` of the registry as clients reach it: from `public_url`, else the request's
+    /// Host (checked to be a plain host name).
+    pub fn registry_host(&self) -> String {
+        let public = self.app.config.public_url.trim_end_matches('/');
+        if !public.is_empty() {
+            let host = public.split_once("://").map_or(public, |(_, rest)| rest);
+            return host.split('/').next().unwrap_or(host).to_owned();
+        }
+        self.headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+            .unwrap_or("localhost")
+            .to_owned()
+    }
+
+    /// The registry URL (`GetAuthorizationToken`'s `proxyEndpoint`).
+    pub fn registry_url(&self) -> String {
+        let public = self.app.config.public_url.trim_end_matches('/');
+        if !public.is_empty() {
+            return public.to_owned();
+        }
+        let scheme = if self.app.config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.registry_host())
+    }
+
+    /// Refuses a `registryId` other than this registry's.
+    pub fn check_registry_id(&self, given: Option<&str>) -> EcrResult<()> {
+        match given {
+            Some(id) if id != self.registry_id() => Err(EcrError::invalid(format!(
+                "Invalid parameter at 'registryId' failed to satisfy constraint: this registry's id is '{}', not '{}'",
+                self.registry_id(),
+                id.chars().take(40).collect::<String>()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Parses an operation's JSON input; an empty body counts as `{}`.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> EcrResult<T> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => EcrError::new(
+            "ValidationException",
+            format!("1 validation error detected: {e}"),
+        ),
+        _ => EcrError::new(
+            "SerializationException",
+            format!("the request body is not valid JSON: {e}"),
+        ),
+    })
+}
+
+/// The single place every ECR call is reported to the audit log.
+///
+/// TODO(audit): the audit log is being built separately; record who (principal ARN), what
+/// (operation), on which repository, from where, and the outcome here once it exists.
+fn audit(
+    principal: Option<&Principal>,
+    operation: &str,
+    facts: &RequestFacts,
+    outcome: Result<(), &EcrError>,
+) {
+    tracing::debug!(
+        principal = principal.map_or("-", |p| p.arn()),
+        operation,
+        source_ip = ?facts.source_ip,
+        outcome = outcome.map_or_else(|e| e.kind, |()| "ok"),
+        "ECR API call"
+    );
+}
+
+/// POST / — one ECR API call.
+pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let facts = crate::http::auth::request_facts(&app, req.extensions());
+    let operation = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .map(str::to_owned);
+    let mut principal = None;
+    let outcome = serve(&app, req, operation.as_deref(), &facts, &mut principal).await;
+    let name = operation.as_deref().unwrap_or("-");
+    audit(
+        principal.as_deref(),
+        name,
+        &facts,
+        outcome.as_ref().map(|_| ()),
+    );
+    let mut response = match outcome {
+        Ok(body) => {
+            let mut response = (StatusCode::OK, body).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            response
+        }
+        Err(e) => {
+            if !e.status.is_server_error() {
+                tracing::debug!(operation = name, kind = e.kind, message = %e.message, "ECR API request refused");
+            }
+            e.into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+/// The body limit of an operation: PutImage carries a whole manifest (JSON-escaped), the
+/// others at most `max_json_body_bytes`.
+fn body_limit(app: &AppState, operation: Option<&str>) -> usize {
+    let limits = &app.config.limits;
+    if operation == Some("PutImage") {
+        limits
+            .max_json_body_bytes
+            .max(limits.max_manifest_bytes.saturating_mul(2) + 64 * 1024)
+    } else {
+        limits.max_json_body_bytes
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> EcrResult<bytes::Bytes> {
+    let too_large = || EcrError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        kind: "ValidationException",
+        message: format!("the request body exceeds the limit of {limit} bytes"),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = s.source();
+        }
+        EcrError::new(
+            "SerializationException",
+            "the request body could not be read",
+        )
+    })
+}
+
+async fn serve(
+    app: &AppState,
+    req: Request,
+    operation: Option<&str>,
+    facts: &RequestFacts,
+    principal_out: &mut Option<Arc<Principal>>,
+) -> EcrResult<String> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, &parts.headers, body_limit(app, operation)).await?;
+    let principal = authenticate(app, &parts, &body).await?;
+    *principal_out = Some(principal.clone());
+
+    let operation = operation.ok_or_else(|| {
+        EcrError::new(
+            "UnknownOperationException",
+            format!("X-Amz-Target must be {TARGET_PREFIX}<Operation>"),
+        )
+    })?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if !matches!(
+        content_type.as_deref(),
+        Some("application/x-amz-json-1.1" | "application/x-amz-json-1.0")
+    ) {
+        return Err(EcrError::new(
+            "SerializationException",
+            format!("Content-Type must be {CONTENT_TYPE}"),
+        ));
+    }
+    let call = Call {
+        app,
+        subject: Subject::principal(principal.clone()),
+        principal,
+        facts: *facts,
+        headers: &parts.headers,
+    };
+    operations::dispatch(&call, operation, &body).await
+}
+
+/// Verifies the request's SigV4 signature against the access key it names.
+async fn authenticate(
+    app: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> EcrResult<Arc<Principal>> {
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let headers = sigv4::headers_from_http(&parts.headers, authority);
+    let authorization = sigv4::parse_authorization(&headers)?;
+    let (principal, secret) = app
+        .access
+        .access_key(&authorization.access_key_id)
+        .await?
+        .ok_or_else(|| {
+            SigV4Error::UnrecognizedClient(
+                "The security token included in the request is invalid.".into(),
+            )
+        })?;
+    let request = SigV4Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    SigV4Verifier::ecr().verify_with_secret(
+        &request,
+        &authorization,
+        &secret,
+        chrono::Utc::now(),
+    )?;
+    Ok(principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Input {
+        repository_name: String,
+    }
+
+    #[test]
+    fn inputs_are_classified_like_aws_json() {
+        assert_eq!(
+            parse::<Input>(br#"{"repositoryName":"a/b"}"#)
+                .unwrap()
+                .repository_name,
+            "a/b"
+        );
+        assert!(parse::<shapes::EmptyRequest>(b" ").is_ok());
+        assert_eq!(
+            parse::<Input>(b"{nope").unwrap_err().kind,
+            "SerializationException"
+        );
+        assert_eq!(
+            parse::<Input>(b"{").unwrap_err().kind,
+            "SerializationException"
+        );
+        assert_eq!(
+            parse::<Input>(b"{}").unwrap_err().kind,
+            "ValidationException"
+        );
+        assert_eq!(
+            parse::<Input>(br#"{"repositoryName":1}"#).unwrap_err().kind,
+            "ValidationException"
+        );
+    }
+
+    #[test]
+    fn domain_errors_map_to_ecr_exceptions() {
+        let cases = [
+            (
+                Error::NameUnknown("x".into()),
+                400,
+                "RepositoryNotFoundException",
+            ),
+            (
+                Error::AlreadyExists("x".into()),
+                400,
+                "RepositoryAlreadyExistsException",
+            ),
+            (
+                Error::NotEmpty("x".into()),
+                400,
+                "RepositoryNotEmptyException",
+            ),
+            (
+                Error::NameInvalid("x".into()),
+                400,
+                "InvalidParameterException",
+            ),
+            (
+                Error::ManifestInvalid("x".into()),
+                400,
+                "InvalidParameterException",
+            ),
+            (Error::Unavailable("x".into()), 500, "ServerException"),
+            (
+                Error::Internal("secret cause".into()),
+                500,
+                "ServerException",
+            ),
+        ];
+        for (error, status, kind) in cases {
+            let e = EcrError::from(error);
+            assert_eq!((e.status.as_u16(), e.kind), (status, kind));
+            assert!(!e.message.contains("secret cause"), "{}", e.message);
+        }
+    }
+}

@@ -1,0 +1,1289 @@
+//! One function per ECR operation: validate the input, authorize, call the registry service,
+//! shape the answer. `dispatch` maps an operation name to its function.
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::shapes::*;
+use super::{parse, Call, EcrError, EcrResult, Target};
+use crate::access::PolicyTarget;
+use crate::error::Error;
+use crate::meta::{ImageRow, RepositoryRow, TagFilter};
+use crate::oci::manifest::ManifestKind;
+use crate::oci::{Algorithm, Digest, RepoName, Tag};
+use crate::policy::Action;
+use crate::service::{ImageDelete, ImageLookup, ImagePut, MAX_RESOURCE_TAGS};
+
+/// Runs the operation named by `X-Amz-Target` on the JSON `body`.
+pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResult<String> {
+    macro_rules! run {
+        ($f:ident) => {
+            json($f(call, parse(body)?).await?)
+        };
+    }
+    match operation {
+        "GetAuthorizationToken" => run!(get_authorization_token),
+        "CreateRepository" => run!(create_repository),
+        "DescribeRepositories" => run!(describe_repositories),
+        "DeleteRepository" => run!(delete_repository),
+        "SetRepositoryPolicy" => run!(set_repository_policy),
+        "GetRepositoryPolicy" => run!(get_repository_policy),
+        "DeleteRepositoryPolicy" => run!(delete_repository_policy),
+        "PutRegistryPolicy" => run!(put_registry_policy),
+        "GetRegistryPolicy" => run!(get_registry_policy),
+        "DeleteRegistryPolicy" => run!(delete_registry_policy),
+        "DescribeRegistry" => run!(describe_registry),
+        "DescribeImages" => run!(describe_images),
+        "ListImages" => run!(list_images),
+        "BatchGetImage" => run!(batch_get_image),
+        "BatchDeleteImage" => run!(batch_delete_image),
+        "PutImage" => run!(put_image),
+        "BatchCheckLayerAvailability" => run!(batch_check_layer_availability),
+        "TagResource" => run!(tag_resource),
+        "UntagResource" => run!(untag_resource),
+        "ListTagsForResource" => run!(list_tags_for_resource),
+        other if Action::from_operation(other).is_some() => Err(EcrError::new(
+            "UnknownOperationException",
+            format!("Berth does not implement the ECR operation {other} yet"),
+        )),
+        other => Err(EcrError::new(
+            "UnknownOperationException",
+            format!(
+                "unknown operation {}",
+                other.chars().take(100).collect::<String>()
+            ),
+        )),
+    }
+}
+
+fn json<T: Serialize>(value: T) -> EcrResult<String> {
+    serde_json::to_string(&value).map_err(|e| Error::internal(e).into())
+}
+
+// ---- helpers ----
+
+fn repository_name(name: &str) -> EcrResult<RepoName> {
+    if name.len() < 2 || name.len() > 256 {
+        return Err(EcrError::invalid(format!(
+            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must have length between 2 and 256', got {} characters",
+            name.len()
+        )));
+    }
+    RepoName::parse(name).map_err(|e| {
+        EcrError::invalid(format!(
+            "Invalid parameter at 'repositoryName' failed to satisfy constraint: {}",
+            e.message()
+        ))
+    })
+}
+
+fn repository_not_found(registry_id: &str, name: &RepoName) -> EcrError {
+    EcrError::new(
+        "RepositoryNotFoundException",
+        format!("The repository with name '{name}' does not exist in the registry with id '{registry_id}'"),
+    )
+}
+
+/// Maps `NameUnknown` to ECR's wording for this repository.
+fn in_repository(call: &Call<'_>, name: &RepoName) -> impl Fn(Error) -> EcrError {
+    let name = name.clone();
+    let registry_id = call.registry_id().to_owned();
+    move |e| match e {
+        Error::NameUnknown(_) => repository_not_found(&registry_id, &name),
+        other => other.into(),
+    }
+}
+
+fn repository(call: &Call<'_>, row: &RepositoryRow) -> Repository {
+    Repository {
+        repository_arn: call.repository_arn(&row.name),
+        registry_id: call.registry_id().to_owned(),
+        repository_name: row.name.clone(),
+        repository_uri: format!("{}/{}", call.registry_host(), row.name),
+        created_at: timestamp(row.created_at),
+        image_tag_mutability: "MUTABLE".into(),
+        image_scanning_configuration: ImageScanningConfiguration {
+            scan_on_push: false,
+        },
+        encryption_configuration: EncryptionConfiguration {
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        },
+    }
+}
+
+/// `maxResults` within 1..=1000, default `default`.
+fn max_results(given: Option<i64>, default: usize) -> EcrResult<usize> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=1000).contains(&n) => Ok(n as usize),
+        Some(n) => Err(EcrError::invalid(format!(
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'must be between 1 and 1000', got {n}"
+        ))),
+    }
+}
+
+/// Pagination tokens: base64url of a small JSON array naming the operation and the last item.
+fn encode_token(kind: &str, parts: &[&str]) -> String {
+    let mut values = vec![kind];
+    values.extend_from_slice(parts);
+    let text = serde_json::to_string(&values).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_token(kind: &str, token: &str, parts: usize) -> EcrResult<Vec<String>> {
+    let invalid = || EcrError::invalid("Invalid parameter at 'nextToken': the token is not valid");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim())
+        .map_err(|_| invalid())?;
+    let values: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    match values.split_first() {
+        Some((k, rest)) if k == kind && rest.len() == parts => Ok(rest.to_vec()),
+        _ => Err(invalid()),
+    }
+}
+
+fn tag_filter(filter: Option<&TagStatusFilter>) -> EcrResult<TagFilter> {
+    match filter.and_then(|f| f.tag_status.as_deref()) {
+        None | Some("ANY") => Ok(TagFilter::Any),
+        Some("TAGGED") => Ok(TagFilter::Tagged),
+        Some("UNTAGGED") => Ok(TagFilter::Untagged),
+        Some(other) => Err(EcrError::invalid(format!(
+            "Invalid parameter at 'filter.tagStatus': expected TAGGED, UNTAGGED or ANY, got '{}'",
+            other.chars().take(40).collect::<String>()
+        ))),
+    }
+}
+
+/// Resource tags as ECR accepts them: at most 50, keys 1..=128 characters not starting with
+/// `aws:`, values at most 256 characters, no key twice.
+fn check_tags(tags: &[ResourceTag]) -> EcrResult<Vec<(String, String)>> {
+    if tags.len() > MAX_RESOURCE_TAGS {
+        return Err(EcrError::new(
+            "TooManyTagsException",
+            format!("a resource can have at most {MAX_RESOURCE_TAGS} tags"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(tags.len());
+    for tag in tags {
+        check_tag_key(&tag.key)?;
+        if tag.value.chars().count() > 256 {
+            return Err(EcrError::new(
+                "InvalidTagParameterException",
+                format!(
+                    "the value of tag '{}' is longer than 256 characters",
+                    tag.key
+                ),
+            ));
+        }
+        if !seen.insert(tag.key.as_str()) {
+            return Err(EcrError::new(
+                "InvalidTagParameterException",
+                format!("the tag key '{}' is given twice", tag.key),
+            ));
+        }
+        out.push((tag.key.clone(), tag.value.clone()));
+    }
+    Ok(out)
+}
+
+fn check_tag_key(key: &str) -> EcrResult<()> {
+    let length = key.chars().count();
+    if length == 0 || length > 128 {
+        return Err(EcrError::new(
+            "InvalidTagParameterException",
+            "a tag key must be 1 to 128 characters long",
+        ));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err(EcrError::new(
+            "InvalidTagParameterException",
+            format!("the tag key '{key}' uses the reserved prefix 'aws:'"),
+        ));
+    }
+    Ok(())
+}
+
+/// The repository named by `arn:aws:ecr:<region>:<registryId>:repository/<name>` of this
+/// registry.
+fn repository_of_arn(call: &Call<'_>, arn: &str) -> EcrResult<RepoName> {
+    let invalid = || {
+        EcrError::invalid(format!(
+            "Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN' ({}); expected arn:aws:ecr:{}:{}:repository/<name>",
+            arn.chars().take(300).collect::<String>(),
+            call.region(),
+            call.registry_id()
+        ))
+    };
+    let prefix = format!(
+        "arn:aws:ecr:{}:{}:repository/",
+        call.region(),
+        call.registry_id()
+    );
+    let name = arn.strip_prefix(&prefix).ok_or_else(invalid)?;
+    RepoName::parse(name).map_err(|_| invalid())
+}
+
+/// The image id of a request: parsed digest and/or tag, or the failure to report.
+struct ImageRef {
+    id: ImageIdentifier,
+    digest: Option<Digest>,
+    tag: Option<Tag>,
+}
+
+fn image_ref(id: &ImageIdentifier) -> Result<ImageRef, ImageFailure> {
+    let fail = |code: &'static str, reason: &str| ImageFailure {
+        image_id: id.clone(),
+        failure_code: code,
+        failure_reason: reason.to_owned(),
+    };
+    if id.image_digest.is_none() && id.image_tag.is_none() {
+        return Err(fail("MissingDigestAndTag", "Missing image digest and tag"));
+    }
+    let digest = match id.image_digest.as_deref() {
+        Some(d) => {
+            Some(Digest::parse(d).map_err(|_| fail("InvalidImageDigest", "Invalid image digest"))?)
+        }
+        None => None,
+    };
+    let tag = match id.image_tag.as_deref() {
+        Some(t) => Some(Tag::parse(t).map_err(|_| fail("InvalidImageTag", "Invalid image tag"))?),
+        None => None,
+    };
+    Ok(ImageRef {
+        id: id.clone(),
+        digest,
+        tag,
+    })
+}
+
+fn image_failure(
+    id: &ImageIdentifier,
+    code: &'static str,
+    reason: impl Into<String>,
+) -> ImageFailure {
+    ImageFailure {
+        image_id: id.clone(),
+        failure_code: code,
+        failure_reason: reason.into(),
+    }
+}
+
+fn image_ids_limit(ids: &[ImageIdentifier]) -> EcrResult<()> {
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(EcrError::invalid(format!(
+            "Invalid parameter at 'imageIds' failed to satisfy constraint: 'must have between 1 and 100 items', got {}",
+            ids.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Unique ids in request order (ECR answers each distinct id once).
+fn distinct(ids: &[ImageIdentifier]) -> Vec<&ImageIdentifier> {
+    let mut seen = HashSet::new();
+    ids.iter().filter(|id| seen.insert(*id)).collect()
+}
+
+// ---- authorization tokens ----
+
+/// GetAuthorizationToken: a registry password for `docker login -u AWS`, valid 12 hours.
+async fn get_authorization_token(
+    call: &Call<'_>,
+    input: GetAuthorizationTokenRequest,
+) -> EcrResult<GetAuthorizationTokenResponse> {
+    let ids = input.registry_ids.unwrap_or_default();
+    if ids.len() > 10 {
+        return Err(EcrError::invalid(
+            "Invalid parameter at 'registryIds' failed to satisfy constraint: 'at most 10 items'",
+        ));
+    }
+    for id in &ids {
+        call.check_registry_id(Some(id))?;
+    }
+    call.authorize(Action::GetAuthorizationToken, &Target::Registry)
+        .await?;
+    let (password, expires) = call.app.access.registry_password(&call.principal)?;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    let entries = ids.len().max(1);
+    Ok(GetAuthorizationTokenResponse {
+        authorization_data: (0..entries)
+            .map(|_| AuthorizationData {
+                authorization_token: token.clone(),
+                expires_at: expires.timestamp() as f64,
+                proxy_endpoint: call.registry_url(),
+            })
+            .collect(),
+    })
+}
+
+// ---- repositories ----
+
+/// CreateRepository (with `tags`, which need `ecr:TagResource` too).
+async fn create_repository(
+    call: &Call<'_>,
+    input: CreateRepositoryRequest,
+) -> EcrResult<RepositoryResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    let tags = check_tags(input.tags.as_deref().unwrap_or_default())?;
+    // Only the defaults exist so far; refusing the rest beats silently not enforcing them.
+    if let Some(m) = input.image_tag_mutability.as_deref() {
+        if m != "MUTABLE" {
+            return Err(EcrError::invalid(format!(
+                "imageTagMutability '{}' is not supported by Berth yet; only MUTABLE",
+                m.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    if input
+        .image_tag_mutability_exclusion_filters
+        .is_some_and(|f| !f.is_empty())
+    {
+        return Err(EcrError::invalid(
+            "imageTagMutabilityExclusionFilters are not supported by Berth yet",
+        ));
+    }
+    if input
+        .image_scanning_configuration
+        .is_some_and(|c| c.scan_on_push)
+    {
+        return Err(EcrError::invalid(
+            "imageScanningConfiguration.scanOnPush=true is not supported by Berth yet",
+        ));
+    }
+    if let Some(e) = &input.encryption_configuration {
+        if e.encryption_type != "AES256" || e.kms_key.is_some() {
+            return Err(EcrError::invalid(
+                "encryptionConfiguration: only encryptionType AES256 is supported by Berth",
+            ));
+        }
+    }
+    let target = Target::Repository(name.clone());
+    call.authorize(Action::CreateRepository, &target).await?;
+    if !tags.is_empty() {
+        call.authorize(Action::TagResource, &target).await?;
+    }
+    let row = call
+        .app
+        .registry
+        .create_repository(&name)
+        .await
+        .map_err(|e| match e {
+            Error::AlreadyExists(_) => EcrError::new(
+                "RepositoryAlreadyExistsException",
+                format!(
+                    "The repository with name '{name}' already exists in the registry with id '{}'",
+                    call.registry_id()
+                ),
+            ),
+            other => other.into(),
+        })?;
+    if !tags.is_empty() {
+        // At most 50 tags were checked above, so this cannot exceed the limit.
+        call.app.registry.tag_repository(&name, &tags).await?;
+    }
+    Ok(RepositoryResponse {
+        repository: repository(call, &row),
+    })
+}
+
+/// DescribeRepositories: named repositories, or every repository the caller may describe.
+async fn describe_repositories(
+    call: &Call<'_>,
+    input: DescribeRepositoriesRequest,
+) -> EcrResult<DescribeRepositoriesResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    if let Some(names) = input.repository_names {
+        if names.is_empty() || names.len() > 100 {
+            return Err(EcrError::invalid(
+                "Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'must have between 1 and 100 items'",
+            ));
+        }
+        if input.max_results.is_some() || input.next_token.is_some() {
+            return Err(EcrError::invalid(
+                "maxResults and nextToken cannot be used together with repositoryNames",
+            ));
+        }
+        let names = names
+            .iter()
+            .map(|n| repository_name(n))
+            .collect::<EcrResult<Vec<_>>>()?;
+        for name in &names {
+            call.authorize(
+                Action::DescribeRepositories,
+                &Target::Repository(name.clone()),
+            )
+            .await?;
+        }
+        let mut repositories = Vec::new();
+        let mut seen = HashSet::new();
+        for name in &names {
+            if !seen.insert(name.as_str()) {
+                continue;
+            }
+            let row = call
+                .app
+                .registry
+                .describe_repository(name)
+                .await
+                .map_err(in_repository(call, name))?;
+            repositories.push(repository(call, &row));
+        }
+        return Ok(DescribeRepositoriesResponse {
+            repositories,
+            next_token: None,
+        });
+    }
+    call.authorize(Action::DescribeRepositories, &Target::Registry)
+        .await?;
+    let limit = max_results(input.max_results, 100)?;
+    let mut cursor = match input.next_token.as_deref() {
+        Some(token) => decode_token("repositories", token, 1)?.pop(),
+        None => None,
+    };
+    let mut repositories: Vec<Repository> = Vec::new();
+    let mut next_token = None;
+    'scan: loop {
+        let rows = call
+            .app
+            .registry
+            .list_repository_rows(cursor.as_deref(), 500)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        cursor = Some(last.name.clone());
+        let exhausted = rows.len() < 500;
+        for row in &rows {
+            if !call
+                .allowed(Action::DescribeRepositories, &row.name)
+                .await?
+            {
+                continue;
+            }
+            if repositories.len() == limit {
+                // One more visible repository exists: hand out a token for the next page.
+                let last = &repositories[limit - 1].repository_name;
+                next_token = Some(encode_token("repositories", &[last]));
+                break 'scan;
+            }
+            repositories.push(repository(call, row));
+        }
+        if exhausted {
+            break;
+        }
+    }
+    Ok(DescribeRepositoriesResponse {
+        repositories,
+        next_token,
+    })
+}
+
+/// DeleteRepository (`force` deletes a repository that still holds images).
+async fn delete_repository(
+    call: &Call<'_>,
+    input: DeleteRepositoryRequest,
+) -> EcrResult<RepositoryResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(Action::DeleteRepository, &Target::Repository(name.clone()))
+        .await?;
+    let row = call
+        .app
+        .registry
+        .delete_repository(&name, input.force.unwrap_or(false))
+        .await
+        .map_err(|e| match e {
+            Error::NotEmpty(_) => EcrError::new(
+                "RepositoryNotEmptyException",
+                format!(
+                    "The repository with name '{name}' in registry with id '{}' cannot be deleted because it still contains images",
+                    call.registry_id()
+                ),
+            ),
+            other => in_repository(call, &name)(other),
+        })?;
+    // The service removed the repository's policy; this also drops it from the access cache.
+    call.app
+        .access
+        .delete_policy(&PolicyTarget::Repository(name.to_string()))
+        .await?;
+    Ok(RepositoryResponse {
+        repository: repository(call, &row),
+    })
+}
+
+// ---- policies ----
+
+fn policy_error(e: Error) -> EcrError {
+    match e {
+        Error::InvalidParameter(message) => EcrError::invalid(message),
+        other => other.into(),
+    }
+}
+
+/// SetRepositoryPolicy: validates and stores the repository's policy.
+async fn set_repository_policy(
+    call: &Call<'_>,
+    input: SetRepositoryPolicyRequest,
+) -> EcrResult<RepositoryPolicyResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::SetRepositoryPolicy,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    call.app
+        .registry
+        .describe_repository(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    call.app
+        .access
+        .set_policy(
+            &PolicyTarget::Repository(name.to_string()),
+            &input.policy_text,
+        )
+        .await
+        .map_err(policy_error)?;
+    Ok(RepositoryPolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        policy_text: input.policy_text,
+    })
+}
+
+fn repository_policy_not_found(call: &Call<'_>, name: &RepoName) -> EcrError {
+    EcrError::new(
+        "RepositoryPolicyNotFoundException",
+        format!(
+            "Repository policy does not exist for the repository with name '{name}' in the registry with id '{}'",
+            call.registry_id()
+        ),
+    )
+}
+
+/// GetRepositoryPolicy.
+async fn get_repository_policy(
+    call: &Call<'_>,
+    input: RepositoryRequest,
+) -> EcrResult<RepositoryPolicyResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::GetRepositoryPolicy,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    call.app
+        .registry
+        .describe_repository(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    let text = call
+        .app
+        .access
+        .policy_text(&PolicyTarget::Repository(name.to_string()))
+        .await?
+        .ok_or_else(|| repository_policy_not_found(call, &name))?;
+    Ok(RepositoryPolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        policy_text: text,
+    })
+}
+
+/// DeleteRepositoryPolicy: answers the deleted text.
+async fn delete_repository_policy(
+    call: &Call<'_>,
+    input: RepositoryRequest,
+) -> EcrResult<RepositoryPolicyResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::DeleteRepositoryPolicy,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    call.app
+        .registry
+        .describe_repository(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    let text = call
+        .app
+        .access
+        .delete_policy(&PolicyTarget::Repository(name.to_string()))
+        .await?
+        .ok_or_else(|| repository_policy_not_found(call, &name))?;
+    Ok(RepositoryPolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        policy_text: text,
+    })
+}
+
+fn registry_policy_not_found(call: &Call<'_>) -> EcrError {
+    EcrError::new(
+        "RegistryPolicyNotFoundException",
+        format!(
+            "Registry policy does not exist in the registry with id '{}'",
+            call.registry_id()
+        ),
+    )
+}
+
+/// PutRegistryPolicy.
+async fn put_registry_policy(
+    call: &Call<'_>,
+    input: PutRegistryPolicyRequest,
+) -> EcrResult<RegistryPolicyResponse> {
+    call.authorize(Action::PutRegistryPolicy, &Target::Registry)
+        .await?;
+    call.app
+        .access
+        .set_policy(&PolicyTarget::Registry, &input.policy_text)
+        .await
+        .map_err(policy_error)?;
+    Ok(RegistryPolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        policy_text: input.policy_text,
+    })
+}
+
+/// GetRegistryPolicy.
+async fn get_registry_policy(
+    call: &Call<'_>,
+    _input: EmptyRequest,
+) -> EcrResult<RegistryPolicyResponse> {
+    call.authorize(Action::GetRegistryPolicy, &Target::Registry)
+        .await?;
+    let text = call
+        .app
+        .access
+        .policy_text(&PolicyTarget::Registry)
+        .await?
+        .ok_or_else(|| registry_policy_not_found(call))?;
+    Ok(RegistryPolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        policy_text: text,
+    })
+}
+
+/// DeleteRegistryPolicy: answers the deleted text.
+async fn delete_registry_policy(
+    call: &Call<'_>,
+    _input: EmptyRequest,
+) -> EcrResult<RegistryPolicyResponse> {
+    call.authorize(Action::DeleteRegistryPolicy, &Target::Registry)
+        .await?;
+    let text = call
+        .app
+        .access
+        .delete_policy(&PolicyTarget::Registry)
+        .await?
+        .ok_or_else(|| registry_policy_not_found(call))?;
+    Ok(RegistryPolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        policy_text: text,
+    })
+}
+
+/// DescribeRegistry: the registry id; replication is not configurable yet (no rules).
+async fn describe_registry(
+    call: &Call<'_>,
+    _input: EmptyRequest,
+) -> EcrResult<DescribeRegistryResponse> {
+    call.authorize(Action::DescribeRegistry, &Target::Registry)
+        .await?;
+    Ok(DescribeRegistryResponse {
+        registry_id: call.registry_id().to_owned(),
+        replication_configuration: ReplicationConfiguration { rules: Vec::new() },
+    })
+}
+
+// ---- images ----
+
+fn image_detail(call: &Call<'_>, name: &RepoName, row: ImageRow) -> ImageDetail {
+    ImageDetail {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        image_digest: row.digest,
+        image_tags: row.tags,
+        image_size_in_bytes: row.size,
+        image_pushed_at: timestamp(row.pushed_at),
+        image_manifest_media_type: row.media_type,
+        artifact_media_type: row.artifact_type,
+        subject_manifest_digest: row.subject_digest,
+        image_status: "ACTIVE".into(),
+    }
+}
+
+fn describe_image_id(id: &ImageIdentifier) -> String {
+    format!(
+        "{{imageDigest:'{}', imageTag:'{}'}}",
+        id.image_digest.as_deref().unwrap_or("null"),
+        id.image_tag.as_deref().unwrap_or("null")
+    )
+}
+
+/// DescribeImages: the named images (all must exist), or a page of the repository's images.
+async fn describe_images(
+    call: &Call<'_>,
+    input: DescribeImagesRequest,
+) -> EcrResult<DescribeImagesResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(Action::DescribeImages, &Target::Repository(name.clone()))
+        .await?;
+    let registry = &call.app.registry;
+    if let Some(ids) = &input.image_ids {
+        image_ids_limit(ids)?;
+        if input.max_results.is_some() || input.next_token.is_some() {
+            return Err(EcrError::invalid(
+                "maxResults and nextToken cannot be used together with imageIds",
+            ));
+        }
+        let mut details = Vec::new();
+        let mut seen = HashSet::new();
+        for id in distinct(ids) {
+            let image_not_found = || {
+                EcrError::new(
+                    "ImageNotFoundException",
+                    format!(
+                        "The image with imageId {} does not exist within the repository with name '{name}' in the registry with id '{}'",
+                        describe_image_id(id),
+                        call.registry_id()
+                    ),
+                )
+            };
+            let r = image_ref(id).map_err(|f| EcrError::invalid(f.failure_reason))?;
+            let found = registry
+                .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref())
+                .await
+                .map_err(in_repository(call, &name))?;
+            let ImageLookup::Found(manifest) = found else {
+                return Err(image_not_found());
+            };
+            if !seen.insert(manifest.digest.clone()) {
+                continue;
+            }
+            let digest = Digest::parse(&manifest.digest)?;
+            let row = registry
+                .image(&name, &digest)
+                .await
+                .map_err(in_repository(call, &name))?
+                .ok_or_else(image_not_found)?;
+            details.push(image_detail(call, &name, row));
+        }
+        return Ok(DescribeImagesResponse {
+            image_details: details,
+            next_token: None,
+        });
+    }
+    let filter = tag_filter(input.filter.as_ref())?;
+    let limit = max_results(input.max_results, 100)?;
+    let after = match input.next_token.as_deref() {
+        Some(token) => decode_token("images", token, 1)?.pop(),
+        None => None,
+    };
+    let (rows, more) = registry
+        .image_page(&name, after.as_deref(), filter, limit)
+        .await
+        .map_err(in_repository(call, &name))?;
+    let next_token = match (more, rows.last()) {
+        (true, Some(last)) => Some(encode_token("images", &[&last.digest])),
+        _ => None,
+    };
+    Ok(DescribeImagesResponse {
+        image_details: rows
+            .into_iter()
+            .map(|row| image_detail(call, &name, row))
+            .collect(),
+        next_token,
+    })
+}
+
+/// ListImages: one id per tag, and one per untagged manifest.
+async fn list_images(call: &Call<'_>, input: ListImagesRequest) -> EcrResult<ListImagesResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(Action::ListImages, &Target::Repository(name.clone()))
+        .await?;
+    let filter = tag_filter(input.filter.as_ref())?;
+    let limit = max_results(input.max_results, 100)?;
+    let after = match input.next_token.as_deref() {
+        Some(token) => Some(decode_token("image-ids", token, 2)?),
+        None => None,
+    };
+    let after_pair = after.as_ref().map(|v| (v[0].as_str(), v[1].as_str()));
+    let (rows, more) = call
+        .app
+        .registry
+        .image_id_page(&name, after_pair, filter, limit)
+        .await
+        .map_err(in_repository(call, &name))?;
+    let next_token = match (more, rows.last()) {
+        (true, Some((digest, tag))) => Some(encode_token(
+            "image-ids",
+            &[digest, tag.as_deref().unwrap_or("")],
+        )),
+        _ => None,
+    };
+    Ok(ListImagesResponse {
+        image_ids: rows
+            .into_iter()
+            .map(|(digest, tag)| ImageIdentifier {
+                image_digest: Some(digest),
+                image_tag: tag,
+            })
+            .collect(),
+        next_token,
+    })
+}
+
+/// BatchGetImage: manifests by tag and/or digest, with per-id failures.
+async fn batch_get_image(
+    call: &Call<'_>,
+    input: BatchGetImageRequest,
+) -> EcrResult<BatchGetImageResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    image_ids_limit(&input.image_ids)?;
+    call.authorize(Action::BatchGetImage, &Target::Repository(name.clone()))
+        .await?;
+    let registry = &call.app.registry;
+    // A missing repository fails the whole call, as in ECR.
+    registry
+        .describe_repository(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    let accepted = input.accepted_media_types.unwrap_or_default();
+    let mut images = Vec::new();
+    let mut failures = Vec::new();
+    for id in distinct(&input.image_ids) {
+        let r = match image_ref(id) {
+            Ok(r) => r,
+            Err(failure) => {
+                failures.push(failure);
+                continue;
+            }
+        };
+        let found = registry
+            .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref())
+            .await
+            .map_err(in_repository(call, &name))?;
+        let manifest = match found {
+            ImageLookup::Found(m) => m,
+            ImageLookup::NotFound => {
+                failures.push(image_failure(
+                    id,
+                    "ImageNotFound",
+                    "Requested image not found",
+                ));
+                continue;
+            }
+            ImageLookup::TagDigestMismatch => {
+                failures.push(image_failure(
+                    id,
+                    "ImageTagDoesNotMatchDigest",
+                    "Invalid image tag: the tag does not point at the given digest",
+                ));
+                continue;
+            }
+        };
+        if !accepted.is_empty() && !accepted.iter().any(|m| m == &manifest.media_type) {
+            failures.push(image_failure(
+                id,
+                "ImageNotFound",
+                format!(
+                    "The image's manifest media type {} is not among acceptedMediaTypes (Berth does not convert manifests)",
+                    manifest.media_type
+                ),
+            ));
+            continue;
+        }
+        let Ok(text) = String::from_utf8(manifest.content.to_vec()) else {
+            failures.push(image_failure(
+                id,
+                "ImageNotFound",
+                "The stored manifest is not UTF-8 text",
+            ));
+            continue;
+        };
+        images.push(Image {
+            registry_id: call.registry_id().to_owned(),
+            repository_name: name.to_string(),
+            image_id: ImageIdentifier {
+                image_digest: Some(manifest.digest),
+                image_tag: r.id.image_tag,
+            },
+            image_manifest: text,
+            image_manifest_media_type: manifest.media_type,
+        });
+    }
+    Ok(BatchGetImageResponse { images, failures })
+}
+
+/// BatchDeleteImage: deletes by tag (the image goes with its last tag) and/or digest.
+async fn batch_delete_image(
+    call: &Call<'_>,
+    input: BatchDeleteImageRequest,
+) -> EcrResult<BatchDeleteImageResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    image_ids_limit(&input.image_ids)?;
+    call.authorize(Action::BatchDeleteImage, &Target::Repository(name.clone()))
+        .await?;
+    let registry = &call.app.registry;
+    registry
+        .describe_repository(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    let mut deleted = Vec::new();
+    let mut failures = Vec::new();
+    for id in distinct(&input.image_ids) {
+        let r = match image_ref(id) {
+            Ok(r) => r,
+            Err(failure) => {
+                failures.push(failure);
+                continue;
+            }
+        };
+        let outcome = registry
+            .delete_image(&name, r.digest.as_ref(), r.tag.as_ref())
+            .await
+            .map_err(in_repository(call, &name))?;
+        match outcome {
+            ImageDelete::Deleted { digest, tags, .. } if tags.is_empty() => {
+                deleted.push(ImageIdentifier {
+                    image_digest: Some(digest),
+                    image_tag: None,
+                });
+            }
+            ImageDelete::Deleted { digest, tags, .. } => {
+                deleted.extend(tags.into_iter().map(|tag| ImageIdentifier {
+                    image_digest: Some(digest.clone()),
+                    image_tag: Some(tag),
+                }));
+            }
+            ImageDelete::NotFound => failures.push(image_failure(
+                id,
+                "ImageNotFound",
+                "Requested image not found",
+            )),
+            ImageDelete::TagDigestMismatch => failures.push(image_failure(
+                id,
+                "ImageTagDoesNotMatchDigest",
+                "Invalid image tag: the tag does not point at the given digest",
+            )),
+            ImageDelete::ReferencedByIndex(parents) => failures.push(image_failure(
+                id,
+                "ImageReferencedByManifestList",
+                format!(
+                    "Requested image referenced by manifest list: [{}]",
+                    parents.join(", ")
+                ),
+            )),
+        }
+    }
+    Ok(BatchDeleteImageResponse {
+        image_ids: deleted,
+        failures,
+    })
+}
+
+/// PutImage: stores a manifest whose blobs (or child manifests) are already in the repository.
+async fn put_image(call: &Call<'_>, input: PutImageRequest) -> EcrResult<PutImageResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(Action::PutImage, &Target::Repository(name.clone()))
+        .await?;
+    let tag = match input.image_tag.as_deref() {
+        Some(t) => Some(Tag::parse(t).map_err(|e| {
+            EcrError::invalid(format!("Invalid parameter at 'imageTag': {}", e.message()))
+        })?),
+        None => None,
+    };
+    let body = input.image_manifest.into_bytes();
+    if body.is_empty() {
+        return Err(EcrError::invalid(
+            "Invalid parameter at 'imageManifest': the manifest is empty",
+        ));
+    }
+    let digest = Digest::of(Algorithm::Sha256, &body);
+    if let Some(expected) = input.image_digest.as_deref() {
+        let expected = Digest::parse(expected).map_err(|e| {
+            EcrError::invalid(format!(
+                "Invalid parameter at 'imageDigest': {}",
+                e.message()
+            ))
+        })?;
+        let actual = Digest::of(expected.algorithm(), &body);
+        if actual != expected {
+            return Err(EcrError::new(
+                "ImageDigestDoesNotMatchException",
+                format!(
+                    "The imageDigest {expected} does not match the digest of the manifest, {actual}"
+                ),
+            ));
+        }
+    }
+    let parsed = crate::oci::manifest::parse(
+        &body,
+        input.image_manifest_media_type.as_deref(),
+        call.app.registry.limits.max_manifest_descriptors,
+    )
+    .map_err(|e| {
+        EcrError::invalid(format!(
+            "Invalid parameter at 'imageManifest': {}",
+            e.message()
+        ))
+    })?;
+    if let Some(given) = input.image_manifest_media_type.as_deref() {
+        if given != parsed.media_type {
+            return Err(EcrError::invalid(format!(
+                "Invalid parameter at 'imageManifestMediaType': '{given}' does not match the manifest's mediaType '{}'",
+                parsed.media_type
+            )));
+        }
+    }
+    let outcome = call
+        .app
+        .registry
+        .put_image(
+            &name,
+            tag.as_ref(),
+            input.image_manifest_media_type.as_deref(),
+            body.clone(),
+        )
+        .await
+        .map_err(|e| match e {
+            Error::ManifestBlobUnknown(message) if parsed.kind == ManifestKind::Index => {
+                EcrError::new("ReferencedImagesNotFoundException", message)
+            }
+            Error::ManifestBlobUnknown(message) => {
+                EcrError::new("LayersNotFoundException", message)
+            }
+            Error::ManifestInvalid(message) | Error::ManifestTooComplex(message) => {
+                EcrError::invalid(format!("Invalid parameter at 'imageManifest': {message}"))
+            }
+            other => in_repository(call, &name)(other),
+        })?;
+    if let ImagePut::Unchanged(_) = outcome {
+        return Err(EcrError::new(
+            "ImageAlreadyExistsException",
+            match &tag {
+                Some(tag) => format!(
+                    "Image with digest '{digest}' and tag '{tag}' already exists in the repository with name '{name}' in registry with id '{}'",
+                    call.registry_id()
+                ),
+                None => format!(
+                    "Image with digest '{digest}' already exists in the repository with name '{name}' in registry with id '{}'",
+                    call.registry_id()
+                ),
+            },
+        ));
+    }
+    Ok(PutImageResponse {
+        image: Image {
+            registry_id: call.registry_id().to_owned(),
+            repository_name: name.to_string(),
+            image_id: ImageIdentifier {
+                image_digest: Some(digest.to_string()),
+                image_tag: tag.map(|t| t.to_string()),
+            },
+            image_manifest: String::from_utf8(body).unwrap_or_default(),
+            image_manifest_media_type: parsed.media_type,
+        },
+    })
+}
+
+/// BatchCheckLayerAvailability: which blobs the repository has.
+async fn batch_check_layer_availability(
+    call: &Call<'_>,
+    input: BatchCheckLayerAvailabilityRequest,
+) -> EcrResult<BatchCheckLayerAvailabilityResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    if input.layer_digests.is_empty() || input.layer_digests.len() > 100 {
+        return Err(EcrError::invalid(
+            "Invalid parameter at 'layerDigests' failed to satisfy constraint: 'must have between 1 and 100 items'",
+        ));
+    }
+    call.authorize(
+        Action::BatchCheckLayerAvailability,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    let registry = &call.app.registry;
+    registry
+        .describe_repository(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    let mut layers = Vec::new();
+    let mut failures = Vec::new();
+    for text in &input.layer_digests {
+        let Ok(digest) = Digest::parse(text) else {
+            failures.push(LayerFailure {
+                layer_digest: text.clone(),
+                failure_code: "InvalidLayerDigest",
+                failure_reason: "Invalid layer digest".into(),
+            });
+            continue;
+        };
+        match registry
+            .layer(&name, &digest)
+            .await
+            .map_err(in_repository(call, &name))?
+        {
+            Some(blob) => layers.push(Layer {
+                layer_digest: blob.digest,
+                layer_availability: "AVAILABLE",
+                layer_size: blob.size as i64,
+            }),
+            None => failures.push(LayerFailure {
+                layer_digest: text.clone(),
+                failure_code: "MissingLayerDigest",
+                failure_reason: "Layer digest not found in the repository".into(),
+            }),
+        }
+    }
+    Ok(BatchCheckLayerAvailabilityResponse { layers, failures })
+}
+
+// ---- resource tags ----
+
+/// TagResource: adds or overwrites tags on a repository (at most 50 in all).
+async fn tag_resource(call: &Call<'_>, input: TagResourceRequest) -> EcrResult<EmptyResponse> {
+    let name = repository_of_arn(call, &input.resource_arn)?;
+    let tags = check_tags(&input.tags)?;
+    call.authorize(Action::TagResource, &Target::Repository(name.clone()))
+        .await?;
+    let fits = call
+        .app
+        .registry
+        .tag_repository(&name, &tags)
+        .await
+        .map_err(in_repository(call, &name))?;
+    if !fits {
+        return Err(EcrError::new(
+            "TooManyTagsException",
+            format!("a resource can have at most {MAX_RESOURCE_TAGS} tags"),
+        ));
+    }
+    Ok(EmptyResponse {})
+}
+
+/// UntagResource: removes tags by key.
+async fn untag_resource(call: &Call<'_>, input: UntagResourceRequest) -> EcrResult<EmptyResponse> {
+    let name = repository_of_arn(call, &input.resource_arn)?;
+    for key in &input.tag_keys {
+        check_tag_key(key)?;
+    }
+    call.authorize(Action::UntagResource, &Target::Repository(name.clone()))
+        .await?;
+    call.app
+        .registry
+        .untag_repository(&name, &input.tag_keys)
+        .await
+        .map_err(in_repository(call, &name))?;
+    Ok(EmptyResponse {})
+}
+
+/// ListTagsForResource.
+async fn list_tags_for_resource(
+    call: &Call<'_>,
+    input: ListTagsForResourceRequest,
+) -> EcrResult<ListTagsForResourceResponse> {
+    let name = repository_of_arn(call, &input.resource_arn)?;
+    call.authorize(
+        Action::ListTagsForResource,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    let tags = call
+        .app
+        .registry
+        .repository_tags(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    Ok(ListTagsForResourceResponse {
+        tags: tags
+            .into_iter()
+            .map(|(key, value)| ResourceTag { key, value })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_refuse_foreign_ones() {
+        let token = encode_token("image-ids", &["sha256:ab", "v1"]);
+        assert_eq!(
+            decode_token("image-ids", &token, 2).unwrap(),
+            vec!["sha256:ab".to_owned(), "v1".to_owned()]
+        );
+        assert!(decode_token("images", &token, 1).is_err());
+        assert!(decode_token("images", "!!!", 1).is_err());
+        assert!(decode_token("images", "", 1).is_err());
+    }
+
+    #[test]
+    fn tag_rules() {
+        let tag = |k: &str, v: &str| ResourceTag {
+            key: k.into(),
+            value: v.into(),
+        };
+        assert!(check_tags(&[tag("env", "prod"), tag("team", "")]).is_ok());
+        assert_eq!(
+            check_tags(&[tag("aws:x", "1")]).unwrap_err().kind,
+            "InvalidTagParameterException"
+        );
+        assert_eq!(
+            check_tags(&[tag("", "1")]).unwrap_err().kind,
+            "InvalidTagParameterException"
+        );
+        assert_eq!(
+            check_tags(&[tag("a", "1"), tag("a", "2")])
+                .unwrap_err()
+                .kind,
+            "InvalidTagParameterException"
+        );
+        let many: Vec<_> = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
+        assert_eq!(check_tags(&many).unwrap_err().kind, "TooManyTagsException");
+    }
+
+    #[test]
+    fn image_refs() {
+        let id = |d: Option<&str>, t: Option<&str>| ImageIdentifier {
+            image_digest: d.map(str::to_owned),
+            image_tag: t.map(str::to_owned),
+        };
+        assert_eq!(
+            image_ref(&id(None, None)).err().unwrap().failure_code,
+            "MissingDigestAndTag"
+        );
+        assert_eq!(
+            image_ref(&id(Some("sha256:zz"), None))
+                .err()
+                .unwrap()
+                .failure_code,
+            "InvalidImageDigest"
+        );
+        assert_eq!(
+            image_ref(&id(None, Some("-bad")))
+                .err()
+                .unwrap()
+                .failure_code,
+            "InvalidImageTag"
+        );
+        assert!(image_ref(&id(None, Some("v1"))).is_ok());
+    }
+}

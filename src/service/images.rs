@@ -1,0 +1,196 @@
+//! Images as ECR's API sees them: listings with tags and sizes, lookups by tag and/or digest,
+//! pushes of a whole manifest (PutImage), deletes by tag or digest (BatchDeleteImage) and layer
+//! checks. No HTTP or ECR wire types: the `ecr` module shapes the answers.
+
+use super::{ManifestPut, Registry, StoredManifest};
+use crate::error::{Error, Result};
+use crate::meta::{BlobRow, ImageRow, TagFilter};
+use crate::oci::{Digest, Reference, RepoName, Tag};
+
+/// The outcome of looking an image up by digest and/or tag.
+pub enum ImageLookup {
+    Found(StoredManifest),
+    NotFound,
+    /// Both were given and the tag points at another digest.
+    TagDigestMismatch,
+}
+
+/// The outcome of a PutImage.
+pub enum ImagePut {
+    Stored(ManifestPut),
+    /// The manifest is stored already and the tag (if any) points at it: nothing changed.
+    Unchanged(Digest),
+}
+
+/// The outcome of deleting one image id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageDelete {
+    /// The manifest `digest` lost these tags (all of them when deleted by digest); `deleted`
+    /// says whether the manifest itself went too.
+    Deleted {
+        digest: String,
+        tags: Vec<String>,
+        deleted: bool,
+    },
+    NotFound,
+    TagDigestMismatch,
+    /// Indexes of the repository still list the manifest (by digest).
+    ReferencedByIndex(Vec<String>),
+}
+
+impl Registry {
+    /// DescribeImages without ids: images after digest `after`, at most `limit`; true when more
+    /// follow.
+    pub async fn image_page(
+        &self,
+        name: &RepoName,
+        after: Option<&str>,
+        filter: TagFilter,
+        limit: usize,
+    ) -> Result<(Vec<ImageRow>, bool)> {
+        let repo = self.repository(name).await?;
+        let mut rows = self
+            .meta
+            .image_page(repo, after, filter, limit as i64 + 1)
+            .await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+
+    /// DescribeImages with ids: the image with this digest, if stored.
+    pub async fn image(&self, name: &RepoName, digest: &Digest) -> Result<Option<ImageRow>> {
+        let repo = self.repository(name).await?;
+        self.meta.image(repo, &digest.to_string()).await
+    }
+
+    /// ListImages: (digest, tag) entries after `after`, at most `limit`; true when more follow.
+    pub async fn image_id_page(
+        &self,
+        name: &RepoName,
+        after: Option<(&str, &str)>,
+        filter: TagFilter,
+        limit: usize,
+    ) -> Result<(Vec<(String, Option<String>)>, bool)> {
+        let repo = self.repository(name).await?;
+        let mut rows = self
+            .meta
+            .image_id_page(repo, after, filter, limit as i64 + 1)
+            .await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+
+    /// BatchGetImage / DescribeImages: the manifest named by a digest, a tag, or both (then the
+    /// tag must point at the digest).
+    pub async fn lookup_image(
+        &self,
+        name: &RepoName,
+        digest: Option<&Digest>,
+        tag: Option<&Tag>,
+    ) -> Result<ImageLookup> {
+        let reference = match (digest, tag) {
+            (_, Some(tag)) => Reference::Tag(tag.clone()),
+            (Some(digest), None) => Reference::Digest(digest.clone()),
+            (None, None) => return Ok(ImageLookup::NotFound),
+        };
+        match self.manifest(name, &reference).await {
+            Ok(found) => {
+                if digest.is_some_and(|d| d.to_string() != found.digest) {
+                    return Ok(ImageLookup::TagDigestMismatch);
+                }
+                Ok(ImageLookup::Found(found))
+            }
+            Err(Error::ManifestUnknown(_)) => Ok(ImageLookup::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// PutImage: stores a manifest (the repository must exist) under `tag` or by digest alone.
+    /// A push that changes nothing (same manifest, tag already on it or no tag) is `Unchanged`.
+    pub async fn put_image(
+        &self,
+        name: &RepoName,
+        tag: Option<&Tag>,
+        media_type: Option<&str>,
+        manifest: Vec<u8>,
+    ) -> Result<ImagePut> {
+        let repo = self.repository(name).await?;
+        let digest = Digest::of(crate::oci::Algorithm::Sha256, &manifest);
+        let existing = match tag {
+            Some(tag) => self.meta.manifest_by_tag(repo, tag).await?,
+            None => self.meta.manifest_by_digest(repo, &digest).await?,
+        };
+        if existing.is_some_and(|row| row.digest == digest.to_string()) {
+            return Ok(ImagePut::Unchanged(digest));
+        }
+        let reference = match tag {
+            Some(tag) => Reference::Tag(tag.clone()),
+            None => Reference::Digest(digest),
+        };
+        self.put_manifest(name, &reference, &[], media_type, manifest)
+            .await
+            .map(ImagePut::Stored)
+    }
+
+    /// BatchDeleteImage, one id. By digest (optionally checked against a tag): the manifest and
+    /// all its tags, unless an index of the repository lists it. By tag alone: the tag, and the
+    /// manifest too when that was its last tag and no index lists it (as ECR does).
+    pub async fn delete_image(
+        &self,
+        name: &RepoName,
+        digest: Option<&Digest>,
+        tag: Option<&Tag>,
+    ) -> Result<ImageDelete> {
+        let repo = self.repository(name).await?;
+        let outcome = match (digest, tag) {
+            (None, None) => ImageDelete::NotFound,
+            (None, Some(tag)) => match self.meta.untag_and_prune(repo, tag.as_str()).await? {
+                Some(untagged) => ImageDelete::Deleted {
+                    digest: untagged.digest,
+                    tags: vec![tag.as_str().to_owned()],
+                    deleted: untagged.manifest_deleted,
+                },
+                None => ImageDelete::NotFound,
+            },
+            (Some(digest), tag) => {
+                let key = digest.to_string();
+                match self.meta.image(repo, &key).await? {
+                    None => ImageDelete::NotFound,
+                    Some(image)
+                        if tag.is_some_and(|t| !image.tags.iter().any(|x| x == t.as_str())) =>
+                    {
+                        ImageDelete::TagDigestMismatch
+                    }
+                    Some(image) => {
+                        let parents = self.meta.parents_of(repo, &key).await?;
+                        if !parents.is_empty() {
+                            ImageDelete::ReferencedByIndex(parents)
+                        } else if self.meta.delete_manifest(repo, digest).await? {
+                            ImageDelete::Deleted {
+                                digest: key,
+                                tags: image.tags,
+                                deleted: true,
+                            }
+                        } else {
+                            ImageDelete::NotFound
+                        }
+                    }
+                }
+            }
+        };
+        self.cache.invalidate(repo);
+        Ok(outcome)
+    }
+
+    /// BatchCheckLayerAvailability, one digest: the blob if the repository has it.
+    pub async fn layer(&self, name: &RepoName, digest: &Digest) -> Result<Option<BlobRow>> {
+        self.repository(name).await?;
+        match self.blob_row(name, digest).await {
+            Ok(row) => Ok(Some(row)),
+            Err(Error::BlobUnknown(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,777 @@
+//! The ECR-compatible API (`POST /` with `X-Amz-Target`) against a real, listening Berth, driven
+//! by boto3 and the AWS CLI (from the venv `tests/install-clients.sh` fills), plus signature
+//! attacks signed from Rust with `berth::auth::sigv4::sign` and sent with reqwest. Runs on both
+//! stacks (`BERTH_TEST_STACK=sqlite-fs|pg-s3`).
+
+mod api;
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use berth::auth::sigv4::{sign, SigV4Error, SigV4Request, SigningCredentials};
+use serde_json::{json, Value};
+
+use api::{rand_suffix, Api};
+use common::TestServer;
+
+const ADMIN_PASSWORD: &str = "ecr-test-admin-password";
+const ADMIN_KEY: &str = "AKIAECRTESTADMIN0001";
+const ADMIN_SECRET: &str = "ecr/test+admin+secret+0123456789abcdefghij";
+const REGION: &str = "us-east-1";
+const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
+const INSTALL_HINT: &str = "run tests/install-clients.sh (as root) to install boto3 and awscli";
+
+fn start() -> TestServer {
+    TestServer::start_with(
+        &[],
+        &[
+            ("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("BERTH_ADMIN_ACCESS_KEY_ID", ADMIN_KEY),
+            ("BERTH_ADMIN_SECRET_ACCESS_KEY", ADMIN_SECRET),
+        ],
+    )
+}
+
+/// A `/v2` client that authenticates as the admin with Basic.
+fn admin_api(server: &TestServer) -> Api {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {basic}").parse().unwrap(),
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .no_proxy()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    Api {
+        base: server.base.clone(),
+        http,
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Real clients: boto3 and the AWS CLI
+// ------------------------------------------------------------------------------------------------
+
+fn venv() -> PathBuf {
+    std::env::var_os("BERTH_E2E_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/berth-venv")
+        })
+}
+
+fn python() -> PathBuf {
+    let py = venv().join("bin/python");
+    let ok = Command::new(&py)
+        .args(["-c", "import boto3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "boto3 is missing from {}: {INSTALL_HINT}",
+        venv().display()
+    );
+    py
+}
+
+fn aws_cli() -> PathBuf {
+    let aws = venv().join("bin/aws");
+    assert!(
+        aws.is_file(),
+        "the AWS CLI is missing from {}: {INSTALL_HINT}",
+        venv().display()
+    );
+    aws
+}
+
+/// The environment for an AWS client signing with `key`/`secret` (nothing from the user's
+/// own AWS configuration leaks in).
+fn aws_env(cmd: &mut Command, key: &str, secret: &str) {
+    cmd.env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null());
+}
+
+fn run_output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+}
+
+/// Runs one scenario of `tests/fixtures/ecr_boto3.py`; panics with its output on failure.
+fn boto3(server: &TestServer, scenario: &str, args: Value, key: &str, secret: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecr_boto3.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .arg(scenario)
+        .arg(&server.base)
+        .arg(args.to_string());
+    aws_env(&mut cmd, key, secret);
+    let out = run_output(&mut cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "boto3 scenario {scenario} failed ({}):\n{stdout}\n{stderr}\n--- server log (tail) ---\n{}",
+        out.status,
+        tail(&server.log(), 60)
+    );
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `aws ecr <args>` as the admin.
+fn aws(server: &TestServer, args: &[&str]) -> Output {
+    let mut cmd = Command::new(aws_cli());
+    cmd.args(["--endpoint-url", &server.base, "--output", "json", "ecr"])
+        .args(args);
+    aws_env(&mut cmd, ADMIN_KEY, ADMIN_SECRET);
+    run_output(&mut cmd)
+}
+
+fn aws_ok(server: &TestServer, args: &[&str]) -> String {
+    let out = aws(server, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "aws ecr {args:?} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn aws_json(server: &TestServer, args: &[&str]) -> Value {
+    let text = aws_ok(server, args);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("aws ecr {args:?}: not JSON ({e}): {text}"))
+}
+
+// ------------------------------------------------------------------------------------------------
+// boto3 scenarios
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn boto3_repositories_pagination_tags_and_registry() {
+    let server = start();
+    let host = server.addr.clone();
+    boto3(
+        &server,
+        "repositories",
+        json!({"prefix": format!("b3-{}", rand_suffix()), "host": host}),
+        ADMIN_KEY,
+        ADMIN_SECRET,
+    );
+}
+
+#[test]
+fn boto3_repository_and_registry_policies() {
+    let server = start();
+    boto3(
+        &server,
+        "policies",
+        json!({"repository": format!("pol-{}/app", rand_suffix())}),
+        ADMIN_KEY,
+        ADMIN_SECRET,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_images_pushed_over_v2() {
+    let server = start();
+    let api = admin_api(&server);
+    let repo = format!("img-{}/app", rand_suffix());
+    let pushed = api.push_image_with(&repo, "v1", 2, json!({})).await;
+    let manifest: Value = serde_json::from_slice(&pushed.manifest).unwrap();
+    let blob_bytes = manifest["config"]["size"].as_i64().unwrap()
+        + manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["size"].as_i64().unwrap())
+            .sum::<i64>();
+    let mut blobs = vec![pushed.config_digest.clone()];
+    blobs.extend(pushed.layer_digests.iter().cloned());
+    let args = json!({
+        "repository": repo,
+        "tag": "v1",
+        "digest": pushed.digest,
+        "manifest": String::from_utf8(pushed.manifest.clone()).unwrap(),
+        "media_type": pushed.media_type,
+        "blob_bytes": blob_bytes,
+        "blobs": blobs,
+    });
+    // The server is another process: blocking this test's thread on the client is harmless.
+    boto3(&server, "images", args, ADMIN_KEY, ADMIN_SECRET);
+    // The image put back after the deletes went with the force-deleted repository.
+    let resp = api.get_manifest(&repo, "v1").await;
+    assert_eq!(resp.status().as_u16(), 404);
+}
+
+/// A second principal with its own access key and no policies, created directly in the
+/// server's database. Returns its ARN.
+async fn create_plain_user(server: &TestServer, name: &str, key: &str, secret: &str) -> String {
+    let url = match server.backends() {
+        Some(b) => b.database_url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            server.data_dir().join("berth.db").display()
+        ),
+    };
+    let meta = berth::meta::Meta::connect(&url, 2, Duration::from_secs(10))
+        .await
+        .expect("open the server's database");
+    let hash = berth::auth::password::hash_secret("plain-user-password").unwrap();
+    let (row, _) = meta
+        .create_principal_if_missing("user", name, &hash)
+        .await
+        .unwrap();
+    meta.put_access_key(row.id, key, secret).await.unwrap();
+    meta.close().await;
+    berth::policy::user_arn("000000000000", name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_user_without_policies_is_denied() {
+    let server = start();
+    let repo = format!("deny-{}/app", rand_suffix());
+    let created = aws_json(&server, &["create-repository", "--repository-name", &repo]);
+    assert_eq!(created["repository"]["repositoryName"], repo.as_str());
+    let user_arn = create_plain_user(&server, "dev", "AKIAECRTESTPLAIN0001", "plain-secret").await;
+    let args = json!({"repository": repo, "user_arn": user_arn});
+    boto3(
+        &server,
+        "denied",
+        args,
+        "AKIAECRTESTPLAIN0001",
+        "plain-secret",
+    );
+    // The admin still sees the repository the denied calls tried to delete.
+    let described = aws_json(
+        &server,
+        &["describe-repositories", "--repository-names", &repo],
+    );
+    assert_eq!(
+        described["repositories"][0]["repositoryName"],
+        repo.as_str()
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// AWS CLI
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_login_password_works_on_v2_and_repositories_round_trip() {
+    let server = start();
+    let base = server.base.clone();
+    let repo = format!("cli-{}/app", rand_suffix());
+
+    let password = aws_ok(&server, &["get-login-password"]).trim().to_owned();
+    assert!(!password.is_empty());
+    let token = aws_json(&server, &["get-authorization-token"]);
+    let created = aws_json(
+        &server,
+        &[
+            "create-repository",
+            "--repository-name",
+            &repo,
+            "--tags",
+            "Key=team,Value=cli",
+        ],
+    );
+    let missing = aws(
+        &server,
+        &[
+            "describe-repositories",
+            "--repository-names",
+            "cli-missing/x",
+        ],
+    );
+
+    // The password is a registry password for user AWS on /v2/.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let resp = http
+        .get(format!("{base}/v2/"))
+        .basic_auth("AWS", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    let resp = http
+        .get(format!("{base}/v2/"))
+        .basic_auth("AWS", Some("not-a-registry-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+
+    // get-authorization-token: base64("AWS:" + password), 12 hours, the registry URL.
+    let data = &token["authorizationData"][0];
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data["authorizationToken"].as_str().unwrap())
+        .unwrap();
+    let decoded = String::from_utf8(decoded).unwrap();
+    let (user, token_password) = decoded.split_once(':').unwrap();
+    assert_eq!(user, "AWS");
+    assert!(!token_password.is_empty());
+    assert_eq!(data["proxyEndpoint"], base.as_str());
+    // CLI v1 prints the wire value (epoch seconds); other configurations print ISO 8601.
+    let expires = match &data["expiresAt"] {
+        Value::Number(n) => {
+            chrono::DateTime::from_timestamp(n.as_f64().unwrap() as i64, 0).unwrap()
+        }
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("expiresAt {s:?}: {e}"))
+            .with_timezone(&chrono::Utc),
+        other => panic!("expiresAt: {other}"),
+    };
+    let hours = (expires - chrono::Utc::now()).num_minutes() as f64 / 60.0;
+    assert!((11.9..=12.1).contains(&hours), "expires in {hours} h");
+
+    assert_eq!(created["repository"]["repositoryName"], repo.as_str());
+    assert_eq!(
+        created["repository"]["repositoryUri"],
+        format!("{}/{repo}", server.addr).as_str()
+    );
+    // The CLI exits non-zero on a service error (255 in v1, 254 in v2).
+    assert!(!missing.status.success(), "{missing:?}");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("RepositoryNotFoundException"),
+        "{missing:?}"
+    );
+
+    // Push an image over /v2 with the CLI's password, then delete the repository with --force.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {basic}").parse().unwrap(),
+    );
+    let api = Api {
+        base: base.clone(),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+    };
+    let pushed = api.push_image(&repo, "latest").await;
+    let images = aws_json(&server, &["list-images", "--repository-name", &repo]);
+    let not_empty = aws(&server, &["delete-repository", "--repository-name", &repo]);
+    let arn = format!("arn:aws:ecr:us-east-1:000000000000:repository/{repo}");
+    let tags = aws_json(&server, &["list-tags-for-resource", "--resource-arn", &arn]);
+    let deleted = aws_json(
+        &server,
+        &["delete-repository", "--repository-name", &repo, "--force"],
+    );
+    assert_eq!(
+        images["imageIds"],
+        json!([{"imageDigest": pushed.digest, "imageTag": "latest"}])
+    );
+    assert!(
+        String::from_utf8_lossy(&not_empty.stderr).contains("RepositoryNotEmptyException"),
+        "{not_empty:?}"
+    );
+    assert_eq!(tags["tags"], json!([{"Key": "team", "Value": "cli"}]));
+    assert_eq!(deleted["repository"]["repositoryName"], repo.as_str());
+    let resp = api.get_manifest(&repo, "latest").await;
+    assert_eq!(resp.status().as_u16(), 404);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Signature attacks, signed from Rust
+// ------------------------------------------------------------------------------------------------
+
+struct Signed {
+    headers: Vec<(String, String)>,
+}
+
+/// Signs a `POST /` ECR call as botocore would, at `now`.
+fn signed(
+    server: &TestServer,
+    operation: &str,
+    body: &[u8],
+    key: &str,
+    secret: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Signed {
+    let headers = vec![
+        ("host".to_owned(), server.addr.clone()),
+        (
+            "content-type".to_owned(),
+            "application/x-amz-json-1.1".to_owned(),
+        ),
+        (
+            "x-amz-target".to_owned(),
+            format!("{TARGET_PREFIX}{operation}"),
+        ),
+    ];
+    let signature = sign(
+        &SigV4Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        },
+        &SigningCredentials {
+            access_key_id: key,
+            secret_access_key: secret,
+            region: REGION,
+            service: "ecr",
+        },
+        now,
+    );
+    let mut headers: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(name, _)| name != "host")
+        .collect();
+    headers.push(("x-amz-date".into(), signature.amz_date));
+    headers.push(("authorization".into(), signature.authorization));
+    Signed { headers }
+}
+
+async fn send(server: &TestServer, signed: &Signed, body: &[u8]) -> (u16, Value) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut rb = http.post(format!("{}/", server.base)).body(body.to_vec());
+    for (name, value) in &signed.headers {
+        rb = rb.header(name.as_str(), value.as_str());
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.text().await.unwrap();
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/x-amz-json-1.1"),
+        "{text}"
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn expect(answer: (u16, Value), status: u16, kind: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["__type"], kind, "{}", answer.1);
+    assert!(answer.1["message"].is_string(), "{}", answer.1);
+}
+
+fn invalid_signature_status() -> u16 {
+    SigV4Error::InvalidSignature(String::new())
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn sigv4_attacks_are_refused() {
+    let server = start();
+    let body = br#"{"repositoryName":"attack/app"}"#;
+    let now = chrono::Utc::now();
+
+    // Control: the right key and secret work.
+    let ok = signed(
+        &server,
+        "CreateRepository",
+        body,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    let answer = send(&server, &ok, body).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert_eq!(answer.1["repository"]["repositoryName"], "attack/app");
+
+    let describe = br#"{"repositoryNames":["attack/app"]}"#;
+    // Wrong secret.
+    let s = signed(
+        &server,
+        "DescribeRepositories",
+        describe,
+        ADMIN_KEY,
+        "wrong-secret",
+        now,
+    );
+    expect(
+        send(&server, &s, describe).await,
+        invalid_signature_status(),
+        "InvalidSignatureException",
+    );
+    // Unknown key.
+    let s = signed(
+        &server,
+        "DescribeRepositories",
+        describe,
+        "AKIAUNKNOWNKEY000001",
+        ADMIN_SECRET,
+        now,
+    );
+    let status = SigV4Error::UnrecognizedClient(String::new())
+        .status()
+        .as_u16();
+    expect(
+        send(&server, &s, describe).await,
+        status,
+        "UnrecognizedClientException",
+    );
+    // A date 20 minutes old (outside the 15-minute window), and one 20 minutes ahead.
+    for skew in [-20, 20] {
+        let s = signed(
+            &server,
+            "DescribeRepositories",
+            describe,
+            ADMIN_KEY,
+            ADMIN_SECRET,
+            now + chrono::Duration::minutes(skew),
+        );
+        expect(
+            send(&server, &s, describe).await,
+            invalid_signature_status(),
+            "InvalidSignatureException",
+        );
+    }
+    // The body changed after signing: a delete signed as a harmless describe.
+    let delete = br#"{"repositoryName":"attack/app","force":true}"#;
+    let s = signed(
+        &server,
+        "DeleteRepository",
+        describe,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    expect(
+        send(&server, &s, delete).await,
+        invalid_signature_status(),
+        "InvalidSignatureException",
+    );
+    // The operation changed after signing.
+    let mut s = signed(
+        &server,
+        "DescribeRepositories",
+        delete,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    for (name, value) in &mut s.headers {
+        if name == "x-amz-target" {
+            *value = format!("{TARGET_PREFIX}DeleteRepository");
+        }
+    }
+    expect(
+        send(&server, &s, delete).await,
+        invalid_signature_status(),
+        "InvalidSignatureException",
+    );
+    // No signature at all.
+    let unsigned = Signed {
+        headers: vec![
+            ("content-type".into(), "application/x-amz-json-1.1".into()),
+            (
+                "x-amz-target".into(),
+                format!("{TARGET_PREFIX}DeleteRepository"),
+            ),
+        ],
+    };
+    let status = SigV4Error::MissingAuthentication(String::new())
+        .status()
+        .as_u16();
+    expect(
+        send(&server, &unsigned, delete).await,
+        status,
+        "MissingAuthenticationTokenException",
+    );
+    // Signed for another service.
+    let headers = vec![
+        ("host".to_owned(), server.addr.clone()),
+        (
+            "content-type".to_owned(),
+            "application/x-amz-json-1.1".to_owned(),
+        ),
+        (
+            "x-amz-target".to_owned(),
+            format!("{TARGET_PREFIX}DeleteRepository"),
+        ),
+    ];
+    let other = sign(
+        &SigV4Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: delete,
+        },
+        &SigningCredentials {
+            access_key_id: ADMIN_KEY,
+            secret_access_key: ADMIN_SECRET,
+            region: REGION,
+            service: "s3",
+        },
+        now,
+    );
+    let s = Signed {
+        headers: vec![
+            ("content-type".into(), "application/x-amz-json-1.1".into()),
+            (
+                "x-amz-target".into(),
+                format!("{TARGET_PREFIX}DeleteRepository"),
+            ),
+            ("x-amz-date".into(), other.amz_date),
+            ("authorization".into(), other.authorization),
+        ],
+    };
+    expect(
+        send(&server, &s, delete).await,
+        invalid_signature_status(),
+        "InvalidSignatureException",
+    );
+
+    // None of the refused deletes went through.
+    let s = signed(
+        &server,
+        "DescribeRepositories",
+        describe,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        chrono::Utc::now(),
+    );
+    let answer = send(&server, &s, describe).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert_eq!(answer.1["repositories"][0]["repositoryName"], "attack/app");
+}
+
+#[tokio::test]
+async fn non_admin_key_is_denied_and_malformed_calls_are_refused() {
+    let server = start();
+    let user_arn =
+        create_plain_user(&server, "viewer", "AKIAECRTESTVIEWER001", "viewer-secret").await;
+    let now = chrono::Utc::now();
+    let body = br#"{"repositoryName":"team/app"}"#;
+    let s = signed(
+        &server,
+        "CreateRepository",
+        body,
+        "AKIAECRTESTVIEWER001",
+        "viewer-secret",
+        now,
+    );
+    let answer = send(&server, &s, body).await;
+    expect(answer.clone(), 400, "AccessDeniedException");
+    let message = answer.1["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "User: {user_arn} is not authorized to perform: ecr:CreateRepository on resource: arn:aws:ecr:us-east-1:000000000000:repository/team/app"
+        )),
+        "{message}"
+    );
+    let s = signed(
+        &server,
+        "GetAuthorizationToken",
+        b"{}",
+        "AKIAECRTESTVIEWER001",
+        "viewer-secret",
+        now,
+    );
+    expect(send(&server, &s, b"{}").await, 400, "AccessDeniedException");
+
+    // Unknown and unimplemented operations, malformed JSON, missing members.
+    let s = signed(
+        &server,
+        "NoSuchOperation",
+        b"{}",
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    expect(
+        send(&server, &s, b"{}").await,
+        400,
+        "UnknownOperationException",
+    );
+    let s = signed(
+        &server,
+        "StartImageScan",
+        b"{}",
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    expect(
+        send(&server, &s, b"{}").await,
+        400,
+        "UnknownOperationException",
+    );
+    let s = signed(
+        &server,
+        "CreateRepository",
+        b"{nope",
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    expect(
+        send(&server, &s, b"{nope").await,
+        400,
+        "SerializationException",
+    );
+    let s = signed(
+        &server,
+        "CreateRepository",
+        b"{}",
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    expect(send(&server, &s, b"{}").await, 400, "ValidationException");
+    let wrong_type = br#"{"repositoryName":42}"#;
+    let s = signed(
+        &server,
+        "CreateRepository",
+        wrong_type,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    expect(
+        send(&server, &s, wrong_type).await,
+        400,
+        "ValidationException",
+    );
+
+    // A body over the limit is refused before it is read whole.
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let s = signed(
+        &server,
+        "DescribeRepositories",
+        &big,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        now,
+    );
+    expect(send(&server, &s, &big).await, 413, "ValidationException");
+}
