@@ -9,9 +9,11 @@
 //! at most that old. Tokens are also re-checked against the current policies on each request, so
 //! an access claim granted before a Deny was added stops working with the same delay.
 
+mod audit;
 mod cache;
 mod keys;
 mod limiter;
+mod manage;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,9 +32,14 @@ use crate::policy::{
     RequestContext, ScopeAction,
 };
 
+pub use audit::{AuditOutcome, MAX_AUDIT_PAGE};
 use cache::TtlCache;
 pub use keys::SigningKeys;
 use limiter::LoginLimiter;
+pub use manage::{
+    validate_name, GroupInfo, NewAccessKey, PrincipalInfo, Simulation, SimulationRequest,
+    RESERVED_USER_NAMES,
+};
 
 /// The longest any cached identity, verified credential or policy document is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);

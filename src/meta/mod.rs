@@ -4,7 +4,7 @@
 
 mod identity;
 
-pub use identity::{PrincipalRow, SigningKeyRow};
+pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
