@@ -573,6 +573,15 @@ async fn names_are_validated_and_aws_is_reserved() {
     )
     .await;
     assert_eq!((status, error_code(&body)), (409, "ALREADY_EXISTS"));
+    // Bodies past the limit ([limits] max_json_body_bytes, 1 MiB) are 413 in the JSON shape.
+    let huge = format!("{{\"pad\":\"{}\"}}", "a".repeat(1024 * 1024 + 10));
+    let (status, body) = put_text(&admin, "/api/v1/registry-policy", &huge).await;
+    assert_eq!((status, error_code(&body)), (413, "SIZE_INVALID"), "{body}");
+    // Unknown paths and methods too.
+    let (status, body) = call(&admin, Method::GET, "/api/v1/nothing/here", None).await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"));
+    let (status, body) = call(&admin, Method::PATCH, "/api/v1/users", None).await;
+    assert_eq!((status, error_code(&body)), (405, "UNSUPPORTED"));
     // Unknown fields and bad JSON are 400 in the JSON error shape.
     let (status, body) = call(
         &admin,

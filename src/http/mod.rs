@@ -29,7 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(token::jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .merge(admin::router())
+        .merge(admin::router(state.config.limits.max_json_body_bytes))
         .layer(axum::middleware::map_response(api_version_header))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

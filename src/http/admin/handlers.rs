@@ -1,7 +1,6 @@
 //! The admin API's handlers: parse, [`Caller::begin`], one call into the access layer or the
 //! registry service, [`Call::finish`], JSON. Each names the method and path it serves.
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Call, Caller, Permission, Routes};
+use super::{Call, Caller, Payload, Permission, Routes};
 use crate::access::{
     GroupInfo, PolicyTarget, PrincipalInfo, PrincipalKind, RequestFacts, SimulationRequest,
 };
@@ -46,7 +45,7 @@ pub(super) fn mount(r: Routes) -> Routes {
         )
         .put(
             "/api/v1/users/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>, b: Bytes| {
+            |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
                 put_principal_policy(s, c, User, p, b)
             },
         )
@@ -88,7 +87,7 @@ pub(super) fn mount(r: Routes) -> Routes {
         )
         .put(
             "/api/v1/robots/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>, b: Bytes| {
+            |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
                 put_principal_policy(s, c, Robot, p, b)
             },
         )
@@ -288,7 +287,7 @@ struct CreateUser {
 }
 
 /// POST /api/v1/users
-async fn create_user(State(app): State<AppState>, caller: Caller, body: Bytes) -> Reply {
+async fn create_user(State(app): State<AppState>, caller: Caller, Payload(body): Payload) -> Reply {
     let call = caller
         .begin(&app, "berth:CreateUser", Permission::Admin, "users")
         .await?;
@@ -320,7 +319,11 @@ fn parse_time(field: &str, value: &str) -> Result<i64> {
 }
 
 /// POST /api/v1/robots
-async fn create_robot(State(app): State<AppState>, caller: Caller, body: Bytes) -> Reply {
+async fn create_robot(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
     let call = caller
         .begin(&app, "berth:CreateRobot", Permission::Admin, "robots")
         .await?;
@@ -417,7 +420,7 @@ async fn change_password(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Bytes,
+    Payload(body): Payload,
 ) -> Reply {
     let call = caller
         .begin(
@@ -490,7 +493,7 @@ async fn put_principal_policy(
     caller: Caller,
     kind: PrincipalKind,
     Path(name): Path<String>,
-    body: Bytes,
+    Payload(body): Payload,
 ) -> Reply {
     let call = caller
         .begin(
@@ -623,7 +626,11 @@ fn group_resource(app: &AppState, name: &str) -> String {
 }
 
 /// POST /api/v1/groups
-async fn create_group(State(app): State<AppState>, caller: Caller, body: Bytes) -> Reply {
+async fn create_group(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
     let call = caller
         .begin(&app, "berth:CreateGroup", Permission::Admin, "groups")
         .await?;
@@ -690,7 +697,7 @@ async fn add_group_member(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Bytes,
+    Payload(body): Payload,
 ) -> Reply {
     let call = caller
         .begin(
@@ -761,7 +768,7 @@ async fn put_group_policy(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Bytes,
+    Payload(body): Payload,
 ) -> Reply {
     let call = caller
         .begin(
@@ -817,7 +824,11 @@ struct CreateRepository {
 }
 
 /// POST /api/v1/repositories
-async fn create_repository(State(app): State<AppState>, caller: Caller, body: Bytes) -> Reply {
+async fn create_repository(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
     // The name is needed for the permission check, so the body is read first here.
     let req: CreateRepository = match serde_json::from_slice(&body) {
         Ok(req) => req,
@@ -983,7 +994,7 @@ async fn put_repository_policy(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Bytes,
+    Payload(body): Payload,
 ) -> Reply {
     let call = caller
         .begin(
@@ -1045,7 +1056,11 @@ async fn get_registry_policy(State(app): State<AppState>, caller: Caller) -> Rep
 }
 
 /// PUT /api/v1/registry-policy
-async fn put_registry_policy(State(app): State<AppState>, caller: Caller, body: Bytes) -> Reply {
+async fn put_registry_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
     let call = caller
         .begin(
             &app,
@@ -1100,7 +1115,11 @@ async fn get_settings(State(app): State<AppState>, caller: Caller) -> Reply {
 }
 
 /// PUT /api/v1/settings: changes the settings present in the body.
-async fn put_settings(State(app): State<AppState>, caller: Caller, body: Bytes) -> Reply {
+async fn put_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
     let call = caller
         .begin(&app, "berth:PutSettings", Permission::Admin, "settings")
         .await?;
@@ -1135,7 +1154,7 @@ struct Simulate {
 }
 
 /// POST /api/v1/policy-simulator
-async fn simulate(State(app): State<AppState>, caller: Caller, body: Bytes) -> Reply {
+async fn simulate(State(app): State<AppState>, caller: Caller, Payload(body): Payload) -> Reply {
     let call = caller
         .begin(
             &app,

@@ -36,10 +36,10 @@
 mod handlers;
 mod openapi;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::{Method, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 use bytes::Bytes;
@@ -98,12 +98,36 @@ fn routes() -> Routes {
 }
 
 /// The admin API's routes (full paths under [`PREFIX`]); unknown paths and methods below it are
-/// answered with the JSON error shape too.
-pub fn router() -> Router<AppState> {
+/// answered with the JSON error shape too. Request bodies are limited to `max_body_bytes`.
+pub fn router(max_body_bytes: usize) -> Router<AppState> {
     routes()
         .router
         .method_not_allowed_fallback(method_not_allowed)
         .route("/api/v1/{*rest}", any(no_such_endpoint))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// A request body, read whole (up to the body limit); refusals use the JSON error shape.
+pub struct Payload(pub Bytes);
+
+impl FromRequest<AppState> for Payload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, app).await {
+            Ok(bytes) => Ok(Payload(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError(Error::PayloadTooLarge(format!(
+                    "the request body is larger than the limit ({})",
+                    rejection.body_text()
+                ))))
+            }
+            Err(rejection) => Err(ApiError(Error::InvalidParameter(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
