@@ -1,6 +1,8 @@
 //! Who is calling and what they may do: authenticates callers (passwords, registry tokens, ECR
 //! registry passwords, access keys) against the identity tables, decides ECR actions with the
-//! policy engine, and issues registry tokens signed with keys every replica shares.
+//! policy engine, and issues registry tokens signed with keys every replica shares. `manage`
+//! holds the identity management use cases of the admin API (users, robots, groups, access keys,
+//! identity policies, the policy simulator); `audit` the audit log every API writes to.
 //!
 //! The 5-second rule: a changed password, an expired or deleted robot account or an edited
 //! policy takes effect on every replica within 5 seconds. Nothing here is invalidated across

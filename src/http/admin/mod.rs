@@ -5,7 +5,8 @@
 //! **Authentication.** Every call needs a signed-in caller: HTTP Basic with a user's or robot's
 //! password (or `AWS` with an ECR registry password), or `Authorization: Bearer <registry
 //! token>` naming a principal. No or invalid credentials, and anonymous tokens, are answered 401
-//! with `WWW-Authenticate: Basic realm=...`.
+//! with `WWW-Authenticate: Basic realm=...`. A token's repository scopes (`pull`, `push`) do not
+//! limit admin calls: the principal it names is authorized by the policies, as with Basic.
 //!
 //! **Permissions.** A call that has an ECR counterpart needs that ECR action, decided by the
 //! policy engine exactly as the ECR API decides it: `ecr:CreateRepository`,
