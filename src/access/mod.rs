@@ -1,6 +1,8 @@
 //! Who is calling and what they may do: authenticates callers (passwords, registry tokens, ECR
 //! registry passwords, access keys) against the identity tables, decides ECR actions with the
-//! policy engine, and issues registry tokens signed with keys every replica shares.
+//! policy engine, and issues registry tokens signed with keys every replica shares. `manage`
+//! holds the identity management use cases of the admin API (users, robots, groups, access keys,
+//! identity policies, the policy simulator); `audit` the audit log every API writes to.
 //!
 //! The 5-second rule: a changed password, an expired or deleted robot account or an edited
 //! policy takes effect on every replica within 5 seconds. Nothing here is invalidated across
@@ -9,9 +11,11 @@
 //! at most that old. Tokens are also re-checked against the current policies on each request, so
 //! an access claim granted before a Deny was added stops working with the same delay.
 
+mod audit;
 mod cache;
 mod keys;
 mod limiter;
+mod manage;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,9 +35,14 @@ use crate::policy::{
     RequestContext, ScopeAction,
 };
 
+pub use audit::{AuditOutcome, MAX_AUDIT_PAGE};
 use cache::TtlCache;
 pub use keys::SigningKeys;
 use limiter::LoginLimiter;
+pub use manage::{
+    validate_name, GroupInfo, NewAccessKey, PrincipalInfo, Simulation, SimulationRequest,
+    RESERVED_USER_NAMES,
+};
 
 /// The longest any cached identity, verified credential or policy document is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);

@@ -1,5 +1,6 @@
 //! The axum adapter: router, route parsing, error mapping and handlers. No business rules here.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod registry;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(token::jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(admin::router(state.config.limits.max_json_body_bytes))
         .layer(axum::middleware::map_response(api_version_header))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -1,4 +1,5 @@
-//! Identity rows: principals (users and robot accounts), access keys and policy documents.
+//! Identity rows: principals (users and robot accounts), groups and their members, access keys,
+//! policy documents, signing keys and settings.
 
 use sqlx::Row;
 
@@ -14,6 +15,23 @@ pub struct PrincipalRow {
     pub password_hash: Option<String>,
     pub expires_at: Option<i64>,
     pub credential_version: i64,
+    pub created_at: i64,
+}
+
+/// A group of principals.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+fn group_row(r: &sqlx::any::AnyRow) -> Result<GroupRow> {
+    Ok(GroupRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn principal_row(r: &sqlx::any::AnyRow) -> Result<PrincipalRow> {
@@ -24,6 +42,7 @@ fn principal_row(r: &sqlx::any::AnyRow) -> Result<PrincipalRow> {
         password_hash: r.try_get("password_hash")?,
         expires_at: r.try_get("expires_at")?,
         credential_version: r.try_get("credential_version")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
@@ -265,5 +284,250 @@ impl Meta {
         .execute(&self.write)
         .await?;
         Ok(())
+    }
+}
+
+/// Identity management for the admin API.
+impl Meta {
+    /// Creates a principal with credential version 1; `None` if `kind`/`name` exists.
+    pub async fn create_principal(
+        &self,
+        kind: &str,
+        name: &str,
+        password_hash: &str,
+        expires_at: Option<i64>,
+    ) -> Result<Option<PrincipalRow>> {
+        let created = sqlx::query(
+            "INSERT INTO principals (kind, name, password_hash, expires_at, credential_version, \
+             created_at) VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (kind, name) DO NOTHING",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(password_hash)
+        .bind(expires_at)
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?
+        .rows_affected()
+            == 1;
+        if !created {
+            return Ok(None);
+        }
+        self.principal(kind, name).await
+    }
+
+    /// Every principal of `kind`, by name.
+    pub async fn principals(&self, kind: &str) -> Result<Vec<PrincipalRow>> {
+        let rows = sqlx::query("SELECT * FROM principals WHERE kind = $1 ORDER BY name")
+            .bind(kind)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(principal_row).collect()
+    }
+
+    /// Deletes a principal with its identity policy; its access keys and group memberships go by
+    /// cascade. False if it did not exist.
+    pub async fn delete_principal(&self, id: i64) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM policies WHERE scope = 'principal' AND target = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM principals WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Creates a group; `None` if the name is taken.
+    pub async fn create_group(&self, name: &str) -> Result<Option<GroupRow>> {
+        let created = sqlx::query(
+            "INSERT INTO groups (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?
+        .rows_affected()
+            == 1;
+        if !created {
+            return Ok(None);
+        }
+        self.group(name).await
+    }
+
+    pub async fn group(&self, name: &str) -> Result<Option<GroupRow>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM groups WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(group_row).transpose()
+    }
+
+    /// Every group, by name.
+    pub async fn groups(&self) -> Result<Vec<GroupRow>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(group_row).collect()
+    }
+
+    /// Deletes a group with its identity policy; memberships go by cascade.
+    pub async fn delete_group(&self, id: i64) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM policies WHERE scope = 'group' AND target = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM groups WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Adds a member; false if it was one already.
+    pub async fn add_group_member(&self, group_id: i64, principal_id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO group_members (group_id, principal_id) VALUES ($1, $2) \
+             ON CONFLICT (group_id, principal_id) DO NOTHING",
+        )
+        .bind(group_id)
+        .bind(principal_id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a member; false if it was not one.
+    pub async fn remove_group_member(&self, group_id: i64, principal_id: i64) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND principal_id = $2")
+                .bind(group_id)
+                .bind(principal_id)
+                .execute(&self.write)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The members of a group, users before robots, by name.
+    pub async fn group_members(&self, group_id: i64) -> Result<Vec<PrincipalRow>> {
+        let rows = sqlx::query(
+            "SELECT p.* FROM principals p JOIN group_members m ON m.principal_id = p.id \
+             WHERE m.group_id = $1 ORDER BY p.kind DESC, p.name",
+        )
+        .bind(group_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(principal_row).collect()
+    }
+
+    /// Stores a new access key; false if the key id is taken (keys never move between
+    /// principals here, unlike [`Meta::put_access_key`]).
+    pub async fn create_access_key(
+        &self,
+        principal_id: i64,
+        key_id: &str,
+        secret: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO access_keys (key_id, principal_id, secret, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(principal_id)
+        .bind(secret)
+        .bind(now_millis())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The ids and creation times of a principal's access keys (never the secrets), oldest first.
+    pub async fn access_keys_of(&self, principal_id: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT key_id, created_at FROM access_keys WHERE principal_id = $1 \
+             ORDER BY created_at, key_id",
+        )
+        .bind(principal_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key_id")?, r.try_get("created_at")?)))
+            .collect()
+    }
+
+    /// Deletes one of a principal's access keys; false if it has no such key.
+    pub async fn delete_access_key(&self, principal_id: i64, key_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM access_keys WHERE principal_id = $1 AND key_id = $2")
+            .bind(principal_id)
+            .bind(key_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// One audit log entry as stored.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub outcome: String,
+    pub detail: String,
+    pub source_ip: Option<String>,
+}
+
+/// The audit log.
+impl Meta {
+    /// Appends an entry (its `id` is ignored and assigned by the database).
+    pub async fn insert_audit(&self, entry: &AuditRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, principal, action, resource, outcome, detail, source_ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(entry.at)
+        .bind(&entry.principal)
+        .bind(&entry.action)
+        .bind(&entry.resource)
+        .bind(&entry.outcome)
+        .bind(&entry.detail)
+        .bind(entry.source_ip.as_deref())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` entries with an id below `before` (all when `None`), newest first.
+    pub async fn audit_entries(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT id, at, principal, action, resource, outcome, detail, source_ip \
+             FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    principal: r.try_get("principal")?,
+                    action: r.try_get("action")?,
+                    resource: r.try_get("resource")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                    source_ip: r.try_get("source_ip")?,
+                })
+            })
+            .collect()
     }
 }

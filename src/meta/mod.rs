@@ -6,7 +6,7 @@ mod identity;
 mod images;
 mod resource_tags;
 
-pub use identity::{PrincipalRow, SigningKeyRow};
+pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
 
 /// A repository as the admin APIs describe it.

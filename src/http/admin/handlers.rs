@@ -1,0 +1,1322 @@
+//! The admin API's handlers: parse, [`Caller::begin`], one call into the access layer or the
+//! registry service, [`Call::finish`], JSON. Each names the method and path it serves.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Call, Caller, Payload, Permission, Routes};
+use crate::access::{
+    GroupInfo, PolicyTarget, PrincipalInfo, PrincipalKind, RequestFacts, SimulationRequest,
+};
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::meta::{now_millis, RepositoryRow};
+use crate::oci::RepoName;
+use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource};
+
+type Reply = std::result::Result<Response, super::ApiError>;
+
+/// Mounts every admin route (full paths; `{*name}` segments may contain `/`).
+pub(super) fn mount(r: Routes) -> Routes {
+    use PrincipalKind::{Robot, User};
+    r.get("/api/v1/openapi.json", openapi)
+        // users
+        .post("/api/v1/users", create_user)
+        .get("/api/v1/users", |s: State<AppState>, c: Caller| {
+            list_principals(s, c, User)
+        })
+        .get(
+            "/api/v1/users/{name}",
+            |s: State<AppState>, c: Caller, p: Path<String>| get_principal(s, c, User, p),
+        )
+        .delete(
+            "/api/v1/users/{name}",
+            |s: State<AppState>, c: Caller, p: Path<String>| delete_principal(s, c, User, p),
+        )
+        .put("/api/v1/users/{name}/password", change_password)
+        .get(
+            "/api/v1/users/{name}/policy",
+            |s: State<AppState>, c: Caller, p: Path<String>| get_principal_policy(s, c, User, p),
+        )
+        .put(
+            "/api/v1/users/{name}/policy",
+            |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
+                put_principal_policy(s, c, User, p, b)
+            },
+        )
+        .delete(
+            "/api/v1/users/{name}/policy",
+            |s: State<AppState>, c: Caller, p: Path<String>| delete_principal_policy(s, c, User, p),
+        )
+        .post(
+            "/api/v1/users/{name}/access-keys",
+            |s: State<AppState>, c: Caller, p: Path<String>| create_access_key(s, c, User, p),
+        )
+        .get(
+            "/api/v1/users/{name}/access-keys",
+            |s: State<AppState>, c: Caller, p: Path<String>| list_access_keys(s, c, User, p),
+        )
+        .delete(
+            "/api/v1/users/{name}/access-keys/{key_id}",
+            |s: State<AppState>, c: Caller, p: Path<(String, String)>| {
+                delete_access_key(s, c, User, p)
+            },
+        )
+        // robot accounts
+        .post("/api/v1/robots", create_robot)
+        .get("/api/v1/robots", |s: State<AppState>, c: Caller| {
+            list_principals(s, c, Robot)
+        })
+        .get(
+            "/api/v1/robots/{name}",
+            |s: State<AppState>, c: Caller, p: Path<String>| get_principal(s, c, Robot, p),
+        )
+        .delete(
+            "/api/v1/robots/{name}",
+            |s: State<AppState>, c: Caller, p: Path<String>| delete_principal(s, c, Robot, p),
+        )
+        .post("/api/v1/robots/{name}/secret", regenerate_robot_secret)
+        .get(
+            "/api/v1/robots/{name}/policy",
+            |s: State<AppState>, c: Caller, p: Path<String>| get_principal_policy(s, c, Robot, p),
+        )
+        .put(
+            "/api/v1/robots/{name}/policy",
+            |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
+                put_principal_policy(s, c, Robot, p, b)
+            },
+        )
+        .delete(
+            "/api/v1/robots/{name}/policy",
+            |s: State<AppState>, c: Caller, p: Path<String>| {
+                delete_principal_policy(s, c, Robot, p)
+            },
+        )
+        .post(
+            "/api/v1/robots/{name}/access-keys",
+            |s: State<AppState>, c: Caller, p: Path<String>| create_access_key(s, c, Robot, p),
+        )
+        .get(
+            "/api/v1/robots/{name}/access-keys",
+            |s: State<AppState>, c: Caller, p: Path<String>| list_access_keys(s, c, Robot, p),
+        )
+        .delete(
+            "/api/v1/robots/{name}/access-keys/{key_id}",
+            |s: State<AppState>, c: Caller, p: Path<(String, String)>| {
+                delete_access_key(s, c, Robot, p)
+            },
+        )
+        // groups
+        .post("/api/v1/groups", create_group)
+        .get("/api/v1/groups", list_groups)
+        .get("/api/v1/groups/{name}", get_group)
+        .delete("/api/v1/groups/{name}", delete_group)
+        .post("/api/v1/groups/{name}/members", add_group_member)
+        .delete(
+            "/api/v1/groups/{name}/members/{*member}",
+            remove_group_member,
+        )
+        .get("/api/v1/groups/{name}/policy", get_group_policy)
+        .put("/api/v1/groups/{name}/policy", put_group_policy)
+        .delete("/api/v1/groups/{name}/policy", delete_group_policy)
+        // repositories
+        .post("/api/v1/repositories", create_repository)
+        .get("/api/v1/repositories", list_repositories)
+        .get("/api/v1/repositories/{*name}", describe_repository)
+        .delete("/api/v1/repositories/{*name}", delete_repository)
+        // policies
+        .get("/api/v1/repository-policies/{*name}", get_repository_policy)
+        .put("/api/v1/repository-policies/{*name}", put_repository_policy)
+        .delete(
+            "/api/v1/repository-policies/{*name}",
+            delete_repository_policy,
+        )
+        .get("/api/v1/registry-policy", get_registry_policy)
+        .put("/api/v1/registry-policy", put_registry_policy)
+        .delete("/api/v1/registry-policy", delete_registry_policy)
+        // the rest
+        .get("/api/v1/settings", get_settings)
+        .put("/api/v1/settings", put_settings)
+        .post("/api/v1/policy-simulator", simulate)
+        .get("/api/v1/signing-keys", signing_keys)
+        .post("/api/v1/signing-keys/rotate", rotate_signing_key)
+        .get("/api/v1/audit", audit_log)
+}
+
+// ---- shapes ----
+
+fn time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn noun(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "User",
+        PrincipalKind::Robot => "Robot",
+    }
+}
+
+fn principal_arn(app: &AppState, kind: PrincipalKind, name: &str) -> String {
+    match kind {
+        PrincipalKind::User => user_arn(&app.access.registry_id, name),
+        PrincipalKind::Robot => robot_arn(&app.access.registry_id, name),
+    }
+}
+
+fn principal_json(p: &PrincipalInfo) -> Value {
+    let mut v = json!({
+        "name": p.name,
+        "loginName": p.login_name(),
+        "arn": p.arn,
+        "createdAt": time(p.created_at),
+        "groups": p.groups,
+    });
+    if p.kind == PrincipalKind::Robot {
+        v["expiresAt"] = p.expires_at.map(time).into();
+        v["expired"] = p.expired(now_millis()).into();
+    }
+    v
+}
+
+fn group_json(g: &GroupInfo) -> Value {
+    json!({
+        "name": g.name,
+        "arn": g.arn,
+        "createdAt": time(g.created_at),
+        "members": g.members,
+    })
+}
+
+fn repository_json(app: &AppState, row: &RepositoryRow) -> Value {
+    json!({
+        "repositoryName": row.name,
+        "repositoryArn": repository_arn(&app.access.region, &app.access.registry_id, &row.name),
+        "registryId": app.access.registry_id,
+        "createdAt": time(row.created_at),
+    })
+}
+
+fn ok(value: Value) -> Response {
+    Json(value).into_response()
+}
+
+fn created(value: Value) -> Response {
+    (StatusCode::CREATED, Json(value)).into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// A stored policy document, exactly as saved.
+fn document(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+fn query_pairs(query: &Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn query_param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn parse_number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option<T>> {
+    value
+        .map(|v| {
+            v.parse().map_err(|_| {
+                Error::InvalidParameter(format!(
+                    "{name}: {:?} is not a valid number",
+                    v.chars().take(40).collect::<String>()
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn parse_bool(name: &str, value: Option<&str>) -> Result<bool> {
+    match value {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(Error::InvalidParameter(format!(
+            "{name}: {:?} is not true or false",
+            other.chars().take(40).collect::<String>()
+        ))),
+    }
+}
+
+fn repo_name(name: &str) -> Result<RepoName> {
+    RepoName::parse(name)
+}
+
+// ---- the document ----
+
+/// GET /api/v1/openapi.json
+async fn openapi(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:GetOpenApiDocument",
+            Permission::SignedIn,
+            "openapi",
+        )
+        .await?;
+    let doc = super::openapi::document();
+    call.finish(Ok(ok(doc)), "").await
+}
+
+// ---- users and robot accounts ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateUser {
+    name: String,
+    password: String,
+}
+
+/// POST /api/v1/users
+async fn create_user(State(app): State<AppState>, caller: Caller, Payload(body): Payload) -> Reply {
+    let call = caller
+        .begin(&app, "berth:CreateUser", Permission::Admin, "users")
+        .await?;
+    let (call, req): (Call, CreateUser) = call.body(&body).await?;
+    let result = app.access.create_user(&req.name, &req.password).await;
+    let detail = format!("created user {:?}", req.name);
+    let user = call.finish(result, &detail).await?;
+    Ok(created(principal_json(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateRobot {
+    name: String,
+    /// RFC 3339; absent or null: never expires.
+    #[serde(default, alias = "expires_at")]
+    expires_at: Option<String>,
+}
+
+fn parse_time(field: &str, value: &str) -> Result<i64> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            Error::InvalidParameter(format!(
+                "{field}: {:?} is not an RFC 3339 time ({e})",
+                value.chars().take(60).collect::<String>()
+            ))
+        })
+}
+
+/// POST /api/v1/robots
+async fn create_robot(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(&app, "berth:CreateRobot", Permission::Admin, "robots")
+        .await?;
+    let (call, req): (Call, CreateRobot) = call.body(&body).await?;
+    let result = async {
+        let expires_at = req
+            .expires_at
+            .as_deref()
+            .map(|t| parse_time("expiresAt", t))
+            .transpose()?;
+        app.access.create_robot(&req.name, expires_at).await
+    }
+    .await;
+    let detail = format!(
+        "created robot {:?}, expires {}",
+        req.name,
+        req.expires_at.as_deref().unwrap_or("never")
+    );
+    let (robot, secret) = call.finish(result, &detail).await?;
+    let mut v = principal_json(&robot);
+    v["secret"] = secret.into();
+    Ok(created(v))
+}
+
+/// GET /api/v1/users, GET /api/v1/robots
+async fn list_principals(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+) -> Reply {
+    let (action, resource, key) = match kind {
+        PrincipalKind::User => ("berth:ListUsers", "users", "users"),
+        PrincipalKind::Robot => ("berth:ListRobots", "robots", "robots"),
+    };
+    let call = caller
+        .begin(&app, action, Permission::Admin, resource)
+        .await?;
+    let list = call
+        .finish(app.access.principal_infos(kind).await, "")
+        .await?;
+    let items: Vec<Value> = list.iter().map(principal_json).collect();
+    Ok(ok(json!({ key: items })))
+}
+
+/// GET /api/v1/users/{name}, GET /api/v1/robots/{name}
+async fn get_principal(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            &format!("berth:Get{}", noun(kind)),
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let info = call
+        .finish(app.access.principal_info(kind, &name).await, "")
+        .await?;
+    Ok(ok(principal_json(&info)))
+}
+
+/// DELETE /api/v1/users/{name}, DELETE /api/v1/robots/{name}
+async fn delete_principal(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            &format!("berth:Delete{}", noun(kind)),
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    call.finish(app.access.delete_principal(kind, &name).await, "")
+        .await?;
+    Ok(no_content())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChangePassword {
+    password: String,
+}
+
+/// PUT /api/v1/users/{name}/password
+async fn change_password(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:ChangePassword",
+            Permission::Admin,
+            principal_arn(&app, PrincipalKind::User, &name),
+        )
+        .await?;
+    let (call, req): (Call, ChangePassword) = call.body(&body).await?;
+    let result = app.access.change_password(&name, &req.password).await;
+    call.finish(result, "password changed; credential version bumped")
+        .await?;
+    Ok(no_content())
+}
+
+/// POST /api/v1/robots/{name}/secret
+async fn regenerate_robot_secret(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:RegenerateRobotSecret",
+            Permission::Admin,
+            principal_arn(&app, PrincipalKind::Robot, &name),
+        )
+        .await?;
+    let secret = call
+        .finish(
+            app.access.regenerate_robot_secret(&name).await,
+            "secret regenerated; credential version bumped",
+        )
+        .await?;
+    Ok(ok(json!({
+        "name": name,
+        "loginName": format!("robot/{name}"),
+        "secret": secret,
+    })))
+}
+
+/// GET /api/v1/{users|robots}/{name}/policy
+async fn get_principal_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            &format!("berth:Get{}Policy", noun(kind)),
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let result = async {
+        let target = app.access.principal_policy_target(kind, &name).await?;
+        app.access.attached_policy(&target).await
+    }
+    .await;
+    Ok(document(call.finish(result, "").await?))
+}
+
+/// PUT /api/v1/{users|robots}/{name}/policy
+async fn put_principal_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            &format!("berth:Put{}Policy", noun(kind)),
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let (call, text) = call.text(&body).await?;
+    let result = async {
+        let target = app.access.principal_policy_target(kind, &name).await?;
+        app.access.attach_policy(&target, &text).await
+    }
+    .await;
+    call.finish(result, "identity policy attached").await?;
+    Ok(no_content())
+}
+
+/// DELETE /api/v1/{users|robots}/{name}/policy
+async fn delete_principal_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            &format!("berth:Delete{}Policy", noun(kind)),
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let result = async {
+        let target = app.access.principal_policy_target(kind, &name).await?;
+        app.access.detach_policy(&target).await
+    }
+    .await;
+    call.finish(result, "identity policy removed").await?;
+    Ok(no_content())
+}
+
+/// POST /api/v1/{users|robots}/{name}/access-keys
+async fn create_access_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:CreateAccessKey",
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let result = app.access.create_access_key(kind, &name).await;
+    let detail = match &result {
+        Ok(key) => format!("created access key {}", key.access_key_id),
+        Err(_) => String::new(),
+    };
+    let key = call.finish(result, &detail).await?;
+    Ok(created(json!({
+        "accessKeyId": key.access_key_id,
+        "secretAccessKey": key.secret_access_key,
+    })))
+}
+
+/// GET /api/v1/{users|robots}/{name}/access-keys
+async fn list_access_keys(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:ListAccessKeys",
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let keys = call
+        .finish(app.access.access_keys(kind, &name).await, "")
+        .await?;
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|(id, at)| json!({"accessKeyId": id, "createdAt": time(*at)}))
+        .collect();
+    Ok(ok(json!({ "accessKeys": keys })))
+}
+
+/// DELETE /api/v1/{users|robots}/{name}/access-keys/{keyId}
+async fn delete_access_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path((name, key_id)): Path<(String, String)>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:DeleteAccessKey",
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let detail = format!("deleted access key {key_id}");
+    call.finish(
+        app.access.delete_access_key(kind, &name, &key_id).await,
+        &detail,
+    )
+    .await?;
+    Ok(no_content())
+}
+
+// ---- groups ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateGroup {
+    name: String,
+}
+
+fn group_resource(app: &AppState, name: &str) -> String {
+    group_arn(&app.access.registry_id, name)
+}
+
+/// POST /api/v1/groups
+async fn create_group(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(&app, "berth:CreateGroup", Permission::Admin, "groups")
+        .await?;
+    let (call, req): (Call, CreateGroup) = call.body(&body).await?;
+    let detail = format!("created group {:?}", req.name);
+    let group = call
+        .finish(app.access.create_group(&req.name).await, &detail)
+        .await?;
+    Ok(created(group_json(&group)))
+}
+
+/// GET /api/v1/groups
+async fn list_groups(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(&app, "berth:ListGroups", Permission::Admin, "groups")
+        .await?;
+    let groups = call.finish(app.access.group_infos().await, "").await?;
+    let items: Vec<Value> = groups.iter().map(group_json).collect();
+    Ok(ok(json!({ "groups": items })))
+}
+
+/// GET /api/v1/groups/{name}
+async fn get_group(State(app): State<AppState>, caller: Caller, Path(name): Path<String>) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:GetGroup",
+            Permission::Admin,
+            group_resource(&app, &name),
+        )
+        .await?;
+    let group = call.finish(app.access.group(&name).await, "").await?;
+    Ok(ok(group_json(&group)))
+}
+
+/// DELETE /api/v1/groups/{name}
+async fn delete_group(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:DeleteGroup",
+            Permission::Admin,
+            group_resource(&app, &name),
+        )
+        .await?;
+    call.finish(app.access.delete_group(&name).await, "")
+        .await?;
+    Ok(no_content())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AddMember {
+    /// A login name: `alice` or `robot/ci`.
+    member: String,
+}
+
+/// POST /api/v1/groups/{name}/members
+async fn add_group_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:AddGroupMember",
+            Permission::Admin,
+            group_resource(&app, &name),
+        )
+        .await?;
+    let (call, req): (Call, AddMember) = call.body(&body).await?;
+    let detail = format!("added member {:?}", req.member);
+    let group = call
+        .finish(
+            app.access.add_group_member(&name, &req.member).await,
+            &detail,
+        )
+        .await?;
+    Ok(ok(group_json(&group)))
+}
+
+/// DELETE /api/v1/groups/{name}/members/{member}
+async fn remove_group_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((name, member)): Path<(String, String)>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:RemoveGroupMember",
+            Permission::Admin,
+            group_resource(&app, &name),
+        )
+        .await?;
+    let detail = format!("removed member {member:?}");
+    call.finish(
+        app.access.remove_group_member(&name, &member).await,
+        &detail,
+    )
+    .await?;
+    Ok(no_content())
+}
+
+/// GET /api/v1/groups/{name}/policy
+async fn get_group_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:GetGroupPolicy",
+            Permission::Admin,
+            group_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let target = app.access.group_policy_target(&name).await?;
+        app.access.attached_policy(&target).await
+    }
+    .await;
+    Ok(document(call.finish(result, "").await?))
+}
+
+/// PUT /api/v1/groups/{name}/policy
+async fn put_group_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:PutGroupPolicy",
+            Permission::Admin,
+            group_resource(&app, &name),
+        )
+        .await?;
+    let (call, text) = call.text(&body).await?;
+    let result = async {
+        let target = app.access.group_policy_target(&name).await?;
+        app.access.attach_policy(&target, &text).await
+    }
+    .await;
+    call.finish(result, "identity policy attached").await?;
+    Ok(no_content())
+}
+
+/// DELETE /api/v1/groups/{name}/policy
+async fn delete_group_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:DeleteGroupPolicy",
+            Permission::Admin,
+            group_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let target = app.access.group_policy_target(&name).await?;
+        app.access.detach_policy(&target).await
+    }
+    .await;
+    call.finish(result, "identity policy removed").await?;
+    Ok(no_content())
+}
+
+// ---- repositories ----
+
+fn repo_resource(app: &AppState, name: &str) -> String {
+    repository_arn(&app.access.region, &app.access.registry_id, name)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateRepository {
+    name: String,
+}
+
+/// POST /api/v1/repositories
+async fn create_repository(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    // The name is needed for the permission check, so the body is read first here.
+    let req: CreateRepository = match serde_json::from_slice(&body) {
+        Ok(req) => req,
+        Err(e) => {
+            let call = caller
+                .begin(
+                    &app,
+                    "ecr:CreateRepository",
+                    Permission::Ecr(Action::CreateRepository, None),
+                    "repositories",
+                )
+                .await?;
+            return Err(call
+                .fail(Error::InvalidParameter(format!("invalid JSON body: {e}")))
+                .await);
+        }
+    };
+    let call = caller
+        .begin(
+            &app,
+            "ecr:CreateRepository",
+            Permission::Ecr(Action::CreateRepository, Some(&req.name)),
+            repo_resource(&app, &req.name),
+        )
+        .await?;
+    let result = async {
+        let name = repo_name(&req.name)?;
+        app.registry.create_repository(&name).await
+    }
+    .await;
+    let row = call.finish(result, "").await?;
+    Ok(created(repository_json(&app, &row)))
+}
+
+/// GET /api/v1/repositories?limit=&after=: the repositories the caller may describe, by name.
+async fn list_repositories(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DescribeRepositories",
+            Permission::SignedIn,
+            "repositories",
+        )
+        .await?;
+    let pairs = query_pairs(&query);
+    let result = async {
+        let limit: i64 = parse_number("limit", query_param(&pairs, "limit"))?
+            .unwrap_or(100)
+            .clamp(1, 1000);
+        let after = query_param(&pairs, "after");
+        let rows = app.registry.list_repository_rows(after, limit).await?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.name.clone()))
+            .flatten();
+        let mut visible = Vec::new();
+        for row in &rows {
+            let decision = app
+                .access
+                .decide(
+                    &caller.subject,
+                    Action::DescribeRepositories,
+                    Some(&row.name),
+                    &caller.facts,
+                )
+                .await?;
+            if decision.is_allowed() {
+                visible.push(repository_json(&app, row));
+            }
+        }
+        Ok(json!({ "repositories": visible, "next": next }))
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}
+
+/// GET /api/v1/repositories/{name}
+async fn describe_repository(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DescribeRepositories",
+            Permission::Ecr(Action::DescribeRepositories, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
+    let row = call.finish(result, "").await?;
+    Ok(ok(repository_json(&app, &row)))
+}
+
+/// DELETE /api/v1/repositories/{name}?force=true
+async fn delete_repository(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DeleteRepository",
+            Permission::Ecr(Action::DeleteRepository, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let pairs = query_pairs(&query);
+    let force = parse_bool("force", query_param(&pairs, "force"));
+    let result = async {
+        let force = force?;
+        let row = app
+            .registry
+            .delete_repository(&repo_name(&name)?, force)
+            .await?;
+        // The repository's policy went with it; forget any cached copy here at once.
+        app.access.invalidate();
+        Ok((row, force))
+    }
+    .await;
+    let detail = match &result {
+        Ok((_, true)) => "deleted (force)",
+        _ => "deleted",
+    };
+    let (row, _) = call.finish(result, detail).await?;
+    Ok(ok(repository_json(&app, &row)))
+}
+
+// ---- policies ----
+
+/// GET /api/v1/repository-policies/{name}
+async fn get_repository_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:GetRepositoryPolicy",
+            Permission::Ecr(Action::GetRepositoryPolicy, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
+        app.access
+            .attached_policy(&PolicyTarget::Repository(repo.name))
+            .await
+    }
+    .await;
+    Ok(document(call.finish(result, "").await?))
+}
+
+/// PUT /api/v1/repository-policies/{name}
+async fn put_repository_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:SetRepositoryPolicy",
+            Permission::Ecr(Action::SetRepositoryPolicy, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let (call, text) = call.text(&body).await?;
+    let result = async {
+        let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
+        app.access
+            .attach_policy(&PolicyTarget::Repository(repo.name), &text)
+            .await
+    }
+    .await;
+    call.finish(result, "repository policy set").await?;
+    Ok(no_content())
+}
+
+/// DELETE /api/v1/repository-policies/{name}
+async fn delete_repository_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DeleteRepositoryPolicy",
+            Permission::Ecr(Action::DeleteRepositoryPolicy, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
+        app.access
+            .detach_policy(&PolicyTarget::Repository(repo.name))
+            .await
+    }
+    .await;
+    call.finish(result, "repository policy removed").await?;
+    Ok(no_content())
+}
+
+/// GET /api/v1/registry-policy
+async fn get_registry_policy(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:GetRegistryPolicy",
+            Permission::Ecr(Action::GetRegistryPolicy, None),
+            "registry-policy",
+        )
+        .await?;
+    let result = app.access.attached_policy(&PolicyTarget::Registry).await;
+    Ok(document(call.finish(result, "").await?))
+}
+
+/// PUT /api/v1/registry-policy
+async fn put_registry_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:PutRegistryPolicy",
+            Permission::Ecr(Action::PutRegistryPolicy, None),
+            "registry-policy",
+        )
+        .await?;
+    let (call, text) = call.text(&body).await?;
+    let result = app
+        .access
+        .attach_policy(&PolicyTarget::Registry, &text)
+        .await;
+    call.finish(result, "registry policy set").await?;
+    Ok(no_content())
+}
+
+/// DELETE /api/v1/registry-policy
+async fn delete_registry_policy(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DeleteRegistryPolicy",
+            Permission::Ecr(Action::DeleteRegistryPolicy, None),
+            "registry-policy",
+        )
+        .await?;
+    let result = app.access.detach_policy(&PolicyTarget::Registry).await;
+    call.finish(result, "registry policy removed").await?;
+    Ok(no_content())
+}
+
+// ---- settings ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    create_on_push: Option<bool>,
+}
+
+async fn settings_json(app: &AppState) -> Result<Value> {
+    Ok(json!({ "createOnPush": app.access.create_on_push().await? }))
+}
+
+/// GET /api/v1/settings
+async fn get_settings(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(&app, "berth:GetSettings", Permission::Admin, "settings")
+        .await?;
+    Ok(ok(call.finish(settings_json(&app).await, "").await?))
+}
+
+/// PUT /api/v1/settings: changes the settings present in the body.
+async fn put_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(&app, "berth:PutSettings", Permission::Admin, "settings")
+        .await?;
+    let (call, req): (Call, Settings) = call.body(&body).await?;
+    let result = async {
+        if let Some(on) = req.create_on_push {
+            app.access.set_create_on_push(on).await?;
+        }
+        settings_json(&app).await
+    }
+    .await;
+    let detail = match req.create_on_push {
+        Some(on) => format!("createOnPush={on}"),
+        None => "no change".into(),
+    };
+    Ok(ok(call.finish(result, &detail).await?))
+}
+
+// ---- policy simulator ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Simulate {
+    principal: String,
+    action: String,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    source_ip: Option<String>,
+    #[serde(default)]
+    secure_transport: Option<bool>,
+}
+
+/// POST /api/v1/policy-simulator
+async fn simulate(State(app): State<AppState>, caller: Caller, Payload(body): Payload) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:SimulatePolicy",
+            Permission::Admin,
+            "policy-simulator",
+        )
+        .await?;
+    let (call, req): (Call, Simulate) = call.body(&body).await?;
+    let result = async {
+        let source_ip = req
+            .source_ip
+            .as_deref()
+            .map(|ip| {
+                ip.parse().map_err(|_| {
+                    Error::InvalidParameter(format!(
+                        "sourceIp: {:?} is not an IP address",
+                        ip.chars().take(60).collect::<String>()
+                    ))
+                })
+            })
+            .transpose()?;
+        let request = SimulationRequest {
+            principal: req.principal.clone(),
+            action: req.action.clone(),
+            repository: req.repository.clone(),
+            facts: RequestFacts {
+                source_ip,
+                secure_transport: req.secure_transport.unwrap_or(false),
+            },
+        };
+        app.access.simulate(&request).await
+    }
+    .await;
+    let detail = match &result {
+        Ok(s) => format!(
+            "{} {} on {}: {}",
+            req.principal.chars().take(200).collect::<String>(),
+            s.action,
+            req.repository.as_deref().unwrap_or("the registry"),
+            s.decision
+        ),
+        Err(_) => String::new(),
+    };
+    let sim = call.finish(result, &detail).await?;
+    let (word, statement) = match &sim.decision {
+        crate::policy::Decision::Allow(s) => ("allow", Some(s)),
+        crate::policy::Decision::ExplicitDeny(s) => ("explicitDeny", Some(s)),
+        crate::policy::Decision::ImplicitDeny(_) => ("implicitDeny", None),
+    };
+    let statement = statement.map(|s| {
+        let (source, policy) = match &s.source {
+            PolicySource::Identity(name) => ("identity", Some(name.as_str())),
+            PolicySource::Repository => ("repository", None),
+            PolicySource::Registry => ("registry", None),
+        };
+        json!({
+            "source": source,
+            "policy": policy,
+            "sid": s.statement.sid,
+            "index": s.statement.index,
+            "description": s.to_string(),
+        })
+    });
+    Ok(ok(json!({
+        "decision": word,
+        "statement": statement,
+        "explanation": sim.explanation,
+        "principalArn": sim.principal_arn,
+        "action": sim.action.iam_name(),
+        "repository": req.repository,
+    })))
+}
+
+// ---- signing keys ----
+
+fn keys_json(app: &AppState) -> Value {
+    let keys: Vec<Value> = app
+        .access
+        .signing_key_ids()
+        .into_iter()
+        .enumerate()
+        .map(|(i, kid)| json!({ "kid": kid, "signing": i == 0 }))
+        .collect();
+    json!({ "keys": keys })
+}
+
+/// GET /api/v1/signing-keys: the key ids tokens are verified with, the signing one first.
+async fn signing_keys(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:ListSigningKeys",
+            Permission::Admin,
+            "signing-keys",
+        )
+        .await?;
+    call.finish(Ok(()), "").await?;
+    Ok(ok(keys_json(&app)))
+}
+
+/// POST /api/v1/signing-keys/rotate
+async fn rotate_signing_key(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:RotateSigningKey",
+            Permission::Admin,
+            "signing-keys",
+        )
+        .await?;
+    let result = app.access.rotate_signing_key().await;
+    let detail = match &result {
+        Ok(kid) => format!("now signing with {kid}"),
+        Err(_) => String::new(),
+    };
+    let kid = call.finish(result, &detail).await?;
+    let mut v = keys_json(&app);
+    v["kid"] = kid.into();
+    Ok(ok(v))
+}
+
+// ---- audit log ----
+
+/// GET /api/v1/audit?limit=&before=: newest first; `before` is an entry id (from `next`).
+async fn audit_log(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:ListAuditEvents",
+            Permission::Admin,
+            "audit-log",
+        )
+        .await?;
+    let pairs = query_pairs(&query);
+    let result = async {
+        let limit: u32 = parse_number("limit", query_param(&pairs, "limit"))?.unwrap_or(100);
+        let before: Option<i64> = parse_number("before", query_param(&pairs, "before"))?;
+        let entries = app.access.audit_log(before, limit).await?;
+        let full = entries.len() == limit.clamp(1, crate::access::MAX_AUDIT_PAGE) as usize;
+        let next = full.then(|| entries.last().map(|e| e.id)).flatten();
+        let entries: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id,
+                    "time": time(e.at),
+                    "principal": e.principal,
+                    "action": e.action,
+                    "resource": e.resource,
+                    "outcome": e.outcome,
+                    "detail": e.detail,
+                    "sourceIp": e.source_ip,
+                })
+            })
+            .collect();
+        Ok(json!({ "entries": entries, "next": next }))
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}

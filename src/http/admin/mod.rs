@@ -1,0 +1,320 @@
+//! The native admin REST API: JSON under `/api/v1/`, described by the OpenAPI 3 document at
+//! `GET /api/v1/openapi.json`. Handlers are thin: authenticate, check the permission, call the
+//! access layer or the registry service, write the audit entry, shape the JSON.
+//!
+//! **Authentication.** Every call needs a signed-in caller: HTTP Basic with a user's or robot's
+//! password (or `AWS` with an ECR registry password), or `Authorization: Bearer <registry
+//! token>` naming a principal. No or invalid credentials, and anonymous tokens, are answered 401
+//! with `WWW-Authenticate: Basic realm=...`. A token's repository scopes (`pull`, `push`) do not
+//! limit admin calls: the principal it names is authorized by the policies, as with Basic.
+//!
+//! **Permissions.** A call that has an ECR counterpart needs that ECR action, decided by the
+//! policy engine exactly as the ECR API decides it: `ecr:CreateRepository`,
+//! `ecr:DescribeRepositories`, `ecr:DeleteRepository` and the repository policy actions
+//! (`ecr:SetRepositoryPolicy`, `ecr:GetRepositoryPolicy`, `ecr:DeleteRepositoryPolicy`) on the
+//! repository; the registry policy actions (`ecr:PutRegistryPolicy`, `ecr:GetRegistryPolicy`,
+//! `ecr:DeleteRegistryPolicy`) on the registry. Listing repositories shows those the caller may
+//! `ecr:DescribeRepositories`. Everything without an ECR counterpart (users, groups, robot
+//! accounts, access keys, identity policies, settings, the policy simulator, signing keys, the
+//! audit log) is for **administrators**: callers allowed [`ADMIN_ACTION`]
+//! (`ecr:PutRegistryPolicy`) at registry scope, i.e. by a statement whose resource covers every
+//! repository (`"*"` or `arn:aws:ecr:<region>:<id>:repository/*`). Whoever may replace the
+//! registry policy can already grant themselves anything, so this adds no power; a namespace
+//! owner with `ecr:*` on `team-a/*` is not an administrator. The OpenAPI document only needs a
+//! signed-in caller. Allowed-but-denied callers get 403 `DENIED` naming the action, resource and
+//! deciding statement.
+//!
+//! **Audit.** Every call by a signed-in caller is recorded after it is decided
+//! ([`crate::access::Access::audit_request`]): action (`ecr:<Operation>` or
+//! `berth:<Operation>`), resource (an ARN, or a short name such as `registry-policy`), outcome
+//! (`success`, `denied`, `failed`), source address, and a detail that never holds secrets (a
+//! failure records only its error code). Calls refused with 401 are not recorded; failed logins
+//! are logged and rate-limited by the access layer.
+//!
+//! **Errors** are the one JSON shape of [`super::error::ApiError`]:
+//! `{"errors":[{"code":..., "message":...}]}`.
+
+mod handlers;
+mod openapi;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{any, delete, get, post, put};
+use axum::Router;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::auth::{authenticate, realm, request_facts};
+use super::error::ApiError;
+use crate::access::{AuditOutcome, RequestFacts, Subject};
+use crate::app::AppState;
+use crate::auth::scope::basic_challenge;
+use crate::error::{Error, Result};
+use crate::policy::Action;
+
+pub use openapi::document as openapi_document;
+
+/// Where the admin API lives.
+pub const PREFIX: &str = "/api/v1";
+
+/// The action whose permission at registry scope makes a caller an administrator.
+pub const ADMIN_ACTION: Action = Action::PutRegistryPolicy;
+
+/// Collects routes and remembers (method, path) of each, so tests can hold the OpenAPI
+/// document against what is really mounted.
+struct Routes {
+    router: Router<AppState>,
+    mounted: Vec<(&'static str, &'static str)>,
+}
+
+macro_rules! verb {
+    ($name:ident, $method:literal) => {
+        fn $name<H, T>(mut self, path: &'static str, handler: H) -> Self
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            self.mounted.push(($method, path));
+            self.router = self.router.route(path, $name(handler));
+            self
+        }
+    };
+}
+
+impl Routes {
+    verb!(get, "get");
+    verb!(post, "post");
+    verb!(put, "put");
+    verb!(delete, "delete");
+}
+
+fn routes() -> Routes {
+    let routes = Routes {
+        router: Router::new(),
+        mounted: Vec::new(),
+    };
+    handlers::mount(routes)
+}
+
+/// The admin API's routes (full paths under [`PREFIX`]); unknown paths and methods below it are
+/// answered with the JSON error shape too. Request bodies are limited to `max_body_bytes`.
+pub fn router(max_body_bytes: usize) -> Router<AppState> {
+    routes()
+        .router
+        .method_not_allowed_fallback(method_not_allowed)
+        .route("/api/v1/{*rest}", any(no_such_endpoint))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// A request body, read whole (up to the body limit); refusals use the JSON error shape.
+pub struct Payload(pub Bytes);
+
+impl FromRequest<AppState> for Payload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, app).await {
+            Ok(bytes) => Ok(Payload(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError(Error::PayloadTooLarge(format!(
+                    "the request body is larger than the limit ({})",
+                    rejection.body_text()
+                ))))
+            }
+            Err(rejection) => Err(ApiError(Error::InvalidParameter(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError(Error::MethodNotAllowed(format!(
+        "{method} is not supported on {}; see {PREFIX}/openapi.json",
+        uri.path().chars().take(200).collect::<String>()
+    )))
+}
+
+async fn no_such_endpoint(uri: Uri) -> ApiError {
+    ApiError(Error::NotFound(format!(
+        "no admin endpoint at {}; see {PREFIX}/openapi.json",
+        uri.path().chars().take(200).collect::<String>()
+    )))
+}
+
+/// (lowercase method, axum path) of every mounted admin route; a `{*name}` segment may hold `/`.
+pub fn mounted_routes() -> Vec<(&'static str, &'static str)> {
+    routes().mounted
+}
+
+/// An authenticated caller of the admin API and the facts of its request.
+pub struct Caller {
+    pub subject: Subject,
+    pub facts: RequestFacts,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let facts = request_facts(app, &parts.extensions);
+        let challenge = || basic_challenge(&realm(app, &parts.headers));
+        let subject = match authenticate(app, &parts.headers, &facts).await {
+            Ok(subject) => subject,
+            Err(Error::Unauthorized(message)) => {
+                return Err(ApiError(Error::AuthenticationRequired {
+                    message,
+                    challenge: challenge(),
+                }))
+            }
+            Err(other) => return Err(ApiError(other)),
+        };
+        if subject.principal.is_none() {
+            return Err(ApiError(Error::AuthenticationRequired {
+                message: "authentication required: use HTTP Basic or a Bearer registry token"
+                    .into(),
+                challenge: challenge(),
+            }));
+        }
+        Ok(Caller { subject, facts })
+    }
+}
+
+/// What a call needs from its caller.
+pub enum Permission<'a> {
+    /// Any signed-in caller.
+    SignedIn,
+    /// An ECR action on a repository, or on the registry when `None`.
+    Ecr(Action, Option<&'a str>),
+    /// An administrator: [`ADMIN_ACTION`] at registry scope.
+    Admin,
+}
+
+/// One admin call under way: permission granted, audit entry pending.
+pub struct Call<'a> {
+    app: &'a AppState,
+    caller: &'a Caller,
+    action: String,
+    resource: String,
+}
+
+impl Caller {
+    /// Checks `permission` for the call `action` (`berth:CreateUser`, `ecr:CreateRepository`)
+    /// on `resource`; a refusal is audited and answered 403.
+    pub async fn begin<'a>(
+        &'a self,
+        app: &'a AppState,
+        action: &str,
+        permission: Permission<'_>,
+        resource: impl Into<String>,
+    ) -> Result<Call<'a>, ApiError> {
+        let resource = resource.into();
+        let (ecr_action, repository) = match permission {
+            Permission::SignedIn => (None, None),
+            Permission::Ecr(a, repository) => (Some(a), repository),
+            Permission::Admin => (Some(ADMIN_ACTION), None),
+        };
+        if let Some(ecr_action) = ecr_action {
+            let decision = app
+                .access
+                .decide(&self.subject, ecr_action, repository, &self.facts)
+                .await?;
+            if !decision.is_allowed() {
+                let who = self
+                    .subject
+                    .principal
+                    .as_ref()
+                    .map_or("anonymous", |p| p.arn());
+                let why = if ecr_action.iam_name() == action {
+                    format!("{decision}")
+                } else {
+                    format!(
+                        "administrators only: requires {} on the registry; {decision}",
+                        ADMIN_ACTION.iam_name()
+                    )
+                };
+                app.access
+                    .audit_request(
+                        &self.subject,
+                        &self.facts,
+                        action,
+                        &resource,
+                        AuditOutcome::Denied,
+                        &decision.to_string(),
+                    )
+                    .await;
+                return Err(ApiError(Error::Denied(format!(
+                    "User: {who} is not authorized to perform: {action} on resource: {resource} ({why})"
+                ))));
+            }
+        }
+        Ok(Call {
+            app,
+            caller: self,
+            action: action.to_owned(),
+            resource,
+        })
+    }
+}
+
+impl Call<'_> {
+    async fn record(&self, outcome: AuditOutcome, detail: &str) {
+        self.app
+            .access
+            .audit_request(
+                &self.caller.subject,
+                &self.caller.facts,
+                &self.action,
+                &self.resource,
+                outcome,
+                detail,
+            )
+            .await;
+    }
+
+    /// Audits the outcome (a failure by its status and error code only) and passes the result on.
+    pub async fn finish<T>(self, result: Result<T>, detail: &str) -> Result<T, ApiError> {
+        match result {
+            Ok(value) => {
+                self.record(AuditOutcome::Success, detail).await;
+                Ok(value)
+            }
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+
+    /// Audits a failure and turns it into the response error.
+    pub async fn fail(self, e: Error) -> ApiError {
+        let (status, code) = super::error::status_and_code(&e);
+        self.record(AuditOutcome::Failed, &format!("{} {code}", status.as_u16()))
+            .await;
+        ApiError(e)
+    }
+
+    /// Parses a JSON request body (after the permission check, so refused callers learn
+    /// nothing from it); an invalid body is a failed call.
+    pub async fn body<T: DeserializeOwned>(self, body: &Bytes) -> Result<(Self, T), ApiError> {
+        match serde_json::from_slice(body) {
+            Ok(value) => Ok((self, value)),
+            Err(e) => Err(self
+                .fail(Error::InvalidParameter(format!("invalid JSON body: {e}")))
+                .await),
+        }
+    }
+
+    /// The body as UTF-8 text (a policy document).
+    pub async fn text(self, body: &Bytes) -> Result<(Self, String), ApiError> {
+        match std::str::from_utf8(body) {
+            Ok(text) => Ok((self, text.to_owned())),
+            Err(_) => Err(self
+                .fail(Error::InvalidParameter("the body is not UTF-8 text".into()))
+                .await),
+        }
+    }
+}

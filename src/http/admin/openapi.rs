@@ -1,0 +1,324 @@
+//! The OpenAPI 3 document of the admin API, written by hand as a table of operations plus the
+//! schemas they use. It is kept apart from the router on purpose: a test holds it against
+//! [`super::mounted_routes`], so a route added without documentation fails the build's tests.
+
+use serde_json::{json, Map, Value};
+
+/// A request or response body.
+#[derive(Clone, Copy)]
+enum Body {
+    None,
+    /// A schema under `components/schemas`.
+    Schema(&'static str),
+    /// A policy document, stored and returned exactly as sent.
+    Policy,
+}
+
+struct Op {
+    method: &'static str,
+    /// With `{param}` path parameters; `name` of repositories may contain `/`.
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    /// Who may call it.
+    permission: &'static str,
+    request: Body,
+    status: u16,
+    response: Body,
+    /// Query parameters: (name, type, description).
+    query: &'static [(&'static str, &'static str, &'static str)],
+}
+
+const ADMIN: &str = "administrators (ecr:PutRegistryPolicy on the registry)";
+const SIGNED_IN: &str = "any signed-in caller";
+
+macro_rules! op {
+    ($method:literal $path:literal, $id:literal, $summary:literal, $perm:expr, $req:expr => $status:literal $resp:expr $(, $q:expr)?) => {
+        Op {
+            method: $method,
+            path: $path,
+            id: $id,
+            summary: $summary,
+            permission: $perm,
+            request: $req,
+            status: $status,
+            response: $resp,
+            query: op!(@q $($q)?),
+        }
+    };
+    (@q) => { &[] };
+    (@q $q:expr) => { $q };
+}
+
+use Body::{None as NoBody, Policy, Schema};
+
+const OPS: &[Op] = &[
+    op!("get" "/api/v1/openapi.json", "getOpenApiDocument", "This document", SIGNED_IN, NoBody => 200 Schema("OpenApi")),
+    // users
+    op!("post" "/api/v1/users", "createUser", "Create a user with a password", ADMIN, Schema("CreateUser") => 201 Schema("User")),
+    op!("get" "/api/v1/users", "listUsers", "List users", ADMIN, NoBody => 200 Schema("UserList")),
+    op!("get" "/api/v1/users/{name}", "getUser", "Describe a user", ADMIN, NoBody => 200 Schema("User")),
+    op!("delete" "/api/v1/users/{name}", "deleteUser", "Delete a user with its access keys, memberships and identity policy", ADMIN, NoBody => 204 NoBody),
+    op!("put" "/api/v1/users/{name}/password", "changePassword", "Set a new password (tokens issued for the old one stop working)", ADMIN, Schema("Password") => 204 NoBody),
+    op!("get" "/api/v1/users/{name}/policy", "getUserPolicy", "The user's identity policy", ADMIN, NoBody => 200 Policy),
+    op!("put" "/api/v1/users/{name}/policy", "putUserPolicy", "Attach (replace) the user's identity policy", ADMIN, Policy => 204 NoBody),
+    op!("delete" "/api/v1/users/{name}/policy", "deleteUserPolicy", "Remove the user's identity policy", ADMIN, NoBody => 204 NoBody),
+    op!("post" "/api/v1/users/{name}/access-keys", "createUserAccessKey", "Create an access key; the secret is returned once", ADMIN, NoBody => 201 Schema("NewAccessKey")),
+    op!("get" "/api/v1/users/{name}/access-keys", "listUserAccessKeys", "List the user's access key ids", ADMIN, NoBody => 200 Schema("AccessKeyList")),
+    op!("delete" "/api/v1/users/{name}/access-keys/{key_id}", "deleteUserAccessKey", "Delete an access key", ADMIN, NoBody => 204 NoBody),
+    // robots
+    op!("post" "/api/v1/robots", "createRobot", "Create a robot account; its generated secret is returned once", ADMIN, Schema("CreateRobot") => 201 Schema("RobotWithSecret")),
+    op!("get" "/api/v1/robots", "listRobots", "List robot accounts", ADMIN, NoBody => 200 Schema("RobotList")),
+    op!("get" "/api/v1/robots/{name}", "getRobot", "Describe a robot account", ADMIN, NoBody => 200 Schema("Robot")),
+    op!("delete" "/api/v1/robots/{name}", "deleteRobot", "Delete a robot account", ADMIN, NoBody => 204 NoBody),
+    op!("post" "/api/v1/robots/{name}/secret", "regenerateRobotSecret", "Generate a new secret (returned once); the old one and its tokens stop working", ADMIN, NoBody => 200 Schema("RobotSecret")),
+    op!("get" "/api/v1/robots/{name}/policy", "getRobotPolicy", "The robot's identity policy", ADMIN, NoBody => 200 Policy),
+    op!("put" "/api/v1/robots/{name}/policy", "putRobotPolicy", "Attach (replace) the robot's identity policy", ADMIN, Policy => 204 NoBody),
+    op!("delete" "/api/v1/robots/{name}/policy", "deleteRobotPolicy", "Remove the robot's identity policy", ADMIN, NoBody => 204 NoBody),
+    op!("post" "/api/v1/robots/{name}/access-keys", "createRobotAccessKey", "Create an access key; the secret is returned once", ADMIN, NoBody => 201 Schema("NewAccessKey")),
+    op!("get" "/api/v1/robots/{name}/access-keys", "listRobotAccessKeys", "List the robot's access key ids", ADMIN, NoBody => 200 Schema("AccessKeyList")),
+    op!("delete" "/api/v1/robots/{name}/access-keys/{key_id}", "deleteRobotAccessKey", "Delete an access key", ADMIN, NoBody => 204 NoBody),
+    // groups
+    op!("post" "/api/v1/groups", "createGroup", "Create a group", ADMIN, Schema("CreateGroup") => 201 Schema("Group")),
+    op!("get" "/api/v1/groups", "listGroups", "List groups with their members", ADMIN, NoBody => 200 Schema("GroupList")),
+    op!("get" "/api/v1/groups/{name}", "getGroup", "Describe a group with its members", ADMIN, NoBody => 200 Schema("Group")),
+    op!("delete" "/api/v1/groups/{name}", "deleteGroup", "Delete a group with its memberships and identity policy", ADMIN, NoBody => 204 NoBody),
+    op!("post" "/api/v1/groups/{name}/members", "addGroupMember", "Add a user or robot (login name) to the group", ADMIN, Schema("AddMember") => 200 Schema("Group")),
+    op!("delete" "/api/v1/groups/{name}/members/{member}", "removeGroupMember", "Remove a member (login name; robot/<name> for robots)", ADMIN, NoBody => 204 NoBody),
+    op!("get" "/api/v1/groups/{name}/policy", "getGroupPolicy", "The group's identity policy", ADMIN, NoBody => 200 Policy),
+    op!("put" "/api/v1/groups/{name}/policy", "putGroupPolicy", "Attach (replace) the group's identity policy; it applies to every member", ADMIN, Policy => 204 NoBody),
+    op!("delete" "/api/v1/groups/{name}/policy", "deleteGroupPolicy", "Remove the group's identity policy", ADMIN, NoBody => 204 NoBody),
+    // repositories
+    op!("post" "/api/v1/repositories", "createRepository", "Create a repository", "ecr:CreateRepository on the repository", Schema("CreateRepository") => 201 Schema("Repository")),
+    op!("get" "/api/v1/repositories", "listRepositories", "Repositories the caller may describe, by name", "any signed-in caller; each repository needs ecr:DescribeRepositories", NoBody => 200 Schema("RepositoryList"),
+        &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "List names after this one (the previous page's `next`)")]),
+    op!("get" "/api/v1/repositories/{name}", "describeRepository", "Describe a repository", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("Repository")),
+    op!("delete" "/api/v1/repositories/{name}", "deleteRepository", "Delete a repository (with force, also one that holds images)", "ecr:DeleteRepository on the repository", NoBody => 200 Schema("Repository"),
+        &[("force", "boolean", "Delete even if the repository holds images")]),
+    // policies
+    op!("get" "/api/v1/repository-policies/{name}", "getRepositoryPolicy", "The repository policy", "ecr:GetRepositoryPolicy on the repository", NoBody => 200 Policy),
+    op!("put" "/api/v1/repository-policies/{name}", "setRepositoryPolicy", "Set (replace) the repository policy", "ecr:SetRepositoryPolicy on the repository", Policy => 204 NoBody),
+    op!("delete" "/api/v1/repository-policies/{name}", "deleteRepositoryPolicy", "Remove the repository policy", "ecr:DeleteRepositoryPolicy on the repository", NoBody => 204 NoBody),
+    op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
+    op!("put" "/api/v1/registry-policy", "putRegistryPolicy", "Set (replace) the registry policy", "ecr:PutRegistryPolicy on the registry", Policy => 204 NoBody),
+    op!("delete" "/api/v1/registry-policy", "deleteRegistryPolicy", "Remove the registry policy", "ecr:DeleteRegistryPolicy on the registry", NoBody => 204 NoBody),
+    // the rest
+    op!("get" "/api/v1/settings", "getSettings", "Registry settings", ADMIN, NoBody => 200 Schema("Settings")),
+    op!("put" "/api/v1/settings", "putSettings", "Change the settings present in the body", ADMIN, Schema("Settings") => 200 Schema("Settings")),
+    op!("post" "/api/v1/policy-simulator", "simulatePolicy", "Decide one ECR action for a principal with the stored policies", ADMIN, Schema("SimulationRequest") => 200 Schema("SimulationResult")),
+    op!("get" "/api/v1/signing-keys", "listSigningKeys", "Ids of the keys tokens are verified with, the signing one first", ADMIN, NoBody => 200 Schema("SigningKeys")),
+    op!("post" "/api/v1/signing-keys/rotate", "rotateSigningKey", "Sign with a new key; earlier keys verify until their tokens expire", ADMIN, NoBody => 200 Schema("SigningKeys")),
+    op!("get" "/api/v1/audit", "listAuditEvents", "The audit log, newest first", ADMIN, NoBody => 200 Schema("AuditLog"),
+        &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("before", "integer", "Entries older than this entry id (the previous page's `next`)")]),
+];
+
+fn content(body: Body) -> Option<Value> {
+    match body {
+        Body::None => None,
+        Body::Schema(name) => Some(json!({
+            "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } }
+        })),
+        Body::Policy => Some(json!({
+            "application/json": { "schema": { "$ref": "#/components/schemas/PolicyDocument" } }
+        })),
+    }
+}
+
+fn parameters(op: &Op) -> Vec<Value> {
+    let mut out = Vec::new();
+    for segment in op.path.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let description = match name {
+                "name" if op.path.contains("repositor") => {
+                    "Repository name; may contain `/` (send it as is or percent-encoded)"
+                }
+                "member" => "Login name of the member (`alice` or `robot/ci`)",
+                "key_id" => "Access key id",
+                _ => "Name",
+            };
+            out.push(json!({
+                "name": name, "in": "path", "required": true,
+                "description": description, "schema": { "type": "string" }
+            }));
+        }
+    }
+    for (name, ty, description) in op.query {
+        out.push(json!({
+            "name": name, "in": "query", "required": false,
+            "description": description, "schema": { "type": ty }
+        }));
+    }
+    out
+}
+
+fn operation(op: &Op) -> Value {
+    let mut responses = Map::new();
+    let mut success = json!({ "description": op.summary });
+    if let Some(c) = content(op.response) {
+        success["content"] = c;
+    }
+    responses.insert(op.status.to_string(), success);
+    for (status, description) in [
+        ("400", "Invalid parameter, name or policy document"),
+        (
+            "401",
+            "No or invalid credentials (`WWW-Authenticate: Basic`)",
+        ),
+        ("403", "The policies do not allow the call"),
+        ("404", "No such object"),
+        ("409", "Already exists, or not empty"),
+    ] {
+        responses.insert(
+            status.into(),
+            json!({ "description": description, "content": {
+                "application/json": { "schema": { "$ref": "#/components/schemas/Error" } }
+            }}),
+        );
+    }
+    let mut v = json!({
+        "operationId": op.id,
+        "summary": op.summary,
+        "description": format!("Permission: {}.", op.permission),
+        "parameters": parameters(op),
+        "responses": responses,
+    });
+    if let Some(c) = content(op.request) {
+        v["requestBody"] = json!({ "required": true, "content": c });
+    }
+    v
+}
+
+fn schemas() -> Value {
+    let time = json!({ "type": "string", "format": "date-time" });
+    let names = json!({ "type": "array", "items": { "type": "string" } });
+    let mut all = Map::new();
+    let part = json!({
+        "Error": { "type": "object", "properties": { "errors": { "type": "array", "items": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": { "type": "string" }, "message": { "type": "string" }, "detail": {} } } } } },
+        "OpenApi": { "type": "object", "description": "An OpenAPI 3 document" },
+        "PolicyDocument": { "type": "object", "description": "An ECR/IAM JSON policy document (Version, Statement); see policies/README.md" },
+        "CreateUser": { "type": "object", "required": ["name", "password"], "additionalProperties": false, "properties": {
+            "name": { "type": "string", "pattern": "^[A-Za-z0-9_+=,.@-]{1,64}$", "description": "`AWS` and `anonymous` are reserved" },
+            "password": { "type": "string", "minLength": 8, "maxLength": 1024 } } },
+        "Password": { "type": "object", "required": ["password"], "additionalProperties": false, "properties": {
+            "password": { "type": "string", "minLength": 8, "maxLength": 1024 } } },
+        "User": { "type": "object", "properties": {
+            "name": { "type": "string" }, "loginName": { "type": "string" }, "arn": { "type": "string" },
+            "createdAt": time, "groups": names } },
+        "UserList": { "type": "object", "properties": { "users": { "type": "array", "items": { "$ref": "#/components/schemas/User" } } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    let part = json!({
+        "CreateRobot": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": { "type": "string", "pattern": "^[A-Za-z0-9_+=,.@-]{1,64}$", "description": "The robot logs in as `robot/<name>`" },
+            "expiresAt": { "type": ["string", "null"], "format": "date-time", "description": "In the future; absent or null: never expires" } } },
+        "Robot": { "type": "object", "properties": {
+            "name": { "type": "string" }, "loginName": { "type": "string" }, "arn": { "type": "string" },
+            "createdAt": time, "expiresAt": { "type": ["string", "null"], "format": "date-time" },
+            "expired": { "type": "boolean" }, "groups": names } },
+        "RobotWithSecret": { "allOf": [ { "$ref": "#/components/schemas/Robot" }, { "type": "object", "properties": {
+            "secret": { "type": "string", "description": "The robot's password; shown once" } } } ] },
+        "RobotList": { "type": "object", "properties": { "robots": { "type": "array", "items": { "$ref": "#/components/schemas/Robot" } } } },
+        "RobotSecret": { "type": "object", "properties": {
+            "name": { "type": "string" }, "loginName": { "type": "string" },
+            "secret": { "type": "string", "description": "Shown once" } } },
+        "NewAccessKey": { "type": "object", "properties": {
+            "accessKeyId": { "type": "string" }, "secretAccessKey": { "type": "string", "description": "Shown once" } } },
+        "AccessKeyList": { "type": "object", "properties": { "accessKeys": { "type": "array", "items": {
+            "type": "object", "properties": { "accessKeyId": { "type": "string" }, "createdAt": time } } } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    let part = json!({
+        "CreateGroup": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": { "type": "string", "pattern": "^[A-Za-z0-9_+=,.@-]{1,64}$" } } },
+        "AddMember": { "type": "object", "required": ["member"], "additionalProperties": false, "properties": {
+            "member": { "type": "string", "description": "Login name: `alice` or `robot/ci`" } } },
+        "Group": { "type": "object", "properties": {
+            "name": { "type": "string" }, "arn": { "type": "string" }, "createdAt": time, "members": names } },
+        "GroupList": { "type": "object", "properties": { "groups": { "type": "array", "items": { "$ref": "#/components/schemas/Group" } } } },
+        "CreateRepository": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": { "type": "string" } } },
+        "Repository": { "type": "object", "properties": {
+            "repositoryName": { "type": "string" }, "repositoryArn": { "type": "string" },
+            "registryId": { "type": "string" }, "createdAt": time } },
+        "RepositoryList": { "type": "object", "properties": {
+            "repositories": { "type": "array", "items": { "$ref": "#/components/schemas/Repository" } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    let part = json!({
+        "Settings": { "type": "object", "additionalProperties": false, "properties": {
+            "createOnPush": { "type": "boolean", "description": "Whether a push to a missing repository creates it (needs ecr:CreateRepository)" } } },
+        "SimulationRequest": { "type": "object", "required": ["principal", "action"], "additionalProperties": false, "properties": {
+            "principal": { "type": "string", "description": "Login name (`alice`, `robot/ci`), principal ARN, or `anonymous`" },
+            "action": { "type": "string", "description": "`ecr:BatchGetImage` or `BatchGetImage`" },
+            "repository": { "type": "string", "description": "Omit for a registry-level request" },
+            "sourceIp": { "type": "string" },
+            "secureTransport": { "type": "boolean" } } },
+        "SimulationResult": { "type": "object", "properties": {
+            "decision": { "type": "string", "enum": ["allow", "explicitDeny", "implicitDeny"] },
+            "statement": { "type": ["object", "null"], "properties": {
+                "source": { "type": "string", "enum": ["identity", "repository", "registry"] },
+                "policy": { "type": ["string", "null"], "description": "For identity policies: user/<login> or group/<name>" },
+                "sid": { "type": ["string", "null"] }, "index": { "type": "integer", "description": "0-based" },
+                "description": { "type": "string" } } },
+            "explanation": { "type": "string" },
+            "principalArn": { "type": ["string", "null"] },
+            "action": { "type": "string" }, "repository": { "type": ["string", "null"] } } },
+        "SigningKeys": { "type": "object", "properties": {
+            "kid": { "type": "string", "description": "After a rotation: the new signing key" },
+            "keys": { "type": "array", "items": { "type": "object", "properties": {
+                "kid": { "type": "string" }, "signing": { "type": "boolean" } } } } } },
+        "AuditLog": { "type": "object", "properties": {
+            "entries": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "integer" }, "time": time, "principal": { "type": "string" },
+                "action": { "type": "string" }, "resource": { "type": "string" },
+                "outcome": { "type": "string", "enum": ["success", "denied", "failed"] },
+                "detail": { "type": "string" }, "sourceIp": { "type": ["string", "null"] } } } },
+            "next": { "type": ["integer", "null"], "description": "Pass as `before` for the next page" } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    Value::Object(all)
+}
+
+/// The OpenAPI 3.1 document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for op in OPS {
+        let entry = paths
+            .entry(op.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert(op.method.into(), operation(op));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Berth admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Users, groups, robot accounts, access keys, repositories, policies, the policy simulator, \
+                signing keys and the audit log. Every call needs HTTP Basic credentials or a Bearer registry token; \
+                identity management is for administrators (callers allowed ecr:PutRegistryPolicy on the registry)."
+        },
+        "servers": [ { "url": "/" } ],
+        "security": [ { "basic": [] }, { "bearer": [] } ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "basic": { "type": "http", "scheme": "basic" },
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT (a registry token from /token)" }
+            },
+            "schemas": schemas(),
+        },
+    })
+}
