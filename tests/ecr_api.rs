@@ -272,6 +272,33 @@ async fn boto3_user_without_policies_is_denied() {
         described["repositories"][0]["repositoryName"],
         repo.as_str()
     );
+    // Both the allowed and the denied calls are in the audit log, with who and what.
+    let log: Value = admin_api(&server)
+        .http
+        .get(server.url("/api/v1/audit?limit=200"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = log["entries"].as_array().unwrap();
+    let repo_arn = format!("arn:aws:ecr:us-east-1:000000000000:repository/{repo}");
+    assert!(
+        entries.iter().any(|e| e["action"] == "ecr:CreateRepository"
+            && e["outcome"] == "success"
+            && e["principal"] == "admin"
+            && e["resource"] == repo_arn.as_str()),
+        "{log}"
+    );
+    assert!(
+        entries.iter().any(|e| e["action"] == "ecr:DeleteRepository"
+            && e["outcome"] == "denied"
+            && e["principal"] == "dev"
+            && e["resource"] == repo_arn.as_str()),
+        "{log}"
+    );
+    assert!(!log.to_string().contains("plain-secret"));
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::access::{Principal, RequestFacts, Subject};
+use crate::access::{AuditOutcome, Principal, RequestFacts, Subject};
 use crate::app::AppState;
 use crate::auth::sigv4::{self, SigV4Error, SigV4Request, SigV4Verifier};
 use crate::error::Error;
@@ -264,23 +264,43 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> EcrResult<T> {
     })
 }
 
-/// The single place every ECR call is reported to the audit log.
-///
-/// TODO(audit): the audit log is being built separately; record who (principal ARN), what
-/// (operation), on which repository, from where, and the outcome here once it exists.
-fn audit(
-    principal: Option<&Principal>,
+/// The single place every ECR call is reported to the audit log: who (only signed-in callers;
+/// refused signatures are not recorded), which operation, on which repository (or the
+/// registry), from where, and how it ended. Error messages are not stored, so client input never
+/// reaches the log.
+async fn audit(
+    app: &AppState,
+    principal: Option<&Arc<Principal>>,
     operation: &str,
+    repository: Option<&str>,
     facts: &RequestFacts,
     outcome: Result<(), &EcrError>,
 ) {
-    tracing::debug!(
-        principal = principal.map_or("-", |p| p.arn()),
-        operation,
-        source_ip = ?facts.source_ip,
-        outcome = outcome.map_or_else(|e| e.kind, |()| "ok"),
-        "ECR API call"
-    );
+    let Some(principal) = principal else { return };
+    let resource = match repository {
+        Some(name) => {
+            crate::policy::repository_arn(&app.access.region, &app.access.registry_id, name)
+        }
+        None => "registry".to_owned(),
+    };
+    let (result, detail) = match outcome {
+        Ok(()) => (AuditOutcome::Success, String::new()),
+        Err(e) if e.kind == "AccessDeniedException" => (AuditOutcome::Denied, e.kind.to_owned()),
+        Err(e) => (
+            AuditOutcome::Failed,
+            format!("{} {}", e.status.as_u16(), e.kind),
+        ),
+    };
+    app.access
+        .audit_request(
+            &Subject::principal(principal.clone()),
+            facts,
+            &format!("ecr:{operation}"),
+            &resource,
+            result,
+            &detail,
+        )
+        .await;
 }
 
 /// POST / — one ECR API call.
@@ -294,14 +314,26 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
         .map(str::to_owned);
     let mut principal = None;
-    let outcome = serve(&app, req, operation.as_deref(), &facts, &mut principal).await;
+    let mut repository = None;
+    let outcome = serve(
+        &app,
+        req,
+        operation.as_deref(),
+        &facts,
+        &mut principal,
+        &mut repository,
+    )
+    .await;
     let name = operation.as_deref().unwrap_or("-");
     audit(
-        principal.as_deref(),
+        &app,
+        principal.as_ref(),
         name,
+        repository.as_deref(),
         &facts,
         outcome.as_ref().map(|_| ()),
-    );
+    )
+    .await;
     let mut response = match outcome {
         Ok(body) => {
             let mut response = (StatusCode::OK, body).into_response();
@@ -370,11 +402,17 @@ async fn serve(
     operation: Option<&str>,
     facts: &RequestFacts,
     principal_out: &mut Option<Arc<Principal>>,
+    repository_out: &mut Option<String>,
 ) -> EcrResult<String> {
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, body_limit(app, operation)).await?;
     let principal = authenticate(app, &parts, &body).await?;
     *principal_out = Some(principal.clone());
+    // For the audit record only; the operation parses (and validates) the body itself.
+    *repository_out = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("repositoryName")?.as_str().map(str::to_owned))
+        .filter(|name| crate::oci::RepoName::parse(name).is_ok());
 
     let operation = operation.ok_or_else(|| {
         EcrError::new(
