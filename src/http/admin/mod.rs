@@ -2,11 +2,11 @@
 //! `GET /api/v1/openapi.json`. Handlers are thin: authenticate, check the permission, call the
 //! access layer or the registry service, write the audit entry, shape the JSON.
 //!
-//! **Authentication.** Every call needs a signed-in caller: HTTP Basic with a user's or robot's
-//! password (or `AWS` with an ECR registry password), or `Authorization: Bearer <registry
-//! token>` naming a principal. No or invalid credentials, and anonymous tokens, are answered 401
-//! with `WWW-Authenticate: Basic realm=...`. A token's repository scopes (`pull`, `push`) do not
-//! limit admin calls: the principal it names is authorized by the policies, as with Basic.
+//! **Authentication.** Every call needs a signed-in caller with HTTP Basic: a user's or robot's
+//! password (or `AWS` with an ECR registry password). Registry tokens (`Authorization: Bearer`)
+//! are refused: they are scoped to `/v2` repositories and handed to build tools, so a leaked
+//! pull token must not open the admin API. No or invalid credentials are answered 401 with
+//! `WWW-Authenticate: Basic realm=...`.
 //!
 //! **Permissions.** A call that has an ECR counterpart needs that ECR action, decided by the
 //! policy engine exactly as the ECR API decides it: `ecr:CreateRepository`,
@@ -175,10 +175,17 @@ impl FromRequestParts<AppState> for Caller {
             }
             Err(other) => return Err(ApiError(other)),
         };
+        if subject.token.is_some() {
+            return Err(ApiError(Error::AuthenticationRequired {
+                message: "registry tokens are for /v2 only; the admin API takes HTTP Basic \
+                          credentials"
+                    .into(),
+                challenge: challenge(),
+            }));
+        }
         if subject.principal.is_none() {
             return Err(ApiError(Error::AuthenticationRequired {
-                message: "authentication required: use HTTP Basic or a Bearer registry token"
-                    .into(),
+                message: "authentication required: use HTTP Basic credentials".into(),
                 challenge: challenge(),
             }));
         }

@@ -307,16 +307,15 @@ pub fn document() -> Value {
             "title": "Berth admin API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Users, groups, robot accounts, access keys, repositories, policies, the policy simulator, \
-                signing keys and the audit log. Every call needs HTTP Basic credentials or a Bearer registry token; \
+                signing keys and the audit log. Every call needs HTTP Basic credentials (registry tokens are refused); \
                 identity management is for administrators (callers allowed ecr:PutRegistryPolicy on the registry)."
         },
         "servers": [ { "url": "/" } ],
-        "security": [ { "basic": [] }, { "bearer": [] } ],
+        "security": [ { "basic": [] } ],
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "basic": { "type": "http", "scheme": "basic" },
-                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT (a registry token from /token)" }
+                "basic": { "type": "http", "scheme": "basic" }
             },
             "schemas": schemas(),
         },
