@@ -271,6 +271,14 @@ impl TestServer {
         env
     }
 
+    /// Sets [`TestServer::env`] on `cmd`, after removing any admin settings the test process
+    /// itself inherited (they would change the admin the test clients log in as).
+    fn apply_env(&self, cmd: &mut Command) {
+        cmd.env_remove("BERTH_ADMIN_USER")
+            .env_remove("BERTH_ADMIN_PASSWORD")
+            .envs(self.env());
+    }
+
     fn spawn(&mut self, port: u16) {
         self.addr = format!("127.0.0.1:{port}");
         self.base = format!("http://{}", self.addr);
@@ -289,8 +297,8 @@ impl TestServer {
             .env("RUST_LOG", "berth=debug,info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .envs(self.env());
+            .stderr(log);
+        self.apply_env(&mut cmd);
         self.child = Some(cmd.spawn().expect("spawn berth"));
         self.wait_ready();
     }
@@ -379,8 +387,8 @@ impl TestServer {
         cmd.arg(subcommand)
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(&self.extra_args)
-            .envs(self.env());
+            .args(&self.extra_args);
+        self.apply_env(&mut cmd);
         cmd
     }
 
