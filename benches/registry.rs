@@ -34,6 +34,11 @@ const ACCEPT: &str =
     "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 const S3_AK: &str = "berth-bench-access";
 const S3_SK: &str = "berth-bench-secret-key";
+/// Berth's bootstrap admin (`BERTH_ADMIN_USER` keeps its default, `BERTH_ADMIN_PASSWORD` is set):
+/// every request to a Berth target authenticates as this user with HTTP Basic, as does skopeo.
+/// Distribution runs without authentication, as before.
+const BERTH_ADMIN_USER: &str = "admin";
+const BERTH_ADMIN_PASSWORD: &str = "berth-bench-admin-password";
 
 /// Every scenario, in run order.
 const SCENARIOS: &[&str] = &[
@@ -421,6 +426,10 @@ struct Target {
     name: String,
     addr: String,
     base: String,
+    /// `user:password` the clients log in with (Berth), none for Distribution.
+    creds: Option<String>,
+    /// HTTP client for this target; sends `Authorization: Basic ...` when `creds` is set.
+    c: reqwest::Client,
     pid: u32,
     child: Child,
     aux: Vec<Child>,
@@ -480,7 +489,8 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
                     cmd.env_remove(k);
                 }
             }
-            cmd.env("BERTH_LOG_LEVEL", "warn");
+            cmd.env("BERTH_LOG_LEVEL", "warn")
+                .env("BERTH_ADMIN_PASSWORD", BERTH_ADMIN_PASSWORD);
             if name == "berth-pg-s3" {
                 let db = format!("berth_bench_{}_{}", std::process::id(), port);
                 psql(&format!("CREATE DATABASE {db}"))?;
@@ -530,9 +540,13 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
         }
         return Err(e);
     }
+    let creds =
+        (name != "distribution").then(|| format!("{BERTH_ADMIN_USER}:{BERTH_ADMIN_PASSWORD}"));
     Ok(Target {
         name: name.into(),
         base: format!("http://{addr}"),
+        c: client(creds.as_deref()),
+        creds,
         addr,
         pid: child.id(),
         child,
@@ -546,8 +560,26 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
 // ---------------------------------------------------------------------------------------------
 // OCI client operations (reqwest)
 
-fn client() -> reqwest::Client {
+/// `Authorization` header value for HTTP Basic with `user:password`.
+fn basic_auth(creds: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(creds)
+    )
+}
+
+/// A client that sends `Authorization: Basic ...` with every request when `creds`
+/// (`user:password`) is given.
+fn client(creds: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(creds) = creds {
+        let mut value = reqwest::header::HeaderValue::from_str(&basic_auth(creds)).unwrap();
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .pool_max_idle_per_host(256)
         .connect_timeout(Duration::from_secs(10))
@@ -872,8 +904,13 @@ async fn load(
     conns: usize,
     secs: f64,
 ) -> Result<LoadStats> {
+    let auth = t
+        .creds
+        .as_deref()
+        .map(|c| format!("Authorization: {}\r\n", basic_auth(c)))
+        .unwrap_or_default();
     let req = Arc::new(
-        format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth-bench\r\n{extra_headers}\r\n", t.addr)
+        format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth-bench\r\n{auth}{extra_headers}\r\n", t.addr)
             .into_bytes(),
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -1038,7 +1075,6 @@ struct Fixture {
 struct Ctx {
     o: Opts,
     sz: Sizes,
-    c: reqwest::Client,
     base: Vec<u8>,
     notes: Mutex<Vec<String>>,
 }
@@ -1072,7 +1108,7 @@ where
 }
 
 async fn setup(ctx: &Ctx, t: &Target) -> Result<Fixture> {
-    let c = &ctx.c;
+    let c = &t.c;
     let sz = ctx.sz;
     let mut fx = Fixture::default();
     let t0 = Instant::now();
@@ -1164,7 +1200,7 @@ async fn run_scenario(
     sc: &str,
     round: usize,
 ) -> Result<Sample> {
-    let c = &ctx.c;
+    let c = &t.c;
     let sz = ctx.sz;
     let mut s = Sample::default();
     match sc {
@@ -1373,6 +1409,10 @@ async fn run_skopeo(ctx: &Ctx, t: &Target, round: usize) -> Result<(Sample, Samp
     let total = build_layout(&layout, 5, ctx.sz.layer, &ctx.base)?;
     let image = format!("docker://{}/bench/skopeo-{round}:latest", t.addr);
     let common = ["--insecure-policy".to_string(), "--retry-times=0".into()];
+    let creds = |flag: &str| match &t.creds {
+        Some(c) => vec![flag.to_string(), c.clone()],
+        None => vec![],
+    };
     let push: Vec<String> = [
         "copy".to_string(),
         "--quiet".into(),
@@ -1380,6 +1420,7 @@ async fn run_skopeo(ctx: &Ctx, t: &Target, round: usize) -> Result<(Sample, Samp
         "--dest-tls-verify=false".into(),
     ]
     .into_iter()
+    .chain(creds("--dest-creds"))
     .chain(common.iter().cloned())
     .chain([format!("oci:{}:latest", layout.display()), image.clone()])
     .collect();
@@ -1403,6 +1444,7 @@ async fn run_skopeo(ctx: &Ctx, t: &Target, round: usize) -> Result<(Sample, Samp
         "--src-tls-verify=false".into(),
     ]
     .into_iter()
+    .chain(creds("--src-creds"))
     .chain(common.iter().cloned())
     .chain([image, format!("oci:{}:latest", out.display())])
     .collect();
@@ -1537,7 +1579,7 @@ async fn memory_check(ctx: &Ctx, t: &Target) -> Result<Value> {
     let m = Meter::start(t.pid);
     let hz = hasher.clone();
     upload_streamed(
-        &ctx.c,
+        &t.c,
         t,
         "bench/memory-check",
         reqwest::Body::wrap_stream(stream),
@@ -1819,7 +1861,6 @@ fn main() -> Result<()> {
     );
     let ctx = Ctx {
         sz,
-        c: client(),
         base: random_bytes(base_len, 42),
         notes: Mutex::new(Vec::new()),
         o,

@@ -52,7 +52,7 @@ async fn status(c: &Client, url: String) -> StatusCode {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_during_blob_finalisation_loses_nothing_acknowledged() {
     let mut server = TestServer::start();
-    let c = Client::new();
+    let c = common::admin_client();
     let repo = "crash/blob";
     let kept = b"acknowledged before the crash".to_vec();
     assert_eq!(
@@ -64,7 +64,8 @@ async fn kill_during_blob_finalisation_loses_nothing_acknowledged() {
     server.restart();
     let doomed = vec![7u8; 3 * 1024 * 1024];
     let (base, body) = (server.base.clone(), doomed.clone());
-    let pending = tokio::spawn(async move { push_blob(&Client::new(), &base, repo, &body).await });
+    let pending =
+        tokio::spawn(async move { push_blob(&common::admin_client(), &base, repo, &body).await });
     server.wait_for_log(
         "failpoint blob.before_commit reached",
         Duration::from_secs(30),
@@ -103,7 +104,7 @@ async fn kill_during_blob_finalisation_loses_nothing_acknowledged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_during_manifest_commit_leaves_no_partial_manifest() {
     let mut server = TestServer::start();
-    let c = Client::new();
+    let c = common::admin_client();
     let repo = "crash/manifest";
     let (config, layer) = (
         br#"{"architecture":"amd64","os":"linux"}"#.to_vec(),
@@ -129,8 +130,9 @@ async fn kill_during_manifest_commit_leaves_no_partial_manifest() {
     second["annotations"] = json!({"build": "2"});
     let second = serde_json::to_vec(&second).unwrap();
     let (base, body) = (server.base.clone(), second.clone());
-    let pending =
-        tokio::spawn(async move { put_manifest(&Client::new(), &base, repo, "v1", &body).await });
+    let pending = tokio::spawn(async move {
+        put_manifest(&common::admin_client(), &base, repo, "v1", &body).await
+    });
     server.wait_for_log(
         "failpoint manifest.before_commit reached",
         Duration::from_secs(30),

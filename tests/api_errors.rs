@@ -837,8 +837,9 @@ async fn early_rejection_closes_or_drains_connection() {
     let body = format!("{{\"pad\":\"{}\"}}", "a".repeat(MANIFEST_LIMIT + 10));
     let mut stream = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
     let head = format!(
-        "PUT /v2/team/app/manifests/big HTTP/1.1\r\nHost: {}\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\n\r\n",
+        "PUT /v2/team/app/manifests/big HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\n\r\n",
         s.addr,
+        common::admin_basic_auth(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -861,7 +862,11 @@ async fn early_rejection_closes_or_drains_connection() {
     if head_text.contains("connection: close") {
         return; // announced: clients will not reuse the connection
     }
-    let second = format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr);
+    let second = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\r\n",
+        s.addr,
+        common::admin_basic_auth()
+    );
     let _ = stream.write_all(second.as_bytes()).await;
     let mut rest = buf[header_end + 4..].to_vec();
     let got_second = tokio::time::timeout(std::time::Duration::from_secs(10), async {

@@ -57,7 +57,7 @@ async fn idle_upload_sessions_are_purged_with_their_bytes() {
             ("BERTH_UPLOADS_PURGE_INTERVAL_SECS", "1"),
         ],
     );
-    let c = Client::new();
+    let c = common::admin_client();
     let repo = "maint/purge";
     let start = c
         .post(server.url(&format!("/v2/{repo}/blobs/uploads/")))
@@ -115,7 +115,7 @@ async fn idle_upload_sessions_are_purged_with_their_bytes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fsck_reports_then_repairs_missing_and_orphan_objects() {
     let server = TestServer::start();
-    let c = Client::new();
+    let c = common::admin_client();
     let repo = "maint/fsck";
     let (lost, kept) = (
         b"bytes that will vanish".to_vec(),

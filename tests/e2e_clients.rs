@@ -18,11 +18,9 @@ const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+j
 
 fn list_tags(reg: &Registry, repo: &str) -> Vec<String> {
     let mut c = skopeo();
-    c.args([
-        "list-tags",
-        "--tls-verify=false",
-        &format!("docker://{}/{}", reg.addr, repo),
-    ]);
+    c.args(["list-tags", "--tls-verify=false"])
+        .args(reg.creds_args("--creds"))
+        .arg(format!("docker://{}/{}", reg.addr, repo));
     let v = run_ok(c).json();
     v["Tags"]
         .as_array()
@@ -77,7 +75,7 @@ fn skopeo_oci_push_inspect_pull_list_delete() {
         digest, img.manifest_digest,
         "registry changed the manifest digest of an OCI push"
     );
-    let (_, raw) = skopeo_manifest(&reg.reference(&repo, "v1"));
+    let (_, raw) = skopeo_manifest(&reg, &reg.reference(&repo, "v1"));
     assert_eq!(
         raw, img.manifest,
         "manifest bytes pulled differ from bytes pushed"
@@ -104,7 +102,9 @@ fn skopeo_oci_push_inspect_pull_list_delete() {
     ] {
         let dir = out.path().join(name);
         let mut c = skopeo();
-        c.args(["copy", "--src-tls-verify=false", &format!("docker://{src}")])
+        c.args(["copy", "--src-tls-verify=false"])
+            .args(reg.creds_args("--src-creds"))
+            .arg(format!("docker://{src}"))
             .arg(format!("oci:{}:pulled", dir.display()));
         run_ok(c);
         assert_eq!(
@@ -123,27 +123,19 @@ fn skopeo_oci_push_inspect_pull_list_delete() {
 
     // Delete the OCI manifest: its tags go, the Docker-format one stays pullable.
     let mut c = skopeo();
-    c.args([
-        "delete",
-        "--tls-verify=false",
-        &format!("docker://{}", reg.reference(&repo, "v1")),
-    ]);
+    c.args(["delete", "--tls-verify=false"])
+        .args(reg.creds_args("--creds"))
+        .arg(format!("docker://{}", reg.reference(&repo, "v1")));
     run_ok(c);
     let mut c = skopeo();
-    c.args([
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &format!("docker://{}/{}@{}", reg.addr, repo, digest),
-    ]);
+    c.args(["inspect", "--tls-verify=false", "--raw"])
+        .args(reg.creds_args("--creds"))
+        .arg(format!("docker://{}/{}@{}", reg.addr, repo, digest));
     run(c).failed();
     let mut c = skopeo();
-    c.args([
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &format!("docker://{}", reg.reference(&repo, "v1")),
-    ]);
+    c.args(["inspect", "--tls-verify=false", "--raw"])
+        .args(reg.creds_args("--creds"))
+        .arg(format!("docker://{}", reg.reference(&repo, "v1")));
     run(c).failed();
     let tags = list_tags(&reg, &repo);
     assert!(
@@ -154,7 +146,7 @@ fn skopeo_oci_push_inspect_pull_list_delete() {
         tags.contains(&"docker".to_string()),
         "unrelated tag lost by delete: {tags:?}"
     );
-    let (d, _) = skopeo_manifest(&reg.reference(&repo, "docker"));
+    let (d, _) = skopeo_manifest(&reg, &reg.reference(&repo, "docker"));
     assert_eq!(d, docker_digest);
 }
 
@@ -167,7 +159,7 @@ fn skopeo_docker_v2s2_both_ways() {
     let repo = unique("skopeo-v2s2");
 
     let digest = push_test_image(&reg, &repo, "v1", Some("v2s2"));
-    let (_, raw) = skopeo_manifest(&reg.reference(&repo, "v1"));
+    let (_, raw) = skopeo_manifest(&reg, &reg.reference(&repo, "v1"));
     assert_eq!(
         media_type(&raw),
         DOCKER_MANIFEST,
@@ -183,12 +175,10 @@ fn skopeo_docker_v2s2_both_ways() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("dir");
     let mut c = skopeo();
-    c.args([
-        "copy",
-        "--src-tls-verify=false",
-        &format!("docker://{}", reg.reference(&repo, "v1")),
-    ])
-    .arg(format!("dir:{}", dir.display()));
+    c.args(["copy", "--src-tls-verify=false"])
+        .args(reg.creds_args("--src-creds"))
+        .arg(format!("docker://{}", reg.reference(&repo, "v1")))
+        .arg(format!("dir:{}", dir.display()));
     run_ok(c);
     let m = std::fs::read(dir.join("manifest.json")).unwrap();
     assert_eq!(
@@ -209,14 +199,16 @@ fn skopeo_docker_v2s2_both_ways() {
             "--format",
             fmt,
         ])
+        .args(reg.creds_args("--src-creds"))
+        .args(reg.creds_args("--dest-creds"))
         .arg(format!("docker://{}", reg.reference(from, "v1")))
         .arg(format!("docker://{}", reg.reference(to, "v1")));
         run_ok(c);
     }
-    let (oci_digest, oci_raw) = skopeo_manifest(&reg.reference(&oci_repo, "v1"));
+    let (oci_digest, oci_raw) = skopeo_manifest(&reg, &reg.reference(&oci_repo, "v1"));
     assert_eq!(media_type(&oci_raw), OCI_MANIFEST);
     assert_eq!(sha256_digest(&oci_raw), oci_digest);
-    let (_, back_raw) = skopeo_manifest(&reg.reference(&back_repo, "v1"));
+    let (_, back_raw) = skopeo_manifest(&reg, &reg.reference(&back_repo, "v1"));
     assert_eq!(media_type(&back_raw), DOCKER_MANIFEST);
     assert_eq!(layer_digests(&back_raw), vec![img.layer_digest.clone()]);
 
@@ -224,6 +216,7 @@ fn skopeo_docker_v2s2_both_ways() {
     let dir2 = out.path().join("dir-v2s2");
     let mut c = skopeo();
     c.args(["copy", "--src-tls-verify=false", "--format", "v2s2"])
+        .args(reg.creds_args("--src-creds"))
         .arg(format!("docker://{}", reg.reference(&oci_repo, "v1")))
         .arg(format!("dir:{}", dir2.display()));
     run_ok(c);
@@ -234,12 +227,10 @@ fn skopeo_docker_v2s2_both_ways() {
     // registry (v2s2) -> OCI layout: the image content is intact.
     let layout = out.path().join("layout");
     let mut c = skopeo();
-    c.args([
-        "copy",
-        "--src-tls-verify=false",
-        &format!("docker://{}", reg.reference(&back_repo, "v1")),
-    ])
-    .arg(format!("oci:{}:x", layout.display()));
+    c.args(["copy", "--src-tls-verify=false"])
+        .args(reg.creds_args("--src-creds"))
+        .arg(format!("docker://{}", reg.reference(&back_repo, "v1")))
+        .arg(format!("oci:{}:x", layout.display()));
     run_ok(c);
     assert_eq!(
         std::fs::read(image::layout_blob(&layout, &img.layer_digest)).unwrap(),
@@ -255,6 +246,7 @@ fn docker_pull_run_push_pull() {
     let repo = unique("docker-src");
     let digest = push_test_image(&reg, &repo, "v1", None);
     let dockerd = Dockerd::start(&[&reg.addr]);
+    dockerd.login(&reg);
     let docker = |args: &[&str]| {
         let mut c = dockerd.docker();
         c.args(args);
@@ -292,7 +284,7 @@ fn docker_pull_run_push_pull() {
         .and_then(|s| s.split_whitespace().next())
         .unwrap_or_else(|| panic!("no digest in docker push output:\n{}", pushed.stdout))
         .to_string();
-    let (reg_digest, raw) = skopeo_manifest(&dst);
+    let (reg_digest, raw) = skopeo_manifest(&reg, &dst);
     assert_eq!(
         reg_digest, push_digest,
         "registry digest != digest docker pushed"
@@ -348,6 +340,7 @@ fn docker_pull_run_push_pull() {
         "/etc/built",
     ]);
     assert_eq!(out.stdout.trim(), "built-by-docker");
+    dockerd.logout(&reg);
 }
 
 /// containerd: `ctr images pull --plain-http`, `ctr run`, and `ctr images push` to a new repo.
@@ -367,8 +360,11 @@ fn containerd_ctr_pull_run_push() {
         run_ok(c)
     };
 
+    // `ctr --user USER:PASSWORD`, containerd's way of passing registry credentials.
+    let user = reg.creds_args("--user");
+    let user: Vec<&str> = user.iter().map(String::as_str).collect();
     let src = reg.reference(&repo, "v1");
-    ctr(&["images", "pull", "--plain-http", &src]);
+    ctr(&[&["images", "pull", "--plain-http"], &user[..], &[&src]].concat());
     let ls = ctr(&["images", "ls"]);
     let line = ls
         .stdout
@@ -387,8 +383,8 @@ fn containerd_ctr_pull_run_push() {
 
     let dst = reg.reference(&unique("ctr-pushed"), "v2");
     ctr(&["images", "tag", &src, &dst]);
-    ctr(&["images", "push", "--plain-http", &dst]);
-    let (d, _) = skopeo_manifest(&dst);
+    ctr(&[&["images", "push", "--plain-http"], &user[..], &[&dst]].concat());
+    let (d, _) = skopeo_manifest(&reg, &dst);
     assert_eq!(d, digest, "containerd push changed the manifest digest");
 }
 
@@ -410,6 +406,11 @@ fn containerd_cri_pull_image() {
     c.arg(fixture("cri_pull_image.py"))
         .arg(&ctrd.sock)
         .arg(&src);
+    // The kubelet passes pull credentials (from an imagePullSecret) in the request's AuthConfig.
+    if let Some((user, password)) = reg.creds() {
+        c.env("BERTH_E2E_USERNAME", user)
+            .env("BERTH_E2E_PASSWORD", password);
+    }
     let out = run_ok(c).json();
     assert_eq!(
         out["image_ref"].as_str().unwrap(),
@@ -443,6 +444,7 @@ fn podman_pull_run_push_pull() {
     let repo = unique("podman-src");
     let digest = push_test_image(&reg, &repo, "v1", None);
     let pm = Podman::new();
+    pm.login(&reg);
     let podman = |args: &[&str]| pm.run(args).ok();
 
     let src = reg.reference(&repo, "v1");
@@ -467,7 +469,7 @@ fn podman_pull_run_push_pull() {
         .unwrap()
         .trim()
         .to_string();
-    let (reg_digest, _) = skopeo_manifest(&dst);
+    let (reg_digest, _) = skopeo_manifest(&reg, &dst);
     assert_eq!(
         reg_digest, push_digest,
         "registry digest != digest podman pushed"
@@ -511,7 +513,7 @@ fn podman_pull_run_push_pull() {
         .unwrap()
         .trim()
         .to_string();
-    let (reg_digest, _) = skopeo_manifest(&imported);
+    let (reg_digest, _) = skopeo_manifest(&reg, &imported);
     assert_eq!(
         reg_digest, push_digest,
         "registry digest != digest podman pushed (import)"
@@ -528,6 +530,18 @@ fn podman_pull_run_push_pull() {
         "hello",
     ]);
     assert_eq!(out.stdout.trim(), "hello");
+    pm.logout(&reg);
+}
+
+/// The environment that gives tests/fixtures/oras_roundtrip.py the registry's credentials.
+fn oras_creds(reg: &Registry) -> Vec<(&'static str, String)> {
+    match reg.creds() {
+        Some((user, password)) => vec![
+            ("BERTH_E2E_USERNAME", user.to_owned()),
+            ("BERTH_E2E_PASSWORD", password.to_owned()),
+        ],
+        None => vec![],
+    }
 }
 
 /// oras (PyPI client): push a file artifact (monolithic and chunked uploads), pull it back.
@@ -560,10 +574,11 @@ fn oras_artifact_push_pull() {
         let mut c = std::process::Command::new(&python);
         c.current_dir(src.path())
             .arg(fixture("oras_roundtrip.py"))
-            .args([op, &target, media, "data.bin", "notes.txt"]);
+            .args([op, &target, media, "data.bin", "notes.txt"])
+            .envs(oras_creds(&reg));
         let pushed_digest = run_ok(c).stdout.trim().to_string();
 
-        let raw = e2e::skopeo_raw(&target);
+        let raw = e2e::skopeo_raw(&reg, &target);
         assert_eq!(
             sha256_digest(&raw),
             pushed_digest,
@@ -579,7 +594,8 @@ fn oras_artifact_push_pull() {
         let mut c = std::process::Command::new(&python);
         c.arg(fixture("oras_roundtrip.py"))
             .args(["pull", &target])
-            .arg(out.path());
+            .arg(out.path())
+            .envs(oras_creds(&reg));
         run_ok(c);
         for f in ["data.bin", "notes.txt"] {
             assert_eq!(
@@ -604,18 +620,23 @@ fn tls_skopeo_trusted_ca_and_untrusted_client() {
 
     let mut c = skopeo();
     c.args(["copy", "--dest-cert-dir", ca_dir])
+        .args(reg.creds_args("--dest-creds"))
         .arg(format!("oci:{}:{}", img.layout.display(), image::TAG))
         .arg(&target);
     run_ok(c);
     let mut c = skopeo();
-    c.args(["inspect", "--cert-dir", ca_dir, &target]);
+    c.args(["inspect", "--cert-dir", ca_dir])
+        .args(reg.creds_args("--creds"))
+        .arg(&target);
     assert_eq!(
         run_ok(c).json()["Digest"].as_str().unwrap(),
         img.manifest_digest
     );
     let out = tempfile::tempdir().unwrap();
     let mut c = skopeo();
-    c.args(["copy", "--src-cert-dir", ca_dir, &target])
+    c.args(["copy", "--src-cert-dir", ca_dir])
+        .args(reg.creds_args("--src-creds"))
+        .arg(&target)
         .arg(format!("oci:{}:x", out.path().display()));
     run_ok(c);
     assert_eq!(
@@ -625,7 +646,9 @@ fn tls_skopeo_trusted_ca_and_untrusted_client() {
 
     // Without the CA the certificate must be rejected (and not silently downgraded to http).
     let mut c = skopeo();
-    c.args(["inspect", "--raw", &target]);
+    c.args(["inspect", "--raw"])
+        .args(reg.creds_args("--creds"))
+        .arg(&target);
     let failed = run(c).failed();
     let err = failed.stderr.to_lowercase();
     assert!(
@@ -644,6 +667,7 @@ fn tls_containerd_pull_with_ca() {
     let target = reg.reference(&repo, "v1");
     let mut c = skopeo();
     c.args(["copy", "--dest-cert-dir", pki.ca_dir.to_str().unwrap()])
+        .args(reg.creds_args("--dest-creds"))
         .arg(format!(
             "oci:{}:{}",
             test_image().layout.display(),
@@ -668,7 +692,9 @@ fn tls_containerd_pull_with_ca() {
     );
 
     let mut c = ctrd.ctr("e2e");
-    c.args(["images", "pull", "--hosts-dir"])
+    c.args(["images", "pull"])
+        .args(reg.creds_args("--user"))
+        .arg("--hosts-dir")
         .arg(&untrusting)
         .arg(&target);
     let failed = run(c).failed();
@@ -679,7 +705,9 @@ fn tls_containerd_pull_with_ca() {
     );
 
     let mut c = ctrd.ctr("e2e");
-    c.args(["images", "pull", "--hosts-dir"])
+    c.args(["images", "pull"])
+        .args(reg.creds_args("--user"))
+        .arg("--hosts-dir")
         .arg(&ctrd.hosts_dir)
         .arg(&target);
     run_ok(c);

@@ -28,8 +28,32 @@ fn password_file(server: &TestServer) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn test_servers_start_with_the_suites_admin_password() {
+    // The harness's own promise: every test client authenticates as this admin.
+    let server = TestServer::start();
+    assert!(
+        !password_file(&server).exists(),
+        "nothing generated when the password is given"
+    );
+    assert!(!server.log().contains(common::ADMIN_PASSWORD));
+    let meta = meta_of(&server).await;
+    let admin = meta
+        .principal("user", common::ADMIN_USER)
+        .await
+        .unwrap()
+        .expect("admin user");
+    assert!(verify_secret(
+        common::ADMIN_PASSWORD,
+        admin.password_hash.as_deref().unwrap()
+    )
+    .unwrap());
+    meta.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn generated_admin_password_is_written_once_and_never_logged() {
-    let mut server = TestServer::start();
+    // Not the test suite's default admin password: nothing configured, so Berth generates one.
+    let mut server = TestServer::start_without_admin_password(&[], &[]);
     let file = password_file(&server);
     let password = std::fs::read_to_string(&file)
         .expect("password file")
@@ -70,6 +94,7 @@ async fn generated_admin_password_is_written_once_and_never_logged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn configured_admin_wins_on_every_start() {
+    // The admin configured here replaces the test suite's default admin password.
     let mut server = TestServer::start_with(
         &[],
         &[

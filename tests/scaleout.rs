@@ -381,27 +381,28 @@ async fn concurrent_same_tag_pushes_agree() {
 #[test]
 fn skopeo_push_to_one_replica_pull_from_the_other() {
     use e2e::image::{self, test_image};
-    use e2e::{run_ok, skopeo, skopeo_manifest};
+    use e2e::{admin_creds, run_ok, skopeo, skopeo_manifest_as};
 
     let img = test_image();
     let a = TestServer::start_on_pg_s3(&[], &[]);
     let b = a.start_replica();
     let repo = "scale/skopeo";
+    let creds = admin_creds();
 
     let mut c = skopeo();
-    c.args(["copy", "--dest-tls-verify=false"])
+    c.args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds])
         .arg(format!("oci:{}:{}", img.layout.display(), image::TAG))
         .arg(format!("docker://{}/{repo}:v1", a.addr));
     run_ok(c);
 
-    let (digest, raw) = skopeo_manifest(&format!("{}/{repo}:v1", b.addr));
+    let (digest, raw) = skopeo_manifest_as(Some(&creds), &format!("{}/{repo}:v1", b.addr));
     assert_eq!(digest, img.manifest_digest, "B reports another digest");
     assert_eq!(raw, img.manifest, "B serves other manifest bytes");
 
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("pulled");
     let mut c = skopeo();
-    c.args(["copy", "--src-tls-verify=false"])
+    c.args(["copy", "--src-tls-verify=false", "--src-creds", &creds])
         .arg(format!("docker://{}/{repo}:v1", b.addr))
         .arg(format!("oci:{}:pulled", dir.display()));
     run_ok(c);
@@ -417,10 +418,11 @@ fn skopeo_push_to_one_replica_pull_from_the_other() {
     // And back the other way: from B into another repository through A.
     let mut c = skopeo();
     c.args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .args(["--src-creds", &creds, "--dest-creds", &creds])
         .arg(format!("docker://{}/{repo}:v1", b.addr))
         .arg(format!("docker://{}/{repo}-copy:v2", a.addr));
     run_ok(c);
-    let (digest, _) = skopeo_manifest(&format!("{}/{repo}-copy:v2", b.addr));
+    let (digest, _) = skopeo_manifest_as(Some(&creds), &format!("{}/{repo}-copy:v2", b.addr));
     assert_eq!(digest, img.manifest_digest);
     drop(b);
 }

@@ -77,7 +77,7 @@ fn migrate_is_idempotent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_an_in_flight_upload_finish() {
     let mut server = TestServer::start();
-    let c = Client::new();
+    let c = common::admin_client();
     let start = c
         .post(server.url("/v2/shutdown/app/blobs/uploads/"))
         .send()
@@ -170,7 +170,8 @@ fn slow_clients_cannot_hold_connections() {
     let start = reqwest::blocking_free_post(&server);
     let mut s = TcpStream::connect(&server.addr).unwrap();
     let head = format!(
-        "PATCH {start} HTTP/1.1\r\nHost: berth\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\n"
+        "PATCH {start} HTTP/1.1\r\nHost: berth\r\nAuthorization: {}\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\n",
+        common::admin_basic_auth()
     );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(&[7u8; 10]).unwrap();
@@ -186,8 +187,11 @@ mod reqwest {
     pub fn blocking_free_post(server: &super::TestServer) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
-        s.write_all(b"POST /v2/slow/app/blobs/uploads/ HTTP/1.1\r\nHost: berth\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        let request = format!(
+            "POST /v2/slow/app/blobs/uploads/ HTTP/1.1\r\nHost: berth\r\nAuthorization: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            super::common::admin_basic_auth()
+        );
+        s.write_all(request.as_bytes()).unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         let line = text
@@ -208,7 +212,7 @@ async fn s3_downloads_can_redirect_to_presigned_urls() {
             ("AWS_CA_BUNDLE", "/nonexistent/ca.pem"),
         ],
     );
-    let c = Client::builder()
+    let c = common::admin_client_builder()
         .redirect(::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -237,7 +241,7 @@ async fn s3_downloads_can_redirect_to_presigned_urls() {
     );
 
     // The presigned URL works on its own, with no credentials, and honours Range.
-    let plain = Client::new();
+    let plain = Client::new(); // anonymous on purpose: the URL carries its own signature
     let full = plain.get(&target).send().await.unwrap();
     assert_eq!(full.status(), StatusCode::OK);
     assert_eq!(full.bytes().await.unwrap().as_ref(), &data[..]);
@@ -249,6 +253,17 @@ async fn s3_downloads_can_redirect_to_presigned_urls() {
         .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(part.bytes().await.unwrap().as_ref(), &data[100..200]);
+    // A client that authenticates to Berth and follows the redirect gets the bytes too: its
+    // Authorization header is for Berth and is not sent on to S3 (another host:port), where it
+    // would clash with the presigned signature.
+    let followed = common::admin_client().get(&blob).send().await.unwrap();
+    assert_eq!(followed.status(), StatusCode::OK);
+    assert!(
+        followed.url().as_str().starts_with(endpoint.as_str()),
+        "{}",
+        followed.url()
+    );
+    assert_eq!(followed.bytes().await.unwrap().as_ref(), &data[..]);
     // HEAD is still answered by Berth itself.
     let head = c.head(&blob).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);

@@ -262,10 +262,39 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client that authenticates every request as the test admin (HTTP Basic with
+    /// `common::ADMIN_USER` / `common::ADMIN_PASSWORD`, the credentials every `TestServer` starts
+    /// with). On a redirect to another host or port (a presigned S3 URL in storage redirect
+    /// mode) reqwest drops the `Authorization` header, as it must.
     pub fn new(base: &str) -> Api {
+        Api::with_basic(
+            base,
+            crate::common::ADMIN_USER,
+            crate::common::ADMIN_PASSWORD,
+        )
+    }
+
+    /// A client that sends no credentials.
+    pub fn anonymous(base: &str) -> Api {
+        Api::build(base, None)
+    }
+
+    /// A client that sends HTTP Basic credentials `user` / `password` with every request.
+    pub fn with_basic(base: &str, user: &str, password: &str) -> Api {
+        Api::build(base, Some(crate::common::basic_auth(user, password)))
+    }
+
+    fn build(base: &str, authorization: Option<String>) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = authorization {
+            let mut value = reqwest::header::HeaderValue::from_str(&value).expect("header value");
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = Client::builder()
             .timeout(Duration::from_secs(120))
             .redirect(reqwest::redirect::Policy::limited(5))
+            .default_headers(headers)
             .no_proxy()
             .build()
             .expect("reqwest client");
@@ -602,7 +631,8 @@ impl RawResponse {
     }
 }
 
-/// Sends `METHOD target HTTP/1.1` with `Host`, `Connection: close`, `extra_headers` (full lines without CRLF)
+/// Sends `METHOD target HTTP/1.1` with `Host`, `Connection: close`, the test admin's Basic `Authorization`
+/// (unless `extra_headers` has an `Authorization` line of its own), `extra_headers` (full lines without CRLF)
 /// and `body`, then half-closes the write side when `close_write`. Reads until EOF (at most 30 s).
 /// Returns `None` when the server closed the connection without a parsable response.
 pub async fn raw_request(
@@ -617,6 +647,15 @@ pub async fn raw_request(
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut rd, mut wr) = stream.into_split();
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !extra_headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("authorization:"))
+    {
+        head.push_str(&format!(
+            "Authorization: {}\r\n",
+            crate::common::admin_basic_auth()
+        ));
+    }
     for h in extra_headers {
         head.push_str(h);
         head.push_str("\r\n");

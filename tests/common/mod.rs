@@ -17,6 +17,18 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
+    /// Whether the server gets `BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD` (unless `extra_env`
+    /// configures the admin itself).
+    default_admin: bool,
+}
+
+/// Whether `BERTH_TEST_STACK` asks for the `pg-s3` stack.
+fn stack_is_pg_s3() -> bool {
+    match stack().as_str() {
+        "sqlite-fs" => false,
+        "pg-s3" => true,
+        other => panic!("BERTH_TEST_STACK={other}: expected sqlite-fs or pg-s3"),
+    }
 }
 
 /// Which metadata database and blob storage the test servers use: `BERTH_TEST_STACK` is
@@ -24,6 +36,39 @@ pub struct TestServer {
 /// database on 127.0.0.1:5432 and a private s3s-fs server per test server).
 pub fn stack() -> String {
     std::env::var("BERTH_TEST_STACK").unwrap_or_else(|_| "sqlite-fs".into())
+}
+
+/// The bootstrap admin every test server starts with (Berth's default admin user name), and its
+/// password, passed as `BERTH_ADMIN_PASSWORD` unless a test configures the admin itself. The
+/// admin may do everything (`ecr:*`), so the test clients authenticate as this user.
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "berth-test-admin-password";
+
+/// `Authorization` header value for HTTP Basic with `user` and `password`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+/// `Authorization` header value for the test admin (HTTP Basic).
+pub fn admin_basic_auth() -> String {
+    basic_auth(ADMIN_USER, ADMIN_PASSWORD)
+}
+
+/// A `reqwest` client that sends the test admin's Basic credentials with every request (reqwest
+/// drops them when it follows a redirect to another host or port, such as a presigned S3 URL).
+pub fn admin_client() -> reqwest::Client {
+    admin_client_builder().build().expect("reqwest client")
+}
+
+/// A `reqwest` client builder with the test admin's Basic credentials as a default header.
+pub fn admin_client_builder() -> reqwest::ClientBuilder {
+    let mut value = reqwest::header::HeaderValue::from_str(&admin_basic_auth()).unwrap();
+    value.set_sensitive(true);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers)
 }
 
 pub const S3_ACCESS_KEY: &str = "berth-test-access";
@@ -171,19 +216,21 @@ impl TestServer {
         Self::start_with(&[], &[])
     }
 
-    /// Starts Berth with extra CLI args and env vars.
+    /// Starts Berth with extra CLI args and env vars. The admin is [`ADMIN_USER`] with
+    /// [`ADMIN_PASSWORD`] unless `env` sets `BERTH_ADMIN_USER` or `BERTH_ADMIN_PASSWORD`.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let pg_s3 = match stack().as_str() {
-            "sqlite-fs" => false,
-            "pg-s3" => true,
-            other => panic!("BERTH_TEST_STACK={other}: expected sqlite-fs or pg-s3"),
-        };
-        Self::start_on(pg_s3, args, env)
+        Self::start_on(stack_is_pg_s3(), args, env, true)
+    }
+
+    /// Like [`TestServer::start_with`], but without the default admin password: unless `env`
+    /// configures one, Berth generates the admin password into its data dir.
+    pub fn start_without_admin_password(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on(stack_is_pg_s3(), args, env, false)
     }
 
     /// Starts Berth on embedded SQLite and the filesystem, or on its own PostgreSQL database and
     /// S3 server.
-    fn start_on(pg_s3: bool, args: &[&str], env: &[(&str, &str)]) -> Self {
+    fn start_on(pg_s3: bool, args: &[&str], env: &[(&str, &str)], default_admin: bool) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let backends = pg_s3.then(|| Backends::start(tmp.path()));
@@ -199,9 +246,37 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            default_admin,
         };
         server.spawn(free_port());
         server
+    }
+
+    /// The environment Berth gets on top of the test process's: the backends, the default
+    /// admin password (unless the test configures the admin itself), then the test's own.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = self
+            .backends
+            .as_ref()
+            .map(Backends::env)
+            .unwrap_or_default();
+        let admin_configured = self
+            .extra_env
+            .iter()
+            .any(|(k, _)| k == "BERTH_ADMIN_USER" || k == "BERTH_ADMIN_PASSWORD");
+        if self.default_admin && !admin_configured {
+            env.push(("BERTH_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()));
+        }
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+
+    /// Sets [`TestServer::env`] on `cmd`, after removing any admin settings the test process
+    /// itself inherited (they would change the admin the test clients log in as).
+    fn apply_env(&self, cmd: &mut Command) {
+        cmd.env_remove("BERTH_ADMIN_USER")
+            .env_remove("BERTH_ADMIN_PASSWORD")
+            .envs(self.env());
     }
 
     fn spawn(&mut self, port: u16) {
@@ -223,12 +298,7 @@ impl TestServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        if let Some(backends) = &self.backends {
-            cmd.envs(backends.env());
-        }
-        for (k, v) in &self.extra_env {
-            cmd.env(k, v);
-        }
+        self.apply_env(&mut cmd);
         self.child = Some(cmd.spawn().expect("spawn berth"));
         self.wait_ready();
     }
@@ -318,12 +388,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args);
-        if let Some(backends) = &self.backends {
-            cmd.envs(backends.env());
-        }
-        for (k, v) in &self.extra_env {
-            cmd.env(k, v);
-        }
+        self.apply_env(&mut cmd);
         cmd
     }
 
@@ -393,7 +458,7 @@ impl TestServer {
     /// Starts Berth on the `pg-s3` stack whatever `BERTH_TEST_STACK` says (scale-out and fault
     /// tests need a shared database and bucket).
     pub fn start_on_pg_s3(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_on(true, args, env)
+        Self::start_on(true, args, env, true)
     }
 
     /// Starts another Berth process sharing this server's PostgreSQL database and S3 bucket,
@@ -426,6 +491,7 @@ impl TestServer {
             _tmp: Some(tmp),
             extra_args,
             extra_env,
+            default_admin: self.default_admin,
         };
         replica.spawn(free_port());
         replica

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{client, cmd, fixture, run, run_with_timeout, short_tempdir, unmount_below, Out};
+use super::{
+    client, cmd, fixture, run, run_with_input, run_with_timeout, short_tempdir, unmount_below, Out,
+    Registry,
+};
 use crate::common::free_port;
 
 /// A background process with a log file, stopped on drop.
@@ -166,6 +169,28 @@ impl Dockerd {
     /// `docker` talking to this daemon only, with its own client config dir.
     pub fn docker(&self) -> Command {
         docker_cmd(&self.sock, &self.config)
+    }
+
+    /// `docker login ADDR -u USER --password-stdin` when `reg` needs a login: the credentials
+    /// land in this daemon's private client config dir (`DOCKER_CONFIG`).
+    pub fn login(&self, reg: &Registry) {
+        let Some((user, password)) = reg.creds() else {
+            return;
+        };
+        let mut c = self.docker();
+        c.args(["login", &reg.addr, "--username", user, "--password-stdin"]);
+        let out = run_with_input(c, password.as_bytes()).ok();
+        super::assert_contains(&out.combined(), "Login Succeeded", "docker login");
+    }
+
+    /// `docker logout ADDR` (after [`Dockerd::login`]): the stored credentials are removed.
+    pub fn logout(&self, reg: &Registry) {
+        if reg.creds().is_none() {
+            return;
+        }
+        let mut c = self.docker();
+        c.args(["logout", &reg.addr]);
+        run(c).ok();
     }
 
     pub fn log(&self) -> String {
@@ -347,6 +372,40 @@ impl Podman {
         Podman { tmp }
     }
 
+    /// podman's private auth file (`--authfile`, also `REGISTRY_AUTH_FILE` for every command).
+    pub fn authfile(&self) -> PathBuf {
+        self.tmp.path().join("auth.json")
+    }
+
+    /// `podman login --authfile F -u USER --password-stdin ADDR` (plain HTTP) when `reg` needs a
+    /// login.
+    pub fn login(&self, reg: &Registry) {
+        let Some((user, password)) = reg.creds() else {
+            return;
+        };
+        let mut c = self.podman();
+        c.arg("login")
+            .arg("--authfile")
+            .arg(self.authfile())
+            .args(["--tls-verify=false", "--username", user, "--password-stdin"])
+            .arg(&reg.addr);
+        let out = run_with_input(c, password.as_bytes()).ok();
+        super::assert_contains(&out.combined(), "Login Succeeded", "podman login");
+    }
+
+    /// `podman logout --authfile F ADDR` (after [`Podman::login`]).
+    pub fn logout(&self, reg: &Registry) {
+        if reg.creds().is_none() {
+            return;
+        }
+        let mut c = self.podman();
+        c.arg("logout")
+            .arg("--authfile")
+            .arg(self.authfile())
+            .arg(&reg.addr);
+        run(c).ok();
+    }
+
     pub fn podman(&self) -> Command {
         let d = self.tmp.path();
         let mut c = cmd("podman");
@@ -358,6 +417,7 @@ impl Podman {
             .arg(d.join("libpod-tmp"))
             .env("CONTAINERS_CONF", fixture("podman-containers.conf"))
             .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
+            .env("REGISTRY_AUTH_FILE", self.authfile())
             .env("XDG_RUNTIME_DIR", d.join("xdg"))
             .env("TMPDIR", d.join("tmp"));
         std::fs::create_dir_all(d.join("tmp")).unwrap();

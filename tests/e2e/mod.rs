@@ -9,6 +9,12 @@
 //! - `BERTH_E2E_REGISTRY=reference`: every test starts its own reference registry (deletes
 //!   enabled) on a free loopback port, in place of Berth. This validates the harness itself.
 //!
+//! Credentials: every client logs in to Berth as the test admin (`common::ADMIN_USER` /
+//! `common::ADMIN_PASSWORD`) the way its users do (`docker login`, `podman login`, skopeo's
+//! `--creds`, `ctr --user`, the CRI `AuthConfig`, oras basic auth). An external registry gets
+//! the credentials in `BERTH_E2E_REGISTRY_CREDS=user:password` (none when unset); the reference
+//! registries we start need none.
+//!
 //! Clients come from Debian packages installed by `tests/install-clients.sh`; a missing client
 //! makes the test fail, never skip.
 #![allow(dead_code)]
@@ -22,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::TestServer;
+use crate::common::{TestServer, ADMIN_PASSWORD, ADMIN_USER};
 
 pub const INSTALL_HINT: &str =
     "run `bash tests/install-clients.sh` (as root) to install the e2e clients";
@@ -150,18 +156,39 @@ impl Out {
 }
 
 /// Runs a command with a timeout (killing it on expiry), capturing stdout and stderr.
-pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Out {
+pub fn run_with_timeout(command: Command, timeout: Duration) -> Out {
+    run_inner(command, None, timeout)
+}
+
+/// Runs a command with `input` on its stdin (such as a password for `--password-stdin`) and the
+/// default timeout. The input is never shown in the command line or in failure messages.
+pub fn run_with_input(command: Command, input: &[u8]) -> Out {
+    run_inner(command, Some(input), Duration::from_secs(180))
+}
+
+fn run_inner(mut command: Command, input: Option<&[u8]>, timeout: Duration) -> Out {
     let cmdline = format!("{command:?}");
     let mut out_f = tempfile::tempfile().expect("tempfile");
     let mut err_f = tempfile::tempfile().expect("tempfile");
     command
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(out_f.try_clone().unwrap())
         .stderr(err_f.try_clone().unwrap());
     eprintln!("+ {cmdline}");
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e} ({INSTALL_HINT})"));
+    if let Some(input) = input {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // Output goes to files, so the child cannot block on it while we write; closing stdin
+        // (dropping it) ends the input.
+        let _ = stdin.write_all(input);
+    }
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -241,6 +268,8 @@ pub struct Registry {
     /// host:port
     pub addr: String,
     pub kind: &'static str,
+    /// User name and password the clients log in with (none: the registry needs no login).
+    creds: Option<(String, String)>,
     server: Option<TestServer>,
     reference: Option<daemons::Daemon>,
     _tmp: Option<tempfile::TempDir>,
@@ -259,6 +288,7 @@ impl Registry {
                 return Registry {
                     addr,
                     kind: "reference",
+                    creds: None,
                     server: None,
                     reference: Some(daemon),
                     _tmp: Some(tmp),
@@ -271,9 +301,16 @@ impl Registry {
                 "BERTH_E2E_REGISTRY must be a loopback address, got {addr}"
             );
             eprintln!("registry under test: external {addr}");
+            let creds = std::env::var("BERTH_E2E_REGISTRY_CREDS").ok().map(|c| {
+                let (user, password) = c
+                    .split_once(':')
+                    .expect("BERTH_E2E_REGISTRY_CREDS must be user:password");
+                (user.to_owned(), password.to_owned())
+            });
             return Registry {
                 addr,
                 kind: "external",
+                creds,
                 server: None,
                 reference: None,
                 _tmp: None,
@@ -284,6 +321,7 @@ impl Registry {
         Registry {
             addr: server.addr.clone(),
             kind: "berth",
+            creds: Some((ADMIN_USER.to_owned(), ADMIN_PASSWORD.to_owned())),
             server: Some(server),
             reference: None,
             _tmp: None,
@@ -301,6 +339,7 @@ impl Registry {
             return Registry {
                 addr,
                 kind: "reference-tls",
+                creds: None,
                 server: None,
                 reference: Some(daemon),
                 _tmp: Some(tmp),
@@ -319,10 +358,29 @@ impl Registry {
         Registry {
             addr: server.addr.clone(),
             kind: "berth-tls",
+            creds: Some((ADMIN_USER.to_owned(), ADMIN_PASSWORD.to_owned())),
             server: Some(server),
             reference: None,
             _tmp: None,
         }
+    }
+
+    /// The user name and password to log in with, if the registry needs a login.
+    pub fn creds(&self) -> Option<(&str, &str)> {
+        self.creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+
+    /// `user:password`, the form of skopeo's `--creds` and ctr's `--user`.
+    pub fn user_colon_password(&self) -> Option<String> {
+        self.creds().map(|(u, p)| format!("{u}:{p}"))
+    }
+
+    /// `[flag, "user:password"]` when the registry needs a login, else nothing: for skopeo's
+    /// `--creds`, `--src-creds` and `--dest-creds` and ctr's `--user`.
+    pub fn creds_args(&self, flag: &str) -> Vec<String> {
+        self.user_colon_password()
+            .map(|c| vec![flag.to_owned(), c])
+            .unwrap_or_default()
     }
 
     /// `docker://ADDR/REPO:TAG` style reference without the transport.
@@ -349,6 +407,12 @@ impl Registry {
     }
 }
 
+/// `user:password` of the test admin, for skopeo's `--creds` family against a `TestServer` that
+/// is not wrapped in a [`Registry`] (such as a replica).
+pub fn admin_creds() -> String {
+    format!("{ADMIN_USER}:{ADMIN_PASSWORD}")
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -368,27 +432,38 @@ pub fn skopeo() -> Command {
     c
 }
 
-/// `skopeo inspect --raw` (plain HTTP): the manifest bytes the registry serves (any artifact).
-pub fn skopeo_raw(reference: &str) -> Vec<u8> {
+/// `skopeo inspect --raw` (plain HTTP, logged in to `reg`): the manifest bytes the registry
+/// serves (any artifact).
+pub fn skopeo_raw(reg: &Registry, reference: &str) -> Vec<u8> {
+    skopeo_raw_as(reg.user_colon_password().as_deref(), reference)
+}
+
+/// `skopeo inspect` (plain HTTP, logged in to `reg`) of an image: returns (digest, raw manifest
+/// bytes).
+pub fn skopeo_manifest(reg: &Registry, reference: &str) -> (String, Vec<u8>) {
+    skopeo_manifest_as(reg.user_colon_password().as_deref(), reference)
+}
+
+/// [`skopeo_raw`] with `--creds user:password` when `creds` is given.
+pub fn skopeo_raw_as(creds: Option<&str>, reference: &str) -> Vec<u8> {
     let mut c = skopeo();
-    c.args([
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &format!("docker://{reference}"),
-    ]);
+    c.args(["inspect", "--tls-verify=false", "--raw"]);
+    if let Some(creds) = creds {
+        c.args(["--creds", creds]);
+    }
+    c.arg(format!("docker://{reference}"));
     run_ok(c).stdout.into_bytes()
 }
 
-/// `skopeo inspect` (plain HTTP) of an image: returns (digest, raw manifest bytes).
-pub fn skopeo_manifest(reference: &str) -> (String, Vec<u8>) {
-    let raw = skopeo_raw(reference);
+/// [`skopeo_manifest`] with `--creds user:password` when `creds` is given.
+pub fn skopeo_manifest_as(creds: Option<&str>, reference: &str) -> (String, Vec<u8>) {
+    let raw = skopeo_raw_as(creds, reference);
     let mut c = skopeo();
-    c.args([
-        "inspect",
-        "--tls-verify=false",
-        &format!("docker://{reference}"),
-    ]);
+    c.args(["inspect", "--tls-verify=false"]);
+    if let Some(creds) = creds {
+        c.args(["--creds", creds]);
+    }
+    c.arg(format!("docker://{reference}"));
     let info = run_ok(c).json();
     let digest = info["Digest"]
         .as_str()
@@ -402,14 +477,15 @@ pub fn skopeo_manifest(reference: &str) -> (String, Vec<u8>) {
 pub fn push_test_image(reg: &Registry, repo: &str, tag: &str, format: Option<&str>) -> String {
     let img = image::test_image();
     let mut c = skopeo();
-    c.args(["copy", "--dest-tls-verify=false"]);
+    c.args(["copy", "--dest-tls-verify=false"])
+        .args(reg.creds_args("--dest-creds"));
     if let Some(f) = format {
         c.args(["--format", f]);
     }
     c.arg(format!("oci:{}:{}", img.layout.display(), image::TAG));
     c.arg(format!("docker://{}", reg.reference(repo, tag)));
     run_ok(c);
-    let (digest, raw) = skopeo_manifest(&reg.reference(repo, tag));
+    let (digest, raw) = skopeo_manifest(reg, &reg.reference(repo, tag));
     assert_eq!(
         sha256_digest(&raw),
         digest,
