@@ -138,6 +138,11 @@ pub async fn guard(
     let required_scope = match &need {
         Need::Identity => None,
         Need::Catalog => Some(Scope::new(REGISTRY, "catalog", &[ANY_ACTION])),
+        // A push challenge asks for `pull,push`, as Distribution's does: clients that fetch one
+        // token per repository (oras-py) then hold a token for the blob checks a push makes.
+        Need::Scope(ScopeAction::Push, name) => {
+            Some(Scope::repository(name.as_str(), &["pull", "push"]))
+        }
         Need::Scope(scope, name) => Some(Scope::repository(name.as_str(), &[scope.as_str()])),
     };
     let with_scope = |c: BearerChallenge| match &required_scope {
