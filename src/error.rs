@@ -46,6 +46,10 @@ pub enum Error {
     /// value that tells the client how to get better ones.
     #[error("{message}")]
     AuthenticationRequired { message: String, challenge: String },
+    /// A signed-in caller's token lacks the scope a request needs (RFC 6750: 403 with an
+    /// `insufficient_scope` challenge naming the scope, so clients fetch a better token).
+    #[error("{message}")]
+    InsufficientScope { message: String, challenge: String },
     #[error("{0}")]
     Denied(String),
     #[error("{0}")]

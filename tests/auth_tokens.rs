@@ -331,9 +331,24 @@ async fn tokens_carry_only_what_policies_allow() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
-    // Pushing with it: the token lacks the scope, so the client is sent back for a better one.
-    let (status, _) = push_image(&server, &bearer, "team/app", "v2").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Pushing with it: the token lacks the scope; RFC 6750's 403 with an insufficient_scope
+    // challenge naming what is needed sends the client back for a better token.
+    let r = send(
+        &server,
+        Method::POST,
+        "/v2/team/app/blobs/uploads/",
+        Some(&bearer),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        www_authenticate(&r)
+            .contains("scope=\"repository:team/app:pull,push\",error=\"insufficient_scope\""),
+        "{}",
+        www_authenticate(&r)
+    );
+    assert_eq!(error_code(r).await, "DENIED");
     // A token for repository A used on B.
     let r = send(
         &server,
@@ -343,9 +358,10 @@ async fn tokens_carry_only_what_policies_allow() {
         None,
     )
     .await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(www_authenticate(&r).contains("error=\"insufficient_scope\""));
-    assert_eq!(error_code(r).await, "UNAUTHORIZED");
+    assert!(www_authenticate(&r).contains("scope=\"repository:team/other:pull\""));
+    assert_eq!(error_code(r).await, "DENIED");
     // With Basic directly on /v2 the same user is refused with 403 DENIED, naming the action.
     let reader = basic("reader", "reader-pw");
     let (status, _) = push_image(&server, &reader, "team/app", "v3").await;

@@ -88,7 +88,7 @@ pub fn exception(e: &Error) -> (StatusCode, &'static str) {
         Error::Unauthorized(_) | Error::AuthenticationRequired { .. } => {
             (BAD, "UnrecognizedClientException")
         }
-        Error::Denied(_) => (BAD, "AccessDeniedException"),
+        Error::Denied(_) | Error::InsufficientScope { .. } => (BAD, "AccessDeniedException"),
         Error::AlreadyExists(_) => (BAD, "RepositoryAlreadyExistsException"),
         Error::NotEmpty(_) => (BAD, "RepositoryNotEmptyException"),
         Error::TooManyRequests { .. } => (BAD, "ThrottlingException"),

@@ -185,11 +185,16 @@ pub async fn guard(
     let word = scope.as_str();
     if let Some(claims) = &subject.token {
         if !claims.allows(REPOSITORY, name.as_str(), word) {
-            return Err(Error::AuthenticationRequired {
-                message: format!("the token does not grant {word} on repository {name}"),
-                challenge: with_scope(challenge(app, headers))
-                    .with_error(ChallengeError::InsufficientScope)
-                    .header_value(),
+            let message = format!("the token does not grant {word} on repository {name}");
+            let challenge = with_scope(challenge(app, headers))
+                .with_error(ChallengeError::InsufficientScope)
+                .header_value();
+            // An anonymous token needs a login (401); a signed-in caller's token needs more
+            // scope (403, RFC 6750), which clients such as oras-py answer with a new token.
+            return Err(if subject.is_anonymous() {
+                Error::AuthenticationRequired { message, challenge }
+            } else {
+                Error::InsufficientScope { message, challenge }
             });
         }
     }

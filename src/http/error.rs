@@ -38,6 +38,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
         Error::Unauthorized(_) => (S::UNAUTHORIZED, "UNAUTHORIZED"),
         Error::AuthenticationRequired { .. } => (S::UNAUTHORIZED, "UNAUTHORIZED"),
+        Error::InsufficientScope { .. } => (S::FORBIDDEN, "DENIED"),
         Error::Denied(_) => (S::FORBIDDEN, "DENIED"),
         Error::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
         Error::AlreadyExists(_) => (S::CONFLICT, "ALREADY_EXISTS"),
@@ -76,7 +77,8 @@ impl IntoResponse for ApiError {
             Error::Unavailable(_) => {
                 headers.insert("retry-after", HeaderValue::from_static("5"));
             }
-            Error::AuthenticationRequired { challenge, .. } => {
+            Error::AuthenticationRequired { challenge, .. }
+            | Error::InsufficientScope { challenge, .. } => {
                 if let Ok(value) = HeaderValue::from_str(challenge) {
                     headers.insert("www-authenticate", value);
                 }
