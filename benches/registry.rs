@@ -4,7 +4,7 @@
 //!
 //! Usage (see benches/README.md):
 //!   cargo build --release --bin berth
-//!   cargo bench --bench registry -- [--rounds N] [--only a,b] [--targets berth,distribution,berth-pg-s3]
+//!   cargo bench --bench registry -- [--rounds N] [--only a,b] [--targets berth,distribution,berth-pg-s3,berth-anonymous]
 //!                                   [--json FILE] [--memory-check] [--no-memory-check]
 //!   env: BENCH_ROUNDS, BENCH_SCALE (e.g. 0.01 for a quick run), BENCH_ONLY, BENCH_JSON,
 //!        BENCH_TARGETS, BENCH_TMPDIR, BERTH_BIN, BENCH_REFERENCE_BIN, BENCH_LOAD_SECS
@@ -39,6 +39,8 @@ const S3_SK: &str = "berth-bench-secret-key";
 /// Distribution runs without authentication, as before.
 const BERTH_ADMIN_USER: &str = "admin";
 const BERTH_ADMIN_PASSWORD: &str = "berth-bench-admin-password";
+/// The registry policy of the `berth-anonymous` target: anyone may pull every repository.
+const ANONYMOUS_PULL_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"AnyonePulls","Effect":"Allow","Principal":"*","Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer","ecr:BatchCheckLayerAvailability","ecr:ListImages"],"Resource":"*"}]}"#;
 
 /// Every scenario, in run order.
 const SCENARIOS: &[&str] = &[
@@ -131,7 +133,7 @@ struct Opts {
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench registry -- [--rounds N] [--scale F] [--only s1,s2] \
-         [--targets berth,distribution,berth-pg-s3] [--json FILE] [--memory-check] \
+         [--targets berth,distribution,berth-pg-s3,berth-anonymous] [--json FILE] [--memory-check] \
          [--no-memory-check] [--memory-check-bytes N] [--load-secs S] [--list]\n\
          scenarios: {}",
         SCENARIOS.join(", ")
@@ -208,7 +210,7 @@ fn parse_opts() -> Opts {
         }
     }
     for t in &o.targets {
-        if !["berth", "distribution", "berth-pg-s3"].contains(&t.as_str()) {
+        if !["berth", "distribution", "berth-pg-s3", "berth-anonymous"].contains(&t.as_str()) {
             eprintln!("unknown target {t}");
             usage()
         }
@@ -430,6 +432,9 @@ struct Target {
     creds: Option<String>,
     /// HTTP client for this target; sends `Authorization: Basic ...` when `creds` is set.
     c: reqwest::Client,
+    /// Credentials and client of the pull scenarios (none for `berth-anonymous`).
+    pull_creds: Option<String>,
+    pull_c: reqwest::Client,
     pid: u32,
     child: Child,
     aux: Vec<Child>,
@@ -478,7 +483,7 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
             cmd = Command::new(&o.reference_bin);
             cmd.arg("serve").arg(dir.join("config.yml"));
         }
-        "berth" | "berth-pg-s3" => {
+        "berth" | "berth-pg-s3" | "berth-anonymous" => {
             cmd = Command::new(&o.berth_bin);
             cmd.args(["serve", "--listen", &addr, "--data-dir"])
                 .arg(dir.join("data"))
@@ -542,11 +547,20 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
     }
     let creds =
         (name != "distribution").then(|| format!("{BERTH_ADMIN_USER}:{BERTH_ADMIN_PASSWORD}"));
+    // berth-anonymous pulls without credentials under a registry policy that lets anyone pull
+    // (set in `setup`), for comparison with berth's authenticated pulls.
+    let pull_creds = if name == "berth-anonymous" {
+        None
+    } else {
+        creds.clone()
+    };
     Ok(Target {
         name: name.into(),
         base: format!("http://{addr}"),
         c: client(creds.as_deref()),
+        pull_c: client(pull_creds.as_deref()),
         creds,
+        pull_creds,
         addr,
         pid: child.id(),
         child,
@@ -905,7 +919,7 @@ async fn load(
     secs: f64,
 ) -> Result<LoadStats> {
     let auth = t
-        .creds
+        .pull_creds
         .as_deref()
         .map(|c| format!("Authorization: {}\r\n", basic_auth(c)))
         .unwrap_or_default();
@@ -1112,6 +1126,16 @@ async fn setup(ctx: &Ctx, t: &Target) -> Result<Fixture> {
     let sz = ctx.sz;
     let mut fx = Fixture::default();
     let t0 = Instant::now();
+    if t.name == "berth-anonymous" {
+        let r = c
+            .put(format!("{}/api/v1/registry-policy", t.base))
+            .body(ANONYMOUS_PULL_POLICY)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("setting the anonymous-pull registry policy: {}", r.status());
+        }
+    }
     let needs = |names: &[&str]| names.iter().any(|s| ctx.wants(s));
     if needs(&["download-warm", "download-cold"]) {
         let (data, d) = unique_blob(&ctx.base[..sz.big]);
@@ -1226,6 +1250,7 @@ async fn run_scenario(
             };
         }
         "download-warm" | "download-cold" => {
+            let c = &t.pull_c;
             if sc == "download-warm" {
                 download(c, t, "bench/download", &fx.big_digest).await?;
             } else if let Err(e) = drop_caches() {
@@ -1358,6 +1383,8 @@ async fn run_scenario(
                 "catalog-page" => ("/v2/_catalog?n=100", "repositories", false),
                 _ => ("/v2/_catalog?n=1000", "repositories", true),
             };
+            // Tags are pulled (anonymously on berth-anonymous); the catalog needs a login.
+            let c = if sc == "tags-list" { &t.pull_c } else { c };
             let (_, entries) = list_all(c, t, path, key, follow).await?; // warm-up
             let reps = 20;
             let mut times = Vec::new();
@@ -1444,7 +1471,11 @@ async fn run_skopeo(ctx: &Ctx, t: &Target, round: usize) -> Result<(Sample, Samp
         "--src-tls-verify=false".into(),
     ]
     .into_iter()
-    .chain(creds("--src-creds"))
+    .chain(
+        t.pull_creds
+            .iter()
+            .flat_map(|c| ["--src-creds".to_string(), c.clone()]),
+    )
     .chain(common.iter().cloned())
     .chain([image, format!("oci:{}:latest", out.display())])
     .collect();
@@ -1744,6 +1775,9 @@ fn print_report(scen: &[(String, Value)], target_names: &[String]) {
     if has("berth-pg-s3") {
         print!(" {:>26}", "berth-pg-s3");
     }
+    if has("berth-anonymous") {
+        print!(" {:>26} {:>9}", "berth-anonymous", "auth/anon");
+    }
     println!();
     let cell = |v: &Value| -> String {
         if v.is_null() {
@@ -1771,6 +1805,21 @@ fn print_report(scen: &[(String, Value)], target_names: &[String]) {
         );
         if has("berth-pg-s3") {
             print!(" {:>26}", cell(&s["targets"]["berth-pg-s3"]));
+        }
+        if has("berth-anonymous") {
+            let anon = &s["targets"]["berth-anonymous"];
+            // Authenticated berth relative to anonymous pulls, >1 means faster with auth.
+            let (_, higher_better, _) = scenario_meta(name);
+            let ratio = match (
+                s["targets"]["berth"]["median"].as_f64(),
+                anon["median"].as_f64(),
+            ) {
+                (Some(a), Some(b)) if a > 0.0 && b > 0.0 => {
+                    format!("{:.2}x", if higher_better { a / b } else { b / a })
+                }
+                _ => "-".into(),
+            };
+            print!(" {:>26} {:>9}", cell(anon), ratio);
         }
         println!();
     }
@@ -2000,7 +2049,7 @@ fn main() -> Result<()> {
     if run_memory {
         let mut mc = Vec::new();
         for (t, _) in &targets {
-            if !t.name.starts_with("berth") {
+            if !t.name.starts_with("berth") || t.name == "berth-anonymous" {
                 continue;
             }
             eprintln!(
