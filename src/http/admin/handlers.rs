@@ -21,96 +21,86 @@ use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, Poli
 
 type Reply = std::result::Result<Response, super::ApiError>;
 
+/// The routes users and robot accounts share, with their kind's paths.
+struct PrincipalPaths {
+    collection: &'static str,
+    item: &'static str,
+    policy: &'static str,
+    keys: &'static str,
+    key: &'static str,
+}
+
+const USER_PATHS: PrincipalPaths = PrincipalPaths {
+    collection: "/api/v1/users",
+    item: "/api/v1/users/{name}",
+    policy: "/api/v1/users/{name}/policy",
+    keys: "/api/v1/users/{name}/access-keys",
+    key: "/api/v1/users/{name}/access-keys/{key_id}",
+};
+
+const ROBOT_PATHS: PrincipalPaths = PrincipalPaths {
+    collection: "/api/v1/robots",
+    item: "/api/v1/robots/{name}",
+    policy: "/api/v1/robots/{name}/policy",
+    keys: "/api/v1/robots/{name}/access-keys",
+    key: "/api/v1/robots/{name}/access-keys/{key_id}",
+};
+
+/// Listing, reading, deleting, the identity policy and access keys of one principal kind.
+fn principal_routes(r: Routes, kind: PrincipalKind, paths: &PrincipalPaths) -> Routes {
+    r.get(paths.collection, move |s: State<AppState>, c: Caller| {
+        list_principals(s, c, kind)
+    })
+    .get(
+        paths.item,
+        move |s: State<AppState>, c: Caller, p: Path<String>| get_principal(s, c, kind, p),
+    )
+    .delete(
+        paths.item,
+        move |s: State<AppState>, c: Caller, p: Path<String>| delete_principal(s, c, kind, p),
+    )
+    .get(
+        paths.policy,
+        move |s: State<AppState>, c: Caller, p: Path<String>| get_principal_policy(s, c, kind, p),
+    )
+    .put(
+        paths.policy,
+        move |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
+            put_principal_policy(s, c, kind, p, b)
+        },
+    )
+    .delete(
+        paths.policy,
+        move |s: State<AppState>, c: Caller, p: Path<String>| {
+            delete_principal_policy(s, c, kind, p)
+        },
+    )
+    .post(
+        paths.keys,
+        move |s: State<AppState>, c: Caller, p: Path<String>| create_access_key(s, c, kind, p),
+    )
+    .get(
+        paths.keys,
+        move |s: State<AppState>, c: Caller, p: Path<String>| list_access_keys(s, c, kind, p),
+    )
+    .delete(
+        paths.key,
+        move |s: State<AppState>, c: Caller, p: Path<(String, String)>| {
+            delete_access_key(s, c, kind, p)
+        },
+    )
+}
+
 /// Mounts every admin route (full paths; `{*name}` segments may contain `/`).
 pub(super) fn mount(r: Routes) -> Routes {
-    use PrincipalKind::{Robot, User};
-    r.get("/api/v1/openapi.json", openapi)
-        // users
-        .post("/api/v1/users", create_user)
-        .get("/api/v1/users", |s: State<AppState>, c: Caller| {
-            list_principals(s, c, User)
-        })
-        .get(
-            "/api/v1/users/{name}",
-            |s: State<AppState>, c: Caller, p: Path<String>| get_principal(s, c, User, p),
-        )
-        .delete(
-            "/api/v1/users/{name}",
-            |s: State<AppState>, c: Caller, p: Path<String>| delete_principal(s, c, User, p),
-        )
-        .put("/api/v1/users/{name}/password", change_password)
-        .get(
-            "/api/v1/users/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>| get_principal_policy(s, c, User, p),
-        )
-        .put(
-            "/api/v1/users/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
-                put_principal_policy(s, c, User, p, b)
-            },
-        )
-        .delete(
-            "/api/v1/users/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>| delete_principal_policy(s, c, User, p),
-        )
-        .post(
-            "/api/v1/users/{name}/access-keys",
-            |s: State<AppState>, c: Caller, p: Path<String>| create_access_key(s, c, User, p),
-        )
-        .get(
-            "/api/v1/users/{name}/access-keys",
-            |s: State<AppState>, c: Caller, p: Path<String>| list_access_keys(s, c, User, p),
-        )
-        .delete(
-            "/api/v1/users/{name}/access-keys/{key_id}",
-            |s: State<AppState>, c: Caller, p: Path<(String, String)>| {
-                delete_access_key(s, c, User, p)
-            },
-        )
-        // robot accounts
-        .post("/api/v1/robots", create_robot)
-        .get("/api/v1/robots", |s: State<AppState>, c: Caller| {
-            list_principals(s, c, Robot)
-        })
-        .get(
-            "/api/v1/robots/{name}",
-            |s: State<AppState>, c: Caller, p: Path<String>| get_principal(s, c, Robot, p),
-        )
-        .delete(
-            "/api/v1/robots/{name}",
-            |s: State<AppState>, c: Caller, p: Path<String>| delete_principal(s, c, Robot, p),
-        )
+    let r = r.get("/api/v1/openapi.json", openapi);
+    // users and robot accounts
+    let r = principal_routes(r, PrincipalKind::User, &USER_PATHS)
+        .post(USER_PATHS.collection, create_user)
+        .put("/api/v1/users/{name}/password", change_password);
+    principal_routes(r, PrincipalKind::Robot, &ROBOT_PATHS)
+        .post(ROBOT_PATHS.collection, create_robot)
         .post("/api/v1/robots/{name}/secret", regenerate_robot_secret)
-        .get(
-            "/api/v1/robots/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>| get_principal_policy(s, c, Robot, p),
-        )
-        .put(
-            "/api/v1/robots/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
-                put_principal_policy(s, c, Robot, p, b)
-            },
-        )
-        .delete(
-            "/api/v1/robots/{name}/policy",
-            |s: State<AppState>, c: Caller, p: Path<String>| {
-                delete_principal_policy(s, c, Robot, p)
-            },
-        )
-        .post(
-            "/api/v1/robots/{name}/access-keys",
-            |s: State<AppState>, c: Caller, p: Path<String>| create_access_key(s, c, Robot, p),
-        )
-        .get(
-            "/api/v1/robots/{name}/access-keys",
-            |s: State<AppState>, c: Caller, p: Path<String>| list_access_keys(s, c, Robot, p),
-        )
-        .delete(
-            "/api/v1/robots/{name}/access-keys/{key_id}",
-            |s: State<AppState>, c: Caller, p: Path<(String, String)>| {
-                delete_access_key(s, c, Robot, p)
-            },
-        )
         // groups
         .post("/api/v1/groups", create_group)
         .get("/api/v1/groups", list_groups)
