@@ -328,12 +328,25 @@ impl Meta {
     /// Deletes a principal with its identity policy; its access keys and group memberships go by
     /// cascade. False if it did not exist.
     pub async fn delete_principal(&self, id: i64) -> Result<bool> {
+        self.delete_with_identity_policy("principals", "principal", id)
+            .await
+    }
+
+    /// Deletes row `id` of `table` and the identity policy stored under (`scope`, `id`) in one
+    /// transaction. `table` and `scope` are constants of this module, never input.
+    async fn delete_with_identity_policy(
+        &self,
+        table: &'static str,
+        scope: &'static str,
+        id: i64,
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM policies WHERE scope = 'principal' AND target = $1")
+        sqlx::query("DELETE FROM policies WHERE scope = $1 AND target = $2")
+            .bind(scope)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM principals WHERE id = $1")
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -376,17 +389,8 @@ impl Meta {
 
     /// Deletes a group with its identity policy; memberships go by cascade.
     pub async fn delete_group(&self, id: i64) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM policies WHERE scope = 'group' AND target = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM groups WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        self.delete_with_identity_policy("groups", "group", id)
+            .await
     }
 
     /// Adds a member; false if it was one already.
