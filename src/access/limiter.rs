@@ -31,6 +31,9 @@ impl LoginLimiter {
 
     /// `Some(seconds to wait)` when this name and address have failed too often.
     pub fn blocked(&self, username: &str, ip: Option<IpAddr>) -> Option<u64> {
+        if self.failures.is_empty() {
+            return None;
+        }
         let entry = self.failures.get(&Self::key(username, ip))?;
         let (started, count) = *entry;
         let elapsed = started.elapsed();
@@ -55,7 +58,14 @@ impl LoginLimiter {
     }
 
     pub fn record_success(&self, username: &str, ip: Option<IpAddr>) {
-        self.failures.remove(&Self::key(username, ip));
+        // The common case has nothing to forget; a read keeps it off the shard's write lock.
+        if self.failures.is_empty() {
+            return;
+        }
+        let key = Self::key(username, ip);
+        if self.failures.contains_key(&key) {
+            self.failures.remove(&key);
+        }
     }
 }
 
