@@ -61,6 +61,20 @@ pub const ECR_USERNAME: &str = "AWS";
 /// worst-case delay for a change is `CACHE_TTL + DECISION_TTL` (3 s), inside the 5-second rule.
 pub const DECISION_TTL: Duration = Duration::from_secs(1);
 
+/// How long an accepted Basic header maps straight to its principal. It sits in front of the
+/// principal cache: a changed password is refused within `BASIC_TTL + CACHE_TTL` (3 s).
+pub const BASIC_TTL: Duration = Duration::from_secs(1);
+
+/// What a cached [`Access::may`] answer depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScopeKey {
+    principal: Option<(i64, i64)>,
+    scope: ScopeAction,
+    repository: String,
+    source_ip: Option<IpAddr>,
+    secure_transport: bool,
+}
+
 /// Everything a cached decision depends on (the clock aside: `aws:CurrentTime` conditions may
 /// answer up to [`DECISION_TTL`] late).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -229,6 +243,11 @@ pub struct Access {
     argon2_permits: tokio::sync::Semaphore,
     policies: TtlCache<(&'static str, String), Option<Arc<PolicyDocument>>>,
     settings: TtlCache<&'static str, Option<String>>,
+    /// Principals of recently accepted `Authorization: Basic` values, by SHA-256 of the value;
+    /// see [`BASIC_TTL`].
+    basic_logins: TtlCache<[u8; 32], Arc<Principal>>,
+    /// Recent answers of [`Access::may`]; see [`DECISION_TTL`].
+    scope_decisions: TtlCache<ScopeKey, bool>,
     /// Access tokens whose signature verified, by SHA-256 of the token.
     tokens: TtlCache<[u8; 32], Arc<Claims>>,
     /// Recent decisions; see [`DECISION_TTL`].
@@ -256,6 +275,8 @@ impl Access {
             policies: TtlCache::new(CACHE_TTL, 100_000),
             settings: TtlCache::new(CACHE_TTL, 16),
             tokens: TtlCache::new(CACHE_TTL, 100_000),
+            basic_logins: TtlCache::new(BASIC_TTL, 100_000),
+            scope_decisions: TtlCache::new(DECISION_TTL, 100_000),
             decisions: TtlCache::new(DECISION_TTL, 100_000),
             limiter: LoginLimiter::new(
                 config.auth.max_failed_logins,
@@ -276,6 +297,8 @@ impl Access {
         self.policies.clear();
         self.settings.clear();
         self.decisions.clear();
+        self.scope_decisions.clear();
+        self.basic_logins.clear();
     }
 
     async fn setting(&self, name: &'static str) -> Result<Option<String>> {
@@ -352,6 +375,26 @@ impl Access {
             .principal(kind, name)
             .await?
             .filter(|p| !p.expired(now_millis())))
+    }
+
+    /// An `Authorization: Basic ...` header value: [`Access::login`] with a short memory of
+    /// accepted values, so a client sending its password on every request costs one hash.
+    pub async fn login_basic(&self, header: &str, facts: &RequestFacts) -> Result<Arc<Principal>> {
+        let key: [u8; 32] = sha2::Sha256::digest(header.as_bytes()).into();
+        if let Some(principal) = self.basic_logins.get(&key) {
+            return Ok(principal);
+        }
+        let credentials =
+            crate::auth::basic::parse_basic_authorization(header).ok_or_else(|| {
+                Error::Unauthorized(
+                    "malformed Basic credentials (expected base64 of user:password)".into(),
+                )
+            })?;
+        let principal = self
+            .login(&credentials.username, &credentials.password, facts)
+            .await?;
+        self.basic_logins.insert(key, principal.clone());
+        Ok(principal)
     }
 
     /// HTTP Basic: a user's or robot's password, or `AWS` with an ECR registry password.
@@ -568,6 +611,7 @@ impl Access {
         self.meta.put_policy(scope, &key, text).await?;
         self.policies.remove(&(scope, key));
         self.decisions.clear();
+        self.scope_decisions.clear();
         Ok(document)
     }
 
@@ -580,6 +624,7 @@ impl Access {
         }
         self.policies.remove(&(scope, key));
         self.decisions.clear();
+        self.scope_decisions.clear();
         Ok(text)
     }
 
@@ -708,16 +753,32 @@ impl Access {
         repository: &str,
         facts: &RequestFacts,
     ) -> Result<bool> {
+        let key = ScopeKey {
+            principal: subject
+                .principal
+                .as_ref()
+                .map(|p| (p.id, p.credential_version)),
+            scope,
+            repository: repository.to_owned(),
+            source_ip: facts.source_ip,
+            secure_transport: facts.secure_transport,
+        };
+        if let Some(hit) = self.scope_decisions.get(&key) {
+            return Ok(hit);
+        }
+        let mut allowed = true;
         for action in scope.actions() {
             if !self
                 .decide(subject, *action, Some(repository), facts)
                 .await?
                 .is_allowed()
             {
-                return Ok(false);
+                allowed = false;
+                break;
             }
         }
-        Ok(true)
+        self.scope_decisions.insert(key, allowed);
+        Ok(allowed)
     }
 
     /// The `access` claim for a token request: the requested scopes cut down to what the

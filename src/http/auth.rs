@@ -10,7 +10,6 @@ use axum::http::{header, HeaderMap, Method};
 use super::route::Route;
 use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
-use crate::auth::basic::parse_basic_authorization;
 use crate::auth::scope::{
     BearerChallenge, ChallengeError, Scope, ANY_ACTION, REGISTRY, REPOSITORY,
 };
@@ -105,15 +104,7 @@ pub async fn authenticate(
         .map_err(|_| Error::Unauthorized("the Authorization header is not ASCII".into()))?;
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if scheme.eq_ignore_ascii_case("basic") {
-        let credentials = parse_basic_authorization(value).ok_or_else(|| {
-            Error::Unauthorized(
-                "malformed Basic credentials (expected base64 of user:password)".into(),
-            )
-        })?;
-        let principal = app
-            .access
-            .login(&credentials.username, &credentials.password, facts)
-            .await?;
+        let principal = app.access.login_basic(value, facts).await?;
         Ok(Subject::principal(principal))
     } else if scheme.eq_ignore_ascii_case("bearer") {
         app.access.verify_bearer(rest.trim()).await
@@ -198,8 +189,14 @@ pub async fn guard(
             });
         }
     }
-    // Re-checked even with a token, so an edited policy applies to tokens already issued.
-    for action in scope.actions() {
+    // Re-checked even with a token, so an edited policy applies to tokens already issued. The
+    // common case (allowed) is one cached lookup; a refusal walks the actions to name the one
+    // that failed.
+    let allowed = app
+        .access
+        .may(&subject, scope, name.as_str(), facts)
+        .await?;
+    for action in scope.actions().iter().filter(|_| !allowed) {
         let decision = app
             .access
             .decide(&subject, *action, Some(name.as_str()), facts)
