@@ -10,9 +10,9 @@
 //!
 //! **Permissions.** A call that has an ECR counterpart needs that ECR action, decided by the
 //! policy engine exactly as the ECR API decides it: `ecr:CreateRepository`,
-//! `ecr:DescribeRepositories`, `ecr:DeleteRepository` and the repository policy actions
-//! (`ecr:SetRepositoryPolicy`, `ecr:GetRepositoryPolicy`, `ecr:DeleteRepositoryPolicy`) on the
-//! repository; the registry policy actions (`ecr:PutRegistryPolicy`, `ecr:GetRegistryPolicy`,
+//! `ecr:DescribeRepositories`, `ecr:DeleteRepository`, `ecr:PutImageTagMutability` and the
+//! repository policy actions (`ecr:SetRepositoryPolicy`, `ecr:GetRepositoryPolicy`,
+//! `ecr:DeleteRepositoryPolicy`) on the repository; the registry policy actions (`ecr:PutRegistryPolicy`, `ecr:GetRegistryPolicy`,
 //! `ecr:DeleteRegistryPolicy`) on the registry. Listing repositories shows those the caller may
 //! `ecr:DescribeRepositories`. Everything without an ECR counterpart (users, groups, robot
 //! accounts, access keys, identity policies, settings, the policy simulator, signing keys, the
