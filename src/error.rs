@@ -10,6 +10,10 @@ pub enum Error {
     NameUnknown(String),
     #[error("{0}")]
     TagInvalid(String),
+    /// A push would move a tag the repository's tag mutability setting protects; the message is
+    /// ECR's (see [`crate::policy::mutability::overwrite_refused`]).
+    #[error("{0}")]
+    TagImmutable(String),
     #[error("{0}")]
     DigestInvalid(String),
     #[error("{0}")]

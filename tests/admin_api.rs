@@ -979,7 +979,8 @@ async fn non_admins_get_403_and_anonymous_callers_401_everywhere() {
     let routes = berth::http::admin::mounted_routes();
     assert!(routes.len() > 40);
     for (method, path) in routes {
-        let url = concrete(path);
+        // Sub-resources are called at their public path (rewritten to the mounted one).
+        let url = concrete(&berth::http::admin::public_path(path));
         let body = json!({"name": "x", "password": "long-enough-pw"});
         let (status, value) = call(&anonymous, method_of(method), &url, Some(body.clone())).await;
         assert_eq!(status, 401, "anonymous {method} {url}: {value}");
@@ -1183,7 +1184,8 @@ async fn openapi_document_covers_every_mounted_route() {
     let mounted = berth::http::admin::mounted_routes();
     let mut mounted_pairs = Vec::new();
     for (method, path) in &mounted {
-        let documented = path.replace("{*", "{");
+        // Sub-resources are mounted at internal paths and documented at their public ones.
+        let documented = berth::http::admin::public_path(path).replace("{*", "{");
         let op = &paths
             .get(&documented)
             .unwrap_or_else(|| panic!("{documented} is mounted but not documented"))[*method];

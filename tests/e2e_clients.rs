@@ -715,3 +715,76 @@ fn tls_containerd_pull_with_ca() {
     c.args(["images", "ls", "-q"]);
     assert!(run_ok(c).stdout.lines().any(|l| l == target));
 }
+
+/// docker: overwriting a tag of an immutable repository fails, and `docker push` prints ECR's
+/// message; a new tag works, and pushing that tag again (same digest) succeeds.
+#[test]
+fn docker_push_over_an_immutable_tag_prints_ecrs_message() {
+    let reg = Registry::start();
+    if reg.kind != "berth" {
+        eprintln!("skipped: tag immutability is set through Berth's admin API");
+        return;
+    }
+    let repo = unique("docker-immutable");
+    push_test_image(&reg, &repo, "v1", None);
+    // IMMUTABLE through the admin API's public sub-resource path.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let resp = common::admin_client()
+            .put(format!(
+                "http://{}/api/v1/repositories/{repo}/tag-mutability",
+                reg.addr
+            ))
+            .json(&serde_json::json!({"imageTagMutability": "IMMUTABLE"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
+    });
+
+    let dockerd = Dockerd::start(&[&reg.addr]);
+    dockerd.login(&reg);
+    let docker = |args: &[&str]| {
+        let mut c = dockerd.docker();
+        c.args(args);
+        run(c)
+    };
+    let src = reg.reference(&repo, "v1");
+    docker(&["pull", &src]).ok();
+    // A different image: one more layer on top.
+    let container = format!("imm-{}", std::process::id());
+    docker(&[
+        "run",
+        "--name",
+        &container,
+        "--network",
+        "none",
+        &src,
+        "sh",
+        "-c",
+        "echo changed > /changed",
+    ])
+    .ok();
+    docker(&["commit", &container, &src]).ok();
+    let refused = docker(&["push", &src]).failed();
+    let message = format!(
+        "The image tag 'v1' already exists in the '{repo}' repository and cannot be overwritten \
+         because the repository is immutable."
+    );
+    assert_contains(
+        &refused.combined(),
+        &message,
+        "docker push over an immutable tag",
+    );
+
+    let v2 = reg.reference(&repo, "v2");
+    docker(&["tag", &src, &v2]).ok();
+    docker(&["push", &v2]).ok();
+    let again = docker(&["push", &v2]).ok();
+    assert_contains(
+        &again.stdout,
+        "digest: sha256:",
+        "re-push of the same digest",
+    );
+    docker(&["rm", &container]).ok();
+}

@@ -225,6 +225,26 @@ async fn boto3_images_pushed_over_v2() {
     assert_eq!(resp.status().as_u16(), 404);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_tag_mutability_and_put_image_on_an_immutable_tag() {
+    let server = start();
+    let api = admin_api(&server);
+    let repo = format!("imm-{}/app", rand_suffix());
+    let a = api.push_image(&repo, "v1").await;
+    // A second manifest over the same blobs, pushed by digest (untagged).
+    let mut other: Value = serde_json::from_slice(&a.manifest).unwrap();
+    other["annotations"] = json!({"variant": "b"});
+    let b = serde_json::to_vec(&other).unwrap();
+    api.push_manifest(&repo, &api::sha256_digest(&b), &a.media_type, &b)
+        .await;
+    let args = json!({
+        "repository": repo,
+        "manifest_a": String::from_utf8(a.manifest.clone()).unwrap(),
+        "manifest_b": String::from_utf8(b).unwrap(),
+    });
+    boto3(&server, "tag_mutability", args, ADMIN_KEY, ADMIN_SECRET);
+}
+
 /// A second principal with its own access key and no policies, created directly in the
 /// server's database. Returns its ARN.
 async fn create_plain_user(server: &TestServer, name: &str, key: &str, secret: &str) -> String {

@@ -133,17 +133,62 @@ conformance!(sqlite, super::Backend::Sqlite;
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
-    leases_concurrent);
+    leases_concurrent, tag_mutability_concurrent);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
-    leases_concurrent);
+    leases_concurrent, tag_mutability_concurrent);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob);
 
 // --- helpers ----------------------------------------------------------------------------------
+
+/// Tag immutability in `put_manifest`: the setting round-trips, and of 16 concurrent puts of
+/// different manifests to one protected tag exactly one wins (five rounds).
+async fn tag_mutability_concurrent(db: &Db) {
+    use berth::policy::{MutabilityMode, TagMutability};
+    let name = repo("imm/app");
+    assert!(db
+        .create_repository_with(
+            &name,
+            &TagMutability::new(MutabilityMode::Immutable, vec![]).unwrap()
+        )
+        .await
+        .unwrap());
+    let row = db.repository_row(&name).await.unwrap().unwrap();
+    assert_eq!(row.tag_mutability.mode, MutabilityMode::Immutable);
+    for round in 0..5 {
+        let t = tag(&format!("r{round}"));
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (meta, t) = (db.meta.clone(), t.clone());
+                let m = manifest(format!("{{\"round\":{round},\"i\":{i}}}").as_bytes());
+                tokio::spawn(async move { meta.put_manifest(row.id, &m, &[t]).await })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => won += 1,
+                Err(berth::error::Error::TagImmutable(message)) => {
+                    assert!(message.contains("'imm/app' repository"), "{message}")
+                }
+                Err(other) => panic!("round {round}: {other}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+    }
+    db.set_tag_mutability(row.id, &TagMutability::default())
+        .await
+        .unwrap();
+    let row = db.repository_row(&name).await.unwrap().unwrap();
+    assert_eq!(row.tag_mutability, TagMutability::default());
+    db.put_manifest(row.id, &manifest(b"{\"moved\":1}"), &[tag("r0")])
+        .await
+        .unwrap();
+}
 
 fn repo(s: &str) -> RepoName {
     RepoName::parse(s).unwrap()

@@ -81,6 +81,7 @@ pub fn exception(e: &Error) -> (StatusCode, &'static str) {
         | Error::InvalidParameter(_)
         | Error::NotFound(_) => (BAD, "InvalidParameterException"),
         Error::NameUnknown(_) => (BAD, "RepositoryNotFoundException"),
+        Error::TagImmutable(_) => (BAD, "ImageTagAlreadyExistsException"),
         Error::BlobUnknown(_) | Error::ManifestBlobUnknown(_) => (BAD, "LayersNotFoundException"),
         Error::BlobUploadUnknown(_) => (BAD, "UploadNotFoundException"),
         Error::UploadOutOfOrder { .. } => (BAD, "InvalidLayerPartException"),

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::meta::{ImageRow, RepositoryRow, TagFilter};
 use crate::oci::manifest::ManifestKind;
 use crate::oci::{Algorithm, Digest, RepoName, Tag};
-use crate::policy::Action;
+use crate::policy::{Action, TagMutability};
 use crate::service::{ImageDelete, ImageLookup, ImagePut, MAX_RESOURCE_TAGS};
 
 /// Runs the operation named by `X-Amz-Target` on the JSON `body`.
@@ -41,6 +41,7 @@ pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResul
         "BatchDeleteImage" => run!(batch_delete_image),
         "PutImage" => run!(put_image),
         "BatchCheckLayerAvailability" => run!(batch_check_layer_availability),
+        "PutImageTagMutability" => run!(put_image_tag_mutability),
         "TagResource" => run!(tag_resource),
         "UntagResource" => run!(untag_resource),
         "ListTagsForResource" => run!(list_tags_for_resource),
@@ -103,7 +104,8 @@ fn repository(call: &Call<'_>, row: &RepositoryRow) -> Repository {
         repository_name: row.name.clone(),
         repository_uri: format!("{}/{}", call.registry_host(), row.name),
         created_at: timestamp(row.created_at),
-        image_tag_mutability: "MUTABLE".into(),
+        image_tag_mutability: row.tag_mutability.mode.as_str().into(),
+        image_tag_mutability_exclusion_filters: row.tag_mutability.exclusion_filters.clone(),
         image_scanning_configuration: ImageScanningConfiguration {
             scan_on_push: false,
         },
@@ -330,23 +332,16 @@ async fn create_repository(
     call.check_registry_id(input.registry_id.as_deref())?;
     let name = repository_name(&input.repository_name)?;
     let tags = check_tags(input.tags.as_deref().unwrap_or_default())?;
+    let tag_mutability = TagMutability::from_json(
+        input
+            .image_tag_mutability
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .unwrap_or(&serde_json::Value::String("MUTABLE".into())),
+        input.image_tag_mutability_exclusion_filters.as_ref(),
+    )
+    .map_err(EcrError::invalid)?;
     // Only the defaults exist so far; refusing the rest beats silently not enforcing them.
-    if let Some(m) = input.image_tag_mutability.as_deref() {
-        if m != "MUTABLE" {
-            return Err(EcrError::invalid(format!(
-                "imageTagMutability '{}' is not supported by Berth yet; only MUTABLE",
-                m.chars().take(40).collect::<String>()
-            )));
-        }
-    }
-    if input
-        .image_tag_mutability_exclusion_filters
-        .is_some_and(|f| !f.is_empty())
-    {
-        return Err(EcrError::invalid(
-            "imageTagMutabilityExclusionFilters are not supported by Berth yet",
-        ));
-    }
     if input
         .image_scanning_configuration
         .is_some_and(|c| c.scan_on_push)
@@ -370,7 +365,7 @@ async fn create_repository(
     let row = call
         .app
         .registry
-        .create_repository(&name)
+        .create_repository_with(&name, &tag_mutability)
         .await
         .map_err(|e| match e {
             Error::AlreadyExists(_) => EcrError::new(
@@ -1099,6 +1094,37 @@ async fn put_image(call: &Call<'_>, input: PutImageRequest) -> EcrResult<PutImag
             image_manifest: String::from_utf8(body).unwrap_or_default(),
             image_manifest_media_type: parsed.media_type,
         },
+    })
+}
+
+/// PutImageTagMutability: the repository's mode and exclusion filters, replaced.
+async fn put_image_tag_mutability(
+    call: &Call<'_>,
+    input: PutImageTagMutabilityRequest,
+) -> EcrResult<PutImageTagMutabilityResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    let setting = TagMutability::from_json(
+        &input.image_tag_mutability,
+        input.image_tag_mutability_exclusion_filters.as_ref(),
+    )
+    .map_err(EcrError::invalid)?;
+    call.authorize(
+        Action::PutImageTagMutability,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    let row = call
+        .app
+        .registry
+        .set_tag_mutability(&name, &setting)
+        .await
+        .map_err(in_repository(call, &name))?;
+    Ok(PutImageTagMutabilityResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: row.name,
+        image_tag_mutability: row.tag_mutability.mode.as_str().into(),
+        image_tag_mutability_exclusion_filters: row.tag_mutability.exclusion_filters,
     })
 }
 

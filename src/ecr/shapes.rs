@@ -86,6 +86,8 @@ pub struct Repository {
     pub repository_uri: String,
     pub created_at: Timestamp,
     pub image_tag_mutability: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_tag_mutability_exclusion_filters: Vec<crate::policy::mutability::ExclusionFilter>,
     pub image_scanning_configuration: ImageScanningConfiguration,
     pub encryption_configuration: EncryptionConfiguration,
 }
@@ -99,9 +101,9 @@ pub struct CreateRepositoryRequest {
     #[serde(default)]
     pub tags: Option<Vec<ResourceTag>>,
     #[serde(default)]
-    pub image_tag_mutability: Option<String>,
+    pub image_tag_mutability: Option<serde_json::Value>,
     #[serde(default)]
-    pub image_tag_mutability_exclusion_filters: Option<Vec<serde_json::Value>>,
+    pub image_tag_mutability_exclusion_filters: Option<serde_json::Value>,
     #[serde(default)]
     pub image_scanning_configuration: Option<ImageScanningConfiguration>,
     #[serde(default)]
@@ -402,6 +404,29 @@ pub struct ListTagsForResourceRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ListTagsForResourceResponse {
     pub tags: Vec<ResourceTag>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageTagMutabilityRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    /// Validated by the operation, so the message can name the field.
+    #[serde(default)]
+    pub image_tag_mutability: serde_json::Value,
+    #[serde(default)]
+    pub image_tag_mutability_exclusion_filters: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageTagMutabilityResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_tag_mutability: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_tag_mutability_exclusion_filters: Vec<crate::policy::mutability::ExclusionFilter>,
 }
 
 /// TagResource and UntagResource answer an empty object.

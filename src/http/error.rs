@@ -22,6 +22,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::NameInvalid(_) => (S::BAD_REQUEST, "NAME_INVALID"),
         Error::NameUnknown(_) => (S::NOT_FOUND, "NAME_UNKNOWN"),
         Error::TagInvalid(_) => (S::BAD_REQUEST, "TAG_INVALID"),
+        Error::TagImmutable(_) => (S::BAD_REQUEST, "TAG_INVALID"),
         Error::DigestInvalid(_) => (S::BAD_REQUEST, "DIGEST_INVALID"),
         Error::Unsupported(_) => (S::BAD_REQUEST, "UNSUPPORTED"),
         Error::BlobUnknown(_) => (S::NOT_FOUND, "BLOB_UNKNOWN"),

@@ -15,9 +15,12 @@ use axum::Router;
 
 use crate::app::AppState;
 
-/// Builds the router over the application state.
+/// Builds the router over the application state. Requests for repository sub-resources
+/// (`/api/v1/repositories/<name>/tag-mutability`, ...) are rewritten to their internal paths
+/// before routing ([`admin::rewrite_sub_resource`]): an outer router whose only route is the
+/// fallback runs the rewrite as a layer, then hands the request to the real router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let inner = Router::new()
         // ECR's JSON API (X-Amz-Target), on the registry's own listener.
         .route("/", post(crate::ecr::handle))
         .route("/v2", any(registry::dispatch))
@@ -34,7 +37,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router(state.config.limits.max_json_body_bytes))
         .layer(axum::middleware::map_response(api_version_header))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::map_request(admin::rewrite_sub_resource))
 }
 
 async fn api_version_header(mut response: Response) -> Response {

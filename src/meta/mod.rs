@@ -1,6 +1,7 @@
 //! The metadata store: repositories, blobs and their links, manifests, tags, upload sessions and
 //! leases in SQL. One SQL text for SQLite and PostgreSQL through sqlx's Any driver; the dialects
-//! differ only in their migration folders. Depends on `oci` and `error` only.
+//! differ only in their migration folders. Depends on `oci`, `error` and the pure tag mutability
+//! rules of `policy::mutability` (enforced inside the transaction that moves a tag).
 
 mod identity;
 mod images;
@@ -15,6 +16,7 @@ pub struct RepositoryRow {
     pub id: i64,
     pub name: String,
     pub created_at: i64,
+    pub tag_mutability: TagMutability,
 }
 
 use std::time::Duration;
@@ -24,6 +26,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::error::{Error, Result};
 use crate::oci::{Digest, RepoName, Tag};
+use crate::policy::mutability::{overwrite_refused, TagMutability};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -571,8 +574,45 @@ impl Meta {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Creates the repository with a tag mutability setting, in one transaction; false if it
+    /// existed (and then nothing changes).
+    pub async fn create_repository_with(
+        &self,
+        name: &RepoName,
+        setting: &TagMutability,
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING \
+             RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(now_millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = created else {
+            return Ok(false);
+        };
+        set_tag_mutability_in(&mut tx, row.try_get("id")?, setting).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Replaces the repository's tag mutability setting. Pushes that already read the old
+    /// setting in their transaction finish under it.
+    pub async fn set_tag_mutability(
+        &self,
+        repository_id: i64,
+        setting: &TagMutability,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        set_tag_mutability_in(&mut tx, repository_id, setting).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn repository_row(&self, name: &RepoName) -> Result<Option<RepositoryRow>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM repositories WHERE name = $1")
+        let row = sqlx::query(&format!("{REPOSITORY_SELECT} WHERE r.name = $1"))
             .bind(name.as_str())
             .fetch_optional(&self.read)
             .await?;
@@ -584,9 +624,9 @@ impl Meta {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RepositoryRow>> {
-        let rows = sqlx::query(
-            "SELECT id, name, created_at FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "{REPOSITORY_SELECT} WHERE r.name > $1 ORDER BY r.name LIMIT $2"
+        ))
         .bind(after.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.read)
@@ -777,6 +817,13 @@ impl Meta {
     }
 
     /// Stores a manifest (idempotent by digest) and points `tags` at it, in one transaction.
+    ///
+    /// Tag immutability is enforced here, inside that transaction: the repository's setting is
+    /// read in it, and a protected tag is written with a conditional upsert that moves nothing
+    /// when the tag exists and points at another manifest. On PostgreSQL the upsert locks the
+    /// tag row (a concurrent first insert of the same tag waits for the other transaction and
+    /// then sees its row), so of two concurrent pushes of different digests exactly one wins;
+    /// SQLite has one writer. A refusal rolls everything back with [`Error::TagImmutable`].
     pub async fn put_manifest(
         &self,
         repository_id: i64,
@@ -817,18 +864,43 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         }
+        let rules = if tags.is_empty() {
+            None
+        } else {
+            let row = sqlx::query(&format!("{REPOSITORY_SELECT} WHERE r.id = $1"))
+                .bind(repository_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            row.as_ref().map(repository_row).transpose()?
+        };
         for tag in tags {
-            sqlx::query(
+            let protected = rules
+                .as_ref()
+                .filter(|r| r.tag_mutability.is_immutable(tag.as_str()));
+            let sql = if protected.is_some() {
+                // Re-pushing the digest a protected tag already has is a no-op that succeeds.
+                "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository_id, name) DO UPDATE SET updated_at = tags.updated_at \
+                 WHERE tags.manifest_id = excluded.manifest_id"
+            } else {
                 "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(repository_id)
-            .bind(tag.as_str())
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                 updated_at = excluded.updated_at"
+            };
+            let written = sqlx::query(sql)
+                .bind(repository_id)
+                .bind(tag.as_str())
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if let (Some(repo), 0) = (protected, written) {
+                return Err(Error::TagImmutable(overwrite_refused(
+                    tag.as_str(),
+                    &repo.name,
+                )));
+            }
         }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
@@ -900,10 +972,45 @@ impl Meta {
     }
 }
 
+/// A repository with its tag mutability setting (no row: `MUTABLE`).
+const REPOSITORY_SELECT: &str = "SELECT r.id, r.name, r.created_at, tm.mode, tm.exclusion_filters \
+     FROM repositories r LEFT JOIN repository_tag_mutability tm ON tm.repository_id = r.id";
+
+fn tag_mutability(r: &AnyRow) -> Result<TagMutability> {
+    let mode: Option<String> = r.try_get("mode")?;
+    Ok(match mode {
+        None => TagMutability::default(),
+        Some(mode) => {
+            let filters: Option<String> = r.try_get("exclusion_filters")?;
+            TagMutability::from_stored(&mode, filters.as_deref().unwrap_or("[]"))
+        }
+    })
+}
+
 fn repository_row(r: &sqlx::any::AnyRow) -> Result<RepositoryRow> {
     Ok(RepositoryRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         created_at: r.try_get("created_at")?,
+        tag_mutability: tag_mutability(r)?,
     })
+}
+
+async fn set_tag_mutability_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    repository_id: i64,
+    setting: &TagMutability,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO repository_tag_mutability (repository_id, mode, exclusion_filters, updated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (repository_id) DO UPDATE SET mode = excluded.mode, \
+         exclusion_filters = excluded.exclusion_filters, updated_at = excluded.updated_at",
+    )
+    .bind(repository_id)
+    .bind(setting.mode.as_str())
+    .bind(setting.filters_json())
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! IAM-like access policies (pure decisions, no I/O): parsing, validation and evaluation of ECR policy documents.
+//! IAM-like access policies (pure decisions, no I/O): parsing, validation and evaluation of ECR policy documents;
+//! and tag immutability ([`mutability`]).
 //!
 //! Users bring ECR's JSON policy documents unchanged; this module decides what they allow.
 //!
@@ -44,6 +45,7 @@ mod context;
 mod document;
 mod eval;
 mod glob;
+pub mod mutability;
 
 #[cfg(test)]
 mod tests;
@@ -61,3 +63,4 @@ pub use eval::{
     evaluate, evaluate_action, granted_scope_actions, scope_granted, DecidingStatement, Decision,
     ImplicitDenyReason, NamedPolicy, PolicySet, PolicySource,
 };
+pub use mutability::{MutabilityMode, TagMutability};

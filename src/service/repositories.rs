@@ -1,14 +1,33 @@
-//! Repository management for the admin APIs: create, describe, list and delete repositories.
+//! Repository management for the admin APIs: create, describe, list and delete repositories,
+//! and set their tag mutability.
 
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::meta::RepositoryRow;
 use crate::oci::RepoName;
+use crate::policy::TagMutability;
 
 impl Registry {
     /// Creates an empty repository; `AlreadyExists` if it is there.
     pub async fn create_repository(&self, name: &RepoName) -> Result<RepositoryRow> {
-        if !self.meta.create_repository(name).await? {
+        self.create_repository_with(name, &TagMutability::default())
+            .await
+    }
+
+    /// Creates an empty repository with a tag mutability setting; `AlreadyExists` if it is there.
+    pub async fn create_repository_with(
+        &self,
+        name: &RepoName,
+        tag_mutability: &TagMutability,
+    ) -> Result<RepositoryRow> {
+        let created = if *tag_mutability == TagMutability::default() {
+            self.meta.create_repository(name).await?
+        } else {
+            self.meta
+                .create_repository_with(name, tag_mutability)
+                .await?
+        };
+        if !created {
             return Err(Error::AlreadyExists(format!(
                 "The repository with name '{name}' already exists in the registry"
             )));
@@ -22,6 +41,21 @@ impl Registry {
             Error::NameUnknown(format!(
                 "The repository with name '{name}' does not exist in the registry"
             ))
+        })
+    }
+
+    /// PutImageTagMutability: replaces the repository's setting (already validated); returns
+    /// the repository as it is now.
+    pub async fn set_tag_mutability(
+        &self,
+        name: &RepoName,
+        tag_mutability: &TagMutability,
+    ) -> Result<RepositoryRow> {
+        let row = self.describe_repository(name).await?;
+        self.meta.set_tag_mutability(row.id, tag_mutability).await?;
+        Ok(RepositoryRow {
+            tag_mutability: tag_mutability.clone(),
+            ..row
         })
     }
 

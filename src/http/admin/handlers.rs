@@ -17,7 +17,9 @@ use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
 use crate::oci::RepoName;
-use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource};
+use crate::policy::{
+    group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource, TagMutability,
+};
 
 type Reply = std::result::Result<Response, super::ApiError>;
 
@@ -119,6 +121,15 @@ pub(super) fn mount(r: Routes) -> Routes {
         .get("/api/v1/repositories", list_repositories)
         .get("/api/v1/repositories/{*name}", describe_repository)
         .delete("/api/v1/repositories/{*name}", delete_repository)
+        // sub-resources: public `/api/v1/repositories/{name}/tag-mutability` (see `super::SUB_RESOURCES`)
+        .get(
+            "/api/v1/repository-tag-mutability/{*name}",
+            get_tag_mutability,
+        )
+        .put(
+            "/api/v1/repository-tag-mutability/{*name}",
+            put_tag_mutability,
+        )
         // policies
         .get("/api/v1/repository-policies/{*name}", get_repository_policy)
         .put("/api/v1/repository-policies/{*name}", put_repository_policy)
@@ -190,6 +201,16 @@ fn repository_json(app: &AppState, row: &RepositoryRow) -> Value {
         "repositoryArn": repository_arn(&app.access.region, &app.access.registry_id, &row.name),
         "registryId": app.access.registry_id,
         "createdAt": time(row.created_at),
+        "imageTagMutability": row.tag_mutability.mode.as_str(),
+        "imageTagMutabilityExclusionFilters": row.tag_mutability.filters_value(),
+    })
+}
+
+fn tag_mutability_json(row: &RepositoryRow) -> Value {
+    json!({
+        "repositoryName": row.name,
+        "imageTagMutability": row.tag_mutability.mode.as_str(),
+        "imageTagMutabilityExclusionFilters": row.tag_mutability.filters_value(),
     })
 }
 
@@ -811,6 +832,36 @@ fn repo_resource(app: &AppState, name: &str) -> String {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateRepository {
     name: String,
+    #[serde(default)]
+    image_tag_mutability: Option<Value>,
+    #[serde(default)]
+    image_tag_mutability_exclusion_filters: Option<Value>,
+}
+
+/// The body of `PUT .../tag-mutability`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PutTagMutability {
+    #[serde(default)]
+    image_tag_mutability: Value,
+    #[serde(default)]
+    image_tag_mutability_exclusion_filters: Option<Value>,
+}
+
+/// Validates a tag mutability setting from a request body (mode defaults to `MUTABLE` when
+/// `default_mutable`).
+fn tag_mutability_of(
+    mode: Option<&Value>,
+    filters: Option<&Value>,
+    default_mutable: bool,
+) -> Result<TagMutability> {
+    let mutable = Value::String("MUTABLE".into());
+    let mode = match mode {
+        Some(Value::Null) | None if default_mutable => &mutable,
+        Some(mode) => mode,
+        None => &Value::Null,
+    };
+    TagMutability::from_json(mode, filters).map_err(Error::InvalidParameter)
 }
 
 /// POST /api/v1/repositories
@@ -846,7 +897,12 @@ async fn create_repository(
         .await?;
     let result = async {
         let name = repo_name(&req.name)?;
-        app.registry.create_repository(&name).await
+        let setting = tag_mutability_of(
+            req.image_tag_mutability.as_ref(),
+            req.image_tag_mutability_exclusion_filters.as_ref(),
+            true,
+        )?;
+        app.registry.create_repository_with(&name, &setting).await
     }
     .await;
     let row = call.finish(result, "").await?;
@@ -951,6 +1007,75 @@ async fn delete_repository(
     };
     let (row, _) = call.finish(result, detail).await?;
     Ok(ok(repository_json(&app, &row)))
+}
+
+/// GET /api/v1/repositories/{name}/tag-mutability
+async fn get_tag_mutability(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DescribeRepositories",
+            Permission::Ecr(Action::DescribeRepositories, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
+    let row = call.finish(result, "").await?;
+    Ok(ok(tag_mutability_json(&row)))
+}
+
+/// PUT /api/v1/repositories/{name}/tag-mutability
+async fn put_tag_mutability(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:PutImageTagMutability",
+            Permission::Ecr(Action::PutImageTagMutability, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let (call, req): (_, PutTagMutability) = call.body(&body).await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        let setting = tag_mutability_of(
+            Some(&req.image_tag_mutability),
+            req.image_tag_mutability_exclusion_filters.as_ref(),
+            false,
+        )?;
+        app.registry.set_tag_mutability(&name, &setting).await
+    }
+    .await;
+    let detail = match &result {
+        Ok(row) => {
+            let filters = row
+                .tag_mutability
+                .exclusion_filters
+                .iter()
+                .map(|f| f.filter.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            if filters.is_empty() {
+                format!("imageTagMutability={}", row.tag_mutability.mode)
+            } else {
+                format!(
+                    "imageTagMutability={} exclusions={filters}",
+                    row.tag_mutability.mode
+                )
+            }
+        }
+        Err(_) => String::new(),
+    };
+    let row = call.finish(result, &detail).await?;
+    Ok(ok(tag_mutability_json(&row)))
 }
 
 // ---- policies ----

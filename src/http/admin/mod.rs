@@ -10,9 +10,9 @@
 //!
 //! **Permissions.** A call that has an ECR counterpart needs that ECR action, decided by the
 //! policy engine exactly as the ECR API decides it: `ecr:CreateRepository`,
-//! `ecr:DescribeRepositories`, `ecr:DeleteRepository` and the repository policy actions
-//! (`ecr:SetRepositoryPolicy`, `ecr:GetRepositoryPolicy`, `ecr:DeleteRepositoryPolicy`) on the
-//! repository; the registry policy actions (`ecr:PutRegistryPolicy`, `ecr:GetRegistryPolicy`,
+//! `ecr:DescribeRepositories`, `ecr:DeleteRepository`, `ecr:PutImageTagMutability` and the
+//! repository policy actions (`ecr:SetRepositoryPolicy`, `ecr:GetRepositoryPolicy`,
+//! `ecr:DeleteRepositoryPolicy`) on the repository; the registry policy actions (`ecr:PutRegistryPolicy`, `ecr:GetRegistryPolicy`,
 //! `ecr:DeleteRegistryPolicy`) on the registry. Listing repositories shows those the caller may
 //! `ecr:DescribeRepositories`. Everything without an ECR counterpart (users, groups, robot
 //! accounts, access keys, identity policies, settings, the policy simulator, signing keys, the
@@ -61,6 +61,61 @@ pub const PREFIX: &str = "/api/v1";
 
 /// The action whose permission at registry scope makes a caller an administrator.
 pub const ADMIN_ACTION: Action = Action::PutRegistryPolicy;
+
+/// Sub-resources of a repository: the public path `/api/v1/repositories/<name>/<sub>` (matched
+/// from the right end, as names contain `/`) is rewritten before routing to the internal path
+/// `/api/v1/<internal>/<name>`, where the handlers are mounted as `{*name}` catch-alls (axum
+/// allows a catch-all only as the last segment). Pairs of (public suffix, internal prefix).
+pub const SUB_RESOURCES: &[(&str, &str)] = &[
+    ("tag-mutability", "repository-tag-mutability"),
+    ("lifecycle-policy", "repository-lifecycle-policy"),
+    ("lifecycle/preview", "repository-lifecycle-preview"),
+    ("lifecycle/run", "repository-lifecycle-run"),
+];
+
+/// The internal path of a public sub-resource path (see [`SUB_RESOURCES`]), if it is one.
+pub fn internal_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/v1/repositories/")?;
+    SUB_RESOURCES.iter().find_map(|(sub, internal)| {
+        let name = rest.strip_suffix(sub)?.strip_suffix('/')?;
+        (!name.is_empty()).then(|| format!("{PREFIX}/{internal}/{name}"))
+    })
+}
+
+/// The public path of a mounted route (the inverse of [`internal_path`] on route patterns:
+/// `/api/v1/repository-tag-mutability/{*name}` → `/api/v1/repositories/{*name}/tag-mutability`);
+/// other routes are their own public path.
+pub fn public_path(route: &str) -> String {
+    for (sub, internal) in SUB_RESOURCES {
+        if let Some(name) = route
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_prefix(internal))
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            return format!("{PREFIX}/repositories/{name}/{sub}");
+        }
+    }
+    route.to_owned()
+}
+
+/// Rewrites a request for a public sub-resource path to its internal path (before routing).
+pub async fn rewrite_sub_resource(mut req: Request) -> Request {
+    if let Some(path) = internal_path(req.uri().path()) {
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
 
 /// Collects routes and remembers (method, path) of each, so tests can hold the OpenAPI
 /// document against what is really mounted.
@@ -146,6 +201,7 @@ async fn no_such_endpoint(uri: Uri) -> ApiError {
 }
 
 /// (lowercase method, axum path) of every mounted admin route; a `{*name}` segment may hold `/`.
+/// Sub-resources appear at their internal path; [`public_path`] gives the documented one.
 pub fn mounted_routes() -> Vec<(&'static str, &'static str)> {
     routes().mounted
 }
@@ -322,6 +378,60 @@ impl Call<'_> {
             Err(_) => Err(self
                 .fail(Error::InvalidParameter("the body is not UTF-8 text".into()))
                 .await),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_resource_paths_are_matched_from_the_right() {
+        let cases = [
+            (
+                "/api/v1/repositories/team/app/tag-mutability",
+                Some("/api/v1/repository-tag-mutability/team/app"),
+            ),
+            (
+                "/api/v1/repositories/a/lifecycle/preview",
+                Some("/api/v1/repository-lifecycle-preview/a"),
+            ),
+            (
+                "/api/v1/repositories/a/b/c/lifecycle/run",
+                Some("/api/v1/repository-lifecycle-run/a/b/c"),
+            ),
+            (
+                "/api/v1/repositories/lifecycle/tag-mutability",
+                Some("/api/v1/repository-tag-mutability/lifecycle"),
+            ),
+            (
+                "/api/v1/repositories/x/lifecycle-policy",
+                Some("/api/v1/repository-lifecycle-policy/x"),
+            ),
+            ("/api/v1/repositories/tag-mutability", None),
+            ("/api/v1/repositories/team/app", None),
+            ("/api/v1/repositories/team/apptag-mutability", None),
+            ("/api/v1/users/x/tag-mutability", None),
+        ];
+        for (public, internal) in cases {
+            assert_eq!(internal_path(public).as_deref(), internal, "{public}");
+        }
+        assert_eq!(
+            public_path("/api/v1/repository-lifecycle-preview/{*name}"),
+            "/api/v1/repositories/{*name}/lifecycle/preview"
+        );
+        assert_eq!(
+            public_path("/api/v1/repository-policies/{*name}"),
+            "/api/v1/repository-policies/{*name}"
+        );
+        for (method, route) in mounted_routes() {
+            let public = public_path(route);
+            if public != route {
+                let concrete = public.replace("{*name}", "team/app");
+                let expected = route.replace("{*name}", "team/app");
+                assert_eq!(internal_path(&concrete), Some(expected), "{method} {route}");
+            }
         }
     }
 }

@@ -96,6 +96,8 @@ const OPS: &[Op] = &[
     op!("delete" "/api/v1/repositories/{name}", "deleteRepository", "Delete a repository (with force, also one that holds images)", "ecr:DeleteRepository on the repository", NoBody => 200 Schema("Repository"),
         &[("force", "boolean", "Delete even if the repository holds images")]),
     // policies
+    op!("get" "/api/v1/repositories/{name}/tag-mutability", "getTagMutability", "The repository's tag mutability (ECR's imageTagMutability and exclusion filters)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("TagMutability")),
+    op!("put" "/api/v1/repositories/{name}/tag-mutability", "putTagMutability", "Set the repository's tag mutability (as ECR's PutImageTagMutability)", "ecr:PutImageTagMutability on the repository", Schema("PutTagMutability") => 200 Schema("TagMutability")),
     op!("get" "/api/v1/repository-policies/{name}", "getRepositoryPolicy", "The repository policy", "ecr:GetRepositoryPolicy on the repository", NoBody => 200 Policy),
     op!("put" "/api/v1/repository-policies/{name}", "setRepositoryPolicy", "Set (replace) the repository policy", "ecr:SetRepositoryPolicy on the repository", Policy => 204 NoBody),
     op!("delete" "/api/v1/repository-policies/{name}", "deleteRepositoryPolicy", "Remove the repository policy", "ecr:DeleteRepositoryPolicy on the repository", NoBody => 204 NoBody),
@@ -242,10 +244,28 @@ fn schemas() -> Value {
             "name": { "type": "string" }, "arn": { "type": "string" }, "createdAt": time, "members": names } },
         "GroupList": { "type": "object", "properties": { "groups": { "type": "array", "items": { "$ref": "#/components/schemas/Group" } } } },
         "CreateRepository": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
-            "name": { "type": "string" } } },
+            "name": { "type": "string" },
+            "imageTagMutability": { "$ref": "#/components/schemas/ImageTagMutability" },
+            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" } } },
         "Repository": { "type": "object", "properties": {
             "repositoryName": { "type": "string" }, "repositoryArn": { "type": "string" },
-            "registryId": { "type": "string" }, "createdAt": time } },
+            "registryId": { "type": "string" }, "createdAt": time,
+            "imageTagMutability": { "$ref": "#/components/schemas/ImageTagMutability" },
+            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" } } },
+        "ImageTagMutability": { "type": "string", "default": "MUTABLE",
+            "enum": ["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"],
+            "description": "Whether pushes may move existing tags to another digest; the *_WITH_EXCLUSION modes invert the rule for tags matching an exclusion filter" },
+        "ExclusionFilters": { "type": "array", "maxItems": 5, "description": "Required (1 to 5) by the *_WITH_EXCLUSION modes, refused by the others",
+            "items": { "type": "object", "required": ["filterType", "filter"], "additionalProperties": false, "properties": {
+                "filterType": { "type": "string", "enum": ["WILDCARD"] },
+                "filter": { "type": "string", "pattern": "^[0-9a-zA-Z._*-]{1,128}$", "description": "`*` matches any run of characters" } } } },
+        "PutTagMutability": { "type": "object", "required": ["imageTagMutability"], "additionalProperties": false, "properties": {
+            "imageTagMutability": { "$ref": "#/components/schemas/ImageTagMutability" },
+            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" } } },
+        "TagMutability": { "type": "object", "properties": {
+            "repositoryName": { "type": "string" },
+            "imageTagMutability": { "$ref": "#/components/schemas/ImageTagMutability" },
+            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" } } },
         "RepositoryList": { "type": "object", "properties": {
             "repositories": { "type": "array", "items": { "$ref": "#/components/schemas/Repository" } },
             "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },

@@ -1,0 +1,10 @@
+-- Tag immutability per repository (ECR's imageTagMutability and its exclusion filters). A
+-- repository without a row is MUTABLE. `exclusion_filters` is ECR's JSON list,
+-- [{"filterType":"WILDCARD","filter":"dev-*"}], empty ([]) for the modes without exclusions.
+-- The manifest push reads this row inside the transaction that moves the tag.
+CREATE TABLE repository_tag_mutability (
+    repository_id BIGINT NOT NULL PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
+    mode TEXT COLLATE "C" NOT NULL,
+    exclusion_filters TEXT COLLATE "C" NOT NULL,
+    updated_at BIGINT NOT NULL
+);
