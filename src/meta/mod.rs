@@ -938,8 +938,10 @@ impl Meta {
         let missing = self
             .present_in_tx(
                 &mut tx,
-                "SELECT rb.digest FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
-                 WHERE rb.repository_id = $1 AND rb.digest IN",
+                // Only the blob rows are locked (GC locks them before the links), in one order.
+                "SELECT b.digest FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest \
+                 WHERE rb.repository_id = $1 AND b.digest IN ({}) ORDER BY b.digest",
+                "FOR SHARE OF b",
                 repository_id,
                 &m.required_blobs,
             )
@@ -953,7 +955,8 @@ impl Meta {
         let missing = self
             .present_in_tx(
                 &mut tx,
-                "SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN",
+                "SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN ({}) ORDER BY digest",
+                "FOR SHARE",
                 repository_id,
                 &m.required_manifests,
             )
@@ -993,12 +996,13 @@ impl Meta {
         Ok(())
     }
 
-    /// Of `digests`, those the locking query `select` (ending in `IN`, `$1` the repository)
-    /// does not return, locking the returned rows `FOR SHARE` on PostgreSQL.
+    /// Of `digests`, those the query `select` (`{}` the digest list, `$1` the repository) does
+    /// not return, locking the returned rows with `lock` on PostgreSQL.
     async fn present_in_tx(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         select: &str,
+        lock: &str,
         repository_id: i64,
         digests: &[String],
     ) -> Result<Vec<String>> {
@@ -1009,8 +1013,9 @@ impl Meta {
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "{select} ({placeholders}){}",
-                self.dialect.lock("FOR SHARE")
+                "{}{}",
+                select.replacen("{}", &placeholders, 1),
+                self.dialect.lock(lock)
             );
             let mut query = sqlx::query(&sql).bind(repository_id);
             for d in batch {
