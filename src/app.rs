@@ -31,13 +31,14 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
     })?;
-    let meta = Meta::connect(
+    let mut meta = Meta::connect(
         &config.database_url(),
         config.database.max_connections,
         Duration::from_secs(config.database.acquire_timeout_secs),
     )
     .await
     .map_err(|e| anyhow::anyhow!("metadata database: {e}"))?;
+    meta.set_gc_grace(Duration::from_secs(config.gc.grace_period_secs));
     let blobs = BlobStore::open(&config.storage_url(), &config.storage)
         .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
     let access = Arc::new(
@@ -71,6 +72,14 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         state.replica_id.clone(),
         cancel.clone(),
     ))];
+    if let Some(interval) = state.config.gc.interval() {
+        jobs.push(tokio::spawn(crate::jobs::collect_garbage(
+            state.registry.clone(),
+            interval,
+            state.replica_id.clone(),
+            cancel.clone(),
+        )));
+    }
     jobs.push(tokio::spawn(crate::jobs::reload_signing_keys(
         state.access.clone(),
         Duration::from_secs(10),

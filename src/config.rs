@@ -37,6 +37,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub uploads: UploadConfig,
+    pub gc: GcConfig,
     pub limits: LimitsConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
@@ -125,6 +126,39 @@ pub struct UploadConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// How long after a blob is committed or linked, or a manifest stops referencing it, before
+    /// garbage collection first reviews it (uploads and pushes in progress finish meanwhile).
+    pub grace_period_secs: u64,
+    /// How often the background GC pass runs (on one replica at a time); 0 disables it.
+    pub interval_secs: u64,
+    /// The same in milliseconds, when non-zero (tests; overrides `interval_secs`).
+    pub interval_millis: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            grace_period_secs: 86_400,
+            interval_secs: 600,
+            interval_millis: 0,
+        }
+    }
+}
+
+impl GcConfig {
+    /// The background interval, `None` when disabled.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        match (self.interval_millis, self.interval_secs) {
+            (0, 0) => None,
+            (0, s) => Some(std::time::Duration::from_secs(s)),
+            (ms, _) => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Largest manifest accepted (the spec requires at least 4 MiB).
     pub max_manifest_bytes: usize,
@@ -173,6 +207,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
             uploads: UploadConfig::default(),
+            gc: GcConfig::default(),
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),

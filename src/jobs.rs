@@ -41,6 +41,33 @@ pub async fn purge_uploads(
     }
 }
 
+/// Runs a garbage collection pass every `interval` while this replica holds the `gc` lease, so
+/// one replica runs each pass (on PostgreSQL, several could: rows are taken `SKIP LOCKED`).
+pub async fn collect_garbage(
+    registry: Arc<Registry>,
+    interval: Duration,
+    holder: String,
+    cancel: CancellationToken,
+) {
+    // Held across passes by its holder; taken over when that replica stops renewing it.
+    let ttl = (interval * 2).max(Duration::from_secs(30));
+    loop {
+        match registry.meta.try_lease("gc", &holder, ttl).await {
+            Ok(true) => {
+                if let Err(e) = registry.gc_pass().await {
+                    tracing::warn!(error = %e, "garbage collection pass failed; will retry");
+                }
+            }
+            Ok(false) => tracing::debug!("another replica holds the gc lease"),
+            Err(e) => tracing::warn!(error = %e, "cannot take the gc lease; will retry"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
 /// Polls the maintenance epoch every `interval` and drops the in-process metadata cache when a
 /// `berth fsck --repair` in another process changed what it holds.
 pub async fn watch_maintenance(

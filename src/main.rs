@@ -60,6 +60,17 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+    /// Online garbage collection.
+    Gc {
+        #[command(subcommand)]
+        command: GcCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GcCommand {
+    /// Process every due review now (beside running servers) and print what was reclaimed.
+    Run(ServeArgs),
 }
 
 fn overrides(a: &ServeArgs) -> Overrides {
@@ -140,10 +151,50 @@ async fn fsck(config: Config, repair: bool, grace_secs: u64) -> anyhow::Result<(
     Ok(())
 }
 
+/// Runs one garbage collection pass and prints what it reclaimed.
+async fn gc_run(config: Config) -> anyhow::Result<()> {
+    let grace = config.gc.grace_period_secs;
+    let (state, _) = berth::app::build(config).await?;
+    let registry = &state.registry;
+    let result = registry.gc_pass().await;
+    let queue = registry
+        .meta
+        .gc_queue_stats(berth::meta::now_millis())
+        .await;
+    registry.meta.close().await;
+    let report = result?;
+    println!(
+        "gc: deleted {} blob(s), {} byte(s), {} manifest(s); kept {} blob(s) and {} manifest(s) still referenced (grace period {grace} s)",
+        report.blobs_deleted,
+        report.bytes_deleted,
+        report.manifests_deleted,
+        report.blobs_kept,
+        report.manifests_kept,
+    );
+    if let Ok(q) = queue {
+        println!(
+            "gc: queued for later review: {} blob(s), {} manifest(s)",
+            q.blob_queue, q.manifest_queue
+        );
+    }
+    if report.storage_errors > 0 {
+        anyhow::bail!(
+            "{} object(s) could not be deleted from storage; run `berth fsck --repair`",
+            report.storage_errors
+        );
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
-        Command::Serve(a) | Command::Migrate(a) | Command::Fsck { args: a, .. } => a.clone(),
+        Command::Serve(a)
+        | Command::Migrate(a)
+        | Command::Fsck { args: a, .. }
+        | Command::Gc {
+            command: GcCommand::Run(a),
+        } => a.clone(),
     };
     let config = match Config::load(cli.config.as_deref(), &overrides(&args)) {
         Ok(c) => c,
@@ -175,6 +226,9 @@ fn main() -> std::process::ExitCode {
             Command::Fsck {
                 repair, grace_secs, ..
             } => fsck(config, repair, grace_secs).await,
+            Command::Gc {
+                command: GcCommand::Run(_),
+            } => gc_run(config).await,
         }
     });
     match result {

@@ -214,6 +214,8 @@ fn manifest(content: &[u8]) -> NewManifest {
         annotations: None,
         depth: 0,
         references: vec![],
+        required_blobs: vec![],
+        required_manifests: vec![],
     }
 }
 
@@ -556,7 +558,7 @@ async fn commit_blob(db: &Db) {
 
     db.create_upload("u1", r1, "sha256", "{}").await.unwrap();
     let got = db
-        .commit_blob("u1", r1, &d, size, "blobs/k1")
+        .commit_blob("u1", r1, &d, size, "blobs/k1", None)
         .await
         .unwrap();
     assert_eq!(got, BlobCommit::Stored);
@@ -581,7 +583,7 @@ async fn commit_blob(db: &Db) {
     // The same digest from another upload in another repository: already stored, first key wins.
     db.create_upload("u2", r2, "sha256", "{}").await.unwrap();
     let got = db
-        .commit_blob("u2", r2, &d, size, "blobs/k2")
+        .commit_blob("u2", r2, &d, size, "blobs/k2", None)
         .await
         .unwrap();
     assert_eq!(
@@ -602,7 +604,7 @@ async fn commit_blob(db: &Db) {
     // Again in a repository that already has it: no second link.
     db.create_upload("u3", r1, "sha256", "{}").await.unwrap();
     let got = db
-        .commit_blob("u3", r1, &d, size, "blobs/k3")
+        .commit_blob("u3", r1, &d, size, "blobs/k3", None)
         .await
         .unwrap();
     assert!(matches!(got, BlobCommit::AlreadyStored { .. }));
@@ -614,7 +616,9 @@ async fn commit_blob(db: &Db) {
     db.create_upload("u5", r3, "sha256", "{}").await.unwrap();
     let e = digest("small");
     assert_eq!(
-        db.commit_blob("u4", r3, &e, 5, "blobs/e").await.unwrap(),
+        db.commit_blob("u4", r3, &e, 5, "blobs/e", None)
+            .await
+            .unwrap(),
         BlobCommit::Stored
     );
     assert!(db.upload("u5", r3).await.unwrap().is_some());
@@ -638,7 +642,7 @@ async fn commit_blob_concurrent(db: &Db) {
             let id = format!("up-{i}");
             meta.create_upload(&id, r, "sha256", "{}").await.unwrap();
             let got = meta
-                .commit_blob(&id, r, &d, 42, &format!("key-{i}"))
+                .commit_blob(&id, r, &d, 42, &format!("key-{i}"), None)
                 .await
                 .unwrap();
             (i, r, got)
@@ -683,7 +687,7 @@ async fn link_unlink(db: &Db) {
     let r2 = db.ensure_repository(&repo("l/two")).await.unwrap();
     let d = digest("mounted");
     db.create_upload("u", r1, "sha256", "{}").await.unwrap();
-    db.commit_blob("u", r1, &d, 7, "k").await.unwrap();
+    db.commit_blob("u", r1, &d, 7, "k", None).await.unwrap();
 
     // Cross-repository mount, idempotent.
     db.link_blob(r2, &d).await.unwrap();
@@ -725,12 +729,12 @@ async fn missing_blobs(db: &Db) {
     for (i, d) in [&a, &b].into_iter().enumerate() {
         let id = format!("u{i}");
         db.create_upload(&id, r1, "sha256", "{}").await.unwrap();
-        db.commit_blob(&id, r1, d, 1, &format!("k{i}"))
+        db.commit_blob(&id, r1, d, 1, &format!("k{i}"), None)
             .await
             .unwrap();
     }
     db.create_upload("uc", r2, "sha256", "{}").await.unwrap();
-    db.commit_blob("uc", r2, &c, 1, "kc").await.unwrap();
+    db.commit_blob("uc", r2, &c, 1, "kc", None).await.unwrap();
 
     assert!(db.missing_blobs(r1, &[]).await.unwrap().is_empty());
     assert!(db.missing_blobs(r1, &[&a, &b]).await.unwrap().is_empty());
@@ -1135,7 +1139,9 @@ async fn foreign_keys_enforced(db: &Db) {
     // connection of the pool for this).
     let r = db.ensure_repository(&repo("fk")).await.unwrap();
     assert!(
-        db.link_blob(r, &digest("no such blob")).await.is_err(),
+        !db.link_blob(r, &digest("no such blob"))
+            .await
+            .unwrap_or(false),
         "repository_blobs.digest references blobs"
     );
     assert!(
@@ -1173,11 +1179,13 @@ async fn all_uploads_and_blobs(db: &Db) {
     db.create_upload("z", r2, "sha256", "{}").await.unwrap();
     assert!(db.advance_upload("y", 0, 3, "{}", &[9]).await.unwrap());
     let (big, small) = (digest("big"), digest("small"));
-    db.commit_blob("z", r2, &big, 7u64 << 32, "k/big")
+    db.commit_blob("z", r2, &big, 7u64 << 32, "k/big", None)
         .await
         .unwrap();
     db.create_upload("w", r1, "sha256", "{}").await.unwrap();
-    db.commit_blob("w", r1, &small, 0, "k/small").await.unwrap();
+    db.commit_blob("w", r1, &small, 0, "k/small", None)
+        .await
+        .unwrap();
     // Unlinked blobs are still listed (fsck sees every row).
     db.unlink_blob(r1, &small).await.unwrap();
 
@@ -1214,11 +1222,11 @@ async fn forget_blob(db: &Db) {
     let lost = digest("lost layer");
     let kept = digest("kept layer");
     db.create_upload("u", ids[0], "sha256", "{}").await.unwrap();
-    db.commit_blob("u", ids[0], &lost, 10, "k/lost")
+    db.commit_blob("u", ids[0], &lost, 10, "k/lost", None)
         .await
         .unwrap();
     db.create_upload("v", ids[0], "sha256", "{}").await.unwrap();
-    db.commit_blob("v", ids[0], &kept, 10, "k/kept")
+    db.commit_blob("v", ids[0], &kept, 10, "k/kept", None)
         .await
         .unwrap();
     for id in &ids[1..] {
@@ -1267,7 +1275,7 @@ async fn forget_blob(db: &Db) {
         .await
         .unwrap();
     assert_eq!(
-        db.commit_blob("again", ids[2], &lost, 10, "k/lost2")
+        db.commit_blob("again", ids[2], &lost, 10, "k/lost2", None)
             .await
             .unwrap(),
         BlobCommit::Stored

@@ -240,7 +240,7 @@ impl Meta {
             .execute(&mut *tx)
             .await?;
         let deleted = sqlx::query(
-            "DELETE FROM manifests WHERE id = $1 \
+            "SELECT id FROM manifests WHERE id = $1 \
              AND NOT EXISTS (SELECT 1 FROM tags WHERE manifest_id = $1) \
              AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests p ON p.id = r.manifest_id \
                              WHERE p.repository_id = $2 AND r.child_digest = $3 AND r.kind = 'manifest')",
@@ -248,10 +248,28 @@ impl Meta {
         .bind(manifest_id)
         .bind(repository_id)
         .bind(&digest)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?
-        .rows_affected()
-            == 1;
+        .is_some();
+        if deleted {
+            super::gc::delete_manifest_in(
+                &mut tx,
+                repository_id,
+                manifest_id,
+                &digest,
+                self.review_after(),
+            )
+            .await?;
+        } else {
+            super::gc::enqueue_manifest(
+                &mut tx,
+                manifest_id,
+                repository_id,
+                self.review_after(),
+                "tag_delete",
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Some(Untagged {
             digest,

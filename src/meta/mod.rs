@@ -3,10 +3,12 @@
 //! differ only in their migration folders. Depends on `oci`, `error` and the pure tag mutability
 //! rules of `policy::mutability` (enforced inside the transaction that moves a tag).
 
+mod gc;
 mod identity;
 mod images;
 mod resource_tags;
 
+pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
 
@@ -47,7 +49,12 @@ pub struct Meta {
     dialect: Dialect,
     /// SQLite only: the group committer for blob commits.
     committer: Option<CommitQueue>,
+    /// GC grace period (ms): how long after an event a blob or manifest is first reviewed.
+    gc_grace_ms: i64,
 }
+
+/// The default GC grace period: 24 hours.
+pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, Clone)]
 pub struct UploadRow {
@@ -99,6 +106,11 @@ pub struct NewManifest {
     pub depth: i64,
     /// `(child digest, kind)` where kind is `config`, `layer` or `manifest`.
     pub references: Vec<(String, &'static str)>,
+    /// Blobs that must be in the repository when the manifest commits (config and non-foreign
+    /// layers); locked against GC inside the transaction.
+    pub required_blobs: Vec<String>,
+    /// Child manifests that must be in the repository when an index commits.
+    pub required_manifests: Vec<String>,
 }
 
 /// What committing an upload found.
@@ -108,6 +120,9 @@ pub enum BlobCommit {
     Stored,
     /// The blob was already stored under `object_key`; the upload's own object is surplus.
     AlreadyStored { object_key: String },
+    /// Garbage collection removed the object under this blob's (shared) key between the upload
+    /// publishing it and committing; nothing was committed and the client must retry.
+    Vanished,
 }
 
 pub fn now_millis() -> i64 {
@@ -148,6 +163,10 @@ struct BlobCommitRequest {
     digest: String,
     size: u64,
     object_key: String,
+    /// When GC reviews the blob (now + grace).
+    review_after: i64,
+    /// Filesystem storage: the object's path, checked inside the transaction (see `gc`).
+    verify_path: Option<std::path::PathBuf>,
 }
 
 type CommitQueue = tokio::sync::mpsc::Sender<(
@@ -161,29 +180,63 @@ const MAX_GROUP_COMMIT: usize = 64;
 async fn commit_blob_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     r: &BlobCommitRequest,
+    dialect: Dialect,
 ) -> Result<BlobCommit> {
     let now = now_millis();
-    let inserted = sqlx::query(
-        "INSERT INTO blobs (digest, size, object_key, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (digest) DO NOTHING",
-    )
+    // The review row first (lock order: queue row, then blob row, as GC takes them): it also
+    // takes SQLite's write lock before anything is read.
+    gc::enqueue_blob(tx, &r.digest, r.review_after, "blob_upload").await?;
+    // Waits for a GC transaction deleting this blob; holds it against one until commit.
+    let existing = sqlx::query(&format!(
+        "SELECT object_key FROM blobs WHERE digest = $1{}",
+        dialect.lock("FOR SHARE")
+    ))
     .bind(&r.digest)
-    .bind(r.size as i64)
-    .bind(&r.object_key)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let outcome = if inserted {
-        BlobCommit::Stored
-    } else {
-        let row = sqlx::query("SELECT object_key FROM blobs WHERE digest = $1")
-            .bind(&r.digest)
-            .fetch_one(&mut **tx)
-            .await?;
-        BlobCommit::AlreadyStored {
+    .fetch_optional(&mut **tx)
+    .await?;
+    let outcome = match existing {
+        Some(row) => BlobCommit::AlreadyStored {
             object_key: row.try_get("object_key")?,
+        },
+        None => {
+            let inserted = sqlx::query(
+                "INSERT INTO blobs (digest, size, object_key, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(&r.digest)
+            .bind(r.size as i64)
+            .bind(&r.object_key)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                // A GC that deleted the previous row with this key detached the file inside its
+                // transaction, which has ended by now: if our published file went with it, the
+                // row must not be committed.
+                if let Some(path) = &r.verify_path {
+                    if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+                        sqlx::query("DELETE FROM blobs WHERE digest = $1")
+                            .bind(&r.digest)
+                            .execute(&mut **tx)
+                            .await?;
+                        return Ok(BlobCommit::Vanished);
+                    }
+                }
+                BlobCommit::Stored
+            } else {
+                let row = sqlx::query(&format!(
+                    "SELECT object_key FROM blobs WHERE digest = $1{}",
+                    dialect.lock("FOR SHARE")
+                ))
+                .bind(&r.digest)
+                .fetch_one(&mut **tx)
+                .await?;
+                BlobCommit::AlreadyStored {
+                    object_key: row.try_get("object_key")?,
+                }
+            }
         }
     };
     sqlx::query(
@@ -222,7 +275,7 @@ fn spawn_group_committer(write: AnyPool) -> CommitQueue {
                 let mut tx = write.begin().await?;
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for (request, _) in &batch {
-                    outcomes.push(commit_blob_in(&mut tx, request).await?);
+                    outcomes.push(commit_blob_in(&mut tx, request, Dialect::Sqlite).await?);
                 }
                 tx.commit().await?;
                 Ok::<_, Error>(outcomes)
@@ -299,6 +352,7 @@ impl Meta {
             write,
             dialect,
             committer,
+            gc_grace_ms: DEFAULT_GC_GRACE.as_millis() as i64,
         };
         meta.migrate().await?;
         Ok(meta)
@@ -318,6 +372,20 @@ impl Meta {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Sets the GC grace period used when enqueueing reviews.
+    pub fn set_gc_grace(&mut self, grace: Duration) {
+        self.gc_grace_ms = grace.as_millis().min(i64::MAX as u128) as i64;
+    }
+
+    pub fn gc_grace(&self) -> Duration {
+        Duration::from_millis(self.gc_grace_ms.max(0) as u64)
+    }
+
+    /// When something changed now is first reviewed by GC.
+    fn review_after(&self) -> i64 {
+        now_millis().saturating_add(self.gc_grace_ms)
     }
 
     /// Cheap liveness probe of the database.
@@ -503,6 +571,7 @@ impl Meta {
         digest: &Digest,
         size: u64,
         object_key: &str,
+        verify_path: Option<std::path::PathBuf>,
     ) -> Result<BlobCommit> {
         let request = BlobCommitRequest {
             upload_id: upload_id.to_owned(),
@@ -510,6 +579,8 @@ impl Meta {
             digest: digest.to_string(),
             size,
             object_key: object_key.to_owned(),
+            review_after: self.review_after(),
+            verify_path,
         };
         if let Some(committer) = &self.committer {
             let (reply, answer) = tokio::sync::oneshot::channel();
@@ -522,7 +593,7 @@ impl Meta {
                 .map_err(|_| Error::Internal("blob committer stopped".into()))?;
         }
         let mut tx = self.write.begin().await?;
-        let outcome = commit_blob_in(&mut tx, &request).await?;
+        let outcome = commit_blob_in(&mut tx, &request, self.dialect).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -648,6 +719,7 @@ impl Meta {
                 return Ok(false);
             }
         }
+        gc::enqueue_repository_blobs(&mut tx, id, self.review_after()).await?;
         sqlx::query("DELETE FROM tags WHERE repository_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -729,27 +801,53 @@ impl Meta {
         Ok((repos, manifests))
     }
 
-    /// Links an existing blob into a repository (cross-repository mount).
-    pub async fn link_blob(&self, repository_id: i64, digest: &Digest) -> Result<()> {
+    /// Links an existing blob into a repository (cross-repository mount); false if the blob is
+    /// gone (garbage-collected meanwhile). Postpones the blob's GC review and holds the blob row
+    /// against a concurrent GC until the link commits.
+    pub async fn link_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
+        let digest = digest.to_string();
+        let mut tx = self.write.begin().await?;
+        gc::enqueue_blob(&mut tx, &digest, self.review_after(), "blob_link").await?;
+        let exists = sqlx::query(&format!(
+            "SELECT digest FROM blobs WHERE digest = $1{}",
+            self.dialect.lock("FOR SHARE")
+        ))
+        .bind(&digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (repository_id, digest) DO NOTHING",
         )
         .bind(repository_id)
-        .bind(digest.to_string())
+        .bind(&digest)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Removes the blob from the repository; the bytes stay for other repositories (and GC).
     pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let query =
+        let digest = digest.to_string();
+        let mut tx = self.write.begin().await?;
+        let done =
             sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
                 .bind(repository_id)
-                .bind(digest.to_string());
-        Ok(query.execute(&self.write).await?.rows_affected() == 1)
+                .bind(&digest)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if done {
+            gc::enqueue_blob(&mut tx, &digest, self.review_after(), "blob_unlink").await?;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Of `digests`, those not visible as blobs in the repository.
@@ -853,6 +951,69 @@ impl Meta {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
+        // Pushed on its own: a top-level manifest again, never deleted by GC.
+        sqlx::query("DELETE FROM gc_dependent_manifests WHERE manifest_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Tags moving away from another manifest: GC reviews it (before any blob lock is taken,
+        // keeping the lock order queue row, then blob or manifest row).
+        for tag in tags {
+            let old =
+                sqlx::query("SELECT manifest_id FROM tags WHERE repository_id = $1 AND name = $2")
+                    .bind(repository_id)
+                    .bind(tag.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(old) = old {
+                let old: i64 = old.try_get("manifest_id")?;
+                if old != id {
+                    gc::enqueue_manifest(
+                        &mut tx,
+                        old,
+                        repository_id,
+                        self.review_after(),
+                        "tag_switch",
+                    )
+                    .await?;
+                }
+            }
+        }
+        // What the manifest references must exist now and stay until commit: a GC deleting one
+        // of them either finished first (then it is missing here) or waits for this commit (and
+        // then sees the reference).
+        let missing = self
+            .present_in_tx(
+                &mut tx,
+                // Only the blob rows are locked (GC locks them before the links), in one order.
+                "SELECT b.digest FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest \
+                 WHERE rb.repository_id = $1 AND b.digest IN ({}) ORDER BY b.digest",
+                "FOR SHARE OF b",
+                repository_id,
+                &m.required_blobs,
+            )
+            .await?;
+        if !missing.is_empty() {
+            return Err(Error::ManifestBlobUnknown(format!(
+                "manifest references blobs that are not in the repository: {}",
+                missing.join(", ")
+            )));
+        }
+        let missing = self
+            .present_in_tx(
+                &mut tx,
+                "SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN ({}) ORDER BY digest",
+                "FOR SHARE",
+                repository_id,
+                &m.required_manifests,
+            )
+            .await?;
+        if !missing.is_empty() {
+            return Err(Error::ManifestBlobUnknown(format!(
+                "index references manifests that are not in the repository: {}",
+                missing.join(", ")
+            )));
+        }
         for (child, kind) in &m.references {
             sqlx::query(
                 "INSERT INTO manifest_references (manifest_id, child_digest, kind) VALUES ($1, $2, $3) \
@@ -907,20 +1068,87 @@ impl Meta {
         Ok(())
     }
 
-    /// Deletes a manifest and every tag pointing at it.
-    pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let query = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
-            .bind(repository_id)
-            .bind(digest.to_string());
-        Ok(query.execute(&self.write).await?.rows_affected() == 1)
+    /// Of `digests`, those the query `select` (`{}` the digest list, `$1` the repository) does
+    /// not return, locking the returned rows with `lock` on PostgreSQL.
+    async fn present_in_tx(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        select: &str,
+        lock: &str,
+        repository_id: i64,
+        digests: &[String],
+    ) -> Result<Vec<String>> {
+        let mut present = std::collections::HashSet::new();
+        for batch in digests.chunks(500) {
+            let placeholders = (0..batch.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "{}{}",
+                select.replacen("{}", &placeholders, 1),
+                self.dialect.lock(lock)
+            );
+            let mut query = sqlx::query(&sql).bind(repository_id);
+            for d in batch {
+                query = query.bind(d.as_str());
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                present.insert(row.try_get::<String, _>("digest")?);
+            }
+        }
+        Ok(digests
+            .iter()
+            .filter(|d| !present.contains(*d))
+            .cloned()
+            .collect())
     }
 
-    /// Deletes one tag; the manifest stays.
+    /// Deletes a manifest and every tag pointing at it; its blobs, children and referrers are
+    /// queued for GC review.
+    pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
+        let digest = digest.to_string();
+        let mut tx = self.write.begin().await?;
+        // A no-op write: takes SQLite's write lock first and the row lock on PostgreSQL.
+        let row = sqlx::query(
+            "UPDATE manifests SET digest = digest WHERE repository_id = $1 AND digest = $2 RETURNING id",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id: i64 = row.try_get("id")?;
+        gc::delete_manifest_in(&mut tx, repository_id, id, &digest, self.review_after()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes one tag; the manifest stays (GC reviews it, see `gc`).
     pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
-        let query = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
-            .bind(repository_id)
-            .bind(tag.as_str());
-        Ok(query.execute(&self.write).await?.rows_affected() == 1)
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING manifest_id",
+        )
+        .bind(repository_id)
+        .bind(tag.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        gc::enqueue_manifest(
+            &mut tx,
+            row.try_get("manifest_id")?,
+            repository_id,
+            self.review_after(),
+            "tag_delete",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Tag names in lexical order after `last`, at most `limit`.

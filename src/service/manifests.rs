@@ -67,6 +67,8 @@ impl Registry {
         let repo = self.ensure_repository(name).await?;
 
         let mut references = Vec::new();
+        let mut required_blobs = Vec::new();
+        let mut required_manifests = Vec::new();
         let mut depth = 0i64;
         match parsed.kind {
             ManifestKind::Image => {
@@ -82,6 +84,7 @@ impl Registry {
                         required.push(&layer.digest);
                     }
                 }
+                required_blobs = required.iter().map(|d| d.to_string()).collect();
                 let missing = self.meta.missing_blobs(repo, &required).await?;
                 if !missing.is_empty() {
                     return Err(Error::ManifestBlobUnknown(format!(
@@ -94,6 +97,7 @@ impl Registry {
                 let mut missing = Vec::new();
                 for child in &parsed.references {
                     references.push((child.digest.to_string(), "manifest"));
+                    required_manifests.push(child.digest.to_string());
                     match self.meta.manifest_by_digest(repo, &child.digest).await? {
                         Some(row) => depth = depth.max(row.depth + 1),
                         None => missing.push(child.digest.to_string()),
@@ -137,6 +141,8 @@ impl Registry {
                 .map(|a| serde_json::Value::Object(a.clone()).to_string()),
             depth,
             references,
+            required_blobs,
+            required_manifests,
         };
         self.meta.put_manifest(repo, &record, &tags).await?;
         if !tags.is_empty() {

@@ -4,6 +4,7 @@
 
 mod cache;
 mod fsck;
+mod gc;
 mod identity;
 mod images;
 mod manifests;
@@ -24,6 +25,7 @@ use crate::storage::{BlobBody, BlobStore, ByteRange};
 
 pub use cache::MetaCache;
 pub use fsck::FsckReport;
+pub use gc::{GcReport, GcStats, GcStatus, GcTotals};
 pub use identity::ADMIN_PASSWORD_FILE;
 pub use images::{ImageDelete, ImageLookup, ImagePut};
 pub use manifests::{ManifestPut, StoredManifest};
@@ -59,6 +61,8 @@ pub struct Registry {
     pub cache: Arc<MetaCache>,
     /// Per-upload locks on this replica.
     uploads: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Garbage collection counters of this process.
+    pub gc_stats: Arc<GcStats>,
 }
 
 /// A blob ready to stream.
@@ -82,6 +86,7 @@ impl Registry {
             limits,
             cache,
             uploads: DashMap::new(),
+            gc_stats: Arc::new(GcStats::default()),
         }
     }
 

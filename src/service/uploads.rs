@@ -180,12 +180,23 @@ impl Registry {
     ) -> Result<()> {
         let key = self.blobs.publish(id, digest).await?;
         crate::failpoint::pause("blob.before_commit").await;
-        let outcome = self.meta.commit_blob(id, repo, digest, size, &key).await?;
-        if let BlobCommit::AlreadyStored { object_key } = outcome {
-            if object_key != key {
+        let verify = self.blobs.shared_key_path(&key);
+        let outcome = self
+            .meta
+            .commit_blob(id, repo, digest, size, &key, verify)
+            .await?;
+        match outcome {
+            BlobCommit::AlreadyStored { object_key } if object_key != key => {
                 // Another upload of the same bytes won; ours is surplus.
                 self.blobs.delete_object(&key).await?;
             }
+            BlobCommit::Vanished => {
+                self.cache.invalidate_all();
+                return Err(Error::Unavailable(format!(
+                    "blob {digest} was garbage-collected while this upload finished; upload it again"
+                )));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -268,7 +279,9 @@ impl Registry {
             return Ok(None);
         }
         let repo = self.ensure_repository(name).await?;
-        self.meta.link_blob(repo, digest).await?;
+        if !self.meta.link_blob(repo, digest).await? {
+            return Ok(None);
+        }
         Ok(Some(BlobLocation {
             digest: digest.clone(),
         }))

@@ -106,6 +106,20 @@ pub struct BlobStore {
     redirect_expiry: Option<Duration>,
 }
 
+/// Directory (filesystem storage) where GC parks objects until its transaction commits.
+const GC_TRASH: &str = "gc-trash";
+
+/// A blob object GC took out of service; see [`BlobStore::detach_object`].
+#[derive(Debug)]
+pub enum Detached {
+    /// Nothing was there.
+    Gone,
+    /// Renamed into the trash directory.
+    Trash { original: PathBuf, trash: PathBuf },
+    /// Still under its (unique) key in the object store.
+    Key(String),
+}
+
 /// An object found by listing storage.
 #[derive(Debug, Clone)]
 pub struct StoredObject {
@@ -509,6 +523,103 @@ impl BlobStore {
                 }
             }
         }
+    }
+
+    /// On the filesystem, where a blob's key is a function of its digest (so a new upload of the
+    /// same bytes lands on the key GC is deleting), the file behind `key`; `None` on object
+    /// stores, whose keys are unique per upload.
+    pub fn shared_key_path(&self, key: &str) -> Option<PathBuf> {
+        match &self.strategy {
+            Strategy::Local(root) => Some(root.join(key)),
+            Strategy::Multipart(_) => None,
+        }
+    }
+
+    /// Takes a blob object out of service inside GC's transaction. On the filesystem the file is
+    /// renamed into `gc-trash/` at once (atomic), so an upload of the same digest that commits
+    /// after GC sees it gone; on object stores (unique keys) nothing happens until
+    /// [`BlobStore::purge_detached`] after the commit.
+    pub async fn detach_object(&self, key: &str) -> Result<Detached> {
+        match &self.strategy {
+            Strategy::Local(root) => {
+                let original = root.join(key);
+                let trash_dir = root.join(GC_TRASH);
+                let trash = trash_dir.join(uuid::Uuid::new_v4().simple().to_string());
+                let moved = tokio::task::spawn_blocking({
+                    let (original, trash) = (original.clone(), trash.clone());
+                    move || -> std::io::Result<bool> {
+                        std::fs::create_dir_all(&trash_dir)?;
+                        match std::fs::rename(&original, &trash) {
+                            Ok(()) => Ok(true),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                            Err(e) => Err(e),
+                        }
+                    }
+                })
+                .await
+                .map_err(Error::internal)??;
+                Ok(if moved {
+                    Detached::Trash { original, trash }
+                } else {
+                    Detached::Gone
+                })
+            }
+            Strategy::Multipart(_) => Ok(Detached::Key(key.to_owned())),
+        }
+    }
+
+    /// Puts a detached object back (GC's transaction failed to commit).
+    pub async fn restore_detached(&self, detached: Detached) {
+        if let Detached::Trash { original, trash } = detached {
+            if let Err(e) = tokio::fs::rename(&trash, &original).await {
+                tracing::warn!(error = %e, "cannot restore {}", original.display());
+            }
+        }
+    }
+
+    /// Deletes a detached object for good (after GC's transaction committed).
+    pub async fn purge_detached(&self, detached: Detached) -> Result<()> {
+        match detached {
+            Detached::Gone => Ok(()),
+            Detached::Trash { trash, .. } => match tokio::fs::remove_file(&trash).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            },
+            Detached::Key(key) => self.delete_object(&key).await,
+        }
+    }
+
+    /// Removes files left in `gc-trash/` by a GC process that died between its commit and its
+    /// purge, once older than `age`.
+    pub async fn purge_trash(&self, age: Duration) -> Result<usize> {
+        let Strategy::Local(root) = &self.strategy else {
+            return Ok(0);
+        };
+        let dir = root.join(GC_TRASH);
+        tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            let mut purged = 0;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let old = entry
+                    .metadata()?
+                    .modified()?
+                    .elapsed()
+                    .is_ok_and(|elapsed| elapsed > age);
+                if old {
+                    std::fs::remove_file(entry.path())?;
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+        .await
+        .map_err(Error::internal)?
+        .map_err(Into::into)
     }
 
     /// Deletes a blob object that lost a race to an identical one stored first.

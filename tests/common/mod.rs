@@ -392,6 +392,17 @@ impl TestServer {
         cmd
     }
 
+    /// A `berth` command with nested subcommands (such as `gc run`) configured like this server.
+    pub fn cli_path(&self, subcommands: &[&str]) -> Command {
+        let mut cmd = Command::new(berth_bin());
+        cmd.args(subcommands)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args);
+        self.apply_env(&mut cmd);
+        cmd
+    }
+
     /// The PostgreSQL database and S3 server of the `pg-s3` stack.
     pub fn backends(&self) -> Option<&Backends> {
         self.backends.as_ref()

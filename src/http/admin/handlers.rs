@@ -147,6 +147,7 @@ pub(super) fn mount(r: Routes) -> Routes {
         .get("/api/v1/signing-keys", signing_keys)
         .post("/api/v1/signing-keys/rotate", rotate_signing_key)
         .get("/api/v1/audit", audit_log)
+        .get("/api/v1/gc", gc_status)
 }
 
 // ---- shapes ----
@@ -1219,6 +1220,48 @@ struct Settings {
 
 async fn settings_json(app: &AppState) -> Result<Value> {
     Ok(json!({ "createOnPush": app.access.create_on_push().await? }))
+}
+
+/// GET /api/v1/gc: garbage collection queues and what this process reclaimed.
+async fn gc_status(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(&app, "berth:GetGcStatus", Permission::Admin, "gc")
+        .await?;
+    let result = async {
+        let s = app.registry.gc_status().await?;
+        let pass = |p: &crate::service::GcReport| {
+            json!({
+                "blobsDeleted": p.blobs_deleted,
+                "bytesDeleted": p.bytes_deleted,
+                "manifestsDeleted": p.manifests_deleted,
+                "blobsKept": p.blobs_kept,
+                "manifestsKept": p.manifests_kept,
+                "storageErrors": p.storage_errors,
+                "startedAt": time(p.started_at),
+                "finishedAt": time(p.finished_at),
+            })
+        };
+        Ok(json!({
+            "gracePeriodSecs": s.grace_period_secs,
+            "intervalSecs": app.config.gc.interval().map(|i| i.as_secs_f64()),
+            "queue": {
+                "blobs": s.queue.blob_queue,
+                "blobsDue": s.queue.blob_due,
+                "manifests": s.queue.manifest_queue,
+                "manifestsDue": s.queue.manifest_due,
+            },
+            "sinceStart": {
+                "passes": s.since_start.passes,
+                "blobsDeleted": s.since_start.blobs_deleted,
+                "bytesDeleted": s.since_start.bytes_deleted,
+                "manifestsDeleted": s.since_start.manifests_deleted,
+                "storageErrors": s.since_start.storage_errors,
+            },
+            "lastPass": s.last_pass.as_ref().map(pass),
+        }))
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
 }
 
 /// GET /api/v1/settings

@@ -112,6 +112,7 @@ const OPS: &[Op] = &[
     op!("post" "/api/v1/signing-keys/rotate", "rotateSigningKey", "Sign with a new key; earlier keys verify until their tokens expire", ADMIN, NoBody => 200 Schema("SigningKeys")),
     op!("get" "/api/v1/audit", "listAuditEvents", "The audit log, newest first", ADMIN, NoBody => 200 Schema("AuditLog"),
         &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("before", "integer", "Entries older than this entry id (the previous page's `next`)")]),
+    op!("get" "/api/v1/gc", "getGcStatus", "Garbage collection: review queues, and what this server reclaimed since it started and in its last pass", ADMIN, NoBody => 200 Schema("GcStatus")),
 ];
 
 fn content(body: Body) -> Option<Value> {
@@ -274,6 +275,22 @@ fn schemas() -> Value {
         all.extend(m);
     }
     let part = json!({
+        "GcStatus": { "type": "object", "properties": {
+            "gracePeriodSecs": { "type": "integer", "description": "Delay between a blob or manifest losing a reference and its review" },
+            "intervalSecs": { "type": ["number", "null"], "description": "Background pass interval; null when off" },
+            "queue": { "type": "object", "properties": {
+                "blobs": { "type": "integer" }, "blobsDue": { "type": "integer" },
+                "manifests": { "type": "integer" }, "manifestsDue": { "type": "integer" } } },
+            "sinceStart": { "type": "object", "properties": {
+                "passes": { "type": "integer" }, "blobsDeleted": { "type": "integer" },
+                "bytesDeleted": { "type": "integer" }, "manifestsDeleted": { "type": "integer" },
+                "storageErrors": { "type": "integer" } } },
+            "lastPass": { "type": ["object", "null"], "properties": {
+                "blobsDeleted": { "type": "integer" }, "bytesDeleted": { "type": "integer" },
+                "manifestsDeleted": { "type": "integer" }, "blobsKept": { "type": "integer" },
+                "manifestsKept": { "type": "integer" }, "storageErrors": { "type": "integer" },
+                "startedAt": { "type": "string", "format": "date-time" },
+                "finishedAt": { "type": "string", "format": "date-time" } } } } },
         "Settings": { "type": "object", "additionalProperties": false, "properties": {
             "createOnPush": { "type": "boolean", "description": "Whether a push to a missing repository creates it (needs ecr:CreateRepository)" } } },
         "SimulationRequest": { "type": "object", "required": ["principal", "action"], "additionalProperties": false, "properties": {
