@@ -60,6 +60,24 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+    /// Lifecycle policies.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Run the saved lifecycle policies now (every repository that has one, or one repository);
+    /// works on the database and storage while servers run.
+    Run {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Only this repository.
+        #[arg(long)]
+        repository: Option<String>,
+    },
 }
 
 fn overrides(a: &ServeArgs) -> Overrides {
@@ -140,10 +158,64 @@ async fn fsck(config: Config, repair: bool, grace_secs: u64) -> anyhow::Result<(
     Ok(())
 }
 
+/// Runs saved lifecycle policies and prints what expired.
+async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Result<()> {
+    let (state, _) = berth::app::build(config).await?;
+    let registry = &state.registry;
+    let result = async {
+        let runs = match &repository {
+            Some(name) => {
+                let name = berth::oci::RepoName::parse(name)?;
+                match registry.lifecycle_run(&name).await? {
+                    Some(run) => vec![run],
+                    None => anyhow::bail!("repository '{name}' has no lifecycle policy"),
+                }
+            }
+            None => registry.lifecycle_run_all().await?,
+        };
+        let mut total = 0;
+        for run in &runs {
+            for e in &run.expired {
+                println!(
+                    "{}: expired {} [{}] (rule {})",
+                    run.repository,
+                    e.digest,
+                    e.tags.join(", "),
+                    e.rule_priority
+                );
+            }
+            if run.skipped > 0 {
+                println!(
+                    "{}: {} image(s) changed during the run; left for the next one",
+                    run.repository, run.skipped
+                );
+            }
+            total += run.expired.len();
+        }
+        if total > 0 {
+            // A running single-node server caches tags; tell it to drop them.
+            registry.meta.bump_maintenance_epoch().await?;
+        }
+        println!(
+            "lifecycle: {total} image(s) expired in {} repository(ies)",
+            runs.len()
+        );
+        Ok(())
+    }
+    .await;
+    registry.meta.close().await;
+    result
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
-        Command::Serve(a) | Command::Migrate(a) | Command::Fsck { args: a, .. } => a.clone(),
+        Command::Serve(a)
+        | Command::Migrate(a)
+        | Command::Fsck { args: a, .. }
+        | Command::Lifecycle {
+            command: LifecycleCommand::Run { args: a, .. },
+        } => a.clone(),
     };
     let config = match Config::load(cli.config.as_deref(), &overrides(&args)) {
         Ok(c) => c,
@@ -175,6 +247,9 @@ fn main() -> std::process::ExitCode {
             Command::Fsck {
                 repair, grace_secs, ..
             } => fsck(config, repair, grace_secs).await,
+            Command::Lifecycle {
+                command: LifecycleCommand::Run { repository, .. },
+            } => lifecycle_run(config, repository).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@ mod cache;
 mod fsck;
 mod identity;
 mod images;
+mod lifecycle;
 mod manifests;
 mod repositories;
 mod resource_tags;
@@ -26,6 +27,9 @@ pub use cache::MetaCache;
 pub use fsck::FsckReport;
 pub use identity::ADMIN_PASSWORD_FILE;
 pub use images::{ImageDelete, ImageLookup, ImagePut};
+pub use lifecycle::{
+    LifecycleExpiry, LifecyclePreview, LifecycleRun, LifecycleSummary, PullTracker,
+};
 pub use manifests::{ManifestPut, StoredManifest};
 pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
@@ -59,6 +63,8 @@ pub struct Registry {
     pub cache: Arc<MetaCache>,
     /// Per-upload locks on this replica.
     uploads: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Pulls not yet written to the database.
+    pulls: PullTracker,
 }
 
 /// A blob ready to stream.
@@ -82,6 +88,7 @@ impl Registry {
             limits,
             cache,
             uploads: DashMap::new(),
+            pulls: PullTracker::default(),
         }
     }
 
