@@ -1183,7 +1183,7 @@ async fn openapi_document_covers_every_mounted_route() {
     let mounted = berth::http::admin::mounted_routes();
     let mut mounted_pairs = Vec::new();
     for (method, path) in &mounted {
-        let documented = path.replace("{*", "{");
+        let documented = berth::http::admin::documented_path(path);
         let op = &paths
             .get(&documented)
             .unwrap_or_else(|| panic!("{documented} is mounted but not documented"))[*method];

@@ -54,7 +54,7 @@ use crate::auth::scope::basic_challenge;
 use crate::error::{Error, Result};
 use crate::policy::Action;
 
-pub use openapi::document as openapi_document;
+pub use openapi::{document as openapi_document, documented_path};
 
 /// Where the admin API lives.
 pub const PREFIX: &str = "/api/v1";
