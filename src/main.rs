@@ -23,22 +23,22 @@ struct Cli {
 #[derive(clap::Args, Clone, Default)]
 struct ServeArgs {
     /// Address to listen on (default 0.0.0.0:5000; env BERTH_LISTEN).
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<String>,
     /// Data directory for embedded SQLite and filesystem blobs (default ./berth-data; env BERTH_DATA_DIR).
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// PEM certificate chain for HTTPS (env BERTH_TLS_CERT).
-    #[arg(long)]
+    #[arg(long, global = true)]
     tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS (env BERTH_TLS_KEY).
-    #[arg(long)]
+    #[arg(long, global = true)]
     tls_key: Option<PathBuf>,
     /// Metadata database URL: sqlite://PATH or postgres://... (env BERTH_DATABASE_URL).
-    #[arg(long)]
+    #[arg(long, global = true)]
     database_url: Option<String>,
     /// Blob storage URL: file:///PATH, s3://BUCKET[/prefix] or memory:// (env BERTH_STORAGE_URL).
-    #[arg(long)]
+    #[arg(long, global = true)]
     storage_url: Option<String>,
 }
 
@@ -62,6 +62,8 @@ enum Command {
     },
     /// Lifecycle policies.
     Lifecycle {
+        #[command(flatten)]
+        args: ServeArgs,
         #[command(subcommand)]
         command: LifecycleCommand,
     },
@@ -72,8 +74,6 @@ enum LifecycleCommand {
     /// Run the saved lifecycle policies now (every repository that has one, or one repository);
     /// works on the database and storage while servers run.
     Run {
-        #[command(flatten)]
-        args: ServeArgs,
         /// Only this repository.
         #[arg(long)]
         repository: Option<String>,
@@ -213,9 +213,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a)
         | Command::Migrate(a)
         | Command::Fsck { args: a, .. }
-        | Command::Lifecycle {
-            command: LifecycleCommand::Run { args: a, .. },
-        } => a.clone(),
+        | Command::Lifecycle { args: a, .. } => a.clone(),
     };
     let config = match Config::load(cli.config.as_deref(), &overrides(&args)) {
         Ok(c) => c,
@@ -248,7 +246,8 @@ fn main() -> std::process::ExitCode {
                 repair, grace_secs, ..
             } => fsck(config, repair, grace_secs).await,
             Command::Lifecycle {
-                command: LifecycleCommand::Run { repository, .. },
+                command: LifecycleCommand::Run { repository },
+                ..
             } => lifecycle_run(config, repository).await,
         }
     });
