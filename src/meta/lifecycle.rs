@@ -237,12 +237,15 @@ impl Meta {
         rule_priority: u32,
     ) -> Result<ExpireOutcome> {
         let mut tx = self.write.begin().await?;
-        let Some(row) =
-            sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
-                .bind(repository_id)
-                .bind(digest)
-                .fetch_optional(&mut *tx)
-                .await?
+        // A no-op update locks the manifest row (as `put_manifest` does), so a push that tags
+        // this manifest concurrently waits for the expiry, or the expiry sees its tag.
+        let Some(row) = sqlx::query(
+            "UPDATE manifests SET digest = digest WHERE repository_id = $1 AND digest = $2 RETURNING id",
+        )
+        .bind(repository_id)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             return Ok(ExpireOutcome::Changed);
         };
