@@ -501,3 +501,92 @@ async fn scheduled_run_expires_without_being_asked() {
     assert_eq!(manifest_status(&api, &repo, "new").await, 200);
     assert!(server.log().contains("lifecycle pass expired images"));
 }
+
+/// skopeo with the test admin's credentials over plain HTTP.
+fn skopeo(args: &[&str]) -> std::process::Output {
+    Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run skopeo (tests/install-clients.sh installs it)")
+}
+
+#[tokio::test]
+async fn real_client_pushes_and_sees_the_expiry() {
+    let server = start(&[("BERTH_LIFECYCLE_INTERVAL_SECS", "0")]);
+    let api = Api::new(&server.base);
+    let suffix = rand_suffix();
+    let (src, dst) = (format!("lc/src-{suffix}"), format!("lc/e2e-{suffix}"));
+    let creds = format!("{}:{}", common::ADMIN_USER, common::ADMIN_PASSWORD);
+    // skopeo pushes five distinct images, one at a time, oldest first.
+    for i in 0..5 {
+        api.push_image(&src, &format!("s{i}")).await;
+        let out = skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src-creds",
+            &creds,
+            "--dest-creds",
+            &creds,
+            &format!("docker://{}/{src}:s{i}", server.addr),
+            &format!("docker://{}/{dst}:v{i}", server.addr),
+        ]);
+        assert!(
+            out.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let policy = r#"{"rules":[{"rulePriority":1,"description":"keep the two newest v*","selection":{"tagStatus":"tagged","tagPatternList":["v*"],"countType":"imageCountMoreThan","countNumber":2},"action":{"type":"expire"}}]}"#;
+    admin(
+        &api,
+        Method::PUT,
+        &format!("/api/v1/repository-lifecycle-policy/{dst}"),
+        Some(policy),
+        204,
+    )
+    .await;
+    let run = admin(
+        &api,
+        Method::POST,
+        &format!("/api/v1/repository-lifecycle-run/{dst}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(run["expiredImageCount"], 3, "{run}");
+    let inspect = |tag: &str| {
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            &format!("docker://{}/{dst}:{tag}", server.addr),
+        ])
+    };
+    for gone in ["v0", "v1", "v2"] {
+        let out = inspect(gone);
+        assert!(!out.status.success(), "{gone} still answers");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(
+            stderr.contains("manifest unknown") || stderr.contains("not found"),
+            "{gone}: {stderr}"
+        );
+    }
+    for kept in ["v3", "v4"] {
+        assert!(inspect(kept).status.success(), "{kept} is gone");
+    }
+    let out = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!("docker://{}/{dst}", server.addr),
+    ]);
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("list-tags JSON");
+    assert_eq!(listed["Tags"], json!(["v3", "v4"]));
+}
