@@ -1583,6 +1583,23 @@ async fn lifecycle_policy_preview_and_pulls(db: &Db) {
     db.put_lifecycle_policy(r, "one").await.unwrap();
     db.put_lifecycle_policy(r, "two").await.unwrap();
     assert_eq!(db.lifecycle_policy(r).await.unwrap().unwrap().text, "two");
+    assert_eq!(
+        db.lifecycle_policy(r)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_evaluated_at,
+        None
+    );
+    db.mark_lifecycle_evaluated(r, 1234).await.unwrap();
+    assert_eq!(
+        db.lifecycle_policy(r)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_evaluated_at,
+        Some(1234)
+    );
     let with: Vec<String> = db
         .repositories_with_lifecycle_policy()
         .await

@@ -5,7 +5,9 @@
 CREATE TABLE lifecycle_policies (
     repository_id BIGINT NOT NULL PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
     policy_text TEXT COLLATE "C" NOT NULL,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    -- when a run last evaluated it (GetLifecyclePolicy's lastEvaluatedAt)
+    last_evaluated_at BIGINT
 );
 
 -- The last preview per repository (GetLifecyclePolicyPreview): the policy previewed and the

@@ -711,7 +711,7 @@ async fn get_lifecycle_policy(
         registry_id: call.registry_id().to_owned(),
         repository_name: name.to_string(),
         lifecycle_policy_text: row.text,
-        last_evaluated_at: None,
+        last_evaluated_at: row.last_evaluated_at.map(timestamp),
     })
 }
 
@@ -738,7 +738,7 @@ async fn delete_lifecycle_policy(
         registry_id: call.registry_id().to_owned(),
         repository_name: name.to_string(),
         lifecycle_policy_text: row.text,
-        last_evaluated_at: None,
+        last_evaluated_at: row.last_evaluated_at.map(timestamp),
     })
 }
 

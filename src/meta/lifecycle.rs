@@ -15,6 +15,8 @@ pub struct LifecyclePolicyRow {
     pub text: String,
     /// Unix milliseconds.
     pub updated_at: i64,
+    /// When a run last evaluated it.
+    pub last_evaluated_at: Option<i64>,
 }
 
 /// The last stored preview of a repository.
@@ -71,7 +73,8 @@ fn json_list(s: &str) -> Vec<String> {
 impl Meta {
     pub async fn lifecycle_policy(&self, repository_id: i64) -> Result<Option<LifecyclePolicyRow>> {
         let row = sqlx::query(
-            "SELECT policy_text, updated_at FROM lifecycle_policies WHERE repository_id = $1",
+            "SELECT policy_text, updated_at, last_evaluated_at FROM lifecycle_policies \
+             WHERE repository_id = $1",
         )
         .bind(repository_id)
         .fetch_optional(&self.read)
@@ -80,6 +83,7 @@ impl Meta {
             Ok(LifecyclePolicyRow {
                 text: r.try_get("policy_text")?,
                 updated_at: r.try_get("updated_at")?,
+                last_evaluated_at: r.try_get("last_evaluated_at")?,
             })
         })
         .transpose()
@@ -107,7 +111,7 @@ impl Meta {
     ) -> Result<Option<LifecyclePolicyRow>> {
         let row = sqlx::query(
             "DELETE FROM lifecycle_policies WHERE repository_id = $1 \
-             RETURNING policy_text, updated_at",
+             RETURNING policy_text, updated_at, last_evaluated_at",
         )
         .bind(repository_id)
         .fetch_optional(&self.write)
@@ -116,9 +120,22 @@ impl Meta {
             Ok(LifecyclePolicyRow {
                 text: r.try_get("policy_text")?,
                 updated_at: r.try_get("updated_at")?,
+                last_evaluated_at: r.try_get("last_evaluated_at")?,
             })
         })
         .transpose()
+    }
+
+    /// Notes that a run evaluated the repository's policy at `at`.
+    pub async fn mark_lifecycle_evaluated(&self, repository_id: i64, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE lifecycle_policies SET last_evaluated_at = $2 WHERE repository_id = $1",
+        )
+        .bind(repository_id)
+        .bind(at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
     /// Names and ids of the repositories that have a lifecycle policy, by name.

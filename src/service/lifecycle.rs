@@ -261,6 +261,9 @@ impl Registry {
         now: DateTime<Utc>,
     ) -> Result<LifecycleRun> {
         let evaluation = self.lifecycle_evaluate(repo, policy, now).await?;
+        self.meta
+            .mark_lifecycle_evaluated(repo, now.timestamp_millis())
+            .await?;
         let mut run = LifecycleRun {
             repository: name.to_owned(),
             evaluated_at: now.timestamp_millis(),
