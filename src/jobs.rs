@@ -106,7 +106,7 @@ pub async fn run_lifecycle(
             .await
         {
             Ok(true) => match registry.lifecycle_run_all().await {
-                Ok(runs) => {
+                Ok((runs, _failed)) => {
                     let expired: usize = runs.iter().map(|r| r.expired.len()).sum();
                     if expired > 0 {
                         tracing::info!(

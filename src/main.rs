@@ -163,11 +163,11 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
     let (state, _) = berth::app::build(config).await?;
     let registry = &state.registry;
     let result = async {
-        let runs = match &repository {
+        let (runs, failed) = match &repository {
             Some(name) => {
                 let name = berth::oci::RepoName::parse(name)?;
                 match registry.lifecycle_run(&name).await? {
-                    Some(run) => vec![run],
+                    Some(run) => (vec![run], Vec::new()),
                     None => anyhow::bail!("repository '{name}' has no lifecycle policy"),
                 }
             }
@@ -200,6 +200,13 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
             "lifecycle: {total} image(s) expired in {} repository(ies)",
             runs.len()
         );
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "the lifecycle run failed in {} repository(ies): {}",
+                failed.len(),
+                failed.join(", ")
+            );
+        }
         Ok(())
     }
     .await;

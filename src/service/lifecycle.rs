@@ -229,9 +229,11 @@ impl Registry {
             .map(Some)
     }
 
-    /// Runs every repository's saved policy; a repository whose run fails is logged and skipped.
-    pub async fn lifecycle_run_all(&self) -> Result<Vec<LifecycleRun>> {
+    /// Runs every repository's saved policy; a repository whose run fails is logged and named in
+    /// the second list, and the others still run.
+    pub async fn lifecycle_run_all(&self) -> Result<(Vec<LifecycleRun>, Vec<String>)> {
         let mut runs = Vec::new();
+        let mut failed = Vec::new();
         for (repo, name) in self.meta.repositories_with_lifecycle_policy().await? {
             let result = async {
                 let Some(row) = self.meta.lifecycle_policy(repo).await? else {
@@ -246,10 +248,13 @@ impl Registry {
             match result {
                 Ok(Some(run)) => runs.push(run),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(repository = %name, error = %e, "lifecycle run failed"),
+                Err(e) => {
+                    tracing::warn!(repository = %name, error = %e, "lifecycle run failed");
+                    failed.push(name);
+                }
             }
         }
-        Ok(runs)
+        Ok((runs, failed))
     }
 
     /// Evaluates and expires, one image per transaction.
