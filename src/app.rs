@@ -80,6 +80,20 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             cancel.clone(),
         )));
     }
+    let lifecycle = &state.config.lifecycle;
+    if lifecycle.interval_secs > 0 {
+        jobs.push(tokio::spawn(crate::jobs::run_lifecycle(
+            state.registry.clone(),
+            Duration::from_secs(lifecycle.interval_secs),
+            state.replica_id.clone(),
+            cancel.clone(),
+        )));
+    }
+    jobs.push(tokio::spawn(crate::jobs::flush_pulls(
+        state.registry.clone(),
+        Duration::from_secs(lifecycle.pull_flush_secs.max(1)),
+        cancel.clone(),
+    )));
     jobs.push(tokio::spawn(crate::jobs::reload_signing_keys(
         state.access.clone(),
         Duration::from_secs(10),

@@ -38,6 +38,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub uploads: UploadConfig,
     pub gc: GcConfig,
+    pub lifecycle: LifecycleConfig,
     pub limits: LimitsConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
@@ -159,6 +160,16 @@ impl GcConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// How often every repository's lifecycle policy runs (on one replica at a time); 0 turns
+    /// the scheduled run off (runs on demand still work).
+    pub interval_secs: u64,
+    /// How often recorded pulls are written to the database (one UPDATE per batch).
+    pub pull_flush_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Largest manifest accepted (the spec requires at least 4 MiB).
     pub max_manifest_bytes: usize,
@@ -208,6 +219,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             uploads: UploadConfig::default(),
             gc: GcConfig::default(),
+            lifecycle: LifecycleConfig::default(),
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
@@ -262,6 +274,15 @@ impl Default for UploadConfig {
         UploadConfig {
             purge_after_secs: 24 * 3600,
             purge_interval_secs: 3600,
+        }
+    }
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            interval_secs: 3600,
+            pull_flush_secs: 5,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Background loops that run beside the server until shutdown: purging stale upload sessions,
-//! dropping the metadata cache when another process repaired the database, and reloading the
-//! token signing keys.
+//! dropping the metadata cache when another process repaired the database, reloading the
+//! token signing keys, running lifecycle policies and writing recorded pull times.
 //! Single passes take a lease in the metadata database first, so among replicas one runs each
 //! pass, and another takes over when that one dies.
 
@@ -110,6 +110,59 @@ pub async fn reload_signing_keys(
         }
         if let Err(e) = access.reload_keys().await {
             tracing::warn!(error = %e, "cannot reload token signing keys; will retry");
+        }
+    }
+}
+
+/// Runs every repository's lifecycle policy every `interval`, on the replica holding the
+/// `lifecycle` lease, until cancelled.
+pub async fn run_lifecycle(
+    registry: Arc<Registry>,
+    interval: Duration,
+    holder: String,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match registry
+            .meta
+            .try_lease("lifecycle", &holder, interval * 2)
+            .await
+        {
+            Ok(true) => match registry.lifecycle_run_all().await {
+                Ok((runs, _failed)) => {
+                    let expired: usize = runs.iter().map(|r| r.expired.len()).sum();
+                    if expired > 0 {
+                        tracing::info!(
+                            expired,
+                            repositories = runs.len(),
+                            "lifecycle pass expired images"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "lifecycle pass failed; will retry"),
+            },
+            Ok(false) => tracing::debug!("another replica holds the lifecycle lease"),
+            Err(e) => tracing::warn!(error = %e, "cannot take the lifecycle lease; will retry"),
+        }
+    }
+}
+
+/// Writes recorded pulls every `interval`, and once more when cancelled (shutdown).
+pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: CancellationToken) {
+    loop {
+        let stop = tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = tokio::time::sleep(interval) => false,
+        };
+        if let Err(e) = registry.flush_pulls().await {
+            tracing::warn!(error = %e, "cannot record pull times; will retry");
+        }
+        if stop {
+            return;
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod failpoint;
 pub mod http;
 pub mod jobs;
+pub mod lifecycle;
 pub mod meta;
 pub mod oci;
 pub mod policy;

@@ -23,22 +23,22 @@ struct Cli {
 #[derive(clap::Args, Clone, Default)]
 struct ServeArgs {
     /// Address to listen on (default 0.0.0.0:5000; env BERTH_LISTEN).
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<String>,
     /// Data directory for embedded SQLite and filesystem blobs (default ./berth-data; env BERTH_DATA_DIR).
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// PEM certificate chain for HTTPS (env BERTH_TLS_CERT).
-    #[arg(long)]
+    #[arg(long, global = true)]
     tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS (env BERTH_TLS_KEY).
-    #[arg(long)]
+    #[arg(long, global = true)]
     tls_key: Option<PathBuf>,
     /// Metadata database URL: sqlite://PATH or postgres://... (env BERTH_DATABASE_URL).
-    #[arg(long)]
+    #[arg(long, global = true)]
     database_url: Option<String>,
     /// Blob storage URL: file:///PATH, s3://BUCKET[/prefix] or memory:// (env BERTH_STORAGE_URL).
-    #[arg(long)]
+    #[arg(long, global = true)]
     storage_url: Option<String>,
 }
 
@@ -65,12 +65,30 @@ enum Command {
         #[command(subcommand)]
         command: GcCommand,
     },
+    /// Lifecycle policies.
+    Lifecycle {
+        #[command(flatten)]
+        args: ServeArgs,
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
 }
 
 #[derive(Subcommand)]
 enum GcCommand {
     /// Process every due review now (beside running servers) and print what was reclaimed.
     Run(ServeArgs),
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Run the saved lifecycle policies now (every repository that has one, or one repository);
+    /// works on the database and storage while servers run.
+    Run {
+        /// Only this repository.
+        #[arg(long)]
+        repository: Option<String>,
+    },
 }
 
 fn overrides(a: &ServeArgs) -> Overrides {
@@ -186,6 +204,62 @@ async fn gc_run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs saved lifecycle policies and prints what expired.
+async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Result<()> {
+    let (state, _) = berth::app::build(config).await?;
+    let registry = &state.registry;
+    let result = async {
+        let (runs, failed) = match &repository {
+            Some(name) => {
+                let name = berth::oci::RepoName::parse(name)?;
+                match registry.lifecycle_run(&name).await? {
+                    Some(run) => (vec![run], Vec::new()),
+                    None => anyhow::bail!("repository '{name}' has no lifecycle policy"),
+                }
+            }
+            None => registry.lifecycle_run_all().await?,
+        };
+        let mut total = 0;
+        for run in &runs {
+            for e in &run.expired {
+                println!(
+                    "{}: expired {} [{}] (rule {})",
+                    run.repository,
+                    e.digest,
+                    e.tags.join(", "),
+                    e.rule_priority
+                );
+            }
+            if run.skipped > 0 {
+                println!(
+                    "{}: {} image(s) changed during the run; left for the next one",
+                    run.repository, run.skipped
+                );
+            }
+            total += run.expired.len();
+        }
+        if total > 0 {
+            // A running single-node server caches tags; tell it to drop them.
+            registry.meta.bump_maintenance_epoch().await?;
+        }
+        println!(
+            "lifecycle: {total} image(s) expired in {} repository(ies)",
+            runs.len()
+        );
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "the lifecycle run failed in {} repository(ies): {}",
+                failed.len(),
+                failed.join(", ")
+            );
+        }
+        Ok(())
+    }
+    .await;
+    registry.meta.close().await;
+    result
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
@@ -194,7 +268,8 @@ fn main() -> std::process::ExitCode {
         | Command::Fsck { args: a, .. }
         | Command::Gc {
             command: GcCommand::Run(a),
-        } => a.clone(),
+        }
+        | Command::Lifecycle { args: a, .. } => a.clone(),
     };
     let config = match Config::load(cli.config.as_deref(), &overrides(&args)) {
         Ok(c) => c,
@@ -229,6 +304,10 @@ fn main() -> std::process::ExitCode {
             Command::Gc {
                 command: GcCommand::Run(_),
             } => gc_run(config).await,
+            Command::Lifecycle {
+                command: LifecycleCommand::Run { repository },
+                ..
+            } => lifecycle_run(config, repository).await,
         }
     });
     match result {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Deref;
 use std::time::Duration;
 
-use berth::meta::{now_millis, BlobCommit, Dialect, Meta, NewManifest};
+use berth::meta::{now_millis, BlobCommit, Dialect, ExpireOutcome, Meta, NewManifest};
 use berth::oci::{Algorithm, Digest, RepoName, Tag};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
@@ -133,13 +133,15 @@ conformance!(sqlite, super::Backend::Sqlite;
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
-    leases_concurrent, tag_mutability_concurrent);
+    leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
+    lifecycle_policy_preview_and_pulls);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
-    leases_concurrent, tag_mutability_concurrent);
+    leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
+    lifecycle_policy_preview_and_pulls);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob);
 
@@ -1497,4 +1499,195 @@ async fn same_schema_on_both_dialects() {
     assert_eq!(lite_fks, pg_fks, "foreign keys and their ON DELETE actions");
     lite.finish().await;
     pg.finish().await;
+}
+
+/// An index with two children and a referrer: expiring it removes the index, its referrer and
+/// the child nothing else needs; the child another index lists, and the tagged child, stay.
+/// lifecycle_images lists neither untagged children nor referrers.
+async fn lifecycle_expire(db: &Db) {
+    let r = db.ensure_repository(&repo("lc/expire")).await.unwrap();
+    let child_a = manifest(b"{\"child\":\"a\"}");
+    let child_b = manifest(b"{\"child\":\"b\"}");
+    let child_c = manifest(b"{\"child\":\"c\"}");
+    for m in [&child_a, &child_b] {
+        db.put_manifest(r, m, &[]).await.unwrap();
+    }
+    db.put_manifest(r, &child_c, &[tag("c")]).await.unwrap();
+    let index = |content: &str, children: &[&NewManifest]| NewManifest {
+        references: children
+            .iter()
+            .map(|c| (c.digest.to_string(), "manifest"))
+            .collect(),
+        depth: 1,
+        ..manifest(content.as_bytes())
+    };
+    let idx = index("idx-1", &[&child_a, &child_b, &child_c]);
+    let other = index("idx-2", &[&child_b]);
+    db.put_manifest(r, &idx, &[tag("multi"), tag("v1")])
+        .await
+        .unwrap();
+    db.put_manifest(r, &other, &[tag("other")]).await.unwrap();
+    let sig = referrer("sig", &idx.digest, None);
+    db.put_manifest(r, &sig, &[]).await.unwrap();
+    let sig_of_sig = referrer("sig-of-sig", &sig.digest, None);
+    db.put_manifest(r, &sig_of_sig, &[]).await.unwrap();
+
+    let mut listed: Vec<String> = db
+        .lifecycle_images(r)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.digest)
+        .collect();
+    listed.sort();
+    let mut want = vec![
+        idx.digest.to_string(),
+        other.digest.to_string(),
+        child_c.digest.to_string(),
+    ];
+    want.sort();
+    assert_eq!(listed, want);
+
+    let d = idx.digest.to_string();
+    // Tags changed since evaluation: nothing happens.
+    let changed = db
+        .expire_image(r, "lc/expire", &d, &["v1".to_owned()], 3)
+        .await
+        .unwrap();
+    assert_eq!(changed, ExpireOutcome::Changed);
+    let outcome = db
+        .expire_image(
+            r,
+            "lc/expire",
+            &d,
+            &["v1".to_owned(), "multi".to_owned()],
+            3,
+        )
+        .await
+        .unwrap();
+    let mut removed = vec![
+        child_a.digest.to_string(),
+        sig.digest.to_string(),
+        sig_of_sig.digest.to_string(),
+    ];
+    removed.sort();
+    assert_eq!(
+        outcome,
+        ExpireOutcome::Expired {
+            manifest_deleted: true,
+            removed: removed.clone()
+        }
+    );
+    for gone in [&idx, &child_a, &sig, &sig_of_sig] {
+        assert!(db
+            .manifest_by_digest(r, &gone.digest)
+            .await
+            .unwrap()
+            .is_none());
+    }
+    for kept in [&child_b, &child_c, &other] {
+        assert!(db
+            .manifest_by_digest(r, &kept.digest)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert!(db
+        .manifest_by_tag(r, &tag("multi"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db.manifest_by_tag(r, &tag("c")).await.unwrap().is_some());
+
+    // A tagged child another index lists loses its tags but keeps its manifest.
+    let outcome = db
+        .expire_image(r, "lc/expire", &child_b.digest.to_string(), &[], 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ExpireOutcome::Expired {
+            manifest_deleted: false,
+            removed: vec![]
+        }
+    );
+    assert!(db
+        .manifest_by_digest(r, &child_b.digest)
+        .await
+        .unwrap()
+        .is_some());
+
+    let audit = db.lifecycle_audit(Some("lc/expire"), 0, 100).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0].digest, d);
+    assert_eq!(audit[0].tags, vec!["multi", "v1"]);
+    assert_eq!(audit[0].rule_priority, 3);
+    assert_eq!(audit[0].removed, removed);
+    assert!(db
+        .lifecycle_audit(Some("lc/other"), 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let after = db.lifecycle_audit(None, audit[0].id, 100).await.unwrap();
+    assert_eq!(after.len(), 1);
+}
+
+async fn lifecycle_policy_preview_and_pulls(db: &Db) {
+    let r = db.ensure_repository(&repo("lc/policy")).await.unwrap();
+    assert!(db.lifecycle_policy(r).await.unwrap().is_none());
+    db.put_lifecycle_policy(r, "one").await.unwrap();
+    db.put_lifecycle_policy(r, "two").await.unwrap();
+    assert_eq!(db.lifecycle_policy(r).await.unwrap().unwrap().text, "two");
+    assert_eq!(
+        db.lifecycle_policy(r)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_evaluated_at,
+        None
+    );
+    db.mark_lifecycle_evaluated(r, 1234).await.unwrap();
+    assert_eq!(
+        db.lifecycle_policy(r)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_evaluated_at,
+        Some(1234)
+    );
+    let with: Vec<String> = db
+        .repositories_with_lifecycle_policy()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(with, vec!["lc/policy"]);
+    assert_eq!(
+        db.delete_lifecycle_policy(r).await.unwrap().unwrap().text,
+        "two"
+    );
+    assert!(db.delete_lifecycle_policy(r).await.unwrap().is_none());
+
+    assert!(db.lifecycle_preview(r).await.unwrap().is_none());
+    db.put_lifecycle_preview(r, "p1", "{}").await.unwrap();
+    db.put_lifecycle_preview(r, "p2", "[]").await.unwrap();
+    let p = db.lifecycle_preview(r).await.unwrap().unwrap();
+    assert_eq!((p.policy_text.as_str(), p.result.as_str()), ("p2", "[]"));
+
+    let m = manifest(b"{\"pulled\":1}");
+    db.put_manifest(r, &m, &[tag("p")]).await.unwrap();
+    let id = db.lifecycle_images(r).await.unwrap()[0].manifest_id;
+    assert_eq!(
+        db.lifecycle_images(r).await.unwrap()[0].last_pulled_at,
+        None
+    );
+    db.record_pulls(&[id, 999_999], 5_000).await.unwrap();
+    db.record_pulls(&[id], 4_000).await.unwrap(); // never moves backwards
+    assert_eq!(
+        db.lifecycle_images(r).await.unwrap()[0].last_pulled_at,
+        Some(5_000)
+    );
+    let many: Vec<i64> = (0..1200).collect();
+    db.record_pulls(&many, 6_000).await.unwrap();
 }

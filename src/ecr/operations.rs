@@ -31,6 +31,11 @@ pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResul
         "SetRepositoryPolicy" => run!(set_repository_policy),
         "GetRepositoryPolicy" => run!(get_repository_policy),
         "DeleteRepositoryPolicy" => run!(delete_repository_policy),
+        "PutLifecyclePolicy" => run!(put_lifecycle_policy),
+        "GetLifecyclePolicy" => run!(get_lifecycle_policy),
+        "DeleteLifecyclePolicy" => run!(delete_lifecycle_policy),
+        "StartLifecyclePolicyPreview" => run!(start_lifecycle_policy_preview),
+        "GetLifecyclePolicyPreview" => run!(get_lifecycle_policy_preview),
         "PutRegistryPolicy" => run!(put_registry_policy),
         "GetRegistryPolicy" => run!(get_registry_policy),
         "DeleteRegistryPolicy" => run!(delete_registry_policy),
@@ -618,6 +623,242 @@ async fn delete_repository_policy(
         registry_id: call.registry_id().to_owned(),
         repository_name: name.to_string(),
         policy_text: text,
+    })
+}
+
+// ---- lifecycle policies ----
+
+/// Validation failures as ECR words them.
+fn lifecycle_error(e: Error) -> EcrError {
+    match e {
+        Error::InvalidParameter(message) => EcrError::invalid(format!(
+            "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: '{message}'"
+        )),
+        other => other.into(),
+    }
+}
+
+fn lifecycle_policy_not_found(call: &Call<'_>, name: &RepoName) -> EcrError {
+    EcrError::new(
+        "LifecyclePolicyNotFoundException",
+        format!(
+            "Lifecycle policy does not exist for the repository with name '{name}' in the registry with id '{}'",
+            call.registry_id()
+        ),
+    )
+}
+
+/// PutLifecyclePolicy: validates (ECR's rules) and stores the text as sent.
+async fn put_lifecycle_policy(
+    call: &Call<'_>,
+    input: LifecyclePolicyRequest,
+) -> EcrResult<LifecyclePolicyResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::PutLifecyclePolicy,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    let Some(text) = input.lifecycle_policy_text else {
+        return Err(EcrError::invalid(
+            "Invalid parameter at 'lifecyclePolicyText' failed to satisfy constraint: 'must not be null'",
+        ));
+    };
+    call.app
+        .registry
+        .describe_repository(&name)
+        .await
+        .map_err(in_repository(call, &name))?;
+    call.app
+        .registry
+        .put_lifecycle_policy(&name, &text)
+        .await
+        .map_err(lifecycle_error)?;
+    Ok(LifecyclePolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        lifecycle_policy_text: text,
+        last_evaluated_at: None,
+    })
+}
+
+/// GetLifecyclePolicy.
+async fn get_lifecycle_policy(
+    call: &Call<'_>,
+    input: RepositoryRequest,
+) -> EcrResult<LifecyclePolicyResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::GetLifecyclePolicy,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    let row = call
+        .app
+        .registry
+        .lifecycle_policy(&name)
+        .await
+        .map_err(in_repository(call, &name))?
+        .ok_or_else(|| lifecycle_policy_not_found(call, &name))?;
+    Ok(LifecyclePolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        lifecycle_policy_text: row.text,
+        last_evaluated_at: row.last_evaluated_at.map(timestamp),
+    })
+}
+
+/// DeleteLifecyclePolicy: answers the deleted text.
+async fn delete_lifecycle_policy(
+    call: &Call<'_>,
+    input: RepositoryRequest,
+) -> EcrResult<LifecyclePolicyResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::DeleteLifecyclePolicy,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    let row = call
+        .app
+        .registry
+        .delete_lifecycle_policy(&name)
+        .await
+        .map_err(in_repository(call, &name))?
+        .ok_or_else(|| lifecycle_policy_not_found(call, &name))?;
+    Ok(LifecyclePolicyResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        lifecycle_policy_text: row.text,
+        last_evaluated_at: row.last_evaluated_at.map(timestamp),
+    })
+}
+
+/// StartLifecyclePolicyPreview: evaluates the given text (or the saved policy) at once, so the
+/// preview is COMPLETE by the time GetLifecyclePolicyPreview is called.
+async fn start_lifecycle_policy_preview(
+    call: &Call<'_>,
+    input: LifecyclePolicyRequest,
+) -> EcrResult<StartLifecyclePolicyPreviewResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::StartLifecyclePolicyPreview,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    let preview = call
+        .app
+        .registry
+        .lifecycle_preview(&name, input.lifecycle_policy_text.as_deref())
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => lifecycle_policy_not_found(call, &name),
+            Error::NameUnknown(_) => repository_not_found(call.registry_id(), &name),
+            other => lifecycle_error(other),
+        })?;
+    Ok(StartLifecyclePolicyPreviewResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        lifecycle_policy_text: preview.policy_text,
+        status: "IN_PROGRESS".into(),
+    })
+}
+
+/// GetLifecyclePolicyPreview: the last preview's results, optionally for some image ids or one
+/// tag status, paged.
+async fn get_lifecycle_policy_preview(
+    call: &Call<'_>,
+    input: GetLifecyclePolicyPreviewRequest,
+) -> EcrResult<GetLifecyclePolicyPreviewResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    let name = repository_name(&input.repository_name)?;
+    call.authorize(
+        Action::GetLifecyclePolicyPreview,
+        &Target::Repository(name.clone()),
+    )
+    .await?;
+    if input.image_ids.is_some() && (input.next_token.is_some() || input.max_results.is_some()) {
+        return Err(EcrError::invalid(
+            "maxResults and nextToken cannot be used together with imageIds",
+        ));
+    }
+    let filter = tag_filter(input.filter.as_ref())?;
+    let limit = max_results(input.max_results, 100)?;
+    if limit > 100 {
+        return Err(EcrError::invalid(format!(
+            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'must be between 1 and 100', got {limit}"
+        )));
+    }
+    let preview = call
+        .app
+        .registry
+        .last_lifecycle_preview(&name)
+        .await
+        .map_err(in_repository(call, &name))?
+        .ok_or_else(|| {
+            EcrError::new(
+                "LifecyclePolicyPreviewNotFoundException",
+                format!(
+                    "There is no lifecycle policy preview for the repository with name '{name}' in the registry with id '{}'",
+                    call.registry_id()
+                ),
+            )
+        })?;
+    let wanted = |e: &crate::service::LifecycleExpiry| {
+        let status_ok = match filter {
+            TagFilter::Any => true,
+            TagFilter::Tagged => !e.tags.is_empty(),
+            TagFilter::Untagged => e.tags.is_empty(),
+        };
+        let id_ok = match &input.image_ids {
+            None => true,
+            Some(ids) => ids.iter().any(|id| {
+                let digest_ok = id.image_digest.as_deref().map_or(true, |d| d == e.digest);
+                let tag_ok = id
+                    .image_tag
+                    .as_deref()
+                    .map_or(true, |t| e.tags.iter().any(|x| x == t));
+                (id.image_digest.is_some() || id.image_tag.is_some()) && digest_ok && tag_ok
+            }),
+        };
+        status_ok && id_ok
+    };
+    let selected: Vec<_> = preview.expiring.iter().filter(|e| wanted(e)).collect();
+    let start = match &input.next_token {
+        Some(token) => decode_token("lifecycle-preview", token, 1)?[0]
+            .parse::<usize>()
+            .map_err(|_| EcrError::invalid("Invalid parameter at 'nextToken'"))?,
+        None => 0,
+    };
+    let page: Vec<_> = selected.iter().skip(start).take(limit).collect();
+    let next_token = (input.image_ids.is_none() && start + page.len() < selected.len())
+        .then(|| encode_token("lifecycle-preview", &[&(start + page.len()).to_string()]));
+    Ok(GetLifecyclePolicyPreviewResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        lifecycle_policy_text: preview.policy_text.clone(),
+        status: "COMPLETE".into(),
+        next_token,
+        preview_results: page
+            .iter()
+            .map(|e| LifecyclePolicyPreviewResult {
+                image_tags: e.tags.clone(),
+                image_digest: e.digest.clone(),
+                image_pushed_at: timestamp(e.pushed_at),
+                action: LifecyclePolicyRuleAction {
+                    kind: "EXPIRE".into(),
+                },
+                applied_rule_priority: e.rule_priority,
+                storage_class: "STANDARD".into(),
+            })
+            .collect(),
+        summary: LifecyclePolicyPreviewSummary {
+            expiring_image_total_count: preview.summary.expiring_image_total_count,
+        },
     })
 }
 

@@ -177,6 +177,93 @@ pub struct RepositoryPolicyResponse {
     pub policy_text: String,
 }
 
+// ---- lifecycle policies ----
+
+/// PutLifecyclePolicy, and StartLifecyclePolicyPreview (where the text is optional).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    #[serde(default)]
+    pub lifecycle_policy_text: Option<String>,
+}
+
+/// PutLifecyclePolicy, GetLifecyclePolicy, DeleteLifecyclePolicy.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub lifecycle_policy_text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evaluated_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartLifecyclePolicyPreviewResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub lifecycle_policy_text: String,
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLifecyclePolicyPreviewRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    #[serde(default)]
+    pub image_ids: Option<Vec<ImageIdentifier>>,
+    #[serde(default)]
+    pub next_token: Option<String>,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+    #[serde(default)]
+    pub filter: Option<TagStatusFilter>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyRuleAction {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyPreviewResult {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_tags: Vec<String>,
+    pub image_digest: String,
+    pub image_pushed_at: Timestamp,
+    pub action: LifecyclePolicyRuleAction,
+    pub applied_rule_priority: u32,
+    pub storage_class: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecyclePolicyPreviewSummary {
+    pub expiring_image_total_count: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLifecyclePolicyPreviewResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub lifecycle_policy_text: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    pub preview_results: Vec<LifecyclePolicyPreviewResult>,
+    pub summary: LifecyclePolicyPreviewSummary,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PutRegistryPolicyRequest {

@@ -71,7 +71,7 @@ fn tag_condition(filter: TagFilter) -> &'static str {
 }
 
 /// `$first, $first+1, ...` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
+pub(super) fn placeholders(first: usize, n: usize) -> String {
     (0..n)
         .map(|i| format!("${}", first + i))
         .collect::<Vec<_>>()
@@ -79,7 +79,7 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// Most values bound in one `IN (...)` list.
-const IN_BATCH: usize = 500;
+pub(super) const IN_BATCH: usize = 500;
 
 impl Meta {
     /// Manifests of the repository with digests after `after`, in digest order, at most `limit`,

@@ -6,11 +6,15 @@
 mod gc;
 mod identity;
 mod images;
+mod lifecycle;
 mod resource_tags;
 
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
+pub use lifecycle::{
+    ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
+};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]

@@ -168,6 +168,7 @@ impl Registry {
             Reference::Digest(d) => self.cache.manifest(repo, &d.to_string()),
         };
         if let Some(row) = cached {
+            self.record_pull(row.id);
             return Ok(StoredManifest::from(&*row));
         }
         let stamp = self.cache.stamp(repo);
@@ -180,6 +181,7 @@ impl Registry {
             self.cache.put_tag(stamp, repo, t.as_str(), row.clone());
         }
         self.cache.put_manifest(stamp, repo, row.clone());
+        self.record_pull(row.id);
         Ok(StoredManifest::from(&*row))
     }
 

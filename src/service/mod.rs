@@ -7,6 +7,7 @@ mod fsck;
 mod gc;
 mod identity;
 mod images;
+mod lifecycle;
 mod manifests;
 mod repositories;
 mod resource_tags;
@@ -28,6 +29,9 @@ pub use fsck::FsckReport;
 pub use gc::{GcReport, GcStats, GcStatus, GcTotals};
 pub use identity::ADMIN_PASSWORD_FILE;
 pub use images::{ImageDelete, ImageLookup, ImagePut};
+pub use lifecycle::{
+    LifecycleExpiry, LifecyclePreview, LifecycleRun, LifecycleSummary, PullTracker,
+};
 pub use manifests::{ManifestPut, StoredManifest};
 pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
@@ -63,6 +67,8 @@ pub struct Registry {
     uploads: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Garbage collection counters of this process.
     pub gc_stats: Arc<GcStats>,
+    /// Pulls not yet written to the database.
+    pulls: PullTracker,
 }
 
 /// A blob ready to stream.
@@ -87,6 +93,7 @@ impl Registry {
             cache,
             uploads: DashMap::new(),
             gc_stats: Arc::new(GcStats::default()),
+            pulls: PullTracker::default(),
         }
     }
 

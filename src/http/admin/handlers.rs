@@ -137,6 +137,30 @@ pub(super) fn mount(r: Routes) -> Routes {
             "/api/v1/repository-policies/{*name}",
             delete_repository_policy,
         )
+        // lifecycle policies (public paths /api/v1/repositories/{name}/lifecycle-policy,
+        // .../lifecycle/preview and .../lifecycle/run are rewritten to these)
+        .get(
+            "/api/v1/repository-lifecycle-policy/{*name}",
+            get_lifecycle_policy,
+        )
+        .put(
+            "/api/v1/repository-lifecycle-policy/{*name}",
+            put_lifecycle_policy,
+        )
+        .delete(
+            "/api/v1/repository-lifecycle-policy/{*name}",
+            delete_lifecycle_policy,
+        )
+        .post(
+            "/api/v1/repository-lifecycle-preview/{*name}",
+            start_lifecycle_preview,
+        )
+        .get(
+            "/api/v1/repository-lifecycle-preview/{*name}",
+            get_lifecycle_preview,
+        )
+        .post("/api/v1/repository-lifecycle-run/{*name}", run_lifecycle)
+        .get("/api/v1/lifecycle/audit", lifecycle_audit)
         .get("/api/v1/registry-policy", get_registry_policy)
         .put("/api/v1/registry-policy", put_registry_policy)
         .delete("/api/v1/registry-policy", delete_registry_policy)
@@ -1155,6 +1179,265 @@ async fn delete_repository_policy(
     .await;
     call.finish(result, "repository policy removed").await?;
     Ok(no_content())
+}
+
+// ---- lifecycle policies ----
+
+/// GET /api/v1/repositories/{name}/lifecycle-policy: the policy text as saved.
+async fn get_lifecycle_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:GetLifecyclePolicy",
+            Permission::Ecr(Action::GetLifecyclePolicy, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        match app.registry.lifecycle_policy(&name).await? {
+            Some(row) => Ok(row.text),
+            None => Err(Error::NotFound(format!(
+                "repository '{name}' has no lifecycle policy"
+            ))),
+        }
+    }
+    .await;
+    Ok(document(call.finish(result, "").await?))
+}
+
+/// PUT /api/v1/repositories/{name}/lifecycle-policy: validates (ECR's rules) and saves the text.
+async fn put_lifecycle_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:PutLifecyclePolicy",
+            Permission::Ecr(Action::PutLifecyclePolicy, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let (call, text) = call.text(&body).await?;
+    let result = async {
+        app.registry
+            .put_lifecycle_policy(&repo_name(&name)?, &text)
+            .await
+    }
+    .await;
+    call.finish(result, "lifecycle policy set").await?;
+    Ok(no_content())
+}
+
+/// DELETE /api/v1/repositories/{name}/lifecycle-policy
+async fn delete_lifecycle_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DeleteLifecyclePolicy",
+            Permission::Ecr(Action::DeleteLifecyclePolicy, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        match app.registry.delete_lifecycle_policy(&name).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!(
+                "repository '{name}' has no lifecycle policy"
+            ))),
+        }
+    }
+    .await;
+    call.finish(result, "lifecycle policy removed").await?;
+    Ok(no_content())
+}
+
+fn preview_json(p: &crate::service::LifecyclePreview) -> Value {
+    json!({
+        "repositoryName": p.repository,
+        "status": "COMPLETE",
+        "lifecyclePolicyText": p.policy_text,
+        "evaluatedAt": time(p.evaluated_at),
+        "expiring": p.expiring.iter().map(expiry_json).collect::<Vec<_>>(),
+        "summary": {
+            "expiringImageTotalCount": p.summary.expiring_image_total_count,
+            "evaluatedImageCount": p.summary.evaluated_image_count,
+            "perRule": p.summary.per_rule.iter().map(|(rule, n)| json!({
+                "rulePriority": rule, "expiringImageCount": n,
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+fn expiry_json(e: &crate::service::LifecycleExpiry) -> Value {
+    json!({
+        "imageDigest": e.digest,
+        "imageTags": e.tags,
+        "imagePushedAt": time(e.pushed_at),
+        "lastRecordedPullTime": e.last_pulled_at.map(time),
+        "appliedRulePriority": e.rule_priority,
+    })
+}
+
+/// POST /api/v1/repositories/{name}/lifecycle/preview: evaluates the policy in the body, or the
+/// saved one when the body is empty, now; nothing is expired. The result is kept as the
+/// repository's last preview.
+async fn start_lifecycle_preview(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:StartLifecyclePolicyPreview",
+            Permission::Ecr(Action::StartLifecyclePolicyPreview, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let (call, text) = call.text(&body).await?;
+    let result = async {
+        let text = Some(text.as_str()).filter(|t| !t.trim().is_empty());
+        let preview = app
+            .registry
+            .lifecycle_preview(&repo_name(&name)?, text)
+            .await?;
+        Ok(preview_json(&preview))
+    }
+    .await;
+    Ok(ok(call.finish(result, "lifecycle preview").await?))
+}
+
+/// GET /api/v1/repositories/{name}/lifecycle/preview: the last preview.
+async fn get_lifecycle_preview(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:GetLifecyclePolicyPreview",
+            Permission::Ecr(Action::GetLifecyclePolicyPreview, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        match app.registry.last_lifecycle_preview(&name).await? {
+            Some(p) => Ok(preview_json(&p)),
+            None => Err(Error::NotFound(format!(
+                "repository '{name}' has no lifecycle policy preview"
+            ))),
+        }
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}
+
+/// POST /api/v1/repositories/{name}/lifecycle/run: runs the saved policy now.
+async fn run_lifecycle(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:PutLifecyclePolicy",
+            Permission::Ecr(Action::PutLifecyclePolicy, Some(&name)),
+            repo_resource(&app, &name),
+        )
+        .await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        match app.registry.lifecycle_run(&name).await? {
+            Some(run) => Ok(json!({
+                "repositoryName": run.repository,
+                "evaluatedAt": time(run.evaluated_at),
+                "expired": run.expired.iter().map(expiry_json).collect::<Vec<_>>(),
+                "expiredImageCount": run.expired.len(),
+                "skippedImageCount": run.skipped,
+                "removedArtifactCount": run.removed,
+            })),
+            None => Err(Error::NotFound(format!(
+                "repository '{name}' has no lifecycle policy"
+            ))),
+        }
+    }
+    .await;
+    let detail = match &result {
+        Ok(v) => format!("lifecycle run expired {} image(s)", v["expiredImageCount"]),
+        Err(_) => String::new(),
+    };
+    Ok(ok(call.finish(result, &detail).await?))
+}
+
+/// GET /api/v1/lifecycle/audit?repository=&after=&limit=: images expired by lifecycle policies,
+/// oldest first; `after` is an entry id (the previous page's `next`). Needs
+/// ecr:GetLifecyclePolicy on the repository, or on every repository without `repository`.
+async fn lifecycle_audit(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let pairs = query_pairs(&query);
+    let repository = query_param(&pairs, "repository").map(str::to_owned);
+    let resource = match &repository {
+        Some(r) => repo_resource(&app, r),
+        None => "lifecycle-audit".to_owned(),
+    };
+    let call = caller
+        .begin(
+            &app,
+            "berth:ListLifecycleEvents",
+            Permission::Ecr(Action::GetLifecyclePolicy, repository.as_deref()),
+            resource,
+        )
+        .await?;
+    let result = async {
+        let repository = repository.as_deref().map(repo_name).transpose()?;
+        let limit: i64 = parse_number("limit", query_param(&pairs, "limit"))?.unwrap_or(100);
+        let limit = limit.clamp(1, 1000);
+        let after: i64 = parse_number("after", query_param(&pairs, "after"))?.unwrap_or(0);
+        let rows = app
+            .registry
+            .lifecycle_audit(repository.as_ref(), after, limit)
+            .await?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.id))
+            .flatten();
+        let entries: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "time": time(r.at),
+                    "repositoryName": r.repository,
+                    "imageDigest": r.digest,
+                    "imageTags": r.tags,
+                    "appliedRulePriority": r.rule_priority,
+                    "removedWithImage": r.removed,
+                })
+            })
+            .collect();
+        Ok(json!({ "entries": entries, "next": next }))
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
 }
 
 /// GET /api/v1/registry-policy

@@ -101,6 +101,15 @@ const OPS: &[Op] = &[
     op!("get" "/api/v1/repository-policies/{name}", "getRepositoryPolicy", "The repository policy", "ecr:GetRepositoryPolicy on the repository", NoBody => 200 Policy),
     op!("put" "/api/v1/repository-policies/{name}", "setRepositoryPolicy", "Set (replace) the repository policy", "ecr:SetRepositoryPolicy on the repository", Policy => 204 NoBody),
     op!("delete" "/api/v1/repository-policies/{name}", "deleteRepositoryPolicy", "Remove the repository policy", "ecr:DeleteRepositoryPolicy on the repository", NoBody => 204 NoBody),
+    // lifecycle policies
+    op!("get" "/api/v1/repositories/{name}/lifecycle-policy", "getLifecyclePolicy", "The lifecycle policy, exactly as saved", "ecr:GetLifecyclePolicy on the repository", NoBody => 200 Schema("LifecyclePolicy")),
+    op!("put" "/api/v1/repositories/{name}/lifecycle-policy", "putLifecyclePolicy", "Set (replace) the lifecycle policy; refused with the rule and field when invalid", "ecr:PutLifecyclePolicy on the repository", Schema("LifecyclePolicy") => 204 NoBody),
+    op!("delete" "/api/v1/repositories/{name}/lifecycle-policy", "deleteLifecyclePolicy", "Remove the lifecycle policy", "ecr:DeleteLifecyclePolicy on the repository", NoBody => 204 NoBody),
+    op!("post" "/api/v1/repositories/{name}/lifecycle/preview", "startLifecyclePolicyPreview", "Evaluate the policy in the body (or the saved one when the body is empty) now, expiring nothing; kept as the last preview", "ecr:StartLifecyclePolicyPreview on the repository", Schema("LifecyclePolicy") => 200 Schema("LifecyclePreview")),
+    op!("get" "/api/v1/repositories/{name}/lifecycle/preview", "getLifecyclePolicyPreview", "The last preview", "ecr:GetLifecyclePolicyPreview on the repository", NoBody => 200 Schema("LifecyclePreview")),
+    op!("post" "/api/v1/repositories/{name}/lifecycle/run", "runLifecyclePolicy", "Run the saved lifecycle policy now", "ecr:PutLifecyclePolicy on the repository", NoBody => 200 Schema("LifecycleRun")),
+    op!("get" "/api/v1/lifecycle/audit", "listLifecycleEvents", "Images expired by lifecycle policies, oldest first", "ecr:GetLifecyclePolicy on the repository (on every repository without `repository`)", NoBody => 200 Schema("LifecycleAudit"),
+        &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "integer", "Entries after this entry id (the previous page's `next`)")]),
     op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
     op!("put" "/api/v1/registry-policy", "putRegistryPolicy", "Set (replace) the registry policy", "ecr:PutRegistryPolicy on the registry", Policy => 204 NoBody),
     op!("delete" "/api/v1/registry-policy", "deleteRegistryPolicy", "Remove the registry policy", "ecr:DeleteRegistryPolicy on the registry", NoBody => 204 NoBody),
@@ -210,6 +219,35 @@ fn schemas() -> Value {
             "name": { "type": "string" }, "loginName": { "type": "string" }, "arn": { "type": "string" },
             "createdAt": time, "groups": names } },
         "UserList": { "type": "object", "properties": { "users": { "type": "array", "items": { "$ref": "#/components/schemas/User" } } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    let expiry = json!({ "type": "object", "properties": {
+        "imageDigest": { "type": "string" }, "imageTags": names, "imagePushedAt": time,
+        "lastRecordedPullTime": { "type": ["string", "null"], "format": "date-time" },
+        "appliedRulePriority": { "type": "integer" } } });
+    let part = json!({
+        "LifecyclePolicy": { "type": "object", "description": "An ECR lifecycle policy ({\"rules\": [...]}); see policies/lifecycle/README.md. Stored and returned exactly as sent" },
+        "LifecyclePreview": { "type": "object", "properties": {
+            "repositoryName": { "type": "string" }, "status": { "type": "string", "enum": ["COMPLETE"] },
+            "lifecyclePolicyText": { "type": "string" }, "evaluatedAt": time,
+            "expiring": { "type": "array", "items": expiry },
+            "summary": { "type": "object", "properties": {
+                "expiringImageTotalCount": { "type": "integer" }, "evaluatedImageCount": { "type": "integer" },
+                "perRule": { "type": "array", "items": { "type": "object", "properties": {
+                    "rulePriority": { "type": "integer" }, "expiringImageCount": { "type": "integer" } } } } } } } },
+        "LifecycleRun": { "type": "object", "properties": {
+            "repositoryName": { "type": "string" }, "evaluatedAt": time,
+            "expired": { "type": "array", "items": expiry }, "expiredImageCount": { "type": "integer" },
+            "skippedImageCount": { "type": "integer", "description": "Images that changed during the run; left for the next one" },
+            "removedArtifactCount": { "type": "integer", "description": "Referrers and index children removed with the expired images" } } },
+        "LifecycleAudit": { "type": "object", "properties": {
+            "entries": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "integer" }, "time": time, "repositoryName": { "type": "string" },
+                "imageDigest": { "type": "string" }, "imageTags": names,
+                "appliedRulePriority": { "type": "integer" }, "removedWithImage": names } } },
+            "next": { "type": ["integer", "null"] } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
