@@ -590,3 +590,211 @@ async fn real_client_pushes_and_sees_the_expiry() {
     let listed: Value = serde_json::from_slice(&out.stdout).expect("list-tags JSON");
     assert_eq!(listed["Tags"], json!(["v3", "v4"]));
 }
+
+/// The SHA-256 digests of every object in the server's storage (filesystem root or S3 bucket
+/// dir), whatever the key layout of the backend.
+fn stored_digests(server: &TestServer) -> std::collections::HashSet<String> {
+    fn walk(dir: &std::path::Path, out: &mut std::collections::HashSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                use sha2::Digest as _;
+                out.insert(format!(
+                    "sha256:{}",
+                    hex::encode(sha2::Sha256::digest(&bytes))
+                ));
+            }
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    walk(&server.object_path(""), &mut out);
+    out
+}
+
+/// The AWS CLI from the test venv, signing as the admin's access key.
+fn aws(server: &TestServer, args: &[&str]) -> Value {
+    let aws = venv_python().with_file_name("aws");
+    let out = Command::new(&aws)
+        .args(["ecr", "--endpoint-url", &server.base, "--output", "json"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", aws.display()));
+    assert!(
+        out.status.success(),
+        "aws ecr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// The issue's end-to-end case: 30 images pushed with skopeo, a policy applied and previewed with
+/// the AWS CLI, a run, skopeo sees exactly the newest 10 tags, and after a GC pass (grace period
+/// zero) the expired images' layers are gone from storage while the kept ones still pull.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_skopeo_images_expire_and_their_storage_is_reclaimed() {
+    let server = start(&[
+        ("BERTH_LIFECYCLE_INTERVAL_SECS", "0"),
+        ("BERTH_GC_GRACE_PERIOD_SECS", "0"),
+        ("BERTH_GC_INTERVAL_SECS", "0"),
+    ]);
+    let api = Api::new(&server.base);
+    let suffix = rand_suffix();
+    let (src, dst) = (format!("lcgc/src-{suffix}"), format!("lcgc/app-{suffix}"));
+    let creds = format!("{}:{}", common::ADMIN_USER, common::ADMIN_PASSWORD);
+    let mut layers = Vec::new();
+    for i in 0..30 {
+        api.push_image(&src, &format!("s{i}")).await;
+        let out = skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src-creds",
+            &creds,
+            "--dest-creds",
+            &creds,
+            &format!("docker://{}/{src}:s{i}", server.addr),
+            &format!("docker://{}/{dst}:v{i}", server.addr),
+        ]);
+        assert!(
+            out.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // skopeo compresses the layers on the way, so the copy's layer is a blob of its own.
+        let out = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            &format!("docker://{}/{dst}:v{i}", server.addr),
+        ]);
+        let manifest: Value = serde_json::from_slice(&out.stdout).expect("manifest JSON");
+        layers.push(manifest["layers"][0]["digest"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    // Only the copies remain referenced.
+    admin(
+        &api,
+        Method::DELETE,
+        &format!("/api/v1/repositories/{src}?force=true"),
+        None,
+        200,
+    )
+    .await;
+
+    let policy = r#"{"rules":[{"rulePriority":1,"description":"keep the ten newest v* images","selection":{"tagStatus":"tagged","tagPatternList":["v*"],"countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}}]}"#;
+    aws(
+        &server,
+        &[
+            "put-lifecycle-policy",
+            "--repository-name",
+            &dst,
+            "--lifecycle-policy-text",
+            policy,
+        ],
+    );
+    aws(
+        &server,
+        &["start-lifecycle-policy-preview", "--repository-name", &dst],
+    );
+    let preview = aws(
+        &server,
+        &["get-lifecycle-policy-preview", "--repository-name", &dst],
+    );
+    assert_eq!(preview["status"], "COMPLETE", "{preview}");
+    assert_eq!(
+        preview["summary"]["expiringImageTotalCount"], 20,
+        "{preview}"
+    );
+    let mut previewed: Vec<String> = preview["previewResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["imageTags"][0].as_str().unwrap().to_owned())
+        .collect();
+    previewed.sort();
+    let mut oldest: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    oldest.sort();
+    assert_eq!(previewed, oldest, "the preview names the 20 oldest");
+
+    let run = admin(
+        &api,
+        Method::POST,
+        &format!("/api/v1/repositories/{dst}/lifecycle/run"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(run["expiredImageCount"], 20, "{run}");
+    let out = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!("docker://{}/{dst}", server.addr),
+    ]);
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("list-tags JSON");
+    let mut tags: Vec<String> = listed["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    tags.sort();
+    let mut newest: Vec<String> = (20..30).map(|i| format!("v{i}")).collect();
+    newest.sort();
+    assert_eq!(tags, newest, "exactly the ten newest tags remain");
+
+    // Storage: nothing is reclaimed before GC runs; after it, the expired layers are gone and
+    // the kept ones are intact.
+    let before = stored_digests(&server);
+    for layer in &layers {
+        assert!(before.contains(layer), "{layer} vanished early");
+    }
+    let out = server.cli_path(&["gc", "run"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "berth gc run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = stored_digests(&server);
+    for (i, layer) in layers.iter().enumerate() {
+        let exists = after.contains(layer);
+        if i < 20 {
+            assert!(!exists, "v{i}'s layer {layer} was not reclaimed");
+        } else {
+            assert!(
+                exists,
+                "v{i}'s layer {layer} was reclaimed while still in use"
+            );
+        }
+    }
+    let pulled = tempfile::tempdir().unwrap();
+    let out = skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &creds,
+        &format!("docker://{}/{dst}:v29", server.addr),
+        &format!("oci:{}:v29", pulled.path().display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "a kept image no longer pulls: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
