@@ -144,32 +144,47 @@ fn cases() -> Vec<Case> {
             ],
             expired: vec![("A", 1)],
         },
-        // ECR user guide, "Filtering on multiple rules", Example B (reconstructed from memory of
-        // the guide: same policy, C also carries a prod tag and D is a newer beta image). Rule 1
-        // marks A and B; rule 2 would mark A, B and C, but C matches rule 1 and is skipped.
-        // "Result: Images A and B are expired."
+        // ECR user guide, "Filtering on multiple rules", Example B: the repository of Example A
+        // with the priorities swapped. Rule 1 (beta) sees all three images and marks A and B;
+        // rule 2 (prod) sees nothing left. "Result: Images A and B are expired."
         Case {
             name: "guide: multiple rules, example B",
             policy: r#"{"rules":[
                 {"rulePriority":1,"description":"Rule 1","selection":{"tagStatus":"tagged",
-                 "tagPatternList":["prod*"],"countType":"imageCountMoreThan","countNumber":1},
+                 "tagPrefixList":["beta"],"countType":"imageCountMoreThan","countNumber":1},
                  "action":{"type":"expire"}},
                 {"rulePriority":2,"description":"Rule 2","selection":{"tagStatus":"tagged",
-                 "tagPatternList":["beta*"],"countType":"imageCountMoreThan","countNumber":1},
+                 "tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":1},
                  "action":{"type":"expire"}}]}"#,
             images: vec![
                 img("A", &["beta-1", "prod-1"], days(10), None),
                 img("B", &["beta-2", "prod-2"], days(9), None),
-                img("C", &["beta-3", "prod-3"], days(8), None),
-                img("D", &["beta-4"], days(7), None),
+                img("C", &["beta-3"], days(8), None),
             ],
             expired: vec![("A", 1), ("B", 1)],
         },
         // ECR user guide, "Filtering on multiple tags in a single rule", Example A: the rule sees
-        // only images carrying both an alpha* and a beta* tag (C and F) and expires those older
+        // only images carrying both an alpha and a beta tag (C and F) and expires those older
         // than five days. "Result: Image C is expired."
         Case {
             name: "guide: multiple tags in a single rule, example A",
+            policy: r#"{"rules":[{"rulePriority":1,"description":"Rule 1","selection":{
+                "tagStatus":"tagged","tagPrefixList":["alpha","beta"],
+                "countType":"sinceImagePushed","countNumber":5,"countUnit":"days"},
+                "action":{"type":"expire"}}]}"#,
+            images: vec![
+                img("A", &["alpha-1"], days(12), None),
+                img("B", &["beta-1"], days(11), None),
+                img("C", &["alpha-2", "beta-2"], days(10), None),
+                img("D", &["alpha-3"], days(4), None),
+                img("E", &["beta-3"], days(3), None),
+                img("F", &["alpha-4", "beta-4"], days(2), None),
+            ],
+            expired: vec![("C", 1)],
+        },
+        // The same with tagPatternList (the guide's recommended spelling).
+        Case {
+            name: "guide: multiple tags in a single rule, example A with patterns",
             policy: r#"{"rules":[{"rulePriority":1,"description":"Rule 1","selection":{
                 "tagStatus":"tagged","tagPatternList":["alpha*","beta*"],
                 "countType":"sinceImagePushed","countNumber":5,"countUnit":"days"},
@@ -184,18 +199,17 @@ fn cases() -> Vec<Case> {
             ],
             expired: vec![("C", 1)],
         },
-        // Same section, Example B: images with both alpha* and beta* tags, keep the newest one.
-        // "Result: Images A and B are expired."
+        // Same section, Example B: tags are not exclusive; every image carries alpha and beta
+        // tags, the newest is kept. "Result: Images A and B are expired."
         Case {
             name: "guide: multiple tags in a single rule, example B",
             policy: r#"{"rules":[{"rulePriority":1,"description":"Rule 1","selection":{
-                "tagStatus":"tagged","tagPatternList":["alpha*","beta*"],
+                "tagStatus":"tagged","tagPrefixList":["alpha","beta"],
                 "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
             images: vec![
                 img("A", &["alpha-1", "beta-1", "gamma-1"], days(10), None),
                 img("B", &["alpha-2", "beta-2"], days(9), None),
                 img("C", &["alpha-3", "beta-3", "gamma-2"], days(8), None),
-                img("D", &["alpha-4"], days(7), None),
             ],
             expired: vec![("A", 1), ("B", 1)],
         },
@@ -214,18 +228,20 @@ fn cases() -> Vec<Case> {
             ],
             expired: vec![("A", 1), ("B", 1), ("C", 1)],
         },
-        // Same section, Example B: alpha* keep 1, untagged keep 1, any keep 1. Rule 1 marks A,
-        // rule 2 marks B; rule 3 keeps the newest image (E) and may only act on D, the one image
-        // no higher rule identified. "Result: Images A, B, and D are expired." (In the guide D
-        // and E are both "1 day ago"; E is made a little newer here so the order is defined.)
+        // Same section, Example B: alpha keep 1, untagged older than 1 day, any keep 1. Rule 1
+        // marks A; rule 2 marks B (E is not older than a day); rule 3 keeps the newest image (E)
+        // and may only act on D, the one image no higher rule identified. "Result: Images A, B,
+        // and D are expired." (The guide pushes D and E both "1 day ago" and treats E as the
+        // newer; E is made a little newer here so the order is defined.)
         Case {
             name: "guide: all images, example B",
             policy: r#"{"rules":[
                 {"rulePriority":1,"description":"Rule 1","selection":{"tagStatus":"tagged",
-                 "tagPatternList":["alpha*"],"countType":"imageCountMoreThan","countNumber":1},
+                 "tagPrefixList":["alpha"],"countType":"imageCountMoreThan","countNumber":1},
                  "action":{"type":"expire"}},
                 {"rulePriority":2,"description":"Rule 2","selection":{"tagStatus":"untagged",
-                 "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}},
+                 "countType":"sinceImagePushed","countUnit":"days","countNumber":1},
+                 "action":{"type":"expire"}},
                 {"rulePriority":3,"description":"Rule 3","selection":{"tagStatus":"any",
                  "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
             images: vec![
