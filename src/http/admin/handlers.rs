@@ -853,6 +853,25 @@ fn repo_resource(app: &AppState, name: &str) -> String {
     repository_arn(&app.access.region, &app.access.registry_id, name)
 }
 
+impl Caller {
+    /// [`Caller::begin`] for a call that needs the ECR action of the same name on repository
+    /// `name`, audited as `ecr:<Action>` on the repository's ARN.
+    async fn begin_on_repository<'a>(
+        &'a self,
+        app: &'a AppState,
+        action: Action,
+        name: &str,
+    ) -> Result<Call<'a>, super::ApiError> {
+        self.begin(
+            app,
+            &format!("ecr:{}", action.name()),
+            Permission::Ecr(action, Some(name)),
+            repo_resource(app, name),
+        )
+        .await
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateRepository {
@@ -986,12 +1005,7 @@ async fn describe_repository(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:DescribeRepositories",
-            Permission::Ecr(Action::DescribeRepositories, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::DescribeRepositories, &name)
         .await?;
     let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
     let row = call.finish(result, "").await?;
@@ -1006,12 +1020,7 @@ async fn delete_repository(
     RawQuery(query): RawQuery,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:DeleteRepository",
-            Permission::Ecr(Action::DeleteRepository, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::DeleteRepository, &name)
         .await?;
     let pairs = query_pairs(&query);
     let force = parse_bool("force", query_param(&pairs, "force"));
@@ -1041,12 +1050,7 @@ async fn get_tag_mutability(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:DescribeRepositories",
-            Permission::Ecr(Action::DescribeRepositories, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::DescribeRepositories, &name)
         .await?;
     let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
     let row = call.finish(result, "").await?;
@@ -1061,12 +1065,7 @@ async fn put_tag_mutability(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:PutImageTagMutability",
-            Permission::Ecr(Action::PutImageTagMutability, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::PutImageTagMutability, &name)
         .await?;
     let (call, req): (_, PutTagMutability) = call.body(&body).await?;
     let result = async {
@@ -1112,12 +1111,7 @@ async fn get_repository_policy(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:GetRepositoryPolicy",
-            Permission::Ecr(Action::GetRepositoryPolicy, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::GetRepositoryPolicy, &name)
         .await?;
     let result = async {
         let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
@@ -1137,12 +1131,7 @@ async fn put_repository_policy(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:SetRepositoryPolicy",
-            Permission::Ecr(Action::SetRepositoryPolicy, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::SetRepositoryPolicy, &name)
         .await?;
     let (call, text) = call.text(&body).await?;
     let result = async {
@@ -1163,12 +1152,7 @@ async fn delete_repository_policy(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:DeleteRepositoryPolicy",
-            Permission::Ecr(Action::DeleteRepositoryPolicy, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::DeleteRepositoryPolicy, &name)
         .await?;
     let result = async {
         let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
@@ -1190,12 +1174,7 @@ async fn get_lifecycle_policy(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:GetLifecyclePolicy",
-            Permission::Ecr(Action::GetLifecyclePolicy, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::GetLifecyclePolicy, &name)
         .await?;
     let result = async {
         let name = repo_name(&name)?;
@@ -1218,12 +1197,7 @@ async fn put_lifecycle_policy(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:PutLifecyclePolicy",
-            Permission::Ecr(Action::PutLifecyclePolicy, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::PutLifecyclePolicy, &name)
         .await?;
     let (call, text) = call.text(&body).await?;
     let result = async {
@@ -1243,12 +1217,7 @@ async fn delete_lifecycle_policy(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:DeleteLifecyclePolicy",
-            Permission::Ecr(Action::DeleteLifecyclePolicy, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::DeleteLifecyclePolicy, &name)
         .await?;
     let result = async {
         let name = repo_name(&name)?;
@@ -1301,12 +1270,7 @@ async fn start_lifecycle_preview(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:StartLifecyclePolicyPreview",
-            Permission::Ecr(Action::StartLifecyclePolicyPreview, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::StartLifecyclePolicyPreview, &name)
         .await?;
     let (call, text) = call.text(&body).await?;
     let result = async {
@@ -1328,12 +1292,7 @@ async fn get_lifecycle_preview(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:GetLifecyclePolicyPreview",
-            Permission::Ecr(Action::GetLifecyclePolicyPreview, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::GetLifecyclePolicyPreview, &name)
         .await?;
     let result = async {
         let name = repo_name(&name)?;
@@ -1355,12 +1314,7 @@ async fn run_lifecycle(
     Path(name): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:PutLifecyclePolicy",
-            Permission::Ecr(Action::PutLifecyclePolicy, Some(&name)),
-            repo_resource(&app, &name),
-        )
+        .begin_on_repository(&app, Action::PutLifecyclePolicy, &name)
         .await?;
     let result = async {
         let name = repo_name(&name)?;
