@@ -85,6 +85,23 @@ fn repository_name(name: &str) -> EcrResult<RepoName> {
     })
 }
 
+impl Call<'_> {
+    /// The common start of a repository operation: the registry id must be this registry's,
+    /// the name valid, and the caller allowed `action` on the repository.
+    async fn authorize_repository(
+        &self,
+        action: Action,
+        registry_id: Option<&str>,
+        repository: &str,
+    ) -> EcrResult<RepoName> {
+        self.check_registry_id(registry_id)?;
+        let name = repository_name(repository)?;
+        self.authorize(action, &Target::Repository(name.clone()))
+            .await?;
+        Ok(name)
+    }
+}
+
 fn repository_not_found(registry_id: &str, name: &RepoName) -> EcrError {
     EcrError::new(
         "RepositoryNotFoundException",
@@ -486,9 +503,12 @@ async fn delete_repository(
     call: &Call<'_>,
     input: DeleteRepositoryRequest,
 ) -> EcrResult<RepositoryResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(Action::DeleteRepository, &Target::Repository(name.clone()))
+    let name = call
+        .authorize_repository(
+            Action::DeleteRepository,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
         .await?;
     let row = call
         .app
@@ -529,13 +549,13 @@ async fn set_repository_policy(
     call: &Call<'_>,
     input: SetRepositoryPolicyRequest,
 ) -> EcrResult<RepositoryPolicyResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::SetRepositoryPolicy,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::SetRepositoryPolicy,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     call.app
         .registry
         .describe_repository(&name)
@@ -571,13 +591,13 @@ async fn get_repository_policy(
     call: &Call<'_>,
     input: RepositoryRequest,
 ) -> EcrResult<RepositoryPolicyResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::GetRepositoryPolicy,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::GetRepositoryPolicy,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     call.app
         .registry
         .describe_repository(&name)
@@ -601,13 +621,13 @@ async fn delete_repository_policy(
     call: &Call<'_>,
     input: RepositoryRequest,
 ) -> EcrResult<RepositoryPolicyResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::DeleteRepositoryPolicy,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::DeleteRepositoryPolicy,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     call.app
         .registry
         .describe_repository(&name)
@@ -653,13 +673,13 @@ async fn put_lifecycle_policy(
     call: &Call<'_>,
     input: LifecyclePolicyRequest,
 ) -> EcrResult<LifecyclePolicyResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::PutLifecyclePolicy,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::PutLifecyclePolicy,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     let Some(text) = input.lifecycle_policy_text else {
         return Err(EcrError::invalid(
             "Invalid parameter at 'lifecyclePolicyText' failed to satisfy constraint: 'must not be null'",
@@ -688,13 +708,13 @@ async fn get_lifecycle_policy(
     call: &Call<'_>,
     input: RepositoryRequest,
 ) -> EcrResult<LifecyclePolicyResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::GetLifecyclePolicy,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::GetLifecyclePolicy,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     let row = call
         .app
         .registry
@@ -715,13 +735,13 @@ async fn delete_lifecycle_policy(
     call: &Call<'_>,
     input: RepositoryRequest,
 ) -> EcrResult<LifecyclePolicyResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::DeleteLifecyclePolicy,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::DeleteLifecyclePolicy,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     let row = call
         .app
         .registry
@@ -743,13 +763,13 @@ async fn start_lifecycle_policy_preview(
     call: &Call<'_>,
     input: LifecyclePolicyRequest,
 ) -> EcrResult<StartLifecyclePolicyPreviewResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::StartLifecyclePolicyPreview,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::StartLifecyclePolicyPreview,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     let preview = call
         .app
         .registry
@@ -774,13 +794,13 @@ async fn get_lifecycle_policy_preview(
     call: &Call<'_>,
     input: GetLifecyclePolicyPreviewRequest,
 ) -> EcrResult<GetLifecyclePolicyPreviewResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(
-        Action::GetLifecyclePolicyPreview,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
+    let name = call
+        .authorize_repository(
+            Action::GetLifecyclePolicyPreview,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
     if input.image_ids.is_some() && (input.next_token.is_some() || input.max_results.is_some()) {
         return Err(EcrError::invalid(
             "maxResults and nextToken cannot be used together with imageIds",
@@ -971,9 +991,12 @@ async fn describe_images(
     call: &Call<'_>,
     input: DescribeImagesRequest,
 ) -> EcrResult<DescribeImagesResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(Action::DescribeImages, &Target::Repository(name.clone()))
+    let name = call
+        .authorize_repository(
+            Action::DescribeImages,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
         .await?;
     let registry = &call.app.registry;
     if let Some(ids) = &input.image_ids {
@@ -1045,9 +1068,12 @@ async fn describe_images(
 
 /// ListImages: one id per tag, and one per untagged manifest.
 async fn list_images(call: &Call<'_>, input: ListImagesRequest) -> EcrResult<ListImagesResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(Action::ListImages, &Target::Repository(name.clone()))
+    let name = call
+        .authorize_repository(
+            Action::ListImages,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
         .await?;
     let filter = tag_filter(input.filter.as_ref())?;
     let limit = max_results(input.max_results, 100)?;
@@ -1234,9 +1260,12 @@ async fn batch_delete_image(
 
 /// PutImage: stores a manifest whose blobs (or child manifests) are already in the repository.
 async fn put_image(call: &Call<'_>, input: PutImageRequest) -> EcrResult<PutImageResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    call.authorize(Action::PutImage, &Target::Repository(name.clone()))
+    let name = call
+        .authorize_repository(
+            Action::PutImage,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
         .await?;
     let tag = match input.image_tag.as_deref() {
         Some(t) => Some(Tag::parse(t).map_err(|e| {
