@@ -276,20 +276,20 @@ async fn nothing_is_reclaimed_within_the_grace_period() {
     assert_eq!(stats["queue"]["blobsDue"], 0, "{stats}");
 }
 
-/// Grace period zero, GC running continuously in the server (every 10 ms), while clients upload
-/// one config and layer (the same bytes every time), push a manifest referencing them, check it,
-/// and delete it. Every PUT must either succeed with both blobs readable or fail with
-/// MANIFEST_BLOB_UNKNOWN; and GC must really have deleted blobs while PUTs were in flight.
-#[tokio::test(flavor = "multi_thread")]
-async fn manifest_puts_racing_gc_never_reference_missing_blobs() {
-    let server = TestServer::start_with(
-        &[],
-        &[
-            ("BERTH_GC_GRACE_PERIOD_SECS", "0"),
-            ("BERTH_GC_INTERVAL_MILLIS", "10"),
-        ],
-    );
-    let api = Api::new(&server.base);
+/// Blobs deleted so far by the GC of the servers behind `apis` (per process counters).
+async fn reclaimed(apis: &[Api]) -> u64 {
+    let mut total = 0;
+    for api in apis {
+        let stats: Value = api.get("/api/v1/gc").await.json().await.unwrap();
+        total += stats["sinceStart"]["blobsDeleted"].as_u64().unwrap();
+    }
+    total
+}
+
+/// The race: `CLIENTS` clients (client `c` talks to `apis[c % len]`), `ITERATIONS` rounds each;
+/// returns (manifests created, refused with MANIFEST_BLOB_UNKNOWN, pushes during which GC
+/// deleted a blob). Panics on any other outcome.
+async fn race(apis: &[Api]) -> (u64, u64, u64) {
     const CLIENTS: usize = 4;
     const ITERATIONS: usize = 75;
     let config = Arc::new(random_config());
@@ -297,15 +297,11 @@ async fn manifest_puts_racing_gc_never_reference_missing_blobs() {
     let created = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let overlaps = Arc::new(AtomicU64::new(0));
-
-    async fn reclaimed(api: &Api) -> u64 {
-        let stats: Value = api.get("/api/v1/gc").await.json().await.unwrap();
-        stats["sinceStart"]["blobsDeleted"].as_u64().unwrap()
-    }
-
+    let all: Arc<Vec<Api>> = Arc::new(apis.to_vec());
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
-        let (api, config, layer) = (api.clone(), config.clone(), layer.clone());
+        let api = apis[client % apis.len()].clone();
+        let (all, config, layer) = (all.clone(), config.clone(), layer.clone());
         let (created, refused, overlaps) = (created.clone(), refused.clone(), overlaps.clone());
         tasks.push(tokio::spawn(async move {
             let repo = format!("gc/race{}", client % 2);
@@ -320,11 +316,11 @@ async fn manifest_puts_racing_gc_never_reference_missing_blobs() {
                     tokio::time::sleep(Duration::from_millis(3)).await;
                 }
                 let body = image(&config, &[&layer], &format!("{client}-{i}"));
-                let before = reclaimed(&api).await;
+                let before = reclaimed(&all).await;
                 let resp = api
                     .put_manifest(&repo, &format!("t{client}"), MANIFEST, &body)
                     .await;
-                let after = reclaimed(&api).await;
+                let after = reclaimed(&all).await;
                 if after > before {
                     overlaps.fetch_add(1, Ordering::Relaxed);
                 }
@@ -363,7 +359,7 @@ async fn manifest_puts_racing_gc_never_reference_missing_blobs() {
         refused.load(Ordering::Relaxed),
         overlaps.load(Ordering::Relaxed),
     );
-    let total = reclaimed(&api).await;
+    let total = reclaimed(apis).await;
     println!(
         "race: {} pushes ({created} created, {refused} refused with MANIFEST_BLOB_UNKNOWN), \
          GC deleted blobs during {overlaps} pushes, {total} blobs deleted in all",
@@ -374,6 +370,72 @@ async fn manifest_puts_racing_gc_never_reference_missing_blobs() {
         overlaps >= 10,
         "GC must delete blobs while pushes are in flight ({overlaps})"
     );
+    (created, refused, overlaps)
+}
+
+/// Grace period zero, GC every 10 ms: clients repeatedly upload the same config and layer, push
+/// a manifest referencing them, check it, and delete it. Every PUT must either succeed with both
+/// blobs readable or fail with MANIFEST_BLOB_UNKNOWN; and GC must really have deleted blobs
+/// while PUTs were in flight.
+#[tokio::test(flavor = "multi_thread")]
+async fn manifest_puts_racing_gc_never_reference_missing_blobs() {
+    let server = TestServer::start_with(
+        &[],
+        &[
+            ("BERTH_GC_GRACE_PERIOD_SECS", "0"),
+            ("BERTH_GC_INTERVAL_MILLIS", "10"),
+        ],
+    );
+    race(&[Api::new(&server.base)]).await;
     // Database and storage agree.
     assert_fsck_clean(&server);
+}
+
+/// The same race with two replicas on one PostgreSQL database and bucket, both running GC, and
+/// `berth gc run` looping beside them: clients push through both replicas.
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_on_several_replicas_and_the_cli_at_once_stays_safe() {
+    // A slower background pass than the single-node race, so pushes win often enough to check
+    // both outcomes; the CLI loop keeps a second worker busy meanwhile.
+    let a = TestServer::start_on_pg_s3(
+        &[],
+        &[
+            ("BERTH_GC_GRACE_PERIOD_SECS", "0"),
+            ("BERTH_GC_INTERVAL_MILLIS", "100"),
+        ],
+    );
+    let b = a.start_replica();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cli_runs = {
+        let stop = stop.clone();
+        let cmd_of = {
+            let a = &a;
+            move || a.cli_path(&["gc", "run"])
+        };
+        let mut commands: Vec<std::process::Command> = (0..200).map(|_| cmd_of()).collect();
+        std::thread::spawn(move || {
+            let mut runs = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let Some(mut cmd) = commands.pop() else { break };
+                let out = cmd.output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "berth gc run beside the replicas failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let (created, refused, _) = race(&[Api::new(&a.base), Api::new(&b.base)]).await;
+    assert!(
+        created > 0 && refused > 0,
+        "both outcomes must occur ({created} created, {refused} refused)"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let runs = cli_runs.join().expect("the gc run loop panicked");
+    assert!(runs > 0, "berth gc run never ran beside the replicas");
+    drop(b);
+    assert_fsck_clean(&a);
 }
