@@ -197,6 +197,25 @@ impl Drop for Backends {
     }
 }
 
+/// Whether `GET /healthz` on `addr` answers 200 with body `ok` (Berth's answer; another server
+/// on the port answers something else).
+fn healthz_ok(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: berth\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.") && response.contains(" 200 ") && response.ends_with("ok")
+}
+
 /// Picks a port the OS considers free on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -248,7 +267,7 @@ impl TestServer {
                 .collect(),
             default_admin,
         };
-        server.spawn(free_port());
+        server.spawn_on_free_port();
         server
     }
 
@@ -279,7 +298,31 @@ impl TestServer {
             .envs(self.env());
     }
 
+    /// Starts on a free port. `free_port` only finds a port that was free a moment ago: another
+    /// test's server (often an S3 server, which starts faster) may take it first, so a start that
+    /// loses its port is retried on another.
+    fn spawn_on_free_port(&mut self) {
+        for _ in 0..5 {
+            match self.try_spawn(free_port()) {
+                Ok(()) => return,
+                Err(log) => eprintln!("berth lost its port to another process; retrying:\n{log}"),
+            }
+        }
+        panic!(
+            "berth could not get a free port in 5 attempts:\n{}",
+            self.log()
+        );
+    }
+
     fn spawn(&mut self, port: u16) {
+        if let Err(log) = self.try_spawn(port) {
+            panic!("berth could not listen on port {port}:\n{log}");
+        }
+    }
+
+    /// Starts berth on `port` and waits until it answers; `Err` (with the log) if the port was
+    /// taken.
+    fn try_spawn(&mut self, port: u16) -> Result<(), String> {
         self.addr = format!("127.0.0.1:{port}");
         self.base = format!("http://{}", self.addr);
         let log = std::fs::OpenOptions::new()
@@ -300,7 +343,7 @@ impl TestServer {
             .stderr(log);
         self.apply_env(&mut cmd);
         self.child = Some(cmd.spawn().expect("spawn berth"));
-        self.wait_ready();
+        self.wait_ready()
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -311,18 +354,37 @@ impl TestServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until this berth process answers `GET /healthz` with `ok` (a bare TCP connect could
+    /// reach another process that took the port). `Err` with the log if berth exited because the
+    /// address was in use.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("berth exited early with {status}:\n{}", self.log());
+                let log = self.log();
+                if log.to_lowercase().contains("address already in use") {
+                    return Err(log);
+                }
+                panic!("berth exited early with {status}:\n{log}");
             }
-            if std::net::TcpStream::connect(&self.addr).is_ok() {
-                return;
+            let tls = self.extra_args.iter().any(|a| a == "--tls-cert");
+            if tls {
+                // No TLS client here: once berth says it is binding and is still alive a moment
+                // later (a lost port makes it exit at once), its listener is the one answering.
+                if self.log().contains("berth listening") {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+                        && std::net::TcpStream::connect(&self.addr).is_ok()
+                    {
+                        return Ok(());
+                    }
+                }
+            } else if healthz_ok(&self.addr) {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 panic!(
-                    "berth did not listen on {} in 30 s:\n{}",
+                    "berth did not answer on {} in 30 s:\n{}",
                     self.addr,
                     self.log()
                 );
@@ -504,7 +566,7 @@ impl TestServer {
             extra_env,
             default_admin: self.default_admin,
         };
-        replica.spawn(free_port());
+        replica.spawn_on_free_port();
         replica
     }
 
