@@ -439,3 +439,52 @@ async fn gc_on_several_replicas_and_the_cli_at_once_stays_safe() {
     drop(b);
     assert_fsck_clean(&a);
 }
+
+/// A GC process that dies after taking a blob's file out of service (into `gc-trash/`) but
+/// before its transaction commits must not lose the blob: the next pass finds the blob row still
+/// there and puts the file back. A trashed file whose row is gone (the transaction committed) is
+/// deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gc_that_died_mid_delete_loses_nothing() {
+    let mut server = TestServer::start_on_sqlite_fs(&[], &[("BERTH_GC_INTERVAL_SECS", "0")]);
+    let api = Api::new(&server.base);
+    let config = random_config();
+    let layer = random_bytes(2048);
+    push_image(&api, "gc/crash", "v1", &config, &[&layer]).await;
+    server.kill();
+    let storage = server.object_path("");
+    let digest = sha256_digest(&layer);
+    let hex = digest.trim_start_matches("sha256:");
+    let key = format!("blobs/sha256/{}/{hex}", &hex[..2]);
+    let trash = storage.join("gc-trash");
+    std::fs::create_dir_all(&trash).unwrap();
+    // Trashed two hours ago by a GC that then died, its transaction never committed.
+    let two_hours_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 2 * 3600 * 1000;
+    std::fs::rename(
+        storage.join(&key),
+        trash.join(format!("{two_hours_ago}.dead.{}", key.replace('/', "%"))),
+    )
+    .unwrap();
+    // And a file whose GC did commit: no blob row lists its key.
+    let orphan = trash.join(format!(
+        "{two_hours_ago}.done.blobs%sha256%00%{}",
+        "0".repeat(64)
+    ));
+    std::fs::write(&orphan, b"reclaimed").unwrap();
+    gc_run(&server);
+    assert!(
+        storage.join(&key).exists(),
+        "the blob's file was not restored"
+    );
+    assert!(!orphan.exists(), "a committed GC's leftover was kept");
+    server.restart();
+    let api = Api::new(&server.base);
+    let got = api.get_blob("gc/crash", &digest).await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(&got.bytes().await.unwrap()[..], &layer[..]);
+    assert_fsck_clean(&server);
+}

@@ -197,6 +197,15 @@ pub struct GcQueueStats {
 }
 
 impl Meta {
+    /// Whether a blob row still points at storage key `key`.
+    pub async fn blob_object_listed(&self, key: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM blobs WHERE object_key = $1 LIMIT 1")
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Takes the most overdue blob review (`review_after < now`) and re-checks it. A blob is kept
     /// while any manifest of any repository references it (config or layer), or while it was
     /// committed or linked within the grace period.

@@ -75,7 +75,8 @@ impl GcStats {
     }
 }
 
-/// Files in the filesystem trash older than this belong to a GC that died mid-delete.
+/// Files trashed longer ago than this belong to a GC that died mid-delete (no GC transaction
+/// stays open this long).
 const TRASH_AGE: Duration = Duration::from_secs(3600);
 
 impl Registry {
@@ -106,9 +107,25 @@ impl Registry {
         result.map(|()| report)
     }
 
+    /// Settles files a GC process left in the filesystem trash when it died between taking an
+    /// object out of service and finishing: if its transaction committed, the blob's row is gone
+    /// and the file is deleted; if not, the row is still there and the file goes back, so a
+    /// crash never loses a blob the database still lists.
+    async fn settle_trash(&self) -> Result<()> {
+        for entry in self.blobs.stale_trash(TRASH_AGE).await? {
+            if self.meta.blob_object_listed(&entry.key).await? {
+                tracing::warn!(key = %entry.key, "restoring a blob a dead GC had taken out of service");
+                self.blobs.restore_trash(&entry).await?;
+            } else {
+                self.blobs.remove_trash(&entry).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn gc_pass_into(&self, report: &mut GcReport) -> Result<()> {
-        if let Err(e) = self.blobs.purge_trash(TRASH_AGE).await {
-            tracing::warn!(error = %e, "cannot empty the GC trash");
+        if let Err(e) = self.settle_trash().await {
+            tracing::warn!(error = %e, "cannot settle the GC trash");
         }
         let stats = &self.gc_stats;
         loop {

@@ -109,6 +109,40 @@ pub struct BlobStore {
 /// Directory (filesystem storage) where GC parks objects until its transaction commits.
 const GC_TRASH: &str = "gc-trash";
 
+/// A file in `gc-trash/` and the key it was taken from.
+#[derive(Debug, Clone)]
+pub struct TrashEntry {
+    pub path: PathBuf,
+    pub key: String,
+}
+
+fn now_unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `<unix ms>.<random>.<key with '/' as '%'>`: when it was trashed (a rename keeps the old
+/// modification time, so the name carries it) and where it came from (so a GC that died before
+/// committing can be undone).
+fn trash_name(key: &str) -> String {
+    format!(
+        "{}.{}.{}",
+        now_unix_millis(),
+        uuid::Uuid::new_v4().simple(),
+        key.replace('/', "%")
+    )
+}
+
+fn parse_trash_name(name: &str) -> Option<(i64, String)> {
+    let mut parts = name.splitn(3, '.');
+    let at = parts.next()?.parse().ok()?;
+    let _random = parts.next()?;
+    let key = parts.next()?.replace('%', "/");
+    (key.starts_with("blobs/") && !key.contains("..")).then_some((at, key))
+}
+
 /// A blob object GC took out of service; see [`BlobStore::detach_object`].
 #[derive(Debug)]
 pub enum Detached {
@@ -544,7 +578,7 @@ impl BlobStore {
             Strategy::Local(root) => {
                 let original = root.join(key);
                 let trash_dir = root.join(GC_TRASH);
-                let trash = trash_dir.join(uuid::Uuid::new_v4().simple().to_string());
+                let trash = trash_dir.join(trash_name(key));
                 let moved = tokio::task::spawn_blocking({
                     let (original, trash) = (original.clone(), trash.clone());
                     move || -> std::io::Result<bool> {
@@ -589,37 +623,62 @@ impl BlobStore {
         }
     }
 
-    /// Removes files left in `gc-trash/` by a GC process that died between its commit and its
-    /// purge, once older than `age`.
-    pub async fn purge_trash(&self, age: Duration) -> Result<usize> {
+    /// Files in `gc-trash/` put there more than `age` ago (by a GC process that died before its
+    /// purge), with the key each came from. Whether each goes or comes back depends on the
+    /// database: see `Registry::gc_pass`.
+    pub async fn stale_trash(&self, age: Duration) -> Result<Vec<TrashEntry>> {
         let Strategy::Local(root) = &self.strategy else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
         let dir = root.join(GC_TRASH);
-        tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
-            let mut purged = 0;
+        let cutoff = now_unix_millis().saturating_sub(age.as_millis() as i64);
+        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<TrashEntry>> {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                 Err(e) => return Err(e),
             };
+            let mut stale = Vec::new();
             for entry in entries {
                 let entry = entry?;
-                let old = entry
-                    .metadata()?
-                    .modified()?
-                    .elapsed()
-                    .is_ok_and(|elapsed| elapsed > age);
-                if old {
-                    std::fs::remove_file(entry.path())?;
-                    purged += 1;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                match parse_trash_name(&name) {
+                    Some((trashed_at, key)) if trashed_at < cutoff => stale.push(TrashEntry {
+                        path: entry.path(),
+                        key,
+                    }),
+                    Some(_) => {}
+                    // Not ours (or from an older version that kept no key): leave it alone.
+                    None => {}
                 }
             }
-            Ok(purged)
+            Ok(stale)
         })
         .await
         .map_err(Error::internal)?
         .map_err(Into::into)
+    }
+
+    /// Puts a trashed object back under its key (its GC transaction never committed), unless
+    /// the key holds the object again already.
+    pub async fn restore_trash(&self, entry: &TrashEntry) -> Result<()> {
+        let Strategy::Local(root) = &self.strategy else {
+            return Ok(());
+        };
+        let original = root.join(&entry.key);
+        if tokio::fs::try_exists(&original).await.unwrap_or(false) {
+            return self.remove_trash(entry).await;
+        }
+        tokio::fs::rename(&entry.path, &original).await?;
+        Ok(())
+    }
+
+    /// Deletes a trashed object for good (its GC transaction committed).
+    pub async fn remove_trash(&self, entry: &TrashEntry) -> Result<()> {
+        match tokio::fs::remove_file(&entry.path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Deletes a blob object that lost a race to an identical one stored first.

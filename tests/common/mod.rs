@@ -534,6 +534,12 @@ impl TestServer {
         Self::start_on(true, args, env, true)
     }
 
+    /// Starts Berth on embedded SQLite and the filesystem whatever `BERTH_TEST_STACK` says
+    /// (tests of filesystem-only behaviour).
+    pub fn start_on_sqlite_fs(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on(false, args, env, true)
+    }
+
     /// Starts another Berth process sharing this server's PostgreSQL database and S3 bucket,
     /// with the same extra args and env (only meaningful on the `pg-s3` stack). The replica has
     /// its own data dir and log; drop it before this server.
