@@ -8,6 +8,7 @@ mod identity;
 mod images;
 mod lifecycle;
 mod resource_tags;
+mod scan;
 
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
@@ -15,6 +16,7 @@ pub use images::{ImageRow, TagFilter, Untagged};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
+pub use scan::{Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
@@ -1066,6 +1068,13 @@ impl Meta {
                     &repo.name,
                 )));
             }
+        }
+        // Scan on push: queued with the manifest, so a stored image is never left unscanned.
+        if m.artifact_type.is_none()
+            && scan::SCANNABLE_MEDIA_TYPES.contains(&m.media_type.as_str())
+            && scan::scan_on_push_in(&mut tx, repository_id).await?
+        {
+            scan::queue_in(&mut tx, id, repository_id, false).await?;
         }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
