@@ -616,3 +616,104 @@ mod tests {
         );
     }
 }
+
+// ---- image scanning ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageScanningConfigurationRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    pub image_scanning_configuration: ImageScanningConfiguration,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageScanningConfigurationResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_scanning_configuration: ImageScanningConfiguration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartImageScanRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanStatus {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartImageScanResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    pub image_scan_status: ImageScanStatus,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageScanFindingsRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    #[serde(default)]
+    pub next_token: Option<String>,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribute {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanFinding {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub severity: String,
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanFindings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scan_completed_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vulnerability_source_updated_at: Option<Timestamp>,
+    pub finding_severity_counts: std::collections::BTreeMap<String, i64>,
+    pub findings: Vec<ImageScanFinding>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageScanFindingsResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    pub image_scan_status: ImageScanStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scan_findings: Option<ImageScanFindings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

@@ -25,6 +25,8 @@ pub struct RepositoryRow {
     pub name: String,
     pub created_at: i64,
     pub tag_mutability: TagMutability,
+    /// ECR's `imageScanningConfiguration.scanOnPush`.
+    pub scan_on_push: bool,
 }
 
 use std::time::Duration;
@@ -1214,8 +1216,11 @@ impl Meta {
 }
 
 /// A repository with its tag mutability setting (no row: `MUTABLE`).
-const REPOSITORY_SELECT: &str = "SELECT r.id, r.name, r.created_at, tm.mode, tm.exclusion_filters \
-     FROM repositories r LEFT JOIN repository_tag_mutability tm ON tm.repository_id = r.id";
+const REPOSITORY_SELECT: &str =
+    "SELECT r.id, r.name, r.created_at, tm.mode, tm.exclusion_filters, \
+     rs.scan_on_push FROM repositories r \
+     LEFT JOIN repository_tag_mutability tm ON tm.repository_id = r.id \
+     LEFT JOIN repository_scanning rs ON rs.repository_id = r.id";
 
 fn tag_mutability(r: &AnyRow) -> Result<TagMutability> {
     let mode: Option<String> = r.try_get("mode")?;
@@ -1234,6 +1239,7 @@ fn repository_row(r: &sqlx::any::AnyRow) -> Result<RepositoryRow> {
         name: r.try_get("name")?,
         created_at: r.try_get("created_at")?,
         tag_mutability: tag_mutability(r)?,
+        scan_on_push: r.try_get::<Option<i64>, _>("scan_on_push")?.unwrap_or(0) != 0,
     })
 }
 

@@ -17,8 +17,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::Registry;
 use crate::config::TrivyConfig;
+use crate::error::Error;
 use crate::error::Result;
-use crate::meta::{now_millis, Finding, ScanJob, ScanOutcome};
+use crate::meta::{now_millis, Finding, RepositoryRow, ScanJob, ScanOutcome, ScanState};
+use crate::oci::{Digest, RepoName};
 
 /// The flags that stop Trivy from downloading anything.
 pub const OFFLINE_FLAGS: &[&str] = &[
@@ -281,7 +283,72 @@ fn vulnerability_db_updated_at(cache_dir: &std::path::Path) -> Option<i64> {
     Some(at.timestamp_millis())
 }
 
+/// One page of an image's scan results.
+pub struct ScanFindingsPage {
+    pub state: ScanState,
+    /// Findings per severity over the whole scan.
+    pub severity_counts: Vec<(String, i64)>,
+    /// `(seq, finding)`, `seq` being the pagination key.
+    pub findings: Vec<(i64, Finding)>,
+    pub more: bool,
+}
+
 impl Registry {
+    /// Turns scan on push on or off for a repository.
+    pub async fn set_scan_on_push(&self, name: &RepoName, on: bool) -> Result<RepositoryRow> {
+        let row = self.describe_repository(name).await?;
+        self.meta.set_scan_on_push(row.id, on).await?;
+        Ok(RepositoryRow {
+            scan_on_push: on,
+            ..row
+        })
+    }
+
+    /// Queues a scan of an image now (a manual scan; no daily limit). `ManifestUnknown` if the
+    /// repository has no such manifest.
+    pub async fn start_image_scan(&self, name: &RepoName, digest: &Digest) -> Result<()> {
+        let row = self.describe_repository(name).await?;
+        if self.meta.queue_scan(row.id, &digest.to_string()).await? {
+            Ok(())
+        } else {
+            Err(Error::ManifestUnknown(format!(
+                "manifest {digest} is not in repository {name}"
+            )))
+        }
+    }
+
+    /// An image's scan state, if it was ever scanned or queued.
+    pub async fn scan_state(&self, name: &RepoName, digest: &Digest) -> Result<Option<ScanState>> {
+        let row = self.describe_repository(name).await?;
+        self.meta.scan_state(row.id, &digest.to_string()).await
+    }
+
+    /// A page of an image's findings after `after_seq`; `None` if it was never scanned.
+    pub async fn scan_findings_page(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Option<ScanFindingsPage>> {
+        let Some(state) = self.scan_state(name, digest).await? else {
+            return Ok(None);
+        };
+        let severity_counts = self.meta.scan_severity_counts(state.manifest_id).await?;
+        let mut findings = self
+            .meta
+            .scan_findings(state.manifest_id, after_seq, limit as i64 + 1)
+            .await?;
+        let more = findings.len() > limit;
+        findings.truncate(limit);
+        Ok(Some(ScanFindingsPage {
+            state,
+            severity_counts,
+            findings,
+            more,
+        }))
+    }
+
     /// Takes one due scan job and runs it; false when none was due.
     pub async fn scan_next(
         &self,
