@@ -16,7 +16,7 @@ pub use images::{ImageRow, TagFilter, Untagged};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
-pub use scan::{Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
+pub use scan::{is_scannable, Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
@@ -1072,8 +1072,7 @@ impl Meta {
             }
         }
         // Scan on push: queued with the manifest, so a stored image is never left unscanned.
-        if m.artifact_type.is_none()
-            && scan::SCANNABLE_MEDIA_TYPES.contains(&m.media_type.as_str())
+        if scan::is_scannable(&m.media_type, m.artifact_type.as_deref())
             && scan::scan_on_push_in(&mut tx, repository_id).await?
         {
             scan::queue_in(&mut tx, id, repository_id, false).await?;

@@ -15,6 +15,19 @@ pub const SCANNABLE_MEDIA_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/// Config media types of container images (a manifest's artifact type defaults to its config's
+/// media type; other artifact types are not images).
+pub const IMAGE_CONFIG_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// Whether a manifest is a container image that a scan can read.
+pub fn is_scannable(media_type: &str, artifact_type: Option<&str>) -> bool {
+    SCANNABLE_MEDIA_TYPES.contains(&media_type)
+        && artifact_type.map_or(true, |a| IMAGE_CONFIG_MEDIA_TYPES.contains(&a))
+}
+
 /// A job a worker took.
 #[derive(Debug, Clone)]
 pub struct ScanJob {
