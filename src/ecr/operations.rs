@@ -973,11 +973,46 @@ fn image_detail(call: &Call<'_>, name: &RepoName, row: ImageRow) -> ImageDetail 
         image_tags: row.tags,
         image_size_in_bytes: row.size,
         image_pushed_at: timestamp(row.pushed_at),
+        image_scan_status: None,
+        image_scan_findings_summary: None,
         image_manifest_media_type: row.media_type,
         artifact_media_type: row.artifact_type,
         subject_manifest_digest: row.subject_digest,
         image_status: "ACTIVE".into(),
     }
+}
+
+/// Fills in an image's scan status and, for a complete scan, its findings summary.
+async fn with_scan(
+    call: &Call<'_>,
+    name: &RepoName,
+    mut detail: ImageDetail,
+) -> EcrResult<ImageDetail> {
+    let digest = Digest::parse(&detail.image_digest)?;
+    let registry = &call.app.registry;
+    let Some(state) = registry
+        .scan_state(name, &digest)
+        .await
+        .map_err(in_repository(call, name))?
+    else {
+        return Ok(detail);
+    };
+    if state.status == "COMPLETE" {
+        let counts = registry
+            .meta
+            .scan_severity_counts(state.manifest_id)
+            .await?;
+        detail.image_scan_findings_summary = Some(ImageScanFindingsSummary {
+            image_scan_completed_at: state.completed_at.map(timestamp),
+            vulnerability_source_updated_at: state.vulnerability_source_updated_at.map(timestamp),
+            finding_severity_counts: counts.into_iter().collect(),
+        });
+    }
+    detail.image_scan_status = Some(ImageScanStatus {
+        status: state.status,
+        description: Some(state.description),
+    });
+    Ok(detail)
 }
 
 fn describe_image_id(id: &ImageIdentifier) -> String {
@@ -1038,7 +1073,7 @@ async fn describe_images(
                 .await
                 .map_err(in_repository(call, &name))?
                 .ok_or_else(image_not_found)?;
-            details.push(image_detail(call, &name, row));
+            details.push(with_scan(call, &name, image_detail(call, &name, row)).await?);
         }
         return Ok(DescribeImagesResponse {
             image_details: details,
@@ -1059,11 +1094,12 @@ async fn describe_images(
         (true, Some(last)) => Some(encode_token("images", &[&last.digest])),
         _ => None,
     };
+    let mut image_details = Vec::with_capacity(rows.len());
+    for row in rows {
+        image_details.push(with_scan(call, &name, image_detail(call, &name, row)).await?);
+    }
     Ok(DescribeImagesResponse {
-        image_details: rows
-            .into_iter()
-            .map(|row| image_detail(call, &name, row))
-            .collect(),
+        image_details,
         next_token,
     })
 }
