@@ -1457,6 +1457,28 @@ async fn scan_jobs(db: &Db) {
     assert!(db.queue_scan(repo, &digest).await.unwrap());
     let state = db.scan_state(repo, &digest).await.unwrap().unwrap();
     assert_eq!((state.status.as_str(), state.attempts), ("IN_PROGRESS", 0));
+    // A re-queue while an attempt runs: that attempt's result is ignored even though the next
+    // attempt has the same number.
+    let before_requeue = db
+        .take_scan_job(now_millis() + 1, now + 400_000)
+        .await
+        .unwrap()
+        .unwrap();
+    tick().await;
+    assert!(db.queue_scan(repo, &digest).await.unwrap());
+    tick().await;
+    let after_requeue = db
+        .take_scan_job(now_millis() + 1, now + 400_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before_requeue.attempts, after_requeue.attempts);
+    let late = ScanOutcome::Failed {
+        reason: "late".into(),
+        retry_at: None,
+    };
+    assert!(!db.finish_scan(&before_requeue, &late).await.unwrap());
+    assert!(db.queue_scan(repo, &digest).await.unwrap());
     // A retry waits for its time.
     let third = db
         .take_scan_job(now_millis() + 1, now + 400_000)

@@ -35,6 +35,9 @@ pub struct ScanJob {
     pub repository: String,
     pub digest: String,
     pub attempts: i64,
+    /// When this attempt took the job; with `attempts`, it fences the attempt's result (a manual
+    /// re-queue resets `attempts`).
+    pub started_at: i64,
 }
 
 /// The scan state of one image.
@@ -200,6 +203,7 @@ impl Meta {
             repository: names.try_get("name")?,
             digest: names.try_get("digest")?,
             attempts,
+            started_at: now,
         }))
     }
 
@@ -236,7 +240,7 @@ impl Meta {
         let updated = sqlx::query(
             "UPDATE scan_jobs SET status = $3, description = $4, next_attempt_at = $5, \
              completed_at = $6, vulnerability_source_updated_at = $7 \
-             WHERE manifest_id = $1 AND attempts = $2 AND status = 'IN_PROGRESS'",
+             WHERE manifest_id = $1 AND attempts = $2 AND started_at = $8 AND status = 'IN_PROGRESS'",
         )
         .bind(job.manifest_id)
         .bind(job.attempts)
@@ -245,6 +249,7 @@ impl Meta {
         .bind(retry_at)
         .bind(retry_at.is_none().then_some(now))
         .bind(vsu)
+        .bind(job.started_at)
         .execute(&mut *tx)
         .await?
         .rows_affected();
