@@ -99,6 +99,36 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         Duration::from_secs(10),
         cancel.clone(),
     )));
+    let trivy = &state.config.trivy;
+    if trivy.concurrency > 0 {
+        match state.config.listen_addr() {
+            Ok(addr) => {
+                let ip = match addr.ip() {
+                    std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+                    }
+                    std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                        std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                    }
+                    ip => ip,
+                };
+                let scanner = crate::service::Scanner {
+                    config: trivy.clone(),
+                    cache_dir: state.config.trivy_cache_dir(),
+                    registry: std::net::SocketAddr::new(ip, addr.port()).to_string(),
+                    tls: state.config.tls_cert.is_some(),
+                };
+                jobs.push(tokio::spawn(crate::jobs::run_scans(
+                    state.registry.clone(),
+                    state.access.clone(),
+                    state.config.admin_user.clone(),
+                    Arc::new(scanner),
+                    cancel.clone(),
+                )));
+            }
+            Err(e) => tracing::warn!(error = %e, "scan workers not started"),
+        }
+    }
     if state.registry.cache.enabled() {
         jobs.push(tokio::spawn(crate::jobs::watch_maintenance(
             state.registry.clone(),

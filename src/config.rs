@@ -43,6 +43,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub trivy: TrivyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +159,47 @@ impl GcConfig {
     }
 }
 
+/// Image scanning with Trivy, run as a child process (`[trivy]`, env `BERTH_TRIVY_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrivyConfig {
+    /// The trivy binary: a path, or a name looked up on `PATH` (also `serve --trivy-path`).
+    pub path: String,
+    /// Trivy's `--cache-dir` (vulnerability database, layer cache); empty means
+    /// `<data_dir>/trivy-cache`. Load an offline database into `<cache_dir>/db/`.
+    pub cache_dir: String,
+    /// Add every flag that stops Trivy from downloading anything (air-gapped registries).
+    pub offline: bool,
+    /// Scans run at once by this replica; 0 turns the scan workers off.
+    pub concurrency: u32,
+    /// A scan running longer than this is killed and fails.
+    pub timeout_secs: u64,
+    /// Attempts per scan before it ends FAILED.
+    pub max_attempts: u32,
+    /// The first retry waits this long, each later one twice as long as the one before.
+    pub retry_base_secs: u64,
+    /// How often idle workers look for queued scans.
+    pub poll_interval_millis: u64,
+    /// Trivy's JSON report is cut off (and the scan fails) beyond this size.
+    pub max_output_bytes: usize,
+}
+
+impl Default for TrivyConfig {
+    fn default() -> Self {
+        TrivyConfig {
+            path: "trivy".into(),
+            cache_dir: String::new(),
+            offline: false,
+            concurrency: 1,
+            timeout_secs: 600,
+            max_attempts: 3,
+            retry_base_secs: 30,
+            poll_interval_millis: 1000,
+            max_output_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
@@ -224,6 +266,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
+            trivy: TrivyConfig::default(),
         }
     }
 }
@@ -329,6 +372,7 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub database_url: Option<String>,
     pub storage_url: Option<String>,
+    pub trivy_path: Option<String>,
 }
 
 /// A configuration error naming the field at fault.
@@ -377,6 +421,9 @@ impl Config {
         }
         if let Some(v) = &overrides.storage_url {
             config.storage.url = v.clone();
+        }
+        if let Some(v) = &overrides.trivy_path {
+            config.trivy.path = v.clone();
         }
         config.validate()?;
         Ok(config)
@@ -495,6 +542,15 @@ impl Config {
             )
         } else {
             self.database.url.clone()
+        }
+    }
+
+    /// Trivy's cache directory, defaulting to `<data_dir>/trivy-cache`.
+    pub fn trivy_cache_dir(&self) -> PathBuf {
+        if self.trivy.cache_dir.is_empty() {
+            self.data_dir.join("trivy-cache")
+        } else {
+            PathBuf::from(&self.trivy.cache_dir)
         }
     }
 

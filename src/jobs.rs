@@ -166,3 +166,63 @@ pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: Ca
         }
     }
 }
+
+/// Runs queued image scans, `concurrency` at a time, until cancelled. Jobs are taken one per
+/// transaction from the database (replicas skip each other's rows), so workers on several
+/// replicas share the queue and none runs a job another is running.
+pub async fn run_scans(
+    registry: Arc<Registry>,
+    access: Arc<crate::access::Access>,
+    admin_user: String,
+    scanner: Arc<crate::service::Scanner>,
+    cancel: CancellationToken,
+) {
+    let idle = Duration::from_millis(scanner.config.poll_interval_millis.max(10));
+    let workers = (0..scanner.config.concurrency.max(1)).map(|_| {
+        let (registry, access, admin_user, scanner, cancel) = (
+            registry.clone(),
+            access.clone(),
+            admin_user.clone(),
+            scanner.clone(),
+            cancel.clone(),
+        );
+        async move {
+            loop {
+                let principal = access
+                    .principal(crate::access::PrincipalKind::User, &admin_user)
+                    .await;
+                let credential = || {
+                    let principal = principal?.ok_or_else(|| {
+                        crate::error::Error::internal(format!(
+                            "the admin user {admin_user} does not exist"
+                        ))
+                    })?;
+                    // Valid for one scan: the child's timeout and a margin.
+                    let ttl = Duration::from_secs(scanner.config.timeout_secs.max(1) + 60);
+                    let password = access.short_registry_password(&principal, ttl)?;
+                    Ok(crate::service::Credential {
+                        username: crate::access::ECR_USERNAME.to_owned(),
+                        password,
+                    })
+                };
+                let busy = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = registry.scan_next(&scanner, credential) => match r {
+                        Ok(busy) => busy,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "scan worker failed; will retry");
+                            false
+                        }
+                    },
+                };
+                if !busy {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(idle) => {}
+                    }
+                }
+            }
+        }
+    });
+    futures::future::join_all(workers).await;
+}

@@ -40,6 +40,9 @@ struct ServeArgs {
     /// Blob storage URL: file:///PATH, s3://BUCKET[/prefix] or memory:// (env BERTH_STORAGE_URL).
     #[arg(long, global = true)]
     storage_url: Option<String>,
+    /// The trivy binary that scans images: a path or a name on PATH (default trivy; env BERTH_TRIVY_PATH).
+    #[arg(long, global = true)]
+    trivy_path: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +102,7 @@ fn overrides(a: &ServeArgs) -> Overrides {
         tls_key: a.tls_key.clone(),
         database_url: a.database_url.clone(),
         storage_url: a.storage_url.clone(),
+        trivy_path: a.trivy_path.clone(),
     }
 }
 

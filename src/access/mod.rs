@@ -870,6 +870,13 @@ impl Access {
         Ok((token, expires))
     }
 
+    /// A registry password like [`Access::registry_password`] but valid only for `ttl`: the
+    /// credential the scan workers hand to Trivy for one scan.
+    pub fn short_registry_password(&self, principal: &Principal, ttl: Duration) -> Result<String> {
+        let claims = self.base_claims(Some(principal), true, ttl.min(REGISTRY_PASSWORD_TTL));
+        self.keys.ring().issue(&claims).map_err(Error::internal)
+    }
+
     /// The public keys that verify tokens, as a JWKS document.
     pub fn jwks_json(&self) -> String {
         self.keys.ring().jwks_json()

@@ -47,6 +47,9 @@ pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResul
         "PutImage" => run!(put_image),
         "BatchCheckLayerAvailability" => run!(batch_check_layer_availability),
         "PutImageTagMutability" => run!(put_image_tag_mutability),
+        "PutImageScanningConfiguration" => run!(put_image_scanning_configuration),
+        "StartImageScan" => run!(start_image_scan),
+        "DescribeImageScanFindings" => run!(describe_image_scan_findings),
         "TagResource" => run!(tag_resource),
         "UntagResource" => run!(untag_resource),
         "ListTagsForResource" => run!(list_tags_for_resource),
@@ -129,7 +132,7 @@ fn repository(call: &Call<'_>, row: &RepositoryRow) -> Repository {
         image_tag_mutability: row.tag_mutability.mode.as_str().into(),
         image_tag_mutability_exclusion_filters: row.tag_mutability.exclusion_filters.clone(),
         image_scanning_configuration: ImageScanningConfiguration {
-            scan_on_push: false,
+            scan_on_push: row.scan_on_push,
         },
         encryption_configuration: EncryptionConfiguration {
             encryption_type: "AES256".into(),
@@ -363,15 +366,9 @@ async fn create_repository(
         input.image_tag_mutability_exclusion_filters.as_ref(),
     )
     .map_err(EcrError::invalid)?;
-    // Only the defaults exist so far; refusing the rest beats silently not enforcing them.
-    if input
+    let scan_on_push = input
         .image_scanning_configuration
-        .is_some_and(|c| c.scan_on_push)
-    {
-        return Err(EcrError::invalid(
-            "imageScanningConfiguration.scanOnPush=true is not supported by Berth yet",
-        ));
-    }
+        .is_some_and(|c| c.scan_on_push);
     if let Some(e) = &input.encryption_configuration {
         if e.encryption_type != "AES256" || e.kms_key.is_some() {
             return Err(EcrError::invalid(
@@ -403,6 +400,11 @@ async fn create_repository(
         // At most 50 tags were checked above, so this cannot exceed the limit.
         call.app.registry.tag_repository(&name, &tags).await?;
     }
+    let row = if scan_on_push {
+        call.app.registry.set_scan_on_push(&name, true).await?
+    } else {
+        row
+    };
     Ok(RepositoryResponse {
         repository: repository(call, &row),
     })
@@ -971,11 +973,46 @@ fn image_detail(call: &Call<'_>, name: &RepoName, row: ImageRow) -> ImageDetail 
         image_tags: row.tags,
         image_size_in_bytes: row.size,
         image_pushed_at: timestamp(row.pushed_at),
+        image_scan_status: None,
+        image_scan_findings_summary: None,
         image_manifest_media_type: row.media_type,
         artifact_media_type: row.artifact_type,
         subject_manifest_digest: row.subject_digest,
         image_status: "ACTIVE".into(),
     }
+}
+
+/// Fills in an image's scan status and, for a complete scan, its findings summary.
+async fn with_scan(
+    call: &Call<'_>,
+    name: &RepoName,
+    mut detail: ImageDetail,
+) -> EcrResult<ImageDetail> {
+    let digest = Digest::parse(&detail.image_digest)?;
+    let registry = &call.app.registry;
+    let Some(state) = registry
+        .scan_state(name, &digest)
+        .await
+        .map_err(in_repository(call, name))?
+    else {
+        return Ok(detail);
+    };
+    if state.status == "COMPLETE" {
+        let counts = registry
+            .meta
+            .scan_severity_counts(state.manifest_id)
+            .await?;
+        detail.image_scan_findings_summary = Some(ImageScanFindingsSummary {
+            image_scan_completed_at: state.completed_at.map(timestamp),
+            vulnerability_source_updated_at: state.vulnerability_source_updated_at.map(timestamp),
+            finding_severity_counts: counts.into_iter().collect(),
+        });
+    }
+    detail.image_scan_status = Some(ImageScanStatus {
+        status: state.status,
+        description: Some(state.description),
+    });
+    Ok(detail)
 }
 
 fn describe_image_id(id: &ImageIdentifier) -> String {
@@ -1036,7 +1073,7 @@ async fn describe_images(
                 .await
                 .map_err(in_repository(call, &name))?
                 .ok_or_else(image_not_found)?;
-            details.push(image_detail(call, &name, row));
+            details.push(with_scan(call, &name, image_detail(call, &name, row)).await?);
         }
         return Ok(DescribeImagesResponse {
             image_details: details,
@@ -1057,11 +1094,12 @@ async fn describe_images(
         (true, Some(last)) => Some(encode_token("images", &[&last.digest])),
         _ => None,
     };
+    let mut image_details = Vec::with_capacity(rows.len());
+    for row in rows {
+        image_details.push(with_scan(call, &name, image_detail(call, &name, row)).await?);
+    }
     Ok(DescribeImagesResponse {
-        image_details: rows
-            .into_iter()
-            .map(|row| image_detail(call, &name, row))
-            .collect(),
+        image_details,
         next_token,
     })
 }
@@ -1512,6 +1550,183 @@ async fn list_tags_for_resource(
             .into_iter()
             .map(|(key, value)| ResourceTag { key, value })
             .collect(),
+    })
+}
+
+// ---- image scanning ----
+
+/// PutImageScanningConfiguration: a repository's scan-on-push flag.
+async fn put_image_scanning_configuration(
+    call: &Call<'_>,
+    input: PutImageScanningConfigurationRequest,
+) -> EcrResult<PutImageScanningConfigurationResponse> {
+    let name = call
+        .authorize_repository(
+            Action::PutImageScanningConfiguration,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
+    let row = call
+        .app
+        .registry
+        .set_scan_on_push(&name, input.image_scanning_configuration.scan_on_push)
+        .await
+        .map_err(in_repository(call, &name))?;
+    Ok(PutImageScanningConfigurationResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: row.name,
+        image_scanning_configuration: ImageScanningConfiguration {
+            scan_on_push: row.scan_on_push,
+        },
+    })
+}
+
+/// The digest an image id names in a repository; `ImageNotFoundException` if none.
+async fn scanned_image(
+    call: &Call<'_>,
+    name: &RepoName,
+    id: &ImageIdentifier,
+) -> EcrResult<(Digest, ImageIdentifier)> {
+    let r = image_ref(id).map_err(|f| EcrError::invalid(f.failure_reason))?;
+    let found = call
+        .app
+        .registry
+        .lookup_image(name, r.digest.as_ref(), r.tag.as_ref())
+        .await
+        .map_err(in_repository(call, name))?;
+    let ImageLookup::Found(manifest) = found else {
+        return Err(EcrError::new(
+            "ImageNotFoundException",
+            format!(
+                "The image with imageId {} does not exist within the repository with name '{name}' in the registry with id '{}'",
+                describe_image_id(id),
+                call.registry_id()
+            ),
+        ));
+    };
+    let digest = Digest::parse(&manifest.digest)?;
+    let id = ImageIdentifier {
+        image_digest: Some(manifest.digest),
+        image_tag: id.image_tag.clone(),
+    };
+    Ok((digest, id))
+}
+
+/// StartImageScan: queues a scan now (Berth has no once-a-day limit).
+async fn start_image_scan(
+    call: &Call<'_>,
+    input: StartImageScanRequest,
+) -> EcrResult<StartImageScanResponse> {
+    let name = call
+        .authorize_repository(
+            Action::StartImageScan,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
+    let (digest, image_id) = scanned_image(call, &name, &input.image_id).await?;
+    call.app
+        .registry
+        .start_image_scan(&name, &digest)
+        .await
+        .map_err(in_repository(call, &name))?;
+    Ok(StartImageScanResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        image_id,
+        image_scan_status: ImageScanStatus {
+            status: "IN_PROGRESS".into(),
+            description: None,
+        },
+    })
+}
+
+/// DescribeImageScanFindings: the scan status, severity counts and a page of findings.
+async fn describe_image_scan_findings(
+    call: &Call<'_>,
+    input: DescribeImageScanFindingsRequest,
+) -> EcrResult<DescribeImageScanFindingsResponse> {
+    let name = call
+        .authorize_repository(
+            Action::DescribeImageScanFindings,
+            input.registry_id.as_deref(),
+            &input.repository_name,
+        )
+        .await?;
+    let (digest, image_id) = scanned_image(call, &name, &input.image_id).await?;
+    let limit = max_results(input.max_results, 100)?;
+    let after = match input.next_token.as_deref() {
+        Some(token) => decode_token("scan-findings", token, 2)?,
+        None => Vec::new(),
+    };
+    let after_seq = match after.as_slice() {
+        [d, seq] if *d == digest.to_string() => seq.parse::<i64>().map_err(|_| {
+            EcrError::invalid("Invalid parameter at 'nextToken': the token is not valid")
+        })?,
+        [] => -1,
+        _ => {
+            return Err(EcrError::invalid(
+                "Invalid parameter at 'nextToken': the token is not valid",
+            ))
+        }
+    };
+    let page = call
+        .app
+        .registry
+        .scan_findings_page(&name, &digest, after_seq, limit)
+        .await
+        .map_err(in_repository(call, &name))?
+        .ok_or_else(|| {
+            EcrError::new(
+                "ScanNotFoundException",
+                format!(
+                    "Image scan does not exist for the image with '{}' in the repository with name '{name}' in the registry with id '{}'",
+                    describe_image_id(&input.image_id),
+                    call.registry_id()
+                ),
+            )
+        })?;
+    let next_token = match (page.more, page.findings.last()) {
+        (true, Some((seq, _))) => Some(encode_token(
+            "scan-findings",
+            &[&digest.to_string(), &seq.to_string()],
+        )),
+        _ => None,
+    };
+    let complete = page.state.status == "COMPLETE";
+    Ok(DescribeImageScanFindingsResponse {
+        registry_id: call.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        image_id,
+        image_scan_status: ImageScanStatus {
+            status: page.state.status.clone(),
+            description: Some(page.state.description.clone()),
+        },
+        image_scan_findings: complete.then(|| ImageScanFindings {
+            image_scan_completed_at: page.state.completed_at.map(timestamp),
+            vulnerability_source_updated_at: page
+                .state
+                .vulnerability_source_updated_at
+                .map(timestamp),
+            finding_severity_counts: page.severity_counts.into_iter().collect(),
+            findings: page
+                .findings
+                .into_iter()
+                .map(|(_, f)| ImageScanFinding {
+                    name: f.name,
+                    description: f.description,
+                    uri: f.uri,
+                    severity: f.severity,
+                    attributes: f
+                        .attributes
+                        .into_iter()
+                        .map(|(key, value)| Attribute { key, value })
+                        .collect(),
+                })
+                .collect(),
+        }),
+        next_token,
     })
 }
 

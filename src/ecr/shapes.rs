@@ -322,6 +322,10 @@ pub struct ImageDetail {
     pub image_tags: Vec<String>,
     pub image_size_in_bytes: i64,
     pub image_pushed_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scan_status: Option<ImageScanStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scan_findings_summary: Option<ImageScanFindingsSummary>,
     pub image_manifest_media_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_media_type: Option<String>,
@@ -573,6 +577,8 @@ mod tests {
             image_tags: vec![],
             image_size_in_bytes: 10,
             image_pushed_at: timestamp(1_700_000_000_500),
+            image_scan_status: None,
+            image_scan_findings_summary: None,
             image_manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             artifact_media_type: None,
             subject_manifest_digest: None,
@@ -583,6 +589,7 @@ mod tests {
         assert_eq!(v["imagePushedAt"], 1_700_000_000.5);
         assert!(v.get("imageTags").is_none());
         assert!(v.get("artifactMediaType").is_none());
+        assert!(v.get("imageScanStatus").is_none());
 
         let tags = ListTagsForResourceResponse {
             tags: vec![ResourceTag {
@@ -615,4 +622,115 @@ mod tests {
                 "proxyEndpoint": "https://r.example"}]})
         );
     }
+}
+
+// ---- image scanning ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageScanningConfigurationRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    pub image_scanning_configuration: ImageScanningConfiguration,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutImageScanningConfigurationResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_scanning_configuration: ImageScanningConfiguration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartImageScanRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanStatus {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartImageScanResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    pub image_scan_status: ImageScanStatus,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageScanFindingsRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    #[serde(default)]
+    pub next_token: Option<String>,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribute {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanFinding {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub severity: String,
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanFindings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scan_completed_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vulnerability_source_updated_at: Option<Timestamp>,
+    pub finding_severity_counts: std::collections::BTreeMap<String, i64>,
+    pub findings: Vec<ImageScanFinding>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageScanFindingsResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    pub image_scan_status: ImageScanStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scan_findings: Option<ImageScanFindings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanFindingsSummary {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scan_completed_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vulnerability_source_updated_at: Option<Timestamp>,
+    pub finding_severity_counts: std::collections::BTreeMap<String, i64>,
 }

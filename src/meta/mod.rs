@@ -8,6 +8,7 @@ mod identity;
 mod images;
 mod lifecycle;
 mod resource_tags;
+mod scan;
 
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
@@ -15,6 +16,7 @@ pub use images::{ImageRow, TagFilter, Untagged};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
+pub use scan::{is_scannable, Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct RepositoryRow {
     pub name: String,
     pub created_at: i64,
     pub tag_mutability: TagMutability,
+    /// ECR's `imageScanningConfiguration.scanOnPush`.
+    pub scan_on_push: bool,
 }
 
 use std::time::Duration;
@@ -1067,6 +1071,12 @@ impl Meta {
                 )));
             }
         }
+        // Scan on push: queued with the manifest, so a stored image is never left unscanned.
+        if scan::is_scannable(&m.media_type, m.artifact_type.as_deref())
+            && scan::scan_on_push_in(&mut tx, repository_id).await?
+        {
+            scan::queue_in(&mut tx, id, repository_id, false).await?;
+        }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
         Ok(())
@@ -1205,8 +1215,11 @@ impl Meta {
 }
 
 /// A repository with its tag mutability setting (no row: `MUTABLE`).
-const REPOSITORY_SELECT: &str = "SELECT r.id, r.name, r.created_at, tm.mode, tm.exclusion_filters \
-     FROM repositories r LEFT JOIN repository_tag_mutability tm ON tm.repository_id = r.id";
+const REPOSITORY_SELECT: &str =
+    "SELECT r.id, r.name, r.created_at, tm.mode, tm.exclusion_filters, \
+     rs.scan_on_push FROM repositories r \
+     LEFT JOIN repository_tag_mutability tm ON tm.repository_id = r.id \
+     LEFT JOIN repository_scanning rs ON rs.repository_id = r.id";
 
 fn tag_mutability(r: &AnyRow) -> Result<TagMutability> {
     let mode: Option<String> = r.try_get("mode")?;
@@ -1225,6 +1238,7 @@ fn repository_row(r: &sqlx::any::AnyRow) -> Result<RepositoryRow> {
         name: r.try_get("name")?,
         created_at: r.try_get("created_at")?,
         tag_mutability: tag_mutability(r)?,
+        scan_on_push: r.try_get::<Option<i64>, _>("scan_on_push")?.unwrap_or(0) != 0,
     })
 }
 

@@ -11,6 +11,7 @@ mod lifecycle;
 mod manifests;
 mod repositories;
 mod resource_tags;
+mod scan;
 mod uploads;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use lifecycle::{
 };
 pub use manifests::{ManifestPut, StoredManifest};
 pub use resource_tags::MAX_RESOURCE_TAGS;
+pub use scan::{parse_report, Credential, ScanFindingsPage, Scanner, OFFLINE_FLAGS};
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
 
 /// Limits and timeouts the services enforce.
