@@ -421,16 +421,13 @@ impl Access {
     /// Validates, stores and applies a policy at once on this replica (a refused document is
     /// `InvalidParameter` naming the statement and field).
     pub async fn attach_policy(&self, target: &PolicyTarget, text: &str) -> Result<PolicyDocument> {
-        let document = self.set_policy(target, text).await?;
-        self.invalidate();
-        Ok(document)
+        // `set_policy` already drops this replica's copy of the document and its decisions.
+        self.set_policy(target, text).await
     }
 
     /// Removes a policy; `NotFound` if there was none.
     pub async fn detach_policy(&self, target: &PolicyTarget) -> Result<()> {
-        let removed = self.delete_policy(target).await?;
-        self.invalidate();
-        match removed {
+        match self.delete_policy(target).await? {
             Some(_) => Ok(()),
             None => Err(Error::NotFound("no policy is attached there".into())),
         }

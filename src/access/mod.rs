@@ -291,9 +291,12 @@ impl Access {
 
     /// Forgets every cached identity and policy on this replica (after an admin change here,
     /// so this replica applies it at once; the others follow within [`CACHE_TTL`]).
+    ///
+    /// Verified passwords stay: they are keyed by the stored hash, so a changed password can
+    /// never match one, and dropping them would make every client of this replica pay an argon2
+    /// check again after any admin change.
     pub fn invalidate(&self) {
         self.principals.clear();
-        self.verified.clear();
         self.policies.clear();
         self.settings.clear();
         self.decisions.clear();
