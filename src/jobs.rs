@@ -199,7 +199,7 @@ pub async fn run_scans(
                     })?;
                     // Valid for one scan: the child's timeout and a margin.
                     let ttl = Duration::from_secs(scanner.config.timeout_secs.max(1) + 60);
-                    let password = access.short_registry_password(&principal, ttl)?;
+                    let password = access.scan_registry_password(&principal, ttl)?;
                     Ok(crate::service::Credential {
                         username: crate::access::ECR_USERNAME.to_owned(),
                         password,

@@ -154,15 +154,26 @@ conformance!(postgres_icu, super::Backend::PostgresIcu;
 async fn tag_mutability_concurrent(db: &Db) {
     use berth::policy::{MutabilityMode, TagMutability};
     let name = repo("imm/app");
-    assert!(db
-        .create_repository_with(
-            &name,
-            &TagMutability::new(MutabilityMode::Immutable, vec![]).unwrap()
-        )
-        .await
-        .unwrap());
+    let settings = berth::meta::NewRepository {
+        tag_mutability: TagMutability::new(MutabilityMode::Immutable, vec![]).unwrap(),
+        scan_on_push: true,
+        resource_tags: vec![("team".into(), "a".into())],
+    };
+    assert!(db.create_repository_with(&name, &settings).await.unwrap());
+    assert!(
+        !db.create_repository_with(&name, &settings).await.unwrap(),
+        "a second create reports the repository exists"
+    );
     let row = db.repository_row(&name).await.unwrap().unwrap();
     assert_eq!(row.tag_mutability.mode, MutabilityMode::Immutable);
+    assert!(
+        row.scan_on_push,
+        "created with scan on push, in the same transaction"
+    );
+    assert_eq!(
+        db.repository_tags(row.id).await.unwrap(),
+        vec![("team".to_owned(), "a".to_owned())]
+    );
     for round in 0..5 {
         let t = tag(&format!("r{round}"));
         let tasks: Vec<_> = (0..16)

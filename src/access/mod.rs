@@ -14,7 +14,7 @@
 //! an access claim granted before a Deny was added stops working with the same delay.
 
 mod audit;
-mod cache;
+pub(crate) mod cache;
 mod keys;
 mod limiter;
 mod manage;
@@ -158,6 +158,8 @@ pub struct Subject {
     /// The verified registry token, when the caller presented one: requests may do only what
     /// it grants (and what the policies still allow).
     pub token: Option<Arc<Claims>>,
+    /// Logged in with a scan password (Berth's own scanner, see [`Subject::is_scanner`]).
+    pub scan: bool,
 }
 
 impl Subject {
@@ -169,7 +171,13 @@ impl Subject {
         Subject {
             principal: Some(principal),
             token: None,
+            scan: false,
         }
+    }
+
+    /// Berth's own scanner: its reads bypass the pull gate and are not recorded as pulls.
+    pub fn is_scanner(&self) -> bool {
+        self.scan || self.token.as_ref().is_some_and(|t| t.scan)
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -245,7 +253,7 @@ pub struct Access {
     settings: TtlCache<&'static str, Option<String>>,
     /// Principals of recently accepted `Authorization: Basic` values, by SHA-256 of the value;
     /// see [`BASIC_TTL`].
-    basic_logins: TtlCache<[u8; 32], Arc<Principal>>,
+    basic_logins: TtlCache<[u8; 32], Subject>,
     /// Recent answers of [`Access::may`]; see [`DECISION_TTL`].
     scope_decisions: TtlCache<ScopeKey, bool>,
     /// Access tokens whose signature verified, by SHA-256 of the token.
@@ -382,10 +390,10 @@ impl Access {
 
     /// An `Authorization: Basic ...` header value: [`Access::login`] with a short memory of
     /// accepted values, so a client sending its password on every request costs one hash.
-    pub async fn login_basic(&self, header: &str, facts: &RequestFacts) -> Result<Arc<Principal>> {
+    pub async fn login_basic(&self, header: &str, facts: &RequestFacts) -> Result<Subject> {
         let key: [u8; 32] = sha2::Sha256::digest(header.as_bytes()).into();
-        if let Some(principal) = self.basic_logins.get(&key) {
-            return Ok(principal);
+        if let Some(subject) = self.basic_logins.get(&key) {
+            return Ok(subject);
         }
         let credentials =
             crate::auth::basic::parse_basic_authorization(header).ok_or_else(|| {
@@ -393,11 +401,25 @@ impl Access {
                     "malformed Basic credentials (expected base64 of user:password)".into(),
                 )
             })?;
-        let principal = self
-            .login(&credentials.username, &credentials.password, facts)
+        let subject = self
+            .login_subject(&credentials.username, &credentials.password, facts)
             .await?;
-        self.basic_logins.insert(key, principal.clone());
-        Ok(principal)
+        self.basic_logins.insert(key, subject.clone());
+        Ok(subject)
+    }
+
+    /// [`Access::login`], keeping whether the password was a scan password.
+    pub async fn login_subject(
+        &self,
+        username: &str,
+        password: &str,
+        facts: &RequestFacts,
+    ) -> Result<Subject> {
+        let (principal, scan) = self.login_inner(username, password, facts).await?;
+        Ok(Subject {
+            scan,
+            ..Subject::principal(principal)
+        })
     }
 
     /// HTTP Basic: a user's or robot's password, or `AWS` with an ECR registry password.
@@ -408,6 +430,15 @@ impl Access {
         password: &str,
         facts: &RequestFacts,
     ) -> Result<Arc<Principal>> {
+        Ok(self.login_inner(username, password, facts).await?.0)
+    }
+
+    async fn login_inner(
+        &self,
+        username: &str,
+        password: &str,
+        facts: &RequestFacts,
+    ) -> Result<(Arc<Principal>, bool)> {
         if let Some(wait) = self.limiter.blocked(username, facts.source_ip) {
             return Err(Error::TooManyRequests {
                 message: format!("too many failed logins for {username:?}; try again in {wait} s"),
@@ -415,14 +446,18 @@ impl Access {
             });
         }
         let outcome = if username == ECR_USERNAME {
-            self.principal_for_token(password, true).await
+            self.claims_and_principal(password, true)
+                .await
+                .map(|(claims, p)| (p, claims.scan))
         } else {
-            self.check_password(username, password).await
+            self.check_password(username, password)
+                .await
+                .map(|p| (p, false))
         };
         match outcome {
-            Ok(principal) => {
+            Ok(login) => {
                 self.limiter.record_success(username, facts.source_ip);
-                Ok(principal)
+                Ok(login)
             }
             Err(Error::Unauthorized(message)) => {
                 self.limiter.record_failure(username, facts.source_ip);
@@ -488,6 +523,14 @@ impl Access {
         token: &str,
         registry_password: bool,
     ) -> Result<Arc<Principal>> {
+        Ok(self.claims_and_principal(token, registry_password).await?.1)
+    }
+
+    async fn claims_and_principal(
+        &self,
+        token: &str,
+        registry_password: bool,
+    ) -> Result<(Claims, Arc<Principal>)> {
         let what = if registry_password {
             "registry password"
         } else {
@@ -499,9 +542,10 @@ impl Access {
             })
             .await
             .map_err(|e| Error::Unauthorized(format!("invalid {what}: {e}")))?;
-        self.current_principal(&claims)
-            .await?
-            .ok_or_else(|| Error::Unauthorized(format!("{what} is no longer valid; log in again")))
+        let principal = self.current_principal(&claims).await?.ok_or_else(|| {
+            Error::Unauthorized(format!("{what} is no longer valid; log in again"))
+        })?;
+        Ok((claims, principal))
     }
 
     /// Verifies with the current key ring; a token signed by a key this replica has not loaded yet
@@ -574,6 +618,7 @@ impl Access {
         Ok(Subject {
             principal,
             token: Some(claims),
+            scan: false,
         })
     }
 
@@ -840,15 +885,16 @@ impl Access {
         }
     }
 
-    /// Signs an access token for `principal` (anonymous when `None`) granting `access`.
+    /// Signs an access token for `subject` (anonymous without a principal) granting `access`.
     pub fn issue_access_token(
         &self,
-        principal: Option<&Principal>,
+        subject: &Subject,
         access: Vec<ResourceAccess>,
     ) -> Result<(String, Claims)> {
         let claims = self
-            .base_claims(principal, false, self.token_ttl)
-            .with_access(access);
+            .base_claims(subject.principal.as_deref(), false, self.token_ttl)
+            .with_access(access)
+            .with_scan(subject.is_scanner());
         let token = self.keys.ring().issue(&claims).map_err(Error::internal)?;
         Ok((token, claims))
     }
@@ -875,8 +921,11 @@ impl Access {
 
     /// A registry password like [`Access::registry_password`] but valid only for `ttl`: the
     /// credential the scan workers hand to Trivy for one scan.
-    pub fn short_registry_password(&self, principal: &Principal, ttl: Duration) -> Result<String> {
-        let claims = self.base_claims(Some(principal), true, ttl.min(REGISTRY_PASSWORD_TTL));
+    /// The password marks its logins as the scanner's ([`Subject::is_scanner`]).
+    pub fn scan_registry_password(&self, principal: &Principal, ttl: Duration) -> Result<String> {
+        let claims = self
+            .base_claims(Some(principal), true, ttl.min(REGISTRY_PASSWORD_TTL))
+            .with_scan(true);
         self.keys.ring().issue(&claims).map_err(Error::internal)
     }
 

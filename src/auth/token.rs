@@ -134,6 +134,10 @@ pub struct Claims {
     pub principal: Option<String>,
     /// Access or refresh token.
     pub typ: TokenType,
+    /// Issued to Berth's own scanner: its pulls bypass the pull gate and do not count as pulls
+    /// for lifecycle rules. Carried from the scan password into the tokens it obtains.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scan: bool,
 }
 
 impl Claims {
@@ -181,6 +185,7 @@ impl Claims {
             cv: 0,
             principal: None,
             typ,
+            scan: false,
         }
     }
 
@@ -199,6 +204,12 @@ impl Claims {
     /// Sets the principal ARN.
     pub fn with_principal(mut self, principal: &str) -> Claims {
         self.principal = Some(principal.to_owned());
+        self
+    }
+
+    /// Marks the token as the scanner's.
+    pub fn with_scan(mut self, scan: bool) -> Claims {
+        self.scan = scan;
         self
     }
 

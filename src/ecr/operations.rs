@@ -10,7 +10,7 @@ use super::shapes::*;
 use super::{parse, Call, EcrError, EcrResult, Target};
 use crate::access::PolicyTarget;
 use crate::error::Error;
-use crate::meta::{ImageRow, RepositoryRow, TagFilter};
+use crate::meta::{ImageRow, NewRepository, RepositoryRow, TagFilter};
 use crate::oci::manifest::ManifestKind;
 use crate::oci::{Algorithm, Digest, RepoName, Tag};
 use crate::policy::{Action, TagMutability};
@@ -50,6 +50,8 @@ pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResul
         "PutImageScanningConfiguration" => run!(put_image_scanning_configuration),
         "StartImageScan" => run!(start_image_scan),
         "DescribeImageScanFindings" => run!(describe_image_scan_findings),
+        "PutRegistryScanningConfiguration" => run!(put_registry_scanning_configuration),
+        "GetRegistryScanningConfiguration" => run!(get_registry_scanning_configuration),
         "TagResource" => run!(tag_resource),
         "UntagResource" => run!(untag_resource),
         "ListTagsForResource" => run!(list_tags_for_resource),
@@ -384,7 +386,14 @@ async fn create_repository(
     let row = call
         .app
         .registry
-        .create_repository_with(&name, &tag_mutability)
+        .create_repository_with(
+            &name,
+            &NewRepository {
+                tag_mutability,
+                scan_on_push,
+                resource_tags: tags,
+            },
+        )
         .await
         .map_err(|e| match e {
             Error::AlreadyExists(_) => EcrError::new(
@@ -396,15 +405,6 @@ async fn create_repository(
             ),
             other => other.into(),
         })?;
-    if !tags.is_empty() {
-        // At most 50 tags were checked above, so this cannot exceed the limit.
-        call.app.registry.tag_repository(&name, &tags).await?;
-    }
-    let row = if scan_on_push {
-        call.app.registry.set_scan_on_push(&name, true).await?
-    } else {
-        row
-    };
     Ok(RepositoryResponse {
         repository: repository(call, &row),
     })
@@ -1058,7 +1058,7 @@ async fn describe_images(
             };
             let r = image_ref(id).map_err(|f| EcrError::invalid(f.failure_reason))?;
             let found = registry
-                .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref())
+                .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref(), false)
                 .await
                 .map_err(in_repository(call, &name))?;
             let ImageLookup::Found(manifest) = found else {
@@ -1173,7 +1173,7 @@ async fn batch_get_image(
             }
         };
         let found = registry
-            .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref())
+            .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref(), true)
             .await
             .map_err(in_repository(call, &name))?;
         let manifest = match found {
@@ -1582,6 +1582,36 @@ async fn put_image_scanning_configuration(
     })
 }
 
+/// PutRegistryScanningConfiguration: which repositories scan on push, by wildcard rules.
+async fn put_registry_scanning_configuration(
+    call: &Call<'_>,
+    input: PutRegistryScanningConfigurationRequest,
+) -> EcrResult<PutRegistryScanningConfigurationResponse> {
+    call.authorize(Action::PutRegistryScanningConfiguration, &Target::Registry)
+        .await?;
+    let config = crate::policy::scanning::RegistryScanningConfiguration {
+        scan_type: input.scan_type.unwrap_or_else(|| "BASIC".into()),
+        rules: input.rules,
+    };
+    call.app.registry.put_registry_scanning(&config).await?;
+    Ok(PutRegistryScanningConfigurationResponse {
+        registry_scanning_configuration: config,
+    })
+}
+
+/// GetRegistryScanningConfiguration: `BASIC` without rules until one is put.
+async fn get_registry_scanning_configuration(
+    call: &Call<'_>,
+    _input: EmptyRequest,
+) -> EcrResult<GetRegistryScanningConfigurationResponse> {
+    call.authorize(Action::GetRegistryScanningConfiguration, &Target::Registry)
+        .await?;
+    Ok(GetRegistryScanningConfigurationResponse {
+        registry_id: call.registry_id().to_owned(),
+        scanning_configuration: call.app.registry.registry_scanning().await?,
+    })
+}
+
 /// The digest an image id names in a repository; `ImageNotFoundException` if none.
 async fn scanned_image(
     call: &Call<'_>,
@@ -1592,7 +1622,7 @@ async fn scanned_image(
     let found = call
         .app
         .registry
-        .lookup_image(name, r.digest.as_ref(), r.tag.as_ref())
+        .lookup_image(name, r.digest.as_ref(), r.tag.as_ref(), false)
         .await
         .map_err(in_repository(call, name))?;
     let ImageLookup::Found(manifest) = found else {

@@ -734,3 +734,27 @@ pub struct ImageScanFindingsSummary {
     pub vulnerability_source_updated_at: Option<Timestamp>,
     pub finding_severity_counts: std::collections::BTreeMap<String, i64>,
 }
+
+// ---- registry scanning ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutRegistryScanningConfigurationRequest {
+    #[serde(default)]
+    pub scan_type: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<crate::policy::scanning::ScanningRule>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutRegistryScanningConfigurationResponse {
+    pub registry_scanning_configuration: crate::policy::scanning::RegistryScanningConfiguration,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetRegistryScanningConfigurationResponse {
+    pub registry_id: String,
+    pub scanning_configuration: crate::policy::scanning::RegistryScanningConfiguration,
+}

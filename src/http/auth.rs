@@ -104,8 +104,7 @@ pub async fn authenticate(
         .map_err(|_| Error::Unauthorized("the Authorization header is not ASCII".into()))?;
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if scheme.eq_ignore_ascii_case("basic") {
-        let principal = app.access.login_basic(value, facts).await?;
-        Ok(Subject::principal(principal))
+        app.access.login_basic(value, facts).await
     } else if scheme.eq_ignore_ascii_case("bearer") {
         app.access.verify_bearer(rest.trim()).await
     } else {

@@ -162,7 +162,8 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
                 .collect::<Vec<_>>()
                 .join(",");
             let accept = (!accept.is_empty()).then_some(accept);
-            get_manifest(&app, &name, &reference, head, accept.as_deref()).await
+            let pull = !subject.is_scanner();
+            get_manifest(&app, &name, &reference, head, accept.as_deref(), pull).await
         }
         (Method::PUT, Route::Manifest { name, reference }) => {
             put_manifest(&app, &name, &reference, req).await
@@ -408,9 +409,10 @@ async fn get_manifest(
     reference: &str,
     head: bool,
     accept: Option<&str>,
+    pull: bool,
 ) -> Result<Response> {
     let reference = Reference::parse(reference)?;
-    let m = app.registry.manifest(name, &reference).await?;
+    let m = app.registry.manifest(name, &reference, pull).await?;
     if !accepts(accept, &m.media_type) {
         return Err(Error::ManifestUnknown(format!(
             "manifest '{reference}' is a {} but the request's Accept header does not allow that type",

@@ -81,8 +81,7 @@ async fn issue(
     facts: &RequestFacts,
 ) -> Result<(String, Claims)> {
     let access: Vec<ResourceAccess> = app.access.grant(subject, scopes, facts).await?;
-    app.access
-        .issue_access_token(subject.principal.as_deref(), access)
+    app.access.issue_access_token(subject, access)
 }
 
 fn granted_scope_text(claims: &Claims) -> String {
@@ -124,7 +123,7 @@ async fn get_token_inner(app: &AppState, req: &axum::http::request::Parts) -> Re
         "expires_in": claims.lifetime_secs(),
         "issued_at": rfc3339(claims.iat),
     });
-    if first(&pairs, "offline_token") == Some("true") {
+    if first(&pairs, "offline_token") == Some("true") && !subject.is_scanner() {
         if let Some(principal) = &subject.principal {
             body["refresh_token"] = json!(app.access.issue_refresh_token(principal)?);
         }
@@ -169,7 +168,7 @@ async fn post_token_inner(app: &AppState, req: Request) -> Result<Response> {
     check_service(app, first(&form, "service"))?;
     let scopes = requested_scopes(all(&form, "scope"))?;
     let offline = first(&form, "access_type") == Some("offline");
-    let (principal, refresh_token) = match first(&form, "grant_type") {
+    let (subject, refresh_token) = match first(&form, "grant_type") {
         Some("password") => {
             let username = first(&form, "username").unwrap_or("");
             let password = first(&form, "password").unwrap_or("");
@@ -178,18 +177,20 @@ async fn post_token_inner(app: &AppState, req: Request) -> Result<Response> {
                     "grant_type=password needs username and password".into(),
                 ));
             }
-            let principal = app.access.login(username, password, &facts).await?;
-            let refresh = if offline {
+            let subject = app.access.login_subject(username, password, &facts).await?;
+            let principal = subject.principal.clone().expect("a login has a principal");
+            // A scan password is for one scan: it never yields a long-lived refresh token.
+            let refresh = if offline && !subject.is_scanner() {
                 Some(app.access.issue_refresh_token(&principal)?)
             } else {
                 None
             };
-            (principal, refresh)
+            (subject, refresh)
         }
         Some("refresh_token") => {
             let token = first(&form, "refresh_token").unwrap_or("");
             let principal = app.access.redeem_refresh_token(token).await?;
-            (principal, Some(token.to_owned()))
+            (Subject::principal(principal), Some(token.to_owned()))
         }
         other => {
             return Err(Error::Unsupported(format!(
@@ -198,7 +199,6 @@ async fn post_token_inner(app: &AppState, req: Request) -> Result<Response> {
             )))
         }
     };
-    let subject = Subject::principal(principal);
     let (token, claims) = issue(app, &subject, &scopes, &facts).await?;
     let mut body = json!({
         "access_token": token,

@@ -16,7 +16,10 @@ pub use images::{ImageRow, TagFilter, Untagged};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
-pub use scan::{is_scannable, Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
+pub use scan::{
+    is_scannable, Finding, OutboxEvent, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES,
+    SCAN_EVENT_KIND,
+};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
@@ -91,6 +94,7 @@ pub struct ManifestRow {
     pub content: bytes::Bytes,
     pub subject_digest: Option<String>,
     pub depth: i64,
+    pub artifact_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +104,15 @@ pub struct ReferrerRow {
     pub size: i64,
     pub artifact_type: Option<String>,
     pub annotations: Option<String>,
+}
+
+/// Settings a repository is created with (ECR's CreateRepository; later, creation templates).
+#[derive(Debug, Clone, Default)]
+pub struct NewRepository {
+    pub tag_mutability: TagMutability,
+    pub scan_on_push: bool,
+    /// Resource tags, keys unique (checked by the caller).
+    pub resource_tags: Vec<(String, String)>,
 }
 
 /// A manifest ready to store.
@@ -161,6 +174,7 @@ fn manifest_row(r: &AnyRow) -> Result<ManifestRow> {
         content: bytes::Bytes::from(r.try_get::<Vec<u8>, _>("content")?),
         subject_digest: r.try_get("subject_digest")?,
         depth: r.try_get::<i64, _>("depth")?,
+        artifact_type: r.try_get("artifact_type")?,
     })
 }
 
@@ -307,7 +321,8 @@ fn spawn_group_committer(write: AnyPool) -> CommitQueue {
 }
 
 const MANIFEST_COLUMNS: &str =
-    "m.id, m.digest, m.media_type, m.content, m.subject_digest, CAST(m.depth AS BIGINT) AS depth";
+    "m.id, m.digest, m.media_type, m.content, m.subject_digest, CAST(m.depth AS BIGINT) AS depth, \
+     m.artifact_type";
 
 impl Meta {
     /// Connects, creating a SQLite file if needed, and runs the embedded migrations.
@@ -653,12 +668,13 @@ impl Meta {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Creates the repository with a tag mutability setting, in one transaction; false if it
-    /// existed (and then nothing changes).
+    /// Creates the repository with its settings, in one transaction (a crash never leaves a
+    /// repository without the settings it was created with); false if it existed (and then
+    /// nothing changes).
     pub async fn create_repository_with(
         &self,
         name: &RepoName,
-        setting: &TagMutability,
+        settings: &NewRepository,
     ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let created = sqlx::query(
@@ -672,7 +688,33 @@ impl Meta {
         let Some(row) = created else {
             return Ok(false);
         };
-        set_tag_mutability_in(&mut tx, row.try_get("id")?, setting).await?;
+        let id: i64 = row.try_get("id")?;
+        let now = now_millis();
+        if settings.tag_mutability != TagMutability::default() {
+            set_tag_mutability_in(&mut tx, id, &settings.tag_mutability).await?;
+        }
+        if settings.scan_on_push {
+            sqlx::query(
+                "INSERT INTO repository_scanning (repository_id, scan_on_push, updated_at) \
+                 VALUES ($1, 1, $2)",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (key, value) in &settings.resource_tags {
+            sqlx::query(
+                "INSERT INTO repository_tags (repository_id, tag_key, tag_value, updated_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(key)
+            .bind(value)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -1071,11 +1113,16 @@ impl Meta {
                 )));
             }
         }
-        // Scan on push: queued with the manifest, so a stored image is never left unscanned.
-        if scan::is_scannable(&m.media_type, m.artifact_type.as_deref())
+        // Scan on push: queued with the manifest, so a stored image is never left unscanned. An
+        // index queues its platforms' images (pushed before it, possibly while scanning was off).
+        let scannable = scan::is_scannable(&m.media_type, m.artifact_type.as_deref());
+        if (scannable || !m.required_manifests.is_empty())
             && scan::scan_on_push_in(&mut tx, repository_id).await?
         {
-            scan::queue_in(&mut tx, id, repository_id, false).await?;
+            if scannable {
+                scan::queue_in(&mut tx, id, repository_id, false).await?;
+            }
+            scan::queue_children_in(&mut tx, repository_id, &m.required_manifests).await?;
         }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;

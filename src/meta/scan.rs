@@ -8,6 +8,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{now_millis, Meta};
 use crate::error::Result;
+use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
 
 /// Media types of single-platform images that Trivy can scan.
 pub const SCANNABLE_MEDIA_TYPES: &[&str] = &[
@@ -109,19 +110,80 @@ pub(crate) async fn queue_in(
     Ok(())
 }
 
-/// Whether the repository scans on push (read inside the manifest's transaction).
+/// The `settings` row holding ECR's registry scanning configuration (JSON).
+pub const REGISTRY_SCANNING_SETTING: &str = "registry_scanning";
+
+/// Whether pushes to the repository scan: its own flag, or a registry rule matching its name
+/// (read inside the manifest's transaction).
 pub(crate) async fn scan_on_push_in(
     tx: &mut Transaction<'_, Any>,
     repository_id: i64,
 ) -> Result<bool> {
-    let row = sqlx::query("SELECT scan_on_push FROM repository_scanning WHERE repository_id = $1")
-        .bind(repository_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get::<i64, _>("scan_on_push")? != 0,
-        None => false,
-    })
+    let row = sqlx::query(
+        "SELECT r.name, s.scan_on_push, \
+         (SELECT value FROM settings WHERE name = $2) AS registry_scanning \
+         FROM repositories r LEFT JOIN repository_scanning s ON s.repository_id = r.id \
+         WHERE r.id = $1",
+    )
+    .bind(repository_id)
+    .bind(REGISTRY_SCANNING_SETTING)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    if row.try_get::<Option<i64>, _>("scan_on_push")?.unwrap_or(0) != 0 {
+        return Ok(true);
+    }
+    let name: String = row.try_get("name")?;
+    Ok(row
+        .try_get::<Option<String>, _>("registry_scanning")?
+        .and_then(|json| serde_json::from_str::<RegistryScanningConfiguration>(&json).ok())
+        .is_some_and(|c| c.scans_on_push(&name)))
+}
+
+/// Queues the image manifests among an index's children (existing jobs are left alone).
+pub(crate) async fn queue_children_in(
+    tx: &mut Transaction<'_, Any>,
+    repository_id: i64,
+    children: &[String],
+) -> Result<()> {
+    for batch in children.chunks(500) {
+        let placeholders = (0..batch.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id, media_type, artifact_type FROM manifests \
+             WHERE repository_id = $1 AND digest IN ({placeholders})"
+        );
+        let mut query = sqlx::query(&sql).bind(repository_id);
+        for d in batch {
+            query = query.bind(d);
+        }
+        let rows = query.fetch_all(&mut **tx).await?;
+        for r in rows {
+            let media_type: String = r.try_get("media_type")?;
+            let artifact_type: Option<String> = r.try_get("artifact_type")?;
+            if is_scannable(&media_type, artifact_type.as_deref()) {
+                queue_in(tx, r.try_get("id")?, repository_id, false).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The outbox kind of a scan result (EventBridge's detail-type for ECR scans).
+pub const SCAN_EVENT_KIND: &str = "ECR Image Scan";
+
+/// One outbox record.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub id: i64,
+    pub kind: String,
+    pub detail: serde_json::Value,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
 }
 
 impl Meta {
@@ -287,6 +349,9 @@ impl Meta {
                 .await?;
             }
         }
+        if retry_at.is_none() {
+            scan_event_in(&mut tx, job, status, outcome, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -373,4 +438,183 @@ impl Meta {
             .map(|r| Ok((r.try_get("severity")?, r.try_get("n")?)))
             .collect()
     }
+
+    /// ECR's registry scanning configuration (the default, no rules, if never set).
+    pub async fn registry_scanning(&self) -> Result<RegistryScanningConfiguration> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(REGISTRY_SCANNING_SETTING)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(r) => serde_json::from_str(&r.try_get::<String, _>("value")?)
+                .map_err(crate::error::Error::internal)?,
+            None => RegistryScanningConfiguration::default(),
+        })
+    }
+
+    /// Replaces the registry scanning configuration (validated by the caller).
+    pub async fn put_registry_scanning(
+        &self,
+        config: &RegistryScanningConfiguration,
+    ) -> Result<()> {
+        let value = serde_json::to_string(config).map_err(crate::error::Error::internal)?;
+        self.put_setting(REGISTRY_SCANNING_SETTING, &value).await
+    }
+
+    /// A repository's pull gate, if it has one.
+    pub async fn pull_gate(&self, repository_id: i64) -> Result<Option<PullGate>> {
+        let row = sqlx::query(
+            "SELECT severity_threshold, allowlist, allow_unscanned FROM repository_pull_gates \
+             WHERE repository_id = $1",
+        )
+        .bind(repository_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            let allowlist: String = r.try_get("allowlist")?;
+            Ok(PullGate {
+                severity_threshold: r.try_get("severity_threshold")?,
+                allowlist: serde_json::from_str(&allowlist).unwrap_or_default(),
+                allow_unscanned: r.try_get::<i64, _>("allow_unscanned")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets (or with `None` removes) a repository's pull gate; false if it had none to remove.
+    pub async fn set_pull_gate(&self, repository_id: i64, gate: Option<&PullGate>) -> Result<bool> {
+        let done = match gate {
+            Some(g) => sqlx::query(
+                "INSERT INTO repository_pull_gates (repository_id, severity_threshold, allowlist, \
+                 allow_unscanned, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (repository_id) DO UPDATE SET \
+                 severity_threshold = excluded.severity_threshold, allowlist = excluded.allowlist, \
+                 allow_unscanned = excluded.allow_unscanned, updated_at = excluded.updated_at",
+            )
+            .bind(repository_id)
+            .bind(&g.severity_threshold)
+            .bind(serde_json::to_string(&g.allowlist).map_err(crate::error::Error::internal)?)
+            .bind(i64::from(g.allow_unscanned))
+            .bind(now_millis())
+            .execute(&self.write)
+            .await?,
+            None => {
+                sqlx::query("DELETE FROM repository_pull_gates WHERE repository_id = $1")
+                    .bind(repository_id)
+                    .execute(&self.write)
+                    .await?
+            }
+        };
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// What the pull gate needs about one manifest: its scan status and description, and
+    /// `(severity, name)` of its findings of the given severities.
+    pub async fn gate_facts(
+        &self,
+        manifest_id: i64,
+        severities: &[&str],
+    ) -> Result<(Option<(String, String)>, Vec<(String, String)>)> {
+        let status =
+            sqlx::query("SELECT status, description FROM scan_jobs WHERE manifest_id = $1")
+                .bind(manifest_id)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| -> Result<(String, String)> {
+                    Ok((r.try_get("status")?, r.try_get("description")?))
+                })
+                .transpose()?;
+        if status.as_ref().map(|(s, _)| s.as_str()) != Some("COMPLETE") || severities.is_empty() {
+            return Ok((status, Vec::new()));
+        }
+        let placeholders = (0..severities.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT severity, name FROM scan_findings WHERE manifest_id = $1 \
+             AND severity IN ({placeholders}) ORDER BY seq"
+        );
+        let mut query = sqlx::query(&sql).bind(manifest_id);
+        for s in severities {
+            query = query.bind(*s);
+        }
+        let findings = query
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("severity")?, r.try_get("name")?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((status, findings))
+    }
+
+    /// Outbox records after `after_id`, oldest first, at most `limit`.
+    pub async fn outbox_events(&self, after_id: i64, limit: i64) -> Result<Vec<OutboxEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, detail, created_at, delivered_at FROM outbox WHERE id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(OutboxEvent {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                    created_at: r.try_get("created_at")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes the scan-completed event (ECR's `ECR Image Scan` detail) in the result's transaction.
+async fn scan_event_in(
+    tx: &mut Transaction<'_, Any>,
+    job: &ScanJob,
+    status: &str,
+    outcome: &ScanOutcome,
+    now: i64,
+) -> Result<()> {
+    let tags: Vec<String> =
+        sqlx::query("SELECT name FROM tags WHERE manifest_id = $1 ORDER BY name")
+            .bind(job.manifest_id)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<std::result::Result<_, _>>()?;
+    let mut detail = serde_json::json!({
+        "scan-status": status,
+        "repository-name": job.repository,
+        "image-digest": job.digest,
+        "image-tags": tags,
+    });
+    match outcome {
+        ScanOutcome::Complete { findings, .. } => {
+            let mut counts = serde_json::Map::new();
+            for f in findings {
+                let n = counts
+                    .entry(f.severity.clone())
+                    .or_insert(serde_json::json!(0));
+                *n = serde_json::json!(n.as_i64().unwrap_or(0) + 1);
+            }
+            detail["finding-severity-counts"] = serde_json::Value::Object(counts);
+        }
+        ScanOutcome::Failed { reason, .. } | ScanOutcome::Unsupported(reason) => {
+            detail["scan-status-description"] = serde_json::json!(reason);
+        }
+    }
+    sqlx::query("INSERT INTO outbox (kind, detail, created_at) VALUES ($1, $2, $3)")
+        .bind(SCAN_EVENT_KIND)
+        .bind(detail.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

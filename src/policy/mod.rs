@@ -1,5 +1,5 @@
 //! IAM-like access policies (pure decisions, no I/O): parsing, validation and evaluation of ECR policy documents;
-//! and tag immutability ([`mutability`]).
+//! tag immutability ([`mutability`]); scanning settings and the pull gate ([`scanning`]).
 //!
 //! Users bring ECR's JSON policy documents unchanged; this module decides what they allow.
 //!
@@ -46,6 +46,7 @@ mod document;
 mod eval;
 mod glob;
 pub mod mutability;
+pub mod scanning;
 
 #[cfg(test)]
 mod tests;

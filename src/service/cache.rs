@@ -172,6 +172,7 @@ mod tests {
             content: bytes::Bytes::from_static(b"{}"),
             subject_digest: None,
             depth: 0,
+            artifact_type: None,
         })
     }
 

@@ -83,19 +83,21 @@ impl Registry {
     }
 
     /// BatchGetImage / DescribeImages: the manifest named by a digest, a tag, or both (then the
-    /// tag must point at the digest).
+    /// tag must point at the digest). A `pull` (BatchGetImage) passes the pull gate and counts
+    /// as a pull, as on `/v2`.
     pub async fn lookup_image(
         &self,
         name: &RepoName,
         digest: Option<&Digest>,
         tag: Option<&Tag>,
+        pull: bool,
     ) -> Result<ImageLookup> {
         let reference = match (digest, tag) {
             (_, Some(tag)) => Reference::Tag(tag.clone()),
             (Some(digest), None) => Reference::Digest(digest.clone()),
             (None, None) => return Ok(ImageLookup::NotFound),
         };
-        match self.manifest(name, &reference).await {
+        match self.manifest(name, &reference, pull).await {
             Ok(found) => {
                 if digest.is_some_and(|d| d.to_string() != found.digest) {
                     return Ok(ImageLookup::TagDigestMismatch);

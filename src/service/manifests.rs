@@ -155,8 +155,16 @@ impl Registry {
         })
     }
 
-    /// GET/HEAD /v2/<name>/manifests/<reference>
-    pub async fn manifest(&self, name: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+    /// GET/HEAD /v2/<name>/manifests/<reference>. A `pull` (a client's read) is checked
+    /// against the repository's pull gate and recorded for lifecycle rules; other reads
+    /// (Berth's own scanner, image descriptions) are neither, so scans do not wait on their own
+    /// results nor keep images "recently pulled".
+    pub async fn manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        pull: bool,
+    ) -> Result<StoredManifest> {
         let unknown = || {
             Error::ManifestUnknown(format!(
                 "manifest '{reference}' is not in repository '{name}'"
@@ -167,21 +175,26 @@ impl Registry {
             Reference::Tag(t) => self.cache.tag(repo, t.as_str()),
             Reference::Digest(d) => self.cache.manifest(repo, &d.to_string()),
         };
-        if let Some(row) = cached {
-            self.record_pull(row.id);
-            return Ok(StoredManifest::from(&*row));
-        }
-        let stamp = self.cache.stamp(repo);
-        let row = match reference {
-            Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
-            Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
+        let row = match cached {
+            Some(row) => row,
+            None => {
+                let stamp = self.cache.stamp(repo);
+                let row = match reference {
+                    Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
+                    Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
+                };
+                let row = Arc::new(row.ok_or_else(unknown)?);
+                if let Reference::Tag(t) = reference {
+                    self.cache.put_tag(stamp, repo, t.as_str(), row.clone());
+                }
+                self.cache.put_manifest(stamp, repo, row.clone());
+                row
+            }
         };
-        let row = Arc::new(row.ok_or_else(unknown)?);
-        if let Reference::Tag(t) = reference {
-            self.cache.put_tag(stamp, repo, t.as_str(), row.clone());
+        if pull {
+            self.check_pull_gate(name, repo, &row).await?;
+            self.record_pull(row.id);
         }
-        self.cache.put_manifest(stamp, repo, row.clone());
-        self.record_pull(row.id);
         Ok(StoredManifest::from(&*row))
     }
 

@@ -71,7 +71,13 @@ pub struct Registry {
     pub gc_stats: Arc<GcStats>,
     /// Pulls not yet written to the database.
     pulls: PullTracker,
+    /// Pull gates by repository id, read through for [`PULL_GATE_TTL`] (so a change reaches
+    /// every replica within it).
+    gates: crate::access::cache::TtlCache<i64, Option<Arc<crate::policy::scanning::PullGate>>>,
 }
+
+/// How long a replica trusts its copy of a repository's pull gate.
+pub const PULL_GATE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A blob ready to stream.
 pub struct BlobRead {
@@ -96,6 +102,7 @@ impl Registry {
             uploads: DashMap::new(),
             gc_stats: Arc::new(GcStats::default()),
             pulls: PullTracker::default(),
+            gates: crate::access::cache::TtlCache::new(PULL_GATE_TTL, 100_000),
         }
     }
 

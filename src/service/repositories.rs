@@ -3,29 +3,31 @@
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::meta::RepositoryRow;
+use crate::meta::{NewRepository, RepositoryRow};
 use crate::oci::RepoName;
 use crate::policy::TagMutability;
 
 impl Registry {
     /// Creates an empty repository; `AlreadyExists` if it is there.
     pub async fn create_repository(&self, name: &RepoName) -> Result<RepositoryRow> {
-        self.create_repository_with(name, &TagMutability::default())
+        self.create_repository_with(name, &NewRepository::default())
             .await
     }
 
-    /// Creates an empty repository with a tag mutability setting; `AlreadyExists` if it is there.
+    /// Creates an empty repository with its settings, in one transaction; `AlreadyExists` if it
+    /// is there.
     pub async fn create_repository_with(
         &self,
         name: &RepoName,
-        tag_mutability: &TagMutability,
+        settings: &NewRepository,
     ) -> Result<RepositoryRow> {
-        let created = if *tag_mutability == TagMutability::default() {
+        let created = if settings.tag_mutability == TagMutability::default()
+            && !settings.scan_on_push
+            && settings.resource_tags.is_empty()
+        {
             self.meta.create_repository(name).await?
         } else {
-            self.meta
-                .create_repository_with(name, tag_mutability)
-                .await?
+            self.meta.create_repository_with(name, settings).await?
         };
         if !created {
             return Err(Error::AlreadyExists(format!(

@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -19,8 +20,12 @@ use super::Registry;
 use crate::config::TrivyConfig;
 use crate::error::Error;
 use crate::error::Result;
-use crate::meta::{now_millis, Finding, RepositoryRow, ScanJob, ScanOutcome, ScanState};
+use crate::meta::{
+    is_scannable, now_millis, Finding, ManifestRow, OutboxEvent, RepositoryRow, ScanJob,
+    ScanOutcome, ScanState,
+};
 use crate::oci::{Digest, RepoName};
+use crate::policy::scanning::{PullGate, RegistryScanningConfiguration, ScanFacts};
 
 /// The flags that stop Trivy from downloading anything.
 pub const OFFLINE_FLAGS: &[&str] = &[
@@ -294,6 +299,78 @@ pub struct ScanFindingsPage {
 }
 
 impl Registry {
+    /// Refuses (403 `DENIED`) a client's read of an image manifest that the repository's pull
+    /// gate does not let through. Repositories without a gate cost one cache lookup.
+    pub(crate) async fn check_pull_gate(
+        &self,
+        name: &RepoName,
+        repository_id: i64,
+        row: &ManifestRow,
+    ) -> Result<()> {
+        let gate = match self.gates.get(&repository_id) {
+            Some(gate) => gate,
+            None => {
+                let gate = self.meta.pull_gate(repository_id).await?.map(Arc::new);
+                self.gates.insert(repository_id, gate.clone());
+                gate
+            }
+        };
+        let Some(gate) = gate else {
+            return Ok(());
+        };
+        if !is_scannable(&row.media_type, row.artifact_type.as_deref()) {
+            return Ok(());
+        }
+        let (status, findings) = self
+            .meta
+            .gate_facts(row.id, &gate.refused_severities())
+            .await?;
+        let facts = ScanFacts {
+            status: status.as_ref().map(|(s, d)| (s.as_str(), d.as_str())),
+            findings: &findings,
+        };
+        gate.check(name.as_str(), &row.digest, &facts)
+            .map_err(Error::Denied)
+    }
+
+    /// A repository's pull gate, if it has one.
+    pub async fn pull_gate(&self, name: &RepoName) -> Result<Option<PullGate>> {
+        let row = self.describe_repository(name).await?;
+        self.meta.pull_gate(row.id).await
+    }
+
+    /// Sets (validated) or with `None` removes a repository's pull gate; false if there was none
+    /// to remove. Applies at once on this replica, within [`super::PULL_GATE_TTL`] on others.
+    pub async fn set_pull_gate(&self, name: &RepoName, gate: Option<&PullGate>) -> Result<bool> {
+        if let Some(gate) = gate {
+            gate.validate().map_err(Error::InvalidParameter)?;
+        }
+        let row = self.describe_repository(name).await?;
+        let changed = self.meta.set_pull_gate(row.id, gate).await?;
+        self.gates.remove(&row.id);
+        Ok(changed)
+    }
+
+    /// ECR's registry scanning configuration.
+    pub async fn registry_scanning(&self) -> Result<RegistryScanningConfiguration> {
+        self.meta.registry_scanning().await
+    }
+
+    /// Validates and saves the registry scanning configuration; pushes committed after this
+    /// follow it.
+    pub async fn put_registry_scanning(
+        &self,
+        config: &RegistryScanningConfiguration,
+    ) -> Result<()> {
+        config.validate().map_err(Error::InvalidParameter)?;
+        self.meta.put_registry_scanning(config).await
+    }
+
+    /// Outbox records after `after_id`, oldest first.
+    pub async fn outbox_events(&self, after_id: i64, limit: usize) -> Result<Vec<OutboxEvent>> {
+        self.meta.outbox_events(after_id, limit as i64).await
+    }
+
     /// Turns scan on push on or off for a repository.
     pub async fn set_scan_on_push(&self, name: &RepoName, on: bool) -> Result<RepositoryRow> {
         let row = self.describe_repository(name).await?;

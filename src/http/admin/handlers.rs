@@ -16,7 +16,8 @@ use crate::access::{
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
-use crate::oci::RepoName;
+use crate::oci::{Digest, Reference, RepoName, Tag};
+use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
 use crate::policy::{
     group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource, TagMutability,
 };
@@ -160,6 +161,30 @@ pub(super) fn mount(r: Routes) -> Routes {
             get_lifecycle_preview,
         )
         .post("/api/v1/repository-lifecycle-run/{*name}", run_lifecycle)
+        // scanning (public paths /api/v1/repositories/{name}/scanning-configuration,
+        // .../pull-gate, .../image-scans and .../scan-findings)
+        .get(
+            "/api/v1/repository-scanning-configuration/{*name}",
+            get_scanning_configuration,
+        )
+        .put(
+            "/api/v1/repository-scanning-configuration/{*name}",
+            put_scanning_configuration,
+        )
+        .get("/api/v1/repository-pull-gate/{*name}", get_pull_gate)
+        .put("/api/v1/repository-pull-gate/{*name}", put_pull_gate)
+        .delete("/api/v1/repository-pull-gate/{*name}", delete_pull_gate)
+        .post("/api/v1/repository-image-scans/{*name}", start_image_scan)
+        .get("/api/v1/repository-scan-findings/{*name}", scan_findings)
+        .get(
+            "/api/v1/registry/scanning-configuration",
+            get_registry_scanning,
+        )
+        .put(
+            "/api/v1/registry/scanning-configuration",
+            put_registry_scanning,
+        )
+        .get("/api/v1/events", list_events)
         .get("/api/v1/lifecycle/audit", lifecycle_audit)
         .get("/api/v1/registry-policy", get_registry_policy)
         .put("/api/v1/registry-policy", put_registry_policy)
@@ -228,6 +253,7 @@ fn repository_json(app: &AppState, row: &RepositoryRow) -> Value {
         "createdAt": time(row.created_at),
         "imageTagMutability": row.tag_mutability.mode.as_str(),
         "imageTagMutabilityExclusionFilters": row.tag_mutability.filters_value(),
+        "imageScanningConfiguration": {"scanOnPush": row.scan_on_push},
     })
 }
 
@@ -880,6 +906,15 @@ struct CreateRepository {
     image_tag_mutability: Option<Value>,
     #[serde(default)]
     image_tag_mutability_exclusion_filters: Option<Value>,
+    #[serde(default)]
+    image_scanning_configuration: Option<ScanningConfiguration>,
+}
+
+/// A repository's scanning configuration (ECR's `imageScanningConfiguration`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScanningConfiguration {
+    scan_on_push: bool,
 }
 
 /// The body of `PUT .../tag-mutability`.
@@ -946,7 +981,15 @@ async fn create_repository(
             req.image_tag_mutability_exclusion_filters.as_ref(),
             true,
         )?;
-        app.registry.create_repository_with(&name, &setting).await
+        let settings = crate::meta::NewRepository {
+            tag_mutability: setting,
+            scan_on_push: req
+                .image_scanning_configuration
+                .as_ref()
+                .is_some_and(|c| c.scan_on_push),
+            resource_tags: Vec::new(),
+        };
+        app.registry.create_repository_with(&name, &settings).await
     }
     .await;
     let row = call.finish(result, "").await?;
@@ -1711,6 +1754,376 @@ async fn audit_log(
             })
             .collect();
         Ok(json!({ "entries": entries, "next": next }))
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}
+
+// ---- scanning ----
+
+fn scanning_json(row: &RepositoryRow) -> Value {
+    json!({
+        "repositoryName": row.name,
+        "imageScanningConfiguration": {"scanOnPush": row.scan_on_push},
+    })
+}
+
+/// GET /api/v1/repositories/{name}/scanning-configuration
+async fn get_scanning_configuration(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin_on_repository(&app, Action::DescribeRepositories, &name)
+        .await?;
+    let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
+    let row = call.finish(result, "").await?;
+    Ok(ok(scanning_json(&row)))
+}
+
+/// PUT /api/v1/repositories/{name}/scanning-configuration: `{"scanOnPush": true}`.
+async fn put_scanning_configuration(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin_on_repository(&app, Action::PutImageScanningConfiguration, &name)
+        .await?;
+    let (call, req): (_, ScanningConfiguration) = call.body(&body).await?;
+    let result = async {
+        app.registry
+            .set_scan_on_push(&repo_name(&name)?, req.scan_on_push)
+            .await
+    }
+    .await;
+    let row = call
+        .finish(result, &format!("scanOnPush={}", req.scan_on_push))
+        .await?;
+    Ok(ok(scanning_json(&row)))
+}
+
+fn pull_gate_json(name: &str, gate: &PullGate) -> Value {
+    json!({
+        "repositoryName": name,
+        "severityThreshold": gate.severity_threshold,
+        "allowlist": gate.allowlist,
+        "allowUnscanned": gate.allow_unscanned,
+    })
+}
+
+/// GET /api/v1/repositories/{name}/pull-gate
+async fn get_pull_gate(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin_on_repository(&app, Action::DescribeRepositories, &name)
+        .await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        match app.registry.pull_gate(&name).await? {
+            Some(gate) => Ok(pull_gate_json(name.as_str(), &gate)),
+            None => Err(Error::NotFound(format!(
+                "repository '{name}' has no pull gate"
+            ))),
+        }
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}
+
+/// PUT /api/v1/repositories/{name}/pull-gate: `{"severityThreshold": "HIGH", "allowlist":
+/// [...], "allowUnscanned": false}`. Changing it is a repository setting like scanning, so it
+/// needs `ecr:PutImageScanningConfiguration`.
+async fn put_pull_gate(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin_on_repository(&app, Action::PutImageScanningConfiguration, &name)
+        .await?;
+    let (call, gate): (_, PullGate) = call.body(&body).await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        app.registry.set_pull_gate(&name, Some(&gate)).await?;
+        Ok(pull_gate_json(name.as_str(), &gate))
+    }
+    .await;
+    let detail = format!(
+        "pull gate severityThreshold={} allowlist={} allowUnscanned={}",
+        gate.severity_threshold,
+        gate.allowlist.len(),
+        gate.allow_unscanned
+    );
+    Ok(ok(call.finish(result, &detail).await?))
+}
+
+/// DELETE /api/v1/repositories/{name}/pull-gate
+async fn delete_pull_gate(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin_on_repository(&app, Action::PutImageScanningConfiguration, &name)
+        .await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        if app.registry.set_pull_gate(&name, None).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!(
+                "repository '{name}' has no pull gate"
+            )))
+        }
+    }
+    .await;
+    call.finish(result, "pull gate removed").await?;
+    Ok(no_content())
+}
+
+/// An image named by `imageDigest` or `imageTag` (query or body).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImageRef {
+    #[serde(default)]
+    image_digest: Option<String>,
+    #[serde(default)]
+    image_tag: Option<String>,
+}
+
+/// The digest an image reference names in a repository.
+async fn image_digest(app: &AppState, name: &RepoName, image: &ImageRef) -> Result<Digest> {
+    let reference = match (&image.image_digest, &image.image_tag) {
+        (Some(d), _) => Reference::Digest(Digest::parse(d)?),
+        (None, Some(t)) => Reference::Tag(Tag::parse(t)?),
+        (None, None) => {
+            return Err(Error::InvalidParameter(
+                "name the image with imageDigest or imageTag".into(),
+            ))
+        }
+    };
+    let found = app
+        .registry
+        .lookup_image(
+            name,
+            image
+                .image_digest
+                .as_ref()
+                .and_then(|d| Digest::parse(d).ok())
+                .as_ref(),
+            match &reference {
+                Reference::Tag(t) => Some(t),
+                Reference::Digest(_) => None,
+            },
+            false,
+        )
+        .await?;
+    match found {
+        crate::service::ImageLookup::Found(m) => Digest::parse(&m.digest),
+        crate::service::ImageLookup::TagDigestMismatch => Err(Error::InvalidParameter(format!(
+            "tag {} does not point at {}",
+            image.image_tag.as_deref().unwrap_or_default(),
+            image.image_digest.as_deref().unwrap_or_default()
+        ))),
+        crate::service::ImageLookup::NotFound => Err(Error::ManifestUnknown(format!(
+            "image {reference} is not in repository {name}"
+        ))),
+    }
+}
+
+/// POST /api/v1/repositories/{name}/image-scans: `{"imageDigest": ...}` or `{"imageTag":
+/// ...}` queues a scan now (no daily limit); 202 with the digest and status.
+async fn start_image_scan(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin_on_repository(&app, Action::StartImageScan, &name)
+        .await?;
+    let (call, image): (_, ImageRef) = call.body(&body).await?;
+    let result = async {
+        let name = repo_name(&name)?;
+        let digest = image_digest(&app, &name, &image).await?;
+        app.registry.start_image_scan(&name, &digest).await?;
+        Ok(json!({
+            "repositoryName": name.as_str(),
+            "imageDigest": digest.to_string(),
+            "imageScanStatus": {"status": "IN_PROGRESS"},
+        }))
+    }
+    .await;
+    let value = call.finish(result, "scan queued").await?;
+    Ok((StatusCode::ACCEPTED, Json(value)).into_response())
+}
+
+/// GET /api/v1/repositories/{name}/scan-findings?imageDigest=|imageTag=&maxResults=&nextToken=:
+/// ECR's DescribeImageScanFindings shape.
+async fn scan_findings(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let call = caller
+        .begin_on_repository(&app, Action::DescribeImageScanFindings, &name)
+        .await?;
+    let result = async {
+        let pairs = query_pairs(&query);
+        let limit: usize = parse_number("maxResults", query_param(&pairs, "maxResults"))?.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::InvalidParameter(format!(
+                "maxResults must be between 1 and 1000, got {limit}"
+            )));
+        }
+        let after = match query_param(&pairs, "nextToken") {
+            Some(t) => t.parse::<i64>().map_err(|_| {
+                Error::InvalidParameter("nextToken is not a token this API returned".into())
+            })?,
+            None => -1,
+        };
+        let name = repo_name(&name)?;
+        let image = ImageRef {
+            image_digest: query_param(&pairs, "imageDigest").map(str::to_owned),
+            image_tag: query_param(&pairs, "imageTag").map(str::to_owned),
+        };
+        let digest = image_digest(&app, &name, &image).await?;
+        let page = app
+            .registry
+            .scan_findings_page(&name, &digest, after, limit)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "image {digest} of repository {name} has not been scanned"
+                ))
+            })?;
+        let complete = page.state.status == "COMPLETE";
+        let next = match (page.more, page.findings.last()) {
+            (true, Some((seq, _))) => Some(seq.to_string()),
+            _ => None,
+        };
+        let counts: serde_json::Map<String, Value> = page
+            .severity_counts
+            .into_iter()
+            .map(|(s, n)| (s, json!(n)))
+            .collect();
+        let findings: Vec<Value> = page
+            .findings
+            .into_iter()
+            .map(|(_, f)| {
+                json!({
+                    "name": f.name,
+                    "severity": f.severity,
+                    "description": f.description,
+                    "uri": f.uri,
+                    "attributes": f.attributes.into_iter()
+                        .map(|(k, v)| json!({"key": k, "value": v}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut out = json!({
+            "repositoryName": name.as_str(),
+            "imageId": {"imageDigest": digest.to_string()},
+            "imageScanStatus": {
+                "status": page.state.status,
+                "description": page.state.description,
+            },
+        });
+        if complete {
+            out["imageScanFindings"] = json!({
+                "imageScanCompletedAt": page.state.completed_at.map(time),
+                "vulnerabilitySourceUpdatedAt": page.state.vulnerability_source_updated_at.map(time),
+                "findingSeverityCounts": counts,
+                "findings": findings,
+            });
+        }
+        if let Some(next) = next {
+            out["nextToken"] = json!(next);
+        }
+        Ok(out)
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}
+
+/// GET /api/v1/registry/scanning-configuration
+async fn get_registry_scanning(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:GetRegistryScanningConfiguration",
+            Permission::Ecr(Action::GetRegistryScanningConfiguration, None),
+            "registry-scanning-configuration",
+        )
+        .await?;
+    let result = app.registry.registry_scanning().await;
+    let config = call.finish(result, "").await?;
+    Ok(ok(json!({
+        "registryId": app.access.registry_id,
+        "scanningConfiguration": config,
+    })))
+}
+
+/// PUT /api/v1/registry/scanning-configuration: ECR's `{"scanType", "rules"}`.
+async fn put_registry_scanning(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:PutRegistryScanningConfiguration",
+            Permission::Ecr(Action::PutRegistryScanningConfiguration, None),
+            "registry-scanning-configuration",
+        )
+        .await?;
+    let (call, config): (_, RegistryScanningConfiguration) = call.body(&body).await?;
+    let result = app.registry.put_registry_scanning(&config).await;
+    call.finish(result, &format!("{} rules", config.rules.len()))
+        .await?;
+    Ok(ok(json!({
+        "registryId": app.access.registry_id,
+        "scanningConfiguration": config,
+    })))
+}
+
+/// GET /api/v1/events?after=&limit=: outbox records (scan results, ...) oldest first, for
+/// administrators and event consumers; `after` is the last `id` seen.
+async fn list_events(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let call = caller
+        .begin(&app, "berth:ListEvents", Permission::Admin, "events")
+        .await?;
+    let result = async {
+        let pairs = query_pairs(&query);
+        let limit: usize = parse_number("limit", query_param(&pairs, "limit"))?.unwrap_or(100);
+        let after: i64 = parse_number("after", query_param(&pairs, "after"))?.unwrap_or(0);
+        let events = app
+            .registry
+            .outbox_events(after, limit.clamp(1, 1000))
+            .await?;
+        Ok(json!({
+            "events": events.iter().map(|e| json!({
+                "id": e.id,
+                "detailType": e.kind,
+                "detail": e.detail,
+                "createdAt": time(e.created_at),
+                "deliveredAt": e.delivered_at.map(time),
+            })).collect::<Vec<_>>(),
+        }))
     }
     .await;
     Ok(ok(call.finish(result, "").await?))

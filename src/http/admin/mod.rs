@@ -71,6 +71,13 @@ pub const SUB_RESOURCES: &[(&str, &str)] = &[
     ("lifecycle-policy", "repository-lifecycle-policy"),
     ("lifecycle/preview", "repository-lifecycle-preview"),
     ("lifecycle/run", "repository-lifecycle-run"),
+    (
+        "scanning-configuration",
+        "repository-scanning-configuration",
+    ),
+    ("pull-gate", "repository-pull-gate"),
+    ("image-scans", "repository-image-scans"),
+    ("scan-findings", "repository-scan-findings"),
 ];
 
 /// The internal path of a public sub-resource path (see [`SUB_RESOURCES`]), if it is one.

@@ -108,6 +108,19 @@ const OPS: &[Op] = &[
     op!("post" "/api/v1/repositories/{name}/lifecycle/preview", "startLifecyclePolicyPreview", "Evaluate the policy in the body (or the saved one when the body is empty) now, expiring nothing; kept as the last preview", "ecr:StartLifecyclePolicyPreview on the repository", Schema("LifecyclePolicy") => 200 Schema("LifecyclePreview")),
     op!("get" "/api/v1/repositories/{name}/lifecycle/preview", "getLifecyclePolicyPreview", "The last preview", "ecr:GetLifecyclePolicyPreview on the repository", NoBody => 200 Schema("LifecyclePreview")),
     op!("post" "/api/v1/repositories/{name}/lifecycle/run", "runLifecyclePolicy", "Run the saved lifecycle policy now", "ecr:PutLifecyclePolicy on the repository", NoBody => 200 Schema("LifecycleRun")),
+    // scanning
+    op!("get" "/api/v1/repositories/{name}/scanning-configuration", "getImageScanningConfiguration", "Whether pushes to the repository are scanned (ECR's imageScanningConfiguration)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("ScanningConfiguration")),
+    op!("put" "/api/v1/repositories/{name}/scanning-configuration", "putImageScanningConfiguration", "Turn scan on push on or off (as ECR's PutImageScanningConfiguration)", "ecr:PutImageScanningConfiguration on the repository", Schema("ImageScanningConfiguration") => 200 Schema("ScanningConfiguration")),
+    op!("get" "/api/v1/repositories/{name}/pull-gate", "getPullGate", "The repository's pull gate (404 when it has none)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("PullGate")),
+    op!("put" "/api/v1/repositories/{name}/pull-gate", "putPullGate", "Refuse pulls (403 DENIED) of images with findings at or above a severity, except allowlisted findings; and, unless allowUnscanned, of images without a complete scan. Applies within 2 s on every replica", "ecr:PutImageScanningConfiguration on the repository", Schema("PullGate") => 200 Schema("PullGate")),
+    op!("delete" "/api/v1/repositories/{name}/pull-gate", "deletePullGate", "Remove the pull gate", "ecr:PutImageScanningConfiguration on the repository", NoBody => 204 NoBody),
+    op!("post" "/api/v1/repositories/{name}/image-scans", "startImageScan", "Scan an image now (no daily limit); the result arrives in scan-findings", "ecr:StartImageScan on the repository", Schema("ImageRef") => 202 Schema("ImageScanStarted")),
+    op!("get" "/api/v1/repositories/{name}/scan-findings", "describeImageScanFindings", "An image's scan status and findings (ECR's DescribeImageScanFindings shape), paginated", "ecr:DescribeImageScanFindings on the repository", NoBody => 200 Schema("ImageScanFindings"),
+        &[("imageDigest", "string", "The image's digest (or give imageTag)"), ("imageTag", "string", "A tag of the image"), ("maxResults", "integer", "Page size, 1 to 1000 (default 100)"), ("nextToken", "string", "The previous page's nextToken")]),
+    op!("get" "/api/v1/registry/scanning-configuration", "getRegistryScanningConfiguration", "Registry scanning rules (ECR's GetRegistryScanningConfiguration)", "ecr:GetRegistryScanningConfiguration on the registry", NoBody => 200 Schema("RegistryScanning")),
+    op!("put" "/api/v1/registry/scanning-configuration", "putRegistryScanningConfiguration", "Replace the registry scanning rules: repositories matching a SCAN_ON_PUSH (or CONTINUOUS_SCAN) rule scan on push, as do repositories whose own flag is on", "ecr:PutRegistryScanningConfiguration on the registry", Schema("ScanningRules") => 200 Schema("RegistryScanning")),
+    op!("get" "/api/v1/events", "listEvents", "Outbox records (scan results as EventBridge's `ECR Image Scan` detail), oldest first", ADMIN, NoBody => 200 Schema("EventList"),
+        &[("after", "integer", "Records after this id"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
     op!("get" "/api/v1/lifecycle/audit", "listLifecycleEvents", "Images expired by lifecycle policies, oldest first", "ecr:GetLifecyclePolicy on the repository (on every repository without `repository`)", NoBody => 200 Schema("LifecycleAudit"),
         &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "integer", "Entries after this entry id (the previous page's `next`)")]),
     op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
@@ -285,12 +298,14 @@ fn schemas() -> Value {
         "CreateRepository": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": { "type": "string" },
             "imageTagMutability": { "$ref": "#/components/schemas/ImageTagMutability" },
-            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" } } },
+            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" },
+            "imageScanningConfiguration": { "$ref": "#/components/schemas/ImageScanningConfiguration" } } },
         "Repository": { "type": "object", "properties": {
             "repositoryName": { "type": "string" }, "repositoryArn": { "type": "string" },
             "registryId": { "type": "string" }, "createdAt": time,
             "imageTagMutability": { "$ref": "#/components/schemas/ImageTagMutability" },
-            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" } } },
+            "imageTagMutabilityExclusionFilters": { "$ref": "#/components/schemas/ExclusionFilters" },
+            "imageScanningConfiguration": { "$ref": "#/components/schemas/ImageScanningConfiguration" } } },
         "ImageTagMutability": { "type": "string", "default": "MUTABLE",
             "enum": ["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"],
             "description": "Whether pushes may move existing tags to another digest; the *_WITH_EXCLUSION modes invert the rule for tags matching an exclusion filter" },
@@ -308,6 +323,56 @@ fn schemas() -> Value {
         "RepositoryList": { "type": "object", "properties": {
             "repositories": { "type": "array", "items": { "$ref": "#/components/schemas/Repository" } },
             "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    let severity = json!({ "type": "string", "enum": ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"] });
+    let part = json!({
+        "ImageScanningConfiguration": { "type": "object", "required": ["scanOnPush"], "additionalProperties": false, "properties": {
+            "scanOnPush": { "type": "boolean" } } },
+        "ScanningConfiguration": { "type": "object", "properties": {
+            "repositoryName": { "type": "string" },
+            "imageScanningConfiguration": { "$ref": "#/components/schemas/ImageScanningConfiguration" } } },
+        "PullGate": { "type": "object", "required": ["severityThreshold"], "additionalProperties": false, "properties": {
+            "repositoryName": { "type": "string", "readOnly": true },
+            "severityThreshold": severity,
+            "allowlist": { "type": "array", "maxItems": 1000, "items": { "type": "string" }, "description": "Finding names (CVE ids, secret rule ids) that never refuse a pull" },
+            "allowUnscanned": { "type": "boolean", "default": false, "description": "Whether images without a complete scan may be pulled" } } },
+        "ImageRef": { "type": "object", "additionalProperties": false, "properties": {
+            "imageDigest": { "type": "string" }, "imageTag": { "type": "string" } } },
+        "ImageScanStarted": { "type": "object", "properties": {
+            "repositoryName": { "type": "string" }, "imageDigest": { "type": "string" },
+            "imageScanStatus": { "type": "object", "properties": { "status": { "type": "string" } } } } },
+        "ImageScanFindings": { "type": "object", "properties": {
+            "repositoryName": { "type": "string" },
+            "imageId": { "type": "object", "properties": { "imageDigest": { "type": "string" } } },
+            "imageScanStatus": { "type": "object", "properties": {
+                "status": { "type": "string", "enum": ["IN_PROGRESS", "COMPLETE", "FAILED", "UNSUPPORTED_IMAGE"] },
+                "description": { "type": "string" } } },
+            "imageScanFindings": { "type": "object", "description": "Present when the scan is COMPLETE", "properties": {
+                "imageScanCompletedAt": time, "vulnerabilitySourceUpdatedAt": { "type": ["string", "null"], "format": "date-time" },
+                "findingSeverityCounts": { "type": "object", "additionalProperties": { "type": "integer" } },
+                "findings": { "type": "array", "items": { "type": "object", "properties": {
+                    "name": { "type": "string", "description": "CVE id, or the secret rule id (aws-access-key-id)" },
+                    "severity": severity, "description": { "type": ["string", "null"] }, "uri": { "type": ["string", "null"] },
+                    "attributes": { "type": "array", "items": { "type": "object", "properties": {
+                        "key": { "type": "string" }, "value": { "type": "string" } } } } } } } } },
+            "nextToken": { "type": "string" } } },
+        "ScanningRules": { "type": "object", "properties": {
+            "scanType": { "type": "string", "enum": ["BASIC", "ENHANCED"], "default": "BASIC" },
+            "rules": { "type": "array", "maxItems": 2, "items": { "type": "object", "required": ["scanFrequency", "repositoryFilters"], "properties": {
+                "scanFrequency": { "type": "string", "enum": ["SCAN_ON_PUSH", "CONTINUOUS_SCAN", "MANUAL"] },
+                "repositoryFilters": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "type": "object", "required": ["filter"], "properties": {
+                    "filter": { "type": "string", "description": "Repository name wildcard (`*`)" },
+                    "filterType": { "type": "string", "enum": ["WILDCARD"] } } } } } } } } },
+        "RegistryScanning": { "type": "object", "properties": {
+            "registryId": { "type": "string" },
+            "scanningConfiguration": { "$ref": "#/components/schemas/ScanningRules" } } },
+        "EventList": { "type": "object", "properties": { "events": { "type": "array", "items": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "detailType": { "type": "string", "description": "`ECR Image Scan`" },
+            "detail": { "type": "object", "description": "scan-status, repository-name, image-digest, image-tags, finding-severity-counts" },
+            "createdAt": time, "deliveredAt": { "type": ["string", "null"], "format": "date-time" } } } } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);

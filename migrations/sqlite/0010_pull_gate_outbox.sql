@@ -1,0 +1,25 @@
+-- The pull gate of a repository (beyond ECR; see src/policy/scanning.rs) and the event outbox.
+-- Times are Unix milliseconds. (ECR's registry scanning configuration is a row of `settings`.)
+
+-- A repository with a row refuses pulls of images with findings at or above
+-- `severity_threshold` (ECR's severity names), except the finding names in `allowlist` (a JSON
+-- list of strings); images without a complete scan only if `allow_unscanned` is 0.
+CREATE TABLE repository_pull_gates (
+    repository_id BIGINT NOT NULL PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
+    severity_threshold TEXT NOT NULL,
+    allowlist TEXT NOT NULL,
+    allow_unscanned BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+-- Events written in the transaction of the change they report (a scan completing, ...), for
+-- delivery by a later worker: `kind` is the EventBridge detail-type (`ECR Image Scan`),
+-- `detail` its JSON detail; `delivered_at` stays NULL until delivered.
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    delivered_at BIGINT
+);
+CREATE INDEX outbox_undelivered ON outbox(delivered_at, id);
