@@ -977,6 +977,7 @@ fn image_detail(call: &Call<'_>, name: &RepoName, row: ImageRow) -> ImageDetail 
         image_scan_findings_summary: None,
         image_manifest_media_type: row.media_type,
         artifact_media_type: row.artifact_type,
+        last_recorded_pull_time: row.last_pulled_at.map(timestamp),
         subject_manifest_digest: row.subject_digest,
         image_status: "ACTIVE".into(),
     }

@@ -330,6 +330,8 @@ pub struct ImageDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_media_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_recorded_pull_time: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_manifest_digest: Option<String>,
     pub image_status: String,
 }
@@ -581,6 +583,7 @@ mod tests {
             image_scan_findings_summary: None,
             image_manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             artifact_media_type: None,
+            last_recorded_pull_time: None,
             subject_manifest_digest: None,
             image_status: "ACTIVE".into(),
         };
@@ -590,6 +593,7 @@ mod tests {
         assert!(v.get("imageTags").is_none());
         assert!(v.get("artifactMediaType").is_none());
         assert!(v.get("imageScanStatus").is_none());
+        assert!(v.get("lastRecordedPullTime").is_none());
 
         let tags = ListTagsForResourceResponse {
             tags: vec![ResourceTag {

@@ -30,6 +30,8 @@ pub struct ImageRow {
     pub subject_digest: Option<String>,
     /// Unix milliseconds of the first push.
     pub pushed_at: i64,
+    /// Unix milliseconds of the last recorded client pull (flushed in batches).
+    pub last_pulled_at: Option<i64>,
     /// Bytes of the blobs the image references (config and layers; for an index, those of its
     /// child images in the repository, each blob counted once).
     pub size: i64,
@@ -47,7 +49,7 @@ pub struct Untagged {
 }
 
 const IMAGE_COLUMNS: &str =
-    "m.id, m.digest, m.media_type, m.artifact_type, m.subject_digest, m.pushed_at";
+    "m.id, m.digest, m.media_type, m.artifact_type, m.subject_digest, m.pushed_at, m.last_pulled_at";
 
 fn image_row(r: &sqlx::any::AnyRow) -> Result<ImageRow> {
     Ok(ImageRow {
@@ -57,6 +59,7 @@ fn image_row(r: &sqlx::any::AnyRow) -> Result<ImageRow> {
         artifact_type: r.try_get("artifact_type")?,
         subject_digest: r.try_get("subject_digest")?,
         pushed_at: r.try_get("pushed_at")?,
+        last_pulled_at: r.try_get("last_pulled_at")?,
         size: 0,
         tags: Vec::new(),
     })
