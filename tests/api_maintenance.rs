@@ -94,14 +94,22 @@ async fn idle_upload_sessions_are_purged_with_their_bytes() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let leftovers: Vec<_> = files(&storage_root(&server))
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains(&id))
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "purged upload left objects: {leftovers:?}"
-    );
+    // The session row goes first (the 404 above), its objects right after it, in the same
+    // purge: wait for that, within the same deadline.
+    loop {
+        let leftovers: Vec<_> = files(&storage_root(&server))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(&id))
+            .collect();
+        if leftovers.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "purged upload left objects: {leftovers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let blob = format!(
         "/v2/{repo}/blobs/{}",
         digest(b"finished blobs are not touched")
