@@ -5,9 +5,14 @@
 //! Usage (see benches/README.md):
 //!   cargo build --release --bin berth
 //!   cargo bench --bench registry -- [--rounds N] [--only a,b] [--targets berth,distribution,berth-pg-s3,berth-anonymous]
-//!                                   [--json FILE] [--memory-check] [--no-memory-check]
+//!                                   [--json FILE] [--memory-check] [--no-memory-check] [--scan]
 //!   env: BENCH_ROUNDS, BENCH_SCALE (e.g. 0.01 for a quick run), BENCH_ONLY, BENCH_JSON,
-//!        BENCH_TARGETS, BENCH_TMPDIR, BERTH_BIN, BENCH_REFERENCE_BIN, BENCH_LOAD_SECS
+//!        BENCH_TARGETS, BENCH_TMPDIR, BERTH_BIN, BENCH_REFERENCE_BIN, BENCH_LOAD_SECS,
+//!        BENCH_SCAN=1, BENCH_TRIVY (default ~/.cache/berth-venv/bin/trivy)
+//!
+//! `--scan` turns scanning on for the Berth targets: a registry rule scans every push, with a
+//! real Trivy running offline against a tiny database, so scans compete with the measured
+//! requests for the machine, as they do in production.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -24,6 +29,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "../tests/fixtures/trivy_db.rs"]
+mod trivy_db;
 
 const MIB: usize = 1 << 20;
 const GIB: usize = 1 << 30;
@@ -128,13 +136,16 @@ struct Opts {
     tmp: PathBuf,
     berth_bin: PathBuf,
     reference_bin: String,
+    /// Scan every push on the Berth targets (`--scan`).
+    scan: bool,
+    trivy: PathBuf,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench registry -- [--rounds N] [--scale F] [--only s1,s2] \
          [--targets berth,distribution,berth-pg-s3,berth-anonymous] [--json FILE] [--memory-check] \
-         [--no-memory-check] [--memory-check-bytes N] [--load-secs S] [--list]\n\
+         [--no-memory-check] [--memory-check-bytes N] [--load-secs S] [--scan] [--list]\n\
          scenarios: {}",
         SCENARIOS.join(", ")
     );
@@ -169,6 +180,11 @@ fn parse_opts() -> Opts {
             .unwrap_or_else(std::env::temp_dir),
         berth_bin: env("BERTH_BIN").map(PathBuf::from).unwrap_or_default(),
         reference_bin: env("BENCH_REFERENCE_BIN").unwrap_or_else(|| "docker-registry".into()),
+        scan: env("BENCH_SCAN").is_some_and(|v| v == "1" || v == "true"),
+        trivy: env("BENCH_TRIVY").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/berth-venv/bin/trivy")
+        }),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -189,6 +205,7 @@ fn parse_opts() -> Opts {
                 o.memory_check_bytes = Some(val("--memory-check-bytes").parse().expect("bytes"))
             }
             "--load-secs" => o.load_secs = val("--load-secs").parse().expect("--load-secs S"),
+            "--scan" => o.scan = true,
             "--list" => {
                 for s in SCENARIOS {
                     println!("{s:18} {}", scenario_meta(s).2);
@@ -496,6 +513,19 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
             }
             cmd.env("BERTH_LOG_LEVEL", "warn")
                 .env("BERTH_ADMIN_PASSWORD", BERTH_ADMIN_PASSWORD);
+            if o.scan {
+                if !o.trivy.is_file() {
+                    bail!(
+                        "--scan needs trivy at {} (BENCH_TRIVY; tests/install-clients.sh installs it)",
+                        o.trivy.display()
+                    );
+                }
+                let cache = dir.join("trivy-cache");
+                trivy_db::build_trivy_cache(&cache);
+                cmd.env("BERTH_TRIVY_PATH", &o.trivy)
+                    .env("BERTH_TRIVY_CACHE_DIR", &cache)
+                    .env("BERTH_TRIVY_OFFLINE", "true");
+            }
             if name == "berth-pg-s3" {
                 let db = format!("berth_bench_{}_{}", std::process::id(), port);
                 psql(&format!("CREATE DATABASE {db}"))?;
@@ -1126,6 +1156,18 @@ async fn setup(ctx: &Ctx, t: &Target) -> Result<Fixture> {
     let sz = ctx.sz;
     let mut fx = Fixture::default();
     let t0 = Instant::now();
+    if ctx.o.scan && t.name.starts_with("berth") {
+        let rules = json!({"scanType": "BASIC", "rules": [{"scanFrequency": "SCAN_ON_PUSH",
+            "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD"}]}]});
+        let r = c
+            .put(format!("{}/api/v1/registry/scanning-configuration", t.base))
+            .json(&rules)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("turning scanning on: {}", r.status());
+        }
+    }
     if t.name == "berth-anonymous" {
         let r = c
             .put(format!("{}/api/v1/registry-policy", t.base))
@@ -2083,6 +2125,19 @@ fn main() -> Result<()> {
             l["loopback_tcp_mb_s"].as_f64().unwrap_or(0.0)
         );
     }
+    if ctx.o.scan {
+        for (t, _) in &targets {
+            if t.name.starts_with("berth") {
+                match rt.block_on(scan_outcomes(t)) {
+                    Ok(counts) => {
+                        println!("scans finished on {} during the run: {counts:?}", t.name);
+                        report["scans"][&t.name] = json!(counts);
+                    }
+                    Err(e) => ctx.note(format!("counting scans on {}: {e:#}", t.name)),
+                }
+            }
+        }
+    }
     let notes = ctx.notes.lock().unwrap().clone();
     for n in &notes {
         println!("note: {n}");
@@ -2094,4 +2149,31 @@ fn main() -> Result<()> {
     }
     drop(targets);
     Ok(())
+}
+
+/// Scan results recorded on a Berth target (its outbox), by status.
+async fn scan_outcomes(t: &Target) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    let mut after = 0i64;
+    loop {
+        let page: Value =
+            t.c.get(format!("{}/api/v1/events?limit=1000&after={after}", t.base))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let Some(last) = events.last() else {
+            return Ok(counts);
+        };
+        after = last["id"].as_i64().unwrap_or(i64::MAX);
+        for e in &events {
+            let status = e["detail"]["scan-status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned();
+            *counts.entry(status).or_insert(0) += 1;
+        }
+    }
 }

@@ -7,16 +7,18 @@
 
 mod api;
 mod common;
+#[path = "fixtures/trivy_db.rs"]
+mod trivy_db;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bbolt_rs::{Bolt, BucketRwApi, DbRwAPI, TxRwRefApi};
 use serde_json::{json, Value};
 
 use api::{rand_suffix, sha256_digest, Api};
 use common::TestServer;
+use trivy_db::build_trivy_cache;
 
 const ADMIN_KEY: &str = "AKIASCANTESTADMIN001";
 const ADMIN_SECRET: &str = "scan/test+admin+secret+0123456789abcdefgh";
@@ -40,57 +42,6 @@ fn trivy() -> PathBuf {
         venv().display()
     );
     t
-}
-
-/// Writes Trivy's cache with a vulnerability database holding one advisory.
-fn build_trivy_cache(cache: &Path) {
-    let db_dir = cache.join("db");
-    std::fs::create_dir_all(&db_dir).unwrap();
-    std::fs::write(
-        db_dir.join("metadata.json"),
-        json!({
-            "Version": 2,
-            "NextUpdate": "2099-01-01T00:00:00Z",
-            "UpdatedAt": "2026-01-01T00:00:00Z",
-            "DownloadedAt": "2026-01-01T00:00:00Z"
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let db = Bolt::open(db_dir.join("trivy.db")).expect("open bbolt");
-    let mut db = db;
-    db.update(|mut tx| {
-        {
-            let mut b = tx.create_bucket_if_not_exists("alpine 3.14")?;
-            let mut pkg = b.create_bucket_if_not_exists("openssl")?;
-            pkg.put("CVE-2021-3711", json!({"FixedVersion": "1.1.1l-r0"}).to_string())?;
-        }
-        {
-            let mut b = tx.create_bucket_if_not_exists("vulnerability")?;
-            b.put(
-                "CVE-2021-3711",
-                json!({
-                    "Title": "openssl: SM2 Decryption Buffer Overflow",
-                    "Description": "In order to decrypt SM2 encrypted data an application is expected to call the API function EVP_PKEY_decrypt() (SM2 buffer overflow).",
-                    "Severity": "CRITICAL",
-                    "VendorSeverity": {"nvd": 4},
-                    "References": ["https://www.openssl.org/news/secadv/20210824.txt"]
-                })
-                .to_string(),
-            )?;
-        }
-        {
-            let mut b = tx.create_bucket_if_not_exists("data-source")?;
-            b.put(
-                "alpine 3.14",
-                json!({"ID": "alpine", "Name": "Alpine Secdb", "URL": "https://secdb.alpinelinux.org/"})
-                    .to_string(),
-            )?;
-        }
-        Ok(())
-    })
-    .expect("write the vulnerability database");
-    drop(db);
 }
 
 /// A ustar archive of regular files.
