@@ -10,13 +10,15 @@
 //!
 //! **Permissions.** A call that has an ECR counterpart needs that ECR action, decided by the
 //! policy engine exactly as the ECR API decides it: `ecr:CreateRepository`,
-//! `ecr:DescribeRepositories`, `ecr:DeleteRepository`, `ecr:PutImageTagMutability` and the
-//! repository policy actions (`ecr:SetRepositoryPolicy`, `ecr:GetRepositoryPolicy`,
-//! `ecr:DeleteRepositoryPolicy`) on the repository; the registry policy actions (`ecr:PutRegistryPolicy`, `ecr:GetRegistryPolicy`,
-//! `ecr:DeleteRegistryPolicy`) on the registry. Listing repositories shows those the caller may
+//! `ecr:DescribeRepositories`, `ecr:DeleteRepository`, `ecr:PutImageTagMutability`, the
+//! repository policy, lifecycle and scanning actions (`ecr:SetRepositoryPolicy`,
+//! `ecr:PutLifecyclePolicy`, `ecr:PutImageScanningConfiguration` (which also guards the pull
+//! gate), `ecr:StartImageScan`, ...) on the repository; the registry policy and registry scanning
+//! actions (`ecr:PutRegistryPolicy`, `ecr:GetRegistryScanningConfiguration`, ...) on the
+//! registry. Listing repositories shows those the caller may
 //! `ecr:DescribeRepositories`. Everything without an ECR counterpart (users, groups, robot
 //! accounts, access keys, identity policies, settings, the policy simulator, signing keys, the
-//! audit log) is for **administrators**: callers allowed [`ADMIN_ACTION`]
+//! audit log, the event outbox) is for **administrators**: callers allowed [`ADMIN_ACTION`]
 //! (`ecr:PutRegistryPolicy`) at registry scope, i.e. by a statement whose resource covers every
 //! repository (`"*"` or `arn:aws:ecr:<region>:<id>:repository/*`). Whoever may replace the
 //! registry policy can already grant themselves anything, so this adds no power; a namespace
