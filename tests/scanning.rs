@@ -680,4 +680,38 @@ async fn a_job_queued_before_a_restart_completes_after_it() {
         "scan_wait",
         json!({"repository": repo, "digest": digest, "status": "COMPLETE"}),
     );
+
+    // A rescan that is still queued (no workers again) leaves the pull gate judging the image
+    // by its last complete scan, not refusing it as unscanned.
+    server.set_env("BERTH_TRIVY_CONCURRENCY", Some("0"));
+    server.restart();
+    let api = Api::new(&server.base);
+    let started = api
+        .send(
+            api.req(
+                reqwest::Method::POST,
+                &format!("/api/v1/repositories/{repo}/image-scans"),
+            )
+            .json(&json!({"imageTag": "v1"})),
+        )
+        .await;
+    assert_eq!(started.status(), 202);
+    let (_, body) = rest_findings(&api, &repo, "imageTag=v1").await;
+    assert_eq!(body["imageScanStatus"]["status"], "IN_PROGRESS", "{body}");
+    let put_gate = |allowlist: Value| {
+        let api = &api;
+        let path = format!("/api/v1/repositories/{repo}/pull-gate");
+        async move {
+            let body = json!({"severityThreshold": "CRITICAL", "allowlist": allowlist});
+            let resp = api
+                .send(api.req(reqwest::Method::PUT, &path).json(&body))
+                .await;
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    put_gate(json!([])).await;
+    let err = skopeo_inspect(&server, &repo).expect_err("the last scan's findings refuse it");
+    assert!(err.contains("CVE-2021-3711"), "{err}");
+    put_gate(json!(["CVE-2021-3711", "aws-access-key-id"])).await;
+    skopeo_inspect(&server, &repo).expect("allowlisted, and not treated as unscanned");
 }

@@ -1,6 +1,10 @@
 -- The pull gate of a repository (beyond ECR; see src/policy/scanning.rs) and the event outbox.
 -- Times are Unix milliseconds. (ECR's registry scanning configuration is a row of `settings`.)
 
+-- When the stored findings were written: the last complete scan, kept while a rescan runs or
+-- after it fails, so the pull gate judges an image by its last complete scan.
+ALTER TABLE scan_jobs ADD COLUMN findings_at BIGINT;
+
 -- A repository with a row refuses pulls of images with findings at or above
 -- `severity_threshold` (ECR's severity names), except the finding names in `allowlist` (a JSON
 -- list of strings); images without a complete scan only if `allow_unscanned` is 0.

@@ -301,7 +301,8 @@ impl Meta {
         };
         let updated = sqlx::query(
             "UPDATE scan_jobs SET status = $3, description = $4, next_attempt_at = $5, \
-             completed_at = $6, vulnerability_source_updated_at = $7 \
+             completed_at = $6, vulnerability_source_updated_at = $7, \
+             findings_at = CASE WHEN $3 = 'COMPLETE' THEN $6 ELSE findings_at END \
              WHERE manifest_id = $1 AND attempts = $2 AND started_at = $8 AND status = 'IN_PROGRESS'",
         )
         .bind(job.manifest_id)
@@ -509,21 +510,29 @@ impl Meta {
     }
 
     /// What the pull gate needs about one manifest: its scan status and description, and
-    /// `(severity, name)` of its findings of the given severities.
+    /// `(severity, name)` of its findings of the given severities. An image with findings from a
+    /// complete scan counts as `COMPLETE` while a rescan runs or after a rescan failed: it is
+    /// judged by its last complete scan.
     pub async fn gate_facts(
         &self,
         manifest_id: i64,
         severities: &[&str],
     ) -> Result<(Option<(String, String)>, Vec<(String, String)>)> {
-        let status =
-            sqlx::query("SELECT status, description FROM scan_jobs WHERE manifest_id = $1")
-                .bind(manifest_id)
-                .fetch_optional(&self.read)
-                .await?
-                .map(|r| -> Result<(String, String)> {
-                    Ok((r.try_get("status")?, r.try_get("description")?))
-                })
-                .transpose()?;
+        let status = sqlx::query(
+            "SELECT status, description, findings_at FROM scan_jobs WHERE manifest_id = $1",
+        )
+        .bind(manifest_id)
+        .fetch_optional(&self.read)
+        .await?
+        .map(|r| -> Result<(String, String)> {
+            let complete = r.try_get::<Option<i64>, _>("findings_at")?.is_some();
+            let status: String = r.try_get("status")?;
+            Ok((
+                if complete { "COMPLETE".into() } else { status },
+                r.try_get("description")?,
+            ))
+        })
+        .transpose()?;
         if status.as_ref().map(|(s, _)| s.as_str()) != Some("COMPLETE") || severities.is_empty() {
             return Ok((status, Vec::new()));
         }

@@ -74,6 +74,9 @@ pub struct Registry {
     /// Pull gates by repository id, read through for [`PULL_GATE_TTL`] (so a change reaches
     /// every replica within it).
     gates: crate::access::cache::TtlCache<i64, Option<Arc<crate::policy::scanning::PullGate>>>,
+    /// The gate's answer per manifest id (`Some(reason)` refuses), for [`PULL_GATE_TTL`], so a
+    /// busy gated image costs no queries per pull.
+    gate_decisions: crate::access::cache::TtlCache<i64, Option<Arc<str>>>,
 }
 
 /// How long a replica trusts its copy of a repository's pull gate.
@@ -103,6 +106,7 @@ impl Registry {
             gc_stats: Arc::new(GcStats::default()),
             pulls: PullTracker::default(),
             gates: crate::access::cache::TtlCache::new(PULL_GATE_TTL, 100_000),
+            gate_decisions: crate::access::cache::TtlCache::new(PULL_GATE_TTL, 100_000),
         }
     }
 

@@ -321,16 +321,29 @@ impl Registry {
         if !is_scannable(&row.media_type, row.artifact_type.as_deref()) {
             return Ok(());
         }
-        let (status, findings) = self
-            .meta
-            .gate_facts(row.id, &gate.refused_severities())
-            .await?;
-        let facts = ScanFacts {
-            status: status.as_ref().map(|(s, d)| (s.as_str(), d.as_str())),
-            findings: &findings,
+        let refusal = match self.gate_decisions.get(&row.id) {
+            Some(refusal) => refusal,
+            None => {
+                let (status, findings) = self
+                    .meta
+                    .gate_facts(row.id, &gate.refused_severities())
+                    .await?;
+                let facts = ScanFacts {
+                    status: status.as_ref().map(|(s, d)| (s.as_str(), d.as_str())),
+                    findings: &findings,
+                };
+                let refusal = gate
+                    .check(name.as_str(), &row.digest, &facts)
+                    .err()
+                    .map(Arc::from);
+                self.gate_decisions.insert(row.id, refusal.clone());
+                refusal
+            }
         };
-        gate.check(name.as_str(), &row.digest, &facts)
-            .map_err(Error::Denied)
+        match refusal {
+            Some(reason) => Err(Error::Denied(reason.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// A repository's pull gate, if it has one.
@@ -348,6 +361,8 @@ impl Registry {
         let row = self.describe_repository(name).await?;
         let changed = self.meta.set_pull_gate(row.id, gate).await?;
         self.gates.remove(&row.id);
+        // Decisions are keyed by manifest, not repository; gate changes are rare.
+        self.gate_decisions.clear();
         Ok(changed)
     }
 
@@ -445,6 +460,8 @@ impl Registry {
             tracing::info!(repository = %job.repository, digest = %job.digest, "scan finished");
         }
         self.meta.finish_scan(&job, &outcome).await?;
+        // The pull gate sees the result at once here (other replicas within its cache time).
+        self.gate_decisions.remove(&job.manifest_id);
         Ok(true)
     }
 
