@@ -15,5 +15,6 @@ pub mod lifecycle;
 pub mod meta;
 pub mod oci;
 pub mod policy;
+pub mod proxy;
 pub mod service;
 pub mod storage;
