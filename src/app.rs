@@ -18,6 +18,8 @@ pub struct App {
     pub config: Config,
     pub access: Arc<Access>,
     pub registry: Arc<Registry>,
+    /// Repositories under pull-through rules.
+    pub pull_through: Arc<crate::proxy::PullThrough>,
     /// Names this process in leases and logs; unique per start.
     pub replica_id: String,
 }
@@ -52,10 +54,15 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap admin: {e}"))?;
     let replica_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let pull_through = Arc::new(
+        crate::proxy::PullThrough::new(registry.clone(), &config, &replica_id)
+            .map_err(|e| anyhow::anyhow!("pull-through cache: {e}"))?,
+    );
     let state = Arc::new(App {
         config,
         access,
         registry,
+        pull_through,
         replica_id,
     });
     let router = crate::http::router(state.clone());

@@ -44,6 +44,7 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub trivy: TrivyConfig,
+    pub pull_through: PullThroughConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,6 +201,42 @@ impl Default for TrivyConfig {
     }
 }
 
+/// Pull-through caching (`[pull_through]`, env `BERTH_PULL_THROUGH_*`). Rules themselves are
+/// managed through the APIs; this holds what must not live in the database (upstream
+/// credentials) and the defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullThroughConfig {
+    /// A JSON file `{"<name>": {"username": "...", "password": "..."}}` holding the upstream
+    /// credentials that rules name with `credentialArn`
+    /// (`arn:aws:secretsmanager:<region>:<registryId>:secret:ecr-pullthroughcache/<name>`);
+    /// empty means none.
+    pub credentials_file: String,
+    /// The same JSON inline (env `BERTH_PULL_THROUGH_CREDENTIALS`); merged over the file.
+    pub credentials: Secret,
+    /// How long a cached tag is served before it is checked upstream again (a rule may set its
+    /// own).
+    pub revalidate_secs: u64,
+    /// Upstream requests other than blob bodies fail after this long (a blob body may take
+    /// longer, but not stall this long).
+    pub upstream_timeout_secs: u64,
+    /// The upstream host (`docker.io`) of pulls that name no rule and no local repository and
+    /// carry no `ns` parameter, as dockerd's `registry-mirrors` sends them; empty turns that off.
+    pub mirror_default_ns: String,
+}
+
+impl Default for PullThroughConfig {
+    fn default() -> Self {
+        PullThroughConfig {
+            credentials_file: String::new(),
+            credentials: Secret::default(),
+            revalidate_secs: 600,
+            upstream_timeout_secs: 30,
+            mirror_default_ns: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
@@ -267,6 +304,7 @@ impl Default for Config {
             log: LogConfig::default(),
             auth: AuthConfig::default(),
             trivy: TrivyConfig::default(),
+            pull_through: PullThroughConfig::default(),
         }
     }
 }

@@ -51,6 +51,11 @@ pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResul
         "StartImageScan" => run!(start_image_scan),
         "DescribeImageScanFindings" => run!(describe_image_scan_findings),
         "PutRegistryScanningConfiguration" => run!(put_registry_scanning_configuration),
+        "CreatePullThroughCacheRule" => run!(create_pull_through_cache_rule),
+        "DescribePullThroughCacheRules" => run!(describe_pull_through_cache_rules),
+        "UpdatePullThroughCacheRule" => run!(update_pull_through_cache_rule),
+        "DeletePullThroughCacheRule" => run!(delete_pull_through_cache_rule),
+        "ValidatePullThroughCacheRule" => run!(validate_pull_through_cache_rule),
         "GetRegistryScanningConfiguration" => run!(get_registry_scanning_configuration),
         "TagResource" => run!(tag_resource),
         "UntagResource" => run!(untag_resource),
@@ -1758,6 +1763,185 @@ async fn describe_image_scan_findings(
                 .collect(),
         }),
         next_token,
+    })
+}
+
+// ---- pull-through cache rules ----
+
+fn rule_error(e: crate::proxy::RuleError) -> EcrError {
+    use crate::proxy::RuleError;
+    match e {
+        RuleError::AlreadyExists(m) => {
+            EcrError::new("PullThroughCacheRuleAlreadyExistsException", m)
+        }
+        RuleError::NotFound(m) => EcrError::new("PullThroughCacheRuleNotFoundException", m),
+        RuleError::SecretNotFound(m) => EcrError::new("SecretNotFoundException", m),
+        RuleError::Invalid(m) => EcrError::invalid(m),
+        RuleError::Other(e) => e.into(),
+    }
+}
+
+fn rule_shape(call: &Call<'_>, r: &crate::meta::StoredRule) -> PullThroughCacheRule {
+    PullThroughCacheRule {
+        ecr_repository_prefix: r.rule.prefix.clone(),
+        upstream_registry_url: Some(r.rule.upstream_url.clone()),
+        created_at: Some(timestamp(r.rule.created_at)),
+        updated_at: Some(timestamp(r.rule.updated_at)),
+        registry_id: call.registry_id().to_owned(),
+        upstream_registry: Some(r.rule.upstream_registry.clone()),
+        credential_arn: r.rule.credential_arn.clone(),
+        custom_role_arn: r.rule.custom_role_arn.clone(),
+        upstream_repository_prefix: r.rule.upstream_repository_prefix.clone(),
+        is_valid: None,
+        failure: None,
+    }
+}
+
+/// CreatePullThroughCacheRule: a local prefix served from an upstream registry.
+async fn create_pull_through_cache_rule(
+    call: &Call<'_>,
+    input: CreatePullThroughCacheRuleRequest,
+) -> EcrResult<PullThroughCacheRule> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    call.authorize(Action::CreatePullThroughCacheRule, &Target::Registry)
+        .await?;
+    let rule = call
+        .app
+        .pull_through
+        .create_rule(&crate::proxy::RuleInput {
+            ecr_repository_prefix: input.ecr_repository_prefix,
+            upstream_registry_url: input.upstream_registry_url,
+            upstream_registry: input.upstream_registry,
+            credential_arn: input.credential_arn,
+            custom_role_arn: input.custom_role_arn,
+            upstream_repository_prefix: input.upstream_repository_prefix,
+            ..Default::default()
+        })
+        .await
+        .map_err(rule_error)?;
+    Ok(PullThroughCacheRule {
+        updated_at: None,
+        ..rule_shape(call, &rule)
+    })
+}
+
+/// DescribePullThroughCacheRules: every rule, or the named ones (all must exist).
+async fn describe_pull_through_cache_rules(
+    call: &Call<'_>,
+    input: DescribePullThroughCacheRulesRequest,
+) -> EcrResult<DescribePullThroughCacheRulesResponse> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    call.authorize(Action::DescribePullThroughCacheRules, &Target::Registry)
+        .await?;
+    let limit = max_results(input.max_results, 100)?;
+    let wanted = crate::proxy::manage::prefixes_filter(
+        input.ecr_repository_prefixes.as_deref().unwrap_or_default(),
+    )?;
+    let rules = call.app.registry.meta.pull_through_rules().await?;
+    for w in &wanted {
+        if !rules.iter().any(|r| &r.rule.prefix == w) {
+            return Err(EcrError::new(
+                "PullThroughCacheRuleNotFoundException",
+                format!(
+                    "The pull through cache rule with prefix '{w}' does not exist in the registry with id '{}'",
+                    call.registry_id()
+                ),
+            ));
+        }
+    }
+    let after = match input.next_token.as_deref() {
+        Some(token) => decode_token("pull-through-rules", token, 1)?.pop(),
+        None => None,
+    };
+    let mut page: Vec<_> = rules
+        .iter()
+        .filter(|r| wanted.is_empty() || wanted.contains(&r.rule.prefix))
+        .filter(|r| after.as_ref().map_or(true, |a| &r.rule.prefix > a))
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_token = match (more, page.last()) {
+        (true, Some(last)) => Some(encode_token("pull-through-rules", &[&last.rule.prefix])),
+        _ => None,
+    };
+    Ok(DescribePullThroughCacheRulesResponse {
+        pull_through_cache_rules: page.into_iter().map(|r| rule_shape(call, r)).collect(),
+        next_token,
+    })
+}
+
+/// UpdatePullThroughCacheRule: a new credential (or role) for a rule.
+async fn update_pull_through_cache_rule(
+    call: &Call<'_>,
+    input: PullThroughCacheRuleRequest,
+) -> EcrResult<PullThroughCacheRule> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    call.authorize(Action::UpdatePullThroughCacheRule, &Target::Registry)
+        .await?;
+    let rule = call
+        .app
+        .pull_through
+        .update_rule(&crate::proxy::RuleInput {
+            ecr_repository_prefix: input.ecr_repository_prefix,
+            credential_arn: input.credential_arn,
+            custom_role_arn: input.custom_role_arn,
+            ..Default::default()
+        })
+        .await
+        .map_err(rule_error)?;
+    Ok(PullThroughCacheRule {
+        upstream_registry_url: None,
+        created_at: None,
+        upstream_registry: None,
+        ..rule_shape(call, &rule)
+    })
+}
+
+/// DeletePullThroughCacheRule: the rule goes, its cached repositories stay.
+async fn delete_pull_through_cache_rule(
+    call: &Call<'_>,
+    input: PullThroughCacheRuleRequest,
+) -> EcrResult<PullThroughCacheRule> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    call.authorize(Action::DeletePullThroughCacheRule, &Target::Registry)
+        .await?;
+    let rule = call
+        .app
+        .pull_through
+        .delete_rule(&input.ecr_repository_prefix)
+        .await
+        .map_err(rule_error)?;
+    Ok(PullThroughCacheRule {
+        updated_at: None,
+        upstream_registry: None,
+        ..rule_shape(call, &rule)
+    })
+}
+
+/// ValidatePullThroughCacheRule: reaches the upstream with the rule's credential and says what
+/// failed.
+async fn validate_pull_through_cache_rule(
+    call: &Call<'_>,
+    input: PullThroughCacheRuleRequest,
+) -> EcrResult<PullThroughCacheRule> {
+    call.check_registry_id(input.registry_id.as_deref())?;
+    call.authorize(Action::ValidatePullThroughCacheRule, &Target::Registry)
+        .await?;
+    let rule = call
+        .app
+        .pull_through
+        .find_rule(&input.ecr_repository_prefix)
+        .await
+        .map_err(rule_error)?;
+    let (is_valid, failure) =
+        crate::proxy::manage::validation_outcome(call.app.pull_through.validate(&rule).await);
+    Ok(PullThroughCacheRule {
+        created_at: None,
+        updated_at: None,
+        upstream_registry: None,
+        is_valid: Some(is_valid),
+        failure,
+        ..rule_shape(call, &rule)
     })
 }
 

@@ -762,3 +762,83 @@ pub struct GetRegistryScanningConfigurationResponse {
     pub registry_id: String,
     pub scanning_configuration: crate::policy::scanning::RegistryScanningConfiguration,
 }
+
+// ---- pull-through cache rules ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePullThroughCacheRuleRequest {
+    pub ecr_repository_prefix: String,
+    pub upstream_registry_url: String,
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    #[serde(default)]
+    pub upstream_registry: Option<String>,
+    #[serde(default)]
+    pub credential_arn: Option<String>,
+    #[serde(default)]
+    pub custom_role_arn: Option<String>,
+    #[serde(default)]
+    pub upstream_repository_prefix: Option<String>,
+}
+
+/// CreatePullThroughCacheRule's, DeletePullThroughCacheRule's and ValidatePullThroughCacheRule's
+/// answer, and one rule of DescribePullThroughCacheRules (absent members omitted).
+#[derive(Debug, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PullThroughCacheRule {
+    pub ecr_repository_prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_registry_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
+    pub registry_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_registry: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_role_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_repository_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_valid: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribePullThroughCacheRulesRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    #[serde(default)]
+    pub ecr_repository_prefixes: Option<Vec<String>>,
+    #[serde(default)]
+    pub next_token: Option<String>,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribePullThroughCacheRulesResponse {
+    pub pull_through_cache_rules: Vec<PullThroughCacheRule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// UpdatePullThroughCacheRule, DeletePullThroughCacheRule and ValidatePullThroughCacheRule.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullThroughCacheRuleRequest {
+    pub ecr_repository_prefix: String,
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    #[serde(default)]
+    pub credential_arn: Option<String>,
+    #[serde(default)]
+    pub custom_role_arn: Option<String>,
+}

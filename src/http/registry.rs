@@ -140,8 +140,32 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
         ))
     })?;
     let method = req.method().clone();
+    // Mirror mode: a pull of an upstream's repository (containerd adds `?ns=<upstream host>`)
+    // is a pull of the cached repository its rule maps it to, for authorization too.
+    let route = if method == Method::GET || method == Method::HEAD {
+        mirror_route(&app, route, Query::from_request(&req).get("ns")).await?
+    } else {
+        route
+    };
     let facts = super::auth::request_facts(&app, req.extensions());
     let subject = super::auth::guard(&app, &method, req.headers(), &facts, &route).await?;
+    if let Some(name) = route.name() {
+        if let Some(rule) = app.pull_through.rule_for(name).await? {
+            let query = Query::from_request(&req);
+            let (parts, _) = req.into_parts();
+            return pull_through(
+                &app,
+                &subject,
+                &facts,
+                &method,
+                route,
+                &rule,
+                &parts.headers,
+                &query,
+            )
+            .await;
+        }
+    }
     let caller = Caller {
         subject: &subject,
         facts: &facts,
@@ -359,6 +383,10 @@ async fn get_blob(
     let digest = Digest::parse(digest)?;
     let range = header_str(headers, "range");
     let blob = app.registry.read_blob(name, &digest, range, !head).await?;
+    blob_response(blob)
+}
+
+fn blob_response(blob: crate::service::BlobRead) -> Result<Response> {
     let (status, length) = match blob.range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.end - r.start + 1),
         None => (StatusCode::OK, blob.size),
@@ -402,6 +430,160 @@ async fn get_blob(
     Ok(r)
 }
 
+/// The route with its repository replaced by the cached repository a mirror request maps to.
+async fn mirror_route(app: &AppState, route: Route, ns: Option<&str>) -> Result<Route> {
+    let target = match &route {
+        Route::Manifest { name, .. } | Route::Blob { name, .. } | Route::Tags { name } => {
+            app.pull_through.mirror_target(name, ns).await?
+        }
+        _ => None,
+    };
+    let Some(local) = target else {
+        return Ok(route);
+    };
+    Ok(match route {
+        Route::Manifest { reference, .. } => Route::Manifest {
+            name: local,
+            reference,
+        },
+        Route::Blob { digest, .. } => Route::Blob {
+            name: local,
+            digest,
+        },
+        Route::Tags { .. } => Route::Tags { name: local },
+        other => other,
+    })
+}
+
+/// Requests for a repository under a pull-through rule: pulls are served from the cache and
+/// filled from upstream; pushes are refused (deletes evict, as anywhere).
+#[allow(clippy::too_many_arguments)]
+async fn pull_through(
+    app: &AppState,
+    subject: &crate::access::Subject,
+    facts: &crate::access::RequestFacts,
+    method: &Method,
+    route: Route,
+    rule: &crate::meta::StoredRule,
+    headers: &HeaderMap,
+    query: &Query,
+) -> Result<Response> {
+    let refuse_push = |name: &RepoName| {
+        Err(Error::Denied(format!(
+            "repository {name} is a pull-through cache of {}; its images come from there and \
+             cannot be pushed",
+            rule.rule.upstream.authority
+        )))
+    };
+    let head = *method == Method::HEAD;
+    let rights = |name: &RepoName| {
+        let name = name.as_str().to_owned();
+        async move {
+            let import = app
+                .access
+                .decide(
+                    subject,
+                    crate::policy::Action::BatchImportUpstreamImage,
+                    Some(&name),
+                    facts,
+                )
+                .await?
+                .is_allowed();
+            let create = app
+                .access
+                .decide(
+                    subject,
+                    crate::policy::Action::CreateRepository,
+                    Some(&name),
+                    facts,
+                )
+                .await?
+                .is_allowed();
+            Ok::<_, Error>(crate::proxy::MissRights { import, create })
+        }
+    };
+    match (method.clone(), route) {
+        (Method::GET | Method::HEAD, Route::Manifest { name, reference }) => {
+            let reference = Reference::parse(&reference)?;
+            let accept = headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",");
+            let accept = (!accept.is_empty()).then_some(accept);
+            let (m, warning) = app
+                .pull_through
+                .manifest(
+                    rule,
+                    &name,
+                    &reference,
+                    !subject.is_scanner(),
+                    rights(&name).await?,
+                )
+                .await?;
+            let mut r = manifest_response(&reference, m, head, accept.as_deref())?;
+            if let Some(w) = warning {
+                r.headers_mut().insert(header::WARNING, hv(&w));
+            }
+            Ok(r)
+        }
+        (Method::GET | Method::HEAD, Route::Blob { name, digest }) => {
+            let digest = Digest::parse(&digest)?;
+            let range = header_str(headers, "range");
+            let blob = app
+                .pull_through
+                .blob(rule, &name, &digest, range, head, rights(&name).await?)
+                .await?;
+            match blob {
+                crate::proxy::ProxiedBlob::Local(b) => blob_response(b),
+                crate::proxy::ProxiedBlob::Head { size } => {
+                    let mut r = Response::new(Body::empty());
+                    blob_headers(r.headers_mut(), &digest.to_string(), size);
+                    Ok(r)
+                }
+                crate::proxy::ProxiedBlob::Streaming { size, body } => {
+                    let mut r = Response::new(Body::from_stream(body));
+                    blob_headers(r.headers_mut(), &digest.to_string(), size);
+                    Ok(r)
+                }
+            }
+        }
+        (Method::DELETE, route) => {
+            // Eviction: a normal delete of a cached manifest or blob.
+            match route {
+                Route::Manifest { name, reference } => {
+                    app.registry
+                        .delete_manifest(&name, &Reference::parse(&reference)?)
+                        .await?;
+                }
+                Route::Blob { name, digest } => {
+                    app.registry
+                        .delete_blob(&name, &Digest::parse(&digest)?)
+                        .await?;
+                }
+                _ => {
+                    return Err(Error::MethodNotAllowed(
+                        "DELETE is not supported here".into(),
+                    ))
+                }
+            }
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Method::GET, Route::Tags { name }) => tags(app, &name, query).await,
+        (Method::GET, Route::Referrers { name, digest }) => {
+            referrers(app, &name, &digest, query).await
+        }
+        (
+            _,
+            Route::UploadStart { name } | Route::Upload { name, .. } | Route::Manifest { name, .. },
+        ) => refuse_push(&name),
+        (m, _) => Err(Error::MethodNotAllowed(format!(
+            "{m} is not supported on a pull-through cached repository"
+        ))),
+    }
+}
+
 /// GET/HEAD /v2/<name>/manifests/<reference>
 async fn get_manifest(
     app: &AppState,
@@ -413,6 +595,15 @@ async fn get_manifest(
 ) -> Result<Response> {
     let reference = Reference::parse(reference)?;
     let m = app.registry.manifest(name, &reference, pull).await?;
+    manifest_response(&reference, m, head, accept)
+}
+
+fn manifest_response(
+    reference: &Reference,
+    m: crate::service::StoredManifest,
+    head: bool,
+    accept: Option<&str>,
+) -> Result<Response> {
     if !accepts(accept, &m.media_type) {
         return Err(Error::ManifestUnknown(format!(
             "manifest '{reference}' is a {} but the request's Accept header does not allow that type",
@@ -659,4 +850,17 @@ async fn referrers(
         );
     }
     Ok(r)
+}
+
+/// Headers of a blob answered from upstream (no range support while it streams in).
+fn blob_headers(h: &mut HeaderMap, digest: &str, size: Option<u64>) {
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(size) = size {
+        h.insert(header::CONTENT_LENGTH, hv(&size.to_string()));
+    }
+    h.insert("docker-content-digest", hv(digest));
+    h.insert(header::ETAG, hv(&format!("\"{digest}\"")));
 }

@@ -23,6 +23,19 @@ fn name_of(segments: &[&str]) -> Result<RepoName> {
 }
 
 impl Route {
+    /// The repository the route is about, if any.
+    pub fn name(&self) -> Option<&RepoName> {
+        match self {
+            Route::Base | Route::Catalog => None,
+            Route::Tags { name }
+            | Route::Manifest { name, .. }
+            | Route::Blob { name, .. }
+            | Route::UploadStart { name }
+            | Route::Upload { name, .. }
+            | Route::Referrers { name, .. } => Some(name),
+        }
+    }
+
     /// Parses the path after `/v2/`. `None` means no endpoint has that shape.
     pub fn parse(path: &str) -> Result<Option<Route>> {
         if path.is_empty() {

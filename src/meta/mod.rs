@@ -7,6 +7,7 @@ mod gc;
 mod identity;
 mod images;
 mod lifecycle;
+mod pull_through;
 mod resource_tags;
 mod scan;
 
@@ -16,6 +17,7 @@ pub use images::{ImageRow, TagFilter, Untagged};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
+pub use pull_through::{RuleRecord, StoredRule};
 pub use scan::{
     is_scannable, Finding, OutboxEvent, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES,
     SCAN_EVENT_KIND,

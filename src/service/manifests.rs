@@ -44,6 +44,33 @@ impl Registry {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<ManifestPut> {
+        self.put_manifest_with(name, reference, extra_tags, content_type, body, false)
+            .await
+    }
+
+    /// Stores a manifest fetched from a pull-through upstream: like a push, except that its
+    /// blobs need not be here yet (they are fetched when a client asks for them). Child
+    /// manifests of an index must be, as on a push.
+    pub async fn put_cached_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<ManifestPut> {
+        self.put_manifest_with(name, reference, &[], content_type, body, true)
+            .await
+    }
+
+    async fn put_manifest_with(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        lazy_blobs: bool,
+    ) -> Result<ManifestPut> {
         if body.len() > self.limits.max_manifest_bytes {
             return Err(Error::ManifestTooLarge(format!(
                 "manifest is {} bytes; the limit is {}",
@@ -84,8 +111,14 @@ impl Registry {
                         required.push(&layer.digest);
                     }
                 }
-                required_blobs = required.iter().map(|d| d.to_string()).collect();
-                let missing = self.meta.missing_blobs(repo, &required).await?;
+                if !lazy_blobs {
+                    required_blobs = required.iter().map(|d| d.to_string()).collect();
+                }
+                let missing = if lazy_blobs {
+                    Vec::new()
+                } else {
+                    self.meta.missing_blobs(repo, &required).await?
+                };
                 if !missing.is_empty() {
                     return Err(Error::ManifestBlobUnknown(format!(
                         "manifest references blobs not pushed to repository '{name}': {}",

@@ -185,6 +185,21 @@ pub(super) fn mount(r: Routes) -> Routes {
             put_registry_scanning,
         )
         .get("/api/v1/events", list_events)
+        // pull-through cache rules
+        .post("/api/v1/pull-through-rules", create_pull_through_rule)
+        .get("/api/v1/pull-through-rules", list_pull_through_rules)
+        .get(
+            "/api/v1/pull-through-rules/{*prefix}",
+            get_pull_through_rule,
+        )
+        .put(
+            "/api/v1/pull-through-rules/{*prefix}",
+            update_pull_through_rule,
+        )
+        .delete(
+            "/api/v1/pull-through-rules/{*prefix}",
+            delete_pull_through_rule,
+        )
         .get("/api/v1/lifecycle/audit", lifecycle_audit)
         .get("/api/v1/registry-policy", get_registry_policy)
         .put("/api/v1/registry-policy", put_registry_policy)
@@ -2127,4 +2142,205 @@ async fn list_events(
     }
     .await;
     Ok(ok(call.finish(result, "").await?))
+}
+
+// ---- pull-through cache rules ----
+
+fn rule_json(app: &AppState, r: &crate::meta::StoredRule) -> Value {
+    json!({
+        "ecrRepositoryPrefix": r.rule.prefix,
+        "upstreamRegistryUrl": r.rule.upstream_url,
+        "upstreamRegistry": r.rule.upstream_registry,
+        "credentialArn": r.rule.credential_arn,
+        "customRoleArn": r.rule.custom_role_arn,
+        "upstreamRepositoryPrefix": r.rule.upstream_repository_prefix,
+        "revalidateSecs": r.revalidate_secs.unwrap_or(app.config.pull_through.revalidate_secs as i64),
+        "quotaBytes": r.quota_bytes,
+        "registryId": app.access.registry_id,
+        "createdAt": time(r.rule.created_at),
+        "updatedAt": time(r.rule.updated_at),
+    })
+}
+
+/// The body of `POST /api/v1/pull-through-rules` and `PUT .../{prefix}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RuleBody {
+    #[serde(default)]
+    ecr_repository_prefix: Option<String>,
+    #[serde(default)]
+    upstream_registry_url: Option<String>,
+    #[serde(default)]
+    upstream_registry: Option<String>,
+    #[serde(default)]
+    credential_arn: Option<String>,
+    #[serde(default)]
+    custom_role_arn: Option<String>,
+    #[serde(default)]
+    upstream_repository_prefix: Option<String>,
+    #[serde(default)]
+    revalidate_secs: Option<i64>,
+    #[serde(default)]
+    quota_bytes: Option<i64>,
+}
+
+/// POST /api/v1/pull-through-rules (as ECR's CreatePullThroughCacheRule, plus `revalidateSecs`
+/// and `quotaBytes`).
+async fn create_pull_through_rule(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:CreatePullThroughCacheRule",
+            Permission::Ecr(Action::CreatePullThroughCacheRule, None),
+            "pull-through-rules",
+        )
+        .await?;
+    let (call, req): (_, RuleBody) = call.body(&body).await?;
+    let result = async {
+        let input =
+            crate::proxy::RuleInput {
+                ecr_repository_prefix: req.ecr_repository_prefix.clone().ok_or_else(|| {
+                    Error::InvalidParameter("ecrRepositoryPrefix is required".into())
+                })?,
+                upstream_registry_url: req.upstream_registry_url.clone().ok_or_else(|| {
+                    Error::InvalidParameter("upstreamRegistryUrl is required".into())
+                })?,
+                upstream_registry: req.upstream_registry.clone(),
+                credential_arn: req.credential_arn.clone(),
+                custom_role_arn: req.custom_role_arn.clone(),
+                upstream_repository_prefix: req.upstream_repository_prefix.clone(),
+                revalidate_secs: req.revalidate_secs,
+                quota_bytes: req.quota_bytes,
+            };
+        Ok(app.pull_through.create_rule(&input).await?)
+    }
+    .await;
+    let detail = format!(
+        "prefix={} upstream={}",
+        req.ecr_repository_prefix.as_deref().unwrap_or(""),
+        req.upstream_registry_url.as_deref().unwrap_or("")
+    );
+    let rule = call.finish(result, &detail).await?;
+    Ok(created(rule_json(&app, &rule)))
+}
+
+/// GET /api/v1/pull-through-rules
+async fn list_pull_through_rules(State(app): State<AppState>, caller: Caller) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DescribePullThroughCacheRules",
+            Permission::Ecr(Action::DescribePullThroughCacheRules, None),
+            "pull-through-rules",
+        )
+        .await?;
+    let result = app.registry.meta.pull_through_rules().await;
+    let rules = call.finish(result, "").await?;
+    Ok(ok(json!({
+        "pullThroughCacheRules": rules.iter().map(|r| rule_json(&app, r)).collect::<Vec<_>>(),
+    })))
+}
+
+/// GET /api/v1/pull-through-rules/{prefix}[?validate=true]: with `validate`, also reaches the
+/// upstream with the rule's credential (`isValid`, `failure`), as ValidatePullThroughCacheRule.
+async fn get_pull_through_rule(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let validate = query_param(&query_pairs(&query), "validate") == Some("true");
+    let (action, name) = if validate {
+        (
+            Action::ValidatePullThroughCacheRule,
+            "ecr:ValidatePullThroughCacheRule",
+        )
+    } else {
+        (
+            Action::DescribePullThroughCacheRules,
+            "ecr:DescribePullThroughCacheRules",
+        )
+    };
+    let call = caller
+        .begin(
+            &app,
+            name,
+            Permission::Ecr(action, None),
+            format!("pull-through-rule/{prefix}"),
+        )
+        .await?;
+    let result = async {
+        let rule = app.pull_through.find_rule(&prefix).await?;
+        let mut out = rule_json(&app, &rule);
+        if validate {
+            let (valid, failure) =
+                crate::proxy::manage::validation_outcome(app.pull_through.validate(&rule).await);
+            out["isValid"] = json!(valid);
+            out["failure"] = json!(failure);
+        }
+        Ok(out)
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}
+
+/// PUT /api/v1/pull-through-rules/{prefix}: `credentialArn`, `customRoleArn`,
+/// `revalidateSecs`, `quotaBytes` (the upstream and prefixes cannot change).
+async fn update_pull_through_rule(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:UpdatePullThroughCacheRule",
+            Permission::Ecr(Action::UpdatePullThroughCacheRule, None),
+            format!("pull-through-rule/{prefix}"),
+        )
+        .await?;
+    let (call, req): (_, RuleBody) = call.body(&body).await?;
+    let result = async {
+        if req.upstream_registry_url.is_some() || req.upstream_repository_prefix.is_some() {
+            return Err(Error::InvalidParameter(
+                "a rule's upstream cannot change; delete it and create a new one".into(),
+            ));
+        }
+        let input = crate::proxy::RuleInput {
+            ecr_repository_prefix: prefix.clone(),
+            credential_arn: req.credential_arn.clone(),
+            custom_role_arn: req.custom_role_arn.clone(),
+            revalidate_secs: req.revalidate_secs,
+            quota_bytes: req.quota_bytes,
+            ..Default::default()
+        };
+        Ok(app.pull_through.update_rule(&input).await?)
+    }
+    .await;
+    let rule = call.finish(result, "rule updated").await?;
+    Ok(ok(rule_json(&app, &rule)))
+}
+
+/// DELETE /api/v1/pull-through-rules/{prefix}: cached repositories stay.
+async fn delete_pull_through_rule(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DeletePullThroughCacheRule",
+            Permission::Ecr(Action::DeletePullThroughCacheRule, None),
+            format!("pull-through-rule/{prefix}"),
+        )
+        .await?;
+    let result = async { Ok(app.pull_through.delete_rule(&prefix).await?) }.await;
+    call.finish(result, "rule deleted").await?;
+    Ok(no_content())
 }

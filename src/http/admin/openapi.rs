@@ -121,6 +121,13 @@ const OPS: &[Op] = &[
     op!("put" "/api/v1/registry/scanning-configuration", "putRegistryScanningConfiguration", "Replace the registry scanning rules: repositories matching a SCAN_ON_PUSH (or CONTINUOUS_SCAN) rule scan on push, as do repositories whose own flag is on", "ecr:PutRegistryScanningConfiguration on the registry", Schema("ScanningRules") => 200 Schema("RegistryScanning")),
     op!("get" "/api/v1/events", "listEvents", "Outbox records (scan results as EventBridge's `ECR Image Scan` detail), oldest first", ADMIN, NoBody => 200 Schema("EventList"),
         &[("after", "integer", "Records after this id"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
+    // pull-through cache rules
+    op!("post" "/api/v1/pull-through-rules", "createPullThroughCacheRule", "Serve repositories under a local prefix from an upstream registry (ECR's CreatePullThroughCacheRule, plus revalidateSecs and quotaBytes)", "ecr:CreatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 201 Schema("PullThroughRule")),
+    op!("get" "/api/v1/pull-through-rules", "describePullThroughCacheRules", "Every pull-through cache rule", "ecr:DescribePullThroughCacheRules on the registry", NoBody => 200 Schema("PullThroughRuleList")),
+    op!("get" "/api/v1/pull-through-rules/{prefix}", "getPullThroughCacheRule", "One rule; with validate=true also reach the upstream with its credential (isValid, failure)", "ecr:DescribePullThroughCacheRules (ecr:ValidatePullThroughCacheRule with validate) on the registry", NoBody => 200 Schema("PullThroughRule"),
+        &[("validate", "boolean", "Reach the upstream and report isValid and failure")]),
+    op!("put" "/api/v1/pull-through-rules/{prefix}", "updatePullThroughCacheRule", "Change a rule's credentialArn, customRoleArn, revalidateSecs or quotaBytes", "ecr:UpdatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 200 Schema("PullThroughRule")),
+    op!("delete" "/api/v1/pull-through-rules/{prefix}", "deletePullThroughCacheRule", "Remove a rule; its cached repositories stay", "ecr:DeletePullThroughCacheRule on the registry", NoBody => 204 NoBody),
     op!("get" "/api/v1/lifecycle/audit", "listLifecycleEvents", "Images expired by lifecycle policies, oldest first", "ecr:GetLifecyclePolicy on the repository (on every repository without `repository`)", NoBody => 200 Schema("LifecycleAudit"),
         &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "integer", "Entries after this entry id (the previous page's `next`)")]),
     op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
@@ -373,6 +380,29 @@ fn schemas() -> Value {
             "id": { "type": "integer" }, "detailType": { "type": "string", "description": "`ECR Image Scan`" },
             "detail": { "type": "object", "description": "scan-status, repository-name, image-digest, image-tags, finding-severity-counts" },
             "createdAt": time, "deliveredAt": { "type": ["string", "null"], "format": "date-time" } } } } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    let part = json!({
+        "PullThroughRuleInput": { "type": "object", "additionalProperties": false, "properties": {
+            "ecrRepositoryPrefix": { "type": "string", "description": "Local prefix (2 to 30 characters; a trailing / is implied)" },
+            "upstreamRegistryUrl": { "type": "string", "description": "host[:port], https:// by default; http:// for private networks" },
+            "upstreamRegistry": { "type": "string", "description": "Optional; must match the kind inferred from the URL" },
+            "credentialArn": { "type": "string", "description": "arn:aws:secretsmanager:<region>:<registryId>:secret:ecr-pullthroughcache/<name>; <name> is a credential in [pull_through] credentials" },
+            "customRoleArn": { "type": "string" },
+            "upstreamRepositoryPrefix": { "type": "string" },
+            "revalidateSecs": { "type": "integer", "minimum": 1, "description": "How long a cached tag is served before it is checked upstream again" },
+            "quotaBytes": { "type": "integer", "minimum": 1 } } },
+        "PullThroughRule": { "type": "object", "properties": {
+            "ecrRepositoryPrefix": { "type": "string" }, "upstreamRegistryUrl": { "type": "string" },
+            "upstreamRegistry": { "type": "string" }, "credentialArn": { "type": ["string", "null"] },
+            "customRoleArn": { "type": ["string", "null"] }, "upstreamRepositoryPrefix": { "type": ["string", "null"] },
+            "revalidateSecs": { "type": "integer" }, "quotaBytes": { "type": ["integer", "null"] },
+            "registryId": { "type": "string" }, "createdAt": time, "updatedAt": time,
+            "isValid": { "type": "boolean" }, "failure": { "type": ["string", "null"] } } },
+        "PullThroughRuleList": { "type": "object", "properties": {
+            "pullThroughCacheRules": { "type": "array", "items": { "$ref": "#/components/schemas/PullThroughRule" } } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);

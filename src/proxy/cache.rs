@@ -1,0 +1,851 @@
+//! The pull-through cache: repositories under a rule's prefix are served from local storage and
+//! filled from the rule's upstream on a miss.
+//!
+//! * **Manifests by digest** never change: once cached they are served without asking upstream.
+//! * **Manifests by tag** are revalidated with a HEAD upstream at most once per interval (the
+//!   rule's, or `[pull_through] revalidate_secs`) and fetched only when the digest moved. An
+//!   index is cached with every child manifest. Blobs are not needed to cache a manifest: they
+//!   are fetched when a client asks for them.
+//! * **Stale-if-error:** when the upstream fails, times out or throttles, the cached copy is
+//!   served with a `Warning: 110` header, and the next upstream check waits a minute (an outage
+//!   must not make every pull wait for a timeout). With nothing cached the error names the
+//!   upstream and what it answered.
+//! * **Blobs** are streamed to the first client and into storage at once (hashed on the way; the
+//!   digest is verified before the blob becomes visible, so a corrupt upstream body caches
+//!   nothing). The fetch runs in its own task, so a client that disconnects does not abort it.
+//!   One fetch per digest at a time: in-process waiters share it, and a lease row in the
+//!   database makes other replicas wait for it too (single-flight).
+//! * Pushing to a cached repository is refused; deleting from it is allowed (eviction).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use super::rules::{credential_name, rule_for, rule_for_mirror};
+use super::upstream::{Credential, UpstreamClient, UpstreamError};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::meta::{now_millis, StoredRule};
+use crate::oci::manifest::{self, ManifestKind};
+use crate::oci::{Digest, Reference, RepoName};
+use crate::service::{BlobRead, Registry, StoredManifest};
+use crate::storage::ByteStream;
+
+/// How long a replica trusts its copy of the rules.
+const RULES_TTL: Duration = Duration::from_secs(2);
+/// After an upstream failure, how long before a tag is checked upstream again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// The lease on a blob fetch, renewed while the fetch streams.
+const FILL_LEASE: Duration = Duration::from_secs(90);
+/// How often a replica waiting for another replica's fetch looks for the blob.
+const FILL_POLL: Duration = Duration::from_millis(250);
+/// How deep an index may nest indexes when it is cached (the push path's limit applies too).
+const MAX_INDEX_NESTING: usize = 4;
+
+/// A blob answer for a cached repository.
+pub enum ProxiedBlob {
+    /// From local storage (cached earlier, or just now).
+    Local(BlobRead),
+    /// Being fetched from upstream: the bytes as they arrive (`size` when the upstream said).
+    Streaming { size: Option<u64>, body: ByteStream },
+    /// A HEAD answered from upstream without fetching the blob.
+    Head { size: Option<u64> },
+}
+
+/// What a caller is allowed to make the cache do on a miss.
+#[derive(Debug, Clone, Copy)]
+pub struct MissRights {
+    /// `ecr:BatchImportUpstreamImage` on the repository: fetch from upstream.
+    pub import: bool,
+    /// `ecr:CreateRepository` on the repository: create it on first pull.
+    pub create: bool,
+}
+
+type FillResult = Option<std::result::Result<(), String>>;
+
+pub struct PullThrough {
+    registry: Arc<Registry>,
+    client: UpstreamClient,
+    credentials: HashMap<String, Credential>,
+    region: String,
+    registry_id: String,
+    default_revalidate: Duration,
+    mirror_default_ns: String,
+    replica_id: String,
+    rules: Mutex<Option<(Instant, Arc<Vec<StoredRule>>)>>,
+    /// Blob fetches under way in this process, by digest.
+    fills: Arc<DashMap<String, watch::Receiver<FillResult>>>,
+    /// One manifest fill per (repository, reference) at a time in this process.
+    manifest_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// Reads the credentials file and inline JSON of `[pull_through]`.
+pub fn load_credentials(config: &Config) -> anyhow::Result<HashMap<String, Credential>> {
+    let mut out = HashMap::new();
+    let mut add = |json: &str, origin: &str| -> anyhow::Result<()> {
+        let map: HashMap<String, serde_json::Value> = serde_json::from_str(json).map_err(|e| {
+            anyhow::anyhow!("{origin}: expected {{\"name\": {{\"username\", \"password\"}}}}: {e}")
+        })?;
+        for (name, v) in map {
+            let (Some(username), Some(password)) = (v["username"].as_str(), v["password"].as_str())
+            else {
+                anyhow::bail!("{origin}: credential {name:?} needs username and password strings");
+            };
+            out.insert(
+                name,
+                Credential {
+                    username: username.to_owned(),
+                    password: password.to_owned(),
+                },
+            );
+        }
+        Ok(())
+    };
+    let file = &config.pull_through.credentials_file;
+    if !file.is_empty() {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("pull_through.credentials_file {file}: {e}"))?;
+        add(&text, &format!("pull_through.credentials_file {file}"))?;
+    }
+    let inline = config.pull_through.credentials.expose();
+    if !inline.trim().is_empty() {
+        add(inline, "pull_through.credentials")?;
+    }
+    Ok(out)
+}
+
+fn upstream_failure(rule: &StoredRule, what: &str, e: &UpstreamError) -> Error {
+    let message = format!("upstream {} {e} for {what}", rule.rule.upstream.authority);
+    match e {
+        UpstreamError::Throttled { retry_after_secs } => Error::TooManyRequests {
+            message,
+            retry_after_secs: *retry_after_secs,
+        },
+        _ => Error::Unavailable(message),
+    }
+}
+
+impl PullThrough {
+    pub fn new(registry: Arc<Registry>, config: &Config, replica_id: &str) -> anyhow::Result<Self> {
+        Ok(PullThrough {
+            registry,
+            client: UpstreamClient::new(Duration::from_secs(
+                config.pull_through.upstream_timeout_secs.max(1),
+            )),
+            credentials: load_credentials(config)?,
+            region: config.region.clone(),
+            registry_id: config.registry_id.clone(),
+            default_revalidate: Duration::from_secs(config.pull_through.revalidate_secs),
+            mirror_default_ns: config.pull_through.mirror_default_ns.clone(),
+            replica_id: replica_id.to_owned(),
+            rules: Mutex::new(None),
+            fills: Arc::new(DashMap::new()),
+            manifest_locks: DashMap::new(),
+        })
+    }
+
+    /// The rules, read through for [`RULES_TTL`].
+    pub async fn rules(&self) -> Result<Arc<Vec<StoredRule>>> {
+        if let Some((at, rules)) = self.rules.lock().expect("rules lock").as_ref() {
+            if at.elapsed() < RULES_TTL {
+                return Ok(rules.clone());
+            }
+        }
+        let rules = Arc::new(self.registry.meta.pull_through_rules().await?);
+        *self.rules.lock().expect("rules lock") = Some((Instant::now(), rules.clone()));
+        Ok(rules)
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn registry_id(&self) -> &str {
+        &self.registry_id
+    }
+
+    /// Forgets the cached rules (after this replica changed them).
+    pub fn rules_changed(&self) {
+        *self.rules.lock().expect("rules lock") = None;
+    }
+
+    /// The rule whose prefix covers `name`, if any.
+    pub async fn rule_for(&self, name: &RepoName) -> Result<Option<StoredRule>> {
+        let rules = self.rules().await?;
+        let plain: Vec<_> = rules.iter().map(|r| r.rule.clone()).collect();
+        Ok(rule_for(&plain, name.as_str())
+            .and_then(|hit| rules.iter().find(|r| r.rule.prefix == hit.prefix))
+            .cloned())
+    }
+
+    /// Mirror mode: the local repository a pull of upstream repository `name` maps to, for a
+    /// request with `?ns=<upstream host>` (containerd) or, when `[pull_through]
+    /// mirror_default_ns` is set, one that names neither a rule nor a local repository
+    /// (dockerd's `registry-mirrors`).
+    pub async fn mirror_target(
+        &self,
+        name: &RepoName,
+        ns: Option<&str>,
+    ) -> Result<Option<RepoName>> {
+        let ns = match ns {
+            Some(ns) => ns.to_owned(),
+            None if self.mirror_default_ns.is_empty() => return Ok(None),
+            None => {
+                if self.rule_for(name).await?.is_some()
+                    || self.registry.repository_id(name).await?.is_some()
+                {
+                    return Ok(None);
+                }
+                self.mirror_default_ns.clone()
+            }
+        };
+        let rules = self.rules().await?;
+        let plain: Vec<_> = rules.iter().map(|r| r.rule.clone()).collect();
+        let Some(rule) = rule_for_mirror(&plain, &ns) else {
+            return Ok(None);
+        };
+        match rule.local_repository(name.as_str()) {
+            Some(local) => Ok(Some(RepoName::parse(&local)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The credential a rule names (`None` when it names none).
+    pub fn credential(&self, rule: &StoredRule) -> Result<Option<&Credential>> {
+        let Some(arn) = &rule.rule.credential_arn else {
+            return Ok(None);
+        };
+        let name = credential_name(arn, &self.region, &self.registry_id)
+            .map_err(Error::InvalidParameter)?;
+        self.credentials.get(&name).map(Some).ok_or_else(|| {
+            Error::Unavailable(format!(
+                "the pull-through rule {} names the credential {name:?}, which is not configured \
+                 ([pull_through] credentials_file or credentials)",
+                rule.rule.prefix
+            ))
+        })
+    }
+
+    /// Whether a credential name is configured.
+    pub fn has_credential(&self, name: &str) -> bool {
+        self.credentials.contains_key(name)
+    }
+
+    /// ValidatePullThroughCacheRule: reaches the upstream with the rule's credentials.
+    pub async fn validate(&self, rule: &StoredRule) -> std::result::Result<(), String> {
+        let credential = self.credential(rule).map_err(|e| e.to_string())?;
+        self.client
+            .ping(&rule.rule.upstream, credential)
+            .await
+            .map_err(|e| format!("upstream {} {e}", rule.rule.upstream.authority))
+    }
+
+    fn upstream_repository(&self, rule: &StoredRule, name: &RepoName) -> Result<String> {
+        rule.rule.upstream_repository(name.as_str()).ok_or_else(|| {
+            Error::NameInvalid(format!(
+                "repository {name} names no upstream repository under the pull-through prefix {}/",
+                rule.rule.prefix
+            ))
+        })
+    }
+
+    fn revalidate_after(&self, rule: &StoredRule) -> Duration {
+        rule.revalidate_secs
+            .map(|s| Duration::from_secs(s.max(0) as u64))
+            .unwrap_or(self.default_revalidate)
+    }
+
+    async fn ensure_repository(&self, name: &RepoName, rights: MissRights) -> Result<i64> {
+        if let Some(id) = self.registry.repository_id(name).await? {
+            return Ok(id);
+        }
+        if !rights.create {
+            return Err(Error::Denied(format!(
+                "repository {name} is not cached yet, and creating it on first pull needs \
+                 ecr:CreateRepository"
+            )));
+        }
+        self.registry.ensure_repository(name).await
+    }
+
+    fn may_import(name: &RepoName, rights: MissRights) -> Result<()> {
+        if rights.import {
+            Ok(())
+        } else {
+            Err(Error::Denied(format!(
+                "{name} is not cached, and fetching it from the upstream needs \
+                 ecr:BatchImportUpstreamImage"
+            )))
+        }
+    }
+
+    fn manifest_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        self.manifest_locks.entry(key).or_default().clone()
+    }
+
+    /// A manifest of a cached repository; the second value is a `Warning` header value when a
+    /// stale copy is served because the upstream failed.
+    pub async fn manifest(
+        &self,
+        rule: &StoredRule,
+        name: &RepoName,
+        reference: &Reference,
+        pull: bool,
+        rights: MissRights,
+    ) -> Result<(StoredManifest, Option<String>)> {
+        let upstream_repo = self.upstream_repository(rule, name)?;
+        match reference {
+            Reference::Digest(digest) => {
+                match self.registry.manifest(name, reference, pull).await {
+                    Ok(m) => return Ok((m, None)),
+                    Err(Error::ManifestUnknown(_) | Error::NameUnknown(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                Self::may_import(name, rights)?;
+                let lock = self.manifest_lock(format!("{name}@{digest}"));
+                let _one = lock.lock().await;
+                if let Ok(m) = self.registry.manifest(name, reference, pull).await {
+                    return Ok((m, None));
+                }
+                self.ensure_repository(name, rights).await?;
+                let what = format!("{upstream_repo}@{digest}");
+                let fetched = self
+                    .client
+                    .manifest(
+                        &rule.rule.upstream,
+                        self.credential(rule)?,
+                        &upstream_repo,
+                        &digest.to_string(),
+                        self.registry.limits.max_manifest_bytes,
+                    )
+                    .await
+                    .map_err(|e| upstream_failure(rule, &what, &e))?
+                    .ok_or_else(|| {
+                        Error::ManifestUnknown(format!(
+                            "upstream {} has no manifest {what}",
+                            rule.rule.upstream.authority
+                        ))
+                    })?;
+                self.store(
+                    rule,
+                    name,
+                    &upstream_repo,
+                    reference,
+                    fetched.content.to_vec(),
+                    &fetched.media_type,
+                    0,
+                )
+                .await?;
+                Ok((self.registry.manifest(name, reference, pull).await?, None))
+            }
+            Reference::Tag(tag) => {
+                let repo = self.registry.repository_id(name).await?;
+                let fresh = |check: Option<(String, i64)>| {
+                    check.is_some_and(|(_, at)| {
+                        now_millis() - at < self.revalidate_after(rule).as_millis() as i64
+                    })
+                };
+                if let Some(repo) = repo {
+                    if fresh(self.registry.meta.tag_check(repo, tag.as_str()).await?) {
+                        match self.registry.manifest(name, reference, pull).await {
+                            Ok(m) => return Ok((m, None)),
+                            Err(Error::ManifestUnknown(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                let lock = self.manifest_lock(format!("{name}:{tag}"));
+                let _one = lock.lock().await;
+                let repo = self.registry.repository_id(name).await?;
+                let cached = match repo {
+                    Some(repo) => {
+                        if fresh(self.registry.meta.tag_check(repo, tag.as_str()).await?) {
+                            if let Ok(m) = self.registry.manifest(name, reference, pull).await {
+                                return Ok((m, None));
+                            }
+                        }
+                        self.registry.meta.manifest_by_tag(repo, tag).await?
+                    }
+                    None => None,
+                };
+                let what = format!("{upstream_repo}:{tag}");
+                let credential = self.credential(rule)?;
+                let stale = |e: &UpstreamError| {
+                    format!(
+                        "110 berth \"Response is Stale: upstream {} {e}\"",
+                        rule.rule.upstream.authority
+                    )
+                };
+                let head = self
+                    .client
+                    .manifest_digest(
+                        &rule.rule.upstream,
+                        credential,
+                        &upstream_repo,
+                        tag.as_str(),
+                    )
+                    .await;
+                match (head, &cached, repo) {
+                    (Ok(Some(digest)), Some(row), Some(repo)) if row.digest == digest => {
+                        self.registry
+                            .meta
+                            .record_tag_check(repo, tag.as_str(), &digest)
+                            .await?;
+                        Ok((self.registry.manifest(name, reference, pull).await?, None))
+                    }
+                    (Ok(Some(_)), _, _) | (Ok(None), None, _) | (Ok(None), _, None) => {
+                        // Moved, never cached, or a HEAD without a digest: fetch by tag.
+                        Self::may_import(name, rights)?;
+                        let fetched = self
+                            .client
+                            .manifest(
+                                &rule.rule.upstream,
+                                credential,
+                                &upstream_repo,
+                                tag.as_str(),
+                                self.registry.limits.max_manifest_bytes,
+                            )
+                            .await;
+                        match fetched {
+                            Ok(Some(m)) => {
+                                let repo = self.ensure_repository(name, rights).await?;
+                                let digest = self
+                                    .store(rule, name, &upstream_repo, reference, m.content.to_vec(), &m.media_type, 0)
+                                    .await?;
+                                if let Some(claimed) = &m.digest {
+                                    if *claimed != digest.to_string() {
+                                        tracing::warn!(upstream = %rule.rule.upstream.authority, %what, %claimed, actual = %digest, "upstream manifest digest header differs from its body");
+                                    }
+                                }
+                                self.registry
+                                    .meta
+                                    .record_tag_check(repo, tag.as_str(), &digest.to_string())
+                                    .await?;
+                                Ok((self.registry.manifest(name, reference, pull).await?, None))
+                            }
+                            Ok(None) => match cached {
+                                Some(_) => Ok((
+                                    self.registry.manifest(name, reference, pull).await?,
+                                    Some(format!(
+                                        "110 berth \"Response is Stale: upstream {} has no {what}\"",
+                                        rule.rule.upstream.authority
+                                    )),
+                                )),
+                                None => Err(Error::ManifestUnknown(format!(
+                                    "upstream {} has no manifest {what}",
+                                    rule.rule.upstream.authority
+                                ))),
+                            },
+                            Err(e) => self.serve_stale(rule, name, reference, pull, repo, cached.is_some(), &what, e, &stale).await,
+                        }
+                    }
+                    (Ok(None), Some(_), Some(_)) => Ok((
+                        self.registry.manifest(name, reference, pull).await?,
+                        Some(format!(
+                            "110 berth \"Response is Stale: upstream {} has no {what}\"",
+                            rule.rule.upstream.authority
+                        )),
+                    )),
+                    (Err(e), _, _) => {
+                        self.serve_stale(
+                            rule,
+                            name,
+                            reference,
+                            pull,
+                            repo,
+                            cached.is_some(),
+                            &what,
+                            e,
+                            &stale,
+                        )
+                        .await
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_stale(
+        &self,
+        rule: &StoredRule,
+        name: &RepoName,
+        reference: &Reference,
+        pull: bool,
+        repo: Option<i64>,
+        cached: bool,
+        what: &str,
+        e: UpstreamError,
+        stale: &(dyn Fn(&UpstreamError) -> String + Sync),
+    ) -> Result<(StoredManifest, Option<String>)> {
+        let (Some(repo), true, Reference::Tag(tag)) = (repo, cached, reference) else {
+            return Err(upstream_failure(rule, what, &e));
+        };
+        tracing::warn!(upstream = %rule.rule.upstream.authority, %what, error = %e, "upstream failed; serving the cached copy");
+        let m = self.registry.manifest(name, reference, pull).await?;
+        // Check again in a minute, not on every pull of an outage.
+        let interval = self.revalidate_after(rule);
+        let backdated =
+            now_millis() - interval.as_millis() as i64 + RETRY_AFTER_FAILURE.as_millis() as i64;
+        self.registry
+            .meta
+            .record_tag_check_at(repo, tag.as_str(), &m.digest, backdated)
+            .await?;
+        Ok((m, Some(stale(&e))))
+    }
+
+    /// Stores a fetched manifest (an index with every child, fetched by digest when not cached
+    /// yet) under `reference`; returns its digest.
+    #[allow(clippy::too_many_arguments)]
+    async fn store(
+        &self,
+        rule: &StoredRule,
+        name: &RepoName,
+        upstream_repo: &str,
+        reference: &Reference,
+        content: Vec<u8>,
+        media_type: &str,
+        nesting: usize,
+    ) -> Result<Digest> {
+        let content_type = (!media_type.is_empty()).then_some(media_type);
+        let parsed = manifest::parse(
+            &content,
+            content_type,
+            self.registry.limits.max_manifest_descriptors,
+        )?;
+        if parsed.kind == ManifestKind::Index {
+            if nesting >= MAX_INDEX_NESTING {
+                return Err(Error::ManifestTooComplex(format!(
+                    "upstream index {upstream_repo} nests more than {MAX_INDEX_NESTING} levels"
+                )));
+            }
+            let repo = self.registry.repository(name).await?;
+            for child in &parsed.references {
+                if self
+                    .registry
+                    .meta
+                    .manifest_by_digest(repo, &child.digest)
+                    .await?
+                    .is_some()
+                {
+                    continue;
+                }
+                let what = format!("{upstream_repo}@{}", child.digest);
+                let fetched = self
+                    .client
+                    .manifest(
+                        &rule.rule.upstream,
+                        self.credential(rule)?,
+                        upstream_repo,
+                        &child.digest.to_string(),
+                        self.registry.limits.max_manifest_bytes,
+                    )
+                    .await
+                    .map_err(|e| upstream_failure(rule, &what, &e))?
+                    .ok_or_else(|| {
+                        Error::ManifestUnknown(format!(
+                            "upstream {} lists {what} in an index but has no such manifest",
+                            rule.rule.upstream.authority
+                        ))
+                    })?;
+                Box::pin(self.store(
+                    rule,
+                    name,
+                    upstream_repo,
+                    &Reference::Digest(child.digest.clone()),
+                    fetched.content.to_vec(),
+                    &fetched.media_type,
+                    nesting + 1,
+                ))
+                .await?;
+            }
+        }
+        let put = self
+            .registry
+            .put_cached_manifest(name, reference, content_type, content)
+            .await?;
+        Ok(put.digest)
+    }
+
+    /// A blob of a cached repository: local, linked from another repository that has it, or
+    /// fetched from upstream (once per digest across replicas).
+    pub async fn blob(
+        &self,
+        rule: &StoredRule,
+        name: &RepoName,
+        digest: &Digest,
+        range_header: Option<&str>,
+        head: bool,
+        rights: MissRights,
+    ) -> Result<ProxiedBlob> {
+        loop {
+            match self
+                .registry
+                .read_blob(name, digest, range_header, !head)
+                .await
+            {
+                Ok(b) => return Ok(ProxiedBlob::Local(b)),
+                Err(Error::BlobUnknown(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if self.registry.meta.blob_linked_anywhere(digest).await? {
+                let repo = self.ensure_repository(name, rights).await?;
+                self.registry.meta.link_blob(repo, digest).await?;
+                self.registry.cache.invalidate(repo);
+                match self
+                    .registry
+                    .read_blob(name, digest, range_header, !head)
+                    .await
+                {
+                    Ok(b) => return Ok(ProxiedBlob::Local(b)),
+                    Err(Error::BlobUnknown(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Self::may_import(name, rights)?;
+            let upstream_repo = self.upstream_repository(rule, name)?;
+            let what = format!("{upstream_repo}@{digest}");
+            if head {
+                let resp = self
+                    .client
+                    .blob(
+                        &rule.rule.upstream,
+                        self.credential(rule)?,
+                        &upstream_repo,
+                        &digest.to_string(),
+                        true,
+                    )
+                    .await
+                    .map_err(|e| upstream_failure(rule, &what, &e))?
+                    .ok_or_else(|| {
+                        Error::BlobUnknown(format!(
+                            "upstream {} has no blob {what}",
+                            rule.rule.upstream.authority
+                        ))
+                    })?;
+                return Ok(ProxiedBlob::Head {
+                    size: resp.content_length(),
+                });
+            }
+            // Someone in this process is fetching it: wait, then read it locally.
+            let waiting = self.fills.get(&digest.to_string()).map(|r| r.clone());
+            if let Some(mut done) = waiting {
+                let result = done.wait_for(|r| r.is_some()).await.map(|r| r.clone());
+                if let Ok(Some(Err(e))) = result {
+                    return Err(Error::Unavailable(e));
+                }
+                continue;
+            }
+            // Another replica is fetching it: wait for the blob or for its lease to lapse.
+            let key = digest.to_string();
+            let lease_until = now_millis() + FILL_LEASE.as_millis() as i64;
+            if !self
+                .registry
+                .meta
+                .take_fill_lease(&key, &self.replica_id, lease_until)
+                .await?
+            {
+                tokio::time::sleep(FILL_POLL).await;
+                continue;
+            }
+            let (tx, rx) = watch::channel(None);
+            match self.fills.entry(key.clone()) {
+                dashmap::Entry::Occupied(_) => continue,
+                dashmap::Entry::Vacant(v) => {
+                    v.insert(rx);
+                }
+            }
+            let ensured = self.ensure_repository(name, rights).await;
+            let started = match ensured {
+                Ok(_) => {
+                    self.client
+                        .blob(
+                            &rule.rule.upstream,
+                            self.credential(rule)?,
+                            &upstream_repo,
+                            &key,
+                            false,
+                        )
+                        .await
+                }
+                Err(e) => {
+                    self.end_fill(&key, &tx, Err(e.to_string())).await;
+                    return Err(e);
+                }
+            };
+            let resp = match started {
+                Ok(Some(resp)) => resp,
+                Ok(None) => {
+                    let e = Error::BlobUnknown(format!(
+                        "upstream {} has no blob {what}",
+                        rule.rule.upstream.authority
+                    ));
+                    self.end_fill(&key, &tx, Err(e.to_string())).await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    let e = upstream_failure(rule, &what, &e);
+                    self.end_fill(&key, &tx, Err(e.to_string())).await;
+                    return Err(e);
+                }
+            };
+            let size = resp.content_length();
+            let (client_tx, client_rx) =
+                tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+            let fill = Fill {
+                registry: self.registry.clone(),
+                fills: self.fills.clone(),
+                name: name.clone(),
+                digest: digest.clone(),
+                key,
+                replica_id: self.replica_id.clone(),
+                upstream: rule.rule.upstream.authority.clone(),
+            };
+            tokio::spawn(async move {
+                let result = fill.run(resp, size, client_tx).await;
+                finish_fill(
+                    &fill.registry,
+                    &fill.fills,
+                    &fill.replica_id,
+                    &fill.key,
+                    &tx,
+                    result,
+                )
+                .await;
+            });
+            let body = futures::stream::unfold(client_rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            })
+            .boxed();
+            return Ok(ProxiedBlob::Streaming { size, body });
+        }
+    }
+
+    async fn end_fill(
+        &self,
+        key: &str,
+        tx: &watch::Sender<FillResult>,
+        result: std::result::Result<(), String>,
+    ) {
+        finish_fill(
+            &self.registry,
+            &self.fills,
+            &self.replica_id,
+            key,
+            tx,
+            result,
+        )
+        .await;
+    }
+}
+
+/// Ends a blob fetch: releases its lease, forgets it, and wakes its waiters.
+async fn finish_fill(
+    registry: &Registry,
+    fills: &DashMap<String, watch::Receiver<FillResult>>,
+    replica_id: &str,
+    key: &str,
+    tx: &watch::Sender<FillResult>,
+    result: std::result::Result<(), String>,
+) {
+    if let Err(e) = registry.meta.release_fill_lease(key, replica_id).await {
+        // It lapses on its own; other replicas then look for the blob and find it.
+        tracing::warn!(digest = key, error = %e, "cannot release a pull-through fetch lease");
+    }
+    fills.remove(key);
+    let _ = tx.send(Some(result));
+}
+
+/// One blob fetch from upstream into storage, teed to the client that asked first.
+struct Fill {
+    registry: Arc<Registry>,
+    fills: Arc<DashMap<String, watch::Receiver<FillResult>>>,
+    name: RepoName,
+    digest: Digest,
+    key: String,
+    replica_id: String,
+    upstream: String,
+}
+
+/// How long the fetch waits for a slow first client before going on without it.
+const CLIENT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Fill {
+    async fn run(
+        &self,
+        resp: reqwest::Response,
+        size: Option<u64>,
+        client: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    ) -> std::result::Result<(), String> {
+        let renew = {
+            let (registry, key, owner) = (
+                self.registry.clone(),
+                self.key.clone(),
+                self.replica_id.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(FILL_LEASE / 3).await;
+                    let until = now_millis() + FILL_LEASE.as_millis() as i64;
+                    if let Err(e) = registry.meta.take_fill_lease(&key, &owner, until).await {
+                        tracing::warn!(digest = %key, error = %e, "cannot renew a pull-through fetch lease");
+                    }
+                }
+            })
+        };
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (to_client, client_gone) = (client.clone(), gone.clone());
+        let tee = resp
+            .bytes_stream()
+            .map(|r| r.map_err(std::io::Error::other))
+            .then(move |chunk| {
+                let (to_client, client_gone) = (to_client.clone(), client_gone.clone());
+                async move {
+                    if let Ok(bytes) = &chunk {
+                        if !client_gone.load(std::sync::atomic::Ordering::Relaxed) {
+                            let sent = tokio::time::timeout(
+                                CLIENT_SEND_TIMEOUT,
+                                to_client.send(Ok(bytes.clone())),
+                            )
+                            .await;
+                            if !matches!(sent, Ok(Ok(()))) {
+                                // Disconnected or stalled: the fetch goes on for the cache.
+                                client_gone.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    chunk
+                }
+            })
+            .boxed();
+        let result = self
+            .registry
+            .upload_monolithic(&self.name, &self.digest, size, tee)
+            .await;
+        renew.abort();
+        match result {
+            Ok(_) => {
+                tracing::info!(digest = %self.digest, upstream = %self.upstream, repository = %self.name, "cached a blob from upstream");
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!(
+                    "fetching {} from upstream {} failed, nothing was cached: {e}",
+                    self.digest, self.upstream
+                );
+                tracing::warn!("{message}");
+                // The client must not take a short or corrupt body for the blob.
+                let _ = client.try_send(Err(std::io::Error::other(message.clone())));
+                Err(message)
+            }
+        }
+    }
+}

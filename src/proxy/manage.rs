@@ -1,0 +1,218 @@
+//! Managing pull-through cache rules, shared by the ECR API and the native admin API: validation
+//! as ECR does it (plus Berth's checks that a named credential is configured), storage, and
+//! validation against the upstream.
+
+use super::cache::PullThrough;
+use super::rules::{credential_name, parse_upstream_url, upstream_registry_kind, validate_prefix};
+use crate::error::{Error, Result};
+use crate::meta::{RuleRecord, StoredRule};
+
+/// A rule as CreatePullThroughCacheRule (or the REST API) asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct RuleInput {
+    pub ecr_repository_prefix: String,
+    pub upstream_registry_url: String,
+    pub upstream_registry: Option<String>,
+    pub credential_arn: Option<String>,
+    pub custom_role_arn: Option<String>,
+    pub upstream_repository_prefix: Option<String>,
+    /// Berth: seconds between upstream checks of a cached tag (default from the config).
+    pub revalidate_secs: Option<i64>,
+    /// Berth: the most bytes the rule's cached images may hold (least recently pulled go first).
+    pub quota_bytes: Option<i64>,
+}
+
+/// Why a rule change was refused, in ECR's terms.
+#[derive(Debug)]
+pub enum RuleError {
+    AlreadyExists(String),
+    NotFound(String),
+    /// `credentialArn` names a secret Berth has no credential for.
+    SecretNotFound(String),
+    Invalid(String),
+    Other(Error),
+}
+
+impl From<Error> for RuleError {
+    fn from(e: Error) -> Self {
+        RuleError::Other(e)
+    }
+}
+
+impl From<RuleError> for Error {
+    fn from(e: RuleError) -> Self {
+        match e {
+            RuleError::AlreadyExists(m) => Error::AlreadyExists(m),
+            RuleError::NotFound(m) => Error::NotFound(m),
+            RuleError::SecretNotFound(m) | RuleError::Invalid(m) => Error::InvalidParameter(m),
+            RuleError::Other(e) => e,
+        }
+    }
+}
+
+fn optional_positive(field: &str, v: Option<i64>) -> std::result::Result<Option<i64>, RuleError> {
+    match v {
+        Some(n) if n <= 0 => Err(RuleError::Invalid(format!(
+            "Invalid parameter at '{field}': must be a positive number, got {n}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+impl PullThrough {
+    fn check_credential(&self, arn: &Option<String>) -> std::result::Result<(), RuleError> {
+        let Some(arn) = arn else { return Ok(()) };
+        let name =
+            credential_name(arn, self.region(), self.registry_id()).map_err(RuleError::Invalid)?;
+        if self.has_credential(&name) {
+            Ok(())
+        } else {
+            Err(RuleError::SecretNotFound(format!(
+                "The specified secret {arn} could not be found: Berth holds no credential named \
+                 {name:?} ([pull_through] credentials_file or credentials)"
+            )))
+        }
+    }
+
+    /// CreatePullThroughCacheRule.
+    pub async fn create_rule(
+        &self,
+        input: &RuleInput,
+    ) -> std::result::Result<StoredRule, RuleError> {
+        let prefix = validate_prefix("ecrRepositoryPrefix", &input.ecr_repository_prefix)
+            .map_err(RuleError::Invalid)?;
+        let upstream =
+            parse_upstream_url(&input.upstream_registry_url).map_err(RuleError::Invalid)?;
+        let kind = upstream_registry_kind(&upstream);
+        if let Some(given) = &input.upstream_registry {
+            if given != kind {
+                return Err(RuleError::Invalid(format!(
+                    "Invalid parameter at 'upstreamRegistry': {} is {kind}, not {given}",
+                    upstream.authority
+                )));
+            }
+        }
+        let upstream_prefix = input
+            .upstream_repository_prefix
+            .as_deref()
+            .filter(|p| *p != "ROOT")
+            .map(|p| validate_prefix("upstreamRepositoryPrefix", p))
+            .transpose()
+            .map_err(RuleError::Invalid)?;
+        self.check_credential(&input.credential_arn)?;
+        if upstream.scheme == "http" {
+            tracing::warn!(prefix = %prefix, upstream = %upstream.authority, "pull-through rule uses plain http: only for upstreams inside a private network");
+        }
+        let record = RuleRecord {
+            prefix: prefix.clone(),
+            upstream_url: input.upstream_registry_url.trim().to_owned(),
+            upstream_registry: kind.to_owned(),
+            credential_arn: input.credential_arn.clone(),
+            custom_role_arn: input.custom_role_arn.clone(),
+            upstream_repository_prefix: upstream_prefix,
+            revalidate_secs: optional_positive("revalidateSecs", input.revalidate_secs)?,
+            quota_bytes: optional_positive("quotaBytes", input.quota_bytes)?,
+        };
+        if !self
+            .registry()
+            .meta
+            .create_pull_through_rule(&record)
+            .await?
+        {
+            return Err(RuleError::AlreadyExists(format!(
+                "A pull through cache rule with prefix '{prefix}' already exists in the registry \
+                 with id '{}'",
+                self.registry_id()
+            )));
+        }
+        self.rules_changed();
+        self.find_rule(&prefix).await
+    }
+
+    /// The stored rule with this prefix (given with or without its trailing `/`).
+    pub async fn find_rule(&self, prefix: &str) -> std::result::Result<StoredRule, RuleError> {
+        let wanted = prefix.strip_suffix('/').unwrap_or(prefix);
+        self.registry()
+            .meta
+            .pull_through_rules()
+            .await?
+            .into_iter()
+            .find(|r| r.rule.prefix == wanted)
+            .ok_or_else(|| {
+                RuleError::NotFound(format!(
+                    "The pull through cache rule with prefix '{wanted}' does not exist in the \
+                     registry with id '{}'",
+                    self.registry_id()
+                ))
+            })
+    }
+
+    /// UpdatePullThroughCacheRule: replaces the credential and role (and Berth's settings).
+    pub async fn update_rule(
+        &self,
+        input: &RuleInput,
+    ) -> std::result::Result<StoredRule, RuleError> {
+        let existing = self.find_rule(&input.ecr_repository_prefix).await?;
+        self.check_credential(&input.credential_arn)?;
+        let record = RuleRecord {
+            prefix: existing.rule.prefix.clone(),
+            upstream_url: existing.rule.upstream_url.clone(),
+            upstream_registry: existing.rule.upstream_registry.clone(),
+            credential_arn: input.credential_arn.clone(),
+            custom_role_arn: input.custom_role_arn.clone(),
+            upstream_repository_prefix: existing.rule.upstream_repository_prefix.clone(),
+            revalidate_secs: optional_positive("revalidateSecs", input.revalidate_secs)?
+                .or(existing.revalidate_secs),
+            quota_bytes: optional_positive("quotaBytes", input.quota_bytes)?
+                .or(existing.quota_bytes),
+        };
+        if !self
+            .registry()
+            .meta
+            .update_pull_through_rule(&record)
+            .await?
+        {
+            return Err(RuleError::NotFound(format!(
+                "The pull through cache rule with prefix '{}' does not exist",
+                record.prefix
+            )));
+        }
+        self.rules_changed();
+        self.find_rule(&record.prefix).await
+    }
+
+    /// DeletePullThroughCacheRule: the cached repositories stay (as ECR leaves them).
+    pub async fn delete_rule(&self, prefix: &str) -> std::result::Result<StoredRule, RuleError> {
+        let wanted = prefix.strip_suffix('/').unwrap_or(prefix);
+        let deleted = self
+            .registry()
+            .meta
+            .delete_pull_through_rule(wanted)
+            .await?;
+        self.rules_changed();
+        deleted.ok_or_else(|| {
+            RuleError::NotFound(format!(
+                "The pull through cache rule with prefix '{wanted}' does not exist in the registry \
+                 with id '{}'",
+                self.registry_id()
+            ))
+        })
+    }
+}
+
+/// Turns a stored rule's validation failure into `(isValid, failure)` as
+/// ValidatePullThroughCacheRule reports it.
+pub fn validation_outcome(result: std::result::Result<(), String>) -> (bool, Option<String>) {
+    match result {
+        Ok(()) => (true, None),
+        Err(e) => (false, Some(e)),
+    }
+}
+
+/// Checks a prefix list filter of DescribePullThroughCacheRules.
+pub fn prefixes_filter(prefixes: &[String]) -> Result<Vec<String>> {
+    prefixes
+        .iter()
+        .map(|p| validate_prefix("ecrRepositoryPrefixes", p).map_err(Error::InvalidParameter))
+        .collect()
+}
