@@ -775,6 +775,31 @@ struct Fill {
     upstream: String,
 }
 
+/// What the tee keeps between chunks: the chunk held back, and whether the client is gone.
+#[derive(Default)]
+struct TeeState {
+    held: Option<bytes::Bytes>,
+    client_gone: bool,
+}
+
+impl TeeState {
+    /// Sends a chunk to the client unless it left or stalls (the fetch then goes on for the
+    /// cache alone).
+    async fn forward(
+        &mut self,
+        client: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+        chunk: bytes::Bytes,
+    ) {
+        if self.client_gone {
+            return;
+        }
+        let sent = tokio::time::timeout(CLIENT_SEND_TIMEOUT, client.send(Ok(chunk))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.client_gone = true;
+        }
+    }
+}
+
 /// How long the fetch waits for a slow first client before going on without it.
 const CLIENT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -801,25 +826,21 @@ impl Fill {
                 }
             })
         };
-        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (to_client, client_gone) = (client.clone(), gone.clone());
+        // The client gets every chunk as it arrives except the last, which waits until the digest
+        // is verified: with a Content-Length the response is complete once that many bytes are
+        // out, so a corrupt body must never reach its last byte.
+        let tee_state = Arc::new(tokio::sync::Mutex::new(TeeState::default()));
+        let (to_client, state) = (client.clone(), tee_state.clone());
         let tee = resp
             .bytes_stream()
             .map(|r| r.map_err(std::io::Error::other))
             .then(move |chunk| {
-                let (to_client, client_gone) = (to_client.clone(), client_gone.clone());
+                let (to_client, state) = (to_client.clone(), state.clone());
                 async move {
                     if let Ok(bytes) = &chunk {
-                        if !client_gone.load(std::sync::atomic::Ordering::Relaxed) {
-                            let sent = tokio::time::timeout(
-                                CLIENT_SEND_TIMEOUT,
-                                to_client.send(Ok(bytes.clone())),
-                            )
-                            .await;
-                            if !matches!(sent, Ok(Ok(()))) {
-                                // Disconnected or stalled: the fetch goes on for the cache.
-                                client_gone.store(true, std::sync::atomic::Ordering::Relaxed);
-                            }
+                        let mut state = state.lock().await;
+                        if let Some(previous) = state.held.replace(bytes.clone()) {
+                            state.forward(&to_client, previous).await;
                         }
                     }
                     chunk
@@ -833,6 +854,10 @@ impl Fill {
         renew.abort();
         match result {
             Ok(_) => {
+                let mut state = tee_state.lock().await;
+                if let Some(last) = state.held.take() {
+                    state.forward(&client, last).await;
+                }
                 tracing::info!(digest = %self.digest, upstream = %self.upstream, repository = %self.name, "cached a blob from upstream");
                 Ok(())
             }

@@ -196,7 +196,12 @@ impl UpstreamClient {
     ) -> Result<reqwest::Response, UpstreamError> {
         self.check_throttle(upstream)?;
         let url = format!("{}{path}", upstream.base_url());
-        let key = (upstream.authority.clone(), scope.to_owned());
+        // Tokens are per credential too: two rules with different credentials for one upstream
+        // must not share what one of them was granted.
+        let key = (
+            upstream.authority.clone(),
+            format!("{scope} {}", credential_id(credential)),
+        );
         let build = |auth: Option<String>| {
             let mut rb = self.http.request(method.clone(), &url);
             if whole_request_timeout {
@@ -438,6 +443,18 @@ impl UpstreamClient {
             s if s.is_success() => Ok(Some(resp)),
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(status_error(resp).await),
+        }
+    }
+}
+
+/// Names a credential in the token cache without holding its password.
+fn credential_id(credential: Option<&Credential>) -> String {
+    use sha2::Digest as _;
+    match credential {
+        None => "anonymous".into(),
+        Some(c) => {
+            let hash = sha2::Sha256::digest(format!("{}\0{}", c.username, c.password));
+            format!("{}:{}", c.username, hex::encode(hash))
         }
     }
 }

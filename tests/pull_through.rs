@@ -1,0 +1,508 @@
+//! Pull-through caching against real upstream registries on loopback: another Berth with token
+//! auth, and Debian's `docker-registry` (CNCF Distribution). Rules are managed with boto3 and the
+//! REST API; images are pulled through Berth with skopeo, containerd (mirror mode) and plain
+//! HTTP. Cases: the upstream stops after the first pull (cached content still served, a stale
+//! tag with a `Warning`), a tag moves upstream (the new digest after the interval), a corrupt
+//! upstream blob (nothing cached), and 20 concurrent pulls of an uncached image (one upstream
+//! fetch per blob, counted in the upstream's access log).
+
+mod api;
+mod common;
+mod e2e;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use api::{rand_suffix, random_bytes, sha256_digest, Api};
+use common::{TestServer, ADMIN_PASSWORD, ADMIN_USER};
+
+const ADMIN_KEY: &str = "AKIAPULLTHROUGHTEST1";
+const ADMIN_SECRET: &str = "pull/through+test+secret+0123456789abcdef";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const CREDENTIALS: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/upstream";
+
+fn venv() -> PathBuf {
+    std::env::var_os("BERTH_E2E_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/berth-venv")
+        })
+}
+
+/// Berth with credentials for its upstream: `upstream` (the upstream Berth's admin) and `wrong`.
+fn downstream(extra: &[(&str, &str)]) -> TestServer {
+    let credentials = json!({
+        "upstream": {"username": ADMIN_USER, "password": ADMIN_PASSWORD},
+        "wrong": {"username": ADMIN_USER, "password": "not-the-password"},
+    })
+    .to_string();
+    let mut env = vec![
+        ("BERTH_ADMIN_ACCESS_KEY_ID", ADMIN_KEY),
+        ("BERTH_ADMIN_SECRET_ACCESS_KEY", ADMIN_SECRET),
+        ("BERTH_PULL_THROUGH_CREDENTIALS", credentials.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    TestServer::start_with(&[], &env)
+}
+
+fn reference_bin() -> String {
+    std::env::var("BERTH_E2E_REFERENCE_BIN").unwrap_or_else(|_| "docker-registry".into())
+}
+
+fn boto3(server: &TestServer, scenario: &str, args: Value) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecr_boto3.py");
+    let py = venv().join("bin/python");
+    let out = Command::new(&py)
+        .arg(script)
+        .arg(scenario)
+        .arg(&server.base)
+        .arg(args.to_string())
+        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e} (run tests/install-clients.sh)", py.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "boto3 scenario {scenario} failed:\n{stdout}\n{}\n--- server log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}
+
+async fn create_rule(api: &Api, body: Value) -> Value {
+    let resp = api
+        .send(
+            api.req(reqwest::Method::POST, "/api/v1/pull-through-rules")
+                .json(&body),
+        )
+        .await;
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "create rule: {v}");
+    v
+}
+
+async fn set_revalidate(api: &Api, prefix: &str, secs: i64) {
+    let resp = api
+        .send(
+            api.req(
+                reqwest::Method::PUT,
+                &format!("/api/v1/pull-through-rules/{prefix}"),
+            )
+            .json(&json!({"credentialArn": CREDENTIALS, "revalidateSecs": secs})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+}
+
+/// Pushes an image with layers of the given sizes; returns (manifest digest, layer digests).
+async fn push_image(api: &Api, repo: &str, tag: &str, sizes: &[usize]) -> (String, Vec<String>) {
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+        "created": "2026-11-27T00:00:00Z", "author": rand_suffix()})
+    .to_string();
+    let config_digest = api.push_blob(repo, config.as_bytes()).await;
+    let mut layers = Vec::new();
+    let mut descs = Vec::new();
+    for size in sizes {
+        let data = random_bytes(*size);
+        let d = api.push_blob(repo, &data).await;
+        descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": data.len()}));
+        layers.push(d);
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": descs,
+    })
+    .to_string();
+    let digest = api
+        .push_manifest(repo, tag, OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    (digest, layers)
+}
+
+/// GET of a manifest through `api`: (status, Docker-Content-Digest, Warning, body).
+async fn get_manifest(
+    api: &Api,
+    repo: &str,
+    reference: &str,
+) -> (u16, String, Option<String>, String) {
+    let resp = api
+        .send(
+            api.req(
+                reqwest::Method::GET,
+                &format!("/v2/{repo}/manifests/{reference}"),
+            )
+            .header("accept", api::all_manifest_types()),
+        )
+        .await;
+    let status = resp.status().as_u16();
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let digest = header("docker-content-digest").unwrap_or_default();
+    let warning = header("warning");
+    (
+        status,
+        digest,
+        warning,
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+fn skopeo() -> Command {
+    let mut c = Command::new("/usr/bin/skopeo");
+    c.arg("--insecure-policy")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null());
+    c
+}
+
+/// `skopeo copy` from Berth into an OCI layout; returns the manifest digest it wrote.
+fn skopeo_pull(server: &TestServer, image: &str, into: &Path) -> Result<String, String> {
+    let out = skopeo()
+        .args([
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--src-creds",
+        ])
+        .arg(format!("{ADMIN_USER}:{ADMIN_PASSWORD}"))
+        .arg(format!("docker://{}/{image}", server.addr))
+        .arg(format!("oci:{}:x", into.display()))
+        .output()
+        .expect("run skopeo (tests/install-clients.sh installs it)");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(into.join("index.json")).unwrap()).unwrap();
+    Ok(index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_managed_with_boto3_and_validated_against_the_upstream() {
+    let upstream = TestServer::start();
+    let server = downstream(&[]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    boto3(
+        &server,
+        "pull_through_rules",
+        json!({
+            "prefix": format!("up-{}", rand_suffix()),
+            "upstream": format!("http://{}", upstream.addr),
+            "down": down,
+            "credential_arn": CREDENTIALS,
+            "wrong_credential_arn": CREDENTIALS.replace("/upstream", "/wrong"),
+            "unknown_credential_arn": CREDENTIALS.replace("/upstream", "/nobody"),
+        }),
+    );
+    // The native API lists the same rule, and validates it.
+    let api = Api::new(&server.base);
+    let list: Value = api
+        .get("/api/v1/pull-through-rules")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rules = list["pullThroughCacheRules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{list}");
+    let prefix = rules[0]["ecrRepositoryPrefix"].as_str().unwrap();
+    let checked: Value = api
+        .get(&format!(
+            "/api/v1/pull-through-rules/{prefix}?validate=true"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(checked["isValid"], false, "{checked}");
+    assert!(
+        checked["failure"].as_str().unwrap().contains("401"),
+        "the wrong credential is set: {checked}"
+    );
+    assert!(
+        !server.log().contains("not-the-password") && !server.log().contains(ADMIN_PASSWORD),
+        "credentials must not reach the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_auth_upstream_is_cached_and_served_when_it_stops() {
+    let upstream = TestServer::start();
+    let up = Api::new(&upstream.base);
+    let (digest, layers) = push_image(&up, "team/app", "v1", &[300_000, 5_000]).await;
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "up", "upstreamRegistryUrl": format!("http://{}", upstream.addr),
+               "credentialArn": CREDENTIALS}),
+    )
+    .await;
+
+    // A real client pulls through the cache.
+    let out = tempfile::tempdir().unwrap();
+    let pulled = skopeo_pull(&server, "up/team/app:v1", &out.path().join("a")).expect("pull");
+    assert_eq!(pulled, digest);
+    for l in &layers {
+        let blob = std::fs::read(
+            out.path()
+                .join("a/blobs/sha256")
+                .join(l.trim_start_matches("sha256:")),
+        )
+        .unwrap();
+        assert_eq!(&sha256_digest(&blob), l);
+    }
+    // Pushing into the cache is refused with a clear error.
+    let resp = api
+        .send(api.req(reqwest::Method::POST, "/v2/up/team/app/blobs/uploads/"))
+        .await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("pull-through cache"));
+
+    // The upstream goes away: the cache still serves what it holds.
+    set_revalidate(&api, "up", 1).await;
+    drop(upstream);
+    let again = skopeo_pull(&server, "up/team/app:v1", &out.path().join("b")).expect("stale pull");
+    assert_eq!(again, digest);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, d, warning, _) = get_manifest(&api, "up/team/app", "v1").await;
+        assert_eq!((status, d.as_str()), (200, digest.as_str()));
+        if let Some(w) = warning {
+            assert!(
+                w.starts_with("110 ") && w.contains("could not be reached"),
+                "{w}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stale warning after the interval"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Nothing cached: the error names the upstream and what happened.
+    let (status, _, _, body) = get_manifest(&api, "up/team/other", "v1").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("could not be reached"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_upstream_tag_is_served_after_the_interval() {
+    let upstream = TestServer::start();
+    let up = Api::new(&upstream.base);
+    let (first, _) = push_image(&up, "lib/tool", "stable", &[2_000]).await;
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "mirror", "upstreamRegistryUrl": format!("http://{}", upstream.addr),
+               "credentialArn": CREDENTIALS, "revalidateSecs": 3600}),
+    )
+    .await;
+    let (status, d, _, _) = get_manifest(&api, "mirror/lib/tool", "stable").await;
+    assert_eq!((status, d.as_str()), (200, first.as_str()));
+    let (second, _) = push_image(&up, "lib/tool", "stable", &[3_000]).await;
+    assert_ne!(first, second);
+    let (_, d, _, _) = get_manifest(&api, "mirror/lib/tool", "stable").await;
+    assert_eq!(d, first, "within the interval the cached digest is served");
+    set_revalidate(&api, "mirror", 1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, d, warning, _) = get_manifest(&api, "mirror/lib/tool", "stable").await;
+        assert_eq!(status, 200);
+        assert_eq!(warning, None);
+        if d == second {
+            break;
+        }
+        assert_eq!(d, first);
+        assert!(Instant::now() < deadline, "the moved tag never arrived");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Both digests stay pullable by digest.
+    for d in [&first, &second] {
+        let (status, got, _, _) = get_manifest(&api, "mirror/lib/tool", d).await;
+        assert_eq!((status, got.as_str()), (200, d.as_str()));
+    }
+}
+
+/// The path of a blob in Distribution's filesystem storage.
+fn reference_blob_path(root: &Path, digest: &str) -> PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    root.join("data/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_upstream_blob_caches_nothing() {
+    let (_upstream, addr, root) = e2e::daemons::start_reference_registry(&reference_bin(), None);
+    let up = Api::anonymous(&format!("http://{addr}"));
+    let (_, layers) = push_image(&up, "library/corrupt", "v1", &[1 << 20]).await;
+    let layer = &layers[0];
+    let path = reference_blob_path(root.path(), layer);
+    let original = std::fs::read(&path).unwrap();
+    let mut corrupt = original.clone();
+    corrupt[1000] ^= 0xff;
+    std::fs::write(&path, &corrupt).unwrap();
+
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "ref", "upstreamRegistryUrl": format!("http://{addr}")}),
+    )
+    .await;
+    let (status, _, _, body) = get_manifest(&api, "ref/library/corrupt", "v1").await;
+    assert_eq!(status, 200, "{body}");
+    let resp = api
+        .get(&format!("/v2/ref/library/corrupt/blobs/{layer}"))
+        .await;
+    let body = resp.bytes().await;
+    if let Ok(bytes) = body {
+        assert_ne!(
+            &sha256_digest(&bytes),
+            layer,
+            "a corrupt body must not pass as the blob"
+        );
+        assert!(
+            bytes.len() < original.len(),
+            "the transfer must end short of the full body"
+        );
+    }
+    // The upstream is repaired: the blob comes from it now, so nothing corrupt was cached.
+    std::fs::write(&path, &original).unwrap();
+    let resp = api
+        .get(&format!("/v2/ref/library/corrupt/blobs/{layer}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.bytes().await.unwrap();
+    assert_eq!(&sha256_digest(&bytes), layer);
+    // And now it is cached.
+    let resp = api
+        .get(&format!("/v2/ref/library/corrupt/blobs/{layer}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-length"].to_str().unwrap(),
+        original.len().to_string()
+    );
+}
+
+/// Successful GETs of `uri` in Distribution's access log.
+fn upstream_gets(log: &str, uri: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("response completed")
+                && l.contains("http.request.method=GET")
+                && l.contains(&format!("http.request.uri=\"{uri}\""))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_pulls_fetch_each_blob_from_upstream_once() {
+    let (upstream, addr, _root) = e2e::daemons::start_reference_registry(&reference_bin(), None);
+    let up = Api::anonymous(&format!("http://{addr}"));
+    let (digest, layers) = push_image(&up, "library/big", "v1", &[24 << 20, 24 << 20]).await;
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "hub", "upstreamRegistryUrl": format!("http://{addr}")}),
+    )
+    .await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (api, layers, digest) = (Api::new(&server.base), layers.clone(), digest.clone());
+            tokio::spawn(async move {
+                let (status, d, _, _) = get_manifest(&api, "hub/library/big", "v1").await;
+                assert_eq!((status, d.as_str()), (200, digest.as_str()));
+                for l in &layers {
+                    let resp = api.get(&format!("/v2/hub/library/big/blobs/{l}")).await;
+                    assert_eq!(resp.status(), 200);
+                    let bytes = resp.bytes().await.expect("blob body");
+                    assert_eq!(&sha256_digest(&bytes), l);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = upstream.log();
+    for l in &layers {
+        let n = upstream_gets(&log, &format!("/v2/library/big/blobs/{l}"));
+        eprintln!("upstream GETs of {l}: {n}");
+        assert_eq!(n, 1, "each blob is fetched from upstream exactly once");
+    }
+}
+
+#[test]
+fn containerd_pulls_through_berth_as_a_mirror() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_upstream, addr, _root) = e2e::daemons::start_reference_registry(&reference_bin(), None);
+    let up = Api::anonymous(&format!("http://{addr}"));
+    let (digest, _) = rt.block_on(push_image(&up, "library/app", "v1", &[50_000]));
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    rt.block_on(create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "mirror", "upstreamRegistryUrl": format!("http://{addr}")}),
+    ));
+    // containerd's hosts.toml: pulls of <upstream> go to Berth first (with ?ns=<upstream>).
+    let hosts = tempfile::tempdir().unwrap();
+    let dir = hosts.path().join(&addr);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("hosts.toml"),
+        format!(
+            "server = \"http://{addr}\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let ctrd = e2e::daemons::Containerd::start(&[]);
+    let mut pull = ctrd.ctr("berth-mirror");
+    // `content fetch` resolves and fetches like `images pull` without unpacking the test's
+    // random layers.
+    pull.args(["content", "fetch", "--hosts-dir"])
+        .arg(hosts.path())
+        .args(["--user", &format!("{ADMIN_USER}:{ADMIN_PASSWORD}")])
+        .arg(format!("{addr}/library/app:v1"));
+    let out = e2e::run(pull);
+    assert!(out.success(), "ctr pull: {}", out.combined());
+    // The image came through Berth: the mirror's cached repository holds it.
+    let (status, d, _, _) = rt.block_on(get_manifest(&api, "mirror/library/app", "v1"));
+    assert_eq!((status, d.as_str()), (200, digest.as_str()));
+    let log = server.log();
+    assert!(
+        log.contains("cached a blob from upstream"),
+        "containerd fetched the blobs through Berth:\n{log}"
+    );
+}
