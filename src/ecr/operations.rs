@@ -392,6 +392,7 @@ async fn create_repository(
                 tag_mutability,
                 scan_on_push,
                 resource_tags: tags,
+                ..Default::default()
             },
         )
         .await

@@ -988,6 +988,7 @@ async fn create_repository(
                 .as_ref()
                 .is_some_and(|c| c.scan_on_push),
             resource_tags: Vec::new(),
+            ..Default::default()
         };
         app.registry.create_repository_with(&name, &settings).await
     }
