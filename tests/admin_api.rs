@@ -953,6 +953,7 @@ async fn invalid_policy_is_400_naming_the_statement() {
 fn concrete(path: &str) -> String {
     path.replace("{*name}", "team/app")
         .replace("{*member}", "robot/ci")
+        .replace("{*prefix}", "team/app")
         .replace("{name}", "someone")
         .replace("{key_id}", "AKIAEXAMPLEEXAMPLE00")
 }
