@@ -953,6 +953,7 @@ async fn invalid_policy_is_400_naming_the_statement() {
 fn concrete(path: &str) -> String {
     path.replace("{*name}", "team/app")
         .replace("{*member}", "robot/ci")
+        .replace("{*prefix}", "team/app")
         .replace("{name}", "someone")
         .replace("{key_id}", "AKIAEXAMPLEEXAMPLE00")
 }
@@ -1214,4 +1215,179 @@ async fn openapi_document_covers_every_mounted_route() {
             "dangling $ref {name}"
         );
     }
+}
+
+/// The REST API of repository creation templates: create (201, 409 when the prefix is taken,
+/// 400 naming the field), get, list with a prefix filter and pagination, update, delete (404
+/// after); and a push under the prefix creates the repository with the template's settings.
+#[tokio::test]
+async fn repository_creation_templates() {
+    let server = start();
+    let admin = as_admin(&server);
+    let prefix = format!("tpl-{}", rand_suffix());
+    let base = "/api/v1/repository-creation-templates";
+    let lifecycle = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":3},"action":{"type":"expire"}}]}"#;
+    let created = expect(
+        &admin,
+        Method::POST,
+        base,
+        Some(json!({
+            "prefix": format!("{prefix}/team/"), "appliedFor": ["CREATE_ON_PUSH"],
+            "imageTagMutability": "IMMUTABLE", "lifecyclePolicy": lifecycle,
+            "resourceTags": [{"Key": "team", "Value": "a"}],
+            "imageScanningConfiguration": {"scanOnPush": true},
+        })),
+        201,
+    )
+    .await;
+    let t = &created["repositoryCreationTemplate"];
+    assert_eq!(t["prefix"], format!("{prefix}/team"), "{created}");
+    assert_eq!(t["imageScanningConfiguration"]["scanOnPush"], true);
+    assert!(t["createdAt"].as_str().unwrap().ends_with('Z'), "{t}");
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        base,
+        Some(json!({"prefix": format!("{prefix}/team"), "appliedFor": ["REPLICATION"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (409, "ALREADY_EXISTS"),
+        "{body}"
+    );
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        base,
+        Some(json!({"prefix": format!("{prefix}/x"), "appliedFor": ["CREATE_ON_PUSH"], "lifecyclePolicy": "{}"})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "INVALID_PARAMETER"),
+        "{body}"
+    );
+    assert!(error_message(&body).contains("'lifecyclePolicy'"), "{body}");
+    for i in 0..3 {
+        expect(
+            &admin,
+            Method::POST,
+            base,
+            Some(json!({"prefix": format!("{prefix}/p{i}"), "appliedFor": ["REPLICATION"]})),
+            201,
+        )
+        .await;
+    }
+
+    let item = format!("{base}/{prefix}/team");
+    let got = expect(&admin, Method::GET, &item, None, 200).await;
+    assert_eq!(
+        got["repositoryCreationTemplate"]["lifecyclePolicy"],
+        lifecycle
+    );
+    let filtered = expect(
+        &admin,
+        Method::GET,
+        &format!("{base}?prefix={prefix}/p1&prefix={prefix}/team&prefix={prefix}/none"),
+        None,
+        200,
+    )
+    .await;
+    let names: Vec<&str> = filtered["repositoryCreationTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [format!("{prefix}/p1"), format!("{prefix}/team")]);
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = expect(
+            &admin,
+            Method::GET,
+            &format!("{base}?limit=3&after={after}"),
+            None,
+            200,
+        )
+        .await;
+        for t in page["repositoryCreationTemplates"].as_array().unwrap() {
+            seen.push(t["prefix"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["p0", "p1", "p2", "team"].map(|s| format!("{prefix}/{s}"))
+    );
+
+    let updated = expect(
+        &admin,
+        Method::PUT,
+        &item,
+        Some(json!({"description": "team templates"})),
+        200,
+    )
+    .await;
+    let t = &updated["repositoryCreationTemplate"];
+    assert_eq!(t["description"], "team templates");
+    assert_eq!(t["imageTagMutability"], "IMMUTABLE", "{t}");
+    let (status, body) = call(
+        &admin,
+        Method::PUT,
+        &item,
+        Some(json!({"appliedFor": ["SOMETIMES"]})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        error_message(&body).contains("'appliedFor.1.member'"),
+        "{body}"
+    );
+    let (status, body) = call(
+        &admin,
+        Method::PUT,
+        &format!("{base}/{prefix}/none"),
+        Some(json!({"description": "x"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
+
+    // A push under the prefix creates the repository with the template's settings.
+    let repo = format!("{prefix}/team/app");
+    admin.push_image(&repo, "v1").await;
+    let described = expect(
+        &admin,
+        Method::GET,
+        &format!("/api/v1/repositories/{repo}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(described["imageTagMutability"], "IMMUTABLE", "{described}");
+    assert_eq!(described["imageScanningConfiguration"]["scanOnPush"], true);
+    let policy = expect(
+        &admin,
+        Method::GET,
+        &format!("/api/v1/repositories/{repo}/lifecycle-policy"),
+        None,
+        200,
+    )
+    .await;
+    assert!(
+        policy.to_string().contains("imageCountMoreThan"),
+        "{policy}"
+    );
+
+    let deleted = expect(&admin, Method::DELETE, &item, None, 200).await;
+    assert_eq!(
+        deleted["repositoryCreationTemplate"]["description"],
+        "team templates"
+    );
+    let (status, body) = call(&admin, Method::GET, &item, None).await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
 }

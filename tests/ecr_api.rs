@@ -245,6 +245,146 @@ async fn boto3_tag_mutability_and_put_image_on_an_immutable_tag() {
     boto3(&server, "tag_mutability", args, ADMIN_KEY, ADMIN_SECRET);
 }
 
+#[test]
+fn boto3_repository_creation_templates() {
+    let server = start();
+    boto3(
+        &server,
+        "creation_templates",
+        json!({"prefix": format!("tplb3-{}", rand_suffix())}),
+        ADMIN_KEY,
+        ADMIN_SECRET,
+    );
+}
+
+/// One ECR call as the admin, signed now.
+async fn ecr_call(server: &TestServer, operation: &str, body: Value) -> (u16, Value) {
+    let bytes = body.to_string().into_bytes();
+    let s = signed(
+        server,
+        operation,
+        &bytes,
+        ADMIN_KEY,
+        ADMIN_SECRET,
+        chrono::Utc::now(),
+    );
+    send(server, &s, &bytes).await
+}
+
+async fn ecr_ok(server: &TestServer, operation: &str, body: Value) -> Value {
+    let (status, value) = ecr_call(server, operation, body).await;
+    assert_eq!(status, 200, "{operation}: {value}");
+    value
+}
+
+/// A push to a missing repository under a template's prefix creates it with every setting of
+/// the template (immutable tags, lifecycle policy, resource tag, scan on push, repository
+/// policy); a longer-prefix template for another kind does not apply, and a name outside the
+/// prefix gets the defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creation_template_applies_to_create_on_push() {
+    let server = start();
+    let api = admin_api(&server);
+    let prefix = format!("tpl-{}", rand_suffix());
+    let lifecycle = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":3},"action":{"type":"expire"}}]}"#;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"read","Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"}]}"#;
+    let created = ecr_ok(
+        &server,
+        "CreateRepositoryCreationTemplate",
+        json!({
+            "prefix": prefix, "appliedFor": ["CREATE_ON_PUSH"], "imageTagMutability": "IMMUTABLE",
+            "lifecyclePolicy": lifecycle, "repositoryPolicy": policy,
+            "resourceTags": [{"Key": "team", "Value": "tpl"}],
+            "imageScanningConfiguration": {"scanOnPush": true},
+        }),
+    )
+    .await;
+    assert_eq!(
+        created["repositoryCreationTemplate"]["imageScanningConfiguration"],
+        json!({"scanOnPush": true})
+    );
+    ecr_ok(
+        &server,
+        "CreateRepositoryCreationTemplate",
+        json!({"prefix": format!("{prefix}/app"), "appliedFor": ["PULL_THROUGH_CACHE"]}),
+    )
+    .await;
+
+    let repo = format!("{prefix}/app");
+    let first = api.push_image(&repo, "v1").await;
+    let described = ecr_ok(
+        &server,
+        "DescribeRepositories",
+        json!({"repositoryNames": [repo]}),
+    )
+    .await;
+    let row = &described["repositories"][0];
+    assert_eq!(row["imageTagMutability"], "IMMUTABLE", "{row}");
+    assert_eq!(
+        row["imageScanningConfiguration"],
+        json!({"scanOnPush": true}),
+        "{row}"
+    );
+    let arn = row["repositoryArn"].as_str().unwrap().to_owned();
+    let got = ecr_ok(
+        &server,
+        "GetLifecyclePolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(got["lifecyclePolicyText"], lifecycle);
+    let got = ecr_ok(
+        &server,
+        "GetRepositoryPolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(got["policyText"], policy);
+    let got = ecr_ok(&server, "ListTagsForResource", json!({"resourceArn": arn})).await;
+    assert_eq!(got["tags"], json!([{"Key": "team", "Value": "tpl"}]));
+
+    // The tag is immutable: the same tag with another digest is refused.
+    let mut other: Value = serde_json::from_slice(&first.manifest).unwrap();
+    other["annotations"] = json!({"variant": "b"});
+    let other = serde_json::to_vec(&other).unwrap();
+    let resp = api
+        .put_manifest(&repo, "v1", &first.media_type, &other)
+        .await;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("cannot be overwritten"), "{text}");
+    let resp = api.get_manifest(&repo, "v1").await;
+    assert_eq!(
+        api::header(&resp, "docker-content-digest").as_deref(),
+        Some(first.digest.as_str())
+    );
+
+    // Outside the prefix (`tpl-x` is not under `tpl`), the defaults.
+    let outside = format!("{prefix}x/app");
+    api.push_image(&outside, "v1").await;
+    let described = ecr_ok(
+        &server,
+        "DescribeRepositories",
+        json!({"repositoryNames": [outside]}),
+    )
+    .await;
+    let row = &described["repositories"][0];
+    assert_eq!(row["imageTagMutability"], "MUTABLE", "{row}");
+    assert_eq!(
+        row["imageScanningConfiguration"],
+        json!({"scanOnPush": false})
+    );
+    let (status, value) = ecr_call(
+        &server,
+        "GetLifecyclePolicy",
+        json!({"repositoryName": outside}),
+    )
+    .await;
+    assert_eq!(status, 400, "{value}");
+    assert_eq!(value["__type"], "LifecyclePolicyNotFoundException");
+}
+
 /// A second principal with its own access key and no policies, created directly in the
 /// server's database. Returns its ARN.
 async fn create_plain_user(server: &TestServer, name: &str, key: &str, secret: &str) -> String {
@@ -762,7 +902,7 @@ async fn non_admin_key_is_denied_and_malformed_calls_are_refused() {
     );
     let s = signed(
         &server,
-        "CreatePullThroughCacheRule",
+        "PutReplicationConfiguration",
         b"{}",
         ADMIN_KEY,
         ADMIN_SECRET,

@@ -136,18 +136,103 @@ conformance!(sqlite, super::Backend::Sqlite;
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
-    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent);
+    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
-    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent);
+    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
-    repositories, tags_order_and_pagination, forget_blob);
+    repositories, tags_order_and_pagination, forget_blob, creation_templates);
 
 // --- helpers ----------------------------------------------------------------------------------
+
+/// Creation templates round-trip every field, list in byte order of prefix, and a repository
+/// created with a template's lifecycle and repository policy has both from the start.
+async fn creation_templates(db: &Db) {
+    use berth::policy::templates::{Template, TemplateFields};
+    let fields = |v: serde_json::Value| -> TemplateFields { serde_json::from_value(v).unwrap() };
+    let full = Template::create(
+        &fields(serde_json::json!({
+            "prefix": "team/a", "appliedFor": ["CREATE_ON_PUSH", "PULL_THROUGH_CACHE"],
+            "description": "d", "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters": [{"filterType": "WILDCARD", "filter": "dev-*"}],
+            "resourceTags": [{"Key": "k", "Value": "v"}, {"Key": "a", "Value": ""}],
+            "lifecyclePolicy": LIFECYCLE_POLICY, "repositoryPolicy": REPOSITORY_POLICY,
+            "customRoleArn": "arn:aws:iam::123456789012:role/r",
+            "imageScanningConfiguration": {"scanOnPush": false},
+        })),
+        1000,
+    )
+    .unwrap();
+    assert!(db.insert_template(&full).await.unwrap());
+    assert!(!db.insert_template(&full).await.unwrap(), "prefix taken");
+    assert_eq!(db.template("team/a").await.unwrap().unwrap(), full);
+    let minimal = |prefix: &str| {
+        Template::create(
+            &fields(serde_json::json!({"prefix": prefix, "appliedFor": ["REPLICATION"]})),
+            1,
+        )
+        .unwrap()
+    };
+    for p in ["team-a", "team.a", "ROOT", "team"] {
+        assert!(db.insert_template(&minimal(p)).await.unwrap());
+    }
+    let all: Vec<String> = db
+        .list_templates("", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.prefix)
+        .collect();
+    assert_eq!(all, ["ROOT", "team", "team-a", "team.a", "team/a"]);
+    let page: Vec<String> = db
+        .list_templates("team", 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.prefix)
+        .collect();
+    assert_eq!(page, ["team-a", "team.a"]);
+    let some = db
+        .templates_with_prefixes(&["team/a".into(), "nope".into(), "ROOT".into()])
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 2);
+    let mut changed = minimal("team");
+    changed.scan_on_push = Some(true);
+    changed.updated_at = 5;
+    assert!(db.replace_template(&changed).await.unwrap());
+    assert!(!db.replace_template(&minimal("absent")).await.unwrap());
+    assert_eq!(db.template("team").await.unwrap().unwrap(), changed);
+    assert_eq!(db.delete_template("team/a").await.unwrap(), Some(full));
+    assert_eq!(db.delete_template("team/a").await.unwrap(), None);
+
+    let name = repo("team/app");
+    let settings = berth::meta::NewRepository {
+        lifecycle_policy: Some(LIFECYCLE_POLICY.into()),
+        repository_policy: Some(REPOSITORY_POLICY.into()),
+        ..Default::default()
+    };
+    assert!(db.create_repository_with(&name, &settings).await.unwrap());
+    let row = db.repository_row(&name).await.unwrap().unwrap();
+    assert_eq!(
+        db.lifecycle_policy(row.id).await.unwrap().unwrap().text,
+        LIFECYCLE_POLICY
+    );
+    assert_eq!(
+        db.policy("repository", "team/app")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(REPOSITORY_POLICY)
+    );
+}
+
+const LIFECYCLE_POLICY: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+const REPOSITORY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"}]}"#;
 
 /// Tag immutability in `put_manifest`: the setting round-trips, and of 16 concurrent puts of
 /// different manifests to one protected tag exactly one wins (five rounds).
@@ -158,6 +243,7 @@ async fn tag_mutability_concurrent(db: &Db) {
         tag_mutability: TagMutability::new(MutabilityMode::Immutable, vec![]).unwrap(),
         scan_on_push: true,
         resource_tags: vec![("team".into(), "a".into())],
+        ..Default::default()
     };
     assert!(db.create_repository_with(&name, &settings).await.unwrap());
     assert!(

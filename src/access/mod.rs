@@ -676,6 +676,14 @@ impl Access {
         Ok(text)
     }
 
+    /// Forgets this replica's copy of a repository's policy and the decisions made with it,
+    /// after a policy was stored by another path (a repository created from a template).
+    pub fn repository_policy_changed(&self, repository: &str) {
+        self.policies.remove(&("repository", repository.to_owned()));
+        self.decisions.clear();
+        self.scope_decisions.clear();
+    }
+
     // ---- decisions ----
 
     async fn policy(

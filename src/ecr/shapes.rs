@@ -842,3 +842,40 @@ pub struct PullThroughCacheRuleRequest {
     #[serde(default)]
     pub custom_role_arn: Option<String>,
 }
+
+// ---- repository creation templates ----
+// Create and Update take `crate::policy::templates::TemplateFields`; templates are answered as
+// `Template::to_json` with the times added, so both APIs share one shape.
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryCreationTemplatePrefixRequest {
+    pub prefix: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeRepositoryCreationTemplatesRequest {
+    #[serde(default)]
+    pub prefixes: Option<Vec<String>>,
+    #[serde(default)]
+    pub next_token: Option<String>,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryCreationTemplateResponse {
+    pub registry_id: String,
+    pub repository_creation_template: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeRepositoryCreationTemplatesResponse {
+    pub registry_id: String,
+    pub repository_creation_templates: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

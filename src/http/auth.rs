@@ -15,6 +15,7 @@ use crate::auth::scope::{
 };
 use crate::error::{Error, Result};
 use crate::oci::RepoName;
+use crate::policy::templates::AppliedFor;
 use crate::policy::{Action, Decision, ScopeAction};
 
 /// What a route needs from its caller.
@@ -216,8 +217,8 @@ pub async fn guard(
     Ok(subject)
 }
 
-/// A push to a missing repository creates it when create-on-push is on and the caller may
-/// `ecr:CreateRepository` there.
+/// A push to a missing repository creates it, with its `CREATE_ON_PUSH` creation template's
+/// settings, when create-on-push is on and the caller may `ecr:CreateRepository` there.
 async fn create_on_push(
     app: &AppState,
     subject: &Subject,
@@ -247,6 +248,13 @@ async fn create_on_push(
             &decision,
         ));
     }
+    // Created here (not by the first blob or manifest write) so the repository gets the
+    // settings of its creation template in the transaction that creates it.
+    let row = app
+        .registry
+        .create_repository_from_template(name, AppliedFor::CreateOnPush)
+        .await?;
+    app.access.repository_policy_changed(&row.name);
     Ok(())
 }
 

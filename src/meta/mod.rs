@@ -10,6 +10,7 @@ mod lifecycle;
 mod pull_through;
 mod resource_tags;
 mod scan;
+mod templates;
 
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
@@ -108,13 +109,18 @@ pub struct ReferrerRow {
     pub annotations: Option<String>,
 }
 
-/// Settings a repository is created with (ECR's CreateRepository; later, creation templates).
-#[derive(Debug, Clone, Default)]
+/// Settings a repository is created with (ECR's CreateRepository, or a creation template).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewRepository {
     pub tag_mutability: TagMutability,
     pub scan_on_push: bool,
     /// Resource tags, keys unique (checked by the caller).
     pub resource_tags: Vec<(String, String)>,
+    /// A lifecycle policy text (validated by the caller), stored as `PutLifecyclePolicy` would.
+    pub lifecycle_policy: Option<String>,
+    /// A repository policy text (validated by the caller), stored as `SetRepositoryPolicy`
+    /// would; the caller makes the access layer forget what it cached for the name.
+    pub repository_policy: Option<String>,
 }
 
 /// A manifest ready to store.
@@ -713,6 +719,30 @@ impl Meta {
             .bind(id)
             .bind(key)
             .bind(value)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(text) = &settings.lifecycle_policy {
+            sqlx::query(
+                "INSERT INTO lifecycle_policies (repository_id, policy_text, updated_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(text) = &settings.repository_policy {
+            // Upsert: the policy of a deleted repository of that name may still be stored.
+            sqlx::query(
+                "INSERT INTO policies (scope, target, document, updated_at) \
+                 VALUES ('repository', $1, $2, $3) ON CONFLICT (scope, target) DO UPDATE SET \
+                 document = excluded.document, updated_at = excluded.updated_at",
+            )
+            .bind(name.as_str())
+            .bind(text)
             .bind(now)
             .execute(&mut *tx)
             .await?;

@@ -1,5 +1,6 @@
 //! IAM-like access policies (pure decisions, no I/O): parsing, validation and evaluation of ECR policy documents;
-//! tag immutability ([`mutability`]); scanning settings and the pull gate ([`scanning`]).
+//! tag immutability ([`mutability`]); scanning settings and the pull gate ([`scanning`]);
+//! repository creation templates ([`templates`]).
 //!
 //! Users bring ECR's JSON policy documents unchanged; this module decides what they allow.
 //!
@@ -47,6 +48,7 @@ mod eval;
 mod glob;
 pub mod mutability;
 pub mod scanning;
+pub mod templates;
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ mod manifests;
 mod repositories;
 mod resource_tags;
 mod scan;
+mod templates;
 mod uploads;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use lifecycle::{
 pub use manifests::{ManifestPut, StoredManifest};
 pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use scan::{parse_report, Credential, ScanFindingsPage, Scanner, OFFLINE_FLAGS};
+pub use templates::template_prefix;
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
 
 /// Limits and timeouts the services enforce.

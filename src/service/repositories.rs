@@ -21,10 +21,7 @@ impl Registry {
         name: &RepoName,
         settings: &NewRepository,
     ) -> Result<RepositoryRow> {
-        let created = if settings.tag_mutability == TagMutability::default()
-            && !settings.scan_on_push
-            && settings.resource_tags.is_empty()
-        {
+        let created = if *settings == NewRepository::default() {
             self.meta.create_repository(name).await?
         } else {
             self.meta.create_repository_with(name, settings).await?

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
+use crate::policy::templates::{Template, TemplateFields};
 use crate::policy::{
     group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource, TagMutability,
 };
@@ -183,6 +184,27 @@ pub(super) fn mount(r: Routes) -> Routes {
         .put(
             "/api/v1/registry/scanning-configuration",
             put_registry_scanning,
+        )
+        // repository creation templates (prefixes contain '/', so the prefix is the tail)
+        .post(
+            "/api/v1/repository-creation-templates",
+            create_creation_template,
+        )
+        .get(
+            "/api/v1/repository-creation-templates",
+            list_creation_templates,
+        )
+        .get(
+            "/api/v1/repository-creation-templates/{*prefix}",
+            get_creation_template,
+        )
+        .put(
+            "/api/v1/repository-creation-templates/{*prefix}",
+            update_creation_template,
+        )
+        .delete(
+            "/api/v1/repository-creation-templates/{*prefix}",
+            delete_creation_template,
         )
         .get("/api/v1/events", list_events)
         // pull-through cache rules
@@ -1003,6 +1025,7 @@ async fn create_repository(
                 .as_ref()
                 .is_some_and(|c| c.scan_on_push),
             resource_tags: Vec::new(),
+            ..Default::default()
         };
         app.registry.create_repository_with(&name, &settings).await
     }
@@ -2110,6 +2133,173 @@ async fn put_registry_scanning(
         "registryId": app.access.registry_id,
         "scanningConfiguration": config,
     })))
+}
+
+// ---- repository creation templates ----
+
+/// A template in ECR's shape, with RFC 3339 times as the other REST answers.
+fn creation_template_json(app: &AppState, t: &Template) -> Value {
+    let mut m = t.to_json();
+    m.insert("createdAt".into(), time(t.created_at).into());
+    m.insert("updatedAt".into(), time(t.updated_at).into());
+    json!({
+        "registryId": app.access.registry_id,
+        "repositoryCreationTemplate": Value::Object(m),
+    })
+}
+
+fn template_resource(prefix: &str) -> String {
+    format!("repository-creation-template/{prefix}")
+}
+
+/// POST /api/v1/repository-creation-templates: ECR's CreateRepositoryCreationTemplate members.
+async fn create_creation_template(
+    State(app): State<AppState>,
+    caller: Caller,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:CreateRepositoryCreationTemplate",
+            Permission::Ecr(Action::CreateRepositoryCreationTemplate, None),
+            "repository-creation-templates",
+        )
+        .await?;
+    let (call, fields): (_, TemplateFields) = call.body(&body).await?;
+    let result = app.registry.create_template(&fields).await;
+    let detail = match &result {
+        Ok(t) => format!("prefix={}", t.prefix),
+        Err(_) => String::new(),
+    };
+    let t = call.finish(result, &detail).await?;
+    Ok(created(creation_template_json(&app, &t)))
+}
+
+/// GET /api/v1/repository-creation-templates?prefix=&after=&limit=: templates by prefix (byte
+/// order); `prefix` (repeatable) keeps only those prefixes; `next` is the `after` of the next
+/// page.
+async fn list_creation_templates(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DescribeRepositoryCreationTemplates",
+            Permission::Ecr(Action::DescribeRepositoryCreationTemplates, None),
+            "repository-creation-templates",
+        )
+        .await?;
+    let pairs = query_pairs(&query);
+    let result = async {
+        let limit: usize = parse_number("limit", query_param(&pairs, "limit"))?
+            .unwrap_or(100)
+            .clamp(1, 1000);
+        let after = query_param(&pairs, "after").unwrap_or("");
+        let prefixes: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k == "prefix")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let filter = (!prefixes.is_empty()).then_some(prefixes.as_slice());
+        let mut found = app
+            .registry
+            .describe_templates(filter, after, limit + 1)
+            .await?;
+        let next = (found.len() > limit).then(|| {
+            found.truncate(limit);
+            found[limit - 1].prefix.clone()
+        });
+        let items: Vec<Value> = found
+            .iter()
+            .map(|t| creation_template_json(&app, t)["repositoryCreationTemplate"].take())
+            .collect();
+        Ok(json!({
+            "registryId": app.access.registry_id,
+            "repositoryCreationTemplates": items,
+            "next": next,
+        }))
+    }
+    .await;
+    Ok(ok(call.finish(result, "").await?))
+}
+
+/// GET /api/v1/repository-creation-templates/{prefix}
+async fn get_creation_template(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DescribeRepositoryCreationTemplates",
+            Permission::Ecr(Action::DescribeRepositoryCreationTemplates, None),
+            template_resource(&prefix),
+        )
+        .await?;
+    let t = call
+        .finish(app.registry.template(&prefix).await, "")
+        .await?;
+    Ok(ok(creation_template_json(&app, &t)))
+}
+
+/// PUT /api/v1/repository-creation-templates/{prefix}: UpdateRepositoryCreationTemplate's
+/// members; those given replace the stored ones.
+async fn update_creation_template(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:UpdateRepositoryCreationTemplate",
+            Permission::Ecr(Action::UpdateRepositoryCreationTemplate, None),
+            template_resource(&prefix),
+        )
+        .await?;
+    let (call, fields): (_, TemplateFields) = call.body(&body).await?;
+    let result = async {
+        if let Some(given) = &fields.prefix {
+            let same = given
+                .as_str()
+                .and_then(|g| crate::service::template_prefix(g).ok())
+                .is_some_and(|g| Some(g) == crate::service::template_prefix(&prefix).ok());
+            if !same {
+                return Err(Error::InvalidParameter(
+                    "prefix: the body's prefix differs from the path's; a template's prefix cannot change".into(),
+                ));
+            }
+        }
+        app.registry.update_template(&prefix, &fields).await
+    }
+    .await;
+    let t = call.finish(result, "").await?;
+    Ok(ok(creation_template_json(&app, &t)))
+}
+
+/// DELETE /api/v1/repository-creation-templates/{prefix}: answers the deleted template.
+async fn delete_creation_template(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "ecr:DeleteRepositoryCreationTemplate",
+            Permission::Ecr(Action::DeleteRepositoryCreationTemplate, None),
+            template_resource(&prefix),
+        )
+        .await?;
+    let t = call
+        .finish(app.registry.delete_template(&prefix).await, "")
+        .await?;
+    Ok(ok(creation_template_json(&app, &t)))
 }
 
 /// GET /api/v1/events?after=&limit=: outbox records (scan results, ...) oldest first, for

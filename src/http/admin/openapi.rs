@@ -119,6 +119,13 @@ const OPS: &[Op] = &[
         &[("imageDigest", "string", "The image's digest (or give imageTag)"), ("imageTag", "string", "A tag of the image"), ("maxResults", "integer", "Page size, 1 to 1000 (default 100)"), ("nextToken", "string", "The previous page's nextToken")]),
     op!("get" "/api/v1/registry/scanning-configuration", "getRegistryScanningConfiguration", "Registry scanning rules (ECR's GetRegistryScanningConfiguration)", "ecr:GetRegistryScanningConfiguration on the registry", NoBody => 200 Schema("RegistryScanning")),
     op!("put" "/api/v1/registry/scanning-configuration", "putRegistryScanningConfiguration", "Replace the registry scanning rules: repositories matching a SCAN_ON_PUSH (or CONTINUOUS_SCAN) rule scan on push, as do repositories whose own flag is on", "ecr:PutRegistryScanningConfiguration on the registry", Schema("ScanningRules") => 200 Schema("RegistryScanning")),
+    // repository creation templates
+    op!("post" "/api/v1/repository-creation-templates", "createRepositoryCreationTemplate", "Create a repository creation template (as ECR's CreateRepositoryCreationTemplate): the settings repositories under its prefix get when Berth creates them (on push, for a pull-through cache)", "ecr:CreateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 201 Schema("RepositoryCreationTemplateResult")),
+    op!("get" "/api/v1/repository-creation-templates", "describeRepositoryCreationTemplates", "Repository creation templates by prefix (byte order), paginated", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateList"),
+        &[("prefix", "string", "Only this prefix (repeatable)"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "Templates after this prefix (the previous page's `next`)")]),
+    op!("get" "/api/v1/repository-creation-templates/{prefix}", "getRepositoryCreationTemplate", "One repository creation template", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
+    op!("put" "/api/v1/repository-creation-templates/{prefix}", "updateRepositoryCreationTemplate", "Update a template (as ECR's UpdateRepositoryCreationTemplate): the members given replace the stored ones", "ecr:UpdateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 200 Schema("RepositoryCreationTemplateResult")),
+    op!("delete" "/api/v1/repository-creation-templates/{prefix}", "deleteRepositoryCreationTemplate", "Delete a template; answers the deleted template", "ecr:DeleteRepositoryCreationTemplate on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
     op!("get" "/api/v1/events", "listEvents", "Outbox records (scan results as EventBridge's `ECR Image Scan` detail), oldest first", ADMIN, NoBody => 200 Schema("EventList"),
         &[("after", "integer", "Records after this id"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
     // pull-through cache rules
@@ -165,6 +172,7 @@ fn parameters(op: &Op) -> Vec<Value> {
                     "Repository name; may contain `/` (send it as is or percent-encoded)"
                 }
                 "member" => "Login name of the member (`alice` or `robot/ci`)",
+                "prefix" => "Template prefix (`ROOT`, or e.g. `prod/team`; may contain `/`)",
                 "key_id" => "Access key id",
                 _ => "Name",
             };
@@ -380,6 +388,40 @@ fn schemas() -> Value {
             "id": { "type": "integer" }, "detailType": { "type": "string", "description": "`ECR Image Scan`" },
             "detail": { "type": "object", "description": "scan-status, repository-name, image-digest, image-tags, finding-severity-counts" },
             "createdAt": time, "deliveredAt": { "type": ["string", "null"], "format": "date-time" } } } } } },
+    });
+    if let Value::Object(m) = part {
+        all.extend(m);
+    }
+    let template_members = json!({
+        "prefix": { "type": "string", "description": "`ROOT` (every repository) or a repository namespace prefix; it covers the repository of that name and those under it (`prod` covers `prod/api`). A trailing `/` is dropped" },
+        "description": { "type": "string", "maxLength": 256 },
+        "appliedFor": { "type": "array", "minItems": 1, "items": { "type": "string", "enum": ["PULL_THROUGH_CACHE", "REPLICATION", "CREATE_ON_PUSH"] } },
+        "encryptionConfiguration": { "type": "object", "properties": {
+            "encryptionType": { "type": "string", "enum": ["AES256"], "description": "Berth supports AES256 only" },
+            "kmsKey": { "type": "string" } } },
+        "resourceTags": { "type": "array", "maxItems": 50, "items": { "type": "object", "required": ["Key", "Value"], "properties": {
+            "Key": { "type": "string" }, "Value": { "type": "string" } } } },
+        "imageTagMutability": { "type": "string", "enum": ["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"] },
+        "imageTagMutabilityExclusionFilters": { "type": "array", "items": { "type": "object", "properties": {
+            "filterType": { "type": "string", "enum": ["WILDCARD"] }, "filter": { "type": "string" } } } },
+        "repositoryPolicy": { "type": "string", "description": "A repository policy document as text (empty: none)" },
+        "lifecyclePolicy": { "type": "string", "description": "A lifecycle policy document as text (empty: none)" },
+        "customRoleArn": { "type": "string", "description": "Stored and returned; Berth needs no role" },
+        "imageScanningConfiguration": { "type": "object", "description": "Berth extension: scan on push for the new repositories", "properties": {
+            "scanOnPush": { "type": "boolean" } } } });
+    let mut template = template_members.clone();
+    template["createdAt"] = time.clone();
+    template["updatedAt"] = time.clone();
+    let part = json!({
+        "RepositoryCreationTemplateInput": { "type": "object", "description": "Create: `prefix` and `appliedFor` are required. Update: the prefix comes from the path", "properties": template_members },
+        "RepositoryCreationTemplate": { "type": "object", "properties": template },
+        "RepositoryCreationTemplateResult": { "type": "object", "properties": {
+            "registryId": { "type": "string" },
+            "repositoryCreationTemplate": { "$ref": "#/components/schemas/RepositoryCreationTemplate" } } },
+        "RepositoryCreationTemplateList": { "type": "object", "properties": {
+            "registryId": { "type": "string" },
+            "repositoryCreationTemplates": { "type": "array", "items": { "$ref": "#/components/schemas/RepositoryCreationTemplate" } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
