@@ -55,7 +55,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         .map_err(|e| anyhow::anyhow!("bootstrap admin: {e}"))?;
     let replica_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let pull_through = Arc::new(
-        crate::proxy::PullThrough::new(registry.clone(), &config, &replica_id)
+        crate::proxy::PullThrough::new(registry.clone(), access.clone(), &config, &replica_id)
             .map_err(|e| anyhow::anyhow!("pull-through cache: {e}"))?,
     );
     let state = Arc::new(App {

@@ -506,3 +506,76 @@ fn containerd_pulls_through_berth_as_a_mirror() {
         "containerd fetched the blobs through Berth:\n{log}"
     );
 }
+
+/// dockerd's `registry-mirrors`: `docker pull app` (Docker Hub's `library/app`) goes to Berth
+/// without any `ns`, and `[pull_through] mirror_default_ns` sends it through the rule for that
+/// upstream. The daemon pulls anonymously; a registry policy lets anyone pull and fill the
+/// cached prefix (the only write anonymous callers can be granted).
+#[test]
+fn dockerd_pulls_through_berth_as_its_registry_mirror() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_upstream, addr, _root) = e2e::daemons::start_reference_registry(&reference_bin(), None);
+    let img = e2e::image::test_image();
+    let mut push = skopeo();
+    push.args(["copy", "--preserve-digests", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:{}", img.layout.display(), e2e::image::TAG))
+        .arg(format!("docker://{addr}/library/berth-mirror-test:v1"));
+    let out = push.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let server = downstream(&[("BERTH_PULL_THROUGH_MIRROR_DEFAULT_NS", addr.as_str())]);
+    let api = Api::new(&server.base);
+    rt.block_on(create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "hub", "upstreamRegistryUrl": format!("http://{addr}")}),
+    ));
+    let policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AnyoneFillsAndPullsTheMirror", "Effect": "Allow", "Principal": "*",
+        "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                   "ecr:BatchCheckLayerAvailability", "ecr:BatchImportUpstreamImage"],
+        "Resource": "arn:aws:ecr:us-east-1:000000000000:repository/hub/*"}]});
+    let resp = rt.block_on(
+        api.send(
+            api.req(reqwest::Method::PUT, "/api/v1/registry-policy")
+                .body(policy.to_string()),
+        ),
+    );
+    assert_eq!(resp.status(), 204);
+
+    let mirror = format!("http://{}", server.addr);
+    let dockerd =
+        e2e::daemons::Dockerd::start_with_mirrors(&[server.addr.as_str()], &[mirror.as_str()]);
+    let mut pull = dockerd.docker();
+    pull.args(["pull", "berth-mirror-test:v1"]);
+    let out = e2e::run(pull);
+    assert!(
+        out.success(),
+        "docker pull through the mirror: {}\n--- berth log ---\n{}",
+        out.combined(),
+        server.log()
+    );
+    let mut run = dockerd.docker();
+    run.args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "berth-mirror-test:v1",
+        "echo",
+        "mirrored",
+    ]);
+    let out = e2e::run(run);
+    assert!(out.combined().contains("mirrored"), "{}", out.combined());
+    // It came through Berth's cache, under the rule's prefix.
+    let (status, digest, _, _) =
+        rt.block_on(get_manifest(&api, "hub/library/berth-mirror-test", "v1"));
+    assert_eq!(
+        (status, digest.as_str()),
+        (200, img.manifest_digest.as_str())
+    );
+    assert!(server.log().contains("cached a blob from upstream"));
+}

@@ -117,13 +117,15 @@ pub async fn authenticate(
 }
 
 /// Authenticates and authorizes one `/v2/` request; the subject is returned for handlers that
-/// filter (catalog) or check more (mounts).
+/// filter (catalog) or check more (mounts). `alias` is the name a mirror request used before it
+/// was mapped to its cached repository.
 pub async fn guard(
     app: &AppState,
     method: &Method,
     headers: &HeaderMap,
     facts: &RequestFacts,
     route: &Route,
+    alias: Option<&RepoName>,
 ) -> Result<Subject> {
     let need = need(method, route);
     let required_scope = match &need {
@@ -175,7 +177,11 @@ pub async fn guard(
     };
     let word = scope.as_str();
     if let Some(claims) = &subject.token {
-        if !claims.allows(REPOSITORY, name.as_str(), word) {
+        // A mirror request (dockerd's `registry-mirrors`) holds a token for the upstream name
+        // it asked for, which `/token` granted as the cached repository's.
+        let granted = claims.allows(REPOSITORY, name.as_str(), word)
+            || alias.is_some_and(|a| claims.allows(REPOSITORY, a.as_str(), word));
+        if !granted {
             let message = format!("the token does not grant {word} on repository {name}");
             let challenge = with_scope(challenge(app, headers))
                 .with_error(ChallengeError::InsufficientScope)

@@ -142,13 +142,14 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
     let method = req.method().clone();
     // Mirror mode: a pull of an upstream's repository (containerd adds `?ns=<upstream host>`)
     // is a pull of the cached repository its rule maps it to, for authorization too.
-    let route = if method == Method::GET || method == Method::HEAD {
+    let (route, alias) = if method == Method::GET || method == Method::HEAD {
         mirror_route(&app, route, Query::from_request(&req).get("ns")).await?
     } else {
-        route
+        (route, None)
     };
     let facts = super::auth::request_facts(&app, req.extensions());
-    let subject = super::auth::guard(&app, &method, req.headers(), &facts, &route).await?;
+    let subject =
+        super::auth::guard(&app, &method, req.headers(), &facts, &route, alias.as_ref()).await?;
     if let Some(name) = route.name() {
         if let Some(rule) = app.pull_through.rule_for(name).await? {
             let query = Query::from_request(&req);
@@ -430,18 +431,25 @@ fn blob_response(blob: crate::service::BlobRead) -> Result<Response> {
     Ok(r)
 }
 
-/// The route with its repository replaced by the cached repository a mirror request maps to.
-async fn mirror_route(app: &AppState, route: Route, ns: Option<&str>) -> Result<Route> {
+/// The route with its repository replaced by the cached repository a mirror request maps to,
+/// and the name it had.
+async fn mirror_route(
+    app: &AppState,
+    route: Route,
+    ns: Option<&str>,
+) -> Result<(Route, Option<RepoName>)> {
     let target = match &route {
-        Route::Manifest { name, .. } | Route::Blob { name, .. } | Route::Tags { name } => {
-            app.pull_through.mirror_target(name, ns).await?
-        }
+        Route::Manifest { name, .. } | Route::Blob { name, .. } | Route::Tags { name } => app
+            .pull_through
+            .mirror_target(name, ns)
+            .await?
+            .map(|local| (local, name.clone())),
         _ => None,
     };
-    let Some(local) = target else {
-        return Ok(route);
+    let Some((local, original)) = target else {
+        return Ok((route, None));
     };
-    Ok(match route {
+    let mapped = match route {
         Route::Manifest { reference, .. } => Route::Manifest {
             name: local,
             reference,
@@ -452,7 +460,8 @@ async fn mirror_route(app: &AppState, route: Route, ns: Option<&str>) -> Result<
         },
         Route::Tags { .. } => Route::Tags { name: local },
         other => other,
-    })
+    };
+    Ok((mapped, Some(original)))
 }
 
 /// Requests for a repository under a pull-through rule: pulls are served from the cache and
@@ -489,16 +498,19 @@ async fn pull_through(
                 )
                 .await?
                 .is_allowed();
-            let create = app
-                .access
-                .decide(
-                    subject,
-                    crate::policy::Action::CreateRepository,
-                    Some(&name),
-                    facts,
-                )
-                .await?
-                .is_allowed();
+            // ECR asks for both actions; an anonymous caller (who can never create a
+            // repository) creates a cached one with the import right alone.
+            let create = (import && subject.is_anonymous())
+                || app
+                    .access
+                    .decide(
+                        subject,
+                        crate::policy::Action::CreateRepository,
+                        Some(&name),
+                        facts,
+                    )
+                    .await?
+                    .is_allowed();
             Ok::<_, Error>(crate::proxy::MissRights { import, create })
         }
     };

@@ -13,9 +13,10 @@ use super::auth::{authenticate, realm, request_facts};
 use super::error::ApiError;
 use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
-use crate::auth::scope::{basic_challenge, parse_scope_params, render_scopes, Scope};
+use crate::auth::scope::{basic_challenge, parse_scope_params, render_scopes, Scope, REPOSITORY};
 use crate::auth::token::{Claims, ResourceAccess};
 use crate::error::{Error, Result};
+use crate::oci::RepoName;
 
 /// Largest token request form accepted.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -80,7 +81,32 @@ async fn issue(
     scopes: &[Scope],
     facts: &RequestFacts,
 ) -> Result<(String, Claims)> {
-    let access: Vec<ResourceAccess> = app.access.grant(subject, scopes, facts).await?;
+    // A mirror client (dockerd's `registry-mirrors`) asks for the upstream's name; it is granted
+    // what the policies allow on the cached repository that name maps to.
+    let mut mapped = Vec::with_capacity(scopes.len());
+    let mut original = std::collections::HashMap::new();
+    for scope in scopes {
+        let local = match (scope.resource_type.as_str(), RepoName::parse(&scope.name)) {
+            (REPOSITORY, Ok(name)) => app.pull_through.mirror_target(&name, None).await?,
+            _ => None,
+        };
+        match local {
+            Some(local) => {
+                original.insert(local.to_string(), scope.name.clone());
+                mapped.push(Scope {
+                    name: local.to_string(),
+                    ..scope.clone()
+                });
+            }
+            None => mapped.push(scope.clone()),
+        }
+    }
+    let mut access: Vec<ResourceAccess> = app.access.grant(subject, &mapped, facts).await?;
+    for a in &mut access {
+        if let Some(name) = original.get(&a.name) {
+            a.name = name.clone();
+        }
+    }
     app.access.issue_access_token(subject, access)
 }
 

@@ -179,7 +179,14 @@ pub fn evaluate_action(policies: &PolicySet<'_>, ctx: &RequestContext, action: A
         }
     }
     match first_allow {
-        Some(_) if ctx.principal.identity().is_none() && !action.access_level().is_read_only() => {
+        // Importing into a pull-through cache is the one write an anonymous caller (a kubelet,
+        // a dockerd mirror client) may be granted: it copies public upstream content and
+        // changes nothing a user pushed.
+        Some(_)
+            if ctx.principal.identity().is_none()
+                && !action.access_level().is_read_only()
+                && action != Action::BatchImportUpstreamImage =>
+        {
             Decision::ImplicitDeny(ImplicitDenyReason::AnonymousWriteForbidden)
         }
         Some(s) => Decision::Allow(s),

@@ -37,7 +37,8 @@
 //!   variants and `Null` are accepted; operator names are case-insensitive; an operator must suit
 //!   its key (e.g. `IpAddress` only with `aws:SourceIp`).
 //! * Anonymous callers are never allowed an action above the `Read`/`List` access levels, even
-//!   if a policy says so ("no anonymous push ever"); identity policies never apply to them.
+//!   if a policy says so ("no anonymous push ever"), except `ecr:BatchImportUpstreamImage`
+//!   (filling a pull-through cache from its upstream); identity policies never apply to them.
 //! * Robot accounts' `aws:username` is `robot/<name>`.
 
 mod action;

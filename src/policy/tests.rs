@@ -368,9 +368,20 @@ fn anonymous_callers() {
             evaluate(&set, &anon(Action::PutImage)).to_string(),
             "implicitly denied: anonymous callers may only read"
         );
+        // Filling a pull-through cache is the one write a policy may grant them.
+        assert!(allowed(&set, &anon(Action::BatchImportUpstreamImage)));
         // Signed-in callers are "*" too.
         assert!(allowed(&set, &req(user("a"), Action::PutImage, Some("x"))));
     }
+    // ... and only when a policy grants it.
+    assert!(!allowed(
+        &PolicySet::new(),
+        &req(
+            Caller::Anonymous,
+            Action::BatchImportUpstreamImage,
+            Some("x")
+        )
+    ));
     // Identity policies never apply to anonymous callers.
     let p = identity(r#"{"Effect":"Allow","Action":"ecr:*","Resource":"*"}"#);
     let set = PolicySet::new().with_identity("p", &p);

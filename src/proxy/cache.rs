@@ -27,11 +27,13 @@ use tokio::sync::watch;
 
 use super::rules::{credential_name, rule_for, rule_for_mirror};
 use super::upstream::{Credential, UpstreamClient, UpstreamError};
+use crate::access::Access;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::meta::{now_millis, StoredRule};
 use crate::oci::manifest::{self, ManifestKind};
 use crate::oci::{Digest, Reference, RepoName};
+use crate::policy::templates::AppliedFor;
 use crate::service::{BlobRead, Registry, StoredManifest};
 use crate::storage::ByteStream;
 
@@ -69,6 +71,7 @@ type FillResult = Option<std::result::Result<(), String>>;
 
 pub struct PullThrough {
     registry: Arc<Registry>,
+    access: Arc<Access>,
     client: UpstreamClient,
     credentials: HashMap<String, Credential>,
     region: String,
@@ -130,9 +133,15 @@ fn upstream_failure(rule: &StoredRule, what: &str, e: &UpstreamError) -> Error {
 }
 
 impl PullThrough {
-    pub fn new(registry: Arc<Registry>, config: &Config, replica_id: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        registry: Arc<Registry>,
+        access: Arc<Access>,
+        config: &Config,
+        replica_id: &str,
+    ) -> anyhow::Result<Self> {
         Ok(PullThrough {
             registry,
+            access,
             client: UpstreamClient::new(Duration::from_secs(
                 config.pull_through.upstream_timeout_secs.max(1),
             )),
@@ -273,7 +282,14 @@ impl PullThrough {
                  ecr:CreateRepository"
             )));
         }
-        self.registry.ensure_repository(name).await
+        // Created with the settings of the creation template for its prefix (tag mutability,
+        // lifecycle policy, scanning, repository policy), in one transaction.
+        let row = self
+            .registry
+            .create_repository_from_template(name, AppliedFor::PullThroughCache)
+            .await?;
+        self.access.repository_policy_changed(&row.name);
+        Ok(row.id)
     }
 
     fn may_import(name: &RepoName, rights: MissRights) -> Result<()> {

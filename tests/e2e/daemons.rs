@@ -132,6 +132,12 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start(insecure_registries: &[&str]) -> Self {
+        Dockerd::start_with_mirrors(insecure_registries, &[])
+    }
+
+    /// Like [`Dockerd::start`], with `--registry-mirror` for each URL (Docker Hub pulls try
+    /// them first).
+    pub fn start_with_mirrors(insecure_registries: &[&str], mirrors: &[&str]) -> Self {
         let tmp = short_tempdir("berth-dockerd");
         let d = tmp.path();
         let sock = d.join("docker.sock");
@@ -149,6 +155,9 @@ impl Dockerd {
             .args(["--iptables=false", "--ip6tables=false", "--bridge=none"]);
         for r in insecure_registries {
             c.arg("--insecure-registry").arg(r);
+        }
+        for m in mirrors {
+            c.arg("--registry-mirror").arg(m);
         }
         let daemon = Daemon::spawn("dockerd", c, &d.join("dockerd.log"));
         let mut me = Dockerd {
