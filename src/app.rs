@@ -96,6 +96,16 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             cancel.clone(),
         )));
     }
+    let quota_interval = state.config.pull_through.quota_interval_secs;
+    if quota_interval > 0 {
+        jobs.push(tokio::spawn(crate::jobs::enforce_pull_through_quotas(
+            state.registry.clone(),
+            state.pull_through.clone(),
+            Duration::from_secs(quota_interval),
+            state.replica_id.clone(),
+            cancel.clone(),
+        )));
+    }
     jobs.push(tokio::spawn(crate::jobs::flush_pulls(
         state.registry.clone(),
         Duration::from_secs(lifecycle.pull_flush_secs.max(1)),

@@ -223,6 +223,9 @@ pub struct PullThroughConfig {
     /// The upstream host (`docker.io`) of pulls that name no rule and no local repository and
     /// carry no `ns` parameter, as dockerd's `registry-mirrors` sends them; empty turns that off.
     pub mirror_default_ns: String,
+    /// How often rules with a `quotaBytes` are held to it (least recently pulled images go
+    /// first); 0 turns that off.
+    pub quota_interval_secs: u64,
 }
 
 impl Default for PullThroughConfig {
@@ -233,6 +236,7 @@ impl Default for PullThroughConfig {
             revalidate_secs: 600,
             upstream_timeout_secs: 30,
             mirror_default_ns: String::new(),
+            quota_interval_secs: 60,
         }
     }
 }

@@ -151,6 +151,38 @@ pub async fn run_lifecycle(
     }
 }
 
+/// Holds pull-through rules to their quotas every `interval`, on the replica holding the
+/// `pull-through-quota` lease, until cancelled.
+pub async fn enforce_pull_through_quotas(
+    registry: Arc<Registry>,
+    pull_through: Arc<crate::proxy::PullThrough>,
+    interval: Duration,
+    holder: String,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match registry
+            .meta
+            .try_lease("pull-through-quota", &holder, interval * 2)
+            .await
+        {
+            Ok(true) => {
+                if let Err(e) = pull_through.enforce_quotas().await {
+                    tracing::warn!(error = %e, "pull-through quota pass failed; will retry");
+                }
+            }
+            Ok(false) => tracing::debug!("another replica holds the pull-through-quota lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the pull-through-quota lease; will retry")
+            }
+        }
+    }
+}
+
 /// Writes recorded pulls every `interval`, and once more when cancelled (shutdown).
 pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: CancellationToken) {
     loop {

@@ -579,3 +579,87 @@ fn dockerd_pulls_through_berth_as_its_registry_mirror() {
     );
     assert!(server.log().contains("cached a blob from upstream"));
 }
+
+/// Pulls a whole image through `api` (manifest, then every blob) and checks the bytes.
+async fn pull_all(api: &Api, repo: &str, reference: &str, layers: &[String]) {
+    let (status, _, _, body) = get_manifest(api, repo, reference).await;
+    assert_eq!(status, 200, "{body}");
+    for l in layers {
+        let resp = api.get(&format!("/v2/{repo}/blobs/{l}")).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(&sha256_digest(&resp.bytes().await.unwrap()), l);
+    }
+}
+
+/// A rule's quota evicts the least recently pulled image; the eviction is in the lifecycle
+/// audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_evicts_the_least_recently_pulled_image() {
+    let (_upstream, addr, _root) = e2e::daemons::start_reference_registry(&reference_bin(), None);
+    let up = Api::anonymous(&format!("http://{addr}"));
+    let mut images = Vec::new();
+    for name in ["a", "b", "c"] {
+        let (digest, layers) = push_image(&up, &format!("library/{name}"), "v1", &[1 << 20]).await;
+        images.push((format!("qt/library/{name}"), digest, layers));
+    }
+    let server = downstream(&[
+        ("BERTH_LIFECYCLE_PULL_FLUSH_SECS", "1"),
+        ("BERTH_PULL_THROUGH_QUOTA_INTERVAL_SECS", "1"),
+    ]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "qt", "upstreamRegistryUrl": format!("http://{addr}")}),
+    )
+    .await;
+    // Pulled in the order a, b, c, then a again; each pull recorded before the next.
+    let order = [0usize, 1, 2, 0];
+    for (i, &n) in order.iter().enumerate() {
+        let (repo, digest, layers) = &images[n];
+        pull_all(&api, repo, "v1", layers).await;
+        if i == 0 {
+            boto3(
+                &server,
+                "pull_times",
+                json!({"pulled": [repo, digest], "not_pulled": []}),
+            );
+        } else {
+            let (prev_repo, prev_digest, _) = &images[order[i - 1]];
+            boto3(
+                &server,
+                "pulled_after",
+                json!({"later": [repo, digest], "earlier": [prev_repo, prev_digest]}),
+            );
+        }
+    }
+    // Room for two of the three images: b, pulled least recently, goes.
+    let resp = api
+        .send(
+            api.req(reqwest::Method::PUT, "/api/v1/pull-through-rules/qt")
+                .json(&json!({"quotaBytes": (2 << 20) + 100_000})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let audit = loop {
+        let audit: Value = api
+            .get("/api/v1/lifecycle/audit")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if !audit["entries"].as_array().unwrap().is_empty() {
+            break audit;
+        }
+        assert!(Instant::now() < deadline, "nothing was evicted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        entries[0]["repositoryName"],
+        images[1].0.as_str(),
+        "{audit}"
+    );
+    assert_eq!(entries[0]["imageDigest"], images[1].1.as_str(), "{audit}");
+}

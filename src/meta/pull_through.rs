@@ -170,6 +170,39 @@ impl Meta {
         Ok(())
     }
 
+    /// Bytes of the stored blobs that manifests of repositories under `prefix` reference (each
+    /// blob once): what a rule's quota is held against. Blobs of expired images stop counting at
+    /// once, though garbage collection reclaims their bytes later.
+    pub async fn cached_bytes(&self, prefix: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS n FROM blobs b WHERE b.digest IN \
+             (SELECT r.child_digest FROM manifest_references r \
+              JOIN manifests m ON m.id = r.manifest_id \
+              JOIN repositories p ON p.id = m.repository_id \
+              WHERE p.name >= $1 AND p.name < $2 AND r.kind IN ('config', 'layer'))",
+        )
+        .bind(format!("{prefix}/"))
+        // '0' is the byte after '/': the range holds exactly the names under `prefix/`.
+        .bind(format!("{prefix}0"))
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Ids and names of the repositories under `prefix`.
+    pub async fn repositories_under(&self, prefix: &str) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, name FROM repositories WHERE name >= $1 AND name < $2 ORDER BY name",
+        )
+        .bind(format!("{prefix}/"))
+        .bind(format!("{prefix}0"))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
+    }
+
     /// Takes (or renews, for its owner) the fetch lease of a blob until `until`; false while
     /// another replica holds an unexpired one.
     pub async fn take_fill_lease(&self, digest: &str, owner: &str, until: i64) -> Result<bool> {

@@ -745,6 +745,47 @@ impl PullThrough {
         }
     }
 
+    /// Holds every rule with a quota to it: evicts the least recently pulled images (never
+    /// pulled: by push time) of its repositories until their blobs fit. Evictions are recorded
+    /// in the lifecycle audit log with rule priority 0; garbage collection reclaims the bytes.
+    /// Returns how many images went.
+    pub async fn enforce_quotas(&self) -> Result<usize> {
+        let mut evicted = 0;
+        for rule in self.registry.meta.pull_through_rules().await? {
+            let Some(quota) = rule.quota_bytes else {
+                continue;
+            };
+            let prefix = &rule.rule.prefix;
+            if self.registry.meta.cached_bytes(prefix).await? <= quota {
+                continue;
+            }
+            let mut candidates = Vec::new();
+            for (repo, name) in self.registry.meta.repositories_under(prefix).await? {
+                for image in self.registry.meta.lifecycle_images(repo).await? {
+                    let used = image.last_pulled_at.unwrap_or(image.pushed_at);
+                    candidates.push((used, repo, name.clone(), image));
+                }
+            }
+            candidates.sort_by(|a, b| (a.0, &a.3.digest).cmp(&(b.0, &b.3.digest)));
+            for (_, repo, name, image) in candidates {
+                if self.registry.meta.cached_bytes(prefix).await? <= quota {
+                    break;
+                }
+                let outcome = self
+                    .registry
+                    .meta
+                    .expire_image(repo, &name, &image.digest, &image.tags, 0)
+                    .await?;
+                self.registry.cache.invalidate(repo);
+                if matches!(outcome, crate::meta::ExpireOutcome::Expired { .. }) {
+                    tracing::info!(repository = %name, digest = %image.digest, quota, "pull-through quota evicted an image");
+                    evicted += 1;
+                }
+            }
+        }
+        Ok(evicted)
+    }
+
     async fn end_fill(
         &self,
         key: &str,
