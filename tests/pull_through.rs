@@ -262,6 +262,21 @@ async fn a_token_auth_upstream_is_cached_and_served_when_it_stops() {
                "credentialArn": CREDENTIALS}),
     )
     .await;
+    // Cached repositories get the settings of the creation template for their prefix.
+    let resp = api
+        .send(
+            api.req(
+                reqwest::Method::POST,
+                "/api/v1/repository-creation-templates",
+            )
+            .json(
+                &json!({"prefix": "up", "appliedFor": ["PULL_THROUGH_CACHE"],
+                              "imageTagMutability": "IMMUTABLE",
+                              "resourceTags": [{"Key": "source", "Value": "upstream"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
 
     // A real client pulls through the cache.
     let out = tempfile::tempdir().unwrap();
@@ -276,6 +291,13 @@ async fn a_token_auth_upstream_is_cached_and_served_when_it_stops() {
         .unwrap();
         assert_eq!(&sha256_digest(&blob), l);
     }
+    let repo: Value = api
+        .get("/api/v1/repositories/up/team/app")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(repo["imageTagMutability"], "IMMUTABLE", "{repo}");
     // Pushing into the cache is refused with a clear error.
     let resp = api
         .send(api.req(reqwest::Method::POST, "/v2/up/team/app/blobs/uploads/"))
@@ -662,4 +684,182 @@ async fn a_quota_evicts_the_least_recently_pulled_image() {
         "{audit}"
     );
     assert_eq!(entries[0]["imageDigest"], images[1].1.as_str(), "{audit}");
+}
+
+/// An index is cached with every child: after the upstream stops, each platform's manifest
+/// still comes from the cache by digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_is_cached_with_every_child() {
+    let upstream = TestServer::start();
+    let up = Api::new(&upstream.base);
+    let (amd, _) = push_image(&up, "multi/app", "amd64", &[1_000]).await;
+    let (arm, _) = push_image(&up, "multi/app", "arm64", &[1_200]).await;
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": amd, "size": 1, "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": OCI_MANIFEST, "digest": arm, "size": 1, "platform": {"architecture": "arm64", "os": "linux"}},
+        ]
+    })
+    .to_string();
+    let index_digest = up
+        .push_manifest(
+            "multi/app",
+            "v1",
+            "application/vnd.oci.image.index.v1+json",
+            index.as_bytes(),
+        )
+        .await;
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "up", "upstreamRegistryUrl": format!("http://{}", upstream.addr),
+               "credentialArn": CREDENTIALS}),
+    )
+    .await;
+    let (status, d, _, _) = get_manifest(&api, "up/multi/app", "v1").await;
+    assert_eq!((status, d.as_str()), (200, index_digest.as_str()));
+    drop(upstream);
+    for child in [&amd, &arm] {
+        let (status, d, warning, body) = get_manifest(&api, "up/multi/app", child).await;
+        assert_eq!((status, d.as_str()), (200, child.as_str()), "{body}");
+        assert_eq!(warning, None, "by digest, served from the cache");
+    }
+}
+
+/// A client that goes away after the first bytes does not abort the fetch: the blob is cached,
+/// and the next pull is served without asking the upstream again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_does_not_abort_the_fill() {
+    let (upstream, addr, _root) = e2e::daemons::start_reference_registry(&reference_bin(), None);
+    let up = Api::anonymous(&format!("http://{addr}"));
+    let (_, layers) = push_image(&up, "library/left", "v1", &[32 << 20]).await;
+    let layer = &layers[0];
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "hub", "upstreamRegistryUrl": format!("http://{addr}")}),
+    )
+    .await;
+    let (status, _, _, _) = get_manifest(&api, "hub/library/left", "v1").await;
+    assert_eq!(status, 200);
+    let mut resp = api
+        .get(&format!("/v2/hub/library/left/blobs/{layer}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().expect("a first chunk");
+    assert!(!first.is_empty());
+    drop(resp);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.log().contains("cached a blob from upstream") {
+        assert!(
+            Instant::now() < deadline,
+            "the fill did not finish:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resp = api
+        .get(&format!("/v2/hub/library/left/blobs/{layer}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(&sha256_digest(&resp.bytes().await.unwrap()), layer);
+    assert_eq!(
+        upstream_gets(&upstream.log(), &format!("/v2/library/left/blobs/{layer}")),
+        1,
+        "fetched once, by the fill the first client started"
+    );
+}
+
+/// An upstream answering 429 with Retry-After is left alone until then: the client gets 429
+/// with Retry-After, and Berth does not call the upstream again meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_429_is_honoured_until_retry_after() {
+    // The upstream Berth answers 429 (with Retry-After) after one failed login.
+    let upstream = TestServer::start_with(
+        &[],
+        &[
+            ("BERTH_AUTH_MAX_FAILED_LOGINS", "1"),
+            ("BERTH_AUTH_FAILED_LOGIN_WINDOW_SECS", "300"),
+        ],
+    );
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "up", "upstreamRegistryUrl": format!("http://{}", upstream.addr),
+               "credentialArn": CREDENTIALS.replace("/upstream", "/wrong")}),
+    )
+    .await;
+    let (status, _, _, body) = get_manifest(&api, "up/team/app", "v1").await;
+    assert_eq!(status, 503, "the wrong credential is refused: {body}");
+    assert!(body.contains("401"), "{body}");
+    let resp = api
+        .send(
+            api.req(reqwest::Method::GET, "/v2/up/team/app/manifests/v1")
+                .header("accept", OCI_MANIFEST),
+        )
+        .await;
+    assert_eq!(resp.status(), 429);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 0);
+    // Berth waits it out without calling the upstream: even with the upstream gone, the answer
+    // is still 429, not "could not be reached".
+    drop(upstream);
+    let (status, _, _, body) = get_manifest(&api, "up/team/app", "v1").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("429"), "{body}");
+}
+
+/// Two replicas on one database: concurrent pulls through both fetch each blob once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_fetch_each_blob_from_upstream_once() {
+    let (upstream, addr, _root) = e2e::daemons::start_reference_registry(&reference_bin(), None);
+    let up = Api::anonymous(&format!("http://{addr}"));
+    let (digest, layers) = push_image(&up, "library/shared", "v1", &[16 << 20]).await;
+    let credentials =
+        json!({"upstream": {"username": ADMIN_USER, "password": ADMIN_PASSWORD}}).to_string();
+    let a = TestServer::start_on_pg_s3(
+        &[],
+        &[("BERTH_PULL_THROUGH_CREDENTIALS", credentials.as_str())],
+    );
+    let b = a.start_replica();
+    create_rule(
+        &Api::new(&a.base),
+        json!({"ecrRepositoryPrefix": "hub", "upstreamRegistryUrl": format!("http://{addr}")}),
+    )
+    .await;
+    let tasks: Vec<_> = (0..10)
+        .flat_map(|_| [a.base.clone(), b.base.clone()])
+        .map(|base| {
+            let (layers, digest) = (layers.clone(), digest.clone());
+            tokio::spawn(async move {
+                let api = Api::new(&base);
+                let (status, d, _, body) = get_manifest(&api, "hub/library/shared", "v1").await;
+                assert_eq!((status, d.as_str()), (200, digest.as_str()), "{body}");
+                for l in &layers {
+                    let resp = api.get(&format!("/v2/hub/library/shared/blobs/{l}")).await;
+                    assert_eq!(resp.status(), 200);
+                    assert_eq!(&sha256_digest(&resp.bytes().await.unwrap()), l);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = upstream.log();
+    for l in &layers {
+        let n = upstream_gets(&log, &format!("/v2/library/shared/blobs/{l}"));
+        eprintln!("upstream GETs of {l} through two replicas: {n}");
+        assert_eq!(n, 1);
+    }
+    drop(b);
 }

@@ -1317,6 +1317,12 @@ async fn put_image(call: &Call<'_>, input: PutImageRequest) -> EcrResult<PutImag
             &input.repository_name,
         )
         .await?;
+    if let Some(rule) = call.app.pull_through.rule_for(&name).await? {
+        return Err(EcrError::invalid(format!(
+            "The repository '{name}' is a pull-through cache of {}; its images come from there and cannot be put",
+            rule.rule.upstream.authority
+        )));
+    }
     let tag = match input.image_tag.as_deref() {
         Some(t) => Some(Tag::parse(t).map_err(|e| {
             EcrError::invalid(format!("Invalid parameter at 'imageTag': {}", e.message()))
