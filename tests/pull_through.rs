@@ -417,7 +417,14 @@ async fn a_corrupt_upstream_blob_caches_nothing() {
             "the transfer must end short of the full body"
         );
     }
-    // The upstream is repaired: the blob comes from it now, so nothing corrupt was cached.
+    // The failed fetch ends (its verification failed, nothing was committed) ...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.log().contains("nothing was cached") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ... and once the upstream is repaired the blob comes from it, so nothing corrupt was
+    // cached.
     std::fs::write(&path, &original).unwrap();
     let resp = api
         .get(&format!("/v2/ref/library/corrupt/blobs/{layer}"))

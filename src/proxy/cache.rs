@@ -602,6 +602,7 @@ impl PullThrough {
         head: bool,
         rights: MissRights,
     ) -> Result<ProxiedBlob> {
+        let mut failed_waits = 0;
         loop {
             match self
                 .registry
@@ -651,12 +652,17 @@ impl PullThrough {
                     size: resp.content_length(),
                 });
             }
-            // Someone in this process is fetching it: wait, then read it locally.
+            // Someone in this process is fetching it: wait, then read it locally. When that fetch
+            // failed, this request tries once itself (the upstream may have recovered) before it
+            // reports the failure.
             let waiting = self.fills.get(&digest.to_string()).map(|r| r.clone());
             if let Some(mut done) = waiting {
                 let result = done.wait_for(|r| r.is_some()).await.map(|r| r.clone());
                 if let Ok(Some(Err(e))) = result {
-                    return Err(Error::Unavailable(e));
+                    if failed_waits > 0 {
+                        return Err(Error::Unavailable(e));
+                    }
+                    failed_waits += 1;
                 }
                 continue;
             }
