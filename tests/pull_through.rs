@@ -526,6 +526,14 @@ fn containerd_pulls_through_berth_as_a_mirror() {
         .arg(format!("{addr}/library/app:v1"));
     let out = e2e::run(pull);
     assert!(out.success(), "ctr pull: {}", out.combined());
+    // And by prefix, naming Berth and the cached repository.
+    let mut by_prefix = ctrd.ctr("berth-prefix");
+    by_prefix
+        .args(["content", "fetch", "--plain-http"])
+        .args(["--user", &format!("{ADMIN_USER}:{ADMIN_PASSWORD}")])
+        .arg(format!("{}/mirror/library/app:v1", server.addr));
+    let out = e2e::run(by_prefix);
+    assert!(out.success(), "ctr fetch by prefix: {}", out.combined());
     // The image came through Berth: the mirror's cached repository holds it.
     let (status, d, _, _) = rt.block_on(get_manifest(&api, "mirror/library/app", "v1"));
     assert_eq!((status, d.as_str()), (200, digest.as_str()));
@@ -587,6 +595,12 @@ fn dockerd_pulls_through_berth_as_its_registry_mirror() {
         out.combined(),
         server.log()
     );
+    // By prefix too: Berth's own name for the cached repository.
+    let by_prefix = format!("{}/hub/library/berth-mirror-test:v1", server.addr);
+    let mut pull = dockerd.docker();
+    pull.args(["pull", &by_prefix]);
+    let out = e2e::run(pull);
+    assert!(out.success(), "docker pull by prefix: {}", out.combined());
     let mut run = dockerd.docker();
     run.args([
         "run",
@@ -869,4 +883,67 @@ async fn replicas_fetch_each_blob_from_upstream_once() {
         assert_eq!(n, 1);
     }
     drop(b);
+}
+
+/// An upstream behind HTTP Basic (Distribution with htpasswd): the rule's credential is sent as
+/// Basic; a wrong one is reported with the upstream's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basic_auth_upstream_is_pulled_with_the_rule_credential() {
+    let tmp = e2e::short_tempdir("berth-basic");
+    let out = Command::new("/usr/bin/python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            ADMIN_PASSWORD,
+        ])
+        .output()
+        .expect("python3 for a bcrypt hash");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(
+        tmp.path().join("htpasswd"),
+        format!("{ADMIN_USER}:{}\n", hash.trim()),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let cfg = format!(
+        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+         auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\nhttp:\n  addr: {addr}\n",
+        tmp.path().join("data").display(),
+        tmp.path().join("htpasswd").display()
+    );
+    std::fs::write(tmp.path().join("config.yml"), cfg).unwrap();
+    let mut c = e2e::cmd(&reference_bin());
+    c.arg("serve").arg(tmp.path().join("config.yml"));
+    let mut upstream = e2e::daemons::Daemon::spawn("docker-registry", c, &tmp.path().join("log"));
+    let a = addr.clone();
+    upstream.wait_until(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(&a).is_ok()
+    });
+    let up = Api::with_basic(&format!("http://{addr}"), ADMIN_USER, ADMIN_PASSWORD);
+    let (digest, layers) = push_image(&up, "private/app", "v1", &[10_000]).await;
+
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "priv", "upstreamRegistryUrl": format!("http://{addr}"),
+               "credentialArn": CREDENTIALS}),
+    )
+    .await;
+    pull_all(&api, "priv/private/app", "v1", &layers).await;
+    let (_, d, _, _) = get_manifest(&api, "priv/private/app", "v1").await;
+    assert_eq!(d, digest);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "priv-wrong", "upstreamRegistryUrl": format!("http://{addr}"),
+               "credentialArn": CREDENTIALS.replace("/upstream", "/wrong")}),
+    )
+    .await;
+    let (status, _, _, body) = get_manifest(&api, "priv-wrong/private/app", "v1").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("401"), "{body}");
+    drop(upstream);
 }
