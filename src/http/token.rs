@@ -86,8 +86,12 @@ async fn issue(
     let mut mapped = Vec::with_capacity(scopes.len());
     let mut original = std::collections::HashMap::new();
     for scope in scopes {
+        // Only pulls are mirrored: a push scope keeps its name (a new local repository).
+        let pull_only = scope.actions.iter().all(|a| a == "pull");
         let local = match (scope.resource_type.as_str(), RepoName::parse(&scope.name)) {
-            (REPOSITORY, Ok(name)) => app.pull_through.mirror_target(&name, None).await?,
+            (REPOSITORY, Ok(name)) if pull_only => {
+                app.pull_through.mirror_target(&name, None).await?
+            }
             _ => None,
         };
         match local {

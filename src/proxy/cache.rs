@@ -303,8 +303,11 @@ impl PullThrough {
         }
     }
 
-    fn manifest_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
-        self.manifest_locks.entry(key).or_default().clone()
+    fn manifest_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.manifest_locks
+            .entry(key.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// A manifest of a cached repository; the second value is a `Warning` header value when a
@@ -326,7 +329,12 @@ impl PullThrough {
                     Err(e) => return Err(e),
                 }
                 Self::may_import(name, rights)?;
-                let lock = self.manifest_lock(format!("{name}@{digest}"));
+                let key = format!("{name}@{digest}");
+                let _forget = ForgetUnused {
+                    map: &self.manifest_locks,
+                    key: &key,
+                };
+                let lock = self.manifest_lock(&key);
                 let _one = lock.lock().await;
                 if let Ok(m) = self.registry.manifest(name, reference, pull).await {
                     return Ok((m, None));
@@ -378,7 +386,12 @@ impl PullThrough {
                         }
                     }
                 }
-                let lock = self.manifest_lock(format!("{name}:{tag}"));
+                let key = format!("{name}:{tag}");
+                let _forget = ForgetUnused {
+                    map: &self.manifest_locks,
+                    key: &key,
+                };
+                let lock = self.manifest_lock(&key);
                 let _one = lock.lock().await;
                 let repo = self.registry.repository_id(name).await?;
                 let cached = match repo {
@@ -807,6 +820,20 @@ impl PullThrough {
             result,
         )
         .await;
+    }
+}
+
+/// Removes a per-reference lock from its map when nobody else holds it (declared before the
+/// lock's guard, so it drops after it); keeps the map from growing with every reference pulled.
+struct ForgetUnused<'a> {
+    map: &'a DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    key: &'a str,
+}
+
+impl Drop for ForgetUnused<'_> {
+    fn drop(&mut self) {
+        self.map
+            .remove_if(self.key, |_, lock| Arc::strong_count(lock) == 1);
     }
 }
 

@@ -20,6 +20,8 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 
+/// Past this many cached tokens, expired ones are dropped before another is added.
+const MAX_CACHED_TOKENS: usize = 10_000;
 /// How long a throttled upstream is left alone when it gives no `Retry-After`.
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest `Retry-After` Berth waits out (a bad value must not silence an upstream for days).
@@ -245,6 +247,10 @@ impl UpstreamClient {
                     let token = self
                         .fetch_token(upstream, credential, &realm, service.as_deref(), &scope)
                         .await?;
+                    if self.tokens.len() >= MAX_CACHED_TOKENS {
+                        let now = Instant::now();
+                        self.tokens.retain(|_, t| t.1 > now);
+                    }
                     self.tokens.insert(key, token.clone());
                     format!("Bearer {}", token.0)
                 }
