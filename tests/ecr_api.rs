@@ -114,27 +114,8 @@ fn run_output(cmd: &mut Command) -> Output {
 
 /// Runs one scenario of `tests/fixtures/ecr_boto3.py`; panics with its output on failure.
 fn boto3(server: &TestServer, scenario: &str, args: Value, key: &str, secret: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecr_boto3.py");
-    let mut cmd = Command::new(python());
-    cmd.arg(script)
-        .arg(scenario)
-        .arg(&server.base)
-        .arg(args.to_string());
-    aws_env(&mut cmd, key, secret);
-    let out = run_output(&mut cmd);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
-        "boto3 scenario {scenario} failed ({}):\n{stdout}\n{stderr}\n--- server log (tail) ---\n{}",
-        out.status,
-        tail(&server.log(), 60)
-    );
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    python();
+    common::boto3_scenario(server, scenario, &args, key, secret);
 }
 
 /// `aws ecr <args>` as the admin.

@@ -25,14 +25,6 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const CREDENTIALS: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/upstream";
 
-fn venv() -> PathBuf {
-    std::env::var_os("BERTH_E2E_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/berth-venv")
-        })
-}
-
 /// Berth with credentials for its upstream: `upstream` (the upstream Berth's admin) and `wrong`.
 fn downstream(extra: &[(&str, &str)]) -> TestServer {
     let credentials = json!({
@@ -54,32 +46,7 @@ fn reference_bin() -> String {
 }
 
 fn boto3(server: &TestServer, scenario: &str, args: Value) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecr_boto3.py");
-    let py = venv().join("bin/python");
-    let out = Command::new(&py)
-        .arg(script)
-        .arg(scenario)
-        .arg(&server.base)
-        .arg(args.to_string())
-        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e} (run tests/install-clients.sh)", py.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
-        "boto3 scenario {scenario} failed:\n{stdout}\n{}\n--- server log ---\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
+    common::boto3_scenario(server, scenario, &args, ADMIN_KEY, ADMIN_SECRET);
 }
 
 async fn create_rule(api: &Api, body: Value) -> Value {

@@ -26,20 +26,12 @@ const INSTALL_HINT: &str = "run tests/install-clients.sh to install trivy, boto3
 /// The planted secret: the shape of an AWS access key id (not a real key).
 const FAKE_AWS_KEY: &str = "AKIAZ4MPLE2BERTH7QXJ";
 
-fn venv() -> PathBuf {
-    std::env::var_os("BERTH_E2E_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/berth-venv")
-        })
-}
-
 fn trivy() -> PathBuf {
-    let t = venv().join("bin/trivy");
+    let t = common::venv().join("bin/trivy");
     assert!(
         t.is_file(),
         "trivy is missing from {}: {INSTALL_HINT}",
-        venv().display()
+        common::venv().display()
     );
     t
 }
@@ -236,35 +228,7 @@ fn start(cache: &Path, trivy_path: &Path, extra: &[(&str, &str)]) -> TestServer 
 }
 
 fn boto3(server: &TestServer, scenario: &str, args: Value) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecr_boto3.py");
-    let py = venv().join("bin/python");
-    let out = Command::new(&py)
-        .arg(script)
-        .arg(scenario)
-        .arg(&server.base)
-        .arg(args.to_string())
-        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e} ({INSTALL_HINT})", py.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let log = server.log();
-    let lines: Vec<&str> = log.lines().collect();
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
-        "boto3 scenario {scenario} failed ({}):\n{stdout}\n{stderr}\n--- server log (tail) ---\n{}",
-        out.status,
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    );
+    common::boto3_scenario(server, scenario, &args, ADMIN_KEY, ADMIN_SECRET);
 }
 
 fn fake_trivy(dir: &Path, body: &str) -> PathBuf {

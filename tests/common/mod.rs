@@ -604,3 +604,58 @@ impl TestServer {
         b.s3 = start_s3_on(&dir, b.s3_port());
     }
 }
+
+/// The Python virtualenv `tests/install-clients.sh` fills (boto3, the AWS CLI, Trivy).
+pub fn venv() -> PathBuf {
+    std::env::var_os("BERTH_E2E_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/berth-venv")
+        })
+}
+
+/// Runs one scenario of `tests/fixtures/ecr_boto3.py` against `server`, signing with
+/// `key`/`secret` and nothing of the user's own AWS configuration; panics with its output and
+/// the server's log on failure.
+pub fn boto3_scenario(
+    server: &TestServer,
+    scenario: &str,
+    args: &serde_json::Value,
+    key: &str,
+    secret: &str,
+) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecr_boto3.py");
+    let py = venv().join("bin/python");
+    let out = std::process::Command::new(&py)
+        .arg(script)
+        .arg(scenario)
+        .arg(&server.base)
+        .arg(args.to_string())
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "run {}: {e} (run tests/install-clients.sh to install boto3)",
+                py.display()
+            )
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "boto3 scenario {scenario} failed ({}):\n{stdout}\n{}\n--- server log (tail) ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    );
+}

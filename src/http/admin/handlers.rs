@@ -933,6 +933,23 @@ impl Caller {
         )
         .await
     }
+
+    /// [`Caller::begin`] for a call that needs the ECR action of the same name on the registry,
+    /// audited as `ecr:<Action>` on `resource`.
+    async fn begin_on_registry<'a>(
+        &'a self,
+        app: &'a AppState,
+        action: Action,
+        resource: impl Into<String>,
+    ) -> Result<Call<'a>, super::ApiError> {
+        self.begin(
+            app,
+            &format!("ecr:{}", action.name()),
+            Permission::Ecr(action, None),
+            resource,
+        )
+        .await
+    }
 }
 
 #[derive(Deserialize)]
@@ -991,12 +1008,7 @@ async fn create_repository(
         Ok(req) => req,
         Err(e) => {
             let call = caller
-                .begin(
-                    &app,
-                    "ecr:CreateRepository",
-                    Permission::Ecr(Action::CreateRepository, None),
-                    "repositories",
-                )
+                .begin_on_registry(&app, Action::CreateRepository, "repositories")
                 .await?;
             return Err(call
                 .fail(Error::InvalidParameter(format!("invalid JSON body: {e}")))
@@ -1478,12 +1490,7 @@ async fn lifecycle_audit(
 /// GET /api/v1/registry-policy
 async fn get_registry_policy(State(app): State<AppState>, caller: Caller) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:GetRegistryPolicy",
-            Permission::Ecr(Action::GetRegistryPolicy, None),
-            "registry-policy",
-        )
+        .begin_on_registry(&app, Action::GetRegistryPolicy, "registry-policy")
         .await?;
     let result = app.access.attached_policy(&PolicyTarget::Registry).await;
     Ok(document(call.finish(result, "").await?))
@@ -1496,12 +1503,7 @@ async fn put_registry_policy(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:PutRegistryPolicy",
-            Permission::Ecr(Action::PutRegistryPolicy, None),
-            "registry-policy",
-        )
+        .begin_on_registry(&app, Action::PutRegistryPolicy, "registry-policy")
         .await?;
     let (call, text) = call.text(&body).await?;
     let result = app
@@ -1515,12 +1517,7 @@ async fn put_registry_policy(
 /// DELETE /api/v1/registry-policy
 async fn delete_registry_policy(State(app): State<AppState>, caller: Caller) -> Reply {
     let call = caller
-        .begin(
-            &app,
-            "ecr:DeleteRegistryPolicy",
-            Permission::Ecr(Action::DeleteRegistryPolicy, None),
-            "registry-policy",
-        )
+        .begin_on_registry(&app, Action::DeleteRegistryPolicy, "registry-policy")
         .await?;
     let result = app.access.detach_policy(&PolicyTarget::Registry).await;
     call.finish(result, "registry policy removed").await?;
@@ -2096,10 +2093,9 @@ async fn scan_findings(
 /// GET /api/v1/registry/scanning-configuration
 async fn get_registry_scanning(State(app): State<AppState>, caller: Caller) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:GetRegistryScanningConfiguration",
-            Permission::Ecr(Action::GetRegistryScanningConfiguration, None),
+            Action::GetRegistryScanningConfiguration,
             "registry-scanning-configuration",
         )
         .await?;
@@ -2118,10 +2114,9 @@ async fn put_registry_scanning(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:PutRegistryScanningConfiguration",
-            Permission::Ecr(Action::PutRegistryScanningConfiguration, None),
+            Action::PutRegistryScanningConfiguration,
             "registry-scanning-configuration",
         )
         .await?;
@@ -2159,10 +2154,9 @@ async fn create_creation_template(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:CreateRepositoryCreationTemplate",
-            Permission::Ecr(Action::CreateRepositoryCreationTemplate, None),
+            Action::CreateRepositoryCreationTemplate,
             "repository-creation-templates",
         )
         .await?;
@@ -2185,10 +2179,9 @@ async fn list_creation_templates(
     RawQuery(query): RawQuery,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:DescribeRepositoryCreationTemplates",
-            Permission::Ecr(Action::DescribeRepositoryCreationTemplates, None),
+            Action::DescribeRepositoryCreationTemplates,
             "repository-creation-templates",
         )
         .await?;
@@ -2233,10 +2226,9 @@ async fn get_creation_template(
     Path(prefix): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:DescribeRepositoryCreationTemplates",
-            Permission::Ecr(Action::DescribeRepositoryCreationTemplates, None),
+            Action::DescribeRepositoryCreationTemplates,
             template_resource(&prefix),
         )
         .await?;
@@ -2255,10 +2247,9 @@ async fn update_creation_template(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:UpdateRepositoryCreationTemplate",
-            Permission::Ecr(Action::UpdateRepositoryCreationTemplate, None),
+            Action::UpdateRepositoryCreationTemplate,
             template_resource(&prefix),
         )
         .await?;
@@ -2289,10 +2280,9 @@ async fn delete_creation_template(
     Path(prefix): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:DeleteRepositoryCreationTemplate",
-            Permission::Ecr(Action::DeleteRepositoryCreationTemplate, None),
+            Action::DeleteRepositoryCreationTemplate,
             template_resource(&prefix),
         )
         .await?;
@@ -2382,10 +2372,9 @@ async fn create_pull_through_rule(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:CreatePullThroughCacheRule",
-            Permission::Ecr(Action::CreatePullThroughCacheRule, None),
+            Action::CreatePullThroughCacheRule,
             "pull-through-rules",
         )
         .await?;
@@ -2421,10 +2410,9 @@ async fn create_pull_through_rule(
 /// GET /api/v1/pull-through-rules
 async fn list_pull_through_rules(State(app): State<AppState>, caller: Caller) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:DescribePullThroughCacheRules",
-            Permission::Ecr(Action::DescribePullThroughCacheRules, None),
+            Action::DescribePullThroughCacheRules,
             "pull-through-rules",
         )
         .await?;
@@ -2487,10 +2475,9 @@ async fn update_pull_through_rule(
     Payload(body): Payload,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:UpdatePullThroughCacheRule",
-            Permission::Ecr(Action::UpdatePullThroughCacheRule, None),
+            Action::UpdatePullThroughCacheRule,
             format!("pull-through-rule/{prefix}"),
         )
         .await?;
@@ -2523,10 +2510,9 @@ async fn delete_pull_through_rule(
     Path(prefix): Path<String>,
 ) -> Reply {
     let call = caller
-        .begin(
+        .begin_on_registry(
             &app,
-            "ecr:DeletePullThroughCacheRule",
-            Permission::Ecr(Action::DeletePullThroughCacheRule, None),
+            Action::DeletePullThroughCacheRule,
             format!("pull-through-rule/{prefix}"),
         )
         .await?;
