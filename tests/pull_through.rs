@@ -914,3 +914,34 @@ async fn a_basic_auth_upstream_is_pulled_with_the_rule_credential() {
     assert!(body.contains("401"), "{body}");
     drop(upstream);
 }
+
+/// An upstream that redirects blob downloads to its object storage (Berth on S3 with presigned
+/// URLs): Berth follows the redirect without forwarding its upstream token, which the storage
+/// would refuse next to the URL's own signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_to_blob_storage_are_followed_without_credentials() {
+    let upstream = TestServer::start_on_pg_s3(&[], &[("BERTH_STORAGE_REDIRECT", "true")]);
+    let up = Api::new(&upstream.base);
+    let (digest, layers) = push_image(&up, "team/redirected", "v1", &[200_000]).await;
+    let check = up
+        .send(up.req(
+            reqwest::Method::GET,
+            &format!("/v2/team/redirected/blobs/{}", layers[0]),
+        ))
+        .await;
+    assert!(
+        check.status().is_success(),
+        "the upstream serves through a redirect"
+    );
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "up", "upstreamRegistryUrl": format!("http://{}", upstream.addr),
+               "credentialArn": CREDENTIALS}),
+    )
+    .await;
+    pull_all(&api, "up/team/redirected", "v1", &layers).await;
+    let (_, d, _, _) = get_manifest(&api, "up/team/redirected", "v1").await;
+    assert_eq!(d, digest);
+}
