@@ -6,6 +6,8 @@
 //! Requests go only to a rule's upstream, to the token realm its challenge names, and to the
 //! hosts its redirects name; credentials go only to the upstream itself (Basic) and to its realm.
 
+#[cfg(test)]
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -508,7 +510,79 @@ async fn status_error(resp: reqwest::Response) -> UpstreamError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    /// Serves `router` on a loopback port; returns its address.
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    }
+
+    /// A fake upstream (Basic auth) redirects a blob to a fake CDN on another port: the CDN gets
+    /// the request without the upstream's credentials.
+    #[tokio::test]
+    async fn redirects_to_another_host_carry_no_credentials() {
+        use axum::http::{HeaderMap as AxumHeaders, StatusCode as AxumStatus};
+        use axum::response::IntoResponse;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+        let cdn_seen = seen.clone();
+        let cdn = serve(axum::Router::new().route(
+            "/blob",
+            axum::routing::get(move |headers: AxumHeaders| {
+                let seen = cdn_seen.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap_or("").to_owned());
+                    seen.lock().unwrap().push(auth);
+                    "blob bytes"
+                }
+            }),
+        ))
+        .await;
+        let upstream = serve(axum::Router::new().route(
+            "/v2/team/app/blobs/{digest}",
+            axum::routing::get(move |headers: AxumHeaders| {
+                let cdn = cdn.clone();
+                async move {
+                    if headers.get("authorization").is_none() {
+                        return (
+                            AxumStatus::UNAUTHORIZED,
+                            [("www-authenticate", "Basic realm=\"fake\"".to_owned())],
+                        )
+                            .into_response();
+                    }
+                    (
+                        AxumStatus::TEMPORARY_REDIRECT,
+                        [("location", format!("http://{cdn}/blob"))],
+                    )
+                        .into_response()
+                }
+            }),
+        ))
+        .await;
+        let client = UpstreamClient::new(Duration::from_secs(10));
+        let up = super::super::rules::parse_upstream_url(&format!("http://{upstream}")).unwrap();
+        let credential = Credential {
+            username: "user".into(),
+            password: "secret".into(),
+        };
+        let resp = client
+            .blob(&up, Some(&credential), "team/app", "sha256:00", false)
+            .await
+            .unwrap()
+            .expect("found");
+        assert_eq!(resp.text().await.unwrap(), "blob bytes");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![None],
+            "no credentials reach the CDN"
+        );
+    }
 
     #[test]
     fn challenges() {
