@@ -6,8 +6,6 @@
 //! Requests go only to a rule's upstream, to the token realm its challenge names, and to the
 //! hosts its redirects name; credentials go only to the upstream itself (Basic) and to its realm.
 
-#[cfg(test)]
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
