@@ -945,3 +945,48 @@ async fn redirects_to_blob_storage_are_followed_without_credentials() {
     let (_, d, _, _) = get_manifest(&api, "up/team/redirected", "v1").await;
     assert_eq!(d, digest);
 }
+
+/// A cached repository whose creation template makes tags immutable keeps serving the digest it
+/// cached when the upstream moves the tag, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutable_cached_tags_keep_their_digest_when_the_upstream_moves_them() {
+    let upstream = TestServer::start();
+    let up = Api::new(&upstream.base);
+    let (first, _) = push_image(&up, "lib/pinned", "stable", &[2_000]).await;
+    let server = downstream(&[]);
+    let api = Api::new(&server.base);
+    let resp = api
+        .send(
+            api.req(
+                reqwest::Method::POST,
+                "/api/v1/repository-creation-templates",
+            )
+            .json(
+                &json!({"prefix": "pin", "appliedFor": ["PULL_THROUGH_CACHE"],
+                              "imageTagMutability": "IMMUTABLE"}),
+            ),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    create_rule(
+        &api,
+        json!({"ecrRepositoryPrefix": "pin", "upstreamRegistryUrl": format!("http://{}", upstream.addr),
+               "credentialArn": CREDENTIALS, "revalidateSecs": 1}),
+    )
+    .await;
+    let (status, d, _, _) = get_manifest(&api, "pin/lib/pinned", "stable").await;
+    assert_eq!((status, d.as_str()), (200, first.as_str()));
+    let (second, _) = push_image(&up, "lib/pinned", "stable", &[3_000]).await;
+    assert_ne!(first, second);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, d, warning, body) = get_manifest(&api, "pin/lib/pinned", "stable").await;
+        assert_eq!((status, d.as_str()), (200, first.as_str()), "{body}");
+        if let Some(w) = warning {
+            assert!(w.starts_with("299 ") && w.contains("immutable"), "{w}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the moved tag was never noticed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

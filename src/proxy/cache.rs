@@ -446,9 +446,24 @@ impl PullThrough {
                         match fetched {
                             Ok(Some(m)) => {
                                 let repo = self.ensure_repository(name, rights).await?;
-                                let digest = self
+                                let stored = self
                                     .store(rule, name, &upstream_repo, reference, m.content.to_vec(), &m.media_type, 0)
-                                    .await?;
+                                    .await;
+                                let digest = match (stored, &cached) {
+                                    // The repository's tags are immutable (its creation template
+                                    // says so): the cached image stays what the tag names here.
+                                    (Err(Error::TagImmutable(_)), Some(row)) => {
+                                        self.registry.meta.record_tag_check(repo, tag.as_str(), &row.digest).await?;
+                                        return Ok((
+                                            self.registry.manifest(name, reference, pull).await?,
+                                            Some(format!(
+                                                "299 berth \"upstream {} moved {what}; this repository's tags are immutable\"",
+                                                rule.rule.upstream.authority
+                                            )),
+                                        ));
+                                    }
+                                    (stored, _) => stored?,
+                                };
                                 if let Some(claimed) = &m.digest {
                                     if *claimed != digest.to_string() {
                                         tracing::warn!(upstream = %rule.rule.upstream.authority, %what, %claimed, actual = %digest, "upstream manifest digest header differs from its body");
