@@ -694,21 +694,32 @@ impl PullThrough {
                 }
                 continue;
             }
-            // Another replica is fetching it: wait for the blob or for its lease to lapse.
+            // Another fetch (on another replica, or starting here) holds the lease: wait for the
+            // blob or for the lease to lapse. Each attempt is its own lease owner.
             let key = digest.to_string();
+            let owner = format!("{}/{}", self.replica_id, uuid::Uuid::new_v4().simple());
             let lease_until = now_millis() + FILL_LEASE.as_millis() as i64;
             if !self
                 .registry
                 .meta
-                .take_fill_lease(&key, &self.replica_id, lease_until)
+                .take_fill_lease(&key, &owner, lease_until)
                 .await?
             {
                 tokio::time::sleep(FILL_POLL).await;
                 continue;
             }
+            // The fetch that held the lease may have committed between this request's look for
+            // the blob and taking the lease: look again before fetching.
+            if self.registry.meta.blob_linked_anywhere(digest).await? {
+                self.registry.meta.release_fill_lease(&key, &owner).await?;
+                continue;
+            }
             let (tx, rx) = watch::channel(None);
             match self.fills.entry(key.clone()) {
-                dashmap::Entry::Occupied(_) => continue,
+                dashmap::Entry::Occupied(_) => {
+                    self.registry.meta.release_fill_lease(&key, &owner).await?;
+                    continue;
+                }
                 dashmap::Entry::Vacant(v) => {
                     v.insert(rx);
                 }
@@ -727,7 +738,7 @@ impl PullThrough {
                         .await
                 }
                 Err(e) => {
-                    self.end_fill(&key, &tx, Err(e.to_string())).await;
+                    self.end_fill(&key, &owner, &tx, Err(e.to_string())).await;
                     return Err(e);
                 }
             };
@@ -738,12 +749,12 @@ impl PullThrough {
                         "upstream {} has no blob {what}",
                         rule.rule.upstream.authority
                     ));
-                    self.end_fill(&key, &tx, Err(e.to_string())).await;
+                    self.end_fill(&key, &owner, &tx, Err(e.to_string())).await;
                     return Err(e);
                 }
                 Err(e) => {
                     let e = upstream_failure(rule, &what, &e);
-                    self.end_fill(&key, &tx, Err(e.to_string())).await;
+                    self.end_fill(&key, &owner, &tx, Err(e.to_string())).await;
                     return Err(e);
                 }
             };
@@ -756,7 +767,7 @@ impl PullThrough {
                 name: name.clone(),
                 digest: digest.clone(),
                 key,
-                replica_id: self.replica_id.clone(),
+                owner,
                 upstream: rule.rule.upstream.authority.clone(),
             };
             tokio::spawn(async move {
@@ -764,7 +775,7 @@ impl PullThrough {
                 finish_fill(
                     &fill.registry,
                     &fill.fills,
-                    &fill.replica_id,
+                    &fill.owner,
                     &fill.key,
                     &tx,
                     result,
@@ -823,18 +834,11 @@ impl PullThrough {
     async fn end_fill(
         &self,
         key: &str,
+        owner: &str,
         tx: &watch::Sender<FillResult>,
         result: std::result::Result<(), String>,
     ) {
-        finish_fill(
-            &self.registry,
-            &self.fills,
-            &self.replica_id,
-            key,
-            tx,
-            result,
-        )
-        .await;
+        finish_fill(&self.registry, &self.fills, owner, key, tx, result).await;
     }
 }
 
@@ -856,12 +860,12 @@ impl Drop for ForgetUnused<'_> {
 async fn finish_fill(
     registry: &Registry,
     fills: &DashMap<String, watch::Receiver<FillResult>>,
-    replica_id: &str,
+    owner: &str,
     key: &str,
     tx: &watch::Sender<FillResult>,
     result: std::result::Result<(), String>,
 ) {
-    if let Err(e) = registry.meta.release_fill_lease(key, replica_id).await {
+    if let Err(e) = registry.meta.release_fill_lease(key, owner).await {
         // It lapses on its own; other replicas then look for the blob and find it.
         tracing::warn!(digest = key, error = %e, "cannot release a pull-through fetch lease");
     }
@@ -876,7 +880,8 @@ struct Fill {
     name: RepoName,
     digest: Digest,
     key: String,
-    replica_id: String,
+    /// This fetch's lease owner (replica and attempt).
+    owner: String,
     upstream: String,
 }
 
@@ -916,11 +921,8 @@ impl Fill {
         client: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
     ) -> std::result::Result<(), String> {
         let renew = {
-            let (registry, key, owner) = (
-                self.registry.clone(),
-                self.key.clone(),
-                self.replica_id.clone(),
-            );
+            let (registry, key, owner) =
+                (self.registry.clone(), self.key.clone(), self.owner.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(FILL_LEASE / 3).await;
