@@ -31,6 +31,12 @@ pub struct StoredRule {
     pub quota_bytes: Option<i64>,
 }
 
+impl AsRef<PullThroughRule> for StoredRule {
+    fn as_ref(&self) -> &PullThroughRule {
+        &self.rule
+    }
+}
+
 fn stored_rule(r: &sqlx::any::AnyRow) -> Result<StoredRule> {
     let upstream_url: String = r.try_get("upstream_url")?;
     let upstream = parse_upstream_url(&upstream_url).map_err(Error::internal)?;

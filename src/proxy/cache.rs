@@ -189,10 +189,7 @@ impl PullThrough {
     /// The rule whose prefix covers `name`, if any.
     pub async fn rule_for(&self, name: &RepoName) -> Result<Option<StoredRule>> {
         let rules = self.rules().await?;
-        let plain: Vec<_> = rules.iter().map(|r| r.rule.clone()).collect();
-        Ok(rule_for(&plain, name.as_str())
-            .and_then(|hit| rules.iter().find(|r| r.rule.prefix == hit.prefix))
-            .cloned())
+        Ok(rule_for(&rules, name.as_str()).cloned())
     }
 
     /// Mirror mode: the local repository a pull of upstream repository `name` maps to, for a
@@ -217,11 +214,10 @@ impl PullThrough {
             }
         };
         let rules = self.rules().await?;
-        let plain: Vec<_> = rules.iter().map(|r| r.rule.clone()).collect();
-        let Some(rule) = rule_for_mirror(&plain, &ns) else {
+        let Some(rule) = rule_for_mirror(&rules, &ns) else {
             return Ok(None);
         };
-        match rule.local_repository(name.as_str()) {
+        match rule.rule.local_repository(name.as_str()) {
             Some(local) => Ok(Some(RepoName::parse(&local)?)),
             None => Ok(None),
         }

@@ -266,27 +266,33 @@ fn upstream_name(upstream: &Upstream, prefix: Option<&str>, rest: &str) -> Strin
     }
 }
 
+impl AsRef<PullThroughRule> for PullThroughRule {
+    fn as_ref(&self) -> &PullThroughRule {
+        self
+    }
+}
+
 /// The rule whose prefix covers `repository` (the longest one, when prefixes nest).
-pub fn rule_for<'a>(rules: &'a [PullThroughRule], repository: &str) -> Option<&'a PullThroughRule> {
+pub fn rule_for<'a, R: AsRef<PullThroughRule>>(rules: &'a [R], repository: &str) -> Option<&'a R> {
     rules
         .iter()
         .filter(|r| {
             repository
-                .strip_prefix(r.prefix.as_str())
+                .strip_prefix(r.as_ref().prefix.as_str())
                 .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
         })
-        .max_by_key(|r| r.prefix.len())
+        .max_by_key(|r| r.as_ref().prefix.len())
 }
 
 /// The rule for a mirror request's `ns` (the upstream host clients were configured for:
 /// `docker.io`, `ghcr.io`, `registry.example:5000`); the first one by prefix when several rules
 /// name the same upstream.
-pub fn rule_for_mirror<'a>(rules: &'a [PullThroughRule], ns: &str) -> Option<&'a PullThroughRule> {
+pub fn rule_for_mirror<'a, R: AsRef<PullThroughRule>>(rules: &'a [R], ns: &str) -> Option<&'a R> {
     let wanted = parse_upstream_url(ns).ok()?;
     rules
         .iter()
-        .filter(|r| r.upstream.authority == wanted.authority)
-        .min_by(|a, b| a.prefix.cmp(&b.prefix))
+        .filter(|r| r.as_ref().upstream.authority == wanted.authority)
+        .min_by(|a, b| a.as_ref().prefix.cmp(&b.as_ref().prefix))
 }
 
 #[cfg(test)]
