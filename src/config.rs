@@ -183,6 +183,9 @@ pub struct TrivyConfig {
     pub poll_interval_millis: u64,
     /// Trivy's JSON report is cut off (and the scan fails) beyond this size.
     pub max_output_bytes: usize,
+    /// Trivy runs at this nice level (0 to 19): scans are background work, and on a busy
+    /// machine registry traffic gets the CPU first.
+    pub nice: u32,
 }
 
 impl Default for TrivyConfig {
@@ -197,6 +200,7 @@ impl Default for TrivyConfig {
             retry_base_secs: 30,
             poll_interval_millis: 1000,
             max_output_bytes: 64 * 1024 * 1024,
+            nice: 10,
         }
     }
 }

@@ -591,7 +591,15 @@ async fn missing_crashing_and_hanging_trivy_fail_the_scan_with_the_reason() {
     drop(server);
 
     // Crash: the reason carries the tail of stderr.
-    let crash = fake_trivy(tmp.path(), "echo 'fatal: boom from fake trivy' >&2\nexit 3");
+    // It also records the niceness it runs at: scans yield the CPU to registry traffic.
+    let niceness = tmp.path().join("niceness");
+    let crash = fake_trivy(
+        tmp.path(),
+        &format!(
+            "nice > {}\necho 'fatal: boom from fake trivy' >&2\nexit 3",
+            niceness.display()
+        ),
+    );
     let server = start(&cache, &crash, &[]);
     let repo = format!("scan-{}/crash", rand_suffix());
     boto3(&server, "scan_setup", json!({"repository": repo}));
@@ -601,6 +609,11 @@ async fn missing_crashing_and_hanging_trivy_fail_the_scan_with_the_reason() {
         "scan_wait",
         json!({"repository": repo, "digest": digest, "status": "FAILED",
                "description_contains": ["boom from fake trivy"]}),
+    );
+    assert_eq!(
+        std::fs::read_to_string(&niceness).unwrap().trim(),
+        "10",
+        "trivy runs at [trivy] nice"
     );
     drop(server);
 

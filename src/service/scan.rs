@@ -101,6 +101,17 @@ impl Scanner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let nice = self.config.nice.min(19) as libc::c_int;
+        if nice > 0 {
+            // SAFETY: runs in the forked child just before exec and calls only setpriority,
+            // which is async-signal-safe; a failure leaves the child at normal priority.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                    Ok(())
+                });
+            }
+        }
         // Only what Trivy needs from Berth's environment (no cloud or database secrets).
         for key in [
             "PATH",
