@@ -336,24 +336,9 @@ impl PullThrough {
                     return Ok((m, None));
                 }
                 self.ensure_repository(name, rights).await?;
-                let what = format!("{upstream_repo}@{digest}");
                 let fetched = self
-                    .client
-                    .manifest(
-                        &rule.rule.upstream,
-                        self.credential(rule)?,
-                        &upstream_repo,
-                        &digest.to_string(),
-                        self.registry.limits.max_manifest_bytes,
-                    )
-                    .await
-                    .map_err(|e| upstream_failure(rule, &what, &e))?
-                    .ok_or_else(|| {
-                        Error::ManifestUnknown(format!(
-                            "upstream {} has no manifest {what}",
-                            rule.rule.upstream.authority
-                        ))
-                    })?;
+                    .fetch_by_digest(rule, &upstream_repo, digest, "has no manifest")
+                    .await?;
                 self.store(
                     rule,
                     name,
@@ -513,6 +498,34 @@ impl PullThrough {
         }
     }
 
+    /// Manifest `digest` of the upstream repository; `ManifestUnknown` (saying that the
+    /// upstream `missing`) when it has none.
+    async fn fetch_by_digest(
+        &self,
+        rule: &StoredRule,
+        upstream_repo: &str,
+        digest: &Digest,
+        missing: &str,
+    ) -> Result<super::upstream::UpstreamManifest> {
+        let what = format!("{upstream_repo}@{digest}");
+        self.client
+            .manifest(
+                &rule.rule.upstream,
+                self.credential(rule)?,
+                upstream_repo,
+                &digest.to_string(),
+                self.registry.limits.max_manifest_bytes,
+            )
+            .await
+            .map_err(|e| upstream_failure(rule, &what, &e))?
+            .ok_or_else(|| {
+                Error::ManifestUnknown(format!(
+                    "upstream {} {missing} {what}",
+                    rule.rule.upstream.authority
+                ))
+            })
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn serve_stale(
         &self,
@@ -578,24 +591,14 @@ impl PullThrough {
                 {
                     continue;
                 }
-                let what = format!("{upstream_repo}@{}", child.digest);
                 let fetched = self
-                    .client
-                    .manifest(
-                        &rule.rule.upstream,
-                        self.credential(rule)?,
+                    .fetch_by_digest(
+                        rule,
                         upstream_repo,
-                        &child.digest.to_string(),
-                        self.registry.limits.max_manifest_bytes,
+                        &child.digest,
+                        "lists this in an index but has no such manifest:",
                     )
-                    .await
-                    .map_err(|e| upstream_failure(rule, &what, &e))?
-                    .ok_or_else(|| {
-                        Error::ManifestUnknown(format!(
-                            "upstream {} lists {what} in an index but has no such manifest",
-                            rule.rule.upstream.authority
-                        ))
-                    })?;
+                    .await?;
                 Box::pin(self.store(
                     rule,
                     name,
