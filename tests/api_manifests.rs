@@ -1,5 +1,6 @@
 //! Manifests: OCI image/index, Docker schema2/list, artifacts, missing `mediaType`, `subject` (`OCI-Subject`),
-//! multi-tag push (`OCI-Tag`), reference checks (`MANIFEST_BLOB_UNKNOWN`), size limit, digest and JSON validation,
+//! multi-tag push (`OCI-Tag`), reference checks (`MANIFEST_BLOB_UNKNOWN`), descriptor sizes (`MANIFEST_INVALID`),
+//! size limit, digest and JSON validation,
 //! byte-exact storage, tag and name validation, durability across a crash (distribution-spec "Pushing Manifests",
 //! end-7a, end-7b).
 
@@ -393,6 +394,99 @@ async fn missing_references_are_manifest_blob_unknown() {
         .put_manifest("team/app", "foreign-layer", OCI_MANIFEST, &to_vec(&m))
         .await;
     expect_error(resp, 400, &["MANIFEST_BLOB_UNKNOWN"]).await;
+}
+
+/// PUT that must be refused with 400 `MANIFEST_INVALID` and leave `tag` absent; returns the error message.
+async fn refused_as_invalid(
+    api: &Api,
+    repo: &str,
+    tag: &str,
+    content_type: &str,
+    m: &Value,
+) -> String {
+    let resp = api.put_manifest(repo, tag, content_type, &to_vec(m)).await;
+    let st = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(st, 400, "{tag}: expected 400, got {st}: {text}");
+    check_error_body(tag, st, &text, &["MANIFEST_INVALID"]);
+    assert_eq!(
+        api.head_manifest(repo, tag).await.status().as_u16(),
+        404,
+        "{tag}: a refused manifest must not be tagged"
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["errors"][0]["message"].as_str().unwrap_or("").to_owned()
+}
+
+/// A descriptor whose `size` differs from the blob or child manifest the registry holds -> 400
+/// `MANIFEST_INVALID` naming the descriptor, its declared size and the stored size: clients verify
+/// sizes on pull, so no client could pull it. (The content is known, so not `MANIFEST_BLOB_UNKNOWN`.)
+#[tokio::test]
+async fn descriptor_sizes_must_match_the_stored_content() {
+    let (_s, api) = setup();
+    let layer = random_bytes(24);
+    let layer_digest = api.push_blob("team/app", &layer).await;
+    let config = random_config();
+    let config_digest = api.push_blob("team/app", &config).await;
+    let (config_len, config_desc) = (config.len(), desc(OCI_CONFIG, &config));
+    let cases = [
+        (
+            "oci-layer",
+            OCI_MANIFEST,
+            json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
+                   "layers": [desc(OCI_LAYER, &layer), desc_of(OCI_LAYER, &layer_digest, 999999)]}),
+            format!("layers[1] ({layer_digest}) declares size 999999 but the stored blob is 24 bytes"),
+        ),
+        (
+            "oci-config",
+            OCI_MANIFEST,
+            json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                   "config": desc_of(OCI_CONFIG, &config_digest, config_len + 1),
+                   "layers": [desc(OCI_LAYER, &layer)]}),
+            format!(
+                "config ({config_digest}) declares size {} but the stored blob is {config_len} bytes",
+                config_len + 1
+            ),
+        ),
+        (
+            "docker-layer",
+            DOCKER_MANIFEST,
+            json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                   "config": desc(DOCKER_CONFIG, &config),
+                   "layers": [desc_of(DOCKER_LAYER, &layer_digest, 0)]}),
+            format!("layers[0] ({layer_digest}) declares size 0 but the stored blob is 24 bytes"),
+        ),
+    ];
+    for (tag, mt, m, expected) in cases {
+        let message = refused_as_invalid(&api, "team/app", tag, mt, &m).await;
+        assert!(message.contains(&expected), "{tag}: {message}");
+    }
+
+    // Child manifests of an index against the stored manifest's length.
+    let child = api.push_image("team/app", "").await;
+    let len = child.manifest.len();
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.digest, "size": len + 7}]});
+    let message = refused_as_invalid(&api, "team/app", "oci-index", OCI_INDEX, &index).await;
+    let expected = format!(
+        "manifests[0] ({}) declares size {} but the stored manifest is {len} bytes",
+        child.digest,
+        len + 7
+    );
+    assert!(message.contains(&expected), "{message}");
+    let list = json!({"schemaVersion": 2, "mediaType": DOCKER_LIST,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.digest, "size": len - 1}]});
+    refused_as_invalid(&api, "team/app", "docker-list", DOCKER_LIST, &list).await;
+
+    // With the right sizes the same references are accepted.
+    let good = to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": desc(OCI_CONFIG, &config), "layers": [desc(OCI_LAYER, &layer)]}));
+    api.push_manifest("team/app", "good", OCI_MANIFEST, &good)
+        .await;
+    let index = to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.digest, "size": len}]}));
+    api.push_manifest("team/app", "good-index", OCI_INDEX, &index)
+        .await;
 }
 
 /// Non-distributable layers (OCI nondistributable type, Docker foreign type, any layer with `urls`) need not exist.

@@ -133,14 +133,14 @@ macro_rules! conformance {
 conformance!(sqlite, super::Backend::Sqlite;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
-    missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
+    stored_blob_sizes, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
-    missing_blobs, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
+    stored_blob_sizes, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates);
@@ -823,35 +823,44 @@ async fn link_unlink(db: &Db) {
     assert!(!db.unlink_blob(r2, &digest("never")).await.unwrap());
 }
 
-async fn missing_blobs(db: &Db) {
+async fn stored_blob_sizes(db: &Db) {
     let r1 = db.ensure_repository(&repo("m/one")).await.unwrap();
     let r2 = db.ensure_repository(&repo("m/two")).await.unwrap();
     let (a, b, c, x) = (digest("a"), digest("b"), digest("c"), digest("x"));
-    for (i, d) in [&a, &b].into_iter().enumerate() {
+    for (i, (d, size)) in [(&a, 10), (&b, 20)].into_iter().enumerate() {
         let id = format!("u{i}");
         db.create_upload(&id, r1, "sha256", "{}").await.unwrap();
-        db.commit_blob(&id, r1, d, 1, &format!("k{i}"), None)
+        db.commit_blob(&id, r1, d, size, &format!("k{i}"), None)
             .await
             .unwrap();
     }
     db.create_upload("uc", r2, "sha256", "{}").await.unwrap();
-    db.commit_blob("uc", r2, &c, 1, "kc", None).await.unwrap();
+    db.commit_blob("uc", r2, &c, 30, "kc", None).await.unwrap();
+    let sizes = |pairs: &[(&Digest, i64)]| {
+        pairs
+            .iter()
+            .map(|(d, s)| (d.to_string(), *s))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
 
-    assert!(db.missing_blobs(r1, &[]).await.unwrap().is_empty());
-    assert!(db.missing_blobs(r1, &[&a, &b]).await.unwrap().is_empty());
-    // Stored elsewhere is still missing here; input order is kept.
+    assert!(db.stored_blob_sizes(r1, &[]).await.unwrap().is_empty());
     assert_eq!(
-        db.missing_blobs(r1, &[&x, &a, &c, &b]).await.unwrap(),
-        [x.to_string(), c.to_string()]
+        db.stored_blob_sizes(r1, &[&a, &b]).await.unwrap(),
+        sizes(&[(&a, 10), (&b, 20)])
+    );
+    // Stored elsewhere is missing here.
+    assert_eq!(
+        db.stored_blob_sizes(r1, &[&x, &a, &c, &b]).await.unwrap(),
+        sizes(&[(&a, 10), (&b, 20)])
     );
     assert_eq!(
-        db.missing_blobs(r2, &[&a, &b, &c]).await.unwrap(),
-        [a.to_string(), b.to_string()]
+        db.stored_blob_sizes(r2, &[&a, &b, &c]).await.unwrap(),
+        sizes(&[(&c, 30)])
     );
     db.unlink_blob(r1, &a).await.unwrap();
     assert_eq!(
-        db.missing_blobs(r1, &[&a, &b]).await.unwrap(),
-        [a.to_string()]
+        db.stored_blob_sizes(r1, &[&a, &b]).await.unwrap(),
+        sizes(&[(&b, 20)])
     );
 }
 
@@ -1258,13 +1267,11 @@ async fn foreign_keys_enforced(db: &Db) {
         "manifests.repository_id references repositories"
     );
     // A failed transaction leaves nothing behind.
-    assert_eq!(
-        db.missing_blobs(r, &[&digest("no such blob")])
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(db
+        .stored_blob_sizes(r, &[&digest("no such blob")])
+        .await
+        .unwrap()
+        .is_empty());
     db.create_upload("u", r, "sha256", "{}").await.unwrap();
 }
 

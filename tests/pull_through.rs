@@ -685,12 +685,18 @@ async fn an_index_is_cached_with_every_child() {
     let up = Api::new(&upstream.base);
     let (amd, _) = push_image(&up, "multi/app", "amd64", &[1_000]).await;
     let (arm, _) = push_image(&up, "multi/app", "arm64", &[1_200]).await;
+    // Descriptor sizes must be right: a registry refuses an index that no client could pull.
+    let mut sizes = Vec::new();
+    for child in [&amd, &arm] {
+        let resp = up.get_manifest("multi/app", child).await;
+        sizes.push(resp.bytes().await.unwrap().len());
+    }
     let index = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": amd, "size": 1, "platform": {"architecture": "amd64", "os": "linux"}},
-            {"mediaType": OCI_MANIFEST, "digest": arm, "size": 1, "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": OCI_MANIFEST, "digest": amd, "size": sizes[0], "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": OCI_MANIFEST, "digest": arm, "size": sizes[1], "platform": {"architecture": "arm64", "os": "linux"}},
         ]
     })
     .to_string();

@@ -932,35 +932,37 @@ impl Meta {
         Ok(done)
     }
 
-    /// Of `digests`, those not visible as blobs in the repository.
-    pub async fn missing_blobs(
+    /// Of `digests`, those visible as blobs in the repository, with their stored sizes: a
+    /// digest absent from the map is missing. One query per batch rather than one per layer (a
+    /// manifest may list thousands); the size comes from the same join, so checking descriptor
+    /// sizes costs no extra query.
+    pub async fn stored_blob_sizes(
         &self,
         repository_id: i64,
         digests: &[&Digest],
-    ) -> Result<Vec<String>> {
-        // One query per batch rather than one per layer (a manifest may list thousands).
-        let mut present = std::collections::HashSet::new();
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        let mut sizes = std::collections::HashMap::new();
         for batch in digests.chunks(500) {
             let placeholders = (0..batch.len())
                 .map(|i| format!("${}", i + 2))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest IN ({placeholders})"
+                "SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+                 WHERE rb.repository_id = $1 AND rb.digest IN ({placeholders})"
             );
             let mut query = sqlx::query(&sql).bind(repository_id);
             for d in batch {
                 query = query.bind(d.to_string());
             }
             for row in query.fetch_all(&self.read).await? {
-                present.insert(row.try_get::<String, _>("digest")?);
+                sizes.insert(
+                    row.try_get::<String, _>("digest")?,
+                    row.try_get::<i64, _>("size")?,
+                );
             }
         }
-        Ok(digests
-            .iter()
-            .map(|d| d.to_string())
-            .filter(|d| !present.contains(d))
-            .collect())
+        Ok(sizes)
     }
 
     // --- manifests and tags -------------------------------------------------------------------

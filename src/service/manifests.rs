@@ -103,36 +103,46 @@ impl Registry {
                     .config
                     .as_ref()
                     .expect("image manifests have a config");
-                let mut required = vec![&config.digest];
                 references.push((config.digest.to_string(), "config"));
-                for layer in &parsed.references {
+                let mut required = vec![("config".to_owned(), config)];
+                for (i, layer) in parsed.references.iter().enumerate() {
                     references.push((layer.digest.to_string(), "layer"));
                     if !layer.is_foreign() {
-                        required.push(&layer.digest);
+                        required.push((format!("layers[{i}]"), layer));
                     }
                 }
+                // A pull-through fill stores the upstream's manifest before its blobs are here.
                 if !lazy_blobs {
-                    required_blobs = required.iter().map(|d| d.to_string()).collect();
-                }
-                let missing = if lazy_blobs {
-                    Vec::new()
-                } else {
-                    self.meta.missing_blobs(repo, &required).await?
-                };
-                if !missing.is_empty() {
-                    return Err(Error::ManifestBlobUnknown(format!(
-                        "manifest references blobs not pushed to repository '{name}': {}",
-                        summarize(&missing)
-                    )));
+                    required_blobs = required.iter().map(|(_, d)| d.digest.to_string()).collect();
+                    let digests: Vec<&Digest> = required.iter().map(|(_, d)| &d.digest).collect();
+                    let stored = self.meta.stored_blob_sizes(repo, &digests).await?;
+                    let missing: Vec<String> = required_blobs
+                        .iter()
+                        .filter(|d| !stored.contains_key(*d))
+                        .cloned()
+                        .collect();
+                    if !missing.is_empty() {
+                        return Err(Error::ManifestBlobUnknown(format!(
+                            "manifest references blobs not pushed to repository '{name}': {}",
+                            summarize(&missing)
+                        )));
+                    }
+                    check_sizes(required.iter().map(|(field, d)| {
+                        (field.as_str(), *d, stored[&d.digest.to_string()], "blob")
+                    }))?;
                 }
             }
             ManifestKind::Index => {
                 let mut missing = Vec::new();
-                for child in &parsed.references {
+                let mut children = Vec::new();
+                for (i, child) in parsed.references.iter().enumerate() {
                     references.push((child.digest.to_string(), "manifest"));
                     required_manifests.push(child.digest.to_string());
                     match self.meta.manifest_by_digest(repo, &child.digest).await? {
-                        Some(row) => depth = depth.max(row.depth + 1),
+                        Some(row) => {
+                            depth = depth.max(row.depth + 1);
+                            children.push((format!("manifests[{i}]"), child, row.content.len()));
+                        }
                         None => missing.push(child.digest.to_string()),
                     }
                 }
@@ -142,6 +152,11 @@ impl Registry {
                         summarize(&missing)
                     )));
                 }
+                check_sizes(
+                    children
+                        .iter()
+                        .map(|(field, d, len)| (field.as_str(), *d, *len as i64, "manifest")),
+                )?;
                 depth = depth.max(1);
                 if depth > self.limits.max_index_depth as i64 {
                     return Err(Error::ManifestTooComplex(format!(
@@ -263,16 +278,42 @@ impl Registry {
     }
 }
 
-fn summarize(digests: &[String]) -> String {
+/// Clients check every descriptor's `size` against the bytes they pull and fail the pull when
+/// they differ, so a manifest whose descriptor disagrees with what is stored could never be
+/// pulled: it is refused as MANIFEST_INVALID (the blob is known, so not MANIFEST_BLOB_UNKNOWN),
+/// naming each wrong descriptor. Items are (field, descriptor, stored size, what is stored).
+fn check_sizes<'a>(
+    items: impl Iterator<Item = (&'a str, &'a manifest::Descriptor, i64, &'static str)>,
+) -> Result<()> {
+    let wrong: Vec<String> = items
+        .filter(|(_, d, stored, _)| d.size != *stored)
+        .map(|(field, d, stored, what)| {
+            format!(
+                "{field} ({}) declares size {} but the stored {what} is {stored} bytes",
+                d.digest, d.size
+            )
+        })
+        .collect();
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(Error::ManifestInvalid(format!(
+        "descriptor sizes do not match the content in the registry, so no client could pull \
+         this manifest: {}",
+        summarize(&wrong)
+    )))
+}
+
+fn summarize(items: &[String]) -> String {
     const SHOWN: usize = 5;
-    let mut s = digests
+    let mut s = items
         .iter()
         .take(SHOWN)
         .cloned()
         .collect::<Vec<_>>()
         .join(", ");
-    if digests.len() > SHOWN {
-        s.push_str(&format!(" and {} more", digests.len() - SHOWN));
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
     }
     s
 }
