@@ -1,6 +1,6 @@
 //! Manifests: OCI image/index, Docker schema2/list, artifacts, missing `mediaType`, `subject` (`OCI-Subject`),
-//! multi-tag push (`OCI-Tag`), reference checks (`MANIFEST_BLOB_UNKNOWN`), descriptor sizes (`MANIFEST_INVALID`),
-//! size limit, digest and JSON validation,
+//! multi-tag push (`OCI-Tag`), reference checks (`MANIFEST_BLOB_UNKNOWN`), descriptor sizes and `mediaType` against
+//! `Content-Type` (`MANIFEST_INVALID`), size limit, digest and JSON validation,
 //! byte-exact storage, tag and name validation, durability across a crash (distribution-spec "Pushing Manifests",
 //! end-7a, end-7b).
 
@@ -487,6 +487,63 @@ async fn descriptor_sizes_must_match_the_stored_content() {
         "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.digest, "size": len}]}));
     api.push_manifest("team/app", "good-index", OCI_INDEX, &index)
         .await;
+}
+
+/// A `mediaType` field that contradicts the request's `Content-Type` -> 400 `MANIFEST_INVALID`
+/// (distribution-spec "Pushing Manifests": a client MUST send a manifest's `mediaType` as its
+/// Content-Type; pullers reject a manifest whose `mediaType` contradicts the type it is served
+/// with). Parameters and letter case are ignored; no Content-Type, or a generic one such as
+/// `application/json`, claims no type, and the field decides what the manifest is served as.
+#[tokio::test]
+async fn media_type_field_must_match_content_type() {
+    let (_s, api) = setup();
+    let (c, l) = blobs(&api, "team/app", OCI_CONFIG, OCI_LAYER).await;
+    let oci = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": c, "layers": [l]});
+    let docker =
+        json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": c, "layers": [l]});
+    let child = api.push_image("team/app", "").await;
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": child.digest, "size": child.manifest.len()}]});
+    let cases = [
+        ("oci-as-docker", DOCKER_MANIFEST, &oci),
+        ("docker-as-oci", OCI_MANIFEST, &docker),
+        ("oci-as-index", OCI_INDEX, &oci),
+        ("index-as-oci", OCI_MANIFEST, &index),
+        ("index-as-docker-list", DOCKER_LIST, &index),
+        ("oci-as-config", OCI_CONFIG, &oci),
+    ];
+    for (tag, content_type, m) in cases {
+        let message = refused_as_invalid(&api, "team/app", tag, content_type, m).await;
+        let doc = m["mediaType"].as_str().unwrap();
+        assert!(
+            message.contains(doc) && message.contains(content_type),
+            "{tag}: the message names both types: {message}"
+        );
+    }
+
+    let accepted = [
+        (
+            "params",
+            format!("{OCI_MANIFEST}; charset=utf-8"),
+            &oci,
+            OCI_MANIFEST,
+        ),
+        ("case", OCI_MANIFEST.to_uppercase(), &oci, OCI_MANIFEST),
+        ("no-content-type", String::new(), &oci, OCI_MANIFEST),
+        (
+            "json",
+            "application/json".to_owned(),
+            &docker,
+            DOCKER_MANIFEST,
+        ),
+        ("index", OCI_INDEX.to_owned(), &index, OCI_INDEX),
+    ];
+    for (tag, content_type, m, served_as) in accepted {
+        let body = to_vec(m);
+        api.push_manifest("team/app", tag, &content_type, &body)
+            .await;
+        assert_manifest(&api, "team/app", tag, served_as, &body).await;
+    }
 }
 
 /// Non-distributable layers (OCI nondistributable type, Docker foreign type, any layer with `urls`) need not exist.

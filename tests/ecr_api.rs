@@ -206,6 +206,64 @@ async fn boto3_images_pushed_over_v2() {
     assert_eq!(resp.status().as_u16(), 404);
 }
 
+/// PutImage takes the registry's manifest checks: a descriptor size that differs from the stored
+/// blob is refused (InvalidParameterException naming the descriptor and both sizes), as is an
+/// `imageManifestMediaType` that contradicts the manifest's `mediaType`; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_image_refuses_manifests_no_client_could_pull() {
+    let server = start();
+    let api = admin_api(&server);
+    let repo = format!("put-{}/app", rand_suffix());
+    let pushed = api.push_image(&repo, "v1").await;
+    let mut manifest: Value = serde_json::from_slice(&pushed.manifest).unwrap();
+    let layer = pushed.layer_digests[0].clone();
+    let real_size = manifest["layers"][0]["size"].as_i64().unwrap();
+    manifest["layers"][0]["size"] = json!(999999);
+    let (status, answer) = ecr_call(
+        &server,
+        "PutImage",
+        json!({"repositoryName": repo, "imageTag": "wrong-size", "imageManifest": manifest.to_string()}),
+    )
+    .await;
+    expect((status, answer.clone()), 400, "InvalidParameterException");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "layers[0] ({layer}) declares size 999999 but the stored blob is {real_size} bytes"
+        )),
+        "{message}"
+    );
+
+    manifest["layers"][0]["size"] = json!(real_size);
+    let (status, answer) = ecr_call(
+        &server,
+        "PutImage",
+        json!({"repositoryName": repo, "imageTag": "wrong-type", "imageManifest": manifest.to_string(),
+               "imageManifestMediaType": api::DOCKER_MANIFEST}),
+    )
+    .await;
+    expect((status, answer.clone()), 400, "InvalidParameterException");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("imageManifestMediaType"),
+        "{answer}"
+    );
+    for tag in ["wrong-size", "wrong-type"] {
+        let resp = api.head_manifest(&repo, tag).await;
+        assert_eq!(resp.status().as_u16(), 404, "{tag}");
+    }
+
+    ecr_ok(
+        &server,
+        "PutImage",
+        json!({"repositoryName": repo, "imageTag": "right", "imageManifest": manifest.to_string(),
+               "imageManifestMediaType": api::OCI_MANIFEST}),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_tag_mutability_and_put_image_on_an_immutable_tag() {
     let server = start();

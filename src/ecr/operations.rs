@@ -1353,6 +1353,20 @@ async fn put_image(call: &Call<'_>, input: PutImageRequest) -> EcrResult<PutImag
             ));
         }
     }
+    let media_type_mismatch = |given: &str, document: &str| {
+        EcrError::invalid(format!(
+            "Invalid parameter at 'imageManifestMediaType': '{given}' does not match the manifest's mediaType '{document}'"
+        ))
+    };
+    // Checked before parsing, which refuses the same contradiction in registry-API words.
+    if let (Some(given), Some(document)) = (
+        input.image_manifest_media_type.as_deref(),
+        crate::oci::manifest::media_type_field(&body),
+    ) {
+        if given != document {
+            return Err(media_type_mismatch(given, &document));
+        }
+    }
     let parsed = crate::oci::manifest::parse(
         &body,
         input.image_manifest_media_type.as_deref(),
@@ -1366,10 +1380,7 @@ async fn put_image(call: &Call<'_>, input: PutImageRequest) -> EcrResult<PutImag
     })?;
     if let Some(given) = input.image_manifest_media_type.as_deref() {
         if given != parsed.media_type {
-            return Err(EcrError::invalid(format!(
-                "Invalid parameter at 'imageManifestMediaType': '{given}' does not match the manifest's mediaType '{}'",
-                parsed.media_type
-            )));
+            return Err(media_type_mismatch(given, &parsed.media_type));
         }
     }
     let outcome = call

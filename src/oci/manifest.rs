@@ -113,8 +113,33 @@ pub fn kind_of(media_type: &str) -> Option<ManifestKind> {
     }
 }
 
+/// Content types that say only "JSON" or "bytes", not which manifest this is (the last is what
+/// `curl --data-binary` sends when no type is given).
+fn is_generic(content_type: &str) -> bool {
+    [
+        "application/json",
+        "application/octet-stream",
+        "application/x-www-form-urlencoded",
+    ]
+    .iter()
+    .any(|g| content_type.eq_ignore_ascii_case(g))
+}
+
+/// The document's own `mediaType` field, when it is a JSON object that has one.
+pub fn media_type_field(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MediaTypeOnly {
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaTypeOnly>(body)
+        .ok()?
+        .media_type
+}
+
 /// Parses and checks a manifest body. `content_type` is the request's Content-Type, used when
-/// the document has no `mediaType` field (as `podman import` sends).
+/// the document has no `mediaType` field (as `podman import` sends); when the document has one,
+/// a Content-Type naming another type is refused.
 pub fn parse(
     body: &[u8],
     content_type: Option<&str>,
@@ -129,6 +154,16 @@ pub fn parse(
         .map(|c| c.split(';').next().unwrap_or("").trim())
         .filter(|c| !c.is_empty());
     let media_type = match (raw.media_type.as_deref(), content_type) {
+        // Distribution spec, "Pushing Manifests": if a manifest includes a `mediaType` field,
+        // clients MUST set the Content-Type to it; clients pulling it later reject a manifest
+        // whose `mediaType` contradicts the Content-Type it is served with. A generic JSON type
+        // (or none) claims nothing, so curl-style uploads still work.
+        (Some(doc), Some(ct)) if !is_generic(ct) && !ct.eq_ignore_ascii_case(doc) => {
+            return Err(invalid(format!(
+                "the manifest's mediaType is '{doc}' but it was sent with Content-Type '{ct}'; \
+                 send the manifest's mediaType as its Content-Type"
+            )))
+        }
         (Some(doc), _) => doc.to_owned(),
         (None, Some(ct)) if kind_of(ct).is_some() => ct.to_owned(),
         (None, _) if raw.manifests.is_some() => OCI_INDEX.to_owned(),
@@ -237,6 +272,34 @@ mod tests {
             m.artifact_type.as_deref(),
             Some("application/vnd.docker.container.image.v1+json")
         );
+    }
+
+    #[test]
+    fn media_type_field_must_agree_with_a_specific_content_type() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"a","digest":"{D}","size":0}},"layers":[]}}"#
+        );
+        let refused = parse(body.as_bytes(), Some(DOCKER_MANIFEST), 10);
+        assert!(
+            matches!(&refused, Err(Error::ManifestInvalid(m)) if m.contains(DOCKER_MANIFEST) && m.contains(OCI_MANIFEST)),
+            "{refused:?}"
+        );
+        let upper = OCI_MANIFEST.to_uppercase();
+        for ct in [
+            None,
+            Some(""),
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("application/octet-stream"),
+            Some("application/x-www-form-urlencoded"),
+            Some(upper.as_str()),
+            Some(OCI_MANIFEST),
+        ] {
+            assert_eq!(
+                parse(body.as_bytes(), ct, 10).unwrap().media_type,
+                OCI_MANIFEST
+            );
+        }
     }
 
     #[test]
