@@ -16,32 +16,42 @@ struct Cli {
     /// TOML configuration file; `BERTH_*` env vars and flags override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    storage: StorageArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where the metadata and blobs are: every subcommand works on them. Global, so they are
+/// accepted before or after a nested subcommand (`berth gc --data-dir X run`).
 #[derive(clap::Args, Clone, Default)]
-struct ServeArgs {
-    /// Address to listen on (default 0.0.0.0:5000; env BERTH_LISTEN).
-    #[arg(long, global = true)]
-    listen: Option<String>,
+struct StorageArgs {
     /// Data directory for embedded SQLite and filesystem blobs (default ./berth-data; env BERTH_DATA_DIR).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// PEM certificate chain for HTTPS (env BERTH_TLS_CERT).
-    #[arg(long, global = true)]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for HTTPS (env BERTH_TLS_KEY).
-    #[arg(long, global = true)]
-    tls_key: Option<PathBuf>,
     /// Metadata database URL: sqlite://PATH or postgres://... (env BERTH_DATABASE_URL).
     #[arg(long, global = true)]
     database_url: Option<String>,
     /// Blob storage URL: file:///PATH, s3://BUCKET[/prefix] or memory:// (env BERTH_STORAGE_URL).
     #[arg(long, global = true)]
     storage_url: Option<String>,
+}
+
+/// What only the running registry uses (listed after the storage flags in `serve --help`).
+#[derive(clap::Args, Clone, Default)]
+#[command(next_display_order = 10)]
+struct ServeArgs {
+    /// Address to listen on (default 0.0.0.0:5000; env BERTH_LISTEN).
+    #[arg(long)]
+    listen: Option<String>,
+    /// PEM certificate chain for HTTPS (env BERTH_TLS_CERT).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (env BERTH_TLS_KEY).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
     /// The trivy binary that scans images: a path or a name on PATH (default trivy; env BERTH_TRIVY_PATH).
-    #[arg(long, global = true)]
+    #[arg(long)]
     trivy_path: Option<String>,
 }
 
@@ -50,11 +60,9 @@ enum Command {
     /// Run the registry.
     Serve(ServeArgs),
     /// Apply database migrations and exit.
-    Migrate(ServeArgs),
+    Migrate,
     /// Check that the database and blob storage agree; exits 1 when problems are found.
     Fsck {
-        #[command(flatten)]
-        args: ServeArgs,
         /// Fix what was found: forget blobs whose bytes are gone, delete unreferenced objects
         /// older than the grace period, end stale upload sessions.
         #[arg(long)]
@@ -70,8 +78,6 @@ enum Command {
     },
     /// Lifecycle policies.
     Lifecycle {
-        #[command(flatten)]
-        args: ServeArgs,
         #[command(subcommand)]
         command: LifecycleCommand,
     },
@@ -80,7 +86,7 @@ enum Command {
 #[derive(Subcommand)]
 enum GcCommand {
     /// Process every due review now (beside running servers) and print what was reclaimed.
-    Run(ServeArgs),
+    Run,
 }
 
 #[derive(Subcommand)]
@@ -94,15 +100,16 @@ enum LifecycleCommand {
     },
 }
 
-fn overrides(a: &ServeArgs) -> Overrides {
+fn overrides(storage: &StorageArgs, serve: Option<&ServeArgs>) -> Overrides {
+    let serve = serve.cloned().unwrap_or_default();
     Overrides {
-        listen: a.listen.clone(),
-        data_dir: a.data_dir.clone(),
-        tls_cert: a.tls_cert.clone(),
-        tls_key: a.tls_key.clone(),
-        database_url: a.database_url.clone(),
-        storage_url: a.storage_url.clone(),
-        trivy_path: a.trivy_path.clone(),
+        listen: serve.listen,
+        data_dir: storage.data_dir.clone(),
+        tls_cert: serve.tls_cert,
+        tls_key: serve.tls_key,
+        database_url: storage.database_url.clone(),
+        storage_url: storage.storage_url.clone(),
+        trivy_path: serve.trivy_path,
     }
 }
 
@@ -266,16 +273,11 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let args = match &cli.command {
-        Command::Serve(a)
-        | Command::Migrate(a)
-        | Command::Fsck { args: a, .. }
-        | Command::Gc {
-            command: GcCommand::Run(a),
-        }
-        | Command::Lifecycle { args: a, .. } => a.clone(),
+    let serve = match &cli.command {
+        Command::Serve(a) => Some(a),
+        _ => None,
     };
-    let config = match Config::load(cli.config.as_deref(), &overrides(&args)) {
+    let config = match Config::load(cli.config.as_deref(), &overrides(&cli.storage, serve)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("berth: {e}");
@@ -290,7 +292,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(_) => berth::app::serve(config).await,
-            Command::Migrate(_) => {
+            Command::Migrate => {
                 std::fs::create_dir_all(&config.data_dir)?;
                 let meta = berth::meta::Meta::connect(
                     &config.database_url(),
@@ -306,11 +308,10 @@ fn main() -> std::process::ExitCode {
                 repair, grace_secs, ..
             } => fsck(config, repair, grace_secs).await,
             Command::Gc {
-                command: GcCommand::Run(_),
+                command: GcCommand::Run,
             } => gc_run(config).await,
             Command::Lifecycle {
                 command: LifecycleCommand::Run { repository },
-                ..
             } => lifecycle_run(config, repository).await,
         }
     });

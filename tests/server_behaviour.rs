@@ -1,6 +1,7 @@
 //! The server process as an operator meets it: configuration errors name the field, migrations are
-//! idempotent, SIGTERM lets in-flight uploads finish, slow clients are cut off, and S3 downloads can
-//! be redirected to presigned URLs.
+//! idempotent, maintenance subcommands take the storage flags anywhere (and only `serve` the
+//! server's), SIGTERM lets in-flight uploads finish, slow clients are cut off, and S3 downloads
+//! can be redirected to presigned URLs.
 
 mod common;
 
@@ -72,6 +73,76 @@ fn migrate_is_idempotent() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
     }
+}
+
+/// `berth <args>` with stdout and stderr captured (neither is a terminal).
+fn berth(args: &[&str]) -> std::process::Output {
+    Command::new(berth_bin()).args(args).output().unwrap()
+}
+
+/// The storage flags work on every maintenance subcommand, before or after a nested
+/// subcommand; the server-only flags are refused there and listed only by `serve --help`.
+#[test]
+fn maintenance_subcommands_take_storage_flags_anywhere_and_only_serve_takes_server_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let runs: [(&[&str], &str); 7] = [
+        (&["gc", "--data-dir", data, "run"], "gc: deleted"),
+        (&["gc", "run", "--data-dir", data], "gc: deleted"),
+        (&["--data-dir", data, "gc", "run"], "gc: deleted"),
+        (
+            &["lifecycle", "--data-dir", data, "run"],
+            "lifecycle: 0 image(s)",
+        ),
+        (
+            &["lifecycle", "run", "--data-dir", data],
+            "lifecycle: 0 image(s)",
+        ),
+        (&["fsck", "--data-dir", data], "fsck: 0 problem(s)"),
+        (&["--data-dir", data, "migrate"], "migrations applied"),
+    ];
+    for (args, expected) in runs {
+        let out = berth(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(expected),
+            "berth {args:?}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let server_flags = ["--listen", "--tls-cert", "--tls-key", "--trivy-path"];
+    let storage_flags = ["--config", "--data-dir", "--database-url", "--storage-url"];
+    let help = |args: &[&str]| {
+        let out = berth(args);
+        assert!(out.status.success(), "berth {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help(&["serve", "--help"]);
+    for flag in server_flags.iter().chain(&storage_flags) {
+        assert!(serve.contains(flag), "serve --help lacks {flag}:\n{serve}");
+    }
+    for sub in [
+        &["gc", "--help"][..],
+        &["gc", "run", "--help"],
+        &["lifecycle", "--help"],
+        &["lifecycle", "run", "--help"],
+        &["fsck", "--help"],
+        &["migrate", "--help"],
+    ] {
+        let text = help(sub);
+        for flag in storage_flags {
+            assert!(text.contains(flag), "{sub:?} lacks {flag}:\n{text}");
+        }
+        for flag in server_flags {
+            assert!(!text.contains(flag), "{sub:?} lists {flag}:\n{text}");
+        }
+    }
+    let out = berth(&["gc", "run", "--data-dir", data, "--listen", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2), "--listen is refused on gc run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
