@@ -1,7 +1,7 @@
 //! The server process as an operator meets it: configuration errors name the field, migrations are
 //! idempotent, maintenance subcommands take the storage flags anywhere (and only `serve` the
-//! server's), SIGTERM lets in-flight uploads finish, slow clients are cut off, and S3 downloads
-//! can be redirected to presigned URLs.
+//! server's), logs off a terminal have no colour codes, SIGTERM lets in-flight uploads finish,
+//! slow clients are cut off, and S3 downloads can be redirected to presigned URLs.
 
 mod common;
 
@@ -143,6 +143,29 @@ fn maintenance_subcommands_take_storage_flags_anywhere_and_only_serve_takes_serv
     let out = berth(&["gc", "run", "--data-dir", data, "--listen", "127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2), "--listen is refused on gc run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+}
+
+/// Logs written to a file or a pipe carry no colour escape codes (only a terminal gets colour).
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let server = TestServer::start();
+    let log = server.log();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in the server log:\n{log:?}"
+    );
+
+    // A maintenance command's log lines, through a pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth(&["gc", "run", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INFO"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes on a pipe: {stderr:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
