@@ -253,11 +253,11 @@ fn cases() -> Vec<Case> {
             ],
             expired: vec![("A", 1), ("B", 2), ("D", 3)],
         },
-        // REFERENCE.md 2.3 without its archive rules (4 and 5): v* beyond the newest 30 expire
+        // policies/lifecycle/releases-branches-untagged.json: v* beyond the newest 30 expire
         // and the kept ones are shielded from the feature- rule; feature- builds expire after 14
         // days; untagged after 3.
         Case {
-            name: "reference 2.3 (expire rules)",
+            name: "releases, branches, untagged",
             policy: r#"{"rules":[
                 {"rulePriority":1,"selection":{"tagStatus":"tagged","tagPatternList":["v*"],
                  "countType":"imageCountMoreThan","countNumber":30},"action":{"type":"expire"}},
@@ -780,10 +780,10 @@ fn invalid_json_and_size_limit() {
 }
 
 #[test]
-fn reference_example_is_refused_for_its_archive_rule() {
+fn archive_example_is_refused_for_its_archive_rule() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/policies/lifecycle/reference-2.3-with-archive.json"
+        "/policies/lifecycle/releases-branches-untagged-with-archive.json"
     ))
     .unwrap();
     let err = refused(&text);
