@@ -10,9 +10,11 @@ use axum::http::{header, HeaderMap, Method};
 use super::route::Route;
 use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
+use crate::auth::credential::Door;
 use crate::auth::scope::{
     BearerChallenge, ChallengeError, Scope, ANY_ACTION, REGISTRY, REPOSITORY,
 };
+use crate::auth::token::ScanGrant;
 use crate::error::{Error, Result};
 use crate::oci::RepoName;
 use crate::policy::templates::AppliedFor;
@@ -162,6 +164,18 @@ pub async fn guard(
         }
         Err(other) => return Err(other),
     };
+    if let Some(kind) = subject.credential_kind() {
+        Door::Registry
+            .admit(kind)
+            .map_err(|message| Error::AuthenticationRequired {
+                message,
+                challenge: with_scope(challenge(app, headers)).header_value(),
+            })?;
+    }
+    if let Some(grant) = &subject.scan {
+        scanner_may_read(app, grant, method, route).await?;
+        return Ok(subject);
+    }
     let unauthenticated = subject.is_anonymous() && subject.token.is_none();
     let (scope, name) = match need {
         Need::Identity | Need::Catalog => {
@@ -186,12 +200,17 @@ pub async fn guard(
             let challenge = with_scope(challenge(app, headers))
                 .with_error(ChallengeError::InsufficientScope)
                 .header_value();
-            // An anonymous token needs a login (401); a signed-in caller's token needs more
-            // scope (403, RFC 6750), which clients such as oras-py answer with a new token.
-            return Err(if subject.is_anonymous() {
-                Error::AuthenticationRequired { message, challenge }
-            } else {
+            // As the Docker token specification and Distribution answer: a token that lacks the
+            // scope gets 401 with the challenge, and clients (docker, containerd, the OCI
+            // conformance suite) fetch a new token for it. Only when this token already asked
+            // for the action and the policies refused it would a new token not help: then 403,
+            // so that clients stop instead of looping. An anonymous caller may log in (401).
+            let asked = claims.requested(REPOSITORY, name.as_str(), word)
+                || alias.is_some_and(|a| claims.requested(REPOSITORY, a.as_str(), word));
+            return Err(if asked && !subject.is_anonymous() {
                 Error::InsufficientScope { message, challenge }
+            } else {
+                Error::AuthenticationRequired { message, challenge }
             });
         }
     }
@@ -221,6 +240,36 @@ pub async fn guard(
         create_on_push(app, &subject, name, facts).await?;
     }
     Ok(subject)
+}
+
+/// The scanner's credential reads one image: `GET /v2/`, that manifest by digest, and the blobs
+/// it references, in its repository; nothing else, whatever the policies say.
+async fn scanner_may_read(
+    app: &AppState,
+    grant: &ScanGrant,
+    method: &Method,
+    route: &Route,
+) -> Result<()> {
+    let read = method == Method::GET || method == Method::HEAD;
+    let allowed = match route {
+        Route::Base => read,
+        Route::Manifest { name, reference } => {
+            read && name.as_str() == grant.repository && *reference == grant.digest
+        }
+        Route::Blob { name, digest } if read && name.as_str() == grant.repository => {
+            app.registry
+                .manifest_references_blob(name, &grant.digest, digest)
+                .await?
+        }
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::Denied(format!(
+        "the scanner's credential reads only {}@{}",
+        grant.repository, grant.digest
+    )))
 }
 
 /// A push to a missing repository creates it, with its `CREATE_ON_PUSH` creation template's
