@@ -138,7 +138,6 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
                 jobs.push(tokio::spawn(crate::jobs::run_scans(
                     state.registry.clone(),
                     state.access.clone(),
-                    state.config.admin_user.clone(),
                     Arc::new(scanner),
                     cancel.clone(),
                 )));

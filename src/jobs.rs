@@ -205,36 +205,29 @@ pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: Ca
 pub async fn run_scans(
     registry: Arc<Registry>,
     access: Arc<crate::access::Access>,
-    admin_user: String,
     scanner: Arc<crate::service::Scanner>,
     cancel: CancellationToken,
 ) {
     let idle = Duration::from_millis(scanner.config.poll_interval_millis.max(10));
     let workers = (0..scanner.config.concurrency.max(1)).map(|_| {
-        let (registry, access, admin_user, scanner, cancel) = (
+        let (registry, access, scanner, cancel) = (
             registry.clone(),
             access.clone(),
-            admin_user.clone(),
             scanner.clone(),
             cancel.clone(),
         );
         async move {
             loop {
-                let principal = access
-                    .principal(crate::access::PrincipalKind::User, &admin_user)
-                    .await;
-                let credential = || {
-                    let principal = principal?.ok_or_else(|| {
-                        crate::error::Error::internal(format!(
-                            "the admin user {admin_user} does not exist"
-                        ))
-                    })?;
-                    // Valid for one scan: the child's timeout and a margin.
-                    let ttl = Duration::from_secs(scanner.config.timeout_secs.max(1) + 60);
-                    let password = access.scan_registry_password(&principal, ttl)?;
+                // Valid for one scan of one image: the child's timeout and a margin.
+                let ttl = Duration::from_secs(scanner.config.timeout_secs.max(1) + 60);
+                let credential = |job: &crate::meta::ScanJob| {
+                    let grant = crate::auth::token::ScanGrant {
+                        repository: job.repository.clone(),
+                        digest: job.digest.clone(),
+                    };
                     Ok(crate::service::Credential {
                         username: crate::access::ECR_USERNAME.to_owned(),
-                        password,
+                        password: access.scan_password(grant, ttl)?,
                     })
                 };
                 let busy = tokio::select! {

@@ -115,13 +115,14 @@ async fn configured_admin_wins_on_every_start() {
     let meta = meta_of(&server).await;
     let boss = meta.principal("user", "boss").await.unwrap().expect("boss");
     assert!(verify_secret("first-password", boss.password_hash.as_deref().unwrap()).unwrap());
-    let (owner, secret) = meta
+    let key = meta
         .access_key("AKIAEXAMPLE000000001")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(owner, boss.id);
-    assert_eq!(secret, "s3cr3t-example-secret-access-key-000000");
+    assert_eq!(key.principal_id, boss.id);
+    assert_eq!(key.secret, "s3cr3t-example-secret-access-key-000000");
+    assert!(key.active);
 
     // A changed password replaces the old one and retires credentials issued for it.
     server.set_env("BERTH_ADMIN_PASSWORD", Some("second-password"));

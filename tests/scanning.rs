@@ -692,3 +692,153 @@ async fn a_job_queued_before_a_restart_completes_after_it() {
     put_gate(json!(["CVE-2021-3711", "aws-access-key-id"])).await;
     skopeo_inspect(&server, &repo).expect("allowlisted, and not treated as unscanned");
 }
+
+/// What Trivy's environment holds (the scanner's one-scan password) reads the image being
+/// scanned and nothing else: not the admin API, not a push scope, not another image of the same
+/// repository, not another repository, and it never yields a refresh token. The wrapper records
+/// the environment exactly as the real Trivy it then runs sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scanners_credential_reads_only_the_image_it_scans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("trivy-cache");
+    build_trivy_cache(&cache);
+    let seen = tmp.path().join("trivy-env");
+    let wrapper = fake_trivy(
+        tmp.path(),
+        &format!(
+            "printf '%s\\n%s\\n' \"$TRIVY_USERNAME\" \"$TRIVY_PASSWORD\" > '{}'\nexec '{}' \"$@\"",
+            seen.display(),
+            trivy().display()
+        ),
+    );
+    let server = start(&cache, &wrapper, &[]);
+    let api = Api::new(&server.base);
+    let repo = format!("scan-{}/app", rand_suffix());
+    let other_repo = format!("scan-{}/other", rand_suffix());
+    // Another image in the same repository, and one in another repository, pushed before
+    // scanning is turned on (so they are never scanned).
+    let sibling = api.push_image(&repo, "sibling").await;
+    let elsewhere = api.push_image(&other_repo, "v1").await;
+    let r = api
+        .req(
+            reqwest::Method::PUT,
+            &format!("/api/v1/repositories/{repo}/scanning-configuration"),
+        )
+        .body(r#"{"scanOnPush":true}"#);
+    assert_eq!(api.send(r).await.status(), 200);
+    let digest = push_image(&server, &repo).await;
+    let body = wait_scanned(&api, &repo, &digest).await;
+    assert_eq!(
+        body["imageScanStatus"]["status"], "COMPLETE",
+        "Trivy read the image it scans with its credential: {body}"
+    );
+    let env = std::fs::read_to_string(&seen).unwrap();
+    let mut lines = env.lines();
+    let (user, password) = (lines.next().unwrap(), lines.next().unwrap());
+    assert_eq!(user, "AWS");
+    let image = test_image();
+    let layer = sha256_digest(&image.layer);
+
+    // The admin API: refused as a credential it does not take.
+    let scanner = Api::with_basic(&server.base, user, password);
+    let r = scanner.get("/api/v1/users").await;
+    assert_eq!(r.status(), 401);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("scanner"), "{text}");
+    let r = scanner
+        .req(reqwest::Method::POST, "/api/v1/users")
+        .body(r#"{"name":"mallory","password":"mallory-password"}"#);
+    assert_eq!(scanner.send(r).await.status(), 401);
+    assert_eq!(api.get("/api/v1/users/mallory").await.status(), 404);
+
+    // The registry with Basic: the scanned manifest by digest and its blobs, nothing else.
+    assert_eq!(scanner.get_manifest(&repo, &digest).await.status(), 200);
+    assert_eq!(scanner.get_blob(&repo, &layer).await.status(), 200);
+    for (what, r) in [
+        (
+            "the same image by tag",
+            scanner.get_manifest(&repo, "v1").await,
+        ),
+        (
+            "another image of the repository",
+            scanner.get_manifest(&repo, &sibling.digest).await,
+        ),
+        (
+            "a blob of another image",
+            scanner.get_blob(&repo, &sibling.config_digest).await,
+        ),
+        (
+            "another repository",
+            scanner.get_manifest(&other_repo, &elsewhere.digest).await,
+        ),
+        (
+            "the tag list",
+            scanner.get(&format!("/v2/{repo}/tags/list")).await,
+        ),
+        ("the catalog", scanner.get("/v2/_catalog").await),
+        (
+            "a delete",
+            scanner
+                .delete(&format!("/v2/{repo}/manifests/{digest}"))
+                .await,
+        ),
+        (
+            "a push",
+            scanner
+                .send(scanner.req(reqwest::Method::POST, &format!("/v2/{repo}/blobs/uploads/")))
+                .await,
+        ),
+    ] {
+        assert_eq!(r.status(), 403, "{what}: {}", r.text().await.unwrap());
+    }
+
+    // The token endpoint: pull on the scanned repository only, whatever is asked, and no
+    // refresh token.
+    let r = scanner
+        .get(&format!(
+            "/token?service=berth&offline_token=true&scope=repository:{repo}:pull,push,delete\
+             &scope=repository:{other_repo}:pull&scope=registry:catalog:*"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let token = body["token"].as_str().unwrap();
+    let claims: Value = {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        claims["access"],
+        json!([{"type": "repository", "name": repo, "actions": ["pull"]}])
+    );
+    let form = format!(
+        "grant_type=password&username=AWS&password={}&service=berth&access_type=offline&scope=repository:{repo}:pull,push",
+        url::form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>()
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/token", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["scope"], format!("repository:{repo}:pull"));
+
+    // And the token it gets is bound to the same image.
+    let bearer = Api::with_authorization(&server.base, &format!("Bearer {token}"));
+    assert_eq!(bearer.get_manifest(&repo, &digest).await.status(), 200);
+    assert_eq!(
+        bearer.get_manifest(&repo, &sibling.digest).await.status(),
+        403
+    );
+}

@@ -78,6 +78,10 @@ impl Access {
             outcome: outcome.as_str().to_owned(),
             detail: detail.to_owned(),
             source_ip: facts.source_ip.map(|ip| ip.to_string()),
+            credential: subject
+                .credential_kind()
+                .map_or("", |k| k.as_str())
+                .to_owned(),
         };
         if let Err(e) = self.meta.insert_audit(&entry).await {
             tracing::error!(

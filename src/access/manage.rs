@@ -16,7 +16,8 @@
 use std::sync::Arc;
 
 use super::{
-    parse_login_name, Access, PolicyTarget, Principal, PrincipalKind, RequestFacts, Subject,
+    parse_login_name, Access, Credential, PolicyTarget, Principal, PrincipalKind, RequestFacts,
+    Subject,
 };
 use crate::auth::password::{
     generate_access_key_id, generate_password, generate_secret_access_key, hash_secret,
@@ -118,6 +119,15 @@ pub struct GroupInfo {
     pub arn: String,
     pub created_at: i64,
     pub members: Vec<String>,
+}
+
+/// An access key as listed (never its secret).
+#[derive(Debug, Clone)]
+pub struct AccessKeyInfo {
+    pub access_key_id: String,
+    pub active: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
 }
 
 /// A freshly created access key; the secret is shown once.
@@ -288,10 +298,51 @@ impl Access {
         ))
     }
 
-    /// `GET /api/v1/{users|robots}/{name}/access-keys`: (key id, created at), never secrets.
-    pub async fn access_keys(&self, kind: PrincipalKind, name: &str) -> Result<Vec<(String, i64)>> {
+    /// `GET /api/v1/{users|robots}/{name}/access-keys`: ids, status and creation times, never
+    /// secrets.
+    pub async fn access_keys(&self, kind: PrincipalKind, name: &str) -> Result<Vec<AccessKeyInfo>> {
         let row = self.principal_row(kind, name).await?;
-        self.meta.access_keys_of(row.id).await
+        Ok(self
+            .meta
+            .access_keys_of(row.id)
+            .await?
+            .into_iter()
+            .map(|k| AccessKeyInfo {
+                access_key_id: k.key_id,
+                active: k.active,
+                created_at: k.created_at,
+            })
+            .collect())
+    }
+
+    /// `PUT /api/v1/{users|robots}/{name}/access-keys/{keyId}` (IAM's UpdateAccessKey): an
+    /// inactive key signs nothing, and ECR registry passwords and refresh tokens obtained with it
+    /// stop working (within the 5-second rule); activating it again restores them.
+    pub async fn set_access_key_active(
+        &self,
+        kind: PrincipalKind,
+        name: &str,
+        key_id: &str,
+        active: bool,
+    ) -> Result<()> {
+        let row = self.principal_row(kind, name).await?;
+        if !self
+            .meta
+            .set_access_key_active(row.id, key_id, active)
+            .await?
+        {
+            return Err(Self::no_such_key(kind, name, key_id));
+        }
+        self.invalidate();
+        Ok(())
+    }
+
+    fn no_such_key(kind: PrincipalKind, name: &str, key_id: &str) -> Error {
+        Error::NotFound(format!(
+            "{} {name:?} has no access key {:?}",
+            kind.as_str(),
+            key_id.chars().take(40).collect::<String>()
+        ))
     }
 
     /// `DELETE /api/v1/{users|robots}/{name}/access-keys/{keyId}`.
@@ -303,11 +354,7 @@ impl Access {
     ) -> Result<()> {
         let row = self.principal_row(kind, name).await?;
         if !self.meta.delete_access_key(row.id, key_id).await? {
-            return Err(Error::NotFound(format!(
-                "{} {name:?} has no access key {:?}",
-                kind.as_str(),
-                key_id.chars().take(40).collect::<String>()
-            )));
+            return Err(Self::no_such_key(kind, name, key_id));
         }
         self.invalidate();
         Ok(())
@@ -462,7 +509,8 @@ impl Access {
         let (kind, name) = parse_login_name(login);
         let found: Option<Arc<Principal>> = self.principal(kind, name).await?;
         let principal = found.ok_or_else(|| Self::not_found(kind, name))?;
-        Ok(Subject::principal(principal))
+        let credential = Credential::of(principal.kind.secret_kind());
+        Ok(Subject::signed_in(principal, credential))
     }
 
     /// `POST /api/v1/policy-simulator`: decides one action for a principal with the policies

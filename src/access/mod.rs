@@ -26,15 +26,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::Digest as _;
 
+use crate::auth::credential::CredentialKind;
 use crate::auth::password::{credential_fingerprint, verify_against_dummy_hash, verify_secret};
 use crate::auth::scope::{Scope, ANY_ACTION, REGISTRY, REPOSITORY};
-use crate::auth::token::{Claims, ResourceAccess, TokenError};
+use crate::auth::token::{Claims, ResourceAccess, ScanGrant, TokenError, TokenType};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::meta::{now_millis, Meta, PrincipalRow};
 use crate::policy::{
-    evaluate, Action, Caller, Decision, Identity, PolicyDocument, PolicyKind, PolicySet,
-    RequestContext, ScopeAction,
+    evaluate, Action, Caller, Decision, Identity, ImplicitDenyReason, PolicyDocument, PolicyKind,
+    PolicySet, RequestContext, ScopeAction,
 };
 
 pub use audit::{AuditOutcome, MAX_AUDIT_PAGE};
@@ -42,8 +43,8 @@ use cache::TtlCache;
 pub use keys::SigningKeys;
 use limiter::LoginLimiter;
 pub use manage::{
-    validate_name, GroupInfo, NewAccessKey, PrincipalInfo, Simulation, SimulationRequest,
-    RESERVED_USER_NAMES,
+    validate_name, AccessKeyInfo, GroupInfo, NewAccessKey, PrincipalInfo, Simulation,
+    SimulationRequest, RESERVED_USER_NAMES,
 };
 
 /// The longest any cached identity, verified credential or policy document is trusted.
@@ -105,6 +106,14 @@ impl PrincipalKind {
             PrincipalKind::Robot => "robot",
         }
     }
+
+    /// The kind of credential its password is: a user's password or a robot's secret.
+    pub fn secret_kind(self) -> CredentialKind {
+        match self {
+            PrincipalKind::User => CredentialKind::Password,
+            PrincipalKind::Robot => CredentialKind::RobotSecret,
+        }
+    }
 }
 
 /// A signed-in user or robot account, as loaded (at most [`CACHE_TTL`] old).
@@ -151,15 +160,50 @@ pub fn parse_login_name(login: &str) -> (PrincipalKind, &str) {
     }
 }
 
-/// The caller of one request: anonymous or a principal, and the token it presented, if any.
+/// The credential a caller presented: its kind (which decides which doors it opens), when it
+/// expires, and the access key behind it. Nothing obtained with a credential outlives it or
+/// survives the access key that minted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub kind: CredentialKind,
+    /// Seconds since the epoch at which the credential expires, if it does.
+    pub expires_at: Option<i64>,
+    /// The access key behind an ECR registry password, and behind what was obtained with one.
+    pub access_key_id: Option<String>,
+}
+
+impl Credential {
+    /// A credential of `kind` that does not expire on its own (passwords, secrets, access keys).
+    pub fn of(kind: CredentialKind) -> Credential {
+        Credential {
+            kind,
+            expires_at: None,
+            access_key_id: None,
+        }
+    }
+
+    /// The credential a verified token stands for: its `exp` and access key.
+    fn of_token(kind: CredentialKind, claims: &Claims) -> Credential {
+        Credential {
+            kind,
+            expires_at: Some(claims.exp),
+            access_key_id: claims.akid.clone(),
+        }
+    }
+}
+
+/// The caller of one request: anonymous or a principal, the credential it presented, and the
+/// token, if that credential was one.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
     pub principal: Option<Arc<Principal>>,
+    /// What the caller presented; `None` for callers with no credentials at all.
+    pub credential: Option<Credential>,
     /// The verified registry token, when the caller presented one: requests may do only what
     /// it grants (and what the policies still allow).
     pub token: Option<Arc<Claims>>,
-    /// Logged in with a scan password (Berth's own scanner, see [`Subject::is_scanner`]).
-    pub scan: bool,
+    /// Berth's own scanner and the one image it may read (see [`Subject::is_scanner`]).
+    pub scan: Option<ScanGrant>,
 }
 
 impl Subject {
@@ -167,21 +211,30 @@ impl Subject {
         Subject::default()
     }
 
-    pub fn principal(principal: Arc<Principal>) -> Subject {
+    /// A principal signed in with `credential`.
+    pub fn signed_in(principal: Arc<Principal>, credential: Credential) -> Subject {
         Subject {
             principal: Some(principal),
+            credential: Some(credential),
             token: None,
-            scan: false,
+            scan: None,
         }
     }
 
-    /// Berth's own scanner: its reads bypass the pull gate and are not recorded as pulls.
+    /// Berth's own scanner: it reads one image (no policy grants it more or less), its reads
+    /// bypass the pull gate and are not recorded as pulls.
     pub fn is_scanner(&self) -> bool {
-        self.scan || self.token.as_ref().is_some_and(|t| t.scan)
+        self.scan.is_some()
     }
 
+    /// No principal and not the scanner: policies decide for `anonymous`.
     pub fn is_anonymous(&self) -> bool {
-        self.principal.is_none()
+        self.principal.is_none() && self.scan.is_none()
+    }
+
+    /// The kind of credential presented, if any.
+    pub fn credential_kind(&self) -> Option<CredentialKind> {
+        self.credential.as_ref().map(|c| c.kind)
     }
 
     pub fn caller(&self) -> Caller {
@@ -193,9 +246,11 @@ impl Subject {
 
     /// The name shown in logs and audit records.
     pub fn display_name(&self) -> String {
-        self.principal
-            .as_ref()
-            .map_or_else(|| "anonymous".to_owned(), |p| p.login_name())
+        match (&self.principal, &self.scan) {
+            (Some(p), _) => p.login_name(),
+            (None, Some(_)) => "scanner".to_owned(),
+            (None, None) => "anonymous".to_owned(),
+        }
     }
 }
 
@@ -260,6 +315,9 @@ pub struct Access {
     tokens: TtlCache<[u8; 32], Arc<Claims>>,
     /// Recent decisions; see [`DECISION_TTL`].
     decisions: TtlCache<DecisionKey, Decision>,
+    /// Whether access keys exist and are active, by key id: ECR registry passwords and refresh
+    /// tokens stop working within the 5-second rule when their key is deleted or deactivated.
+    usable_keys: TtlCache<String, bool>,
     limiter: LoginLimiter,
 }
 
@@ -286,6 +344,7 @@ impl Access {
             basic_logins: TtlCache::new(BASIC_TTL, 100_000),
             scope_decisions: TtlCache::new(DECISION_TTL, 100_000),
             decisions: TtlCache::new(DECISION_TTL, 100_000),
+            usable_keys: TtlCache::new(CACHE_TTL, 100_000),
             limiter: LoginLimiter::new(
                 config.auth.max_failed_logins,
                 Duration::from_secs(config.auth.failed_login_window_secs),
@@ -310,6 +369,7 @@ impl Access {
         self.decisions.clear();
         self.scope_decisions.clear();
         self.basic_logins.clear();
+        self.usable_keys.clear();
     }
 
     async fn setting(&self, name: &'static str) -> Result<Option<String>> {
@@ -408,37 +468,15 @@ impl Access {
         Ok(subject)
     }
 
-    /// [`Access::login`], keeping whether the password was a scan password.
+    /// HTTP Basic: a user's password, a robot's secret, or `AWS` with an ECR registry password
+    /// or the scanner's one-scan password. The subject names which. Failures are counted per
+    /// name and address; past the limit the answer is 429.
     pub async fn login_subject(
         &self,
         username: &str,
         password: &str,
         facts: &RequestFacts,
     ) -> Result<Subject> {
-        let (principal, scan) = self.login_inner(username, password, facts).await?;
-        Ok(Subject {
-            scan,
-            ..Subject::principal(principal)
-        })
-    }
-
-    /// HTTP Basic: a user's or robot's password, or `AWS` with an ECR registry password.
-    /// Failures are counted per name and address; past the limit the answer is 429.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-        facts: &RequestFacts,
-    ) -> Result<Arc<Principal>> {
-        Ok(self.login_inner(username, password, facts).await?.0)
-    }
-
-    async fn login_inner(
-        &self,
-        username: &str,
-        password: &str,
-        facts: &RequestFacts,
-    ) -> Result<(Arc<Principal>, bool)> {
         if let Some(wait) = self.limiter.blocked(username, facts.source_ip) {
             return Err(Error::TooManyRequests {
                 message: format!("too many failed logins for {username:?}; try again in {wait} s"),
@@ -446,18 +484,17 @@ impl Access {
             });
         }
         let outcome = if username == ECR_USERNAME {
-            self.claims_and_principal(password, true)
-                .await
-                .map(|(claims, p)| (p, claims.scan))
+            self.registry_password_login(password).await
         } else {
-            self.check_password(username, password)
-                .await
-                .map(|p| (p, false))
+            self.check_password(username, password).await.map(|p| {
+                let credential = Credential::of(p.kind.secret_kind());
+                Subject::signed_in(p, credential)
+            })
         };
         match outcome {
-            Ok(login) => {
+            Ok(subject) => {
                 self.limiter.record_success(username, facts.source_ip);
-                Ok(login)
+                Ok(subject)
             }
             Err(Error::Unauthorized(message)) => {
                 self.limiter.record_failure(username, facts.source_ip);
@@ -466,6 +503,33 @@ impl Access {
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// `AWS:<password>`: an ECR registry password (its principal, while the access key that
+    /// minted it is usable) or the scanner's one-scan password (no principal; one image).
+    async fn registry_password_login(&self, password: &str) -> Result<Subject> {
+        let claims = self
+            .verify_with_reload(|ring, now| {
+                ring.verify_registry_password(password, &self.issuer, &self.service, now)
+            })
+            .await
+            .map_err(|e| Error::Unauthorized(format!("invalid registry password: {e}")))?;
+        if claims.typ == TokenType::ScanPassword {
+            let scan = claims.scan.clone().ok_or_else(|| {
+                Error::Unauthorized("invalid registry password: malformed token".into())
+            })?;
+            return Ok(Subject {
+                principal: None,
+                credential: Some(Credential::of_token(CredentialKind::Scanner, &claims)),
+                token: None,
+                scan: Some(scan),
+            });
+        }
+        let principal = self.token_principal(&claims, "registry password").await?;
+        Ok(Subject::signed_in(
+            principal,
+            Credential::of_token(CredentialKind::EcrPassword, &claims),
+        ))
     }
 
     async fn check_password(&self, login: &str, password: &str) -> Result<Arc<Principal>> {
@@ -516,43 +580,45 @@ impl Access {
         Ok(principal)
     }
 
-    /// The principal of a refresh token or ECR registry password, checked against the current
-    /// credential version.
-    async fn principal_for_token(
-        &self,
-        token: &str,
-        registry_password: bool,
-    ) -> Result<Arc<Principal>> {
-        Ok(self.claims_and_principal(token, registry_password).await?.1)
+    /// The current principal of a verified token (refresh token, ECR registry password, access
+    /// token): it must still exist with the credential version the token was issued for, and
+    /// the access key behind it, if any, must still be usable.
+    async fn token_principal(&self, claims: &Claims, what: &str) -> Result<Arc<Principal>> {
+        let principal = self.current_principal(claims).await?.ok_or_else(|| {
+            Error::Unauthorized(format!(
+                "{what} is no longer valid (credentials changed or account removed); log in again"
+            ))
+        })?;
+        if let Some(key_id) = &claims.akid {
+            if !self.access_key_usable(key_id).await? {
+                return Err(Error::Unauthorized(format!(
+                    "{what} is no longer valid: the access key that issued it was deleted or \
+                     deactivated; log in again"
+                )));
+            }
+        }
+        Ok(principal)
     }
 
-    async fn claims_and_principal(
-        &self,
-        token: &str,
-        registry_password: bool,
-    ) -> Result<(Claims, Arc<Principal>)> {
-        let what = if registry_password {
-            "registry password"
-        } else {
-            "refresh token"
-        };
-        let claims = self
-            .verify_with_reload(token, |ring, now| {
-                ring.verify_refresh_token(token, &self.issuer, &self.service, now)
-            })
-            .await
-            .map_err(|e| Error::Unauthorized(format!("invalid {what}: {e}")))?;
-        let principal = self.current_principal(&claims).await?.ok_or_else(|| {
-            Error::Unauthorized(format!("{what} is no longer valid; log in again"))
-        })?;
-        Ok((claims, principal))
+    /// Whether an access key exists and is active (at most [`CACHE_TTL`] old).
+    pub async fn access_key_usable(&self, key_id: &str) -> Result<bool> {
+        let key_id = key_id.to_owned();
+        if let Some(hit) = self.usable_keys.get(&key_id) {
+            return Ok(hit);
+        }
+        let usable = self
+            .meta
+            .access_key(&key_id)
+            .await?
+            .is_some_and(|key| key.active);
+        self.usable_keys.insert(key_id, usable);
+        Ok(usable)
     }
 
     /// Verifies with the current key ring; a token signed by a key this replica has not loaded yet
     /// (another replica just rotated) triggers one reload.
     async fn verify_with_reload(
         &self,
-        _token: &str,
         verify: impl Fn(&crate::auth::token::KeyRing, DateTime<Utc>) -> Result<Claims, TokenError>,
     ) -> Result<Claims, TokenError> {
         match verify(&self.keys.ring(), self.now()) {
@@ -579,7 +645,7 @@ impl Access {
     }
 
     /// A registry access token (`Authorization: Bearer`): signature, issuer, audience, validity,
-    /// then the subject's current credential version.
+    /// then the subject's current credential version and the access key behind it.
     pub async fn verify_bearer(&self, token: &str) -> Result<Subject> {
         // A signature verified moments ago need not be verified again; expiry is still checked.
         let fingerprint: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
@@ -596,7 +662,7 @@ impl Access {
             }
             None => {
                 let claims = Arc::new(
-                    self.verify_with_reload(token, |ring, now| {
+                    self.verify_with_reload(|ring, now| {
                         ring.verify_access_token(token, &self.issuer, &self.service, now)
                     })
                     .await
@@ -609,26 +675,25 @@ impl Access {
         let principal = if claims.sub.is_empty() {
             None
         } else {
-            Some(self.current_principal(&claims).await?.ok_or_else(|| {
-                Error::Unauthorized(
-                    "token is no longer valid (credentials changed or account removed)".into(),
-                )
-            })?)
+            Some(self.token_principal(&claims, "token").await?)
         };
         Ok(Subject {
             principal,
+            credential: Some(Credential::of_token(CredentialKind::RegistryToken, &claims)),
+            scan: claims.scan.clone(),
             token: Some(claims),
-            scan: false,
         })
     }
 
     /// The principal and secret of an access key (for SigV4); `None` for unknown keys and keys of
     /// expired or deleted principals.
+    /// Inactive keys are refused like unknown ones (as IAM refuses them).
     pub async fn access_key(&self, key_id: &str) -> Result<Option<(Arc<Principal>, String)>> {
-        let Some((principal_id, secret)) = self.meta.access_key(key_id).await? else {
+        let Some(key) = self.meta.access_key(key_id).await?.filter(|k| k.active) else {
             return Ok(None);
         };
-        let Some(row) = self.meta.principal_by_id(principal_id).await? else {
+        let secret = key.secret;
+        let Some(row) = self.meta.principal_by_id(key.principal_id).await? else {
             return Ok(None);
         };
         let kind = if row.kind == "robot" {
@@ -720,6 +785,13 @@ impl Access {
         repository: Option<&str>,
         facts: &RequestFacts,
     ) -> Result<Decision> {
+        if subject.is_scanner() {
+            // The scanner reads its one image through `/v2` (checked there, by route); no ECR
+            // action is ever decided in its favour.
+            return Ok(Decision::ImplicitDeny(
+                ImplicitDenyReason::CredentialLimited,
+            ));
+        }
         let key = DecisionKey {
             principal: subject
                 .principal
@@ -809,6 +881,9 @@ impl Access {
         repository: &str,
         facts: &RequestFacts,
     ) -> Result<bool> {
+        if subject.is_scanner() {
+            return Ok(false);
+        }
         let key = ScopeKey {
             principal: subject
                 .principal
@@ -845,6 +920,25 @@ impl Access {
         requested: &[Scope],
         facts: &RequestFacts,
     ) -> Result<Vec<ResourceAccess>> {
+        if let Some(scan) = &subject.scan {
+            // The scanner's credential carries its own grant: pull on its one repository.
+            return Ok(requested
+                .iter()
+                .filter(|s| {
+                    s.resource_type == REPOSITORY
+                        && s.name == scan.repository
+                        && s.actions.iter().any(|a| a == crate::auth::scope::PULL)
+                })
+                .take(1)
+                .map(|s| {
+                    ResourceAccess::from(Scope::new(
+                        REPOSITORY,
+                        &s.name,
+                        &[crate::auth::scope::PULL],
+                    ))
+                })
+                .collect());
+        }
         let mut granted = Vec::new();
         for scope in requested {
             let mut actions: Vec<&str> = Vec::new();
@@ -877,14 +971,17 @@ impl Access {
 
     // ---- tokens ----
 
-    fn base_claims(&self, principal: Option<&Principal>, refresh: bool, ttl: Duration) -> Claims {
+    fn base_claims(&self, typ: TokenType, principal: Option<&Principal>, ttl: Duration) -> Claims {
         let subject = principal.map(Principal::login_name).unwrap_or_default();
         let lifetime = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
-        let claims = if refresh {
-            Claims::new_refresh(&self.issuer, &self.service, &subject, self.now(), lifetime)
-        } else {
-            Claims::new_access(&self.issuer, &self.service, &subject, self.now(), lifetime)
-        };
+        let claims = Claims::new(
+            typ,
+            &self.issuer,
+            &self.service,
+            &subject,
+            self.now(),
+            lifetime,
+        );
         match principal {
             Some(p) => claims
                 .with_credential_version(u64::try_from(p.credential_version).unwrap_or(0))
@@ -893,48 +990,109 @@ impl Access {
         }
     }
 
-    /// Signs an access token for `subject` (anonymous without a principal) granting `access`.
+    /// Claims of a token obtained with `subject`'s credential: its principal, the kind of that
+    /// credential and the access key behind it, the scanner's image, and an expiry no later
+    /// than the credential's own.
+    fn derived_claims(&self, typ: TokenType, subject: &Subject, ttl: Duration) -> Claims {
+        let credential = subject.credential.as_ref();
+        self.base_claims(typ, subject.principal.as_deref(), ttl)
+            .with_credential(credential.map(|c| c.kind))
+            .with_access_key(credential.and_then(|c| c.access_key_id.clone()))
+            .with_scan(subject.scan.clone())
+            .expiring_by(credential.and_then(|c| c.expires_at))
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String> {
+        if claims.exp <= self.now().timestamp() {
+            return Err(Error::Unauthorized(
+                "the credential has expired; log in again".into(),
+            ));
+        }
+        self.keys.ring().issue(claims).map_err(Error::internal)
+    }
+
+    /// Signs an access token for `subject` (anonymous without a principal) granting `access`,
+    /// and recording the access it asked for (`requested`).
     pub fn issue_access_token(
         &self,
         subject: &Subject,
         access: Vec<ResourceAccess>,
+        requested: Vec<ResourceAccess>,
     ) -> Result<(String, Claims)> {
         let claims = self
-            .base_claims(subject.principal.as_deref(), false, self.token_ttl)
+            .derived_claims(TokenType::Access, subject, self.token_ttl)
             .with_access(access)
-            .with_scan(subject.is_scanner());
-        let token = self.keys.ring().issue(&claims).map_err(Error::internal)?;
+            .with_requested(requested);
+        let token = self.sign(&claims)?;
         Ok((token, claims))
     }
 
-    /// Signs a refresh token (`offline_token=true`) for `principal`.
-    pub fn issue_refresh_token(&self, principal: &Principal) -> Result<String> {
-        let claims = self.base_claims(Some(principal), true, self.refresh_token_ttl);
-        self.keys.ring().issue(&claims).map_err(Error::internal)
+    /// Signs a refresh token (`offline_token=true`) for a signed-in subject. It expires no
+    /// later than the credential it was obtained with (an ECR registry password's 12 hours)
+    /// and dies with the access key behind it. The scanner never gets one.
+    pub fn issue_refresh_token(&self, subject: &Subject) -> Result<Option<String>> {
+        if subject.principal.is_none() || subject.is_scanner() {
+            return Ok(None);
+        }
+        let claims = self.derived_claims(TokenType::Refresh, subject, self.refresh_token_ttl);
+        self.sign(&claims).map(Some)
     }
 
-    /// The principal behind a refresh token (`grant_type=refresh_token`).
-    pub async fn redeem_refresh_token(&self, token: &str) -> Result<Arc<Principal>> {
-        self.principal_for_token(token, false).await
+    /// The caller behind a refresh token (`grant_type=refresh_token`), checked against the
+    /// current credential version and the access key it derives from.
+    pub async fn redeem_refresh_token(&self, token: &str) -> Result<Subject> {
+        let claims = self
+            .verify_with_reload(|ring, now| {
+                ring.verify_refresh_token(token, &self.issuer, &self.service, now)
+            })
+            .await
+            .map_err(|e| Error::Unauthorized(format!("invalid refresh token: {e}")))?;
+        if claims.cred.is_none() {
+            // Issued before refresh tokens recorded what they were obtained with: one may come
+            // from a 12-hour ECR password, so none is trusted for its full week.
+            return Err(Error::Unauthorized(
+                "refresh token from an older Berth; log in again".into(),
+            ));
+        }
+        let principal = self.token_principal(&claims, "refresh token").await?;
+        Ok(Subject::signed_in(
+            principal,
+            Credential::of_token(CredentialKind::RefreshToken, &claims),
+        ))
     }
 
     /// ECR's `GetAuthorizationToken`: a password for `AWS:<password>` Basic logins, valid for
-    /// [`REGISTRY_PASSWORD_TTL`] or until the principal's credentials change.
-    pub fn registry_password(&self, principal: &Principal) -> Result<(String, DateTime<Utc>)> {
-        let claims = self.base_claims(Some(principal), true, REGISTRY_PASSWORD_TTL);
+    /// [`REGISTRY_PASSWORD_TTL`] or until the principal's credentials change or the access key
+    /// `access_key_id` that asked for it is deleted or deactivated.
+    pub fn registry_password(
+        &self,
+        principal: &Principal,
+        access_key_id: &str,
+    ) -> Result<(String, DateTime<Utc>)> {
+        let claims = self
+            .base_claims(
+                TokenType::RegistryPassword,
+                Some(principal),
+                REGISTRY_PASSWORD_TTL,
+            )
+            .with_credential(Some(CredentialKind::AccessKey))
+            .with_access_key(Some(access_key_id.to_owned()));
         let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
-        let token = self.keys.ring().issue(&claims).map_err(Error::internal)?;
-        Ok((token, expires))
+        Ok((self.sign(&claims)?, expires))
     }
 
-    /// A registry password like [`Access::registry_password`] but valid only for `ttl`: the
-    /// credential the scan workers hand to Trivy for one scan.
-    /// The password marks its logins as the scanner's ([`Subject::is_scanner`]).
-    pub fn scan_registry_password(&self, principal: &Principal, ttl: Duration) -> Result<String> {
+    /// The password the scan workers hand to Trivy for one scan: it reads the image `grant`
+    /// (the manifest and the blobs it references) for `ttl`, and nothing else. It belongs to no
+    /// principal, so no policy widens or narrows it, and it never yields a refresh token.
+    pub fn scan_password(&self, grant: ScanGrant, ttl: Duration) -> Result<String> {
         let claims = self
-            .base_claims(Some(principal), true, ttl.min(REGISTRY_PASSWORD_TTL))
-            .with_scan(true);
-        self.keys.ring().issue(&claims).map_err(Error::internal)
+            .base_claims(
+                TokenType::ScanPassword,
+                None,
+                ttl.min(REGISTRY_PASSWORD_TTL),
+            )
+            .with_scan(Some(grant));
+        self.sign(&claims)
     }
 
     /// The public keys that verify tokens, as a JWKS document.

@@ -6,7 +6,11 @@
 //! - [`KeyRing`]: the active signing key plus older keys still accepted during a rotation.
 //! - [`Claims`]: `iss`, `sub`, `aud` (= the service), `exp`, `nbf`, `iat`, `jti`, the Docker
 //!   `access` list, `cv` (credential version, compared by the caller with the database),
-//!   an optional `principal` ARN and `typ` (`access` or `refresh`).
+//!   an optional `principal` ARN, `typ` (what the token is: an access token, a refresh token, an
+//!   ECR registry password or the scanner's one-scan password), `cred` (the kind of credential
+//!   it was obtained with), `akid` (the access key behind an ECR registry password, carried into
+//!   everything obtained with it), `scan` (the one image a scanner credential reads) and `req`
+//!   (the access a client asked for, beside the `access` it was granted).
 //!
 //! Verification is pinned to ES256: the algorithm is read from the header and anything else
 //! (`none`, HS256 keyed with the public key, RS256, ...) is refused before any key is touched.
@@ -21,6 +25,7 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::credential::CredentialKind;
 use super::scope::{merge_scope, Scope, ANY_ACTION};
 
 /// Leeway applied to `exp` and `nbf` for clock differences between replicas.
@@ -74,14 +79,27 @@ pub enum TokenError {
     Issue(String),
 }
 
-/// The kind of token, carried in the `typ` claim.
+/// The kind of token, carried in the `typ` claim. Each is accepted only where it is meant to
+/// be: a token of one type never verifies as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum TokenType {
     /// A short-lived bearer token for registry requests.
     Access,
     /// A long-lived token only exchanged at the token endpoint (`grant_type=refresh_token`).
     Refresh,
+    /// ECR's `GetAuthorizationToken` password, used as HTTP Basic `AWS:<password>`.
+    RegistryPassword,
+    /// The password Berth's scanner gets for one scan (HTTP Basic `AWS:<password>`).
+    ScanPassword,
+}
+
+/// The one image a scanner credential may read: a manifest and the blobs it references, in one
+/// repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ScanGrant {
+    pub repository: String,
+    pub digest: String,
 }
 
 /// One entry of the Docker `access` claim.
@@ -132,12 +150,25 @@ pub struct Claims {
     /// The principal ARN (`arn:aws:iam::<registryId>:user/<name>`), absent for anonymous.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
-    /// Access or refresh token.
+    /// What the token is (and so where it is accepted).
     pub typ: TokenType,
-    /// Issued to Berth's own scanner: its pulls bypass the pull gate and do not count as pulls
-    /// for lifecycle rules. Carried from the scan password into the tokens it obtains.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub scan: bool,
+    /// The kind of credential the token was obtained with (absent for anonymous tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<CredentialKind>,
+    /// The access key that minted the ECR registry password this token derives from: the
+    /// token stops working when that key is deleted or deactivated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub akid: Option<String>,
+    /// Issued to Berth's own scanner for one image: its pulls bypass the pull gate and do not
+    /// count as pulls for lifecycle rules, and it reads nothing else. Carried from the scan
+    /// password into the tokens it obtains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanGrant>,
+    /// The access the client asked for when it got this token (access tokens only). A request
+    /// needing an action that was not asked for may get a new token (401); one that was asked
+    /// for and not granted was refused by policy (403).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub req: Vec<ResourceAccess>,
 }
 
 impl Claims {
@@ -164,7 +195,8 @@ impl Claims {
         Claims::new(TokenType::Refresh, issuer, audience, subject, now, lifetime)
     }
 
-    fn new(
+    /// Claims of any token type, valid from `now` for `lifetime`, with no access.
+    pub fn new(
         typ: TokenType,
         issuer: &str,
         audience: &str,
@@ -185,7 +217,10 @@ impl Claims {
             cv: 0,
             principal: None,
             typ,
-            scan: false,
+            cred: None,
+            akid: None,
+            scan: None,
+            req: Vec::new(),
         }
     }
 
@@ -207,10 +242,46 @@ impl Claims {
         self
     }
 
-    /// Marks the token as the scanner's.
-    pub fn with_scan(mut self, scan: bool) -> Claims {
+    /// Limits the token to the scanner's one image.
+    pub fn with_scan(mut self, scan: Option<ScanGrant>) -> Claims {
         self.scan = scan;
         self
+    }
+
+    /// Records the kind of credential the token was obtained with.
+    pub fn with_credential(mut self, kind: Option<CredentialKind>) -> Claims {
+        self.cred = kind;
+        self
+    }
+
+    /// Records the access key behind the credential the token derives from.
+    pub fn with_access_key(mut self, key_id: Option<String>) -> Claims {
+        self.akid = key_id;
+        self
+    }
+
+    /// Records the access the client asked for.
+    pub fn with_requested(mut self, requested: Vec<ResourceAccess>) -> Claims {
+        self.req = requested;
+        self
+    }
+
+    /// Makes the token expire no later than `at` (seconds since the epoch): nothing obtained
+    /// with a credential outlives it.
+    pub fn expiring_by(mut self, at: Option<i64>) -> Claims {
+        if let Some(at) = at {
+            self.exp = self.exp.min(at);
+        }
+        self
+    }
+
+    /// Whether the client asked for `action` on `(resource_type, name)` when it got this token.
+    pub fn requested(&self, resource_type: &str, name: &str, action: &str) -> bool {
+        self.req.iter().any(|entry| {
+            entry.resource_type == resource_type
+                && entry.name == name
+                && entry.actions.iter().any(|a| a == action || a == ANY_ACTION)
+        })
     }
 
     /// Seconds from `iat` to `exp` (the token response's `expires_in`).
@@ -444,8 +515,8 @@ impl SigningKey {
         if claims.exp <= claims.iat || claims.nbf > claims.exp {
             return Err(TokenError::Issue("exp must be after iat and nbf".into()));
         }
-        if claims.typ == TokenType::Refresh && !claims.access.is_empty() {
-            return Err(TokenError::Issue("refresh tokens carry no access".into()));
+        if claims.typ != TokenType::Access && !(claims.access.is_empty() && claims.req.is_empty()) {
+            return Err(TokenError::Issue("only access tokens carry access".into()));
         }
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid().to_owned());
@@ -543,7 +614,7 @@ impl KeyRing {
     ) -> Result<Claims, TokenError> {
         self.verify(
             token,
-            TokenType::Access,
+            &[TokenType::Access],
             expected_issuer,
             expected_audience,
             now,
@@ -560,7 +631,25 @@ impl KeyRing {
     ) -> Result<Claims, TokenError> {
         self.verify(
             token,
-            TokenType::Refresh,
+            &[TokenType::Refresh],
+            expected_issuer,
+            expected_audience,
+            now,
+        )
+    }
+
+    /// Verifies the password of an `AWS:<password>` Basic login: an ECR registry password or
+    /// the scanner's one-scan password (`typ` tells which).
+    pub fn verify_registry_password(
+        &self,
+        token: &str,
+        expected_issuer: &str,
+        expected_audience: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, TokenError> {
+        self.verify(
+            token,
+            &[TokenType::RegistryPassword, TokenType::ScanPassword],
             expected_issuer,
             expected_audience,
             now,
@@ -570,7 +659,7 @@ impl KeyRing {
     fn verify(
         &self,
         token: &str,
-        expected_type: TokenType,
+        expected_types: &[TokenType],
         expected_issuer: &str,
         expected_audience: &str,
         now: DateTime<Utc>,
@@ -624,7 +713,7 @@ impl KeyRing {
             })?
             .claims;
 
-        if claims.typ != expected_type {
+        if !expected_types.contains(&claims.typ) {
             return Err(TokenError::WrongTokenType);
         }
         if claims.iss != expected_issuer {
@@ -1019,6 +1108,53 @@ mod tests {
         smuggled.access = access_claims().access;
         assert!(!smuggled.allows(REPOSITORY, "team/app", PULL));
         assert!(matches!(ring().issue(&smuggled), Err(TokenError::Issue(_))));
+    }
+
+    #[test]
+    fn attack_refresh_token_is_not_a_registry_password_and_vice_versa() {
+        let day = chrono::Duration::days(1);
+        let refresh = ring()
+            .issue(&Claims::new_refresh(ISS, AUD, "alice", t0(), day))
+            .unwrap();
+        assert_eq!(
+            ring().verify_registry_password(&refresh, ISS, AUD, t0()),
+            Err(TokenError::WrongTokenType)
+        );
+        for typ in [TokenType::RegistryPassword, TokenType::ScanPassword] {
+            let password = ring()
+                .issue(&Claims::new(typ, ISS, AUD, "alice", t0(), day))
+                .unwrap();
+            assert_eq!(
+                ring()
+                    .verify_registry_password(&password, ISS, AUD, t0())
+                    .unwrap()
+                    .typ,
+                typ
+            );
+            assert_eq!(
+                ring().verify_refresh_token(&password, ISS, AUD, t0()),
+                Err(TokenError::WrongTokenType)
+            );
+            assert_eq!(verify(&password, t0()), Err(TokenError::WrongTokenType));
+        }
+    }
+
+    #[test]
+    fn requested_access_is_kept_apart_from_granted_access() {
+        let claims = access_claims().with_requested(vec![ResourceAccess {
+            resource_type: REPOSITORY.into(),
+            name: "team/app".into(),
+            actions: vec![PULL.into(), PUSH.into(), "delete".into()],
+        }]);
+        let token = ring().issue(&claims).unwrap();
+        let verified = verify(&token, t0()).unwrap();
+        assert!(verified.requested(REPOSITORY, "team/app", "delete"));
+        assert!(!verified.allows(REPOSITORY, "team/app", "delete"));
+        assert!(!verified.requested(REPOSITORY, "team/other", PULL));
+        let capped = access_claims().expiring_by(Some(t0().timestamp() + 10));
+        assert_eq!(capped.exp, t0().timestamp() + 10);
+        let uncapped = access_claims().expiring_by(Some(t0().timestamp() + 100_000));
+        assert_eq!(uncapped.exp, access_claims().exp);
     }
 
     #[test]

@@ -16,8 +16,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::access::{AuditOutcome, Principal, RequestFacts, Subject};
+use crate::access::{AuditOutcome, Credential, Principal, RequestFacts, Subject};
 use crate::app::AppState;
+use crate::auth::credential::CredentialKind;
 use crate::auth::sigv4::{self, SigV4Error, SigV4Request, SigV4Verifier};
 use crate::error::Error;
 use crate::oci::RepoName;
@@ -271,13 +272,13 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> EcrResult<T> {
 /// reaches the log.
 async fn audit(
     app: &AppState,
-    principal: Option<&Arc<Principal>>,
+    subject: Option<&Subject>,
     operation: &str,
     repository: Option<&str>,
     facts: &RequestFacts,
     outcome: Result<(), &EcrError>,
 ) {
-    let Some(principal) = principal else { return };
+    let Some(subject) = subject else { return };
     let resource = match repository {
         Some(name) => {
             crate::policy::repository_arn(&app.access.region, &app.access.registry_id, name)
@@ -294,7 +295,7 @@ async fn audit(
     };
     app.access
         .audit_request(
-            &Subject::principal(principal.clone()),
+            subject,
             facts,
             &format!("ecr:{operation}"),
             &resource,
@@ -314,21 +315,21 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
         .map(str::to_owned);
-    let mut principal = None;
+    let mut subject = None;
     let mut repository = None;
     let outcome = serve(
         &app,
         req,
         operation.as_deref(),
         &facts,
-        &mut principal,
+        &mut subject,
         &mut repository,
     )
     .await;
     let name = operation.as_deref().unwrap_or("-");
     audit(
         &app,
-        principal.as_ref(),
+        subject.as_ref(),
         name,
         repository.as_deref(),
         &facts,
@@ -402,13 +403,21 @@ async fn serve(
     req: Request,
     operation: Option<&str>,
     facts: &RequestFacts,
-    principal_out: &mut Option<Arc<Principal>>,
+    subject_out: &mut Option<Subject>,
     repository_out: &mut Option<String>,
 ) -> EcrResult<String> {
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, body_limit(app, operation)).await?;
-    let principal = authenticate(app, &parts, &body).await?;
-    *principal_out = Some(principal.clone());
+    let (principal, access_key_id) = authenticate(app, &parts, &body).await?;
+    let subject = Subject::signed_in(
+        principal.clone(),
+        Credential {
+            kind: CredentialKind::AccessKey,
+            expires_at: None,
+            access_key_id: Some(access_key_id),
+        },
+    );
+    *subject_out = Some(subject.clone());
     // For the audit record only; the operation parses (and validates) the body itself.
     *repository_out = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -443,7 +452,7 @@ async fn serve(
     }
     let call = Call {
         app,
-        subject: Subject::principal(principal.clone()),
+        subject,
         principal,
         facts: *facts,
         headers: &parts.headers,
@@ -451,12 +460,13 @@ async fn serve(
     operations::dispatch(&call, operation, &body).await
 }
 
-/// Verifies the request's SigV4 signature against the access key it names.
+/// Verifies the request's SigV4 signature against the access key it names (the only credential
+/// this door accepts, [`crate::auth::credential::Door::EcrApi`]); the key's principal and id.
 async fn authenticate(
     app: &AppState,
     parts: &axum::http::request::Parts,
     body: &[u8],
-) -> EcrResult<Arc<Principal>> {
+) -> EcrResult<(Arc<Principal>, String)> {
     let authority = parts.uri.authority().map(|a| a.as_str());
     let headers = sigv4::headers_from_http(&parts.headers, authority);
     let authorization = sigv4::parse_authorization(&headers)?;
@@ -482,7 +492,7 @@ async fn authenticate(
         &secret,
         chrono::Utc::now(),
     )?;
-    Ok(principal)
+    Ok((principal, authorization.access_key_id.clone()))
 }
 
 #[cfg(test)]

@@ -345,7 +345,16 @@ async fn get_authorization_token(
     }
     call.authorize(Action::GetAuthorizationToken, &Target::Registry)
         .await?;
-    let (password, expires) = call.app.access.registry_password(&call.principal)?;
+    let access_key_id = call
+        .subject
+        .credential
+        .as_ref()
+        .and_then(|c| c.access_key_id.as_deref())
+        .ok_or_else(|| EcrError::from(crate::error::Error::internal("no access key")))?;
+    let (password, expires) = call
+        .app
+        .access
+        .registry_password(&call.principal, access_key_id)?;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
     let entries = ids.len().max(1);
     Ok(GetAuthorizationTokenResponse {

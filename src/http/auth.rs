@@ -10,9 +10,11 @@ use axum::http::{header, HeaderMap, Method};
 use super::route::Route;
 use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
+use crate::auth::credential::Door;
 use crate::auth::scope::{
     BearerChallenge, ChallengeError, Scope, ANY_ACTION, REGISTRY, REPOSITORY,
 };
+use crate::auth::token::ScanGrant;
 use crate::error::{Error, Result};
 use crate::oci::RepoName;
 use crate::policy::templates::AppliedFor;
@@ -162,6 +164,18 @@ pub async fn guard(
         }
         Err(other) => return Err(other),
     };
+    if let Some(kind) = subject.credential_kind() {
+        Door::Registry
+            .admit(kind)
+            .map_err(|message| Error::AuthenticationRequired {
+                message,
+                challenge: with_scope(challenge(app, headers)).header_value(),
+            })?;
+    }
+    if let Some(grant) = &subject.scan {
+        scanner_may_read(app, grant, method, route).await?;
+        return Ok(subject);
+    }
     let unauthenticated = subject.is_anonymous() && subject.token.is_none();
     let (scope, name) = match need {
         Need::Identity | Need::Catalog => {
@@ -182,17 +196,26 @@ pub async fn guard(
         let granted = claims.allows(REPOSITORY, name.as_str(), word)
             || alias.is_some_and(|a| claims.allows(REPOSITORY, a.as_str(), word));
         if !granted {
-            let message = format!("the token does not grant {word} on repository {name}");
+            let message = format!(
+                "the token does not grant {word} on repository {name}; ask /token for \
+                 repository:{name}:{}",
+                required_scope
+                    .as_ref()
+                    .map_or(word.to_owned(), |s| s.actions.join(","))
+            );
             let challenge = with_scope(challenge(app, headers))
                 .with_error(ChallengeError::InsufficientScope)
                 .header_value();
-            // An anonymous token needs a login (401); a signed-in caller's token needs more
-            // scope (403, RFC 6750), which clients such as oras-py answer with a new token.
-            return Err(if subject.is_anonymous() {
-                Error::AuthenticationRequired { message, challenge }
-            } else {
-                Error::InsufficientScope { message, challenge }
-            });
+            let asked = claims.requested(REPOSITORY, name.as_str(), word)
+                || alias.is_some_and(|a| claims.requested(REPOSITORY, a.as_str(), word));
+            return Err(
+                match lacking_scope_answer(asked, subject.is_anonymous(), method) {
+                    LackingScope::Reauthenticate => {
+                        Error::AuthenticationRequired { message, challenge }
+                    }
+                    LackingScope::Forbidden => Error::InsufficientScope { message, challenge },
+                },
+            );
         }
     }
     // Re-checked even with a token, so an edited policy applies to tokens already issued. The
@@ -221,6 +244,64 @@ pub async fn guard(
         create_on_push(app, &subject, name, facts).await?;
     }
     Ok(subject)
+}
+
+/// How a request is answered whose token lacks the action it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LackingScope {
+    /// 401 with the challenge naming the scope: the client fetches a token that carries it.
+    Reauthenticate,
+    /// 403 `DENIED` with the challenge.
+    Forbidden,
+}
+
+/// 401 or 403 for a token that lacks the needed action. The Docker token specification and
+/// Distribution answer 401, and clients (docker, containerd, the OCI conformance suite, which
+/// reuses a pull token for an upload's status) fetch a new token on it. But a new token cannot
+/// help when this one already asked for the action and the policies refused it: then 403, so
+/// that clients stop instead of looping. An anonymous caller may always log in (401). And a
+/// write (POST, PUT, PATCH) with a token that never asked for push comes only from a client
+/// that reuses one request's token for the next: every client that writes asks for push before
+/// it writes (docker, containerd, podman, skopeo, the conformance suite), but oras-py holds one
+/// token for everything and fetches a new one only after a 403 (on a 401 it sends the same token
+/// again and gives up), so a write answers 403 with the challenge (RFC 6750's answer).
+fn lacking_scope_answer(asked: bool, anonymous: bool, method: &Method) -> LackingScope {
+    let write = method == Method::POST || method == Method::PUT || method == Method::PATCH;
+    if anonymous || !(asked || write) {
+        LackingScope::Reauthenticate
+    } else {
+        LackingScope::Forbidden
+    }
+}
+
+/// The scanner's credential reads one image: `GET /v2/`, that manifest by digest, and the blobs
+/// it references, in its repository; nothing else, whatever the policies say.
+async fn scanner_may_read(
+    app: &AppState,
+    grant: &ScanGrant,
+    method: &Method,
+    route: &Route,
+) -> Result<()> {
+    let read = method == Method::GET || method == Method::HEAD;
+    let allowed = match route {
+        Route::Base => read,
+        Route::Manifest { name, reference } => {
+            read && name.as_str() == grant.repository && *reference == grant.digest
+        }
+        Route::Blob { name, digest } if read && name.as_str() == grant.repository => {
+            app.registry
+                .manifest_references_blob(name, &grant.digest, digest)
+                .await?
+        }
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::Denied(format!(
+        "the scanner's credential reads only {}@{}",
+        grant.repository, grant.digest
+    )))
 }
 
 /// A push to a missing repository creates it, with its `CREATE_ON_PUSH` creation template's
@@ -313,4 +394,36 @@ pub async fn may_pull(
     app.access
         .may(subject, ScopeAction::Pull, repository, facts)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_lacking_a_scope_is_sent_back_for_another_unless_that_cannot_help() {
+        use LackingScope::*;
+        // (asked for it, anonymous, method) -> answer
+        let cases = [
+            (false, false, Method::GET, Reauthenticate),
+            (false, false, Method::HEAD, Reauthenticate),
+            (false, false, Method::DELETE, Reauthenticate),
+            (false, false, Method::POST, Forbidden),
+            (false, false, Method::PATCH, Forbidden),
+            (false, false, Method::PUT, Forbidden),
+            (true, false, Method::GET, Forbidden),
+            (true, false, Method::POST, Forbidden),
+            (true, false, Method::DELETE, Forbidden),
+            (true, true, Method::POST, Reauthenticate),
+            (false, true, Method::PUT, Reauthenticate),
+            (false, true, Method::GET, Reauthenticate),
+        ];
+        for (asked, anonymous, method, answer) in cases {
+            assert_eq!(
+                lacking_scope_answer(asked, anonymous, &method),
+                answer,
+                "asked={asked} anonymous={anonymous} {method}"
+            );
+        }
+    }
 }

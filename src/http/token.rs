@@ -13,6 +13,7 @@ use super::auth::{authenticate, realm, request_facts};
 use super::error::ApiError;
 use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
+use crate::auth::credential::Door;
 use crate::auth::scope::{basic_challenge, parse_scope_params, render_scopes, Scope, REPOSITORY};
 use crate::auth::token::{Claims, ResourceAccess};
 use crate::error::{Error, Result};
@@ -111,7 +112,19 @@ async fn issue(
             a.name = name.clone();
         }
     }
-    app.access.issue_access_token(subject, access)
+    // What was asked for, beside what was granted: `/v2` answers a request needing an action
+    // that was never asked for with 401 (a new token may carry it), and one that was asked for
+    // and refused with 403 (another token would not help).
+    let requested = scopes.iter().cloned().map(ResourceAccess::from).collect();
+    app.access.issue_access_token(subject, access, requested)
+}
+
+/// Refuses credentials the token endpoint does not take (a registry token).
+fn admit(subject: &Subject) -> Result<()> {
+    match subject.credential_kind() {
+        Some(kind) => Door::TokenEndpoint.admit(kind).map_err(Error::Unauthorized),
+        None => Ok(()),
+    }
 }
 
 fn granted_scope_text(claims: &Claims) -> String {
@@ -141,11 +154,7 @@ async fn get_token_inner(app: &AppState, req: &axum::http::request::Parts) -> Re
     let scopes = requested_scopes(all(&pairs, "scope"))?;
     let facts = request_facts(app, &req.extensions);
     let subject = authenticate(app, &req.headers, &facts).await?;
-    if subject.token.is_some() {
-        return Err(Error::Unauthorized(
-            "the token endpoint takes Basic credentials or none, not a token".into(),
-        ));
-    }
+    admit(&subject)?;
     let (token, claims) = issue(app, &subject, &scopes, &facts).await?;
     let mut body = json!({
         "token": token,
@@ -153,9 +162,9 @@ async fn get_token_inner(app: &AppState, req: &axum::http::request::Parts) -> Re
         "expires_in": claims.lifetime_secs(),
         "issued_at": rfc3339(claims.iat),
     });
-    if first(&pairs, "offline_token") == Some("true") && !subject.is_scanner() {
-        if let Some(principal) = &subject.principal {
-            body["refresh_token"] = json!(app.access.issue_refresh_token(principal)?);
+    if first(&pairs, "offline_token") == Some("true") {
+        if let Some(refresh) = app.access.issue_refresh_token(&subject)? {
+            body["refresh_token"] = json!(refresh);
         }
     }
     Ok(token_response(body))
@@ -208,10 +217,9 @@ async fn post_token_inner(app: &AppState, req: Request) -> Result<Response> {
                 ));
             }
             let subject = app.access.login_subject(username, password, &facts).await?;
-            let principal = subject.principal.clone().expect("a login has a principal");
-            // A scan password is for one scan: it never yields a long-lived refresh token.
-            let refresh = if offline && !subject.is_scanner() {
-                Some(app.access.issue_refresh_token(&principal)?)
+            admit(&subject)?;
+            let refresh = if offline {
+                app.access.issue_refresh_token(&subject)?
             } else {
                 None
             };
@@ -219,8 +227,9 @@ async fn post_token_inner(app: &AppState, req: Request) -> Result<Response> {
         }
         Some("refresh_token") => {
             let token = first(&form, "refresh_token").unwrap_or("");
-            let principal = app.access.redeem_refresh_token(token).await?;
-            (Subject::principal(principal), Some(token.to_owned()))
+            let subject = app.access.redeem_refresh_token(token).await?;
+            admit(&subject)?;
+            (subject, Some(token.to_owned()))
         }
         other => {
             return Err(Error::Unsupported(format!(

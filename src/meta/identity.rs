@@ -117,14 +117,34 @@ impl Meta {
         Ok(())
     }
 
-    /// The principal and secret of an access key.
-    pub async fn access_key(&self, key_id: &str) -> Result<Option<(i64, String)>> {
-        let row = sqlx::query("SELECT principal_id, secret FROM access_keys WHERE key_id = $1")
-            .bind(key_id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| Ok((r.try_get("principal_id")?, r.try_get("secret")?)))
-            .transpose()
+    /// The principal, secret and status of an access key.
+    pub async fn access_key(&self, key_id: &str) -> Result<Option<AccessKeyRow>> {
+        let row = sqlx::query(
+            "SELECT key_id, principal_id, secret, status, created_at FROM access_keys \
+             WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(access_key_row).transpose()
+    }
+
+    /// Activates or deactivates one of a principal's access keys; false if it has no such key.
+    pub async fn set_access_key_active(
+        &self,
+        principal_id: i64,
+        key_id: &str,
+        active: bool,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE access_keys SET status = $1 WHERE principal_id = $2 AND key_id = $3",
+        )
+        .bind(if active { ACTIVE } else { INACTIVE })
+        .bind(principal_id)
+        .bind(key_id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Stores a (validated) policy document for `scope` / `target`, replacing any earlier one.
@@ -450,18 +470,16 @@ impl Meta {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The ids and creation times of a principal's access keys (never the secrets), oldest first.
-    pub async fn access_keys_of(&self, principal_id: i64) -> Result<Vec<(String, i64)>> {
+    /// A principal's access keys, oldest first (with their secrets: callers must not show them).
+    pub async fn access_keys_of(&self, principal_id: i64) -> Result<Vec<AccessKeyRow>> {
         let rows = sqlx::query(
-            "SELECT key_id, created_at FROM access_keys WHERE principal_id = $1 \
-             ORDER BY created_at, key_id",
+            "SELECT key_id, principal_id, secret, status, created_at FROM access_keys \
+             WHERE principal_id = $1 ORDER BY created_at, key_id",
         )
         .bind(principal_id)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("key_id")?, r.try_get("created_at")?)))
-            .collect()
+        rows.iter().map(access_key_row).collect()
     }
 
     /// Deletes one of a principal's access keys; false if it has no such key.
@@ -473,6 +491,46 @@ impl Meta {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Stored access key status values (IAM's).
+const ACTIVE: &str = "Active";
+const INACTIVE: &str = "Inactive";
+
+/// An access key as stored.
+#[derive(Clone)]
+pub struct AccessKeyRow {
+    pub key_id: String,
+    pub principal_id: i64,
+    /// The secret SigV4 signs with; never shown after creation.
+    pub secret: String,
+    /// Inactive keys sign nothing, and what was obtained with them stops working.
+    pub active: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for AccessKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRow")
+            .field("key_id", &self.key_id)
+            .field("principal_id", &self.principal_id)
+            .field("secret", &"<redacted>")
+            .field("active", &self.active)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+fn access_key_row(r: &sqlx::any::AnyRow) -> Result<AccessKeyRow> {
+    let status: String = r.try_get("status")?;
+    Ok(AccessKeyRow {
+        key_id: r.try_get("key_id")?,
+        principal_id: r.try_get("principal_id")?,
+        secret: r.try_get("secret")?,
+        active: status != INACTIVE,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 /// One audit log entry as stored.
@@ -487,6 +545,9 @@ pub struct AuditRow {
     pub outcome: String,
     pub detail: String,
     pub source_ip: Option<String>,
+    /// The kind of credential the call was made with (`password`, `access_key`, ...), empty
+    /// for anonymous callers.
+    pub credential: String,
 }
 
 /// The audit log.
@@ -494,8 +555,8 @@ impl Meta {
     /// Appends an entry (its `id` is ignored and assigned by the database).
     pub async fn insert_audit(&self, entry: &AuditRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_log (at, principal, action, resource, outcome, detail, source_ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_log (at, principal, action, resource, outcome, detail, source_ip, \
+             credential) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(entry.at)
         .bind(&entry.principal)
@@ -504,6 +565,7 @@ impl Meta {
         .bind(&entry.outcome)
         .bind(&entry.detail)
         .bind(entry.source_ip.as_deref())
+        .bind(&entry.credential)
         .execute(&self.write)
         .await?;
         Ok(())
@@ -512,7 +574,7 @@ impl Meta {
     /// Up to `limit` entries with an id below `before` (all when `None`), newest first.
     pub async fn audit_entries(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
         let rows = sqlx::query(
-            "SELECT id, at, principal, action, resource, outcome, detail, source_ip \
+            "SELECT id, at, principal, action, resource, outcome, detail, source_ip, credential \
              FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before.unwrap_or(i64::MAX))
@@ -530,6 +592,7 @@ impl Meta {
                     outcome: r.try_get("outcome")?,
                     detail: r.try_get("detail")?,
                     source_ip: r.try_get("source_ip")?,
+                    credential: r.try_get("credential")?,
                 })
             })
             .collect()

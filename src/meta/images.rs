@@ -207,6 +207,27 @@ impl Meta {
             .collect()
     }
 
+    /// Whether the repository's manifest `manifest` references the blob `blob` (as its config
+    /// or a layer).
+    pub async fn manifest_references_blob(
+        &self,
+        repository_id: i64,
+        manifest: &str,
+        blob: &str,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id \
+             WHERE m.repository_id = $1 AND m.digest = $2 AND r.child_digest = $3 \
+             AND r.kind IN ('config', 'layer')",
+        )
+        .bind(repository_id)
+        .bind(manifest)
+        .bind(blob)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Digests of the repository's manifests (indexes) that list `digest` as a child.
     pub async fn parents_of(&self, repository_id: i64, digest: &str) -> Result<Vec<String>> {
         let rows = sqlx::query(

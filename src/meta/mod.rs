@@ -13,7 +13,7 @@ mod scan;
 mod templates;
 
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
-pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
+pub use identity::{AccessKeyRow, AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,

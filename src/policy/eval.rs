@@ -83,6 +83,9 @@ pub enum ImplicitDenyReason {
     NoMatchingAllow,
     /// A statement allowed an anonymous caller a non-read action; Berth never allows that.
     AnonymousWriteForbidden,
+    /// The caller's credential is limited to less than policies could grant (the scanner's
+    /// reads only the image it scans).
+    CredentialLimited,
 }
 
 /// The outcome of [`evaluate`].
@@ -117,6 +120,9 @@ impl fmt::Display for Decision {
             }
             Decision::ImplicitDeny(ImplicitDenyReason::AnonymousWriteForbidden) => {
                 f.write_str("implicitly denied: anonymous callers may only read")
+            }
+            Decision::ImplicitDeny(ImplicitDenyReason::CredentialLimited) => {
+                f.write_str("implicitly denied: the credential is limited to one image's reads")
             }
         }
     }

@@ -125,6 +125,20 @@ impl Registry {
         Ok(id)
     }
 
+    /// Whether the manifest `manifest` of repository `name` references the blob `blob` (the
+    /// scanner's credential reads only those).
+    pub async fn manifest_references_blob(
+        &self,
+        name: &RepoName,
+        manifest: &str,
+        blob: &str,
+    ) -> Result<bool> {
+        match self.repository_id(name).await? {
+            Some(id) => self.meta.manifest_references_blob(id, manifest, blob).await,
+            None => Ok(false),
+        }
+    }
+
     /// The repository's id, creating the repository on first use.
     pub async fn ensure_repository(&self, name: &RepoName) -> Result<i64> {
         match self.repository_id(name).await? {

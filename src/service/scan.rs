@@ -2,10 +2,10 @@
 //! runs `trivy image --image-src remote` against this registry with an argument list (never a
 //! shell), a timeout, bounded output and its own cache directory, and stores the findings.
 //!
-//! Trivy reads the image from Berth itself, over loopback, with a registry password signed for
-//! the bootstrap admin (the same short-lived `AWS:<token>` credential ECR's
-//! GetAuthorizationToken hands out, issued per scan and passed to the child only through its
-//! environment). Reading from the registry, rather than exporting an OCI layout first, needs no
+//! Trivy reads the image from Berth itself, over loopback, with a scanner credential: an
+//! `AWS:<password>` login, issued per scan and passed to the child only through its environment,
+//! that reads the one image being scanned (its manifest and the blobs it references) and nothing
+//! else, expires after the scan's timeout, and never opens the admin or ECR APIs. Reading from the registry, rather than exporting an OCI layout first, needs no
 //! temporary copy of the layers, works the same on every storage backend, and makes Trivy see
 //! exactly what a client pulling the digest sees.
 
@@ -456,7 +456,7 @@ impl Registry {
     pub async fn scan_next(
         &self,
         scanner: &Scanner,
-        credential: impl FnOnce() -> Result<Credential>,
+        credential: impl FnOnce(&ScanJob) -> Result<Credential>,
     ) -> Result<bool> {
         let now = now_millis();
         // The lease outlasts the child's timeout, so no other worker takes the job meanwhile.
@@ -480,7 +480,7 @@ impl Registry {
         &self,
         scanner: &Scanner,
         job: &ScanJob,
-        credential: impl FnOnce() -> Result<Credential>,
+        credential: impl FnOnce(&ScanJob) -> Result<Credential>,
     ) -> ScanOutcome {
         let failed = |reason: String| {
             let retry_at =
@@ -491,7 +491,7 @@ impl Registry {
                 });
             ScanOutcome::Failed { reason, retry_at }
         };
-        let credential = match credential() {
+        let credential = match credential(job) {
             Ok(c) => c,
             Err(e) => return failed(format!("cannot issue the scan credential: {e}")),
         };

@@ -284,6 +284,11 @@ impl Api {
         Api::build(base, Some(crate::common::basic_auth(user, password)))
     }
 
+    /// A client that sends `authorization` (e.g. `Bearer <token>`) with every request.
+    pub fn with_authorization(base: &str, authorization: &str) -> Api {
+        Api::build(base, Some(authorization.to_owned()))
+    }
+
     fn build(base: &str, authorization: Option<String>) -> Api {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(value) = authorization {

@@ -180,6 +180,11 @@ impl Dockerd {
         docker_cmd(&self.sock, &self.config)
     }
 
+    /// The docker client's `config.json` (where `docker login` keeps credentials).
+    pub fn config_file(&self) -> PathBuf {
+        self.config.join("config.json")
+    }
+
     /// `docker login ADDR -u USER --password-stdin` when `reg` needs a login: the credentials
     /// land in this daemon's private client config dir (`DOCKER_CONFIG`).
     pub fn login(&self, reg: &Registry) {

@@ -93,6 +93,12 @@ fn principal_routes(r: Routes, kind: PrincipalKind, paths: &PrincipalPaths) -> R
             delete_access_key(s, c, kind, p)
         },
     )
+    .put(
+        paths.key,
+        move |s: State<AppState>, c: Caller, p: Path<(String, String)>, b: Payload| {
+            update_access_key(s, c, kind, p, b)
+        },
+    )
 }
 
 /// Mounts every admin route (full paths; `{*name}` segments may contain `/`).
@@ -683,7 +689,13 @@ async fn list_access_keys(
         .await?;
     let keys: Vec<Value> = keys
         .iter()
-        .map(|(id, at)| json!({"accessKeyId": id, "createdAt": time(*at)}))
+        .map(|k| {
+            json!({
+                "accessKeyId": k.access_key_id,
+                "status": access_key_status(k.active),
+                "createdAt": time(k.created_at),
+            })
+        })
         .collect();
     Ok(ok(json!({ "accessKeys": keys })))
 }
@@ -706,6 +718,64 @@ async fn delete_access_key(
     let detail = format!("deleted access key {key_id}");
     call.finish(
         app.access.delete_access_key(kind, &name, &key_id).await,
+        &detail,
+    )
+    .await?;
+    Ok(no_content())
+}
+
+fn access_key_status(active: bool) -> &'static str {
+    if active {
+        "Active"
+    } else {
+        "Inactive"
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateAccessKey {
+    status: String,
+}
+
+/// PUT /api/v1/{users|robots}/{name}/access-keys/{keyId} `{"status": "Active" | "Inactive"}`
+/// (IAM's UpdateAccessKey).
+async fn update_access_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    kind: PrincipalKind,
+    Path((name, key_id)): Path<(String, String)>,
+    Payload(body): Payload,
+) -> Reply {
+    let call = caller
+        .begin(
+            &app,
+            "berth:UpdateAccessKey",
+            Permission::Admin,
+            principal_arn(&app, kind, &name),
+        )
+        .await?;
+    let (call, req): (Call, UpdateAccessKey) = call.body(&body).await?;
+    let active = match req.status.as_str() {
+        "Active" => true,
+        "Inactive" => false,
+        other => {
+            return Err(call
+                .fail(Error::InvalidParameter(format!(
+                    "status: {:?} is not Active or Inactive",
+                    other.chars().take(40).collect::<String>()
+                )))
+                .await)
+        }
+    };
+    let detail = format!(
+        "access key {key_id} set {}",
+        access_key_status(active).to_ascii_lowercase()
+    );
+    call.finish(
+        app.access
+            .set_access_key_active(kind, &name, &key_id, active)
+            .await,
         &detail,
     )
     .await?;
@@ -1785,6 +1855,7 @@ async fn audit_log(
                     "outcome": e.outcome,
                     "detail": e.detail,
                     "sourceIp": e.source_ip,
+                    "credential": (!e.credential.is_empty()).then_some(&e.credential),
                 })
             })
             .collect();

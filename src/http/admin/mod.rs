@@ -2,10 +2,11 @@
 //! `GET /api/v1/openapi.json`. Handlers are thin: authenticate, check the permission, call the
 //! access layer or the registry service, write the audit entry, shape the JSON.
 //!
-//! **Authentication.** Every call needs a signed-in caller with HTTP Basic: a user's or robot's
-//! password (or `AWS` with an ECR registry password). Registry tokens (`Authorization: Bearer`)
-//! are refused: they are scoped to `/v2` repositories and handed to build tools, so a leaked
-//! pull token must not open the admin API. No or invalid credentials are answered 401 with
+//! **Authentication.** Every call needs a signed-in caller with HTTP Basic: a user's password or
+//! a robot's secret, nothing else ([`crate::auth::credential::ACCEPTED`]). Registry tokens, ECR
+//! registry passwords (`AWS:<password>`), refresh tokens and the scanner's credential are
+//! refused: they are handed to build tools and kept in client config files, so a leaked one must
+//! not open the admin API. No, invalid or refused credentials are answered 401 with
 //! `WWW-Authenticate: Basic realm=...`.
 //!
 //! **Permissions.** A call that has an ECR counterpart needs that ECR action, decided by the
@@ -52,6 +53,7 @@ use super::auth::{authenticate, realm, request_facts};
 use super::error::ApiError;
 use crate::access::{AuditOutcome, RequestFacts, Subject};
 use crate::app::AppState;
+use crate::auth::credential::Door;
 use crate::auth::scope::basic_challenge;
 use crate::error::{Error, Result};
 use crate::policy::Action;
@@ -240,13 +242,15 @@ impl FromRequestParts<AppState> for Caller {
             }
             Err(other) => return Err(ApiError(other)),
         };
-        if subject.token.is_some() {
-            return Err(ApiError(Error::AuthenticationRequired {
-                message: "registry tokens are for /v2 only; the admin API takes HTTP Basic \
-                          credentials"
-                    .into(),
-                challenge: challenge(),
-            }));
+        // Registry tokens, ECR registry passwords, refresh tokens and the scanner's credential
+        // are handed to build tools and written to disk by clients: none opens this API.
+        if let Some(kind) = subject.credential_kind() {
+            Door::AdminApi
+                .admit(kind)
+                .map_err(|message| Error::AuthenticationRequired {
+                    message,
+                    challenge: challenge(),
+                })?;
         }
         if subject.principal.is_none() {
             return Err(ApiError(Error::AuthenticationRequired {

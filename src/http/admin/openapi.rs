@@ -66,6 +66,7 @@ const OPS: &[Op] = &[
     op!("post" "/api/v1/users/{name}/access-keys", "createUserAccessKey", "Create an access key; the secret is returned once", ADMIN, NoBody => 201 Schema("NewAccessKey")),
     op!("get" "/api/v1/users/{name}/access-keys", "listUserAccessKeys", "List the user's access key ids", ADMIN, NoBody => 200 Schema("AccessKeyList")),
     op!("delete" "/api/v1/users/{name}/access-keys/{key_id}", "deleteUserAccessKey", "Delete an access key", ADMIN, NoBody => 204 NoBody),
+    op!("put" "/api/v1/users/{name}/access-keys/{key_id}", "updateUserAccessKey", "Activate or deactivate an access key (what was obtained with it stops working while it is inactive)", ADMIN, Schema("AccessKeyStatus") => 204 NoBody),
     // robots
     op!("post" "/api/v1/robots", "createRobot", "Create a robot account; its generated secret is returned once", ADMIN, Schema("CreateRobot") => 201 Schema("RobotWithSecret")),
     op!("get" "/api/v1/robots", "listRobots", "List robot accounts", ADMIN, NoBody => 200 Schema("RobotList")),
@@ -78,6 +79,7 @@ const OPS: &[Op] = &[
     op!("post" "/api/v1/robots/{name}/access-keys", "createRobotAccessKey", "Create an access key; the secret is returned once", ADMIN, NoBody => 201 Schema("NewAccessKey")),
     op!("get" "/api/v1/robots/{name}/access-keys", "listRobotAccessKeys", "List the robot's access key ids", ADMIN, NoBody => 200 Schema("AccessKeyList")),
     op!("delete" "/api/v1/robots/{name}/access-keys/{key_id}", "deleteRobotAccessKey", "Delete an access key", ADMIN, NoBody => 204 NoBody),
+    op!("put" "/api/v1/robots/{name}/access-keys/{key_id}", "updateRobotAccessKey", "Activate or deactivate an access key (what was obtained with it stops working while it is inactive)", ADMIN, Schema("AccessKeyStatus") => 204 NoBody),
     // groups
     op!("post" "/api/v1/groups", "createGroup", "Create a group", ADMIN, Schema("CreateGroup") => 201 Schema("Group")),
     op!("get" "/api/v1/groups", "listGroups", "List groups with their members", ADMIN, NoBody => 200 Schema("GroupList")),
@@ -297,7 +299,10 @@ fn schemas() -> Value {
         "NewAccessKey": { "type": "object", "properties": {
             "accessKeyId": { "type": "string" }, "secretAccessKey": { "type": "string", "description": "Shown once" } } },
         "AccessKeyList": { "type": "object", "properties": { "accessKeys": { "type": "array", "items": {
-            "type": "object", "properties": { "accessKeyId": { "type": "string" }, "createdAt": time } } } } },
+            "type": "object", "properties": { "accessKeyId": { "type": "string" },
+                "status": { "type": "string", "enum": ["Active", "Inactive"] }, "createdAt": time } } } } },
+        "AccessKeyStatus": { "type": "object", "required": ["status"], "additionalProperties": false,
+            "properties": { "status": { "type": "string", "enum": ["Active", "Inactive"] } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
@@ -493,7 +498,9 @@ fn schemas() -> Value {
                 "id": { "type": "integer" }, "time": time, "principal": { "type": "string" },
                 "action": { "type": "string" }, "resource": { "type": "string" },
                 "outcome": { "type": "string", "enum": ["success", "denied", "failed"] },
-                "detail": { "type": "string" }, "sourceIp": { "type": ["string", "null"] } } } },
+                "detail": { "type": "string" }, "sourceIp": { "type": ["string", "null"] },
+                "credential": { "type": ["string", "null"], "enum": ["password", "robot_secret", "access_key", "ecr_password", "refresh_token", "registry_token", "scanner", null],
+                    "description": "The kind of credential the call was made with (null: anonymous, or recorded before Berth recorded kinds)" } } } },
             "next": { "type": ["integer", "null"], "description": "Pass as `before` for the next page" } } },
     });
     if let Value::Object(m) = part {
