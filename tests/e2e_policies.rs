@@ -106,6 +106,18 @@ fn docker_identity_token(dockerd: &Dockerd, addr: &str) -> String {
         .to_owned()
 }
 
+/// `docker login ADDR -u USER --password-stdin`, which must succeed.
+fn docker_login(dockerd: &Dockerd, addr: &str, user: &str, password: &str) {
+    let mut login = dockerd.docker();
+    login.args(["login", addr, "--username", user, "--password-stdin"]);
+    let out = run_with_input(login, password.as_bytes()).ok();
+    e2e::assert_contains(
+        &out.combined(),
+        "Login Succeeded",
+        &format!("docker login -u {user}"),
+    );
+}
+
 /// Polls `check` until it holds, for at most five seconds (the revocation rule).
 fn within_five_seconds(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -228,16 +240,7 @@ fn aws_ecr_get_login_password_logs_docker_in() {
     let password = get_login_password(&s.reg, &key);
 
     let dockerd = Dockerd::start(&[&s.reg.addr]);
-    let mut login = dockerd.docker();
-    login.args([
-        "login",
-        &s.reg.addr,
-        "--username",
-        "AWS",
-        "--password-stdin",
-    ]);
-    let out = run_with_input(login, password.as_bytes()).ok();
-    e2e::assert_contains(&out.combined(), "Login Succeeded", "docker login -u AWS");
+    docker_login(&dockerd, &s.reg.addr, "AWS", &password);
     let mut pull = dockerd.docker();
     pull.args(["pull", &s.reg.reference(&s.ci, "v1")]);
     run(pull).ok();
@@ -360,16 +363,7 @@ fn registry_credentials_never_open_the_admin_api_and_end_with_their_access_key()
     };
 
     // A password login: docker keeps the refresh token /token hands it.
-    let mut login = dockerd.docker();
-    login.args([
-        "login",
-        &s.reg.addr,
-        "--username",
-        &admin_user,
-        "--password-stdin",
-    ]);
-    let out = run_with_input(login, admin_password.as_bytes()).ok();
-    e2e::assert_contains(&out.combined(), "Login Succeeded", "docker login");
+    docker_login(&dockerd, &s.reg.addr, &admin_user, &admin_password);
     let identity = docker_identity_token(&dockerd, &s.reg.addr);
     let aws_identity = format!("AWS:{identity}");
     let (status, body) = curl(
@@ -397,16 +391,7 @@ fn registry_credentials_never_open_the_admin_api_and_end_with_their_access_key()
 
     // docker login -u AWS: the refresh token docker keeps expires with the password...
     docker(&["logout", &s.reg.addr]).ok();
-    let mut login = dockerd.docker();
-    login.args([
-        "login",
-        &s.reg.addr,
-        "--username",
-        "AWS",
-        "--password-stdin",
-    ]);
-    let out = run_with_input(login, password.as_bytes()).ok();
-    e2e::assert_contains(&out.combined(), "Login Succeeded", "docker login -u AWS");
+    docker_login(&dockerd, &s.reg.addr, "AWS", &password);
     let identity = docker_identity_token(&dockerd, &s.reg.addr);
     let password_exp = jwt_claims(&password)["exp"].as_i64().unwrap();
     let identity_exp = jwt_claims(&identity)["exp"].as_i64().unwrap();
