@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The whole configuration. Secrets (none yet beyond URLs with passwords) are never printed.
+/// The whole configuration. Secrets are never printed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -61,6 +61,10 @@ pub struct AuthConfig {
     /// A PEM (PKCS#8 P-256) private key that signs tokens; empty means a key generated once and
     /// kept in the metadata database, shared by every replica.
     pub signing_key_file: String,
+    /// The file of keys that encrypt access-key secrets and generated signing keys in the
+    /// database (see `secrets`); empty means `<data_dir>/secrets.key`, generated on first start,
+    /// on SQLite, and is refused on PostgreSQL (every replica must share one key).
+    pub secrets_key_file: String,
     /// Failed logins per user name and source address before further attempts get 429.
     pub max_failed_logins: u32,
     /// The window in which failed logins are counted, and how long a blocked caller waits.
@@ -325,6 +329,7 @@ impl Default for AuthConfig {
             token_ttl_secs: 300,
             refresh_token_ttl_secs: 7 * 24 * 3600,
             signing_key_file: String::new(),
+            secrets_key_file: String::new(),
             max_failed_logins: 10,
             failed_login_window_secs: 60,
         }

@@ -1,10 +1,24 @@
 //! Identity rows: principals (users and robot accounts), groups and their members, access keys,
-//! policy documents, signing keys and settings.
+//! policy documents, signing keys and settings. Access-key secrets and signing keys are stored
+//! encrypted (see `secrets`), each bound to its row; this module encrypts and decrypts them.
+
+use std::collections::BTreeMap;
 
 use sqlx::Row;
 
 use super::{now_millis, Meta};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::secrets::sealed_key_id;
+
+/// What an encrypted access-key secret is bound to: its row.
+fn access_key_context(key_id: &str) -> String {
+    format!("access_keys/{key_id}")
+}
+
+/// What an encrypted signing key is bound to: its row.
+fn signing_key_context(kid: &str) -> String {
+    format!("signing_keys/{kid}")
+}
 
 /// A user or robot account.
 #[derive(Debug, Clone)]
@@ -110,21 +124,27 @@ impl Meta {
         )
         .bind(key_id)
         .bind(principal_id)
-        .bind(secret)
+        .bind(self.secrets()?.seal(secret, &access_key_context(key_id)))
         .bind(now_millis())
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    /// The principal and secret of an access key.
+    /// The principal and (decrypted) secret of an access key. A secret that does not decrypt is
+    /// an error naming the key, never the stored text.
     pub async fn access_key(&self, key_id: &str) -> Result<Option<(i64, String)>> {
         let row = sqlx::query("SELECT principal_id, secret FROM access_keys WHERE key_id = $1")
             .bind(key_id)
             .fetch_optional(&self.read)
             .await?;
-        row.map(|r| Ok((r.try_get("principal_id")?, r.try_get("secret")?)))
-            .transpose()
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("secret")?;
+        let secret = self
+            .secrets()?
+            .open(&stored, &access_key_context(key_id))
+            .map_err(|e| Error::Internal(format!("the secret of access key {key_id}: {e}")))?;
+        Ok(Some((row.try_get("principal_id")?, secret)))
     }
 
     /// Stores a (validated) policy document for `scope` / `target`, replacing any earlier one.
@@ -182,7 +202,159 @@ impl Meta {
     }
 }
 
-/// A token signing key as stored (PKCS#8 PEM), newest first when listed.
+/// What [`Meta::seal_secrets`] did, and which key now encrypts how many stored secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealReport {
+    /// Rows stored in plaintext (by a Berth before encryption at rest) that are now encrypted.
+    pub encrypted: u64,
+    /// Rows moved from an older key to the current one.
+    pub reencrypted: u64,
+    /// Stored secrets per key id, after the pass.
+    pub by_key: BTreeMap<String, u64>,
+}
+
+/// One stored secret as [`Meta::seal_secrets`] sees it.
+struct StoredSecret {
+    table: &'static str,
+    id: String,
+    stored: String,
+}
+
+impl StoredSecret {
+    fn context(&self) -> String {
+        match self.table {
+            "access_keys" => access_key_context(&self.id),
+            _ => signing_key_context(&self.id),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.table {
+            "access_keys" => format!("the secret of access key {}", self.id),
+            _ => format!("token signing key {}", self.id),
+        }
+    }
+}
+
+/// Encryption of stored secrets as a whole: the start-up pass and rotation.
+impl Meta {
+    /// Encrypts every secret still stored in plaintext (rows an older Berth wrote) and, with
+    /// `reencrypt`, moves every secret encrypted with an older key to the current one (`berth
+    /// secrets rotate`), in one transaction. Idempotent, and safe when replicas run it at once
+    /// (each row is replaced only if it still holds what was read). Refuses, changing nothing,
+    /// when a stored secret is encrypted with a key the key file lacks (or does not decrypt):
+    /// that is a wrong or incomplete key file, and running on would break those credentials.
+    pub async fn seal_secrets(&self, reencrypt: bool) -> Result<SealReport> {
+        let secrets = self.secrets()?;
+        let mut tx = self.write.begin().await?;
+        let mut rows = Vec::new();
+        for (table, id_column, secret_column) in [
+            ("access_keys", "key_id", "secret"),
+            ("signing_keys", "kid", "pem"),
+        ] {
+            // Table and column names are the constants above, never input.
+            let sql = format!("SELECT {id_column} AS id, {secret_column} AS stored FROM {table}");
+            for r in sqlx::query(&sql).fetch_all(&mut *tx).await? {
+                rows.push(StoredSecret {
+                    table,
+                    id: r.try_get("id")?,
+                    stored: r.try_get("stored")?,
+                });
+            }
+        }
+        let mut report = SealReport::default();
+        let mut unusable: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in &rows {
+            let replacement = match sealed_key_id(&row.stored) {
+                None => {
+                    report.encrypted += 1;
+                    Some(secrets.seal(&row.stored, &row.context()))
+                }
+                Some(id) if !secrets.holds(id) => {
+                    unusable
+                        .entry(format!("key id {id} is not in the key file"))
+                        .or_default()
+                        .push(row.describe());
+                    None
+                }
+                Some(id) if reencrypt && id != secrets.current_id() => {
+                    match secrets.open(&row.stored, &row.context()) {
+                        Ok(plain) => {
+                            report.reencrypted += 1;
+                            Some(secrets.seal(&plain, &row.context()))
+                        }
+                        Err(e) => {
+                            unusable
+                                .entry(e.to_string())
+                                .or_default()
+                                .push(row.describe());
+                            None
+                        }
+                    }
+                }
+                Some(_) => None,
+            };
+            let key = replacement
+                .as_deref()
+                .and_then(sealed_key_id)
+                .or_else(|| sealed_key_id(&row.stored))
+                .unwrap_or_default()
+                .to_owned();
+            *report.by_key.entry(key).or_default() += 1;
+            if let Some(new) = replacement {
+                let (id_column, secret_column) = match row.table {
+                    "access_keys" => ("key_id", "secret"),
+                    _ => ("kid", "pem"),
+                };
+                let sql = format!(
+                    "UPDATE {} SET {secret_column} = $1 WHERE {id_column} = $2 \
+                     AND {secret_column} = $3",
+                    row.table
+                );
+                sqlx::query(&sql)
+                    .bind(new)
+                    .bind(&row.id)
+                    .bind(&row.stored)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if !unusable.is_empty() {
+            tx.rollback().await?;
+            let problems: Vec<String> = unusable
+                .iter()
+                .map(|(why, rows)| format!("{} ({why})", rows.join(", ")))
+                .collect();
+            return Err(Error::Internal(format!(
+                "stored secrets cannot be read with the secrets key file (key ids: {}): {}. \
+                 Give Berth the key file these were encrypted with; a key may leave the file \
+                 only after `berth secrets rotate` has moved every secret off it",
+                secrets.ids().collect::<Vec<_>>().join(", "),
+                problems.join("; ")
+            )));
+        }
+        tx.commit().await?;
+        if report.encrypted + report.reencrypted > 0 {
+            self.scrub_replaced_secrets().await?;
+        }
+        Ok(report)
+    }
+
+    /// Drops the old copies of rows [`Meta::seal_secrets`] replaced, so that plaintext (or
+    /// text under a retired key) does not linger in the database files: on SQLite the rows were
+    /// rewritten with `secure_delete` and the old page versions in the WAL are discarded; on
+    /// PostgreSQL the two small tables are rewritten without their dead row versions.
+    async fn scrub_replaced_secrets(&self) -> Result<()> {
+        let sql = match self.dialect {
+            super::Dialect::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+            super::Dialect::Postgres => "VACUUM FULL access_keys, signing_keys",
+        };
+        sqlx::query(sql).execute(&self.write).await?;
+        Ok(())
+    }
+}
+
+/// A token signing key (PKCS#8 PEM, decrypted), newest first when listed.
 #[derive(Debug, Clone)]
 pub struct SigningKeyRow {
     pub kid: String,
@@ -215,7 +387,8 @@ impl Meta {
     }
 
     /// Signing keys not retired before `now`, newest first (ties broken by kid so every replica
-    /// picks the same active key).
+    /// picks the same active key), decrypted. A key that does not decrypt (written by a replica
+    /// with another secrets key file) is skipped and logged, so the others keep working.
     pub async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>> {
         let rows = sqlx::query(
             "SELECT kid, pem, created_at, retired_at FROM signing_keys \
@@ -224,26 +397,36 @@ impl Meta {
         .bind(now)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRow {
-                    kid: r.try_get("kid")?,
-                    pem: r.try_get("pem")?,
-                    created_at: r.try_get("created_at")?,
-                    retired_at: r.try_get("retired_at")?,
-                })
-            })
-            .collect()
+        let secrets = self.secrets()?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kid: String = r.try_get("kid")?;
+            let stored: String = r.try_get("pem")?;
+            let pem = match secrets.open(&stored, &signing_key_context(&kid)) {
+                Ok(pem) => pem,
+                Err(e) => {
+                    tracing::error!(%kid, error = %e, "token signing key skipped");
+                    continue;
+                }
+            };
+            keys.push(SigningKeyRow {
+                kid,
+                pem,
+                created_at: r.try_get("created_at")?,
+                retired_at: r.try_get("retired_at")?,
+            });
+        }
+        Ok(keys)
     }
 
-    /// Stores a new signing key (a key with the same kid is left as it is).
+    /// Stores a new signing key, encrypted (a key with the same kid is left as it is).
     pub async fn insert_signing_key(&self, kid: &str, pem: &str, created_at: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO signing_keys (kid, pem, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (kid) DO NOTHING",
         )
         .bind(kid)
-        .bind(pem)
+        .bind(self.secrets()?.seal(pem, &signing_key_context(kid)))
         .bind(created_at)
         .execute(&self.write)
         .await?;
@@ -443,7 +626,7 @@ impl Meta {
         )
         .bind(key_id)
         .bind(principal_id)
-        .bind(secret)
+        .bind(self.secrets()?.seal(secret, &access_key_context(key_id)))
         .bind(now_millis())
         .execute(&self.write)
         .await?;
