@@ -264,7 +264,12 @@ async fn files_are_private_whatever_the_umask_and_older_ones_are_tightened() {
         );
     }
     for (path, want) in &private {
-        assert_eq!(mode(path), *want, "{}", path.display());
+        assert_eq!(
+            format!("{:o}", mode(path)),
+            format!("{want:o}"),
+            "{}",
+            path.display()
+        );
     }
 
     // What an older Berth left under umask 022: readable by every local user.
@@ -275,7 +280,12 @@ async fn files_are_private_whatever_the_umask_and_older_ones_are_tightened() {
     server.restart();
     create_access_key(&server).await;
     for (path, want) in &private {
-        assert_eq!(mode(path), *want, "tightened: {}", path.display());
+        assert_eq!(
+            format!("{:o}", mode(path)),
+            format!("{want:o}"),
+            "tightened: {}",
+            path.display()
+        );
     }
     assert!(server.log().contains("made private"), "{}", server.log());
 }
