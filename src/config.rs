@@ -695,10 +695,12 @@ mod tests {
             &[
                 ("BERTH_DATABASE_MAX_CONNECTIONS", "7"),
                 ("BERTH_DATA_DIR", "/x"),
+                ("BERTH_AUTH_SECRETS_KEY_FILE", "/run/berth/secrets.key"),
             ],
         )
         .unwrap();
         assert_eq!(c.database.max_connections, 7);
+        assert_eq!(c.auth.secrets_key_file, "/run/berth/secrets.key");
         assert_eq!(c.data_dir, PathBuf::from("/x"));
         let err = load("", &[("BERTH_LIMITS_MAX_INDEX_DEPTH", "deep")]).unwrap_err();
         assert!(err.0.contains("BERTH_LIMITS_MAX_INDEX_DEPTH"), "{}", err.0);

@@ -391,6 +391,27 @@ pub fn restrict_permissions(path: &Path, mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Logs a warning when other users may read `path` (a key file Berth is given but does not
+/// own, such as `auth.signing_key_file`).
+pub fn warn_if_others_may_read(path: &Path, what: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(path) {
+            let mode = metadata.permissions().mode() & 0o7777;
+            if mode & 0o004 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = format!("{mode:04o}"),
+                    "{what}: other users may read this private key; make it private (chmod 600)"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+}
+
 /// Makes a new directory entry durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]

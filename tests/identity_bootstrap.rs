@@ -11,16 +11,7 @@ use berth::meta::Meta;
 use common::TestServer;
 
 async fn meta_of(server: &TestServer) -> Meta {
-    let url = match server.backends() {
-        Some(b) => b.database_url.clone(),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            server.data_dir().join("berth.db").display()
-        ),
-    };
-    Meta::connect(&url, 2, Duration::from_secs(5))
-        .await
-        .unwrap()
+    server.meta().await
 }
 
 fn password_file(server: &TestServer) -> std::path::PathBuf {
