@@ -411,6 +411,13 @@ impl Default for LogConfig {
     }
 }
 
+/// Why PostgreSQL needs `[auth] secrets_key_file`, and how to give it one.
+pub const SECRETS_KEY_FILE_REQUIRED: &str =
+    "[auth] secrets_key_file (BERTH_AUTH_SECRETS_KEY_FILE) is required with PostgreSQL: \
+     access-key secrets and token signing keys are stored encrypted with it, and every replica \
+     must use the same key, so Berth cannot generate one per replica. Create one with `berth \
+     secrets generate-key --out FILE` and give that file to every replica";
+
 /// Keys whose default is `None` (absent from the serialised defaults) but that env vars may set.
 const OPTIONAL_PATH_KEYS: &[&str] = &["tls_cert", "tls_key"];
 
@@ -572,6 +579,9 @@ impl Config {
                 "database.url must start with sqlite:// or postgres://".into(),
             ));
         }
+        if !db.starts_with("sqlite:") && self.auth.secrets_key_file.is_empty() {
+            return Err(ConfigError(SECRETS_KEY_FILE_REQUIRED.into()));
+        }
         Ok(())
     }
 
@@ -710,5 +720,12 @@ mod tests {
         assert!(err.0.contains("databse"), "{}", err.0);
         let err = load("listen = \"nowhere\"\n", &[]).unwrap_err();
         assert!(err.0.contains("listen"), "{}", err.0);
+        let err = load("[database]\nurl = \"postgres://db/berth\"\n", &[]).unwrap_err();
+        assert!(err.0.contains("BERTH_AUTH_SECRETS_KEY_FILE"), "{}", err.0);
+        load(
+            "[database]\nurl = \"postgres://db/berth\"\n",
+            &[("BERTH_AUTH_SECRETS_KEY_FILE", "/run/berth/secrets.key")],
+        )
+        .unwrap();
     }
 }

@@ -41,12 +41,7 @@ const KEY_ID_LABEL: &[u8] = b"berth secrets key id\0";
 pub enum SecretsError {
     #[error("{path}: {reason}")]
     KeyFile { path: String, reason: String },
-    #[error(
-        "[auth] secrets_key_file (BERTH_AUTH_SECRETS_KEY_FILE) is required with PostgreSQL: \
-         access-key secrets and token signing keys are stored encrypted with it, and every \
-         replica must use the same key, so Berth cannot generate one per replica. Create one \
-         with `berth secrets generate-key --out FILE` and give that file to every replica"
-    )]
+    #[error("{}", crate::config::SECRETS_KEY_FILE_REQUIRED)]
     KeyFileRequired,
     #[error("it is encrypted with key id {0}, which the secrets key file does not hold")]
     UnknownKey(String),

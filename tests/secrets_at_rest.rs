@@ -520,7 +520,7 @@ fn postgresql_without_a_private_shared_key_file_refuses_to_start() {
             ("BERTH_ADMIN_PASSWORD", "unused-admin-password"),
         ],
     );
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(2), "an invalid configuration: {stderr}");
     assert!(
         stderr
             .contains("secrets_key_file (BERTH_AUTH_SECRETS_KEY_FILE) is required with PostgreSQL")

@@ -1429,3 +1429,23 @@ async fn set_tag_mutability_in(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_read_as_sqlx_reads_them() {
+        assert_eq!(
+            sqlite_path("sqlite://./berth-data/berth.db?mode=rwc"),
+            Some(PathBuf::from("./berth-data/berth.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:/srv/a%20b.db"),
+            Some(PathBuf::from("/srv/a b.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+}
