@@ -545,6 +545,22 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
                     .context("spawn s3s-fs (see tests/install-clients.sh / tests/run.sh)")?;
                 wait_listening(&s3addr, &mut s3, "s3s-fs", &dir.join("s3s.log"))?;
                 aux.push(s3);
+                // Berth refuses PostgreSQL without a secrets key file (replicas share one).
+                let key_file = dir.join("secrets.key");
+                if !key_file.exists() {
+                    let made = Command::new(&o.berth_bin)
+                        .args(["secrets", "generate-key", "--out"])
+                        .arg(&key_file)
+                        .status()
+                        .context("run berth secrets generate-key")?;
+                    if !made.success() {
+                        bail!(
+                            "berth secrets generate-key --out {} failed",
+                            key_file.display()
+                        );
+                    }
+                }
+                cmd.env("BERTH_AUTH_SECRETS_KEY_FILE", &key_file);
                 cmd.env(
                     "BERTH_DATABASE_URL",
                     format!("postgres://postgres@127.0.0.1:5432/{db}"),

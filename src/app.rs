@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::Access;
 use crate::config::Config;
 use crate::meta::Meta;
+use crate::secrets::Keyring;
 use crate::service::{Limits, Registry};
 use crate::storage::BlobStore;
 
@@ -26,20 +27,47 @@ pub struct App {
 
 pub type AppState = Arc<App>;
 
-/// Opens the stores and returns the state and router.
-pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
-    // One TLS crypto provider for the whole process (server TLS and the S3 client).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+/// Creates the data dir (private to Berth's user), loads the secrets key, connects to the
+/// metadata database, applies the migrations and encrypts any secret an older Berth stored in
+/// plaintext: everything that must happen before the database is used.
+pub async fn open_meta(config: &Config, max_connections: u32) -> anyhow::Result<Meta> {
+    crate::secrets::create_private_dir(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
     })?;
+    let password_file = config.data_dir.join(crate::service::ADMIN_PASSWORD_FILE);
+    match crate::secrets::restrict_permissions(&password_file, 0o600) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            anyhow::bail!("{}: {e}", password_file.display())
+        }
+        _ => {}
+    }
+    let keyring = Keyring::for_config(config).map_err(|e| anyhow::anyhow!("secrets key: {e}"))?;
     let mut meta = Meta::connect(
         &config.database_url(),
-        config.database.max_connections,
+        max_connections,
         Duration::from_secs(config.database.acquire_timeout_secs),
     )
     .await
     .map_err(|e| anyhow::anyhow!("metadata database: {e}"))?;
+    meta.set_secrets(Arc::new(keyring));
+    let report = meta
+        .seal_secrets(false)
+        .await
+        .map_err(|e| anyhow::anyhow!("secrets in the database: {e}"))?;
+    if report.encrypted > 0 {
+        tracing::info!(
+            count = report.encrypted,
+            "encrypted the secrets an older Berth stored in plaintext"
+        );
+    }
+    Ok(meta)
+}
+
+/// Opens the stores and returns the state and router.
+pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
+    // One TLS crypto provider for the whole process (server TLS and the S3 client).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut meta = open_meta(&config, config.database.max_connections).await?;
     meta.set_gc_grace(Duration::from_secs(config.gc.grace_period_secs));
     let blobs = BlobStore::open(&config.storage_url(), &config.storage)
         .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;

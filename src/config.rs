@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The whole configuration. Secrets (none yet beyond URLs with passwords) are never printed.
+/// The whole configuration. Secrets are never printed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -61,6 +61,10 @@ pub struct AuthConfig {
     /// A PEM (PKCS#8 P-256) private key that signs tokens; empty means a key generated once and
     /// kept in the metadata database, shared by every replica.
     pub signing_key_file: String,
+    /// The file of keys that encrypt access-key secrets and generated signing keys in the
+    /// database (see `secrets`); empty means `<data_dir>/secrets.key`, generated on first start,
+    /// on SQLite, and is refused on PostgreSQL (every replica must share one key).
+    pub secrets_key_file: String,
     /// Failed logins per user name and source address before further attempts get 429.
     pub max_failed_logins: u32,
     /// The window in which failed logins are counted, and how long a blocked caller waits.
@@ -325,6 +329,7 @@ impl Default for AuthConfig {
             token_ttl_secs: 300,
             refresh_token_ttl_secs: 7 * 24 * 3600,
             signing_key_file: String::new(),
+            secrets_key_file: String::new(),
             max_failed_logins: 10,
             failed_login_window_secs: 60,
         }
@@ -405,6 +410,13 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// Why PostgreSQL needs `[auth] secrets_key_file`, and how to give it one.
+pub const SECRETS_KEY_FILE_REQUIRED: &str =
+    "[auth] secrets_key_file (BERTH_AUTH_SECRETS_KEY_FILE) is required with PostgreSQL: \
+     access-key secrets and token signing keys are stored encrypted with it, and every replica \
+     must use the same key, so Berth cannot generate one per replica. Create one with `berth \
+     secrets generate-key --out FILE` and give that file to every replica";
 
 /// Keys whose default is `None` (absent from the serialised defaults) but that env vars may set.
 const OPTIONAL_PATH_KEYS: &[&str] = &["tls_cert", "tls_key"];
@@ -567,6 +579,9 @@ impl Config {
                 "database.url must start with sqlite:// or postgres://".into(),
             ));
         }
+        if !db.starts_with("sqlite:") && self.auth.secrets_key_file.is_empty() {
+            return Err(ConfigError(SECRETS_KEY_FILE_REQUIRED.into()));
+        }
         Ok(())
     }
 
@@ -690,10 +705,12 @@ mod tests {
             &[
                 ("BERTH_DATABASE_MAX_CONNECTIONS", "7"),
                 ("BERTH_DATA_DIR", "/x"),
+                ("BERTH_AUTH_SECRETS_KEY_FILE", "/run/berth/secrets.key"),
             ],
         )
         .unwrap();
         assert_eq!(c.database.max_connections, 7);
+        assert_eq!(c.auth.secrets_key_file, "/run/berth/secrets.key");
         assert_eq!(c.data_dir, PathBuf::from("/x"));
         let err = load("", &[("BERTH_LIMITS_MAX_INDEX_DEPTH", "deep")]).unwrap_err();
         assert!(err.0.contains("BERTH_LIMITS_MAX_INDEX_DEPTH"), "{}", err.0);
@@ -703,5 +720,12 @@ mod tests {
         assert!(err.0.contains("databse"), "{}", err.0);
         let err = load("listen = \"nowhere\"\n", &[]).unwrap_err();
         assert!(err.0.contains("listen"), "{}", err.0);
+        let err = load("[database]\nurl = \"postgres://db/berth\"\n", &[]).unwrap_err();
+        assert!(err.0.contains("BERTH_AUTH_SECRETS_KEY_FILE"), "{}", err.0);
+        load(
+            "[database]\nurl = \"postgres://db/berth\"\n",
+            &[("BERTH_AUTH_SECRETS_KEY_FILE", "/run/berth/secrets.key")],
+        )
+        .unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! Berth: an OCI Distribution registry with ECR's features. Modules depend downwards only:
 //! `http` and `ecr` -> (`access`, `service`) -> (`meta`, `storage`) -> `oci` -> `error`; `access` builds on
-//! the pure `auth` and `policy` modules; `app` wires them together.
+//! the pure `auth` and `policy` modules; `meta` encrypts stored secrets with `secrets`; `app` wires
+//! them together.
 
 pub mod access;
 pub mod app;
@@ -16,5 +17,6 @@ pub mod meta;
 pub mod oci;
 pub mod policy;
 pub mod proxy;
+pub mod secrets;
 pub mod service;
 pub mod storage;

@@ -82,6 +82,24 @@ enum Command {
         #[command(subcommand)]
         command: LifecycleCommand,
     },
+    /// The key file that encrypts access-key secrets and token signing keys in the database.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every stored secret with the first key of the secrets key file (put a new key
+    /// first, then run this; works while servers run). Afterwards the other keys may be removed.
+    Rotate,
+    /// Print a new key (one key-file line), or with --out create a key file holding it.
+    GenerateKey {
+        /// Create this file (mode 0600) holding the new key; an existing file is never replaced.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -274,10 +292,60 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
     result
 }
 
+/// Moves every stored secret to the current key and prints where they are.
+async fn secrets_rotate(config: Config) -> anyhow::Result<()> {
+    let meta = berth::app::open_meta(&config, 1).await?;
+    let result = meta.seal_secrets(true).await;
+    meta.close().await;
+    let report = result?;
+    let keyring = berth::secrets::Keyring::for_config(&config)?;
+    let current = keyring.current_id();
+    println!(
+        "secrets: re-encrypted {} stored secret(s) with key {current}",
+        report.reencrypted
+    );
+    for (id, count) in &report.by_key {
+        println!("secrets: {count} stored secret(s) use key {id}");
+    }
+    let others: Vec<&str> = keyring.ids().filter(|id| *id != current).collect();
+    if !others.is_empty() {
+        println!(
+            "secrets: no stored secret uses key(s) {} any more; they may be removed from the key \
+             file once every replica runs with key {current} first",
+            others.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Prints a new key, or creates a key file holding one.
+fn secrets_generate_key(out: Option<PathBuf>) -> std::process::ExitCode {
+    let Some(path) = out else {
+        println!("{}", berth::secrets::new_key_line());
+        return std::process::ExitCode::SUCCESS;
+    };
+    match berth::secrets::write_new_key_file(&path) {
+        Ok(()) => {
+            let id = berth::secrets::Keyring::load(&path)
+                .map(|k| k.current_id().to_owned())
+                .unwrap_or_default();
+            eprintln!("berth: wrote a new key (id {id}) to {}", path.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("berth: cannot create {}: {e}", path.display());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let serve = match &cli.command {
         Command::Serve(a) => Some(a),
+        Command::Secrets {
+            command: SecretsCommand::GenerateKey { out },
+        } => return secrets_generate_key(out.clone()),
         _ => None,
     };
     let config = match Config::load(cli.config.as_deref(), &overrides(&cli.storage, serve)) {
@@ -296,17 +364,18 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(_) => berth::app::serve(config).await,
             Command::Migrate => {
-                std::fs::create_dir_all(&config.data_dir)?;
-                let meta = berth::meta::Meta::connect(
-                    &config.database_url(),
-                    1,
-                    std::time::Duration::from_secs(config.database.acquire_timeout_secs),
-                )
-                .await?;
+                // Also encrypts the secrets an older Berth stored in plaintext.
+                let meta = berth::app::open_meta(&config, 1).await?;
                 meta.close().await;
                 println!("migrations applied");
                 Ok(())
             }
+            Command::Secrets {
+                command: SecretsCommand::Rotate,
+            } => secrets_rotate(config).await,
+            Command::Secrets {
+                command: SecretsCommand::GenerateKey { .. },
+            } => Ok(()), // handled before the configuration is loaded
             Command::Fsck {
                 repair, grace_secs, ..
             } => fsck(config, repair, grace_secs).await,

@@ -34,9 +34,7 @@ fn db_url(server: &TestServer) -> String {
 }
 
 async fn meta(server: &TestServer) -> Meta {
-    Meta::connect(&db_url(server), 2, Duration::from_secs(5))
-        .await
-        .unwrap()
+    server.meta().await
 }
 
 async fn sql(server: &TestServer, query: &str, binds: &[&str]) {

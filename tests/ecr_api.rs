@@ -427,16 +427,7 @@ async fn creation_template_applies_to_create_on_push() {
 /// A second principal with its own access key and no policies, created directly in the
 /// server's database. Returns its ARN.
 async fn create_plain_user(server: &TestServer, name: &str, key: &str, secret: &str) -> String {
-    let url = match server.backends() {
-        Some(b) => b.database_url.clone(),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            server.data_dir().join("berth.db").display()
-        ),
-    };
-    let meta = berth::meta::Meta::connect(&url, 2, Duration::from_secs(10))
-        .await
-        .expect("open the server's database");
+    let meta = server.meta().await;
     let hash = berth::auth::password::hash_secret("plain-user-password").unwrap();
     let (row, _) = meta
         .create_principal_if_missing("user", name, &hash)

@@ -11,16 +11,7 @@ use berth::meta::Meta;
 use common::TestServer;
 
 async fn meta_of(server: &TestServer) -> Meta {
-    let url = match server.backends() {
-        Some(b) => b.database_url.clone(),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            server.data_dir().join("berth.db").display()
-        ),
-    };
-    Meta::connect(&url, 2, Duration::from_secs(5))
-        .await
-        .unwrap()
+    server.meta().await
 }
 
 fn password_file(server: &TestServer) -> std::path::PathBuf {
@@ -115,13 +106,13 @@ async fn configured_admin_wins_on_every_start() {
     let meta = meta_of(&server).await;
     let boss = meta.principal("user", "boss").await.unwrap().expect("boss");
     assert!(verify_secret("first-password", boss.password_hash.as_deref().unwrap()).unwrap());
-    let key = meta
+    let (key, secret) = meta
         .access_key("AKIAEXAMPLE000000001")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(key.principal_id, boss.id);
-    assert_eq!(key.secret, "s3cr3t-example-secret-access-key-000000");
+    assert_eq!(secret, "s3cr3t-example-secret-access-key-000000");
     assert!(key.active);
 
     // A changed password replaces the old one and retires credentials issued for it.

@@ -31,6 +31,8 @@ enum Backend {
 /// A fresh database with a connected `Meta`; a PostgreSQL database is dropped on drop.
 struct Db {
     meta: Meta,
+    /// The key file text `meta` encrypts stored secrets with.
+    secrets_key: String,
     url: String,
     pg_name: Option<String>,
     _tmp: Option<tempfile::TempDir>,
@@ -61,19 +63,23 @@ impl Db {
         };
         // If connecting fails, the guard still drops the PostgreSQL database.
         let guard = DropDatabase(pg_name.clone());
-        let meta = Meta::connect(&url, 8, Duration::from_secs(30))
+        let mut meta = Meta::connect(&url, 8, Duration::from_secs(30))
             .await
             .unwrap_or_else(|e| panic!("connect {url}: {e}"));
         std::mem::forget(guard);
+        let secrets_key = berth::secrets::new_key_line();
+        meta.set_secrets(keyring(&[&secrets_key]));
         Db {
             meta,
+            secrets_key,
             url,
             pg_name,
             _tmp: tmp,
         }
     }
 
-    /// A separate pool for raw SQL (reads only, never through `Meta`).
+    /// A separate pool for raw SQL, never through `Meta` (reads, and rows as something other
+    /// than this Berth would write them).
     async fn raw(&self) -> AnyPool {
         sqlx::any::install_default_drivers();
         AnyPoolOptions::new()
@@ -136,18 +142,177 @@ conformance!(sqlite, super::Backend::Sqlite;
     stored_blob_sizes, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
-    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates);
+    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
+    secrets_at_rest);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     stored_blob_sizes, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
-    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates);
+    lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
+    secrets_at_rest);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob, creation_templates);
 
 // --- helpers ----------------------------------------------------------------------------------
+
+/// A keyring from key-file lines (the first encrypts).
+fn keyring(lines: &[&str]) -> std::sync::Arc<berth::secrets::Keyring> {
+    std::sync::Arc::new(berth::secrets::Keyring::parse(&lines.join("\n")).unwrap())
+}
+
+/// Every stored access-key secret and signing key, as the database holds them.
+/// An access key's principal and decrypted secret.
+async fn principal_and_secret(db: &Meta, key_id: &str) -> Option<(i64, String)> {
+    db.access_key(key_id)
+        .await
+        .unwrap()
+        .map(|(row, secret)| (row.principal_id, secret))
+}
+
+async fn stored_secrets(raw: &AnyPool) -> Vec<String> {
+    let mut stored = Vec::new();
+    for sql in [
+        "SELECT secret FROM access_keys ORDER BY key_id",
+        "SELECT pem FROM signing_keys ORDER BY kid",
+    ] {
+        for row in sqlx::query(sql).fetch_all(raw).await.unwrap() {
+            stored.push(row.get::<String, _>(0));
+        }
+    }
+    stored
+}
+
+/// Access-key secrets and signing keys are stored encrypted and bound to their row; plaintext
+/// rows an older Berth wrote are encrypted by the start-up pass (and refused until then); a
+/// rotation moves every row to the new key; a key file that lacks a key in use is refused.
+async fn secrets_at_rest(db: &Db) {
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\nnot-really-a-key\n-----END PRIVATE KEY-----\n";
+    let raw = db.raw().await;
+    let old_id = berth::secrets::Keyring::parse(&db.secrets_key)
+        .unwrap()
+        .current_id()
+        .to_owned();
+    let (p, _) = db
+        .create_principal_if_missing("user", "keyholder", "hash")
+        .await
+        .unwrap();
+    assert!(db
+        .create_access_key(p.id, "AK1", "secret-one")
+        .await
+        .unwrap());
+    db.put_access_key(p.id, "AK2", "secret-two").await.unwrap();
+    db.insert_signing_key("kid1", PEM, now_millis())
+        .await
+        .unwrap();
+    let stored = stored_secrets(&raw).await;
+    assert_eq!(stored.len(), 3);
+    for value in &stored {
+        assert!(value.starts_with(&format!("enc:v1:{old_id}:")), "{value}");
+        assert!(!value.contains("secret-") && !value.contains("PRIVATE KEY"));
+    }
+    assert_eq!(
+        principal_and_secret(db, "AK1").await,
+        Some((p.id, "secret-one".into()))
+    );
+    let keys = db.signing_keys(now_millis()).await.unwrap();
+    assert_eq!((keys[0].kid.as_str(), keys[0].pem.as_str()), ("kid1", PEM));
+
+    // A ciphertext copied into another row does not decrypt there.
+    sqlx::query("UPDATE access_keys SET secret = (SELECT secret FROM access_keys WHERE key_id = 'AK1') WHERE key_id = 'AK2'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let err = db.access_key("AK2").await.unwrap_err().to_string();
+    assert!(err.contains("AK2") && !err.contains("secret-one"), "{err}");
+    db.put_access_key(p.id, "AK2", "secret-two").await.unwrap();
+
+    // Rows as a Berth before encryption at rest wrote them: refused until the pass encrypts them.
+    sqlx::query("INSERT INTO access_keys (key_id, principal_id, secret, created_at) VALUES ('AKOLD', $1, 'old-plain', 0)")
+        .bind(p.id)
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO signing_keys (kid, pem, created_at) VALUES ('kidold', $1, 0)")
+        .bind(PEM)
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(db.access_key("AKOLD").await.is_err());
+    assert_eq!(db.signing_keys(now_millis()).await.unwrap().len(), 1);
+    let report = db.seal_secrets(false).await.unwrap();
+    assert_eq!((report.encrypted, report.reencrypted), (2, 0));
+    assert_eq!(report.by_key, BTreeMap::from([(old_id.clone(), 5)]));
+    let stored = stored_secrets(&raw).await;
+    assert!(stored.iter().all(|v| v.starts_with("enc:v1:")
+        && !v.contains("old-plain")
+        && !v.contains("PRIVATE KEY")));
+    assert_eq!(
+        principal_and_secret(db, "AKOLD").await,
+        Some((p.id, "old-plain".into()))
+    );
+    assert_eq!(db.signing_keys(now_millis()).await.unwrap().len(), 2);
+    let again = db.seal_secrets(false).await.unwrap();
+    assert_eq!((again.encrypted, again.reencrypted), (0, 0), "idempotent");
+    assert_eq!(stored_secrets(&raw).await, stored, "nothing rewritten");
+
+    // Rotation: a new key first in the file; old rows still decrypt, then move to the new key.
+    let new_key = berth::secrets::new_key_line();
+    let mut rotated = db.meta.clone();
+    rotated.set_secrets(keyring(&["# new", &new_key, &db.secrets_key]));
+    let new_id = berth::secrets::Keyring::parse(&new_key)
+        .unwrap()
+        .current_id()
+        .to_owned();
+    assert_eq!(
+        principal_and_secret(&rotated, "AK1").await,
+        Some((p.id, "secret-one".into()))
+    );
+    let report = rotated.seal_secrets(false).await.unwrap();
+    assert_eq!(
+        (report.encrypted, report.reencrypted),
+        (0, 0),
+        "start-up moves nothing"
+    );
+    let report = rotated.seal_secrets(true).await.unwrap();
+    assert_eq!((report.encrypted, report.reencrypted), (0, 5));
+    assert_eq!(report.by_key, BTreeMap::from([(new_id.clone(), 5)]));
+    assert!(stored_secrets(&raw)
+        .await
+        .iter()
+        .all(|v| v.starts_with(&format!("enc:v1:{new_id}:"))));
+    for (key, secret) in [
+        ("AK1", "secret-one"),
+        ("AK2", "secret-two"),
+        ("AKOLD", "old-plain"),
+    ] {
+        assert_eq!(
+            principal_and_secret(&rotated, key).await,
+            Some((p.id, secret.into()))
+        );
+    }
+    let mut only_new = db.meta.clone();
+    only_new.set_secrets(keyring(&[&new_key]));
+    assert_eq!(only_new.signing_keys(now_millis()).await.unwrap().len(), 2);
+
+    // The old key alone no longer reads anything, and the start-up pass says why, naming the
+    // rows and the missing key, never a secret; it changes nothing.
+    assert!(db.access_key("AK1").await.is_err());
+    assert!(db.signing_keys(now_millis()).await.unwrap().is_empty());
+    let before = stored_secrets(&raw).await;
+    let err = db.seal_secrets(false).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&new_id) && err.contains("access key AK1") && err.contains("signing key kid1"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("secret-") && !err.contains("PRIVATE"),
+        "{err}"
+    );
+    assert_eq!(stored_secrets(&raw).await, before);
+    raw.close().await;
+}
 
 /// Creation templates round-trip every field, list in byte order of prefix, and a repository
 /// created with a template's lifecycle and repository policy has both from the start.

@@ -1,5 +1,6 @@
 //! Token signing keys shared by every replica: a configured PEM key, or keys generated once and
-//! kept in the metadata database, with rotation (the old keys keep verifying until they retire).
+//! kept in the metadata database (encrypted there by `meta`), with rotation (the old keys keep
+//! verifying until they retire).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -26,6 +27,10 @@ impl SigningKeys {
         let configured = if configured_file.is_empty() {
             None
         } else {
+            crate::secrets::warn_if_others_may_read(
+                std::path::Path::new(configured_file),
+                "auth.signing_key_file",
+            );
             let pem = std::fs::read_to_string(configured_file).map_err(|e| {
                 Error::Internal(format!(
                     "cannot read auth.signing_key_file {configured_file}: {e}"

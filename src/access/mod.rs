@@ -610,7 +610,7 @@ impl Access {
             .meta
             .access_key(&key_id)
             .await?
-            .is_some_and(|key| key.active);
+            .is_some_and(|(key, _)| key.active);
         self.usable_keys.insert(key_id, usable);
         Ok(usable)
     }
@@ -689,10 +689,14 @@ impl Access {
     /// expired or deleted principals.
     /// Inactive keys are refused like unknown ones (as IAM refuses them).
     pub async fn access_key(&self, key_id: &str) -> Result<Option<(Arc<Principal>, String)>> {
-        let Some(key) = self.meta.access_key(key_id).await?.filter(|k| k.active) else {
+        let Some((key, secret)) = self
+            .meta
+            .access_key(key_id)
+            .await?
+            .filter(|(k, _)| k.active)
+        else {
             return Ok(None);
         };
-        let secret = key.secret;
         let Some(row) = self.meta.principal_by_id(key.principal_id).await? else {
             return Ok(None);
         };

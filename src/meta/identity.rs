@@ -1,10 +1,24 @@
 //! Identity rows: principals (users and robot accounts), groups and their members, access keys,
-//! policy documents, signing keys and settings.
+//! policy documents, signing keys and settings. Access-key secrets and signing keys are stored
+//! encrypted (see `secrets`), each bound to its row; this module encrypts and decrypts them.
+
+use std::collections::BTreeMap;
 
 use sqlx::Row;
 
 use super::{now_millis, Meta};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::secrets::sealed_key_id;
+
+/// What an encrypted access-key secret is bound to: its row.
+fn access_key_context(key_id: &str) -> String {
+    format!("access_keys/{key_id}")
+}
+
+/// What an encrypted signing key is bound to: its row.
+fn signing_key_context(kid: &str) -> String {
+    format!("signing_keys/{kid}")
+}
 
 /// A user or robot account.
 #[derive(Debug, Clone)]
@@ -110,15 +124,16 @@ impl Meta {
         )
         .bind(key_id)
         .bind(principal_id)
-        .bind(secret)
+        .bind(self.secrets()?.seal(secret, &access_key_context(key_id)))
         .bind(now_millis())
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    /// The principal, secret and status of an access key.
-    pub async fn access_key(&self, key_id: &str) -> Result<Option<AccessKeyRow>> {
+    /// An access key and its (decrypted) secret. A secret that does not decrypt is an error
+    /// naming the key, never the stored text.
+    pub async fn access_key(&self, key_id: &str) -> Result<Option<(AccessKeyRow, String)>> {
         let row = sqlx::query(
             "SELECT key_id, principal_id, secret, status, created_at FROM access_keys \
              WHERE key_id = $1",
@@ -126,7 +141,13 @@ impl Meta {
         .bind(key_id)
         .fetch_optional(&self.read)
         .await?;
-        row.as_ref().map(access_key_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("secret")?;
+        let secret = self
+            .secrets()?
+            .open(&stored, &access_key_context(key_id))
+            .map_err(|e| Error::Internal(format!("the secret of access key {key_id}: {e}")))?;
+        Ok(Some((access_key_row(&row)?, secret)))
     }
 
     /// Activates or deactivates one of a principal's access keys; false if it has no such key.
@@ -202,7 +223,159 @@ impl Meta {
     }
 }
 
-/// A token signing key as stored (PKCS#8 PEM), newest first when listed.
+/// What [`Meta::seal_secrets`] did, and which key now encrypts how many stored secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealReport {
+    /// Rows stored in plaintext (by a Berth before encryption at rest) that are now encrypted.
+    pub encrypted: u64,
+    /// Rows moved from an older key to the current one.
+    pub reencrypted: u64,
+    /// Stored secrets per key id, after the pass.
+    pub by_key: BTreeMap<String, u64>,
+}
+
+/// One stored secret as [`Meta::seal_secrets`] sees it.
+struct StoredSecret {
+    table: &'static str,
+    id: String,
+    stored: String,
+}
+
+impl StoredSecret {
+    fn context(&self) -> String {
+        match self.table {
+            "access_keys" => access_key_context(&self.id),
+            _ => signing_key_context(&self.id),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.table {
+            "access_keys" => format!("the secret of access key {}", self.id),
+            _ => format!("token signing key {}", self.id),
+        }
+    }
+}
+
+/// Encryption of stored secrets as a whole: the start-up pass and rotation.
+impl Meta {
+    /// Encrypts every secret still stored in plaintext (rows an older Berth wrote) and, with
+    /// `reencrypt`, moves every secret encrypted with an older key to the current one (`berth
+    /// secrets rotate`), in one transaction. Idempotent, and safe when replicas run it at once
+    /// (each row is replaced only if it still holds what was read). Refuses, changing nothing,
+    /// when a stored secret is encrypted with a key the key file lacks (or does not decrypt):
+    /// that is a wrong or incomplete key file, and running on would break those credentials.
+    pub async fn seal_secrets(&self, reencrypt: bool) -> Result<SealReport> {
+        let secrets = self.secrets()?;
+        let mut tx = self.write.begin().await?;
+        let mut rows = Vec::new();
+        for (table, id_column, secret_column) in [
+            ("access_keys", "key_id", "secret"),
+            ("signing_keys", "kid", "pem"),
+        ] {
+            // Table and column names are the constants above, never input.
+            let sql = format!("SELECT {id_column} AS id, {secret_column} AS stored FROM {table}");
+            for r in sqlx::query(&sql).fetch_all(&mut *tx).await? {
+                rows.push(StoredSecret {
+                    table,
+                    id: r.try_get("id")?,
+                    stored: r.try_get("stored")?,
+                });
+            }
+        }
+        let mut report = SealReport::default();
+        let mut unusable: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in &rows {
+            let replacement = match sealed_key_id(&row.stored) {
+                None => {
+                    report.encrypted += 1;
+                    Some(secrets.seal(&row.stored, &row.context()))
+                }
+                Some(id) if !secrets.holds(id) => {
+                    unusable
+                        .entry(format!("key id {id} is not in the key file"))
+                        .or_default()
+                        .push(row.describe());
+                    None
+                }
+                Some(id) if reencrypt && id != secrets.current_id() => {
+                    match secrets.open(&row.stored, &row.context()) {
+                        Ok(plain) => {
+                            report.reencrypted += 1;
+                            Some(secrets.seal(&plain, &row.context()))
+                        }
+                        Err(e) => {
+                            unusable
+                                .entry(e.to_string())
+                                .or_default()
+                                .push(row.describe());
+                            None
+                        }
+                    }
+                }
+                Some(_) => None,
+            };
+            let key = replacement
+                .as_deref()
+                .and_then(sealed_key_id)
+                .or_else(|| sealed_key_id(&row.stored))
+                .unwrap_or_default()
+                .to_owned();
+            *report.by_key.entry(key).or_default() += 1;
+            if let Some(new) = replacement {
+                let (id_column, secret_column) = match row.table {
+                    "access_keys" => ("key_id", "secret"),
+                    _ => ("kid", "pem"),
+                };
+                let sql = format!(
+                    "UPDATE {} SET {secret_column} = $1 WHERE {id_column} = $2 \
+                     AND {secret_column} = $3",
+                    row.table
+                );
+                sqlx::query(&sql)
+                    .bind(new)
+                    .bind(&row.id)
+                    .bind(&row.stored)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if !unusable.is_empty() {
+            tx.rollback().await?;
+            let problems: Vec<String> = unusable
+                .iter()
+                .map(|(why, rows)| format!("{} ({why})", rows.join(", ")))
+                .collect();
+            return Err(Error::Internal(format!(
+                "stored secrets cannot be read with the secrets key file (key ids: {}): {}. \
+                 Give Berth the key file these were encrypted with; a key may leave the file \
+                 only after `berth secrets rotate` has moved every secret off it",
+                secrets.ids().collect::<Vec<_>>().join(", "),
+                problems.join("; ")
+            )));
+        }
+        tx.commit().await?;
+        if report.encrypted + report.reencrypted > 0 {
+            self.scrub_replaced_secrets().await?;
+        }
+        Ok(report)
+    }
+
+    /// Drops the old copies of rows [`Meta::seal_secrets`] replaced, so that plaintext (or
+    /// text under a retired key) does not linger in the database files: on SQLite the rows were
+    /// rewritten with `secure_delete` and the old page versions in the WAL are discarded; on
+    /// PostgreSQL the two small tables are rewritten without their dead row versions.
+    async fn scrub_replaced_secrets(&self) -> Result<()> {
+        let sql = match self.dialect {
+            super::Dialect::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+            super::Dialect::Postgres => "VACUUM FULL access_keys, signing_keys",
+        };
+        sqlx::query(sql).execute(&self.write).await?;
+        Ok(())
+    }
+}
+
+/// A token signing key (PKCS#8 PEM, decrypted), newest first when listed.
 #[derive(Debug, Clone)]
 pub struct SigningKeyRow {
     pub kid: String,
@@ -235,7 +408,8 @@ impl Meta {
     }
 
     /// Signing keys not retired before `now`, newest first (ties broken by kid so every replica
-    /// picks the same active key).
+    /// picks the same active key), decrypted. A key that does not decrypt (written by a replica
+    /// with another secrets key file) is skipped and logged, so the others keep working.
     pub async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>> {
         let rows = sqlx::query(
             "SELECT kid, pem, created_at, retired_at FROM signing_keys \
@@ -244,26 +418,36 @@ impl Meta {
         .bind(now)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRow {
-                    kid: r.try_get("kid")?,
-                    pem: r.try_get("pem")?,
-                    created_at: r.try_get("created_at")?,
-                    retired_at: r.try_get("retired_at")?,
-                })
-            })
-            .collect()
+        let secrets = self.secrets()?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kid: String = r.try_get("kid")?;
+            let stored: String = r.try_get("pem")?;
+            let pem = match secrets.open(&stored, &signing_key_context(&kid)) {
+                Ok(pem) => pem,
+                Err(e) => {
+                    tracing::error!(%kid, error = %e, "token signing key skipped");
+                    continue;
+                }
+            };
+            keys.push(SigningKeyRow {
+                kid,
+                pem,
+                created_at: r.try_get("created_at")?,
+                retired_at: r.try_get("retired_at")?,
+            });
+        }
+        Ok(keys)
     }
 
-    /// Stores a new signing key (a key with the same kid is left as it is).
+    /// Stores a new signing key, encrypted (a key with the same kid is left as it is).
     pub async fn insert_signing_key(&self, kid: &str, pem: &str, created_at: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO signing_keys (kid, pem, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (kid) DO NOTHING",
         )
         .bind(kid)
-        .bind(pem)
+        .bind(self.secrets()?.seal(pem, &signing_key_context(kid)))
         .bind(created_at)
         .execute(&self.write)
         .await?;
@@ -463,17 +647,17 @@ impl Meta {
         )
         .bind(key_id)
         .bind(principal_id)
-        .bind(secret)
+        .bind(self.secrets()?.seal(secret, &access_key_context(key_id)))
         .bind(now_millis())
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// A principal's access keys, oldest first (with their secrets: callers must not show them).
+    /// A principal's access keys, oldest first (never their secrets).
     pub async fn access_keys_of(&self, principal_id: i64) -> Result<Vec<AccessKeyRow>> {
         let rows = sqlx::query(
-            "SELECT key_id, principal_id, secret, status, created_at FROM access_keys \
+            "SELECT key_id, principal_id, status, created_at FROM access_keys \
              WHERE principal_id = $1 ORDER BY created_at, key_id",
         )
         .bind(principal_id)
@@ -497,29 +681,15 @@ impl Meta {
 const ACTIVE: &str = "Active";
 const INACTIVE: &str = "Inactive";
 
-/// An access key as stored.
-#[derive(Clone)]
+/// An access key as stored (its secret is read only with [`Meta::access_key`]).
+#[derive(Debug, Clone)]
 pub struct AccessKeyRow {
     pub key_id: String,
     pub principal_id: i64,
-    /// The secret SigV4 signs with; never shown after creation.
-    pub secret: String,
     /// Inactive keys sign nothing, and what was obtained with them stops working.
     pub active: bool,
     /// Unix milliseconds.
     pub created_at: i64,
-}
-
-impl std::fmt::Debug for AccessKeyRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKeyRow")
-            .field("key_id", &self.key_id)
-            .field("principal_id", &self.principal_id)
-            .field("secret", &"<redacted>")
-            .field("active", &self.active)
-            .field("created_at", &self.created_at)
-            .finish()
-    }
 }
 
 fn access_key_row(r: &sqlx::any::AnyRow) -> Result<AccessKeyRow> {
@@ -527,7 +697,6 @@ fn access_key_row(r: &sqlx::any::AnyRow) -> Result<AccessKeyRow> {
     Ok(AccessKeyRow {
         key_id: r.try_get("key_id")?,
         principal_id: r.try_get("principal_id")?,
-        secret: r.try_get("secret")?,
         active: status != INACTIVE,
         created_at: r.try_get("created_at")?,
     })

@@ -1,7 +1,8 @@
 //! The metadata store: repositories, blobs and their links, manifests, tags, upload sessions and
 //! leases in SQL. One SQL text for SQLite and PostgreSQL through sqlx's Any driver; the dialects
-//! differ only in their migration folders. Depends on `oci`, `error` and the pure tag mutability
-//! rules of `policy::mutability` (enforced inside the transaction that moves a tag).
+//! differ only in their migration folders. Depends on `oci`, `error`, the pure tag mutability
+//! rules of `policy::mutability` (enforced inside the transaction that moves a tag) and
+//! `secrets` (access-key secrets and signing keys are encrypted before they reach SQL).
 
 mod gc;
 mod identity;
@@ -13,7 +14,7 @@ mod scan;
 mod templates;
 
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
-pub use identity::{AccessKeyRow, AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
+pub use identity::{AccessKeyRow, AuditRow, GroupRow, PrincipalRow, SealReport, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
@@ -35,6 +36,8 @@ pub struct RepositoryRow {
     pub scan_on_push: bool,
 }
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -43,6 +46,7 @@ use sqlx::{AnyPool, Executor, Row};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, RepoName, Tag};
 use crate::policy::mutability::{overwrite_refused, TagMutability};
+use crate::secrets::Keyring;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -65,6 +69,9 @@ pub struct Meta {
     committer: Option<CommitQueue>,
     /// GC grace period (ms): how long after an event a blob or manifest is first reviewed.
     gc_grace_ms: i64,
+    /// Encrypts access-key secrets and signing keys on the way in and decrypts them on the way
+    /// out; without it those rows can be neither written nor read.
+    secrets: Option<Arc<Keyring>>,
 }
 
 /// The default GC grace period: 24 hours.
@@ -152,6 +159,68 @@ pub enum BlobCommit {
     /// Garbage collection removed the object under this blob's (shared) key between the upload
     /// publishing it and committing; nothing was committed and the client must retry.
     Vanished,
+}
+
+/// The file of a `sqlite:` URL as sqlx reads it (percent-decoded); `None` for in-memory databases.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        });
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                decoded.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(PathBuf::from(String::from_utf8(decoded).ok()?))
+}
+
+/// Makes the SQLite database and its `-wal` and `-shm` files readable by their owner only
+/// (0600), whatever the umask: it holds password hashes and the encrypted secrets. A missing
+/// database that the URL allows to create (`mode=rwc`) is created here with that mode, so that
+/// SQLite, which gives the `-wal` and `-shm` files it creates the database file's mode, never
+/// makes a readable one. Files an older Berth made readable are tightened (and that is logged).
+fn prepare_sqlite_files(url: &str) -> std::io::Result<()> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    let create = url
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p == "mode=rwc"));
+    if create && !path.exists() {
+        match crate::secrets::create_private_file(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        match crate::secrets::restrict_permissions(std::path::Path::new(&file), 0o600) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 pub fn now_millis() -> i64 {
@@ -345,6 +414,11 @@ impl Meta {
         } else {
             Dialect::Postgres
         };
+        if dialect == Dialect::Sqlite {
+            prepare_sqlite_files(url).map_err(|e| {
+                Error::Internal(format!("cannot make the SQLite database private: {e}"))
+            })?;
+        }
         let options = || {
             AnyPoolOptions::new()
                 .acquire_timeout(acquire_timeout)
@@ -355,6 +429,9 @@ impl Meta {
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            // Zero deleted and rewritten row content inside the pages written
+                            // anyway (no extra I/O), so replaced secrets leave no copy behind.
+                            conn.execute("PRAGMA secure_delete = FAST").await?;
                         }
                         Ok(())
                     })
@@ -384,6 +461,7 @@ impl Meta {
             dialect,
             committer,
             gc_grace_ms: DEFAULT_GC_GRACE.as_millis() as i64,
+            secrets: None,
         };
         meta.migrate().await?;
         Ok(meta)
@@ -403,6 +481,18 @@ impl Meta {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Sets the keys that encrypt the secrets stored here (access-key secrets, signing keys).
+    pub fn set_secrets(&mut self, keyring: Arc<Keyring>) {
+        self.secrets = Some(keyring);
+    }
+
+    /// The keys that encrypt stored secrets; an error when none were set.
+    fn secrets(&self) -> Result<&Keyring> {
+        self.secrets.as_deref().ok_or_else(|| {
+            Error::Internal("no secrets key: stored secrets can be neither written nor read".into())
+        })
     }
 
     /// Sets the GC grace period used when enqueueing reviews.
@@ -1340,4 +1430,24 @@ async fn set_tag_mutability_in(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_read_as_sqlx_reads_them() {
+        assert_eq!(
+            sqlite_path("sqlite://./berth-data/berth.db?mode=rwc"),
+            Some(PathBuf::from("./berth-data/berth.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:/srv/a%20b.db"),
+            Some(PathBuf::from("/srv/a b.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
 }

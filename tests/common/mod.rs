@@ -20,6 +20,8 @@ pub struct TestServer {
     /// Whether the server gets `BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD` (unless `extra_env`
     /// configures the admin itself).
     default_admin: bool,
+    /// The file mode creation mask the process starts with (else the test process's).
+    umask: Option<u32>,
 }
 
 /// Whether `BERTH_TEST_STACK` asks for the `pg-s3` stack.
@@ -82,6 +84,9 @@ pub struct Backends {
     pub bucket: String,
     /// The s3s-fs data directory; the bucket is a directory inside it.
     pub s3_dir: PathBuf,
+    /// The secrets key file every replica on this database shares (Berth refuses PostgreSQL
+    /// without one).
+    pub secrets_key_file: PathBuf,
     s3: Child,
 }
 
@@ -153,10 +158,13 @@ impl Backends {
         let bucket = "berth".to_string();
         let s3_dir = tmp.join("s3");
         let (s3, s3_endpoint) = start_s3(&s3_dir, &bucket);
+        let secrets_key_file = tmp.join("secrets.key");
+        berth::secrets::write_new_key_file(&secrets_key_file).expect("write a secrets key file");
         Backends {
             database_url,
             database,
             s3_dir,
+            secrets_key_file,
             s3_endpoint,
             bucket,
             s3,
@@ -179,6 +187,10 @@ impl Backends {
             ),
             ("BERTH_STORAGE_S3_ALLOW_HTTP".into(), "true".into()),
             ("BERTH_STORAGE_S3_REGION".into(), "us-east-1".into()),
+            (
+                "BERTH_AUTH_SECRETS_KEY_FILE".into(),
+                self.secrets_key_file.display().to_string(),
+            ),
         ]
     }
 }
@@ -238,18 +250,24 @@ impl TestServer {
     /// Starts Berth with extra CLI args and env vars. The admin is [`ADMIN_USER`] with
     /// [`ADMIN_PASSWORD`] unless `env` sets `BERTH_ADMIN_USER` or `BERTH_ADMIN_PASSWORD`.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_on(stack_is_pg_s3(), args, env, true)
+        Self::start_on(stack_is_pg_s3(), args, env, true, None)
     }
 
     /// Like [`TestServer::start_with`], but without the default admin password: unless `env`
     /// configures one, Berth generates the admin password into its data dir.
     pub fn start_without_admin_password(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_on(stack_is_pg_s3(), args, env, false)
+        Self::start_on(stack_is_pg_s3(), args, env, false, None)
     }
 
     /// Starts Berth on embedded SQLite and the filesystem, or on its own PostgreSQL database and
     /// S3 server.
-    fn start_on(pg_s3: bool, args: &[&str], env: &[(&str, &str)], default_admin: bool) -> Self {
+    fn start_on(
+        pg_s3: bool,
+        args: &[&str],
+        env: &[(&str, &str)],
+        default_admin: bool,
+        umask: Option<u32>,
+    ) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let backends = pg_s3.then(|| Backends::start(tmp.path()));
@@ -266,9 +284,17 @@ impl TestServer {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             default_admin,
+            umask,
         };
         server.spawn_on_free_port();
         server
+    }
+
+    /// Like [`TestServer::start_without_admin_password`] (so the admin password is generated
+    /// into the data dir), with the process's umask set to `umask`, as a service manager or
+    /// shell would start it.
+    pub fn start_with_umask(umask: u32, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on(stack_is_pg_s3(), args, env, false, Some(umask))
     }
 
     /// The environment Berth gets on top of the test process's: the backends, the default
@@ -342,6 +368,16 @@ impl TestServer {
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         self.apply_env(&mut cmd);
+        if let Some(mask) = self.umask {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: umask(2) is async-signal-safe and touches no memory.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        }
         self.child = Some(cmd.spawn().expect("spawn berth"));
         self.wait_ready()
     }
@@ -470,6 +506,38 @@ impl TestServer {
         self.backends.as_ref()
     }
 
+    /// The URL of this server's metadata database.
+    pub fn database_url(&self) -> String {
+        match &self.backends {
+            Some(b) => b.database_url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("berth.db").display()
+            ),
+        }
+    }
+
+    /// The file of keys that encrypt this server's stored secrets: the shared one on the pg-s3
+    /// stack, the one Berth generated into its data dir on SQLite.
+    pub fn secrets_key_file(&self) -> PathBuf {
+        match &self.backends {
+            Some(b) => b.secrets_key_file.clone(),
+            None => self.data_dir.join(berth::secrets::DEFAULT_KEY_FILE),
+        }
+    }
+
+    /// This server's metadata database, opened as the server opens it (with its secrets key),
+    /// for tests that read or write rows directly.
+    pub async fn meta(&self) -> berth::meta::Meta {
+        let mut meta = berth::meta::Meta::connect(&self.database_url(), 2, Duration::from_secs(10))
+            .await
+            .expect("open the server's database");
+        let keyring = berth::secrets::Keyring::load(&self.secrets_key_file())
+            .expect("the server's secrets key file");
+        meta.set_secrets(std::sync::Arc::new(keyring));
+        meta
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -531,13 +599,13 @@ impl TestServer {
     /// Starts Berth on the `pg-s3` stack whatever `BERTH_TEST_STACK` says (scale-out and fault
     /// tests need a shared database and bucket).
     pub fn start_on_pg_s3(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_on(true, args, env, true)
+        Self::start_on(true, args, env, true, None)
     }
 
     /// Starts Berth on embedded SQLite and the filesystem whatever `BERTH_TEST_STACK` says
     /// (tests of filesystem-only behaviour).
     pub fn start_on_sqlite_fs(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_on(false, args, env, true)
+        Self::start_on(false, args, env, true, None)
     }
 
     /// Starts another Berth process sharing this server's PostgreSQL database and S3 bucket,
@@ -571,6 +639,7 @@ impl TestServer {
             extra_args,
             extra_env,
             default_admin: self.default_admin,
+            umask: self.umask,
         };
         replica.spawn_on_free_port();
         replica
