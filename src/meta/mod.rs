@@ -328,6 +328,24 @@ fn spawn_group_committer(write: AnyPool) -> CommitQueue {
     sender
 }
 
+/// Whether a SQLite connection handed back to the pool may serve again: only when no transaction
+/// is open on it. SQLite rolls a whole transaction back by itself when a write fails for lack
+/// of space (SQLITE_FULL) or an I/O error; the ROLLBACK sqlx then sends fails ("no transaction
+/// is active") and sqlx still counts the transaction as open, so its next `begin` issues a
+/// SAVEPOINT that opens a transaction nothing ever commits: every later write on the one write
+/// connection would land in it, invisible to readers and lost at exit. Closing the connection
+/// ends whatever it holds (SQLite rolls back an open transaction on close).
+async fn sqlite_connection_reusable(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    // The ping runs after any rollback the dropped transaction queued, so the count is settled.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 const MANIFEST_COLUMNS: &str =
     "m.id, m.digest, m.media_type, m.content, m.subject_digest, CAST(m.depth AS BIGINT) AS depth, \
      m.artifact_type";
@@ -346,7 +364,7 @@ impl Meta {
             Dialect::Postgres
         };
         let options = || {
-            AnyPoolOptions::new()
+            let options = AnyPoolOptions::new()
                 .acquire_timeout(acquire_timeout)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
@@ -358,7 +376,13 @@ impl Meta {
                         }
                         Ok(())
                     })
-                })
+                });
+            match dialect {
+                Dialect::Sqlite => options.after_release(|conn, _| {
+                    Box::pin(async move { sqlite_connection_reusable(conn).await })
+                }),
+                Dialect::Postgres => options,
+            }
         };
         let (read, write) = match dialect {
             Dialect::Sqlite => {
