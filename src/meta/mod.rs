@@ -6,6 +6,7 @@
 mod gc;
 mod identity;
 mod images;
+mod leases;
 mod lifecycle;
 mod pull_through;
 mod resource_tags;
@@ -15,6 +16,7 @@ mod templates;
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AuditRow, GroupRow, PrincipalRow, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
+pub use leases::{LeaseHolder, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
@@ -498,36 +500,6 @@ impl Meta {
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get("epoch")?)
-    }
-
-    // --- leases -------------------------------------------------------------------------------
-
-    /// Takes or renews the lease `name` for `holder` until `ttl` from now; false while another
-    /// holder's lease is unexpired. Single background passes run only while they hold one.
-    pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        self.try_lease_at(name, holder, ttl, now_millis()).await
-    }
-
-    /// [`Meta::try_lease`] at a given time (Unix ms), so the rules can be checked without waiting.
-    pub async fn try_lease_at(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-        now: i64,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-             WHERE leases.expires_at < $4 OR leases.holder = excluded.holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now + ttl.as_millis() as i64)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     // --- uploads ------------------------------------------------------------------------------
