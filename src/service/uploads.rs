@@ -304,16 +304,25 @@ impl Registry {
         self.end_session(&row).await
     }
 
-    /// Deletes the session row, then its stored bytes.
+    /// Drops the session's stored bytes, then its row. Bytes first: on a full disk, they are
+    /// what frees the space the database needs to delete the row. A session whose row outlives
+    /// its bytes (the database still refused) is unknown to later requests
+    /// (`BLOB_UPLOAD_UNKNOWN`) and its row goes with the next purge.
     async fn end_session(&self, row: &UploadRow) -> Result<()> {
-        if self.meta.delete_upload(&row.id).await? {
-            let staging = Staging::from_json(&row.staging)?;
-            self.blobs
-                .discard_upload(&row.id, row.size, &staging)
-                .await?;
-        }
+        let staging = Staging::from_json(&row.staging)?;
+        self.blobs
+            .discard_upload(&row.id, row.size, &staging)
+            .await?;
+        let deleted = self.meta.delete_upload(&row.id).await;
         self.uploads.remove(&row.id);
-        Ok(())
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_write_refusal() => {
+                tracing::warn!(upload = %row.id, error = %e, "upload bytes dropped; its session row stays until the next purge");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// PATCH /v2/<name>/blobs/uploads/<id>: appends a chunk (with `Content-Range`) or a stream.
