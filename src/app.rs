@@ -23,6 +23,8 @@ pub struct App {
     pub pull_through: Arc<crate::proxy::PullThrough>,
     /// Names this process in leases and logs; unique per start.
     pub replica_id: String,
+    /// This process as a lease holder (its id is `replica_id`).
+    pub holder: crate::meta::LeaseHolder,
 }
 
 pub type AppState = Arc<App>;
@@ -91,6 +93,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         access,
         registry,
         pull_through,
+        holder: crate::meta::LeaseHolder::this_process(&replica_id),
         replica_id,
     });
     let router = crate::http::router(state.clone());
@@ -100,18 +103,25 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
 /// Starts background jobs; they stop when `cancel` fires.
 pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let uploads = &state.config.uploads;
-    let mut jobs = vec![tokio::spawn(crate::jobs::purge_uploads(
-        state.registry.clone(),
-        Duration::from_secs(uploads.purge_after_secs),
-        Duration::from_secs(uploads.purge_interval_secs.max(1)),
-        state.replica_id.clone(),
-        cancel.clone(),
-    ))];
+    let mut jobs = vec![
+        tokio::spawn(crate::jobs::heartbeat(
+            state.registry.clone(),
+            state.holder.clone(),
+            cancel.clone(),
+        )),
+        tokio::spawn(crate::jobs::purge_uploads(
+            state.registry.clone(),
+            Duration::from_secs(uploads.purge_after_secs),
+            Duration::from_secs(uploads.purge_interval_secs.max(1)),
+            state.holder.clone(),
+            cancel.clone(),
+        )),
+    ];
     if let Some(interval) = state.config.gc.interval() {
         jobs.push(tokio::spawn(crate::jobs::collect_garbage(
             state.registry.clone(),
             interval,
-            state.replica_id.clone(),
+            state.holder.clone(),
             cancel.clone(),
         )));
     }
@@ -120,7 +130,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         jobs.push(tokio::spawn(crate::jobs::run_lifecycle(
             state.registry.clone(),
             Duration::from_secs(lifecycle.interval_secs),
-            state.replica_id.clone(),
+            state.holder.clone(),
             cancel.clone(),
         )));
     }
@@ -130,7 +140,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             state.registry.clone(),
             state.pull_through.clone(),
             Duration::from_secs(quota_interval),
-            state.replica_id.clone(),
+            state.holder.clone(),
             cancel.clone(),
         )));
     }
@@ -236,6 +246,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     cancel.cancel();
     for job in jobs {
         let _ = job.await;
+    }
+    // The next process (a restart, another replica) runs the single passes at once.
+    if let Err(e) = state.registry.meta.release_leases(&state.holder).await {
+        tracing::warn!(error = %e, "cannot release this process's leases");
     }
     state.registry.meta.close().await;
     tracing::info!("stopped");

@@ -79,6 +79,16 @@ pub enum Error {
     /// A dependency (database, object storage) is unreachable; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// Blob storage or the metadata database refuses writes but not reads: a read-only file
+    /// system, a directory without write permission, a bucket that denies PUTs, a read-only
+    /// database. Pushes fail until write access is back; pulls keep working.
+    #[error("{0}")]
+    WritesRefused(String),
+    /// Blob storage or the metadata database is out of space (ENOSPC, EDQUOT, SQLITE_FULL,
+    /// PostgreSQL's `disk_full`, an S3 server's 507). Writes are refused; reads keep working, and
+    /// writes work again as soon as space is freed.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// A bug or an unexpected failure; the cause is logged, the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -98,12 +108,43 @@ impl Error {
     pub fn duplicate(&self) -> Self {
         match self {
             Error::Unavailable(m) => Error::Unavailable(m.clone()),
+            Error::InsufficientStorage(m) => Error::InsufficientStorage(m.clone()),
+            Error::WritesRefused(m) => Error::WritesRefused(m.clone()),
             other => Error::Internal(other.to_string()),
         }
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Error::Internal(e.to_string())
+    }
+
+    /// Whether this is storage or the database refusing a write for lack of space or write
+    /// access (so the client is told, and readiness reports degraded writes).
+    pub fn is_write_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::InsufficientStorage(_) | Error::WritesRefused(_)
+        )
+    }
+}
+
+/// What the client of a refused write is told to expect.
+const READS_STILL_WORK: &str = "pulls still work; pushes fail until an operator frees space";
+
+/// The error for a write that `what` (e.g. "blob storage") refused with `e`: out of space (507),
+/// read-only or not permitted (503), or else `None`.
+pub fn write_refusal(what: &str, e: &std::io::Error) -> Option<Error> {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => Some(Error::InsufficientStorage(format!(
+            "insufficient storage: the registry's {what} is full ({e}); {READS_STILL_WORK}"
+        ))),
+        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) => {
+            Some(Error::WritesRefused(format!(
+                "the registry's {what} refuses writes ({e}); pulls still work; pushes fail until \
+                 write access is restored"
+            )))
+        }
+        _ => None,
     }
 }
 
@@ -122,8 +163,50 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(db) if is_transient_db_error(db.as_ref()) => {
                 Error::Unavailable(format!("metadata database busy or unavailable: {db}"))
             }
+            sqlx::Error::Database(db) => match db_write_refusal(db.as_ref()) {
+                Some(e) => e,
+                None => Error::Internal(format!("database: {db}")),
+            },
             other => Error::Internal(format!("database: {other}")),
         }
+    }
+}
+
+/// A database error that says the database is out of space or cannot write: SQLite's
+/// SQLITE_FULL (13), SQLITE_READONLY (8 and its extended codes) and the I/O errors of writes
+/// (SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _SHMSIZE, _DIR_FSYNC, ...: ENOSPC and EROFS surface
+/// as these), PostgreSQL's `disk_full` (53100) and `read_only_sql_transaction` (25006).
+fn db_write_refusal(db: &dyn sqlx::error::DatabaseError) -> Option<Error> {
+    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    let cause = db.message();
+    let full = || {
+        Error::InsufficientStorage(format!(
+            "insufficient storage: the registry's metadata database is full ({cause}); {READS_STILL_WORK}"
+        ))
+    };
+    let read_only = || {
+        Error::WritesRefused(format!(
+            "the registry's metadata database refuses writes ({cause}); pulls still work; \
+             pushes fail until it can write again"
+        ))
+    };
+    // PostgreSQL's SQLSTATEs have five characters; SQLite's (extended) result codes are
+    // numbers below 10000.
+    if code.len() == 5 {
+        return match code.as_str() {
+            "53100" => Some(full()),
+            "25006" => Some(read_only()),
+            _ => None,
+        };
+    }
+    let extended: i64 = code.parse().ok()?;
+    match extended & 0xff {
+        13 => Some(full()),
+        8 => Some(read_only()),
+        // SQLITE_IOERR_READ (266) and SHORT_READ (522) are reads; the other I/O errors of
+        // SQLITE_IOERR (10) come from writing, syncing or growing files.
+        10 if !matches!(extended, 266 | 522) => Some(read_only()),
+        _ => None,
     }
 }
 
@@ -146,9 +229,40 @@ impl From<object_store::Error> for Error {
     }
 }
 
+/// The error for a write (PUT, multipart part or completion) that S3 refused: a bucket that
+/// denies writes (403) is read-only for the registry, a server out of space (507, as MinIO
+/// answers, or a quota) is full; anything else is the storage being unavailable.
+pub fn object_write_error(e: object_store::Error) -> Error {
+    let text = format!("{e}");
+    match e {
+        object_store::Error::NotFound { .. } => {
+            Error::Internal(format!("object missing from storage: {e}"))
+        }
+        _ if text.contains("507 Insufficient Storage") || text.contains("QuotaExceeded") => {
+            Error::InsufficientStorage(format!(
+                "insufficient storage: the registry's blob storage is full ({text}); {READS_STILL_WORK}"
+            ))
+        }
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            Error::WritesRefused(format!(
+                "the registry's blob storage refuses writes (object storage error: {text}); pulls \
+                 may still work; pushes fail until the bucket accepts writes"
+            ))
+        }
+        _ => Error::Unavailable(format!(
+            "the registry's blob storage did not take a write (object storage error: {text})"
+        )),
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Internal(format!("i/o: {e}"))
+        // Out of space or a read-only file system can only come from writing.
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS) => write_refusal("storage", &e),
+            _ => None,
+        }
+        .unwrap_or_else(|| Error::Internal(format!("i/o: {e}")))
     }
 }
 

@@ -2,43 +2,120 @@
 //! dropping the metadata cache when another process repaired the database, reloading the
 //! token signing keys, running lifecycle policies and writing recorded pull times.
 //! Single passes take a lease in the metadata database first, so among replicas one runs each
-//! pass, and another takes over when that one dies.
+//! pass; a heartbeat says the holder lives, and another replica takes over within a minute when
+//! it dies (at once on the same host). A graceful shutdown releases the leases (see `app`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::meta::{LeaseHolder, HEARTBEAT_INTERVAL};
 use crate::service::Registry;
+
+/// How often a replica that does not hold a pass's lease asks for it again: with the
+/// heartbeat timeout, a lease whose holder died is taken over within a minute.
+const LEASE_RETRY: Duration = Duration::from_secs(15);
+
+/// Runs `pass` every `interval` while `holder` holds the lease `name` (renewed for `ttl` at each
+/// pass), until cancelled; the first attempt comes at once or, with `wait_first`, after one
+/// interval. A replica without the lease asks again every [`LEASE_RETRY`] (or `interval`, if
+/// shorter), so it takes over soon after the holder stops or dies.
+#[allow(clippy::too_many_arguments)]
+async fn leased_pass<F, Fut>(
+    registry: &Registry,
+    name: &str,
+    holder: &LeaseHolder,
+    interval: Duration,
+    ttl: Duration,
+    wait_first: bool,
+    cancel: &CancellationToken,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut wait = if wait_first { interval } else { Duration::ZERO };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = match registry.meta.try_lease(name, holder, ttl).await {
+            Ok(true) => {
+                pass().await;
+                interval
+            }
+            Ok(false) => {
+                tracing::debug!(lease = name, "another replica holds the lease");
+                interval.min(LEASE_RETRY)
+            }
+            Err(e) => {
+                // A database that refuses writes is reported once, by the heartbeat.
+                if e.is_write_refusal() {
+                    tracing::debug!(lease = name, error = %e, "cannot take the lease; will retry");
+                } else {
+                    tracing::warn!(lease = name, error = %e, "cannot take the lease; will retry");
+                }
+                interval.min(LEASE_RETRY)
+            }
+        };
+    }
+}
+
+/// Writes this process's heartbeat every [`HEARTBEAT_INTERVAL`] until cancelled, so other
+/// replicas know its leases are held by a live process.
+pub async fn heartbeat(registry: Arc<Registry>, holder: LeaseHolder, cancel: CancellationToken) {
+    let mut failing = false;
+    loop {
+        match registry.meta.heartbeat(&holder).await {
+            Ok(()) if failing => {
+                tracing::info!("heartbeat written again");
+                failing = false;
+            }
+            Ok(()) => {}
+            // Said once, not every beat (a full disk can last).
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot write this process's heartbeat; will retry");
+                failing = true;
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot write this process's heartbeat"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(HEARTBEAT_INTERVAL) => {}
+        }
+    }
+}
 
 /// Purges upload sessions idle for longer than `max_age`, every `interval`, until cancelled.
 pub async fn purge_uploads(
     registry: Arc<Registry>,
     max_age: Duration,
     interval: Duration,
-    holder: String,
+    holder: LeaseHolder,
     cancel: CancellationToken,
 ) {
-    loop {
-        // The lease outlives one interval so its holder keeps it from one pass to the next.
-        match registry
-            .meta
-            .try_lease("upload-purge", &holder, interval * 2)
-            .await
-        {
-            Ok(true) => match registry.purge_stale_uploads(max_age).await {
+    // The lease outlives one interval so its holder keeps it from one pass to the next.
+    let registry = &registry;
+    leased_pass(
+        registry,
+        "upload-purge",
+        &holder,
+        interval,
+        interval * 2,
+        false,
+        &cancel,
+        || async move {
+            match registry.purge_stale_uploads(max_age).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "purged stale upload sessions"),
                 Err(e) => tracing::warn!(error = %e, "upload purge failed; will retry"),
-            },
-            Ok(false) => tracing::debug!("another replica holds the upload-purge lease"),
-            Err(e) => tracing::warn!(error = %e, "cannot take the upload-purge lease; will retry"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
+            }
+        },
+    )
+    .await
 }
 
 /// Runs a garbage collection pass every `interval` while this replica holds the `gc` lease, so
@@ -46,26 +123,27 @@ pub async fn purge_uploads(
 pub async fn collect_garbage(
     registry: Arc<Registry>,
     interval: Duration,
-    holder: String,
+    holder: LeaseHolder,
     cancel: CancellationToken,
 ) {
     // Held across passes by its holder; taken over when that replica stops renewing it.
     let ttl = (interval * 2).max(Duration::from_secs(30));
-    loop {
-        match registry.meta.try_lease("gc", &holder, ttl).await {
-            Ok(true) => {
-                if let Err(e) = registry.gc_pass().await {
-                    tracing::warn!(error = %e, "garbage collection pass failed; will retry");
-                }
+    let registry = &registry;
+    leased_pass(
+        registry,
+        "gc",
+        &holder,
+        interval,
+        ttl,
+        false,
+        &cancel,
+        || async move {
+            if let Err(e) = registry.gc_pass().await {
+                tracing::warn!(error = %e, "garbage collection pass failed; will retry");
             }
-            Ok(false) => tracing::debug!("another replica holds the gc lease"),
-            Err(e) => tracing::warn!(error = %e, "cannot take the gc lease; will retry"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Polls the maintenance epoch every `interval` and drops the in-process metadata cache when a
@@ -119,20 +197,20 @@ pub async fn reload_signing_keys(
 pub async fn run_lifecycle(
     registry: Arc<Registry>,
     interval: Duration,
-    holder: String,
+    holder: LeaseHolder,
     cancel: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        match registry
-            .meta
-            .try_lease("lifecycle", &holder, interval * 2)
-            .await
-        {
-            Ok(true) => match registry.lifecycle_run_all().await {
+    let registry = &registry;
+    leased_pass(
+        registry,
+        "lifecycle",
+        &holder,
+        interval,
+        interval * 2,
+        true,
+        &cancel,
+        || async move {
+            match registry.lifecycle_run_all().await {
                 Ok((runs, _failed)) => {
                     let expired: usize = runs.iter().map(|r| r.expired.len()).sum();
                     if expired > 0 {
@@ -144,11 +222,10 @@ pub async fn run_lifecycle(
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "lifecycle pass failed; will retry"),
-            },
-            Ok(false) => tracing::debug!("another replica holds the lifecycle lease"),
-            Err(e) => tracing::warn!(error = %e, "cannot take the lifecycle lease; will retry"),
-        }
-    }
+            }
+        },
+    )
+    .await
 }
 
 /// Holds pull-through rules to their quotas every `interval`, on the replica holding the
@@ -157,30 +234,25 @@ pub async fn enforce_pull_through_quotas(
     registry: Arc<Registry>,
     pull_through: Arc<crate::proxy::PullThrough>,
     interval: Duration,
-    holder: String,
+    holder: LeaseHolder,
     cancel: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        match registry
-            .meta
-            .try_lease("pull-through-quota", &holder, interval * 2)
-            .await
-        {
-            Ok(true) => {
-                if let Err(e) = pull_through.enforce_quotas().await {
-                    tracing::warn!(error = %e, "pull-through quota pass failed; will retry");
-                }
+    let pull_through = &pull_through;
+    leased_pass(
+        &registry,
+        "pull-through-quota",
+        &holder,
+        interval,
+        interval * 2,
+        true,
+        &cancel,
+        || async move {
+            if let Err(e) = pull_through.enforce_quotas().await {
+                tracing::warn!(error = %e, "pull-through quota pass failed; will retry");
             }
-            Ok(false) => tracing::debug!("another replica holds the pull-through-quota lease"),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot take the pull-through-quota lease; will retry")
-            }
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Writes recorded pulls every `interval`, and once more when cancelled (shutdown).

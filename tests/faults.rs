@@ -144,9 +144,20 @@ impl Drop for TcpProxy {
 // Helpers
 // ------------------------------------------------------------------------------------------------
 
+/// The last lines of a server log, and before them its last errors (which a busy log's tail may
+/// no longer show).
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    format!(
+        "--- last errors ---\n{}\n--- last lines ---\n{}",
+        errors[errors.len().saturating_sub(10)..].join("\n"),
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    )
 }
 
 /// Awaits `fut`, failing if the server takes longer than [`REQUEST_BOUND`] (a hang).
@@ -225,7 +236,7 @@ async fn post_monolithic(api: &Api, repo: &str, data: &[u8]) -> reqwest::Respons
 }
 
 /// Asserts the blob is either absent (404) or present with exactly `data`: never half there.
-async fn assert_absent_or_whole(api: &Api, repo: &str, data: &[u8]) -> bool {
+async fn assert_absent_or_whole(server: &TestServer, api: &Api, repo: &str, data: &[u8]) -> bool {
     let digest = sha256_digest(data);
     let resp = api.get_blob(repo, &digest).await;
     match resp.status().as_u16() {
@@ -240,7 +251,11 @@ async fn assert_absent_or_whole(api: &Api, repo: &str, data: &[u8]) -> bool {
             );
             true
         }
-        st => panic!("GET blob {digest}: {st}"),
+        st => panic!(
+            "GET blob {digest}: {st}: {}\n--- log tail ---\n{}",
+            resp.text().await.unwrap_or_default(),
+            tail(&server.log())
+        ),
     }
 }
 
@@ -469,7 +484,7 @@ async fn postgres_outage_gives_503_and_recovers() {
     );
 
     // Intact: what was pushed before, and what the other replica pushed during the outage.
-    for (api, who) in [(&api, "B"), (&api_a, "A")] {
+    for (api, who, server) in [(&api, "B", &b), (&api_a, "A", &a)] {
         let resp = api.get_manifest(&repo, "v1").await;
         assert_eq!(resp.status().as_u16(), 200, "{who}: v1 after the outage");
         assert_eq!(resp.bytes().await.unwrap().to_vec(), before.manifest);
@@ -488,7 +503,7 @@ async fn postgres_outage_gives_503_and_recovers() {
         }
         // Refused writes left nothing behind.
         assert!(
-            !assert_absent_or_whole(api, &repo, &refused).await,
+            !assert_absent_or_whole(server, api, &repo, &refused).await,
             "{who}: a blob refused with 503 became visible"
         );
         let resp = api.get_manifest(&repo, "during").await;
@@ -502,7 +517,7 @@ async fn postgres_outage_gives_503_and_recovers() {
     // just before the connection died) whole.
     let pushed = seen.pushed.lock().unwrap().clone();
     for (data, st) in &pushed {
-        let visible = assert_absent_or_whole(&api, &repo, data).await;
+        let visible = assert_absent_or_whole(&b, &api, &repo, data).await;
         if *st == 201 {
             assert!(
                 visible,
@@ -527,6 +542,99 @@ async fn postgres_outage_gives_503_and_recovers() {
 
     // New writes work on the recovered replica.
     api.push_image(&repo, "v3").await;
+    drop(b);
+}
+
+/// Runs SQL in the database at `url` (psql); returns what it prints, unaligned.
+fn psql_in(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// PostgreSQL commits a blob, but the connection breaks before the answer reaches Berth. Berth
+/// cannot tell whether the commit landed, so it answers 503 and keeps the bytes (a blob row
+/// may name them); the blob is then served whole. It used to delete the bytes, and every later
+/// GET of the blob answered 500 (seen as a rare failure of the outage test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commit_answer_lost_keeps_the_blob() {
+    let a = TestServer::start_on_pg_s3(&[], &[FAST_POOL]);
+    let proxy = TcpProxy::start("127.0.0.1:5432");
+    let direct_url = a.backends().unwrap().database_url.clone();
+    let proxied_url = direct_url.replace("127.0.0.1:5432", &proxy.addr);
+    let b = a.start_replica_with(&[], &[("BERTH_DATABASE_URL", &proxied_url)]);
+    let api = Api::new(&b.base);
+    let api_a = Api::new(&a.base);
+    let repo = format!("faults/commit-{}", rand_suffix());
+    let data = random_bytes(70_000);
+    let digest = sha256_digest(&data);
+
+    // This blob's COMMIT waits 3 s inside PostgreSQL (a deferred trigger): time to cut the
+    // connection, after which the commit still lands with nobody to tell.
+    psql_in(
+        &direct_url,
+        &format!(
+            "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$; \
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON blobs \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.digest = '{digest}') \
+             EXECUTE FUNCTION slow_commit()"
+        ),
+    );
+    let push = tokio::spawn({
+        let (api, repo, data) = (api.clone(), repo.clone(), data.clone());
+        async move { post_monolithic(&api, &repo, &data).await }
+    });
+    let database = direct_url.rsplit('/').next().unwrap().to_owned();
+    wait_until(
+        "the blob's COMMIT waiting in PostgreSQL",
+        &b,
+        RECOVERY_BOUND,
+        || {
+            let (url, database) = (direct_url.clone(), database.clone());
+            async move {
+                psql_in(
+                    &url,
+                    &format!(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}' \
+                     AND wait_event = 'PgSleep'"
+                    ),
+                ) == "1"
+            }
+        },
+    )
+    .await;
+    proxy.cut();
+    let resp = bounded("push", &b, push).await.unwrap();
+    expect_unavailable("push whose commit answer was lost", &b, resp, "database").await;
+    // The commit has landed meanwhile.
+    wait_until("the commit landed", &a, RECOVERY_BOUND, || {
+        let url = direct_url.clone();
+        let digest = digest.clone();
+        async move {
+            psql_in(
+                &url,
+                &format!("SELECT count(*) FROM blobs WHERE digest = '{digest}'"),
+            ) == "1"
+        }
+    })
+    .await;
+
+    proxy.restore();
+    wait_until("/readyz 200 after restore", &b, RECOVERY_BOUND, || async {
+        readyz(&api).await.0 == 200
+    })
+    .await;
+    assert_blob(&api, &repo, &digest, &data).await;
+    assert_blob(&api_a, &repo, &digest, &data).await;
     drop(b);
 }
 
@@ -589,7 +697,7 @@ async fn s3_outage_gives_503_and_recovers() {
         assert_eq!(sha256_digest(&resp.bytes().await.unwrap()), *d);
     }
     assert!(
-        !assert_absent_or_whole(&api, &repo, &refused).await,
+        !assert_absent_or_whole(&a, &api, &repo, &refused).await,
         "a blob refused with 503 became visible"
     );
     assert_eq!(

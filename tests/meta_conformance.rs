@@ -12,7 +12,8 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use berth::meta::{
-    now_millis, BlobCommit, Dialect, ExpireOutcome, Finding, Meta, NewManifest, ScanOutcome,
+    now_millis, BlobCommit, Dialect, ExpireOutcome, Finding, LeaseHolder, Meta, NewManifest,
+    ScanOutcome, HEARTBEAT_TIMEOUT,
 };
 use berth::oci::{Algorithm, Digest, RepoName, Tag};
 use sqlx::any::AnyPoolOptions;
@@ -141,7 +142,7 @@ conformance!(sqlite, super::Backend::Sqlite;
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     stored_blob_sizes, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
-    leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
+    leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
     secrets_at_rest);
 conformance!(postgres, super::Backend::Postgres;
@@ -149,7 +150,7 @@ conformance!(postgres, super::Backend::Postgres;
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
     stored_blob_sizes, manifests, manifest_bytes_exact, delete_manifest_cascades, referrers,
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
-    leases_concurrent, tag_mutability_concurrent, lifecycle_expire,
+    leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
     secrets_at_rest);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
@@ -162,7 +163,6 @@ fn keyring(lines: &[&str]) -> std::sync::Arc<berth::secrets::Keyring> {
     std::sync::Arc::new(berth::secrets::Keyring::parse(&lines.join("\n")).unwrap())
 }
 
-/// Every stored access-key secret and signing key, as the database holds them.
 /// An access key's principal and decrypted secret.
 async fn principal_and_secret(db: &Meta, key_id: &str) -> Option<(i64, String)> {
     db.access_key(key_id)
@@ -171,6 +171,7 @@ async fn principal_and_secret(db: &Meta, key_id: &str) -> Option<(i64, String)> 
         .map(|(row, secret)| (row.principal_id, secret))
 }
 
+/// Every stored access-key secret and signing key, as the database holds them.
 async fn stored_secrets(raw: &AnyPool) -> Vec<String> {
     let mut stored = Vec::new();
     for sql in [
@@ -1569,13 +1570,27 @@ async fn forget_blob(db: &Db) {
     assert!(repos.is_empty() && manifests.is_empty());
 }
 
+/// A lease holder on `host` with the PID of this test process (alive).
+fn holder(id: &str, host: &str) -> LeaseHolder {
+    LeaseHolder {
+        id: id.into(),
+        host: host.into(),
+        pid: i64::from(std::process::id()),
+    }
+}
+
 async fn leases(db: &Db) {
     // The clock is passed in, so expiry is checked at exact instants instead of by sleeping.
     let ttl = Duration::from_millis(1000);
     let t0 = 1_000_000_000_000i64;
-    let lease = |name: &'static str, holder: &'static str, at: i64| {
+    let lease = |name: &'static str, id: &'static str, at: i64| {
         let meta = db.meta.clone();
-        async move { meta.try_lease_at(name, holder, ttl, at).await.unwrap() }
+        async move {
+            // No host identity: the rules of expiry and heartbeats alone.
+            meta.try_lease_at(name, &holder(id, ""), ttl, at)
+                .await
+                .unwrap()
+        }
     };
     assert!(lease("purge", "a", t0).await, "first holder");
     assert!(!lease("purge", "b", t0 + 10).await, "second holder refused");
@@ -1601,7 +1616,7 @@ async fn leases_concurrent(db: &Db) {
     for i in 0..16 {
         let meta = db.meta.clone();
         tasks.push(tokio::spawn(async move {
-            let holder = format!("replica-{i}");
+            let holder = holder(&format!("replica-{i}"), "");
             let won = meta
                 .try_lease("race", &holder, Duration::from_secs(60))
                 .await
@@ -1621,6 +1636,114 @@ async fn leases_concurrent(db: &Db) {
         .try_lease("race", &winners[0], Duration::from_secs(60))
         .await
         .unwrap());
+}
+
+/// A PID no process has: a child that has exited and been reaped.
+fn dead_pid() -> i64 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    child.wait().unwrap();
+    i64::from(child.id())
+}
+
+/// Leases whose holder is gone are taken over long before they expire: at once when the
+/// holder ran on this host and its process is gone (or released them at shutdown), after
+/// [`HEARTBEAT_TIMEOUT`] of silence otherwise; a live holder keeps them.
+async fn lease_holders_gone(db: &Db) {
+    let hour = Duration::from_secs(3600);
+    let t0 = 1_000_000_000_000i64;
+    let silence = HEARTBEAT_TIMEOUT.as_millis() as i64;
+    let me = holder("me", "host-1");
+    let try_at = |name: &'static str, who: LeaseHolder, at: i64| {
+        let meta = db.meta.clone();
+        async move { meta.try_lease_at(name, &who, hour, at).await.unwrap() }
+    };
+
+    // Same host, process alive (a sleeping child): kept.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn sleep");
+    let alive = LeaseHolder {
+        pid: i64::from(sleeper.id()),
+        ..holder("alive", "host-1")
+    };
+    assert!(try_at("a", alive.clone(), t0).await);
+    assert!(
+        !try_at("a", me.clone(), t0 + 10).await,
+        "live holder on this host"
+    );
+    // ... until that process is gone.
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert!(
+        try_at("a", me.clone(), t0 + 20).await,
+        "holder's process gone"
+    );
+    assert!(!try_at("a", alive.clone(), t0 + 30).await, "taken for good");
+
+    // Same host, process gone before anyone asked: taken at once.
+    let dead = LeaseHolder {
+        pid: dead_pid(),
+        ..holder("dead", "host-1")
+    };
+    assert!(try_at("b", dead, t0).await);
+    assert!(
+        try_at("b", me.clone(), t0 + 10).await,
+        "dead PID on this host"
+    );
+
+    // A new process that got the PID of the old holder (PID reuse): the old one is gone.
+    assert!(try_at("c", holder("previous", "host-1"), t0).await);
+    assert!(try_at("c", me.clone(), t0 + 10).await, "PID now ours");
+
+    // Another host: its PIDs mean nothing here, only its heartbeat counts.
+    let remote = LeaseHolder {
+        pid: dead_pid(),
+        ..holder("remote", "host-2")
+    };
+    assert!(try_at("d", remote.clone(), t0).await);
+    assert!(
+        !try_at("d", me.clone(), t0 + 10).await,
+        "remote holder, fresh heartbeat"
+    );
+    db.heartbeat_at(&remote, t0 + 30_000).await.unwrap();
+    assert!(
+        !try_at("d", me.clone(), t0 + 30_000 + silence).await,
+        "heartbeat renewed"
+    );
+    assert!(
+        try_at("d", me.clone(), t0 + 30_000 + silence + 1).await,
+        "heartbeat silent for longer than the timeout"
+    );
+    // An unknown host never matches.
+    let unknown = LeaseHolder {
+        pid: dead_pid(),
+        ..holder("unknown", "")
+    };
+    assert!(try_at("e", unknown.clone(), t0).await);
+    assert!(
+        !try_at(
+            "e",
+            LeaseHolder {
+                host: String::new(),
+                ..me.clone()
+            },
+            t0 + 10
+        )
+        .await,
+        "no host identity: only heartbeats count"
+    );
+
+    // Released at shutdown: taken at once, whatever the host.
+    assert!(try_at("f", holder("leaving", "host-2"), t0).await);
+    db.release_leases(&holder("leaving", "host-2"))
+        .await
+        .unwrap();
+    assert!(try_at("f", me.clone(), t0 + 10).await, "released");
+    // Releasing removes only that holder's leases.
+    assert!(!try_at("f", holder("other", "host-2"), t0 + 20).await);
 }
 
 /// Scan jobs: queued with the manifest only when the repository scans on push and the manifest

@@ -94,9 +94,12 @@ pub fn exception(e: &Error) -> (StatusCode, &'static str) {
         Error::AlreadyExists(_) => (BAD, "RepositoryAlreadyExistsException"),
         Error::NotEmpty(_) => (BAD, "RepositoryNotEmptyException"),
         Error::TooManyRequests { .. } => (BAD, "ThrottlingException"),
-        Error::Unavailable(_) | Error::Internal(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "ServerException")
-        }
+        // ECR has no exception for storage trouble; ServerException (which SDKs retry) with a
+        // message naming the cause, unlike `Internal`'s.
+        Error::Unavailable(_)
+        | Error::WritesRefused(_)
+        | Error::InsufficientStorage(_)
+        | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServerException"),
     }
 }
 
@@ -561,6 +564,12 @@ mod tests {
                 "InvalidParameterException",
             ),
             (Error::Unavailable("x".into()), 500, "ServerException"),
+            (Error::WritesRefused("x".into()), 500, "ServerException"),
+            (
+                Error::InsufficientStorage("x".into()),
+                500,
+                "ServerException",
+            ),
             (
                 Error::Internal("secret cause".into()),
                 500,

@@ -48,6 +48,10 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::NotFound(_) => (S::NOT_FOUND, "NOT_FOUND"),
         Error::TooManyRequests { .. } => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        // The OCI spec has no code for storage trouble; UNAVAILABLE (Distribution's "service
+        // unavailable") tells clients the registry, not their request, is at fault.
+        Error::WritesRefused(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        Error::InsufficientStorage(_) => (S::INSUFFICIENT_STORAGE, "UNAVAILABLE"),
         Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "UNKNOWN"),
     }
 }
@@ -77,6 +81,10 @@ impl IntoResponse for ApiError {
             }
             Error::Unavailable(_) => {
                 headers.insert("retry-after", HeaderValue::from_static("5"));
+            }
+            // Freeing space or restoring write access takes an operator: not seconds.
+            Error::WritesRefused(_) | Error::InsufficientStorage(_) => {
+                headers.insert("retry-after", HeaderValue::from_static("60"));
             }
             Error::AuthenticationRequired { challenge, .. }
             | Error::InsufficientScope { challenge, .. } => {

@@ -51,10 +51,30 @@ async fn api_version_header(mut response: Response) -> Response {
     response
 }
 
-/// GET /readyz: 200 when the database and blob storage answer, else 503 naming what failed.
-async fn readyz(State(app): State<AppState>) -> Response {
-    match app.registry.ready().await {
-        Ok(()) => "ready".into_response(),
+/// GET /readyz: 200 `ready` when the database and blob storage answer; 200 `ready; writes
+/// degraded: ...` when they answer reads but refuse writes (disk full, read-only), since pulls
+/// still work and a readiness probe that took every replica out of its load balancer would
+/// turn "pushes fail" into "the registry is down"; 503 `not ready: ...` when reads fail.
+/// `?require=writes` answers 503 for degraded writes too (for a probe that gates writers).
+async fn readyz(
+    State(app): State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let require_writes = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .any(|pair| pair == "require=writes");
+    match app.registry.readiness(&app.holder).await {
+        Ok(r) if r.writes_degraded.is_empty() => "ready".into_response(),
+        Ok(r) => {
+            let body = format!("ready; writes degraded: {}", r.writes_degraded.join("; "));
+            if require_writes {
+                (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+            } else {
+                body.into_response()
+            }
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}", e.message()),

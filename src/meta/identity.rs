@@ -203,6 +203,21 @@ impl Meta {
         row.map(|r| Ok(r.try_get("document")?)).transpose()
     }
 
+    /// Whether [`Meta::delete_marked_policies`] would remove anything (so start-up writes only
+    /// when something changed).
+    pub async fn has_marked_policies(&self, scope: &str, marker: &str, keep: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM policies WHERE scope = $1 AND target <> $2 AND document LIKE $3 \
+             LIMIT 1",
+        )
+        .bind(scope)
+        .bind(keep)
+        .bind(format!("%{marker}%"))
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Removes the policies of `scope` whose target is not `keep` and whose document contains
     /// `marker` (used to move the bootstrap admin's policy when the admin changes).
     pub async fn delete_marked_policies(

@@ -7,6 +7,7 @@
 mod gc;
 mod identity;
 mod images;
+mod leases;
 mod lifecycle;
 mod pull_through;
 mod resource_tags;
@@ -16,6 +17,7 @@ mod templates;
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AccessKeyRow, AuditRow, GroupRow, PrincipalRow, SealReport, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
+pub use leases::{LeaseHolder, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT};
 pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
@@ -397,6 +399,24 @@ fn spawn_group_committer(write: AnyPool) -> CommitQueue {
     sender
 }
 
+/// Whether a SQLite connection handed back to the pool may serve again: only when no transaction
+/// is open on it. SQLite rolls a whole transaction back by itself when a write fails for lack
+/// of space (SQLITE_FULL) or an I/O error; the ROLLBACK sqlx then sends fails ("no transaction
+/// is active") and sqlx still counts the transaction as open, so its next `begin` issues a
+/// SAVEPOINT that opens a transaction nothing ever commits: every later write on the one write
+/// connection would land in it, invisible to readers and lost at exit. Closing the connection
+/// ends whatever it holds (SQLite rolls back an open transaction on close).
+async fn sqlite_connection_reusable(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    // The ping runs after any rollback the dropped transaction queued, so the count is settled.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 const MANIFEST_COLUMNS: &str =
     "m.id, m.digest, m.media_type, m.content, m.subject_digest, CAST(m.depth AS BIGINT) AS depth, \
      m.artifact_type";
@@ -420,7 +440,7 @@ impl Meta {
             })?;
         }
         let options = || {
-            AnyPoolOptions::new()
+            let options = AnyPoolOptions::new()
                 .acquire_timeout(acquire_timeout)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
@@ -435,7 +455,13 @@ impl Meta {
                         }
                         Ok(())
                     })
-                })
+                });
+            match dialect {
+                Dialect::Sqlite => options.after_release(|conn, _| {
+                    Box::pin(async move { sqlite_connection_reusable(conn).await })
+                }),
+                Dialect::Postgres => options,
+            }
         };
         let (read, write) = match dialect {
             Dialect::Sqlite => {
@@ -564,36 +590,6 @@ impl Meta {
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get("epoch")?)
-    }
-
-    // --- leases -------------------------------------------------------------------------------
-
-    /// Takes or renews the lease `name` for `holder` until `ttl` from now; false while another
-    /// holder's lease is unexpired. Single background passes run only while they hold one.
-    pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
-        self.try_lease_at(name, holder, ttl, now_millis()).await
-    }
-
-    /// [`Meta::try_lease`] at a given time (Unix ms), so the rules can be checked without waiting.
-    pub async fn try_lease_at(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-        now: i64,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-             WHERE leases.expires_at < $4 OR leases.holder = excluded.holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now + ttl.as_millis() as i64)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     // --- uploads ------------------------------------------------------------------------------

@@ -89,22 +89,23 @@ impl Registry {
             .collect();
 
         if repair {
+            // Bytes first: on a full disk, deleting them frees the space the database writes
+            // below need.
+            for key in &report.orphan_objects {
+                self.blobs.delete_object(key).await?;
+            }
+            for row in uploads.iter().filter(|u| u.updated_at < stale_before) {
+                let staging = Staging::from_json(&row.staging)?;
+                self.blobs
+                    .discard_upload(&row.id, row.size, &staging)
+                    .await?;
+                self.meta.delete_upload(&row.id).await?;
+            }
             for (digest, _, repos, manifests) in &mut report.missing_objects {
                 let (r, m) = self.meta.forget_blob(digest).await?;
                 self.cache.invalidate_all();
                 *repos = r;
                 *manifests = m;
-            }
-            for key in &report.orphan_objects {
-                self.blobs.delete_object(key).await?;
-            }
-            for row in uploads.iter().filter(|u| u.updated_at < stale_before) {
-                if self.meta.delete_upload(&row.id).await? {
-                    let staging = Staging::from_json(&row.staging)?;
-                    self.blobs
-                        .discard_upload(&row.id, row.size, &staging)
-                        .await?;
-                }
             }
         }
         Ok(report)

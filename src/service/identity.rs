@@ -52,15 +52,21 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
 impl Registry {
     /// Makes sure the bootstrap admin exists: from `admin_user` / `admin_password` (which win on
     /// every start), or with a generated password written once to the data dir. Concurrent starts
-    /// on one database create one admin. The password is never logged.
+    /// on one database create one admin. The password is never logged. Nothing is written when
+    /// everything is as configured already, so a server whose disk is full (or whose database
+    /// is read-only) still starts and serves pulls.
     pub async fn bootstrap_admin(&self, config: &Config) -> Result<()> {
         let user = config.admin_user.as_str();
         let given = config.admin_password.expose();
         let row = if !given.is_empty() {
-            let (row, created) = self
-                .meta
-                .create_principal_if_missing("user", user, &hash(given.to_owned()).await?)
-                .await?;
+            let (row, created) = match self.meta.principal("user", user).await? {
+                Some(row) => (row, false),
+                None => {
+                    self.meta
+                        .create_principal_if_missing("user", user, &hash(given.to_owned()).await?)
+                        .await?
+                }
+            };
             if !created && !verifies(given.to_owned(), row.password_hash.clone()).await? {
                 self.meta
                     .set_password(row.id, &hash(given.to_owned()).await?)
@@ -94,19 +100,30 @@ impl Registry {
         let policy = admin_policy();
         PolicyDocument::parse(&policy, PolicyKind::Identity).map_err(Error::internal)?;
         let target = row.id.to_string();
-        self.meta.put_policy("principal", &target, &policy).await?;
+        if self.meta.policy("principal", &target).await?.as_deref() != Some(policy.as_str()) {
+            self.meta.put_policy("principal", &target, &policy).await?;
+        }
         // A renamed admin takes the administrator policy with it.
-        self.meta
-            .delete_marked_policies("principal", ADMIN_POLICY_SID, &target)
-            .await?;
-        if !config.admin_access_key_id.is_empty() {
+        if self
+            .meta
+            .has_marked_policies("principal", ADMIN_POLICY_SID, &target)
+            .await?
+        {
             self.meta
-                .put_access_key(
-                    row.id,
-                    &config.admin_access_key_id,
-                    config.admin_secret_access_key.expose(),
-                )
+                .delete_marked_policies("principal", ADMIN_POLICY_SID, &target)
                 .await?;
+        }
+        let key_id = config.admin_access_key_id.as_str();
+        let secret = config.admin_secret_access_key.expose();
+        if !key_id.is_empty()
+            && self
+                .meta
+                .access_key(key_id)
+                .await?
+                .map(|(key, stored)| (key.principal_id, stored))
+                != Some((row.id, secret.to_owned()))
+        {
+            self.meta.put_access_key(row.id, key_id, secret).await?;
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use dashmap::DashMap;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::meta::{BlobRow, Meta};
+use crate::meta::{BlobRow, LeaseHolder, Meta};
 use crate::oci::{Digest, RepoName};
 use crate::storage::{BlobBody, BlobStore, ByteRange};
 
@@ -187,7 +187,10 @@ impl Registry {
             None => None,
         };
         let body = if with_body {
-            Some(self.blobs.read(&row.object_key, row.size, range).await?)
+            match self.blobs.read(&row.object_key, row.size, range).await {
+                Ok(body) => Some(body),
+                Err(e) => return Err(self.read_failed(name, digest, e).await),
+            }
         } else {
             None
         };
@@ -197,6 +200,19 @@ impl Registry {
             range,
             body,
         })
+    }
+
+    /// The error for a blob whose bytes could not be read: the row it was read from may be stale
+    /// (garbage collection or a delete removed the blob since), which the database tells.
+    async fn read_failed(&self, name: &RepoName, digest: &Digest, error: Error) -> Error {
+        let Ok(Some(repo)) = self.repository_id(name).await else {
+            return error;
+        };
+        self.cache.invalidate(repo);
+        match self.meta.blob_in_repository(repo, digest).await {
+            Ok(None) => Error::BlobUnknown(format!("blob {digest} is not in repository '{name}'")),
+            _ => error,
+        }
     }
 
     /// DELETE /v2/<name>/blobs/<digest>: unlinks the blob from this repository only.
@@ -252,12 +268,47 @@ impl Registry {
         page(n, |limit| self.meta.list_repositories(last, limit)).await
     }
 
-    /// Readiness: both the database and the blob store answer.
-    pub async fn ready(&self) -> Result<()> {
+    /// Readiness: the database and the blob store answer reads (else the error), and whether
+    /// each takes a write (a refusal is reported as degraded writes: reads still work). The
+    /// writes are probes named after `holder`: its heartbeat, and a small object in storage.
+    pub async fn readiness(&self, holder: &LeaseHolder) -> Result<Readiness> {
         self.meta.ping().await?;
-        self.blobs.ping().await
+        self.blobs.ping().await?;
+        let probe = |what: &'static str, result: Result<Result<()>, _>| match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: {what} refuses writes");
+                Some(e.message())
+            }
+            Err(_) => Some(format!(
+                "the {what} did not accept a write within {} s",
+                WRITE_PROBE_TIMEOUT.as_secs()
+            )),
+        };
+        let (database, storage) = tokio::join!(
+            tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.meta.heartbeat(holder)),
+            tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.blobs.probe_write(&holder.id)),
+        );
+        let writes_degraded = [
+            probe("metadata database", database),
+            probe("blob storage", storage),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(Readiness { writes_degraded })
     }
 }
+
+/// What the readiness check found, beyond reads working.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    /// Why writes fail (one message per part that refuses them); empty when they work.
+    pub writes_degraded: Vec<String>,
+}
+
+/// How long a readiness write probe may take before writes count as degraded.
+const WRITE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest page served when the client asks for none or for more.
 pub const MAX_PAGE: usize = 10_000;

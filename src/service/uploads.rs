@@ -160,31 +160,48 @@ impl Registry {
                     .await?
             }
         };
-        if let Err(e) = self.publish_and_commit(&id, repo, digest, size).await {
-            let _ = self.blobs.discard_upload(&id, size, &staging).await;
-            return Err(e);
-        }
+        self.publish_and_commit(&id, repo, digest, size, Some(&staging))
+            .await?;
         Ok(BlobLocation {
             digest: digest.clone(),
         })
     }
 
     /// Gives verified bytes their final place and makes them a blob of the repository (ending the
-    /// session `id`, if there is one) in one transaction.
+    /// session `id`, if there is one) in one transaction. `sessionless` is the staging of bytes
+    /// no session owns (a monolithic upload): they are discarded when they certainly did not
+    /// become a blob.
     async fn publish_and_commit(
         &self,
         id: &str,
         repo: i64,
         digest: &Digest,
         size: u64,
+        sessionless: Option<&Staging>,
     ) -> Result<()> {
-        let key = self.blobs.publish(id, digest).await?;
+        let key = match self.blobs.publish(id, digest).await {
+            Ok(key) => key,
+            Err(e) => {
+                if let Some(staging) = sessionless {
+                    let _ = self.blobs.discard_upload(id, size, staging).await;
+                }
+                return Err(e);
+            }
+        };
         crate::failpoint::pause("blob.before_commit").await;
         let verify = self.blobs.shared_key_path(&key);
-        let outcome = self
+        let outcome = match self
             .meta
             .commit_blob(id, repo, digest, size, &key, verify)
-            .await?;
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                return self
+                    .settle_failed_commit(id, repo, digest, size, &key, sessionless, e)
+                    .await
+            }
+        };
         match outcome {
             BlobCommit::AlreadyStored { object_key } if object_key != key => {
                 // Another upload of the same bytes won; ours is surplus.
@@ -199,6 +216,49 @@ impl Registry {
             _ => {}
         }
         Ok(())
+    }
+
+    /// After a blob commit answered `error`: the commit may still have landed (PostgreSQL received
+    /// COMMIT and the connection broke before its answer), so the database decides. Landed: the
+    /// upload succeeded after all. Certainly not landed: sessionless bytes are discarded (a
+    /// session keeps its bytes for a retry, its purge or its cancel). Unknown (the database is
+    /// still unreachable): the bytes stay, since a blob row may name them (`berth fsck
+    /// --repair` removes them if not), and the client gets `error`.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_failed_commit(
+        &self,
+        id: &str,
+        repo: i64,
+        digest: &Digest,
+        size: u64,
+        key: &str,
+        sessionless: Option<&Staging>,
+        error: Error,
+    ) -> Result<()> {
+        match self.meta.blob_in_repository(repo, digest).await {
+            Ok(Some(row)) => {
+                tracing::info!(%digest, error = %error, "a blob commit that reported an error had landed");
+                self.cache.invalidate(repo);
+                if row.object_key != key && self.blobs.shared_key_path(key).is_none() {
+                    // Another upload of the same bytes committed; ours is surplus.
+                    let _ = self.blobs.delete_object(key).await;
+                }
+                Ok(())
+            }
+            Ok(None) => {
+                if let Some(staging) = sessionless {
+                    if self.blobs.shared_key_path(key).is_none() {
+                        let _ = self.blobs.delete_object(key).await;
+                    }
+                    let _ = self.blobs.discard_upload(id, size, staging).await;
+                }
+                Err(error)
+            }
+            Err(check) => {
+                tracing::warn!(%digest, key, error = %check, "cannot tell whether a failed blob commit landed; its bytes stay until `berth fsck --repair`");
+                Err(error)
+            }
+        }
     }
 
     /// Small monolithic blob on a multipart backend: one bounded buffer, one PUT.
@@ -304,16 +364,25 @@ impl Registry {
         self.end_session(&row).await
     }
 
-    /// Deletes the session row, then its stored bytes.
+    /// Drops the session's stored bytes, then its row. Bytes first: on a full disk, they are
+    /// what frees the space the database needs to delete the row. A session whose row outlives
+    /// its bytes (the database still refused) is unknown to later requests
+    /// (`BLOB_UPLOAD_UNKNOWN`) and its row goes with the next purge.
     async fn end_session(&self, row: &UploadRow) -> Result<()> {
-        if self.meta.delete_upload(&row.id).await? {
-            let staging = Staging::from_json(&row.staging)?;
-            self.blobs
-                .discard_upload(&row.id, row.size, &staging)
-                .await?;
-        }
+        let staging = Staging::from_json(&row.staging)?;
+        self.blobs
+            .discard_upload(&row.id, row.size, &staging)
+            .await?;
+        let deleted = self.meta.delete_upload(&row.id).await;
         self.uploads.remove(&row.id);
-        Ok(())
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_write_refusal() => {
+                tracing::warn!(upload = %row.id, error = %e, "upload bytes dropped; its session row stays until the next purge");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// PATCH /v2/<name>/blobs/uploads/<id>: appends a chunk (with `Content-Range`) or a stream.
@@ -460,7 +529,7 @@ impl Registry {
             self.end_session(&row).await?;
             return Err(digest_mismatch(&computed, digest));
         }
-        self.publish_and_commit(&row.id, row.repository_id, digest, row.size)
+        self.publish_and_commit(&row.id, row.repository_id, digest, row.size, None)
             .await?;
         self.uploads.remove(&row.id);
         Ok(BlobLocation {

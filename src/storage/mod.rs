@@ -17,6 +17,7 @@ mod s3;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use crate::config::StorageConfig;
-use crate::error::{Error, Result};
+use crate::error::{object_write_error, write_refusal, Error, Result};
 use crate::oci::{Algorithm, Digest, Hasher};
 
 pub use s3::S3Settings;
@@ -49,6 +50,8 @@ const WRITE_QUEUE_CHUNKS: usize = 8;
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Read buffer size for serving blobs from disk.
 const READ_CHUNK: usize = 1024 * 1024;
+/// Size of the object the readiness probe writes: one page, so a full disk fails it.
+const WRITE_PROBE_BYTES: usize = 4096;
 /// S3's smallest allowed part (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
@@ -114,6 +117,12 @@ const GC_TRASH: &str = "gc-trash";
 pub struct TrashEntry {
     pub path: PathBuf,
     pub key: String,
+}
+
+/// A failed write to blob storage: out of space and read-only file systems say so (507, 503),
+/// anything else is an internal error.
+fn write_failed(e: std::io::Error) -> Error {
+    write_refusal("blob storage", &e).unwrap_or_else(|| Error::from(e))
 }
 
 fn now_unix_millis() -> i64 {
@@ -281,13 +290,16 @@ impl BlobStore {
     pub async fn start_upload(&self, upload_id: &str) -> Result<Staging> {
         match &self.strategy {
             Strategy::Local(root) => {
-                tokio::fs::File::create(Self::staged_file(root, upload_id)).await?;
+                tokio::fs::File::create(Self::staged_file(root, upload_id))
+                    .await
+                    .map_err(write_failed)?;
                 Ok(Staging::default())
             }
             Strategy::Multipart(mp) => {
                 let id = mp
                     .create_multipart(&self.path(&Self::upload_key(upload_id)))
-                    .await?;
+                    .await
+                    .map_err(object_write_error)?;
                 Ok(Staging {
                     multipart_id: Some(id),
                     ..Default::default()
@@ -309,7 +321,8 @@ impl BlobStore {
                 &self.path(&Self::upload_key(upload_id)),
                 PutPayload::from(bytes),
             )
-            .await?;
+            .await
+            .map_err(object_write_error)?;
         Ok(())
     }
 
@@ -400,7 +413,8 @@ impl BlobStore {
                     &self.path(&Self::tail_key(upload_id, tail_start)),
                     PutPayload::from(buf.freeze()),
                 )
-                .await?;
+                .await
+                .map_err(object_write_error)?;
         }
         Ok((written, hasher, next))
     }
@@ -452,7 +466,10 @@ impl BlobStore {
         if parts.parts.is_empty() {
             // S3 cannot complete a multipart upload with no parts: an empty blob is a plain put.
             let _ = mp.abort_multipart(&key, &multipart_id).await;
-            self.store.put(&key, PutPayload::default()).await?;
+            self.store
+                .put(&key, PutPayload::default())
+                .await
+                .map_err(object_write_error)?;
             return Ok(());
         }
         let ids = parts
@@ -462,7 +479,9 @@ impl BlobStore {
                 content_id: p.content_id.clone(),
             })
             .collect();
-        mp.complete_multipart(&key, &multipart_id, ids).await?;
+        mp.complete_multipart(&key, &multipart_id, ids)
+            .await
+            .map_err(object_write_error)?;
         Ok(())
     }
 
@@ -514,12 +533,20 @@ impl BlobStore {
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                     let dir = target.parent().expect("blob key has a parent");
                     std::fs::create_dir_all(dir)?;
-                    std::fs::rename(&staged, &target)?;
+                    match std::fs::rename(&staged, &target) {
+                        Ok(()) => {}
+                        // An earlier attempt of this upload published the file, then could not
+                        // commit (the database was full or unreachable); the file under the
+                        // digest's key holds the same verified bytes.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => {}
+                        Err(e) => return Err(e),
+                    }
                     // The rename is durable only once the directory entry is.
                     std::fs::File::open(dir)?.sync_all()
                 })
                 .await
-                .map_err(Error::internal)??;
+                .map_err(Error::internal)?
+                .map_err(write_failed)?;
                 Ok(key)
             }
             Strategy::Multipart(_) => Ok(Self::upload_key(upload_id)),
@@ -536,7 +563,7 @@ impl BlobStore {
         match &self.strategy {
             Strategy::Local(root) => {
                 match tokio::fs::remove_file(Self::staged_file(root, upload_id)).await {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_failed(e)),
                     _ => Ok(()),
                 }
             }
@@ -553,7 +580,7 @@ impl BlobStore {
                 }
                 match self.store.delete(&key).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(object_write_error(e)),
                 }
             }
         }
@@ -685,12 +712,12 @@ impl BlobStore {
     pub async fn delete_object(&self, key: &str) -> Result<()> {
         match &self.strategy {
             Strategy::Local(root) => match tokio::fs::remove_file(root.join(key)).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_failed(e)),
                 _ => Ok(()),
             },
             Strategy::Multipart(_) => match self.store.delete(&self.path(key)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(object_write_error(e)),
             },
         }
     }
@@ -755,6 +782,44 @@ impl BlobStore {
         Ok(objects)
     }
 
+    /// Checks the backend accepts writes (for readiness): writes, syncs and removes a small
+    /// object named by `probe` beside the uploads, where pushes write.
+    pub async fn probe_write(&self, probe: &str) -> Result<()> {
+        let key = format!("uploads/.write-probe-{probe}");
+        let bytes = Bytes::from(vec![0u8; WRITE_PROBE_BYTES]);
+        match &self.strategy {
+            Strategy::Local(root) => {
+                let path = root.join(key);
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    let written = std::fs::File::create(&path).and_then(|mut file| {
+                        file.write_all(&bytes)?;
+                        file.sync_data()
+                    });
+                    match std::fs::remove_file(&path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound && written.is_ok() => {
+                            Err(e)
+                        }
+                        _ => written,
+                    }
+                })
+                .await
+                .map_err(Error::internal)?
+                .map_err(write_failed)
+            }
+            Strategy::Multipart(_) => {
+                let path = self.path(&key);
+                self.store
+                    .put(&path, PutPayload::from(bytes))
+                    .await
+                    .map_err(object_write_error)?;
+                match self.store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(object_write_error(e)),
+                }
+            }
+        }
+    }
+
     /// Checks the backend answers (for readiness).
     pub async fn ping(&self) -> Result<()> {
         match &self.strategy {
@@ -802,7 +867,8 @@ async fn put_part(
             staging.parts.len(),
             PutPayload::from(data),
         )
-        .await?;
+        .await
+        .map_err(object_write_error)?;
     staging.parts.push(StagedPart {
         content_id: id.content_id,
         size,
@@ -811,27 +877,28 @@ async fn put_part(
 }
 
 /// Appends a body to a staged file at `offset` on one blocking thread (hash + write + fsync),
-/// cutting any bytes past `offset` that an interrupted earlier write left.
+/// cutting any bytes past `offset` that an interrupted earlier write left. When the append fails
+/// (the client broke off, the disk is full), the file is cut back to `offset` at once: the
+/// failed body's bytes do not stay on disk until the session ends.
 async fn append_file(
     path: PathBuf,
     offset: u64,
-    mut hasher: Hasher,
+    hasher: Hasher,
     mut body: ByteStream,
     idle_timeout: Duration,
 ) -> Result<(u64, Hasher)> {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE_CHUNKS);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Hasher)> {
-        let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
-        file.set_len(offset)?;
-        file.seek(SeekFrom::Start(offset))?;
-        let mut written = 0u64;
-        while let Some(chunk) = rx.blocking_recv() {
-            hasher.update(&chunk);
-            file.write_all(&chunk)?;
-            written += chunk.len() as u64;
+    let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE_CHUNKS);
+    let aborted = Arc::new(AtomicBool::new(false));
+    let writer = tokio::task::spawn_blocking({
+        let aborted = aborted.clone();
+        move || -> std::io::Result<(u64, Hasher)> {
+            let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let written = write_chunks(&mut file, offset, hasher, rx, &aborted);
+            if written.is_err() || aborted.load(Ordering::SeqCst) {
+                let _ = file.set_len(offset);
+            }
+            written
         }
-        file.sync_data()?;
-        Ok((written, hasher))
     });
     let mut failure: Option<Error> = None;
     let mut pending = BytesMut::with_capacity(WRITE_BUFFER);
@@ -858,7 +925,9 @@ async fn append_file(
             }
         }
     }
-    if failure.is_none() && !pending.is_empty() {
+    if failure.is_some() {
+        aborted.store(true, Ordering::SeqCst);
+    } else if !pending.is_empty() {
         let _ = tx.send(pending.freeze()).await;
     }
     drop(tx);
@@ -866,5 +935,34 @@ async fn append_file(
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(written?)
+    written.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::BlobUploadUnknown(
+            "the upload's stored bytes are gone (it was cancelled or purged); start a new upload"
+                .into(),
+        ),
+        _ => write_failed(e),
+    })
+}
+
+/// The writer thread of [`append_file`]: writes what arrives on `chunks` at `offset` while
+/// hashing it, then syncs, unless the sender `aborted`.
+fn write_chunks(
+    file: &mut std::fs::File,
+    offset: u64,
+    mut hasher: Hasher,
+    mut chunks: mpsc::Receiver<Bytes>,
+    aborted: &AtomicBool,
+) -> std::io::Result<(u64, Hasher)> {
+    file.set_len(offset)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut written = 0u64;
+    while let Some(chunk) = chunks.blocking_recv() {
+        hasher.update(&chunk);
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+    }
+    if !aborted.load(Ordering::SeqCst) {
+        file.sync_data()?;
+    }
+    Ok((written, hasher))
 }

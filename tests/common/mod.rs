@@ -269,15 +269,36 @@ impl TestServer {
         umask: Option<u32>,
     ) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let data_dir = tmp.path().join("data");
-        let backends = pg_s3.then(|| Backends::start(tmp.path()));
+        let dir = tmp.path().to_owned();
+        Self::start_in_on(&dir, Some(tmp), pg_s3, args, env, default_admin, umask)
+    }
+
+    /// Starts Berth in a directory the test prepared: its data dir is `<dir>/data` and, on the
+    /// pg-s3 stack (`pg_s3`), the S3 server's directory `<dir>/s3`, so a test can mount a small
+    /// or read-only file system there first. The caller keeps `dir` (and what it mounted) until
+    /// the server is dropped.
+    pub fn start_in(dir: &Path, pg_s3: bool, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_in_on(dir, None, pg_s3, args, env, true, None)
+    }
+
+    fn start_in_on(
+        dir: &Path,
+        tmp: Option<tempfile::TempDir>,
+        pg_s3: bool,
+        args: &[&str],
+        env: &[(&str, &str)],
+        default_admin: bool,
+        umask: Option<u32>,
+    ) -> Self {
+        let data_dir = dir.join("data");
+        let backends = pg_s3.then(|| Backends::start(dir));
         let mut server = TestServer {
             addr: String::new(),
             base: String::new(),
             data_dir,
             child: None,
             backends,
-            _tmp: Some(tmp),
+            _tmp: tmp,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             extra_env: env
                 .iter()
@@ -434,6 +455,33 @@ impl TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Stops the process gracefully (SIGTERM) and waits until it has exited; [`TestServer::restart`]
+    /// starts it again.
+    pub fn terminate(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: signals our own child process, which has not been reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "berth exited with {status}:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("berth did not stop within 30 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
