@@ -1,6 +1,6 @@
 //! Berth: an OCI Distribution registry with ECR's features. Modules depend downwards only:
 //! `http` and `ecr` -> (`access`, `service`) -> (`meta`, `storage`) -> `oci` -> `error`; `access` builds on
-//! the pure `auth` and `policy` modules; `app` wires them together.
+//! the pure `auth` and `policy` modules; `app` wires them together and `server` serves the router.
 
 pub mod access;
 pub mod app;
@@ -16,5 +16,6 @@ pub mod meta;
 pub mod oci;
 pub mod policy;
 pub mod proxy;
+pub mod server;
 pub mod service;
 pub mod storage;
