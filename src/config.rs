@@ -425,7 +425,7 @@ impl Default for ServerConfig {
             http2_keepalive_interval_secs: 60,
             http2_keepalive_timeout_secs: 20,
             http2_max_concurrent_streams: 128,
-            http2_max_header_list_bytes: 64 * 1024,
+            http2_max_header_list_bytes: 32 * 1024,
             shutdown_grace_secs: 30,
             trusted_proxies: Vec::new(),
             proxy_headers: "x-forwarded".into(),

@@ -162,6 +162,8 @@ fn raise_open_file_limit() -> Option<u64> {
         if limit.rlim_cur == libc::RLIM_INFINITY {
             return None;
         }
+        // rlim_t is not u64 on every platform.
+        #[allow(clippy::unnecessary_cast)]
         Some(limit.rlim_cur as u64)
     }
 }
@@ -262,9 +264,9 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tasks.spawn(async move {
-            let id = conn.id;
+            // Removed from the open connections however the task ends (a handler's panic too).
+            let _open = OpenConnection(shared.clone(), conn.id);
             serve_connection(&shared, stream, peer, conn).await;
-            shared.connections.remove(id);
         });
     }
     drop(listener);
@@ -372,6 +374,7 @@ impl Connections {
             requests: AtomicU64::new(0),
             idle_since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             evict: CancellationToken::new(),
+            became_idle: tokio::sync::Notify::new(),
         });
         open.insert(id, conn.clone());
         Admission::Admitted { conn, evicted }
@@ -382,6 +385,15 @@ impl Connections {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+    }
+}
+
+/// Keeps a connection counted as open until dropped.
+struct OpenConnection(Arc<Shared>, u64);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.remove(self.1);
     }
 }
 
@@ -397,6 +409,9 @@ struct Conn {
     idle_since: AtomicU64,
     /// Fires when the connection cap needs this (idle) connection's place.
     evict: CancellationToken,
+    /// Signalled when the last request in flight is done, so the connection's task moves its
+    /// idle deadline.
+    became_idle: tokio::sync::Notify,
 }
 
 impl Conn {
@@ -439,7 +454,9 @@ impl Drop for InFlight {
         self.0
             .idle_since
             .store(self.0.now_millis(), Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.became_idle.notify_one();
+        }
     }
 }
 
@@ -497,15 +514,18 @@ where
     tokio::pin!(connection);
     // When the connection was told to close, if it was.
     let mut closing: Option<Instant> = None;
+    // When the connection is to be closed (or, once told to, dropped) unless a request comes;
+    // none while one is in flight. Requests start in this task (hyper calls the service from
+    // the connection's poll, for HTTP/2 too), so none starts between this and acting on it.
+    let deadline = |closing: Option<Instant>| match (conn.busy(), closing) {
+        (true, _) => None,
+        (false, None) => Some(conn.idle_deadline(&shared.limits)),
+        (false, Some(since)) => Some(since.max(conn.idle_since()) + CLOSE_GRACE),
+    };
     loop {
-        let now = Instant::now();
-        // Busy connections are looked at again after an idle timeout; their requests are bounded
+        // A busy connection is looked at again after an idle timeout; its requests are bounded
         // by the body and write stall timeouts.
-        let wake = match (conn.busy(), closing) {
-            (true, _) => now + shared.limits.idle_timeout,
-            (false, None) => conn.idle_deadline(&shared.limits),
-            (false, Some(since)) => since.max(conn.idle_since()) + CLOSE_GRACE,
-        };
+        let wake = deadline(closing).unwrap_or_else(|| Instant::now() + shared.limits.idle_timeout);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -514,7 +534,7 @@ where
                 return;
             }
             _ = tokio::time::sleep_until(wake) => {
-                if conn.busy() || Instant::now() < wake {
+                if !deadline(closing).is_some_and(|d| Instant::now() >= d) {
                     continue;
                 }
                 if closing.is_some() {
@@ -525,6 +545,9 @@ where
                 connection.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());
             }
+            // The deadline moved: a request finished (one that started made this busy, and is
+            // seen when the sleep ends).
+            _ = conn.became_idle.notified() => {}
             _ = conn.evict.cancelled(), if closing.is_none() => {
                 tracing::debug!(%peer, "closing an idle connection to admit a new one");
                 connection.as_mut().graceful_shutdown();

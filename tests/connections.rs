@@ -131,6 +131,8 @@ async fn an_http2_connection_that_goes_quiet_is_closed_though_it_answers_pings()
         &[
             ("BERTH_SERVER_IDLE_TIMEOUT_SECS", "3"),
             ("BERTH_SERVER_HTTP2_KEEPALIVE_INTERVAL_SECS", "1"),
+            // Longer than the wait below: only the idle timeout can end this connection.
+            ("BERTH_SERVER_HEADER_TIMEOUT_SECS", "60"),
         ],
     );
     // A real HTTP/2 client (prior knowledge, no TLS): it answers the server's keep-alive PINGs
@@ -151,7 +153,7 @@ async fn an_http2_connection_that_goes_quiet_is_closed_though_it_answers_pings()
         body.flow_control().release_capacity(chunk.len()).unwrap();
     }
     // Now quiet, holding the connection open.
-    let closed = tokio::time::timeout(Duration::from_secs(30), connection).await;
+    let closed = tokio::time::timeout(Duration::from_secs(20), connection).await;
     assert!(
         closed.is_ok(),
         "a quiet HTTP/2 connection must be closed after the idle timeout:\n{}",
@@ -161,21 +163,41 @@ async fn an_http2_connection_that_goes_quiet_is_closed_though_it_answers_pings()
 }
 
 #[test]
-fn http2_streams_per_connection_are_capped() {
-    let server = TestServer::start_with(&[], &[("BERTH_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", "3")]);
+fn http2_streams_and_header_lists_are_capped() {
+    let server = TestServer::start_with(
+        &[],
+        &[
+            ("BERTH_SERVER_HTTP2_MAX_CONCURRENT_STREAMS", "3"),
+            ("BERTH_SERVER_HTTP2_MAX_HEADER_LIST_BYTES", "8192"),
+        ],
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
         let (send, connection) = h2::client::handshake(tcp).await.unwrap();
         tokio::spawn(connection);
-        // The server's SETTINGS arrive with the first exchange.
         let mut send = send.ready().await.unwrap();
-        let request = http::Request::get(format!("http://{}/healthz", server.addr))
-            .body(())
-            .unwrap();
-        let (response, _) = send.send_request(request, true).unwrap();
+        let request = |extra: Option<String>| {
+            let mut r = http::Request::get(format!("http://{}/healthz", server.addr));
+            if let Some(value) = extra {
+                r = r.header("x-padding", value);
+            }
+            r.body(()).unwrap()
+        };
+        // The server's SETTINGS have arrived once the first exchange is done.
+        let (response, _) = send.send_request(request(None), true).unwrap();
         assert_eq!(response.await.unwrap().status(), 200);
         assert_eq!(send.current_max_send_streams(), 3);
+        // A header list over the cap is refused (hyper's default cap would take this one).
+        let mut send = send.ready().await.unwrap();
+        let answer = match send.send_request(request(Some("x".repeat(12 * 1024))), true) {
+            Ok((response, _)) => response.await.map(|r| r.status().as_u16()),
+            Err(e) => Err(e),
+        };
+        assert!(
+            matches!(answer, Ok(431)),
+            "a 12 KiB header list must get 431 with a cap of 8 KiB: {answer:?}"
+        );
     });
 }
 
@@ -337,4 +359,76 @@ fn a_busy_port_is_named_and_nothing_claims_to_listen() {
     assert!(!stderr.contains("listening"), "{stderr}");
     // Nothing was set up for a server that never ran.
     assert!(!dir.path().join("berth.db").exists());
+}
+
+/// A self-signed certificate for 127.0.0.1 (made with the `openssl` CLI) in `dir`: (cert, key).
+fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl (tests/install-clients.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_a_silent_socket_and_an_idle_handshake_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let server = TestServer::start_with(
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[("BERTH_SERVER_HEADER_TIMEOUT_SECS", "2")],
+    );
+    // A TLS client works (and so finds the server ready).
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = common::admin_client_builder()
+        .add_root_certificate(ca)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let base = format!("https://{}", server.addr);
+    let response = client.get(format!("{base}/v2/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A socket that never starts the handshake, and one that starts it and stops half-way.
+    let mut silent = TcpStream::connect(&server.addr).unwrap();
+    let mut half = TcpStream::connect(&server.addr).unwrap();
+    // The first bytes of a TLS ClientHello record, and nothing more.
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    assert!(
+        closed_by(&mut silent, deadline),
+        "a TLS connection that never sends a byte must be closed:\n{}",
+        server.log()
+    );
+    assert!(
+        closed_by(&mut half, deadline),
+        "a TLS handshake that stops must be closed:\n{}",
+        server.log()
+    );
 }

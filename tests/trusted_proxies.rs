@@ -160,14 +160,30 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
 #[test]
 fn an_invalid_trusted_proxy_stops_start_up_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(common::berth_bin())
-        .args(["serve", "--data-dir"])
+    let mut child = std::process::Command::new(common::berth_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("BERTH_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.0/33")
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // A server that accepted the setting would run until killed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth started with an invalid trusted proxy");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("server.trusted_proxies"), "{stderr}");
     assert!(stderr.contains("10.0.0.0/33"), "{stderr}");
 }
