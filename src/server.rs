@@ -549,7 +549,13 @@ where
             // seen when the sleep ends).
             _ = conn.became_idle.notified() => {}
             _ = conn.evict.cancelled(), if closing.is_none() => {
-                tracing::debug!(%peer, "closing an idle connection to admit a new one");
+                // Closed at once, not after a GOAWAY round trip: the newcomer is already in,
+                // and a flood of newcomers must not keep evicted connections around.
+                if !conn.busy() {
+                    tracing::debug!(%peer, "closing an idle connection to admit a new one");
+                    return;
+                }
+                // A request arrived since it was chosen: finish it first.
                 connection.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());
             }

@@ -63,7 +63,7 @@ fn fresh_connection_client(server: &TestServer) -> Api {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn silent_sockets_beyond_the_cap_are_closed_while_a_client_keeps_pushing_and_pulling() {
+async fn quiet_connections_beyond_the_cap_are_closed_while_a_client_keeps_pushing_and_pulling() {
     const CAP: usize = 8;
     let server = TestServer::start_with(
         &[],
@@ -75,9 +75,13 @@ async fn silent_sockets_beyond_the_cap_are_closed_while_a_client_keeps_pushing_a
     let client = fresh_connection_client(&server);
     let mut silent = Vec::new();
     for round in 0..4 {
-        // Fill the cap with silent sockets (three times over), then push and pull: each of the
-        // client's new connections must still get in.
-        silent.extend(silent_sockets(&server, 3 * CAP));
+        // Fill the cap three times over with silent sockets and HTTP/2 starts that go quiet,
+        // then push and pull: each of the client's new connections must still get in.
+        silent.extend(silent_sockets(&server, 2 * CAP));
+        for mut h2c in silent_sockets(&server, CAP) {
+            h2c.write_all(H2C_PREFACE_AND_SETTINGS).unwrap();
+            silent.push(h2c);
+        }
         let pushed = client
             .push_image(&format!("crowded/app{round}"), "v1")
             .await;
@@ -92,12 +96,12 @@ async fn silent_sockets_beyond_the_cap_are_closed_while_a_client_keeps_pushing_a
             assert_eq!(&sha256_digest(&blob.bytes().await.unwrap()), layer);
         }
     }
-    // Every silent socket is closed: made room for a newcomer, or past the header timeout.
+    // Every quiet connection is closed: made room for a newcomer, or past the header timeout.
     let deadline = Instant::now() + Duration::from_secs(30);
     for (i, stream) in silent.iter_mut().enumerate() {
         assert!(
             closed_by(stream, deadline),
-            "silent socket {i} of {} is still open:\n{}",
+            "quiet connection {i} of {} is still open:\n{}",
             silent.len(),
             server.log()
         );
