@@ -374,7 +374,6 @@ impl Connections {
             requests: AtomicU64::new(0),
             idle_since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             evict: CancellationToken::new(),
-            became_idle: tokio::sync::Notify::new(),
         });
         open.insert(id, conn.clone());
         Admission::Admitted { conn, evicted }
@@ -409,9 +408,6 @@ struct Conn {
     idle_since: AtomicU64,
     /// Fires when the connection cap needs this (idle) connection's place.
     evict: CancellationToken,
-    /// Signalled when the last request in flight is done, so the connection's task moves its
-    /// idle deadline.
-    became_idle: tokio::sync::Notify,
 }
 
 impl Conn {
@@ -454,9 +450,7 @@ impl Drop for InFlight {
         self.0
             .idle_since
             .store(self.0.now_millis(), Ordering::Release);
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.became_idle.notify_one();
-        }
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -523,9 +517,13 @@ where
         (false, Some(since)) => Some(since.max(conn.idle_since()) + CLOSE_GRACE),
     };
     loop {
-        // A busy connection is looked at again after an idle timeout; its requests are bounded
-        // by the body and write stall timeouts.
-        let wake = deadline(closing).unwrap_or_else(|| Instant::now() + shared.limits.idle_timeout);
+        // Requests come and go without waking this task (that would cost a timer per request),
+        // so it sleeps no later than the earliest deadline any of them can leave behind: a
+        // request that ends after now leaves the connection idle until at least now + the idle
+        // timeout (the first request's header timeout may be longer). A busy connection is
+        // looked at again then; its requests are bounded by the body and write stall timeouts.
+        let earliest = Instant::now() + shared.limits.idle_timeout;
+        let wake = deadline(closing).map_or(earliest, |d| d.min(earliest));
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -545,9 +543,6 @@ where
                 connection.as_mut().graceful_shutdown();
                 closing = Some(Instant::now());
             }
-            // The deadline moved: a request finished (one that started made this busy, and is
-            // seen when the sleep ends).
-            _ = conn.became_idle.notified() => {}
             _ = conn.evict.cancelled(), if closing.is_none() => {
                 // Closed at once, not after a GOAWAY round trip: the newcomer is already in,
                 // and a flood of newcomers must not keep evicted connections around.
