@@ -1,5 +1,5 @@
 //! Wires configuration, metadata, storage and services into one application, builds the router,
-//! spawns background jobs, and serves HTTP or HTTPS with graceful shutdown.
+//! spawns background jobs, and serves it (see [`crate::server`]) until SIGTERM.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,55 +194,35 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to the grace period).
+/// The address is bound first: a busy port fails before anything else happens, and
+/// "listening" is logged only once the socket is ours.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.listen_addr()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls_config(cert, key)?),
+        _ => None,
+    };
+    let resolver = crate::server::client_resolver(&config.server)?;
+    let mut limits = crate::server::Limits::from_config(&config.server);
+    let listener = crate::server::bind(addr).await?;
+    limits.max_connections = crate::server::connections_within_fd_limit(limits.max_connections);
     let (state, router) = build(config).await?;
     let cancel = CancellationToken::new();
     let jobs = spawn_jobs(&state, cancel.clone());
-    let config = &state.config;
 
-    let handle = axum_server::Handle::new();
-    let shutdown_handle = handle.clone();
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        shutdown_handle.graceful_shutdown(Some(grace));
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            shutdown.cancel();
+        }
     });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, max_connections = limits.max_connections, "berth listening ({scheme})");
+    crate::server::run(listener, tls, router, resolver, limits, shutdown).await;
 
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
-    match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| anyhow::anyhow!("TLS certificate or key: {e}"))?;
-            tracing::info!(%addr, "berth listening (https)");
-            // TCP_NODELAY: a response's headers and body go out in separate writes, and Nagle plus
-            // the client's delayed ACK would add ~40 ms to every small response.
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
-                .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            server.serve(service).await?;
-        }
-        _ => {
-            tracing::info!(%addr, "berth listening (http)");
-            let mut server = axum_server::bind(addr)
-                .acceptor(axum_server::accept::NoDelayAcceptor::new())
-                .handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            server.serve(service).await?;
-        }
-    }
     cancel.cancel();
     for job in jobs {
         let _ = job.await;

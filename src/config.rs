@@ -272,15 +272,40 @@ pub struct LimitsConfig {
     pub max_json_body_bytes: usize,
 }
 
+/// How connections are served (`[server]`, env `BERTH_SERVER_*`): every connection and every
+/// body is bounded in time, and the number of open connections is capped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// A client must send its request headers within this time.
+    /// A new connection must finish its TLS handshake and send its first request's headers
+    /// within this time, and an HTTP/1.1 request's headers must arrive within it.
     pub header_timeout_secs: u64,
-    /// A request body that delivers no bytes for this long is aborted.
+    /// A request body that delivers no bytes, or a client that accepts no response bytes, for
+    /// this long is cut off.
     pub body_idle_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with GOAWAY).
+    pub idle_timeout_secs: u64,
+    /// Open connections at most; at the cap, the longest-idle connection is closed to admit a
+    /// new one (or the new one is refused when every connection has a request in flight).
+    pub max_connections: usize,
+    /// HTTP/2 keep-alive PING interval; 0 turns the pings off.
+    pub http2_keepalive_interval_secs: u64,
+    /// An HTTP/2 connection whose PING is not answered within this time is closed.
+    pub http2_keepalive_timeout_secs: u64,
+    /// Concurrent streams (requests) one HTTP/2 connection may have open.
+    pub http2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list (decoded names and values) a request may send.
+    pub http2_max_header_list_bytes: u32,
     /// In-flight requests get this long to finish on SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Load balancers and proxies (addresses or CIDRs) whose forwarding headers are believed:
+    /// the client address and transport they report replace the connection's, for policies'
+    /// `aws:SourceIp` and `aws:SecureTransport` and for the failed-login limiter.
+    pub trusted_proxies: Vec<String>,
+    /// Which headers the trusted proxies set: `x-forwarded` (`X-Forwarded-For` and
+    /// `X-Forwarded-Proto`) or `forwarded` (RFC 7239). Only that family is read, so a client
+    /// cannot slip the other one past a proxy that leaves it untouched.
+    pub proxy_headers: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -397,7 +422,18 @@ impl Default for ServerConfig {
         ServerConfig {
             header_timeout_secs: 30,
             body_idle_timeout_secs: 60,
+            // Longer than the 90 s clients keep idle connections for (Go's and hyper's pools),
+            // so the client, not the server, usually closes an idle connection: a request sent
+            // on a connection the server is closing at that moment fails.
+            idle_timeout_secs: 120,
+            max_connections: 4096,
+            http2_keepalive_interval_secs: 60,
+            http2_keepalive_timeout_secs: 20,
+            http2_max_concurrent_streams: 128,
+            http2_max_header_list_bytes: 32 * 1024,
             shutdown_grace_secs: 30,
+            trusted_proxies: Vec::new(),
+            proxy_headers: "x-forwarded".into(),
         }
     }
 }
@@ -564,6 +600,7 @@ impl Config {
                 "database.max_connections must be positive".into(),
             ));
         }
+        self.server.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError(format!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -627,6 +664,81 @@ impl Config {
     }
 }
 
+/// Which forwarding headers trusted proxies set (`[server] proxy_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeaders {
+    /// `X-Forwarded-For` and `X-Forwarded-Proto`.
+    XForwarded,
+    /// RFC 7239 `Forwarded: for=...;proto=...`.
+    Forwarded,
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("server.header_timeout_secs", self.header_timeout_secs),
+            ("server.body_idle_timeout_secs", self.body_idle_timeout_secs),
+            ("server.idle_timeout_secs", self.idle_timeout_secs),
+            (
+                "server.http2_keepalive_timeout_secs",
+                self.http2_keepalive_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be positive")));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError(
+                "server.max_connections must be positive".into(),
+            ));
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err(ConfigError(
+                "server.http2_max_concurrent_streams must be positive".into(),
+            ));
+        }
+        if self.http2_max_header_list_bytes < 1024 {
+            return Err(ConfigError(
+                "server.http2_max_header_list_bytes must be at least 1024".into(),
+            ));
+        }
+        self.trusted_proxy_nets()?;
+        self.proxy_header_kind()?;
+        Ok(())
+    }
+
+    /// `trusted_proxies` parsed; a bare address is a /32 (IPv4) or /128 (IPv6) network.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let text = entry.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "server.trusted_proxies: {entry:?} is not an address or CIDR such as 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// `proxy_headers` parsed.
+    pub fn proxy_header_kind(&self) -> Result<ProxyHeaders, ConfigError> {
+        match self.proxy_headers.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded" => Ok(ProxyHeaders::XForwarded),
+            "forwarded" => Ok(ProxyHeaders::Forwarded),
+            _ => Err(ConfigError(format!(
+                "server.proxy_headers must be \"x-forwarded\" or \"forwarded\", not {:?}",
+                self.proxy_headers
+            ))),
+        }
+    }
+}
+
 /// Sets every key of the configuration tree whose `BERTH_*` variable is present.
 fn apply_env(
     tree: &mut toml::Table,
@@ -667,6 +779,14 @@ fn apply_env(
                     )))
                 }
             }),
+            // Lists are comma-separated: `BERTH_SERVER_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.1`.
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_owned()))
+                    .collect(),
+            ),
             _ => toml::Value::String(raw),
         };
         let mut table = &mut *tree;
@@ -727,5 +847,71 @@ mod tests {
             &[("BERTH_AUTH_SECRETS_KEY_FILE", "/run/berth/secrets.key")],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_from_file_or_a_comma_separated_env_list() {
+        let c = load(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\", \"2001:db8::/32\"]\n",
+            &[],
+        )
+        .unwrap();
+        let nets = c.server.trusted_proxy_nets().unwrap();
+        let show: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+        assert_eq!(show, ["10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"]);
+
+        let c = load(
+            "",
+            &[(
+                "BERTH_SERVER_TRUSTED_PROXIES",
+                " 127.0.0.1/32 , 172.16.0.0/12,,",
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.server.trusted_proxies, ["127.0.0.1/32", "172.16.0.0/12"]);
+        assert!(load("", &[]).unwrap().server.trusted_proxies.is_empty());
+
+        // Host bits are dropped, as in any CIDR match.
+        let c = load("", &[("BERTH_SERVER_TRUSTED_PROXIES", "10.1.2.3/8")]).unwrap();
+        assert_eq!(
+            c.server.trusted_proxy_nets().unwrap()[0].to_string(),
+            "10.0.0.0/8"
+        );
+
+        for bad in ["10.0.0.0/33", "proxy.example", "10.0.0.300"] {
+            let err = load("", &[("BERTH_SERVER_TRUSTED_PROXIES", bad)]).unwrap_err();
+            assert!(err.0.contains("server.trusted_proxies"), "{}", err.0);
+            assert!(err.0.contains(bad), "{}", err.0);
+        }
+        let err = load("[server]\nproxy_headers = \"x-real-ip\"\n", &[]).unwrap_err();
+        assert!(err.0.contains("server.proxy_headers"), "{}", err.0);
+        let c = load("", &[("BERTH_SERVER_PROXY_HEADERS", "Forwarded")]).unwrap();
+        assert_eq!(
+            c.server.proxy_header_kind().unwrap(),
+            ProxyHeaders::Forwarded
+        );
+    }
+
+    #[test]
+    fn server_limits_must_be_positive() {
+        for var in [
+            "BERTH_SERVER_HEADER_TIMEOUT_SECS",
+            "BERTH_SERVER_BODY_IDLE_TIMEOUT_SECS",
+            "BERTH_SERVER_IDLE_TIMEOUT_SECS",
+            "BERTH_SERVER_MAX_CONNECTIONS",
+            "BERTH_SERVER_HTTP2_MAX_CONCURRENT_STREAMS",
+        ] {
+            let err = load("", &[(var, "0")]).unwrap_err();
+            let field = var
+                .strip_prefix("BERTH_SERVER_")
+                .unwrap()
+                .to_ascii_lowercase();
+            assert!(err.0.contains(&format!("server.{field}")), "{}", err.0);
+        }
+        let c = load("", &[("BERTH_SERVER_HTTP2_KEEPALIVE_INTERVAL_SECS", "0")]).unwrap();
+        assert_eq!(
+            c.server.http2_keepalive_interval_secs, 0,
+            "0 turns pings off"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Berth: an OCI Distribution registry with ECR's features. Modules depend downwards only:
 //! `http` and `ecr` -> (`access`, `service`) -> (`meta`, `storage`) -> `oci` -> `error`; `access` builds on
 //! the pure `auth` and `policy` modules; `meta` encrypts stored secrets with `secrets`; `app` wires
-//! them together.
+//! them together and `server` serves the router.
 
 pub mod access;
 pub mod app;
@@ -18,5 +18,6 @@ pub mod oci;
 pub mod policy;
 pub mod proxy;
 pub mod secrets;
+pub mod server;
 pub mod service;
 pub mod storage;

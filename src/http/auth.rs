@@ -2,11 +2,9 @@
 //! route to the Docker scope it needs, asks the access layer, and answers 401 with a Bearer
 //! challenge (which sends clients to `/token`) or 403 `DENIED`.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, Method};
 
+use super::client::ClientInfo;
 use super::route::Route;
 use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
@@ -54,13 +52,20 @@ fn need<'a>(method: &Method, route: &'a Route) -> Need<'a> {
     }
 }
 
-/// Source address and transport of a request, for policy conditions.
+/// Source address and transport of a request, for policy conditions and the failed-login
+/// limiter: the [`ClientInfo`] the server resolved (through trusted proxies), or, for a request
+/// that did not come through the server (a router under test), no address and the listener's
+/// transport.
 pub fn request_facts(app: &AppState, extensions: &axum::http::Extensions) -> RequestFacts {
-    RequestFacts {
-        source_ip: extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
-        secure_transport: app.config.tls_cert.is_some(),
+    match extensions.get::<ClientInfo>() {
+        Some(client) => RequestFacts {
+            source_ip: Some(client.ip),
+            secure_transport: client.secure,
+        },
+        None => RequestFacts {
+            source_ip: None,
+            secure_transport: app.config.tls_cert.is_some(),
+        },
     }
 }
 
