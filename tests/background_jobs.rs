@@ -7,8 +7,7 @@
 mod api;
 mod common;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use api::*;
 use common::TestServer;
@@ -59,23 +58,6 @@ async fn purge_lease_holder(server: &TestServer) -> Option<String> {
         .map(|(_, holder)| holder)
 }
 
-/// Polls `check` until it returns true, failing after `bound`.
-async fn wait_until<F, Fut>(what: &str, server: &TestServer, bound: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + bound;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {bound:?}\n--- log ---\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// An upload session holding one chunk, left behind by its client; returns its location.
 async fn abandoned_upload(api: &Api, repo: &str) -> String {
     let location = api.start_upload(repo).await;
@@ -87,7 +69,7 @@ async fn abandoned_upload(api: &Api, repo: &str) -> String {
 /// Asserts the next process purges the upload at `location`: the session is unknown and (on
 /// filesystem storage) its file is gone.
 async fn assert_purged_soon(server: &TestServer, api: &Api, location: &str) {
-    wait_until(
+    common::wait_until(
         "the restarted server purges the abandoned upload",
         server,
         TAKEOVER_BOUND,
@@ -110,7 +92,7 @@ async fn assert_purged_soon(server: &TestServer, api: &Api, location: &str) {
 async fn graceful_restart_releases_leases_so_the_next_process_purges_at_once() {
     let mut server = TestServer::start_with(&[], &PURGE);
     let api = Api::new(&server.base);
-    wait_until(
+    common::wait_until(
         "the first purge takes its lease",
         &server,
         TAKEOVER_BOUND,
@@ -135,7 +117,7 @@ async fn graceful_restart_releases_leases_so_the_next_process_purges_at_once() {
 async fn lease_of_a_killed_process_is_taken_over_at_once() {
     let mut server = TestServer::start_with(&[], &PURGE);
     let api = Api::new(&server.base);
-    wait_until(
+    common::wait_until(
         "the first purge takes its lease",
         &server,
         TAKEOVER_BOUND,

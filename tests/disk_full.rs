@@ -10,7 +10,6 @@
 mod api;
 mod common;
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -107,28 +106,6 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Polls `check` until it returns true, failing after `bound`.
-async fn wait_until<F, Fut>(what: &str, server: &TestServer, bound: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + bound;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {bound:?}\n--- log tail ---\n{}",
-            tail(&server.log())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Asserts `resp` refuses a write with `status`, OCI code `UNAVAILABLE` and a message that
 /// contains each of `words` (case-insensitive); never a 500.
 async fn expect_refused(
@@ -144,7 +121,7 @@ async fn expect_refused(
         st,
         status,
         "{what}: expected {status}, got {st}: {body}\n--- log tail ---\n{}",
-        tail(&server.log())
+        common::log_tail(&server.log())
     );
     check_error_body(what, st, &body, &["UNAVAILABLE"]);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -313,7 +290,7 @@ async fn full_disk_refuses_writes_keeps_reads_and_recovers() {
 
     // Space returns: writes work again, without a restart.
     std::fs::remove_file(&filler).unwrap();
-    wait_until(
+    common::wait_until(
         "/readyz ready once space returns",
         &server,
         RECOVERY_BOUND,
@@ -455,7 +432,7 @@ async fn read_only_blob_storage_refuses_writes_keeps_reads_and_recovers() {
     expect_writes_degraded(&api, "read-only").await;
 
     blobs.remount("rw");
-    wait_until(
+    common::wait_until(
         "/readyz ready once writable",
         &server,
         RECOVERY_BOUND,
@@ -501,7 +478,7 @@ async fn s3_out_of_space_refuses_writes_keeps_reads_and_recovers() {
     assert_eq!(resp.status().as_u16(), 204, "cancel an upload");
 
     std::fs::remove_file(&filler).unwrap();
-    wait_until(
+    common::wait_until(
         "/readyz ready once space returns",
         &server,
         RECOVERY_BOUND,

@@ -144,29 +144,13 @@ impl Drop for TcpProxy {
 // Helpers
 // ------------------------------------------------------------------------------------------------
 
-/// The last lines of a server log, and before them its last errors (which a busy log's tail may
-/// no longer show).
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    let errors: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| l.contains("ERROR"))
-        .collect();
-    format!(
-        "--- last errors ---\n{}\n--- last lines ---\n{}",
-        errors[errors.len().saturating_sub(10)..].join("\n"),
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    )
-}
-
 /// Awaits `fut`, failing if the server takes longer than [`REQUEST_BOUND`] (a hang).
 async fn bounded<T>(what: &str, server: &TestServer, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(REQUEST_BOUND, fut).await {
         Ok(v) => v,
         Err(_) => panic!(
             "{what}: no answer within {REQUEST_BOUND:?} (hang)\n--- log tail ---\n{}",
-            tail(&server.log())
+            common::log_tail(&server.log())
         ),
     }
 }
@@ -186,7 +170,7 @@ async fn expect_unavailable(
         503,
         "{what}: expected 503 UNAVAILABLE naming the {dependency}, got {st}: {body}\n\
          --- log tail ---\n{}",
-        tail(&server.log())
+        common::log_tail(&server.log())
     );
     check_error_body(what, st, &body, &["UNAVAILABLE"]);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -202,23 +186,6 @@ async fn readyz(api: &Api) -> (u16, String) {
     let resp = api.get("/readyz").await;
     let st = resp.status().as_u16();
     (st, resp.text().await.unwrap_or_default())
-}
-
-/// Polls `check` until it returns true, failing after `bound`.
-async fn wait_until<F, Fut>(what: &str, server: &TestServer, bound: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + bound;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {bound:?}\n--- log tail ---\n{}",
-            tail(&server.log())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Monolithic push (`POST /blobs/uploads/?digest=` with the body).
@@ -254,7 +221,7 @@ async fn assert_absent_or_whole(server: &TestServer, api: &Api, repo: &str, data
         st => panic!(
             "GET blob {digest}: {st}: {}\n--- log tail ---\n{}",
             resp.text().await.unwrap_or_default(),
-            tail(&server.log())
+            common::log_tail(&server.log())
         ),
     }
 }
@@ -391,14 +358,14 @@ async fn postgres_outage_gives_503_and_recovers() {
         stop.clone(),
         seen.clone(),
     ));
-    wait_until("traffic flowing", &b, Duration::from_secs(30), || async {
+    common::wait_until("traffic flowing", &b, Duration::from_secs(30), || async {
         seen.requests.load(Ordering::SeqCst) >= 6
     })
     .await;
 
     proxy.cut();
 
-    wait_until("/readyz 503 after the cut", &b, RECOVERY_BOUND, || async {
+    common::wait_until("/readyz 503 after the cut", &b, RECOVERY_BOUND, || async {
         readyz(&api).await.0 == 503
     })
     .await;
@@ -449,18 +416,18 @@ async fn postgres_outage_gives_503_and_recovers() {
 
     // The other replica (straight to PostgreSQL) keeps working meanwhile.
     let other = api_a.push_image(&repo, "v2").await;
-    wait_until("traffic sees 503s", &b, RECOVERY_BOUND, || async {
+    common::wait_until("traffic sees 503s", &b, RECOVERY_BOUND, || async {
         seen.unavailable.load(Ordering::SeqCst) >= 2
     })
     .await;
 
     proxy.restore();
 
-    wait_until("/readyz 200 after restore", &b, RECOVERY_BOUND, || async {
+    common::wait_until("/readyz 200 after restore", &b, RECOVERY_BOUND, || async {
         readyz(&api).await.0 == 200
     })
     .await;
-    wait_until(
+    common::wait_until(
         "GET manifest 200 after restore",
         &b,
         RECOVERY_BOUND,
@@ -468,7 +435,7 @@ async fn postgres_outage_gives_503_and_recovers() {
     )
     .await;
     let after_restore = seen.requests.load(Ordering::SeqCst);
-    wait_until("traffic after restore", &b, RECOVERY_BOUND, || async {
+    common::wait_until("traffic after restore", &b, RECOVERY_BOUND, || async {
         seen.requests.load(Ordering::SeqCst) >= after_restore + 6
     })
     .await;
@@ -480,7 +447,7 @@ async fn postgres_outage_gives_503_and_recovers() {
         "answers other than success or 503 UNAVAILABLE around the outage:\n{}\n\
          --- log tail ---\n{}",
         wrong.join("\n"),
-        tail(&b.log())
+        common::log_tail(&b.log())
     );
 
     // Intact: what was pushed before, and what the other replica pushed during the outage.
@@ -594,7 +561,7 @@ async fn postgres_commit_answer_lost_keeps_the_blob() {
         async move { post_monolithic(&api, &repo, &data).await }
     });
     let database = direct_url.rsplit('/').next().unwrap().to_owned();
-    wait_until(
+    common::wait_until(
         "the blob's COMMIT waiting in PostgreSQL",
         &b,
         RECOVERY_BOUND,
@@ -616,7 +583,7 @@ async fn postgres_commit_answer_lost_keeps_the_blob() {
     let resp = bounded("push", &b, push).await.unwrap();
     expect_unavailable("push whose commit answer was lost", &b, resp, "database").await;
     // The commit has landed meanwhile.
-    wait_until("the commit landed", &a, RECOVERY_BOUND, || {
+    common::wait_until("the commit landed", &a, RECOVERY_BOUND, || {
         let url = direct_url.clone();
         let digest = digest.clone();
         async move {
@@ -629,7 +596,7 @@ async fn postgres_commit_answer_lost_keeps_the_blob() {
     .await;
 
     proxy.restore();
-    wait_until("/readyz 200 after restore", &b, RECOVERY_BOUND, || async {
+    common::wait_until("/readyz 200 after restore", &b, RECOVERY_BOUND, || async {
         readyz(&api).await.0 == 200
     })
     .await;
@@ -683,7 +650,7 @@ async fn s3_outage_gives_503_and_recovers() {
 
     a.restart_s3();
 
-    wait_until(
+    common::wait_until(
         "/readyz 200 after S3 is back",
         &a,
         RECOVERY_BOUND,

@@ -35,15 +35,10 @@ impl Pair {
     fn logs(&self) -> String {
         format!(
             "--- replica A log ---\n{}\n--- replica B log ---\n{}",
-            tail(&self.a.log()),
-            tail(&self.b.log())
+            common::log_tail(&self.a.log()),
+            common::log_tail(&self.b.log())
         )
     }
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// `location` (absolute or relative, from any replica) resolved against `api`'s server.

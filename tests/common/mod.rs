@@ -228,6 +228,40 @@ fn healthz_ok(addr: &str) -> bool {
     response.starts_with("HTTP/1.") && response.contains(" 200 ") && response.ends_with("ok")
 }
 
+/// The end of a server log for a failure message: its last errors (which a busy log's tail may
+/// no longer show), then its last lines.
+pub fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    format!(
+        "--- last errors ---\n{}\n--- last lines ---\n{}",
+        errors[errors.len().saturating_sub(10)..].join("\n"),
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    )
+}
+
+/// Polls `check` every 100 ms until it returns true; fails after `bound`, showing `server`'s
+/// log.
+pub async fn wait_until<F, Fut>(what: &str, server: &TestServer, bound: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + bound;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {bound:?}\n{}",
+            log_tail(&server.log())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Picks a port the OS considers free on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
