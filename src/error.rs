@@ -70,6 +70,23 @@ pub enum Error {
     /// An admin API object (user, group, policy, ...) does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A thing a management operation names does not exist, of a kind ECR answers with its own
+    /// exception (`RepositoryPolicyNotFoundException`, ...).
+    #[error("{1}")]
+    Missing(Missing, String),
+    /// A thing a management operation creates exists already, of a kind ECR answers with its
+    /// own exception (`TemplateAlreadyExistsException`, ...).
+    #[error("{1}")]
+    Exists(Existing, String),
+    /// A resource tag is invalid (key, value, or given twice).
+    #[error("{0}")]
+    InvalidTag(String),
+    /// More resource tags than a resource may have.
+    #[error("{0}")]
+    TooManyTags(String),
+    /// An image's digest is not the digest of its manifest.
+    #[error("{0}")]
+    ImageDigestMismatch(String),
     /// Too many attempts (failed logins); the client may retry after the given time.
     #[error("{message}")]
     TooManyRequests {
@@ -94,7 +111,73 @@ pub enum Error {
     Internal(String),
 }
 
+/// The kinds of thing [`Error::Missing`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    RepositoryPolicy,
+    RegistryPolicy,
+    LifecyclePolicy,
+    LifecyclePolicyPreview,
+    RepositoryCreationTemplate,
+    PullThroughCacheRule,
+    Scan,
+    Image,
+    ReferencedImages,
+    Secret,
+}
+
+/// The kinds of thing [`Error::Exists`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    RepositoryCreationTemplate,
+    PullThroughCacheRule,
+    Image,
+}
+
 impl Error {
+    /// The variant's name: what an audit record says of a failure (messages may quote client
+    /// input; this never does).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NameInvalid(_) => "NameInvalid",
+            Error::NameUnknown(_) => "NameUnknown",
+            Error::TagInvalid(_) => "TagInvalid",
+            Error::TagImmutable(_) => "TagImmutable",
+            Error::DigestInvalid(_) => "DigestInvalid",
+            Error::Unsupported(_) => "Unsupported",
+            Error::BlobUnknown(_) => "BlobUnknown",
+            Error::BlobUploadUnknown(_) => "BlobUploadUnknown",
+            Error::BlobUploadInvalid(_) => "BlobUploadInvalid",
+            Error::UploadOutOfOrder { .. } => "UploadOutOfOrder",
+            Error::RangeNotSatisfiable { .. } => "RangeNotSatisfiable",
+            Error::SizeInvalid(_) => "SizeInvalid",
+            Error::ManifestInvalid(_) => "ManifestInvalid",
+            Error::ManifestTooComplex(_) => "ManifestTooComplex",
+            Error::ManifestTooLarge(_) => "ManifestTooLarge",
+            Error::ManifestUnknown(_) => "ManifestUnknown",
+            Error::ManifestBlobUnknown(_) => "ManifestBlobUnknown",
+            Error::PayloadTooLarge(_) => "PayloadTooLarge",
+            Error::Unauthorized(_) => "Unauthorized",
+            Error::AuthenticationRequired { .. } => "AuthenticationRequired",
+            Error::InsufficientScope { .. } => "InsufficientScope",
+            Error::Denied(_) => "Denied",
+            Error::MethodNotAllowed(_) => "MethodNotAllowed",
+            Error::AlreadyExists(_) => "AlreadyExists",
+            Error::NotEmpty(_) => "NotEmpty",
+            Error::InvalidParameter(_) => "InvalidParameter",
+            Error::NotFound(_) => "NotFound",
+            Error::Missing(..) => "Missing",
+            Error::Exists(..) => "Exists",
+            Error::InvalidTag(_) => "InvalidTag",
+            Error::TooManyTags(_) => "TooManyTags",
+            Error::ImageDigestMismatch(_) => "ImageDigestMismatch",
+            Error::TooManyRequests { .. } => "TooManyRequests",
+            Error::Unavailable(_) => "Unavailable",
+            Error::WritesRefused(_) => "WritesRefused",
+            Error::InsufficientStorage(_) => "InsufficientStorage",
+            Error::Internal(_) => "Internal",
+        }
+    }
     /// The message meant for the client.
     pub fn message(&self) -> String {
         match self {

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
 pub mod oci;
+pub mod ops;
 pub mod policy;
 pub mod proxy;
 pub mod secrets;

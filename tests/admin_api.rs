@@ -654,7 +654,18 @@ async fn repositories_and_create_on_push() {
     )
     .await;
     assert_eq!(page["repositories"].as_array().unwrap().len(), 1);
-    assert_eq!(page["next"], "team/empty");
+    assert_eq!(page["repositories"][0]["repositoryName"], "team/empty");
+    let next = page["next"].as_str().expect("a next page");
+    let page = expect(
+        &admin,
+        Method::GET,
+        &format!("/api/v1/repositories?limit=1&after={next}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(page["repositories"][0]["repositoryName"], "team/full");
+    assert_eq!(page["next"], Value::Null);
 
     // A user who may describe nothing sees an empty list and may not describe one.
     create_user(&admin, "nobody", "nobody-password").await;

@@ -319,7 +319,7 @@ async fn rest_tag_mutability_at_the_public_path() {
     assert_eq!(status, 200, "{value}");
     assert_eq!(
         value,
-        json!({"repositoryName": repo, "imageTagMutability": "MUTABLE", "imageTagMutabilityExclusionFilters": []})
+        json!({"registryId": "000000000000", "repositoryName": repo, "imageTagMutability": "MUTABLE"})
     );
 
     let filters = json!([wildcard("latest"), wildcard("dev-*")]);

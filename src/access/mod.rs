@@ -15,6 +15,7 @@
 
 mod audit;
 pub(crate) mod cache;
+pub mod gate;
 mod keys;
 mod limiter;
 mod manage;
@@ -34,12 +35,13 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::meta::{now_millis, Meta, PrincipalRow};
 use crate::policy::{
-    evaluate, Action, Caller, Decision, Identity, ImplicitDenyReason, PolicyDocument, PolicyKind,
+    evaluate, Action, Decision, Identity, ImplicitDenyReason, PolicyDocument, PolicyKind,
     PolicySet, RequestContext, ScopeAction,
 };
 
 pub use audit::{AuditOutcome, MAX_AUDIT_PAGE};
 use cache::TtlCache;
+pub use gate::{Caller, Door, Permission, Resource, ADMIN_ACTION};
 pub use keys::SigningKeys;
 use limiter::LoginLimiter;
 pub use manage::{
@@ -237,10 +239,11 @@ impl Subject {
         self.credential.as_ref().map(|c| c.kind)
     }
 
-    pub fn caller(&self) -> Caller {
+    /// Who the policies decide for.
+    pub fn requester(&self) -> crate::policy::Requester {
         match &self.principal {
-            Some(p) => Caller::Authenticated(p.identity.clone()),
-            None => Caller::Anonymous,
+            Some(p) => crate::policy::Requester::Authenticated(p.identity.clone()),
+            None => crate::policy::Requester::Anonymous,
         }
     }
 
@@ -861,7 +864,7 @@ impl Access {
             set = set.with_registry(doc);
         }
         let mut ctx = RequestContext::new(
-            subject.caller(),
+            subject.requester(),
             action,
             self.registry_id.clone(),
             self.region.clone(),

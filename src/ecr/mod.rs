@@ -6,7 +6,6 @@
 //! `message`). An adapter like `http`: depends on `access`, `auth`, `policy`, `service`, `oci`.
 
 mod operations;
-pub mod shapes;
 
 use std::sync::Arc;
 
@@ -16,12 +15,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::access::{AuditOutcome, Credential, Principal, RequestFacts, Subject};
+use crate::access::{AuditOutcome, Caller, Credential, Principal, RequestFacts, Subject};
 use crate::app::AppState;
 use crate::auth::credential::CredentialKind;
 use crate::auth::sigv4::{self, SigV4Error, SigV4Request, SigV4Verifier};
-use crate::error::Error;
+use crate::error::{Error, Existing, Missing};
 use crate::oci::RepoName;
+use crate::ops::Endpoint;
 use crate::policy::{Action, Decision};
 
 /// The `X-Amz-Target` prefix of every ECR operation.
@@ -82,6 +82,32 @@ pub fn exception(e: &Error) -> (StatusCode, &'static str) {
         | Error::InvalidParameter(_)
         | Error::NotFound(_) => (BAD, "InvalidParameterException"),
         Error::NameUnknown(_) => (BAD, "RepositoryNotFoundException"),
+        Error::Missing(what, _) => (
+            BAD,
+            match what {
+                Missing::RepositoryPolicy => "RepositoryPolicyNotFoundException",
+                Missing::RegistryPolicy => "RegistryPolicyNotFoundException",
+                Missing::LifecyclePolicy => "LifecyclePolicyNotFoundException",
+                Missing::LifecyclePolicyPreview => "LifecyclePolicyPreviewNotFoundException",
+                Missing::RepositoryCreationTemplate => "TemplateNotFoundException",
+                Missing::PullThroughCacheRule => "PullThroughCacheRuleNotFoundException",
+                Missing::Scan => "ScanNotFoundException",
+                Missing::Image => "ImageNotFoundException",
+                Missing::ReferencedImages => "ReferencedImagesNotFoundException",
+                Missing::Secret => "SecretNotFoundException",
+            },
+        ),
+        Error::Exists(what, _) => (
+            BAD,
+            match what {
+                Existing::RepositoryCreationTemplate => "TemplateAlreadyExistsException",
+                Existing::PullThroughCacheRule => "PullThroughCacheRuleAlreadyExistsException",
+                Existing::Image => "ImageAlreadyExistsException",
+            },
+        ),
+        Error::InvalidTag(_) => (BAD, "InvalidTagParameterException"),
+        Error::TooManyTags(_) => (BAD, "TooManyTagsException"),
+        Error::ImageDigestMismatch(_) => (BAD, "ImageDigestDoesNotMatchException"),
         Error::TagImmutable(_) => (BAD, "ImageTagAlreadyExistsException"),
         Error::BlobUnknown(_) | Error::ManifestBlobUnknown(_) => (BAD, "LayersNotFoundException"),
         Error::BlobUploadUnknown(_) => (BAD, "UploadNotFoundException"),
@@ -136,7 +162,8 @@ pub struct Call<'a> {
     pub subject: Subject,
     pub principal: Arc<Principal>,
     pub facts: RequestFacts,
-    headers: &'a HeaderMap,
+    pub caller: Caller,
+    pub endpoint: Endpoint,
 }
 
 /// What an operation acts on, for the policy decision.
@@ -202,39 +229,25 @@ impl Call<'_> {
         crate::policy::repository_arn(self.region(), self.registry_id(), name)
     }
 
-    /// `host[:port]` of the registry as clients reach it: from `public_url`, else the request's
-    /// Host (checked to be a plain host name).
+    /// `host[:port]` of the registry as clients reach it.
     pub fn registry_host(&self) -> String {
-        let public = self.app.config.public_url.trim_end_matches('/');
-        if !public.is_empty() {
-            let host = public.split_once("://").map_or(public, |(_, rest)| rest);
-            return host.split('/').next().unwrap_or(host).to_owned();
-        }
-        self.headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 255
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-            })
-            .unwrap_or("localhost")
-            .to_owned()
+        self.endpoint.host.clone()
     }
 
     /// The registry URL (`GetAuthorizationToken`'s `proxyEndpoint`).
     pub fn registry_url(&self) -> String {
-        let public = self.app.config.public_url.trim_end_matches('/');
-        if !public.is_empty() {
-            return public.to_owned();
-        }
-        let scheme = if self.app.config.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://{}", self.registry_host())
+        self.endpoint.url.clone()
+    }
+
+    /// The operation context of this call (the services, the caller, the endpoint).
+    pub fn context(&self) -> crate::ops::Context<'_> {
+        crate::ops::Context::new(
+            &self.app.registry,
+            &self.app.access,
+            &self.app.pull_through,
+            &self.caller,
+            &self.endpoint,
+        )
     }
 
     /// Refuses a `registryId` other than this registry's.
@@ -320,6 +333,7 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         .map(str::to_owned);
     let mut subject = None;
     let mut repository = None;
+    let mut audited = false;
     let outcome = serve(
         &app,
         req,
@@ -327,18 +341,21 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         &facts,
         &mut subject,
         &mut repository,
+        &mut audited,
     )
     .await;
     let name = operation.as_deref().unwrap_or("-");
-    audit(
-        &app,
-        subject.as_ref(),
-        name,
-        repository.as_deref(),
-        &facts,
-        outcome.as_ref().map(|_| ()),
-    )
-    .await;
+    if !audited {
+        audit(
+            &app,
+            subject.as_ref(),
+            name,
+            repository.as_deref(),
+            &facts,
+            outcome.as_ref().map(|_| ()),
+        )
+        .await;
+    }
     let mut response = match outcome {
         Ok(body) => {
             let mut response = (StatusCode::OK, body).into_response();
@@ -408,6 +425,7 @@ async fn serve(
     facts: &RequestFacts,
     subject_out: &mut Option<Subject>,
     repository_out: &mut Option<String>,
+    audited: &mut bool,
 ) -> EcrResult<String> {
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, body_limit(app, operation)).await?;
@@ -455,16 +473,20 @@ async fn serve(
     }
     let call = Call {
         app,
+        caller: Caller {
+            subject: subject.clone(),
+            facts: *facts,
+        },
+        endpoint: crate::http::endpoint(&app.config, &parts.headers),
         subject,
         principal,
         facts: *facts,
-        headers: &parts.headers,
     };
-    operations::dispatch(&call, operation, &body).await
+    operations::dispatch(&call, operation, &body, audited).await
 }
 
 /// Verifies the request's SigV4 signature against the access key it names (the only credential
-/// this door accepts, [`crate::auth::credential::Door::EcrApi`]); the key's principal and id.
+/// this door accepts, [`crate::access::Door::EcrApi`]); the key's principal and id.
 async fn authenticate(
     app: &AppState,
     parts: &axum::http::request::Parts,
@@ -516,7 +538,7 @@ mod tests {
                 .repository_name,
             "a/b"
         );
-        assert!(parse::<shapes::EmptyRequest>(b" ").is_ok());
+        assert!(parse::<crate::ops::shapes::EmptyRequest>(b" ").is_ok());
         assert_eq!(
             parse::<Input>(b"{nope").unwrap_err().kind,
             "SerializationException"

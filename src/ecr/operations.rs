@@ -6,29 +6,44 @@ use std::collections::HashSet;
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::shapes::*;
 use super::{parse, Call, EcrError, EcrResult, Target};
 use crate::access::PolicyTarget;
 use crate::error::Error;
-use crate::meta::{ImageRow, NewRepository, RepositoryRow, TagFilter};
+use crate::meta::{ImageRow, TagFilter};
 use crate::oci::manifest::ManifestKind;
 use crate::oci::{Algorithm, Digest, RepoName, Tag};
+use crate::ops::repositories::{check_tag_key, check_tags, repository_name};
+use crate::ops::shapes::*;
+use crate::ops::{decode_token, encode_token, max_results};
 use crate::policy::templates::{Template, TemplateFields};
-use crate::policy::{Action, TagMutability};
+use crate::policy::Action;
 use crate::service::{ImageDelete, ImageLookup, ImagePut, MAX_RESOURCE_TAGS};
 
-/// Runs the operation named by `X-Amz-Target` on the JSON `body`.
-pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResult<String> {
+/// Runs the operation named by `X-Amz-Target` on the JSON `body`. Operations of the control
+/// plane (`crate::ops`) are authorized and audited there (`audited` is set); the others here.
+pub async fn dispatch(
+    call: &Call<'_>,
+    operation: &str,
+    body: &[u8],
+    audited: &mut bool,
+) -> EcrResult<String> {
     macro_rules! run {
         ($f:ident) => {
             json($f(call, parse(body)?).await?)
         };
     }
+    macro_rules! op {
+        ($request:ty) => {{
+            let request: $request = parse(body)?;
+            *audited = true;
+            json(crate::ops::execute(&call.context(), request).await?)
+        }};
+    }
     match operation {
         "GetAuthorizationToken" => run!(get_authorization_token),
-        "CreateRepository" => run!(create_repository),
-        "DescribeRepositories" => run!(describe_repositories),
-        "DeleteRepository" => run!(delete_repository),
+        "CreateRepository" => op!(CreateRepositoryRequest),
+        "DescribeRepositories" => op!(DescribeRepositoriesRequest),
+        "DeleteRepository" => op!(DeleteRepositoryRequest),
         "SetRepositoryPolicy" => run!(set_repository_policy),
         "GetRepositoryPolicy" => run!(get_repository_policy),
         "DeleteRepositoryPolicy" => run!(delete_repository_policy),
@@ -47,7 +62,7 @@ pub async fn dispatch(call: &Call<'_>, operation: &str, body: &[u8]) -> EcrResul
         "BatchDeleteImage" => run!(batch_delete_image),
         "PutImage" => run!(put_image),
         "BatchCheckLayerAvailability" => run!(batch_check_layer_availability),
-        "PutImageTagMutability" => run!(put_image_tag_mutability),
+        "PutImageTagMutability" => op!(PutImageTagMutabilityRequest),
         "PutImageScanningConfiguration" => run!(put_image_scanning_configuration),
         "StartImageScan" => run!(start_image_scan),
         "DescribeImageScanFindings" => run!(describe_image_scan_findings),
@@ -85,21 +100,6 @@ fn json<T: Serialize>(value: T) -> EcrResult<String> {
 
 // ---- helpers ----
 
-fn repository_name(name: &str) -> EcrResult<RepoName> {
-    if name.len() < 2 || name.len() > 256 {
-        return Err(EcrError::invalid(format!(
-            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must have length between 2 and 256', got {} characters",
-            name.len()
-        )));
-    }
-    RepoName::parse(name).map_err(|e| {
-        EcrError::invalid(format!(
-            "Invalid parameter at 'repositoryName' failed to satisfy constraint: {}",
-            e.message()
-        ))
-    })
-}
-
 impl Call<'_> {
     /// The common start of a repository operation: the registry id must be this registry's,
     /// the name valid, and the caller allowed `action` on the repository.
@@ -134,56 +134,6 @@ fn in_repository(call: &Call<'_>, name: &RepoName) -> impl Fn(Error) -> EcrError
     }
 }
 
-fn repository(call: &Call<'_>, row: &RepositoryRow) -> Repository {
-    Repository {
-        repository_arn: call.repository_arn(&row.name),
-        registry_id: call.registry_id().to_owned(),
-        repository_name: row.name.clone(),
-        repository_uri: format!("{}/{}", call.registry_host(), row.name),
-        created_at: timestamp(row.created_at),
-        image_tag_mutability: row.tag_mutability.mode.as_str().into(),
-        image_tag_mutability_exclusion_filters: row.tag_mutability.exclusion_filters.clone(),
-        image_scanning_configuration: ImageScanningConfiguration {
-            scan_on_push: row.scan_on_push,
-        },
-        encryption_configuration: EncryptionConfiguration {
-            encryption_type: "AES256".into(),
-            kms_key: None,
-        },
-    }
-}
-
-/// `maxResults` within 1..=1000, default `default`.
-fn max_results(given: Option<i64>, default: usize) -> EcrResult<usize> {
-    match given {
-        None => Ok(default),
-        Some(n) if (1..=1000).contains(&n) => Ok(n as usize),
-        Some(n) => Err(EcrError::invalid(format!(
-            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'must be between 1 and 1000', got {n}"
-        ))),
-    }
-}
-
-/// Pagination tokens: base64url of a small JSON array naming the operation and the last item.
-fn encode_token(kind: &str, parts: &[&str]) -> String {
-    let mut values = vec![kind];
-    values.extend_from_slice(parts);
-    let text = serde_json::to_string(&values).unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
-}
-
-fn decode_token(kind: &str, token: &str, parts: usize) -> EcrResult<Vec<String>> {
-    let invalid = || EcrError::invalid("Invalid parameter at 'nextToken': the token is not valid");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .map_err(|_| invalid())?;
-    let values: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    match values.split_first() {
-        Some((k, rest)) if k == kind && rest.len() == parts => Ok(rest.to_vec()),
-        _ => Err(invalid()),
-    }
-}
-
 fn tag_filter(filter: Option<&TagStatusFilter>) -> EcrResult<TagFilter> {
     match filter.and_then(|f| f.tag_status.as_deref()) {
         None | Some("ANY") => Ok(TagFilter::Any),
@@ -194,56 +144,6 @@ fn tag_filter(filter: Option<&TagStatusFilter>) -> EcrResult<TagFilter> {
             other.chars().take(40).collect::<String>()
         ))),
     }
-}
-
-/// Resource tags as ECR accepts them: at most 50, keys 1..=128 characters not starting with
-/// `aws:`, values at most 256 characters, no key twice.
-fn check_tags(tags: &[ResourceTag]) -> EcrResult<Vec<(String, String)>> {
-    if tags.len() > MAX_RESOURCE_TAGS {
-        return Err(EcrError::new(
-            "TooManyTagsException",
-            format!("a resource can have at most {MAX_RESOURCE_TAGS} tags"),
-        ));
-    }
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(tags.len());
-    for tag in tags {
-        check_tag_key(&tag.key)?;
-        if tag.value.chars().count() > 256 {
-            return Err(EcrError::new(
-                "InvalidTagParameterException",
-                format!(
-                    "the value of tag '{}' is longer than 256 characters",
-                    tag.key
-                ),
-            ));
-        }
-        if !seen.insert(tag.key.as_str()) {
-            return Err(EcrError::new(
-                "InvalidTagParameterException",
-                format!("the tag key '{}' is given twice", tag.key),
-            ));
-        }
-        out.push((tag.key.clone(), tag.value.clone()));
-    }
-    Ok(out)
-}
-
-fn check_tag_key(key: &str) -> EcrResult<()> {
-    let length = key.chars().count();
-    if length == 0 || length > 128 {
-        return Err(EcrError::new(
-            "InvalidTagParameterException",
-            "a tag key must be 1 to 128 characters long",
-        ));
-    }
-    if key.to_ascii_lowercase().starts_with("aws:") {
-        return Err(EcrError::new(
-            "InvalidTagParameterException",
-            format!("the tag key '{key}' uses the reserved prefix 'aws:'"),
-        ));
-    }
-    Ok(())
 }
 
 /// The repository named by `arn:aws:ecr:<region>:<registryId>:repository/<name>` of this
@@ -369,193 +269,6 @@ async fn get_authorization_token(
 }
 
 // ---- repositories ----
-
-/// CreateRepository (with `tags`, which need `ecr:TagResource` too).
-async fn create_repository(
-    call: &Call<'_>,
-    input: CreateRepositoryRequest,
-) -> EcrResult<RepositoryResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    let tags = check_tags(input.tags.as_deref().unwrap_or_default())?;
-    let tag_mutability = TagMutability::from_json(
-        input
-            .image_tag_mutability
-            .as_ref()
-            .filter(|v| !v.is_null())
-            .unwrap_or(&serde_json::Value::String("MUTABLE".into())),
-        input.image_tag_mutability_exclusion_filters.as_ref(),
-    )
-    .map_err(EcrError::invalid)?;
-    let scan_on_push = input
-        .image_scanning_configuration
-        .is_some_and(|c| c.scan_on_push);
-    if let Some(e) = &input.encryption_configuration {
-        if e.encryption_type != "AES256" || e.kms_key.is_some() {
-            return Err(EcrError::invalid(
-                "encryptionConfiguration: only encryptionType AES256 is supported by Berth",
-            ));
-        }
-    }
-    let target = Target::Repository(name.clone());
-    call.authorize(Action::CreateRepository, &target).await?;
-    if !tags.is_empty() {
-        call.authorize(Action::TagResource, &target).await?;
-    }
-    let row = call
-        .app
-        .registry
-        .create_repository_with(
-            &name,
-            &NewRepository {
-                tag_mutability,
-                scan_on_push,
-                resource_tags: tags,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            Error::AlreadyExists(_) => EcrError::new(
-                "RepositoryAlreadyExistsException",
-                format!(
-                    "The repository with name '{name}' already exists in the registry with id '{}'",
-                    call.registry_id()
-                ),
-            ),
-            other => other.into(),
-        })?;
-    Ok(RepositoryResponse {
-        repository: repository(call, &row),
-    })
-}
-
-/// DescribeRepositories: named repositories, or every repository the caller may describe.
-async fn describe_repositories(
-    call: &Call<'_>,
-    input: DescribeRepositoriesRequest,
-) -> EcrResult<DescribeRepositoriesResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    if let Some(names) = input.repository_names {
-        if names.is_empty() || names.len() > 100 {
-            return Err(EcrError::invalid(
-                "Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'must have between 1 and 100 items'",
-            ));
-        }
-        if input.max_results.is_some() || input.next_token.is_some() {
-            return Err(EcrError::invalid(
-                "maxResults and nextToken cannot be used together with repositoryNames",
-            ));
-        }
-        let names = names
-            .iter()
-            .map(|n| repository_name(n))
-            .collect::<EcrResult<Vec<_>>>()?;
-        for name in &names {
-            call.authorize(
-                Action::DescribeRepositories,
-                &Target::Repository(name.clone()),
-            )
-            .await?;
-        }
-        let mut repositories = Vec::new();
-        let mut seen = HashSet::new();
-        for name in &names {
-            if !seen.insert(name.as_str()) {
-                continue;
-            }
-            let row = call
-                .app
-                .registry
-                .describe_repository(name)
-                .await
-                .map_err(in_repository(call, name))?;
-            repositories.push(repository(call, &row));
-        }
-        return Ok(DescribeRepositoriesResponse {
-            repositories,
-            next_token: None,
-        });
-    }
-    call.authorize(Action::DescribeRepositories, &Target::Registry)
-        .await?;
-    let limit = max_results(input.max_results, 100)?;
-    let mut cursor = match input.next_token.as_deref() {
-        Some(token) => decode_token("repositories", token, 1)?.pop(),
-        None => None,
-    };
-    let mut repositories: Vec<Repository> = Vec::new();
-    let mut next_token = None;
-    'scan: loop {
-        let rows = call
-            .app
-            .registry
-            .list_repository_rows(cursor.as_deref(), 500)
-            .await?;
-        let Some(last) = rows.last() else { break };
-        cursor = Some(last.name.clone());
-        let exhausted = rows.len() < 500;
-        for row in &rows {
-            if !call
-                .allowed(Action::DescribeRepositories, &row.name)
-                .await?
-            {
-                continue;
-            }
-            if repositories.len() == limit {
-                // One more visible repository exists: hand out a token for the next page.
-                let last = &repositories[limit - 1].repository_name;
-                next_token = Some(encode_token("repositories", &[last]));
-                break 'scan;
-            }
-            repositories.push(repository(call, row));
-        }
-        if exhausted {
-            break;
-        }
-    }
-    Ok(DescribeRepositoriesResponse {
-        repositories,
-        next_token,
-    })
-}
-
-/// DeleteRepository (`force` deletes a repository that still holds images).
-async fn delete_repository(
-    call: &Call<'_>,
-    input: DeleteRepositoryRequest,
-) -> EcrResult<RepositoryResponse> {
-    let name = call
-        .authorize_repository(
-            Action::DeleteRepository,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let row = call
-        .app
-        .registry
-        .delete_repository(&name, input.force.unwrap_or(false))
-        .await
-        .map_err(|e| match e {
-            Error::NotEmpty(_) => EcrError::new(
-                "RepositoryNotEmptyException",
-                format!(
-                    "The repository with name '{name}' in registry with id '{}' cannot be deleted because it still contains images",
-                    call.registry_id()
-                ),
-            ),
-            other => in_repository(call, &name)(other),
-        })?;
-    // The service removed the repository's policy; this also drops it from the access cache.
-    call.app
-        .access
-        .delete_policy(&PolicyTarget::Repository(name.to_string()))
-        .await?;
-    Ok(RepositoryResponse {
-        repository: repository(call, &row),
-    })
-}
 
 // ---- policies ----
 
@@ -1443,37 +1156,6 @@ async fn put_image(call: &Call<'_>, input: PutImageRequest) -> EcrResult<PutImag
     })
 }
 
-/// PutImageTagMutability: the repository's mode and exclusion filters, replaced.
-async fn put_image_tag_mutability(
-    call: &Call<'_>,
-    input: PutImageTagMutabilityRequest,
-) -> EcrResult<PutImageTagMutabilityResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    let name = repository_name(&input.repository_name)?;
-    let setting = TagMutability::from_json(
-        &input.image_tag_mutability,
-        input.image_tag_mutability_exclusion_filters.as_ref(),
-    )
-    .map_err(EcrError::invalid)?;
-    call.authorize(
-        Action::PutImageTagMutability,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
-    let row = call
-        .app
-        .registry
-        .set_tag_mutability(&name, &setting)
-        .await
-        .map_err(in_repository(call, &name))?;
-    Ok(PutImageTagMutabilityResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: row.name,
-        image_tag_mutability: row.tag_mutability.mode.as_str().into(),
-        image_tag_mutability_exclusion_filters: row.tag_mutability.exclusion_filters,
-    })
-}
-
 /// BatchCheckLayerAvailability: which blobs the repository has.
 async fn batch_check_layer_availability(
     call: &Call<'_>,
@@ -2096,43 +1778,6 @@ async fn validate_pull_through_cache_rule(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_round_trip_and_refuse_foreign_ones() {
-        let token = encode_token("image-ids", &["sha256:ab", "v1"]);
-        assert_eq!(
-            decode_token("image-ids", &token, 2).unwrap(),
-            vec!["sha256:ab".to_owned(), "v1".to_owned()]
-        );
-        assert!(decode_token("images", &token, 1).is_err());
-        assert!(decode_token("images", "!!!", 1).is_err());
-        assert!(decode_token("images", "", 1).is_err());
-    }
-
-    #[test]
-    fn tag_rules() {
-        let tag = |k: &str, v: &str| ResourceTag {
-            key: k.into(),
-            value: v.into(),
-        };
-        assert!(check_tags(&[tag("env", "prod"), tag("team", "")]).is_ok());
-        assert_eq!(
-            check_tags(&[tag("aws:x", "1")]).unwrap_err().kind,
-            "InvalidTagParameterException"
-        );
-        assert_eq!(
-            check_tags(&[tag("", "1")]).unwrap_err().kind,
-            "InvalidTagParameterException"
-        );
-        assert_eq!(
-            check_tags(&[tag("a", "1"), tag("a", "2")])
-                .unwrap_err()
-                .kind,
-            "InvalidTagParameterException"
-        );
-        let many: Vec<_> = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
-        assert_eq!(check_tags(&many).unwrap_err().kind, "TooManyTagsException");
-    }
 
     #[test]
     fn image_refs() {

@@ -6,9 +6,9 @@ use axum::http::{header, HeaderMap, Method};
 
 use super::client::ClientInfo;
 use super::route::Route;
+use crate::access::Door;
 use crate::access::{RequestFacts, Subject};
 use crate::app::AppState;
-use crate::auth::credential::Door;
 use crate::auth::scope::{
     BearerChallenge, ChallengeError, Scope, ANY_ACTION, REGISTRY, REPOSITORY,
 };
@@ -368,25 +368,6 @@ pub fn denied(
         "User: {who} is not authorized to perform: ecr:{} on resource: {resource} ({decision})",
         action.name()
     ))
-}
-
-/// Whether the caller may see `repository` in listings (`ecr:DescribeRepositories` on it).
-pub async fn may_list(
-    app: &AppState,
-    subject: &Subject,
-    repository: &str,
-    facts: &RequestFacts,
-) -> Result<bool> {
-    Ok(app
-        .access
-        .decide(
-            subject,
-            Action::DescribeRepositories,
-            Some(repository),
-            facts,
-        )
-        .await?
-        .is_allowed())
 }
 
 /// Whether the caller may read blobs of `repository` (a mount's source).

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Error, Missing};
 
 /// A domain error on its way to the client.
 pub struct ApiError(pub Error);
@@ -46,6 +46,14 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::NotEmpty(_) => (S::CONFLICT, "NOT_EMPTY"),
         Error::InvalidParameter(_) => (S::BAD_REQUEST, "INVALID_PARAMETER"),
         Error::NotFound(_) => (S::NOT_FOUND, "NOT_FOUND"),
+        // A reference in the request body names something missing: the request is invalid.
+        Error::Missing(Missing::ReferencedImages | Missing::Secret, _) => {
+            (S::BAD_REQUEST, "INVALID_PARAMETER")
+        }
+        Error::Missing(_, _) => (S::NOT_FOUND, "NOT_FOUND"),
+        Error::Exists(..) => (S::CONFLICT, "ALREADY_EXISTS"),
+        Error::InvalidTag(_) | Error::TooManyTags(_) => (S::BAD_REQUEST, "INVALID_PARAMETER"),
+        Error::ImageDigestMismatch(_) => (S::BAD_REQUEST, "DIGEST_INVALID"),
         Error::TooManyRequests { .. } => (S::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         // The OCI spec has no code for storage trouble; UNAVAILABLE (Distribution's "service

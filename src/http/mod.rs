@@ -44,6 +44,42 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_request(admin::rewrite_sub_resource))
 }
 
+/// How clients reach this registry: `public_url` when configured, else the request's scheme
+/// and Host (checked to be a plain host name).
+pub fn endpoint(
+    config: &crate::config::Config,
+    headers: &axum::http::HeaderMap,
+) -> crate::ops::Endpoint {
+    let public = config.public_url.trim_end_matches('/');
+    if !public.is_empty() {
+        let rest = public.split_once("://").map_or(public, |(_, rest)| rest);
+        return crate::ops::Endpoint {
+            host: rest.split('/').next().unwrap_or(rest).to_owned(),
+            url: public.to_owned(),
+        };
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .unwrap_or("localhost")
+        .to_owned();
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    crate::ops::Endpoint {
+        url: format!("{scheme}://{host}"),
+        host,
+    }
+}
+
 async fn api_version_header(mut response: Response) -> Response {
     response.headers_mut().insert(
         "docker-distribution-api-version",

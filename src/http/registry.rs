@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::route::Route;
-use crate::access::{RequestFacts, Subject};
+use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::oci::manifest::OCI_INDEX;
@@ -167,10 +167,8 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
             .await;
         }
     }
-    let caller = Caller {
-        subject: &subject,
-        facts: &facts,
-    };
+    let caller = &Caller { subject, facts };
+    let subject = &caller.subject;
     let head = method == Method::HEAD;
     match (method, route) {
         (Method::GET | Method::HEAD, Route::Base) => {
@@ -299,19 +297,12 @@ fn blob_created(name: &RepoName, digest: &Digest) -> Response {
 }
 
 /// POST /v2/<name>/blobs/uploads/ with `?digest=`, `?mount=&from=` or `?digest-algorithm=`.
-/// Who is calling, for handlers that filter or check more than the route's scope.
-#[derive(Clone, Copy)]
-struct Caller<'a> {
-    subject: &'a Subject,
-    facts: &'a RequestFacts,
-}
-
 /// The repository a mount may take `digest` from: `from` if the caller may pull it, else (no
 /// `from`) the first repository holding the blob that the caller may pull; `None` falls back to
 /// a normal upload session, as the spec allows.
 async fn mount_source(
     app: &AppState,
-    caller: Caller<'_>,
+    caller: &Caller,
     digest: &Digest,
     from: Option<&str>,
 ) -> Result<Option<RepoName>> {
@@ -324,7 +315,7 @@ async fn mount_source(
         None => app.registry.meta.repositories_with_blob(digest, 50).await?,
     };
     for candidate in candidates {
-        if super::auth::may_pull(app, caller.subject, &candidate, caller.facts).await? {
+        if super::auth::may_pull(app, &caller.subject, &candidate, &caller.facts).await? {
             return Ok(RepoName::parse(&candidate).ok());
         }
     }
@@ -333,7 +324,7 @@ async fn mount_source(
 
 async fn start_upload(
     app: &AppState,
-    caller: Caller<'_>,
+    caller: &Caller,
     name: &RepoName,
     req: Request,
 ) -> Result<Response> {
@@ -780,31 +771,18 @@ async fn tags(app: &AppState, name: &RepoName, query: &Query) -> Result<Response
 }
 
 /// GET /v2/_catalog
-async fn catalog(app: &AppState, caller: Caller<'_>, query: &Query) -> Result<Response> {
+async fn catalog(app: &AppState, caller: &Caller, query: &Query) -> Result<Response> {
     let (n, last) = page_params(query)?;
-    // Pages are filled with repositories the caller may see, reading on past hidden ones.
     let want = n.unwrap_or(crate::service::MAX_PAGE);
-    let mut repos: Vec<String> = Vec::new();
-    let mut cursor = last;
-    let mut more = false;
-    'pages: loop {
-        let (page, page_more) = app.registry.catalog(cursor.as_deref(), Some(want)).await?;
-        for (i, repo) in page.iter().enumerate() {
-            if super::auth::may_list(app, caller.subject, repo, caller.facts).await? {
-                if repos.len() == want {
-                    more = true;
-                    break 'pages;
-                }
-                repos.push(repo.clone());
-            }
-            if i + 1 == page.len() {
-                cursor = Some(repo.clone());
-            }
-        }
-        if !page_more || page.is_empty() {
-            break;
-        }
-    }
+    let (rows, more) = crate::ops::repositories::visible_repositories(
+        &app.registry,
+        &app.access,
+        caller,
+        last.as_deref(),
+        want,
+    )
+    .await?;
+    let repos: Vec<String> = rows.into_iter().map(|row| row.name).collect();
     let mut r = json_response(&Catalog {
         repositories: &repos,
     });

@@ -86,16 +86,16 @@ impl Identity {
 
 /// The caller: anonymous (no credentials, no ARN) or a signed-in identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub enum Requester {
     Anonymous,
     Authenticated(Identity),
 }
 
-impl Caller {
+impl Requester {
     pub fn identity(&self) -> Option<&Identity> {
         match self {
-            Caller::Anonymous => None,
-            Caller::Authenticated(identity) => Some(identity),
+            Requester::Anonymous => None,
+            Requester::Authenticated(identity) => Some(identity),
         }
     }
 }
@@ -103,7 +103,7 @@ impl Caller {
 /// Everything a decision depends on. The clock is an input: the engine never reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
-    pub principal: Caller,
+    pub principal: Requester,
     pub action: Action,
     /// The repository acted on; `None` for registry-level requests (`GetAuthorizationToken`,
     /// `DescribeRegistry`, the catalog's `DescribeRepositories`, ...).
@@ -122,7 +122,7 @@ impl RequestContext {
     /// A registry-level request with no source address over plain HTTP; refine with the `with_*`
     /// methods.
     pub fn new(
-        principal: Caller,
+        principal: Requester,
         action: Action,
         registry_id: impl Into<String>,
         region: impl Into<String>,
@@ -201,7 +201,7 @@ mod tests {
             .unwrap()
             .to_utc();
         let ctx = RequestContext::new(
-            Caller::Authenticated(robot),
+            Requester::Authenticated(robot),
             Action::PutImage,
             "000000000000",
             "us-east-1",
@@ -225,7 +225,7 @@ mod tests {
             Some("false")
         );
         let anon = RequestContext {
-            principal: Caller::Anonymous,
+            principal: Requester::Anonymous,
             source_ip: None,
             ..ctx
         };

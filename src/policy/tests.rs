@@ -16,19 +16,19 @@ fn now() -> DateTime<Utc> {
         .to_utc()
 }
 
-fn user(name: &str) -> Caller {
-    Caller::Authenticated(Identity::user(REG, name))
+fn user(name: &str) -> Requester {
+    Requester::Authenticated(Identity::user(REG, name))
 }
 
-fn member(name: &str, group: &str) -> Caller {
-    Caller::Authenticated(Identity::user(REG, name).with_group(group_arn(REG, group)))
+fn member(name: &str, group: &str) -> Requester {
+    Requester::Authenticated(Identity::user(REG, name).with_group(group_arn(REG, group)))
 }
 
-fn robot(name: &str) -> Caller {
-    Caller::Authenticated(Identity::robot(REG, name))
+fn robot(name: &str) -> Requester {
+    Requester::Authenticated(Identity::robot(REG, name))
 }
 
-fn req(caller: Caller, action: Action, repo: Option<&str>) -> RequestContext {
+fn req(caller: Requester, action: Action, repo: Option<&str>) -> RequestContext {
     let ctx = RequestContext::new(caller, action, REG, REGION, now());
     match repo {
         Some(r) => ctx.with_repository(r),
@@ -269,7 +269,7 @@ fn group_principal_matches_members_only() {
     ));
     assert!(!allowed(
         &set,
-        &req(Caller::Anonymous, Action::PutImage, Some("x"))
+        &req(Requester::Anonymous, Action::PutImage, Some("x"))
     ));
 }
 
@@ -322,7 +322,7 @@ fn root_principal_means_every_signed_in_identity() {
         ));
         assert!(!allowed(
             &set,
-            &req(Caller::Anonymous, Action::BatchGetImage, Some("x"))
+            &req(Requester::Anonymous, Action::BatchGetImage, Some("x"))
         ));
     }
     // Another account's root, roles and assumed roles parse but match nobody here.
@@ -347,7 +347,7 @@ fn anonymous_callers() {
             r#"{{"Effect":"Allow","Principal":{principal},"Action":"ecr:*"}}"#
         ));
         let set = PolicySet::new().with_repository(&repo);
-        let anon = |a| req(Caller::Anonymous, a, Some("public/app"));
+        let anon = |a| req(Requester::Anonymous, a, Some("public/app"));
         assert!(allowed(&set, &anon(Action::BatchGetImage)));
         assert!(allowed(&set, &anon(Action::ListImages)));
         // No anonymous push (or any other write), whatever the policy says.
@@ -377,7 +377,7 @@ fn anonymous_callers() {
     assert!(!allowed(
         &PolicySet::new(),
         &req(
-            Caller::Anonymous,
+            Requester::Anonymous,
             Action::BatchImportUpstreamImage,
             Some("x")
         )
@@ -387,7 +387,7 @@ fn anonymous_callers() {
     let set = PolicySet::new().with_identity("p", &p);
     assert!(!allowed(
         &set,
-        &req(Caller::Anonymous, Action::BatchGetImage, Some("x"))
+        &req(Requester::Anonymous, Action::BatchGetImage, Some("x"))
     ));
 }
 
@@ -590,7 +590,7 @@ fn missing_keys_follow_iam() {
         ));
         allowed(
             &PolicySet::new().with_repository(&p),
-            &req(Caller::Anonymous, Action::BatchGetImage, Some("x")),
+            &req(Requester::Anonymous, Action::BatchGetImage, Some("x")),
         )
     };
     assert!(!check(r#"{"StringEquals":{"aws:username":"alice"}}"#));
@@ -1492,7 +1492,7 @@ fn example_documents_behave_as_documented() {
     ));
 
     let set = PolicySet::new().with_repository(&anon);
-    let a = |action| req(Caller::Anonymous, action, Some("public/tool"));
+    let a = |action| req(Requester::Anonymous, action, Some("public/tool"));
     assert_eq!(
         granted_scope_actions(&set, &a(Action::BatchGetImage), &["pull", "push"]),
         vec!["pull"]

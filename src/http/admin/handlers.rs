@@ -2,26 +2,30 @@
 //! registry service, [`Call::finish`], JSON. Each names the method and path it serves.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Call, Caller, Payload, Permission, Routes};
+use super::{decode, run_op, Call, Caller, Payload, Permission, Routes};
 use crate::access::{
-    GroupInfo, PolicyTarget, PrincipalInfo, PrincipalKind, RequestFacts, SimulationRequest,
+    GroupInfo, PolicyTarget, PrincipalInfo, PrincipalKind, RequestFacts, Resource,
+    SimulationRequest,
 };
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
 use crate::oci::{Digest, Reference, RepoName, Tag};
+use crate::ops::shapes::{
+    CreateRepositoryRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
+    ImageScanningConfiguration, PutImageTagMutabilityRequest, PutImageTagMutabilityResponse,
+    Repository,
+};
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
 use crate::policy::templates::{Template, TemplateFields};
-use crate::policy::{
-    group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource, TagMutability,
-};
+use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource};
 
 type Reply = std::result::Result<Response, super::ApiError>;
 
@@ -285,26 +289,6 @@ fn group_json(g: &GroupInfo) -> Value {
         "arn": g.arn,
         "createdAt": time(g.created_at),
         "members": g.members,
-    })
-}
-
-fn repository_json(app: &AppState, row: &RepositoryRow) -> Value {
-    json!({
-        "repositoryName": row.name,
-        "repositoryArn": repository_arn(&app.access.region, &app.access.registry_id, &row.name),
-        "registryId": app.access.registry_id,
-        "createdAt": time(row.created_at),
-        "imageTagMutability": row.tag_mutability.mode.as_str(),
-        "imageTagMutabilityExclusionFilters": row.tag_mutability.filters_value(),
-        "imageScanningConfiguration": {"scanOnPush": row.scan_on_push},
-    })
-}
-
-fn tag_mutability_json(row: &RepositoryRow) -> Value {
-    json!({
-        "repositoryName": row.name,
-        "imageTagMutability": row.tag_mutability.mode.as_str(),
-        "imageTagMutabilityExclusionFilters": row.tag_mutability.filters_value(),
     })
 }
 
@@ -998,7 +982,7 @@ impl Caller {
         self.begin(
             app,
             &format!("ecr:{}", action.name()),
-            Permission::Ecr(action, Some(name)),
+            Permission::Ecr(action, Resource::Repository(name)),
             repo_resource(app, name),
         )
         .await
@@ -1015,35 +999,111 @@ impl Caller {
         self.begin(
             app,
             &format!("ecr:{}", action.name()),
-            Permission::Ecr(action, None),
+            Permission::Ecr(action, Resource::Registry),
             resource,
         )
         .await
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateRepository {
+/// POST /api/v1/repositories: ECR's CreateRepository members (`name` is accepted for
+/// `repositoryName`); answers the repository.
+async fn create_repository(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Payload(body): Payload,
+) -> Reply {
+    let request: CreateRepositoryRequest = decode(&body)?;
+    let created = run_op(&app, &caller, &headers, request).await?;
+    Ok((StatusCode::CREATED, Json(created.repository)).into_response())
+}
+
+/// GET /api/v1/repositories?limit=&after=: the repositories the caller may describe, by name,
+/// a full page at a time; `next` is the `after` of the next page.
+async fn list_repositories(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = DescribeRepositoriesRequest {
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
+        next_token: query_param(&pairs, "after").map(str::to_owned),
+        ..Default::default()
+    };
+    let page = run_op(&app, &caller, &headers, request).await?;
+    Ok(ok(
+        json!({ "repositories": page.repositories, "next": page.next_token }),
+    ))
+}
+
+/// The one repository `name` (DescribeRepositories with one name).
+async fn one_repository(
+    app: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
     name: String,
-    #[serde(default)]
-    image_tag_mutability: Option<Value>,
-    #[serde(default)]
-    image_tag_mutability_exclusion_filters: Option<Value>,
-    #[serde(default)]
-    image_scanning_configuration: Option<ScanningConfiguration>,
+) -> std::result::Result<Repository, super::ApiError> {
+    let request = DescribeRepositoriesRequest {
+        repository_names: Some(vec![name]),
+        ..Default::default()
+    };
+    let mut found = run_op(app, caller, headers, request).await?;
+    Ok(found.repositories.remove(0))
 }
 
-/// A repository's scanning configuration (ECR's `imageScanningConfiguration`).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ScanningConfiguration {
-    scan_on_push: bool,
+/// GET /api/v1/repositories/{name}
+async fn describe_repository(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Reply {
+    Ok(ok(json!(
+        one_repository(&app, &caller, &headers, name).await?
+    )))
 }
 
-/// The body of `PUT .../tag-mutability`.
+/// DELETE /api/v1/repositories/{name}?force=true
+async fn delete_repository(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = DeleteRepositoryRequest {
+        registry_id: None,
+        repository_name: name,
+        force: Some(parse_bool("force", query_param(&pairs, "force"))?),
+    };
+    let deleted = run_op(&app, &caller, &headers, request).await?;
+    Ok(ok(json!(deleted.repository)))
+}
+
+/// GET /api/v1/repositories/{name}/tag-mutability
+async fn get_tag_mutability(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Reply {
+    let repository = one_repository(&app, &caller, &headers, name).await?;
+    Ok(ok(json!(PutImageTagMutabilityResponse {
+        registry_id: repository.registry_id,
+        repository_name: repository.repository_name,
+        image_tag_mutability: repository.image_tag_mutability,
+        image_tag_mutability_exclusion_filters: repository.image_tag_mutability_exclusion_filters,
+    })))
+}
+
+/// The body of `PUT .../tag-mutability`: PutImageTagMutability's members but the name (other
+/// members are ignored, as ECR ignores them, so that the gate decides before anything else).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct PutTagMutability {
     #[serde(default)]
     image_tag_mutability: Value,
@@ -1051,218 +1111,22 @@ struct PutTagMutability {
     image_tag_mutability_exclusion_filters: Option<Value>,
 }
 
-/// Validates a tag mutability setting from a request body (mode defaults to `MUTABLE` when
-/// `default_mutable`).
-fn tag_mutability_of(
-    mode: Option<&Value>,
-    filters: Option<&Value>,
-    default_mutable: bool,
-) -> Result<TagMutability> {
-    let mutable = Value::String("MUTABLE".into());
-    let mode = match mode {
-        Some(Value::Null) | None if default_mutable => &mutable,
-        Some(mode) => mode,
-        None => &Value::Null,
-    };
-    TagMutability::from_json(mode, filters).map_err(Error::InvalidParameter)
-}
-
-/// POST /api/v1/repositories
-async fn create_repository(
-    State(app): State<AppState>,
-    caller: Caller,
-    Payload(body): Payload,
-) -> Reply {
-    // The name is needed for the permission check, so the body is read first here.
-    let req: CreateRepository = match serde_json::from_slice(&body) {
-        Ok(req) => req,
-        Err(e) => {
-            let call = caller
-                .begin_on_registry(&app, Action::CreateRepository, "repositories")
-                .await?;
-            return Err(call
-                .fail(Error::InvalidParameter(format!("invalid JSON body: {e}")))
-                .await);
-        }
-    };
-    let call = caller
-        .begin(
-            &app,
-            "ecr:CreateRepository",
-            Permission::Ecr(Action::CreateRepository, Some(&req.name)),
-            repo_resource(&app, &req.name),
-        )
-        .await?;
-    let result = async {
-        let name = repo_name(&req.name)?;
-        let setting = tag_mutability_of(
-            req.image_tag_mutability.as_ref(),
-            req.image_tag_mutability_exclusion_filters.as_ref(),
-            true,
-        )?;
-        let settings = crate::meta::NewRepository {
-            tag_mutability: setting,
-            scan_on_push: req
-                .image_scanning_configuration
-                .as_ref()
-                .is_some_and(|c| c.scan_on_push),
-            resource_tags: Vec::new(),
-            ..Default::default()
-        };
-        app.registry.create_repository_with(&name, &settings).await
-    }
-    .await;
-    let row = call.finish(result, "").await?;
-    Ok(created(repository_json(&app, &row)))
-}
-
-/// GET /api/v1/repositories?limit=&after=: the repositories the caller may describe, by name.
-async fn list_repositories(
-    State(app): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "ecr:DescribeRepositories",
-            Permission::SignedIn,
-            "repositories",
-        )
-        .await?;
-    let pairs = query_pairs(&query);
-    let result = async {
-        let limit: i64 = parse_number("limit", query_param(&pairs, "limit"))?
-            .unwrap_or(100)
-            .clamp(1, 1000);
-        let after = query_param(&pairs, "after");
-        let rows = app.registry.list_repository_rows(after, limit).await?;
-        let next = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| r.name.clone()))
-            .flatten();
-        let mut visible = Vec::new();
-        for row in &rows {
-            let decision = app
-                .access
-                .decide(
-                    &caller.subject,
-                    Action::DescribeRepositories,
-                    Some(&row.name),
-                    &caller.facts,
-                )
-                .await?;
-            if decision.is_allowed() {
-                visible.push(repository_json(&app, row));
-            }
-        }
-        Ok(json!({ "repositories": visible, "next": next }))
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
-}
-
-/// GET /api/v1/repositories/{name}
-async fn describe_repository(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DescribeRepositories, &name)
-        .await?;
-    let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
-    let row = call.finish(result, "").await?;
-    Ok(ok(repository_json(&app, &row)))
-}
-
-/// DELETE /api/v1/repositories/{name}?force=true
-async fn delete_repository(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DeleteRepository, &name)
-        .await?;
-    let pairs = query_pairs(&query);
-    let force = parse_bool("force", query_param(&pairs, "force"));
-    let result = async {
-        let force = force?;
-        let row = app
-            .registry
-            .delete_repository(&repo_name(&name)?, force)
-            .await?;
-        // The repository's policy went with it; forget any cached copy here at once.
-        app.access.invalidate();
-        Ok((row, force))
-    }
-    .await;
-    let detail = match &result {
-        Ok((_, true)) => "deleted (force)",
-        _ => "deleted",
-    };
-    let (row, _) = call.finish(result, detail).await?;
-    Ok(ok(repository_json(&app, &row)))
-}
-
-/// GET /api/v1/repositories/{name}/tag-mutability
-async fn get_tag_mutability(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DescribeRepositories, &name)
-        .await?;
-    let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
-    let row = call.finish(result, "").await?;
-    Ok(ok(tag_mutability_json(&row)))
-}
-
 /// PUT /api/v1/repositories/{name}/tag-mutability
 async fn put_tag_mutability(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::PutImageTagMutability, &name)
-        .await?;
-    let (call, req): (_, PutTagMutability) = call.body(&body).await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        let setting = tag_mutability_of(
-            Some(&req.image_tag_mutability),
-            req.image_tag_mutability_exclusion_filters.as_ref(),
-            false,
-        )?;
-        app.registry.set_tag_mutability(&name, &setting).await
-    }
-    .await;
-    let detail = match &result {
-        Ok(row) => {
-            let filters = row
-                .tag_mutability
-                .exclusion_filters
-                .iter()
-                .map(|f| f.filter.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            if filters.is_empty() {
-                format!("imageTagMutability={}", row.tag_mutability.mode)
-            } else {
-                format!(
-                    "imageTagMutability={} exclusions={filters}",
-                    row.tag_mutability.mode
-                )
-            }
-        }
-        Err(_) => String::new(),
+    let body: PutTagMutability = decode(&body)?;
+    let request = PutImageTagMutabilityRequest {
+        registry_id: None,
+        repository_name: name,
+        image_tag_mutability: body.image_tag_mutability,
+        image_tag_mutability_exclusion_filters: body.image_tag_mutability_exclusion_filters,
     };
-    let row = call.finish(result, &detail).await?;
-    Ok(ok(tag_mutability_json(&row)))
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 // ---- policies ----
@@ -1521,7 +1385,12 @@ async fn lifecycle_audit(
         .begin(
             &app,
             "berth:ListLifecycleEvents",
-            Permission::Ecr(Action::GetLifecyclePolicy, repository.as_deref()),
+            Permission::Ecr(
+                Action::GetLifecyclePolicy,
+                repository
+                    .as_deref()
+                    .map_or(Resource::Registry, Resource::Repository),
+            ),
             resource,
         )
         .await?;
@@ -1898,7 +1767,7 @@ async fn put_scanning_configuration(
     let call = caller
         .begin_on_repository(&app, Action::PutImageScanningConfiguration, &name)
         .await?;
-    let (call, req): (_, ScanningConfiguration) = call.body(&body).await?;
+    let (call, req): (_, ImageScanningConfiguration) = call.body(&body).await?;
     let result = async {
         app.registry
             .set_scan_on_push(&repo_name(&name)?, req.scan_on_push)
@@ -2518,7 +2387,7 @@ async fn get_pull_through_rule(
         .begin(
             &app,
             name,
-            Permission::Ecr(action, None),
+            Permission::Ecr(action, Resource::Registry),
             format!("pull-through-rule/{prefix}"),
         )
         .await?;

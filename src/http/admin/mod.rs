@@ -19,7 +19,7 @@
 //! registry. Listing repositories shows those the caller may
 //! `ecr:DescribeRepositories`. Everything without an ECR counterpart (users, groups, robot
 //! accounts, access keys, identity policies, settings, the policy simulator, signing keys, the
-//! audit log, the event outbox) is for **administrators**: callers allowed [`ADMIN_ACTION`]
+//! audit log, the event outbox) is for **administrators**: callers allowed [`crate::access::ADMIN_ACTION`]
 //! (`ecr:PutRegistryPolicy`) at registry scope, i.e. by a statement whose resource covers every
 //! repository (`"*"` or `arn:aws:ecr:<region>:<id>:repository/*`). Whoever may replace the
 //! registry policy can already grant themselves anything, so this adds no power; a namespace
@@ -51,20 +51,16 @@ use serde::de::DeserializeOwned;
 
 use super::auth::{authenticate, realm, request_facts};
 use super::error::ApiError;
-use crate::access::{AuditOutcome, RequestFacts, Subject};
+pub use crate::access::Permission;
+use crate::access::{AuditOutcome, Caller, Door};
 use crate::app::AppState;
-use crate::auth::credential::Door;
 use crate::auth::scope::basic_challenge;
 use crate::error::{Error, Result};
-use crate::policy::Action;
 
 pub use openapi::document as openapi_document;
 
 /// Where the admin API lives.
 pub const PREFIX: &str = "/api/v1";
-
-/// The action whose permission at registry scope makes a caller an administrator.
-pub const ADMIN_ACTION: Action = Action::PutRegistryPolicy;
 
 /// Sub-resources of a repository: the public path `/api/v1/repositories/<name>/<sub>` (matched
 /// from the right end, as names contain `/`) is rewritten before routing to the internal path
@@ -217,12 +213,7 @@ pub fn mounted_routes() -> Vec<(&'static str, &'static str)> {
     routes().mounted
 }
 
-/// An authenticated caller of the admin API and the facts of its request.
-pub struct Caller {
-    pub subject: Subject,
-    pub facts: RequestFacts,
-}
-
+/// The admin API's caller: authenticated with a credential this door accepts.
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -262,14 +253,35 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// What a call needs from its caller.
-pub enum Permission<'a> {
-    /// Any signed-in caller.
-    SignedIn,
-    /// An ECR action on a repository, or on the registry when `None`.
-    Ecr(Action, Option<&'a str>),
-    /// An administrator: [`ADMIN_ACTION`] at registry scope.
-    Admin,
+/// Runs a control-plane operation for a REST call: the gate, the operation and its audit record
+/// are the operation layer's; this door only maps the wire format.
+pub async fn run_op<O: crate::ops::Operation>(
+    app: &AppState,
+    caller: &Caller,
+    headers: &axum::http::HeaderMap,
+    op: O,
+) -> Result<O::Output, ApiError> {
+    let endpoint = super::endpoint(&app.config, headers);
+    let cx = crate::ops::Context::new(
+        &app.registry,
+        &app.access,
+        &app.pull_through,
+        caller,
+        &endpoint,
+    );
+    Ok(crate::ops::execute(&cx, op).await?)
+}
+
+/// A JSON request body decoded into an operation's request (its syntax and member types; the
+/// operation validates values after the gate).
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(Error::InvalidParameter(format!("invalid JSON body: {e}"))))
 }
 
 /// One admin call under way: permission granted, audit entry pending.
@@ -291,44 +303,22 @@ impl Caller {
         resource: impl Into<String>,
     ) -> Result<Call<'a>, ApiError> {
         let resource = resource.into();
-        let (ecr_action, repository) = match permission {
-            Permission::SignedIn => (None, None),
-            Permission::Ecr(a, repository) => (Some(a), repository),
-            Permission::Admin => (Some(ADMIN_ACTION), None),
-        };
-        if let Some(ecr_action) = ecr_action {
-            let decision = app
-                .access
-                .decide(&self.subject, ecr_action, repository, &self.facts)
-                .await?;
-            if !decision.is_allowed() {
-                let who = self
-                    .subject
-                    .principal
-                    .as_ref()
-                    .map_or("anonymous", |p| p.arn());
-                let why = if ecr_action.iam_name() == action {
-                    format!("{decision}")
-                } else {
-                    format!(
-                        "administrators only: requires {} on the registry; {decision}",
-                        ADMIN_ACTION.iam_name()
-                    )
-                };
-                app.access
-                    .audit_request(
-                        &self.subject,
-                        &self.facts,
-                        action,
-                        &resource,
-                        AuditOutcome::Denied,
-                        &decision.to_string(),
-                    )
-                    .await;
-                return Err(ApiError(Error::Denied(format!(
-                    "User: {who} is not authorized to perform: {action} on resource: {resource} ({why})"
-                ))));
-            }
+        if let Err(e) = app.access.authorize(self, action, permission).await {
+            let (outcome, detail) = match &e {
+                Error::Denied(message) => (AuditOutcome::Denied, message.clone()),
+                other => (AuditOutcome::Failed, other.kind().to_owned()),
+            };
+            app.access
+                .audit_request(
+                    &self.subject,
+                    &self.facts,
+                    action,
+                    &resource,
+                    outcome,
+                    &detail,
+                )
+                .await;
+            return Err(ApiError(e));
         }
         Ok(Call {
             app,

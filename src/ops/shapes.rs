@@ -1,6 +1,7 @@
-//! ECR's JSON request and response shapes, with the exact member names of botocore's
-//! `ecr/2015-09-21/service-2.json`. Requests ignore members Berth does not use; responses leave
-//! out members that have no value (as ECR does). Timestamps are epoch seconds as JSON numbers.
+//! The operations' requests and answers: ECR's JSON shapes, with the exact member names of
+//! botocore's `ecr/2015-09-21/service-2.json`, which every door reads and writes. Requests
+//! ignore members Berth does not use; responses leave out members that have no value (as ECR
+//! does). Timestamps are epoch seconds as JSON numbers.
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +98,8 @@ pub struct Repository {
 pub struct CreateRepositoryRequest {
     #[serde(default)]
     pub registry_id: Option<String>,
+    /// `name` is accepted too (the REST API's older member).
+    #[serde(alias = "name")]
     pub repository_name: String,
     #[serde(default)]
     pub tags: Option<Vec<ResourceTag>>,
