@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// S3's smallest allowed multipart part (all parts but the last): `[storage] part_size_bytes`
+/// may not be smaller.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
 /// The whole configuration. Secrets are never printed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -580,10 +584,10 @@ impl Config {
                     .into(),
             ));
         }
-        if self.storage.part_size_bytes < crate::storage::MIN_PART_SIZE {
+        if self.storage.part_size_bytes < MIN_PART_SIZE {
             return Err(ConfigError(format!(
                 "storage.part_size_bytes must be at least {} (S3's minimum part size)",
-                crate::storage::MIN_PART_SIZE
+                MIN_PART_SIZE
             )));
         }
         let storage = self.storage_url();

@@ -14,7 +14,6 @@
 //! an access claim granted before a Deny was added stops working with the same delay.
 
 mod audit;
-pub(crate) mod cache;
 pub mod gate;
 mod keys;
 mod limiter;
@@ -39,8 +38,8 @@ use crate::policy::{
     PolicySet, RequestContext, ScopeAction,
 };
 
+use crate::util::TtlCache;
 pub use audit::{AuditOutcome, MAX_AUDIT_PAGE};
-use cache::TtlCache;
 pub use gate::{Caller, Door, Permission, Resource, ADMIN_ACTION};
 pub use keys::SigningKeys;
 use limiter::LoginLimiter;

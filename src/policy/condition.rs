@@ -10,58 +10,17 @@ use serde_json::Value;
 
 use super::context::RequestContext;
 use super::glob::Pattern;
+pub use super::key::ConditionKey;
 
-/// A supported global condition key (names are case-insensitive in documents).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConditionKey {
-    SourceIp,
-    CurrentTime,
-    SecureTransport,
-    Username,
-    PrincipalArn,
-}
-
-impl ConditionKey {
-    pub const ALL: [ConditionKey; 5] = [
-        ConditionKey::SourceIp,
-        ConditionKey::CurrentTime,
-        ConditionKey::SecureTransport,
-        ConditionKey::Username,
-        ConditionKey::PrincipalArn,
-    ];
-
-    /// The canonical spelling, e.g. `aws:SourceIp`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ConditionKey::SourceIp => "aws:SourceIp",
-            ConditionKey::CurrentTime => "aws:CurrentTime",
-            ConditionKey::SecureTransport => "aws:SecureTransport",
-            ConditionKey::Username => "aws:username",
-            ConditionKey::PrincipalArn => "aws:PrincipalArn",
-        }
-    }
-
-    /// Case-insensitive lookup.
-    pub fn parse(s: &str) -> Option<ConditionKey> {
-        ConditionKey::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
-    }
-
-    pub(crate) fn supported_list() -> String {
-        ConditionKey::ALL.map(ConditionKey::name).join(", ")
-    }
-
-    fn family(self) -> Family {
-        match self {
-            ConditionKey::SourceIp => Family::Ip,
-            ConditionKey::CurrentTime => Family::Date,
-            ConditionKey::SecureTransport => Family::Bool,
-            ConditionKey::Username | ConditionKey::PrincipalArn => Family::String,
-        }
+/// The operator family a key's values belong to.
+fn key_family(key: ConditionKey) -> Family {
+    match key {
+        ConditionKey::SourceIp => Family::Ip,
+        ConditionKey::CurrentTime => Family::Date,
+        ConditionKey::SecureTransport => Family::Bool,
+        ConditionKey::Username | ConditionKey::PrincipalArn => Family::String,
     }
 }
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
     String,
@@ -269,7 +228,7 @@ pub(crate) fn parse_conditions(
             let compatible = match family {
                 Family::Null => true,
                 Family::Arn => key == ConditionKey::PrincipalArn,
-                f => f == key.family(),
+                f => f == key_family(key),
             };
             if !compatible {
                 return Err((
@@ -277,7 +236,7 @@ pub(crate) fn parse_conditions(
                     format!(
                         "Condition operator \"{op_name}\" cannot test key \"{}\" ({})",
                         key.name(),
-                        match key.family() {
+                        match key_family(key) {
                             Family::Ip => "use IpAddress or NotIpAddress",
                             Family::Date => "use a Date operator",
                             Family::Bool => "use Bool",

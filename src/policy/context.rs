@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::action::Action;
-use super::condition::ConditionKey;
+use super::key::ConditionKey;
 
 /// `arn:aws:iam::<registryId>:user/<name>`.
 pub fn user_arn(registry_id: &str, name: &str) -> String {

@@ -2,8 +2,8 @@
 //! one; with policy version `2012-10-17`, `${key}` policy variables are substituted from the
 //! request (`${*}`, `${?}` and `${$}` are the literal characters).
 
-use super::condition::ConditionKey;
 use super::context::RequestContext;
+use super::key::ConditionKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {

@@ -47,6 +47,7 @@ mod context;
 mod document;
 mod eval;
 mod glob;
+mod key;
 pub mod mutability;
 pub mod scanning;
 pub mod templates;

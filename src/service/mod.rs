@@ -2,13 +2,13 @@
 //! referrers. Each public function names the spec endpoint it serves. Depends on `oci`, `meta`,
 //! `storage` and `error`.
 
-mod cache;
 mod fsck;
 mod gc;
 mod identity;
 mod images;
 mod lifecycle;
 mod manifests;
+mod metadata_cache;
 mod repositories;
 mod resource_tags;
 mod scan;
@@ -26,7 +26,6 @@ use crate::meta::{BlobRow, LeaseHolder, Meta};
 use crate::oci::{Digest, RepoName};
 use crate::storage::{BlobBody, BlobStore, ByteRange};
 
-pub use cache::MetaCache;
 pub use fsck::FsckReport;
 pub use gc::{GcReport, GcStats, GcStatus, GcTotals};
 pub use identity::ADMIN_PASSWORD_FILE;
@@ -35,6 +34,7 @@ pub use lifecycle::{
     LifecycleExpiry, LifecyclePreview, LifecycleRun, LifecycleSummary, PullTracker,
 };
 pub use manifests::{ManifestPut, StoredManifest};
+pub use metadata_cache::MetaCache;
 pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use scan::{parse_report, Credential, ScanFindingsPage, Scanner, OFFLINE_FLAGS};
 pub use templates::template_prefix;
@@ -75,10 +75,10 @@ pub struct Registry {
     pulls: PullTracker,
     /// Pull gates by repository id, read through for [`PULL_GATE_TTL`] (so a change reaches
     /// every replica within it).
-    gates: crate::access::cache::TtlCache<i64, Option<Arc<crate::policy::scanning::PullGate>>>,
+    gates: crate::util::TtlCache<i64, Option<Arc<crate::policy::scanning::PullGate>>>,
     /// The gate's answer per manifest id (`Some(reason)` refuses), for [`PULL_GATE_TTL`], so a
     /// busy gated image costs no queries per pull.
-    gate_decisions: crate::access::cache::TtlCache<i64, Option<Arc<str>>>,
+    gate_decisions: crate::util::TtlCache<i64, Option<Arc<str>>>,
 }
 
 /// How long a replica trusts its copy of a repository's pull gate.
@@ -107,8 +107,8 @@ impl Registry {
             uploads: DashMap::new(),
             gc_stats: Arc::new(GcStats::default()),
             pulls: PullTracker::default(),
-            gates: crate::access::cache::TtlCache::new(PULL_GATE_TTL, 100_000),
-            gate_decisions: crate::access::cache::TtlCache::new(PULL_GATE_TTL, 100_000),
+            gates: crate::util::TtlCache::new(PULL_GATE_TTL, 100_000),
+            gate_decisions: crate::util::TtlCache::new(PULL_GATE_TTL, 100_000),
         }
     }
 

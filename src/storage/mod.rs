@@ -35,6 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use crate::config::StorageConfig;
+pub use crate::config::MIN_PART_SIZE;
 use crate::error::{object_write_error, write_refusal, Error, Result};
 use crate::oci::{Algorithm, Digest, Hasher};
 
@@ -52,8 +53,6 @@ const WRITE_BUFFER: usize = 256 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
 /// Size of the object the readiness probe writes: one page, so a full disk fails it.
 const WRITE_PROBE_BYTES: usize = 4096;
-/// S3's smallest allowed part (all parts but the last).
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// Progress of an upload's bytes in storage, persisted with the upload row (as JSON).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! A small concurrent map whose entries expire after a fixed time, for the access layer's caches.
+//! A small concurrent map whose entries expire after a fixed time (the access layer's and the
+//! pull gate's caches).
 
 use std::hash::Hash;
 use std::time::{Duration, Instant};
