@@ -97,19 +97,18 @@ impl Access {
                 }
             )
         };
-        Err(self.denied(caller, operation, resource, &why))
+        Err(self.denied(&caller.subject, operation, resource, &why))
     }
 
     /// The deny message: who may not do what on which resource, and why (ECR's wording).
     pub fn denied(
         &self,
-        caller: &Caller,
+        subject: &Subject,
         operation: &str,
         resource: Resource<'_>,
         why: &str,
     ) -> Error {
-        let who = caller
-            .subject
+        let who = subject
             .principal
             .as_ref()
             .map_or_else(|| "anonymous".to_owned(), |p| p.arn().to_owned());

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, Method};
 use super::client::ClientInfo;
 use super::route::Route;
 use crate::access::Door;
-use crate::access::{RequestFacts, Subject};
+use crate::access::{RequestFacts, Resource, Subject};
 use crate::app::AppState;
 use crate::auth::scope::{
     BearerChallenge, ChallengeError, Scope, ANY_ACTION, REGISTRY, REPOSITORY,
@@ -15,8 +15,7 @@ use crate::auth::scope::{
 use crate::auth::token::ScanGrant;
 use crate::error::{Error, Result};
 use crate::oci::RepoName;
-use crate::policy::templates::AppliedFor;
-use crate::policy::{Action, Decision, ScopeAction};
+use crate::policy::ScopeAction;
 
 /// What a route needs from its caller.
 enum Need<'a> {
@@ -242,11 +241,17 @@ pub async fn guard(
                     challenge: with_scope(challenge(app, headers)).header_value(),
                 });
             }
-            return Err(denied(app, &subject, *action, name, &decision));
+            return Err(app.access.denied(
+                &subject,
+                action.iam_name(),
+                Resource::Repository(name.as_str()),
+                &decision.to_string(),
+            ));
         }
     }
     if scope == ScopeAction::Push && app.registry.repository_id(name).await?.is_none() {
-        create_on_push(app, &subject, name, facts).await?;
+        crate::ops::repositories::create_on_push(&app.registry, &app.access, &subject, name, facts)
+            .await?;
     }
     Ok(subject)
 }
@@ -307,67 +312,6 @@ async fn scanner_may_read(
         "the scanner's credential reads only {}@{}",
         grant.repository, grant.digest
     )))
-}
-
-/// A push to a missing repository creates it, with its `CREATE_ON_PUSH` creation template's
-/// settings, when create-on-push is on and the caller may `ecr:CreateRepository` there.
-async fn create_on_push(
-    app: &AppState,
-    subject: &Subject,
-    name: &RepoName,
-    facts: &RequestFacts,
-) -> Result<()> {
-    if !app.access.create_on_push().await? {
-        return Err(Error::NameUnknown(format!(
-            "repository '{name}' does not exist and create-on-push is off; create the repository first"
-        )));
-    }
-    let decision = app
-        .access
-        .decide(
-            subject,
-            Action::CreateRepository,
-            Some(name.as_str()),
-            facts,
-        )
-        .await?;
-    if !decision.is_allowed() {
-        return Err(denied(
-            app,
-            subject,
-            Action::CreateRepository,
-            name,
-            &decision,
-        ));
-    }
-    // Created here (not by the first blob or manifest write) so the repository gets the
-    // settings of its creation template in the transaction that creates it.
-    let row = app
-        .registry
-        .create_repository_from_template(name, AppliedFor::CreateOnPush)
-        .await?;
-    app.access.repository_policy_changed(&row.name);
-    Ok(())
-}
-
-/// ECR's wording: who may not do what on which resource, and why.
-pub fn denied(
-    app: &AppState,
-    subject: &Subject,
-    action: Action,
-    name: &RepoName,
-    decision: &Decision,
-) -> Error {
-    let who = subject
-        .principal
-        .as_ref()
-        .map_or_else(|| "anonymous".to_owned(), |p| p.arn().to_owned());
-    let resource =
-        crate::policy::repository_arn(&app.access.region, &app.access.registry_id, name.as_str());
-    Error::Denied(format!(
-        "User: {who} is not authorized to perform: ecr:{} on resource: {resource} ({decision})",
-        action.name()
-    ))
 }
 
 /// Whether the caller may read blobs of `repository` (a mount's source).

@@ -12,10 +12,11 @@ use super::shapes::{
     ResourceTag,
 };
 use super::{decode_token, encode_token, max_results, Context, Operation};
-use crate::access::{Access, Caller, Permission, Resource};
+use crate::access::{Access, Caller, Permission, RequestFacts, Resource, Subject};
 use crate::error::{Error, Result};
 use crate::meta::{NewRepository, RepositoryRow};
 use crate::oci::RepoName;
+use crate::policy::templates::AppliedFor;
 use crate::policy::{Action, TagMutability};
 use crate::service::{Registry, MAX_RESOURCE_TAGS};
 
@@ -155,6 +156,44 @@ pub async fn visible_repositories(
             return Ok((visible, false));
         }
     }
+}
+
+/// A push to a missing repository creates it, with its `CREATE_ON_PUSH` creation template's
+/// settings, when create-on-push is on and the caller may `ecr:CreateRepository` there (the
+/// repository and all its settings in one transaction).
+pub async fn create_on_push(
+    registry: &Registry,
+    access: &Access,
+    subject: &Subject,
+    name: &RepoName,
+    facts: &RequestFacts,
+) -> Result<()> {
+    if !access.create_on_push().await? {
+        return Err(Error::NameUnknown(format!(
+            "repository '{name}' does not exist and create-on-push is off; create the repository first"
+        )));
+    }
+    let decision = access
+        .decide(
+            subject,
+            Action::CreateRepository,
+            Some(name.as_str()),
+            facts,
+        )
+        .await?;
+    if !decision.is_allowed() {
+        return Err(access.denied(
+            subject,
+            Action::CreateRepository.iam_name(),
+            Resource::Repository(name.as_str()),
+            &decision.to_string(),
+        ));
+    }
+    let row = registry
+        .create_repository_from_template(name, AppliedFor::CreateOnPush)
+        .await?;
+    access.repository_policy_changed(&row.name);
+    Ok(())
 }
 
 impl Operation for CreateRepositoryRequest {
