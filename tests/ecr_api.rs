@@ -174,6 +174,503 @@ fn boto3_repository_and_registry_policies() {
     );
 }
 
+// ------------------------------------------------------------------------------------------------
+// Both doors: the ECR API and the REST API run the same operations and answer alike
+// ------------------------------------------------------------------------------------------------
+
+/// A REST call; the status and the body as text.
+async fn rest(api: &Api, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut rb = api.req(method, path);
+    if let Some(body) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let resp = api.send(rb).await;
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// A REST call that must answer `status` with a JSON body.
+async fn rest_json(
+    api: &Api,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+    status: u16,
+) -> Value {
+    let (got, text) = rest(api, method.clone(), path, body).await;
+    assert_eq!(got, status, "{method} {path}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A REST error: (status, code, message).
+async fn rest_error(
+    api: &Api,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String, String) {
+    let (status, text) = rest(api, method, path, body).await;
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
+    let error = &v["errors"][0];
+    (
+        status,
+        error["code"].as_str().unwrap_or_default().to_owned(),
+        error["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// An ECR error as the admin: (exception, message).
+async fn ecr_error(server: &TestServer, operation: &str, body: Value) -> (String, String) {
+    let (status, value) = ecr_call(server, operation, body).await;
+    assert_eq!(status, 400, "{operation}: {value}");
+    (
+        value["__type"].as_str().unwrap_or_default().to_owned(),
+        value["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Repository and registry policies: a document set through one door is read byte for byte
+/// through the other; a missing policy, a missing repository and an invalid name are the same
+/// failure with the same message (REST: 404 or 400 with the code for the ECR exception); every
+/// call leaves one audit record naming the same action and resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_answer_alike_through_both_doors() {
+    use reqwest::Method;
+    let server = start();
+    let api = admin_api(&server);
+    let repo = format!("doors-{}/app", rand_suffix());
+    let path = format!("/api/v1/repository-policies/{repo}");
+    ecr_ok(&server, "CreateRepository", json!({"repositoryName": repo})).await;
+
+    // No policy yet.
+    let (kind, message) = ecr_error(
+        &server,
+        "GetRepositoryPolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(kind, "RepositoryPolicyNotFoundException");
+    assert_eq!(
+        rest_error(&api, Method::GET, &path, None).await,
+        (404, "NOT_FOUND".into(), message)
+    );
+
+    // Set through one door, read exactly as sent through the other.
+    let first = "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [{\"Sid\": \"Pull\", \"Effect\": \"Allow\", \"Principal\": \"*\", \"Action\": \"ecr:BatchGetImage\"}]\n}";
+    let (status, _) = rest(&api, Method::PUT, &path, Some(first)).await;
+    assert_eq!(status, 204);
+    let got = ecr_ok(
+        &server,
+        "GetRepositoryPolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(got["policyText"], first);
+    let second = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Describe","Effect":"Allow","Principal":"*","Action":["ecr:DescribeImages"]}]}"#;
+    ecr_ok(
+        &server,
+        "SetRepositoryPolicy",
+        json!({"repositoryName": repo, "policyText": second}),
+    )
+    .await;
+    assert_eq!(
+        rest(&api, Method::GET, &path, None).await,
+        (200, second.to_owned())
+    );
+
+    // An invalid document is refused with one message.
+    let broken = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Broken","Effect":"Allow","Principal":"*","Action":"ecr:NoSuchAction"}]}"#;
+    let (kind, message) = ecr_error(
+        &server,
+        "SetRepositoryPolicy",
+        json!({"repositoryName": repo, "policyText": broken}),
+    )
+    .await;
+    assert_eq!(kind, "InvalidParameterException");
+    assert_eq!(
+        rest_error(&api, Method::PUT, &path, Some(broken)).await,
+        (400, "INVALID_PARAMETER".into(), message)
+    );
+
+    // Deleted through ECR (answering the text); then both doors find none.
+    let deleted = ecr_ok(
+        &server,
+        "DeleteRepositoryPolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(deleted["policyText"], second);
+    let (kind, message) = ecr_error(
+        &server,
+        "DeleteRepositoryPolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(kind, "RepositoryPolicyNotFoundException");
+    assert_eq!(
+        rest_error(&api, Method::DELETE, &path, None).await,
+        (404, "NOT_FOUND".into(), message)
+    );
+
+    // A missing repository and an invalid name: ECR's exception and message in both doors.
+    let missing = format!("{repo}-missing");
+    let (kind, message) = ecr_error(
+        &server,
+        "SetRepositoryPolicy",
+        json!({"repositoryName": missing, "policyText": second}),
+    )
+    .await;
+    assert_eq!(kind, "RepositoryNotFoundException");
+    assert_eq!(
+        rest_error(
+            &api,
+            Method::PUT,
+            &format!("/api/v1/repository-policies/{missing}"),
+            Some(second)
+        )
+        .await,
+        (404, "NAME_UNKNOWN".into(), message)
+    );
+    let (kind, message) = ecr_error(
+        &server,
+        "GetRepositoryPolicy",
+        json!({"repositoryName": "Team/App"}),
+    )
+    .await;
+    assert_eq!(kind, "InvalidParameterException");
+    assert_eq!(
+        rest_error(
+            &api,
+            Method::GET,
+            "/api/v1/repository-policies/Team/App",
+            None
+        )
+        .await,
+        (400, "NAME_INVALID".into(), message)
+    );
+
+    // The registry policy.
+    let (kind, message) = ecr_error(&server, "GetRegistryPolicy", json!({})).await;
+    assert_eq!(kind, "RegistryPolicyNotFoundException");
+    assert_eq!(
+        rest_error(&api, Method::GET, "/api/v1/registry-policy", None).await,
+        (404, "NOT_FOUND".into(), message.clone())
+    );
+    let registry = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Everyone","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/nobody"},"Action":"ecr:DescribeRepositories","Resource":"*"}]}"#;
+    ecr_ok(
+        &server,
+        "PutRegistryPolicy",
+        json!({"policyText": registry}),
+    )
+    .await;
+    assert_eq!(
+        rest(&api, Method::GET, "/api/v1/registry-policy", None).await,
+        (200, registry.to_owned())
+    );
+    let (status, _) = rest(&api, Method::PUT, "/api/v1/registry-policy", Some(registry)).await;
+    assert_eq!(status, 204);
+    let (status, _) = rest(&api, Method::DELETE, "/api/v1/registry-policy", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        ecr_error(&server, "DeleteRegistryPolicy", json!({})).await,
+        ("RegistryPolicyNotFoundException".into(), message)
+    );
+
+    // One audit record per call, the same through both doors: action, resource, detail.
+    let log = rest_json(&api, Method::GET, "/api/v1/audit?limit=200", None, 200).await;
+    let puts: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "ecr:PutRegistryPolicy")
+        .collect();
+    assert_eq!(puts.len(), 2, "{log}");
+    for put in puts {
+        assert_eq!(put["resource"], "registry", "{put}");
+        assert_eq!(put["outcome"], "success", "{put}");
+        assert_eq!(put["detail"], "registry policy set", "{put}");
+    }
+    let repo_arn = format!("arn:aws:ecr:us-east-1:000000000000:repository/{repo}");
+    let sets = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["action"] == "ecr:SetRepositoryPolicy"
+                && e["resource"] == repo_arn.as_str()
+                && e["outcome"] == "success"
+        })
+        .count();
+    assert_eq!(sets, 2, "{log}");
+}
+
+/// Lifecycle policies: the same failures with the same messages through both doors (ECR's
+/// wording), StartLifecyclePolicyPreview and GetLifecyclePolicyPreview answer the same objects
+/// (REST: `next` for `nextToken`), timestamps are epoch seconds everywhere, and a run's expired
+/// images have the preview's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_answers_alike_through_both_doors() {
+    use reqwest::Method;
+    let server = start();
+    let api = admin_api(&server);
+    let repo = format!("doors-{}/lc", rand_suffix());
+    for i in 0..3 {
+        api.push_image(&repo, &format!("v{i}")).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let policy_path = format!("/api/v1/repositories/{repo}/lifecycle-policy");
+    let preview_path = format!("/api/v1/repositories/{repo}/lifecycle/preview");
+    let run_path = format!("/api/v1/repositories/{repo}/lifecycle/run");
+
+    let (kind, message) = ecr_error(
+        &server,
+        "GetLifecyclePolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(kind, "LifecyclePolicyNotFoundException");
+    let not_found = (404, "NOT_FOUND".to_owned(), message);
+    assert_eq!(
+        rest_error(&api, Method::GET, &policy_path, None).await,
+        not_found
+    );
+    assert_eq!(
+        rest_error(&api, Method::POST, &run_path, None).await,
+        not_found
+    );
+    assert_eq!(
+        rest_error(&api, Method::POST, &preview_path, None).await,
+        not_found
+    );
+    let (kind, message) = ecr_error(
+        &server,
+        "GetLifecyclePolicyPreview",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(kind, "LifecyclePolicyPreviewNotFoundException");
+    assert_eq!(
+        rest_error(&api, Method::GET, &preview_path, None).await,
+        (404, "NOT_FOUND".into(), message)
+    );
+
+    let invalid = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#;
+    let (kind, message) = ecr_error(
+        &server,
+        "PutLifecyclePolicy",
+        json!({"repositoryName": repo, "lifecyclePolicyText": invalid}),
+    )
+    .await;
+    assert_eq!(kind, "InvalidParameterException");
+    assert!(message.contains("selection.countUnit"), "{message}");
+    assert_eq!(
+        rest_error(&api, Method::PUT, &policy_path, Some(invalid)).await,
+        (400, "INVALID_PARAMETER".into(), message)
+    );
+
+    // Saved through REST, read exactly as sent through ECR.
+    let policy = "{\"rules\": [{\"rulePriority\": 1, \"selection\": {\"tagStatus\": \"any\", \"countType\": \"imageCountMoreThan\", \"countNumber\": 1}, \"action\": {\"type\": \"expire\"}}]}";
+    let (status, _) = rest(&api, Method::PUT, &policy_path, Some(policy)).await;
+    assert_eq!(status, 204);
+    let saved = ecr_ok(
+        &server,
+        "GetLifecyclePolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(saved["lifecyclePolicyText"], policy);
+    assert_eq!(
+        rest(&api, Method::GET, &policy_path, None).await,
+        (200, policy.to_owned())
+    );
+
+    // Previews: the same answers through both doors.
+    let started = rest_json(&api, Method::POST, &preview_path, None, 200).await;
+    let ecr_started = ecr_ok(
+        &server,
+        "StartLifecyclePolicyPreview",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(started, ecr_started);
+    assert_eq!(started["status"], "IN_PROGRESS");
+    let mut preview = rest_json(&api, Method::GET, &preview_path, None, 200).await;
+    let ecr_preview = ecr_ok(
+        &server,
+        "GetLifecyclePolicyPreview",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert_eq!(
+        preview.as_object_mut().unwrap().remove("next"),
+        Some(Value::Null)
+    );
+    assert_eq!(preview, ecr_preview);
+    assert_eq!(preview["status"], "COMPLETE");
+    assert_eq!(preview["summary"]["expiringImageTotalCount"], 2);
+    let results = preview["previewResults"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 2);
+    assert!(results[0]["imagePushedAt"].is_f64(), "{preview}");
+    // Pages: REST's `next` is ECR's nextToken.
+    let first = rest_json(
+        &api,
+        Method::GET,
+        &format!("{preview_path}?limit=1"),
+        None,
+        200,
+    )
+    .await;
+    let ecr_first = ecr_ok(
+        &server,
+        "GetLifecyclePolicyPreview",
+        json!({"repositoryName": repo, "maxResults": 1}),
+    )
+    .await;
+    assert_eq!(first["next"], ecr_first["nextToken"]);
+    assert_eq!(first["previewResults"], ecr_first["previewResults"]);
+    let next = first["next"].as_str().unwrap();
+    let second = rest_json(
+        &api,
+        Method::GET,
+        &format!("{preview_path}?limit=1&after={next}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(second["previewResults"][0], results[1]);
+    assert_eq!(second["next"], Value::Null);
+
+    // A run expires what the preview showed, in the same shape.
+    let run = rest_json(&api, Method::POST, &run_path, None, 200).await;
+    assert_eq!(run["expiredImageCount"], 2, "{run}");
+    assert_eq!(run["expired"], Value::Array(results.clone()), "{run}");
+    assert!(run["evaluatedAt"].is_f64(), "{run}");
+    let audit = rest_json(
+        &api,
+        Method::GET,
+        &format!("/api/v1/lifecycle/audit?repository={repo}"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 2, "{audit}");
+    assert!(audit["entries"][0]["time"].is_f64(), "{audit}");
+    assert_eq!(audit["next"], Value::Null);
+    let evaluated = ecr_ok(
+        &server,
+        "GetLifecyclePolicy",
+        json!({"repositoryName": repo}),
+    )
+    .await;
+    assert!(evaluated["lastEvaluatedAt"].is_f64(), "{evaluated}");
+}
+
+/// Authorize first in both doors: a caller without permissions is refused before its request
+/// is validated (an invalid name, a malformed ARN, too many registry ids), with the same deny
+/// message through both doors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_callers_learn_nothing_from_invalid_requests() {
+    use reqwest::Method;
+    let server = start();
+    let user_arn = create_plain_user(&server, "dev", "AKIAECRTESTDOORS0001", "doors-secret").await;
+    let dev = Api::with_basic(&server.base, "dev", "plain-user-password");
+    let as_dev = |operation: &'static str, body: Value| {
+        let server = &server;
+        async move {
+            let bytes = body.to_string().into_bytes();
+            let s = signed(
+                server,
+                operation,
+                &bytes,
+                "AKIAECRTESTDOORS0001",
+                "doors-secret",
+                chrono::Utc::now(),
+            );
+            let (status, value) = send(server, &s, &bytes).await;
+            assert_eq!(status, 400, "{operation}: {value}");
+            assert_eq!(
+                value["__type"], "AccessDeniedException",
+                "{operation}: {value}"
+            );
+            value["message"].as_str().unwrap().to_owned()
+        }
+    };
+    for (operation, body) in [
+        (
+            "SetRepositoryPolicy",
+            json!({"repositoryName": "Bad Name!", "policyText": "{}"}),
+        ),
+        ("GetRepositoryPolicy", json!({"repositoryName": "x"})),
+        ("PutLifecyclePolicy", json!({"repositoryName": "Bad Name!"})),
+        (
+            "GetLifecyclePolicyPreview",
+            json!({"repositoryName": "Bad Name!", "maxResults": 0}),
+        ),
+        (
+            "StartLifecyclePolicyPreview",
+            json!({"repositoryName": "team/app", "registryId": "999"}),
+        ),
+        (
+            "TagResource",
+            json!({"resourceArn": "nonsense", "tags": []}),
+        ),
+        (
+            "ListTagsForResource",
+            json!({"resourceArn": "arn:aws:ecr:eu-west-9:1:repository/x"}),
+        ),
+        (
+            "GetAuthorizationToken",
+            json!({"registryIds": vec!["000000000000"; 11]}),
+        ),
+        ("PutRegistryPolicy", json!({"policyText": "not a policy"})),
+    ] {
+        let message = as_dev(operation, body).await;
+        assert!(
+            message.starts_with(&format!(
+                "User: {user_arn} is not authorized to perform: ecr:"
+            )),
+            "{operation}: {message}"
+        );
+    }
+    // The same refusal, word for word, through the REST API.
+    let ecr = as_dev(
+        "SetRepositoryPolicy",
+        json!({"repositoryName": "team/app", "policyText": "{}"}),
+    )
+    .await;
+    assert_eq!(
+        rest_error(
+            &dev,
+            Method::PUT,
+            "/api/v1/repository-policies/team/app",
+            Some("{}")
+        )
+        .await,
+        (403, "DENIED".into(), ecr)
+    );
+    let ecr = as_dev(
+        "PutLifecyclePolicy",
+        json!({"repositoryName": "team/app", "lifecyclePolicyText": "{}"}),
+    )
+    .await;
+    assert_eq!(
+        rest_error(
+            &dev,
+            Method::PUT,
+            "/api/v1/repositories/team/app/lifecycle-policy",
+            Some("{}")
+        )
+        .await,
+        (403, "DENIED".into(), ecr)
+    );
+    let ecr = as_dev("GetRegistryPolicy", json!({})).await;
+    assert_eq!(
+        rest_error(&dev, Method::GET, "/api/v1/registry-policy", None).await,
+        (403, "DENIED".into(), ecr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_images_pushed_over_v2() {
     let server = start();

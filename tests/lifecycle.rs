@@ -204,17 +204,42 @@ async fn thirty_images_previewed_with_boto3_then_expired() {
         json!({ "repository": repo, "policy": POLICY, "invalid": INVALID, "expiring": expiring }),
     );
 
-    // The native API reads the same policy and preview.
+    // The native API reads the same policy and preview (GetLifecyclePolicyPreview's shape).
     let policy_path = format!("/api/v1/repositories/{repo}/lifecycle-policy");
     let preview_path = format!("/api/v1/repositories/{repo}/lifecycle/preview");
     let saved = admin(&api, Method::GET, &policy_path, None, 200).await;
     assert_eq!(saved, serde_json::from_str::<Value>(POLICY).unwrap());
     let preview = admin(&api, Method::GET, &preview_path, None, 200).await;
+    assert_eq!(preview["status"], "COMPLETE", "{preview}");
     assert_eq!(preview["summary"]["expiringImageTotalCount"], 19);
     assert_eq!(preview["summary"]["evaluatedImageCount"], 30);
-    // An unsaved policy through the native API, then a refused one naming rule and field.
+    assert_eq!(preview["previewResults"].as_array().unwrap().len(), 19);
+    assert_eq!(preview["next"], Value::Null);
+    // Paged as every REST listing: `next` goes back as `after`.
+    let mut paged = Vec::new();
+    let mut query = String::from("?limit=5");
+    loop {
+        let page = admin(
+            &api,
+            Method::GET,
+            &format!("{preview_path}{query}"),
+            None,
+            200,
+        )
+        .await;
+        paged.extend(page["previewResults"].as_array().unwrap().clone());
+        match page["next"].as_str() {
+            Some(next) => query = format!("?limit=5&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, preview["previewResults"].as_array().unwrap().clone());
+    // An unsaved policy through the native API (StartLifecyclePolicyPreview: the result is at
+    // GET), then a refused one naming rule and field.
     let unsaved = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":2},"action":{"type":"expire"}}]}"#;
-    let p = admin(&api, Method::POST, &preview_path, Some(unsaved), 200).await;
+    let started = admin(&api, Method::POST, &preview_path, Some(unsaved), 200).await;
+    assert_eq!(started["lifecyclePolicyText"], unsaved, "{started}");
+    let p = admin(&api, Method::GET, &preview_path, None, 200).await;
     assert_eq!(p["summary"]["expiringImageTotalCount"], 3);
     let err = admin(&api, Method::POST, &preview_path, Some(INVALID), 400).await;
     let message = err["errors"][0]["message"].as_str().unwrap_or_default();
@@ -279,22 +304,23 @@ async fn thirty_images_previewed_with_boto3_then_expired() {
 
     // The lifecycle audit log has one entry per expired image, paged.
     let mut entries = Vec::new();
-    let mut after = 0;
+    let mut query = format!("repository={repo}&limit=7");
     loop {
         let page = admin(
             &api,
             Method::GET,
-            &format!("/api/v1/lifecycle/audit?repository={repo}&limit=7&after={after}"),
+            &format!("/api/v1/lifecycle/audit?{query}"),
             None,
             200,
         )
         .await;
         entries.extend(page["entries"].as_array().unwrap().clone());
-        match page["next"].as_i64() {
-            Some(n) => after = n,
+        match page["next"].as_str() {
+            Some(next) => query = format!("repository={repo}&limit=7&after={next}"),
             None => break,
         }
     }
+    assert_eq!(entries.len(), 19);
     let audited: BTreeMap<String, u32> = entries
         .iter()
         .map(|e| {
@@ -428,15 +454,17 @@ async fn since_image_pulled_follows_recorded_pulls() {
     // The pull flush runs every second; wait until the preview no longer lists the pulled images.
     let deadline = Instant::now() + Duration::from_secs(10);
     let preview = loop {
-        let p = admin(&api, Method::POST, &preview_path, Some(policy), 200).await;
+        admin(&api, Method::POST, &preview_path, Some(policy), 200).await;
+        let p = admin(&api, Method::GET, &preview_path, None, 200).await;
         if p["summary"]["expiringImageTotalCount"] == 1 {
             break p;
         }
         assert!(Instant::now() < deadline, "pulls never recorded: {p}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert_eq!(preview["expiring"][0]["imageDigest"], json!(never.digest));
-    assert!(preview["expiring"][0]["lastRecordedPullTime"].is_null());
+    let expiring = &preview["previewResults"][0];
+    assert_eq!(expiring["imageDigest"], json!(never.digest));
+    assert!(expiring["lastRecordedPullTime"].is_null(), "{preview}");
 
     // Pulls long ago no longer protect: age the recorded pull times too.
     sql(

@@ -35,7 +35,7 @@ impl AuditOutcome {
 
 impl Access {
     /// Records one call: `action` as `ecr:<Operation>` for ECR operations or `berth:<Operation>`
-    /// for Berth's own, `resource` as an ARN or a short name such as `registry-policy`.
+    /// for Berth's own, `resource` as an ARN or a short name such as `registry`.
     pub async fn audit(
         &self,
         subject: &Subject,

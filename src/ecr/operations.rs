@@ -3,21 +3,19 @@
 
 use std::collections::HashSet;
 
-use base64::Engine as _;
 use serde::Serialize;
 
 use super::{parse, Call, EcrError, EcrResult, Target};
-use crate::access::PolicyTarget;
 use crate::error::Error;
 use crate::meta::{ImageRow, TagFilter};
 use crate::oci::manifest::ManifestKind;
 use crate::oci::{Algorithm, Digest, RepoName, Tag};
-use crate::ops::repositories::{check_tag_key, check_tags, repository_name};
+use crate::ops::repositories::repository_name;
 use crate::ops::shapes::*;
 use crate::ops::{decode_token, encode_token, max_results};
 use crate::policy::templates::{Template, TemplateFields};
 use crate::policy::Action;
-use crate::service::{ImageDelete, ImageLookup, ImagePut, MAX_RESOURCE_TAGS};
+use crate::service::{ImageDelete, ImageLookup, ImagePut};
 
 /// Runs the operation named by `X-Amz-Target` on the JSON `body`. Operations of the control
 /// plane (`crate::ops`) are authorized and audited there (`audited` is set); the others here.
@@ -40,22 +38,22 @@ pub async fn dispatch(
         }};
     }
     match operation {
-        "GetAuthorizationToken" => run!(get_authorization_token),
+        "GetAuthorizationToken" => op!(GetAuthorizationTokenRequest),
         "CreateRepository" => op!(CreateRepositoryRequest),
         "DescribeRepositories" => op!(DescribeRepositoriesRequest),
         "DeleteRepository" => op!(DeleteRepositoryRequest),
-        "SetRepositoryPolicy" => run!(set_repository_policy),
-        "GetRepositoryPolicy" => run!(get_repository_policy),
-        "DeleteRepositoryPolicy" => run!(delete_repository_policy),
-        "PutLifecyclePolicy" => run!(put_lifecycle_policy),
-        "GetLifecyclePolicy" => run!(get_lifecycle_policy),
-        "DeleteLifecyclePolicy" => run!(delete_lifecycle_policy),
-        "StartLifecyclePolicyPreview" => run!(start_lifecycle_policy_preview),
-        "GetLifecyclePolicyPreview" => run!(get_lifecycle_policy_preview),
-        "PutRegistryPolicy" => run!(put_registry_policy),
-        "GetRegistryPolicy" => run!(get_registry_policy),
-        "DeleteRegistryPolicy" => run!(delete_registry_policy),
-        "DescribeRegistry" => run!(describe_registry),
+        "SetRepositoryPolicy" => op!(SetRepositoryPolicyRequest),
+        "GetRepositoryPolicy" => op!(GetRepositoryPolicyRequest),
+        "DeleteRepositoryPolicy" => op!(DeleteRepositoryPolicyRequest),
+        "PutLifecyclePolicy" => op!(PutLifecyclePolicyRequest),
+        "GetLifecyclePolicy" => op!(GetLifecyclePolicyRequest),
+        "DeleteLifecyclePolicy" => op!(DeleteLifecyclePolicyRequest),
+        "StartLifecyclePolicyPreview" => op!(StartLifecyclePolicyPreviewRequest),
+        "GetLifecyclePolicyPreview" => op!(GetLifecyclePolicyPreviewRequest),
+        "PutRegistryPolicy" => op!(PutRegistryPolicyRequest),
+        "GetRegistryPolicy" => op!(GetRegistryPolicyRequest),
+        "DeleteRegistryPolicy" => op!(DeleteRegistryPolicyRequest),
+        "DescribeRegistry" => op!(DescribeRegistryRequest),
         "DescribeImages" => run!(describe_images),
         "ListImages" => run!(list_images),
         "BatchGetImage" => run!(batch_get_image),
@@ -73,9 +71,9 @@ pub async fn dispatch(
         "DeletePullThroughCacheRule" => run!(delete_pull_through_cache_rule),
         "ValidatePullThroughCacheRule" => run!(validate_pull_through_cache_rule),
         "GetRegistryScanningConfiguration" => run!(get_registry_scanning_configuration),
-        "TagResource" => run!(tag_resource),
-        "UntagResource" => run!(untag_resource),
-        "ListTagsForResource" => run!(list_tags_for_resource),
+        "TagResource" => op!(TagResourceRequest),
+        "UntagResource" => op!(UntagResourceRequest),
+        "ListTagsForResource" => op!(ListTagsForResourceRequest),
         "CreateRepositoryCreationTemplate" => run!(create_repository_creation_template),
         "DescribeRepositoryCreationTemplates" => run!(describe_repository_creation_templates),
         "UpdateRepositoryCreationTemplate" => run!(update_repository_creation_template),
@@ -146,26 +144,6 @@ fn tag_filter(filter: Option<&TagStatusFilter>) -> EcrResult<TagFilter> {
     }
 }
 
-/// The repository named by `arn:aws:ecr:<region>:<registryId>:repository/<name>` of this
-/// registry.
-fn repository_of_arn(call: &Call<'_>, arn: &str) -> EcrResult<RepoName> {
-    let invalid = || {
-        EcrError::invalid(format!(
-            "Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN' ({}); expected arn:aws:ecr:{}:{}:repository/<name>",
-            arn.chars().take(300).collect::<String>(),
-            call.region(),
-            call.registry_id()
-        ))
-    };
-    let prefix = format!(
-        "arn:aws:ecr:{}:{}:repository/",
-        call.region(),
-        call.registry_id()
-    );
-    let name = arn.strip_prefix(&prefix).ok_or_else(invalid)?;
-    RepoName::parse(name).map_err(|_| invalid())
-}
-
 /// The image id of a request: parsed digest and/or tag, or the failure to report.
 struct ImageRef {
     id: ImageIdentifier,
@@ -225,475 +203,6 @@ fn image_ids_limit(ids: &[ImageIdentifier]) -> EcrResult<()> {
 fn distinct(ids: &[ImageIdentifier]) -> Vec<&ImageIdentifier> {
     let mut seen = HashSet::new();
     ids.iter().filter(|id| seen.insert(*id)).collect()
-}
-
-// ---- authorization tokens ----
-
-/// GetAuthorizationToken: a registry password for `docker login -u AWS`, valid 12 hours.
-async fn get_authorization_token(
-    call: &Call<'_>,
-    input: GetAuthorizationTokenRequest,
-) -> EcrResult<GetAuthorizationTokenResponse> {
-    let ids = input.registry_ids.unwrap_or_default();
-    if ids.len() > 10 {
-        return Err(EcrError::invalid(
-            "Invalid parameter at 'registryIds' failed to satisfy constraint: 'at most 10 items'",
-        ));
-    }
-    for id in &ids {
-        call.check_registry_id(Some(id))?;
-    }
-    call.authorize(Action::GetAuthorizationToken, &Target::Registry)
-        .await?;
-    let access_key_id = call
-        .subject
-        .credential
-        .as_ref()
-        .and_then(|c| c.access_key_id.as_deref())
-        .ok_or_else(|| EcrError::from(crate::error::Error::internal("no access key")))?;
-    let (password, expires) = call
-        .app
-        .access
-        .registry_password(&call.principal, access_key_id)?;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
-    let entries = ids.len().max(1);
-    Ok(GetAuthorizationTokenResponse {
-        authorization_data: (0..entries)
-            .map(|_| AuthorizationData {
-                authorization_token: token.clone(),
-                expires_at: expires.timestamp() as f64,
-                proxy_endpoint: call.registry_url(),
-            })
-            .collect(),
-    })
-}
-
-// ---- repositories ----
-
-// ---- policies ----
-
-fn policy_error(e: Error) -> EcrError {
-    match e {
-        Error::InvalidParameter(message) => EcrError::invalid(message),
-        other => other.into(),
-    }
-}
-
-/// SetRepositoryPolicy: validates and stores the repository's policy.
-async fn set_repository_policy(
-    call: &Call<'_>,
-    input: SetRepositoryPolicyRequest,
-) -> EcrResult<RepositoryPolicyResponse> {
-    let name = call
-        .authorize_repository(
-            Action::SetRepositoryPolicy,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    call.app
-        .registry
-        .describe_repository(&name)
-        .await
-        .map_err(in_repository(call, &name))?;
-    call.app
-        .access
-        .set_policy(
-            &PolicyTarget::Repository(name.to_string()),
-            &input.policy_text,
-        )
-        .await
-        .map_err(policy_error)?;
-    Ok(RepositoryPolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        policy_text: input.policy_text,
-    })
-}
-
-fn repository_policy_not_found(call: &Call<'_>, name: &RepoName) -> EcrError {
-    EcrError::new(
-        "RepositoryPolicyNotFoundException",
-        format!(
-            "Repository policy does not exist for the repository with name '{name}' in the registry with id '{}'",
-            call.registry_id()
-        ),
-    )
-}
-
-/// GetRepositoryPolicy.
-async fn get_repository_policy(
-    call: &Call<'_>,
-    input: RepositoryRequest,
-) -> EcrResult<RepositoryPolicyResponse> {
-    let name = call
-        .authorize_repository(
-            Action::GetRepositoryPolicy,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    call.app
-        .registry
-        .describe_repository(&name)
-        .await
-        .map_err(in_repository(call, &name))?;
-    let text = call
-        .app
-        .access
-        .policy_text(&PolicyTarget::Repository(name.to_string()))
-        .await?
-        .ok_or_else(|| repository_policy_not_found(call, &name))?;
-    Ok(RepositoryPolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        policy_text: text,
-    })
-}
-
-/// DeleteRepositoryPolicy: answers the deleted text.
-async fn delete_repository_policy(
-    call: &Call<'_>,
-    input: RepositoryRequest,
-) -> EcrResult<RepositoryPolicyResponse> {
-    let name = call
-        .authorize_repository(
-            Action::DeleteRepositoryPolicy,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    call.app
-        .registry
-        .describe_repository(&name)
-        .await
-        .map_err(in_repository(call, &name))?;
-    let text = call
-        .app
-        .access
-        .delete_policy(&PolicyTarget::Repository(name.to_string()))
-        .await?
-        .ok_or_else(|| repository_policy_not_found(call, &name))?;
-    Ok(RepositoryPolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        policy_text: text,
-    })
-}
-
-// ---- lifecycle policies ----
-
-/// Validation failures as ECR words them.
-fn lifecycle_error(e: Error) -> EcrError {
-    match e {
-        Error::InvalidParameter(message) => EcrError::invalid(format!(
-            "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: '{message}'"
-        )),
-        other => other.into(),
-    }
-}
-
-fn lifecycle_policy_not_found(call: &Call<'_>, name: &RepoName) -> EcrError {
-    EcrError::new(
-        "LifecyclePolicyNotFoundException",
-        format!(
-            "Lifecycle policy does not exist for the repository with name '{name}' in the registry with id '{}'",
-            call.registry_id()
-        ),
-    )
-}
-
-/// PutLifecyclePolicy: validates (ECR's rules) and stores the text as sent.
-async fn put_lifecycle_policy(
-    call: &Call<'_>,
-    input: LifecyclePolicyRequest,
-) -> EcrResult<LifecyclePolicyResponse> {
-    let name = call
-        .authorize_repository(
-            Action::PutLifecyclePolicy,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let Some(text) = input.lifecycle_policy_text else {
-        return Err(EcrError::invalid(
-            "Invalid parameter at 'lifecyclePolicyText' failed to satisfy constraint: 'must not be null'",
-        ));
-    };
-    call.app
-        .registry
-        .describe_repository(&name)
-        .await
-        .map_err(in_repository(call, &name))?;
-    call.app
-        .registry
-        .put_lifecycle_policy(&name, &text)
-        .await
-        .map_err(lifecycle_error)?;
-    Ok(LifecyclePolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        lifecycle_policy_text: text,
-        last_evaluated_at: None,
-    })
-}
-
-/// GetLifecyclePolicy.
-async fn get_lifecycle_policy(
-    call: &Call<'_>,
-    input: RepositoryRequest,
-) -> EcrResult<LifecyclePolicyResponse> {
-    let name = call
-        .authorize_repository(
-            Action::GetLifecyclePolicy,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let row = call
-        .app
-        .registry
-        .lifecycle_policy(&name)
-        .await
-        .map_err(in_repository(call, &name))?
-        .ok_or_else(|| lifecycle_policy_not_found(call, &name))?;
-    Ok(LifecyclePolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        lifecycle_policy_text: row.text,
-        last_evaluated_at: row.last_evaluated_at.map(timestamp),
-    })
-}
-
-/// DeleteLifecyclePolicy: answers the deleted text.
-async fn delete_lifecycle_policy(
-    call: &Call<'_>,
-    input: RepositoryRequest,
-) -> EcrResult<LifecyclePolicyResponse> {
-    let name = call
-        .authorize_repository(
-            Action::DeleteLifecyclePolicy,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let row = call
-        .app
-        .registry
-        .delete_lifecycle_policy(&name)
-        .await
-        .map_err(in_repository(call, &name))?
-        .ok_or_else(|| lifecycle_policy_not_found(call, &name))?;
-    Ok(LifecyclePolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        lifecycle_policy_text: row.text,
-        last_evaluated_at: row.last_evaluated_at.map(timestamp),
-    })
-}
-
-/// StartLifecyclePolicyPreview: evaluates the given text (or the saved policy) at once, so the
-/// preview is COMPLETE by the time GetLifecyclePolicyPreview is called.
-async fn start_lifecycle_policy_preview(
-    call: &Call<'_>,
-    input: LifecyclePolicyRequest,
-) -> EcrResult<StartLifecyclePolicyPreviewResponse> {
-    let name = call
-        .authorize_repository(
-            Action::StartLifecyclePolicyPreview,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let preview = call
-        .app
-        .registry
-        .lifecycle_preview(&name, input.lifecycle_policy_text.as_deref())
-        .await
-        .map_err(|e| match e {
-            Error::NotFound(_) => lifecycle_policy_not_found(call, &name),
-            Error::NameUnknown(_) => repository_not_found(call.registry_id(), &name),
-            other => lifecycle_error(other),
-        })?;
-    Ok(StartLifecyclePolicyPreviewResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        lifecycle_policy_text: preview.policy_text,
-        status: "IN_PROGRESS".into(),
-    })
-}
-
-/// GetLifecyclePolicyPreview: the last preview's results, optionally for some image ids or one
-/// tag status, paged.
-async fn get_lifecycle_policy_preview(
-    call: &Call<'_>,
-    input: GetLifecyclePolicyPreviewRequest,
-) -> EcrResult<GetLifecyclePolicyPreviewResponse> {
-    let name = call
-        .authorize_repository(
-            Action::GetLifecyclePolicyPreview,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    if input.image_ids.is_some() && (input.next_token.is_some() || input.max_results.is_some()) {
-        return Err(EcrError::invalid(
-            "maxResults and nextToken cannot be used together with imageIds",
-        ));
-    }
-    let filter = tag_filter(input.filter.as_ref())?;
-    let limit = max_results(input.max_results, 100)?;
-    if limit > 100 {
-        return Err(EcrError::invalid(format!(
-            "Invalid parameter at 'maxResults' failed to satisfy constraint: 'must be between 1 and 100', got {limit}"
-        )));
-    }
-    let preview = call
-        .app
-        .registry
-        .last_lifecycle_preview(&name)
-        .await
-        .map_err(in_repository(call, &name))?
-        .ok_or_else(|| {
-            EcrError::new(
-                "LifecyclePolicyPreviewNotFoundException",
-                format!(
-                    "There is no lifecycle policy preview for the repository with name '{name}' in the registry with id '{}'",
-                    call.registry_id()
-                ),
-            )
-        })?;
-    let wanted = |e: &crate::service::LifecycleExpiry| {
-        let status_ok = match filter {
-            TagFilter::Any => true,
-            TagFilter::Tagged => !e.tags.is_empty(),
-            TagFilter::Untagged => e.tags.is_empty(),
-        };
-        let id_ok = match &input.image_ids {
-            None => true,
-            Some(ids) => ids.iter().any(|id| {
-                let digest_ok = id.image_digest.as_deref().map_or(true, |d| d == e.digest);
-                let tag_ok = id
-                    .image_tag
-                    .as_deref()
-                    .map_or(true, |t| e.tags.iter().any(|x| x == t));
-                (id.image_digest.is_some() || id.image_tag.is_some()) && digest_ok && tag_ok
-            }),
-        };
-        status_ok && id_ok
-    };
-    let selected: Vec<_> = preview.expiring.iter().filter(|e| wanted(e)).collect();
-    let start = match &input.next_token {
-        Some(token) => decode_token("lifecycle-preview", token, 1)?[0]
-            .parse::<usize>()
-            .map_err(|_| EcrError::invalid("Invalid parameter at 'nextToken'"))?,
-        None => 0,
-    };
-    let page: Vec<_> = selected.iter().skip(start).take(limit).collect();
-    let next_token = (input.image_ids.is_none() && start + page.len() < selected.len())
-        .then(|| encode_token("lifecycle-preview", &[&(start + page.len()).to_string()]));
-    Ok(GetLifecyclePolicyPreviewResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        lifecycle_policy_text: preview.policy_text.clone(),
-        status: "COMPLETE".into(),
-        next_token,
-        preview_results: page
-            .iter()
-            .map(|e| LifecyclePolicyPreviewResult {
-                image_tags: e.tags.clone(),
-                image_digest: e.digest.clone(),
-                image_pushed_at: timestamp(e.pushed_at),
-                action: LifecyclePolicyRuleAction {
-                    kind: "EXPIRE".into(),
-                },
-                applied_rule_priority: e.rule_priority,
-                storage_class: "STANDARD".into(),
-            })
-            .collect(),
-        summary: LifecyclePolicyPreviewSummary {
-            expiring_image_total_count: preview.summary.expiring_image_total_count,
-        },
-    })
-}
-
-fn registry_policy_not_found(call: &Call<'_>) -> EcrError {
-    EcrError::new(
-        "RegistryPolicyNotFoundException",
-        format!(
-            "Registry policy does not exist in the registry with id '{}'",
-            call.registry_id()
-        ),
-    )
-}
-
-/// PutRegistryPolicy.
-async fn put_registry_policy(
-    call: &Call<'_>,
-    input: PutRegistryPolicyRequest,
-) -> EcrResult<RegistryPolicyResponse> {
-    call.authorize(Action::PutRegistryPolicy, &Target::Registry)
-        .await?;
-    call.app
-        .access
-        .set_policy(&PolicyTarget::Registry, &input.policy_text)
-        .await
-        .map_err(policy_error)?;
-    Ok(RegistryPolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        policy_text: input.policy_text,
-    })
-}
-
-/// GetRegistryPolicy.
-async fn get_registry_policy(
-    call: &Call<'_>,
-    _input: EmptyRequest,
-) -> EcrResult<RegistryPolicyResponse> {
-    call.authorize(Action::GetRegistryPolicy, &Target::Registry)
-        .await?;
-    let text = call
-        .app
-        .access
-        .policy_text(&PolicyTarget::Registry)
-        .await?
-        .ok_or_else(|| registry_policy_not_found(call))?;
-    Ok(RegistryPolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        policy_text: text,
-    })
-}
-
-/// DeleteRegistryPolicy: answers the deleted text.
-async fn delete_registry_policy(
-    call: &Call<'_>,
-    _input: EmptyRequest,
-) -> EcrResult<RegistryPolicyResponse> {
-    call.authorize(Action::DeleteRegistryPolicy, &Target::Registry)
-        .await?;
-    let text = call
-        .app
-        .access
-        .delete_policy(&PolicyTarget::Registry)
-        .await?
-        .ok_or_else(|| registry_policy_not_found(call))?;
-    Ok(RegistryPolicyResponse {
-        registry_id: call.registry_id().to_owned(),
-        policy_text: text,
-    })
-}
-
-/// DescribeRegistry: the registry id; replication is not configurable yet (no rules).
-async fn describe_registry(
-    call: &Call<'_>,
-    _input: EmptyRequest,
-) -> EcrResult<DescribeRegistryResponse> {
-    call.authorize(Action::DescribeRegistry, &Target::Registry)
-        .await?;
-    Ok(DescribeRegistryResponse {
-        registry_id: call.registry_id().to_owned(),
-        replication_configuration: ReplicationConfiguration { rules: Vec::new() },
-    })
 }
 
 // ---- images ----
@@ -1207,70 +716,6 @@ async fn batch_check_layer_availability(
         }
     }
     Ok(BatchCheckLayerAvailabilityResponse { layers, failures })
-}
-
-// ---- resource tags ----
-
-/// TagResource: adds or overwrites tags on a repository (at most 50 in all).
-async fn tag_resource(call: &Call<'_>, input: TagResourceRequest) -> EcrResult<EmptyResponse> {
-    let name = repository_of_arn(call, &input.resource_arn)?;
-    let tags = check_tags(&input.tags)?;
-    call.authorize(Action::TagResource, &Target::Repository(name.clone()))
-        .await?;
-    let fits = call
-        .app
-        .registry
-        .tag_repository(&name, &tags)
-        .await
-        .map_err(in_repository(call, &name))?;
-    if !fits {
-        return Err(EcrError::new(
-            "TooManyTagsException",
-            format!("a resource can have at most {MAX_RESOURCE_TAGS} tags"),
-        ));
-    }
-    Ok(EmptyResponse {})
-}
-
-/// UntagResource: removes tags by key.
-async fn untag_resource(call: &Call<'_>, input: UntagResourceRequest) -> EcrResult<EmptyResponse> {
-    let name = repository_of_arn(call, &input.resource_arn)?;
-    for key in &input.tag_keys {
-        check_tag_key(key)?;
-    }
-    call.authorize(Action::UntagResource, &Target::Repository(name.clone()))
-        .await?;
-    call.app
-        .registry
-        .untag_repository(&name, &input.tag_keys)
-        .await
-        .map_err(in_repository(call, &name))?;
-    Ok(EmptyResponse {})
-}
-
-/// ListTagsForResource.
-async fn list_tags_for_resource(
-    call: &Call<'_>,
-    input: ListTagsForResourceRequest,
-) -> EcrResult<ListTagsForResourceResponse> {
-    let name = repository_of_arn(call, &input.resource_arn)?;
-    call.authorize(
-        Action::ListTagsForResource,
-        &Target::Repository(name.clone()),
-    )
-    .await?;
-    let tags = call
-        .app
-        .registry
-        .repository_tags(&name)
-        .await
-        .map_err(in_repository(call, &name))?;
-    Ok(ListTagsForResourceResponse {
-        tags: tags
-            .into_iter()
-            .map(|(key, value)| ResourceTag { key, value })
-            .collect(),
-    })
 }
 
 // ---- repository creation templates ----

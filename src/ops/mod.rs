@@ -9,7 +9,11 @@
 //! the operation, never in a door. Depends on `access` and `service` (and their stores); the
 //! doors in `http` and `ecr` depend on it.
 
+pub mod lifecycle;
+pub mod policies;
+pub mod registry;
 pub mod repositories;
+pub mod resource_tags;
 pub mod shapes;
 
 use std::future::Future;

@@ -152,10 +152,19 @@ pub struct DeleteRepositoryRequest {
 
 // ---- policies ----
 
-/// GetRepositoryPolicy, DeleteRepositoryPolicy (and the repository part of others).
+/// GetRepositoryPolicy.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RepositoryRequest {
+pub struct GetRepositoryPolicyRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+}
+
+/// DeleteRepositoryPolicy.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRepositoryPolicyRequest {
     #[serde(default)]
     pub registry_id: Option<String>,
     pub repository_name: String,
@@ -172,6 +181,8 @@ pub struct SetRepositoryPolicyRequest {
     pub force: Option<bool>,
 }
 
+/// SetRepositoryPolicy, GetRepositoryPolicy, DeleteRepositoryPolicy (the REST API answers GET
+/// with `policyText` itself, the document as stored).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryPolicyResponse {
@@ -180,17 +191,80 @@ pub struct RepositoryPolicyResponse {
     pub policy_text: String,
 }
 
-// ---- lifecycle policies ----
-
-/// PutLifecyclePolicy, and StartLifecyclePolicyPreview (where the text is optional).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LifecyclePolicyRequest {
+pub struct PutRegistryPolicyRequest {
+    pub policy_text: String,
+}
+
+/// GetRegistryPolicy: no members.
+#[derive(Debug, Default, Deserialize)]
+pub struct GetRegistryPolicyRequest {}
+
+/// DeleteRegistryPolicy: no members.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteRegistryPolicyRequest {}
+
+/// PutRegistryPolicy, GetRegistryPolicy, DeleteRegistryPolicy.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryPolicyResponse {
+    pub registry_id: String,
+    pub policy_text: String,
+}
+
+/// Operations without members (GetRegistryScanningConfiguration).
+#[derive(Debug, Default, Deserialize)]
+pub struct EmptyRequest {}
+
+// ---- the registry ----
+
+/// DescribeRegistry: no members.
+#[derive(Debug, Default, Deserialize)]
+pub struct DescribeRegistryRequest {}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationConfiguration {
+    pub rules: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeRegistryResponse {
+    pub registry_id: String,
+    pub replication_configuration: ReplicationConfiguration,
+}
+
+// ---- lifecycle policies ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutLifecyclePolicyRequest {
     #[serde(default)]
     pub registry_id: Option<String>,
     pub repository_name: String,
+    /// Required; checked by the operation (after the gate), so the message can name it.
     #[serde(default)]
     pub lifecycle_policy_text: Option<String>,
+}
+
+/// GetLifecyclePolicy.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLifecyclePolicyRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+}
+
+/// DeleteLifecyclePolicy.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteLifecyclePolicyRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
 }
 
 /// PutLifecyclePolicy, GetLifecyclePolicy, DeleteLifecyclePolicy.
@@ -202,6 +276,17 @@ pub struct LifecyclePolicyResponse {
     pub lifecycle_policy_text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_evaluated_at: Option<Timestamp>,
+}
+
+/// StartLifecyclePolicyPreview: the policy to preview, or the saved one when absent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartLifecyclePolicyPreviewRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    #[serde(default)]
+    pub lifecycle_policy_text: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -236,6 +321,7 @@ pub struct LifecyclePolicyRuleAction {
     pub kind: String,
 }
 
+/// An image a lifecycle policy expires (in a preview) or expired (in a run).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicyPreviewResult {
@@ -246,12 +332,17 @@ pub struct LifecyclePolicyPreviewResult {
     pub action: LifecyclePolicyRuleAction,
     pub applied_rule_priority: u32,
     pub storage_class: String,
+    /// Berth's addition (what `sinceImagePulled` rules count from): the last recorded pull.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_recorded_pull_time: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicyPreviewSummary {
     pub expiring_image_total_count: usize,
+    /// Berth's addition: how many images the policy was evaluated against.
+    pub evaluated_image_count: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -267,34 +358,62 @@ pub struct GetLifecyclePolicyPreviewResponse {
     pub summary: LifecyclePolicyPreviewSummary,
 }
 
+/// Berth's RunLifecyclePolicy (REST only): run the repository's saved policy now.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PutRegistryPolicyRequest {
-    pub policy_text: String,
+pub struct RunLifecyclePolicyRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
 }
 
-/// GetRegistryPolicy, DeleteRegistryPolicy, DescribeRegistry: no members.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunLifecyclePolicyResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub evaluated_at: Timestamp,
+    pub expired: Vec<LifecyclePolicyPreviewResult>,
+    pub expired_image_count: usize,
+    /// Images that changed during the run, left for the next one.
+    pub skipped_image_count: usize,
+    /// Referrers and index children removed with the expired images.
+    pub removed_artifact_count: usize,
+}
+
+/// Berth's ListLifecycleEvents (REST only): the lifecycle audit log, oldest first.
 #[derive(Debug, Default, Deserialize)]
-pub struct EmptyRequest {}
+#[serde(rename_all = "camelCase")]
+pub struct ListLifecycleEventsRequest {
+    /// Only this repository's entries; all repositories' without.
+    #[serde(default)]
+    pub repository_name: Option<String>,
+    #[serde(default)]
+    pub next_token: Option<String>,
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
 
+/// One image a lifecycle policy (or a pull-through cache's quota) expired.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RegistryPolicyResponse {
-    pub registry_id: String,
-    pub policy_text: String,
+pub struct LifecycleEvent {
+    pub id: i64,
+    pub time: Timestamp,
+    pub repository_name: String,
+    pub image_digest: String,
+    pub image_tags: Vec<String>,
+    pub applied_rule_priority: i64,
+    /// Referrers and index children removed with the image.
+    pub removed_with_image: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplicationConfiguration {
-    pub rules: Vec<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DescribeRegistryResponse {
-    pub registry_id: String,
-    pub replication_configuration: ReplicationConfiguration,
+pub struct ListLifecycleEventsResponse {
+    pub entries: Vec<LifecycleEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 // ---- images ----

@@ -6,22 +6,25 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{decode, run_op, Call, Caller, Payload, Permission, Routes};
 use crate::access::{
-    GroupInfo, PolicyTarget, PrincipalInfo, PrincipalKind, RequestFacts, Resource,
-    SimulationRequest,
+    GroupInfo, PrincipalInfo, PrincipalKind, RequestFacts, Resource, SimulationRequest,
 };
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::ops::shapes::{
-    CreateRepositoryRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
-    ImageScanningConfiguration, PutImageTagMutabilityRequest, PutImageTagMutabilityResponse,
-    Repository,
+    CreateRepositoryRequest, DeleteLifecyclePolicyRequest, DeleteRegistryPolicyRequest,
+    DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
+    GetLifecyclePolicyPreviewRequest, GetLifecyclePolicyRequest, GetRegistryPolicyRequest,
+    GetRepositoryPolicyRequest, ImageScanningConfiguration, ListLifecycleEventsRequest,
+    PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
+    PutRegistryPolicyRequest, Repository, RunLifecyclePolicyRequest, SetRepositoryPolicyRequest,
+    StartLifecyclePolicyPreviewRequest, TagStatusFilter,
 };
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
 use crate::policy::templates::{Template, TemplateFields};
@@ -1131,44 +1134,43 @@ async fn put_tag_mutability(
 
 // ---- policies ----
 
-/// GET /api/v1/repository-policies/{name}
+/// A policy document sent as the request body: UTF-8 text, stored exactly as sent.
+fn document_text(body: &[u8]) -> Result<String> {
+    String::from_utf8(body.to_vec())
+        .map_err(|_| Error::InvalidParameter("the body is not UTF-8 text".into()))
+}
+
+/// GET /api/v1/repository-policies/{name}: the document as stored (GetRepositoryPolicy's
+/// `policyText`).
 async fn get_repository_policy(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::GetRepositoryPolicy, &name)
-        .await?;
-    let result = async {
-        let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
-        app.access
-            .attached_policy(&PolicyTarget::Repository(repo.name))
-            .await
-    }
-    .await;
-    Ok(document(call.finish(result, "").await?))
+    let request = GetRepositoryPolicyRequest {
+        registry_id: None,
+        repository_name: name,
+    };
+    let found = run_op(&app, &caller, &headers, request).await?;
+    Ok(document(found.policy_text))
 }
 
-/// PUT /api/v1/repository-policies/{name}
+/// PUT /api/v1/repository-policies/{name}: the body is the document (SetRepositoryPolicy).
 async fn put_repository_policy(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::SetRepositoryPolicy, &name)
-        .await?;
-    let (call, text) = call.text(&body).await?;
-    let result = async {
-        let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
-        app.access
-            .attach_policy(&PolicyTarget::Repository(repo.name), &text)
-            .await
-    }
-    .await;
-    call.finish(result, "repository policy set").await?;
+    let request = SetRepositoryPolicyRequest {
+        registry_id: None,
+        repository_name: name,
+        policy_text: document_text(&body)?,
+        force: None,
+    };
+    run_op(&app, &caller, &headers, request).await?;
     Ok(no_content())
 }
 
@@ -1176,64 +1178,94 @@ async fn put_repository_policy(
 async fn delete_repository_policy(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DeleteRepositoryPolicy, &name)
-        .await?;
-    let result = async {
-        let repo = app.registry.describe_repository(&repo_name(&name)?).await?;
-        app.access
-            .detach_policy(&PolicyTarget::Repository(repo.name))
-            .await
-    }
-    .await;
-    call.finish(result, "repository policy removed").await?;
+    let request = DeleteRepositoryPolicyRequest {
+        registry_id: None,
+        repository_name: name,
+    };
+    run_op(&app, &caller, &headers, request).await?;
+    Ok(no_content())
+}
+
+/// GET /api/v1/registry-policy: the document as stored (GetRegistryPolicy's `policyText`).
+async fn get_registry_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Reply {
+    let found = run_op(&app, &caller, &headers, GetRegistryPolicyRequest {}).await?;
+    Ok(document(found.policy_text))
+}
+
+/// PUT /api/v1/registry-policy: the body is the document (PutRegistryPolicy).
+async fn put_registry_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Payload(body): Payload,
+) -> Reply {
+    let request = PutRegistryPolicyRequest {
+        policy_text: document_text(&body)?,
+    };
+    run_op(&app, &caller, &headers, request).await?;
+    Ok(no_content())
+}
+
+/// DELETE /api/v1/registry-policy
+async fn delete_registry_policy(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Reply {
+    run_op(&app, &caller, &headers, DeleteRegistryPolicyRequest {}).await?;
     Ok(no_content())
 }
 
 // ---- lifecycle policies ----
 
-/// GET /api/v1/repositories/{name}/lifecycle-policy: the policy text as saved.
+/// A listing's answer with ECR's `nextToken` as `next` (null on the last page), as every REST
+/// listing answers; the client passes it back as `after`.
+fn with_next(answer: impl Serialize) -> Value {
+    let mut value = json!(answer);
+    if let Some(object) = value.as_object_mut() {
+        let next = object.remove("nextToken").unwrap_or(Value::Null);
+        object.insert("next".into(), next);
+    }
+    value
+}
+
+/// GET /api/v1/repositories/{name}/lifecycle-policy: the policy text as saved
+/// (GetLifecyclePolicy's `lifecyclePolicyText`).
 async fn get_lifecycle_policy(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::GetLifecyclePolicy, &name)
-        .await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        match app.registry.lifecycle_policy(&name).await? {
-            Some(row) => Ok(row.text),
-            None => Err(Error::NotFound(format!(
-                "repository '{name}' has no lifecycle policy"
-            ))),
-        }
-    }
-    .await;
-    Ok(document(call.finish(result, "").await?))
+    let request = GetLifecyclePolicyRequest {
+        registry_id: None,
+        repository_name: name,
+    };
+    let found = run_op(&app, &caller, &headers, request).await?;
+    Ok(document(found.lifecycle_policy_text))
 }
 
-/// PUT /api/v1/repositories/{name}/lifecycle-policy: validates (ECR's rules) and saves the text.
+/// PUT /api/v1/repositories/{name}/lifecycle-policy: the body is the policy (PutLifecyclePolicy).
 async fn put_lifecycle_policy(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::PutLifecyclePolicy, &name)
-        .await?;
-    let (call, text) = call.text(&body).await?;
-    let result = async {
-        app.registry
-            .put_lifecycle_policy(&repo_name(&name)?, &text)
-            .await
-    }
-    .await;
-    call.finish(result, "lifecycle policy set").await?;
+    let request = PutLifecyclePolicyRequest {
+        registry_id: None,
+        repository_name: name,
+        lifecycle_policy_text: Some(document_text(&body)?),
+    };
+    run_op(&app, &caller, &headers, request).await?;
     Ok(no_content())
 }
 
@@ -1241,226 +1273,91 @@ async fn put_lifecycle_policy(
 async fn delete_lifecycle_policy(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DeleteLifecyclePolicy, &name)
-        .await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        match app.registry.delete_lifecycle_policy(&name).await? {
-            Some(_) => Ok(()),
-            None => Err(Error::NotFound(format!(
-                "repository '{name}' has no lifecycle policy"
-            ))),
-        }
-    }
-    .await;
-    call.finish(result, "lifecycle policy removed").await?;
+    let request = DeleteLifecyclePolicyRequest {
+        registry_id: None,
+        repository_name: name,
+    };
+    run_op(&app, &caller, &headers, request).await?;
     Ok(no_content())
 }
 
-fn preview_json(p: &crate::service::LifecyclePreview) -> Value {
-    json!({
-        "repositoryName": p.repository,
-        "status": "COMPLETE",
-        "lifecyclePolicyText": p.policy_text,
-        "evaluatedAt": time(p.evaluated_at),
-        "expiring": p.expiring.iter().map(expiry_json).collect::<Vec<_>>(),
-        "summary": {
-            "expiringImageTotalCount": p.summary.expiring_image_total_count,
-            "evaluatedImageCount": p.summary.evaluated_image_count,
-            "perRule": p.summary.per_rule.iter().map(|(rule, n)| json!({
-                "rulePriority": rule, "expiringImageCount": n,
-            })).collect::<Vec<_>>(),
-        },
-    })
-}
-
-fn expiry_json(e: &crate::service::LifecycleExpiry) -> Value {
-    json!({
-        "imageDigest": e.digest,
-        "imageTags": e.tags,
-        "imagePushedAt": time(e.pushed_at),
-        "lastRecordedPullTime": e.last_pulled_at.map(time),
-        "appliedRulePriority": e.rule_priority,
-    })
-}
-
-/// POST /api/v1/repositories/{name}/lifecycle/preview: evaluates the policy in the body, or the
-/// saved one when the body is empty, now; nothing is expired. The result is kept as the
-/// repository's last preview.
+/// POST /api/v1/repositories/{name}/lifecycle/preview: StartLifecyclePolicyPreview of the policy
+/// in the body, or of the saved one when the body is empty; the result is at GET.
 async fn start_lifecycle_preview(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::StartLifecyclePolicyPreview, &name)
-        .await?;
-    let (call, text) = call.text(&body).await?;
-    let result = async {
-        let text = Some(text.as_str()).filter(|t| !t.trim().is_empty());
-        let preview = app
-            .registry
-            .lifecycle_preview(&repo_name(&name)?, text)
-            .await?;
-        Ok(preview_json(&preview))
-    }
-    .await;
-    Ok(ok(call.finish(result, "lifecycle preview").await?))
+    let text = document_text(&body)?;
+    let request = StartLifecyclePolicyPreviewRequest {
+        registry_id: None,
+        repository_name: name,
+        lifecycle_policy_text: Some(text).filter(|t| !t.trim().is_empty()),
+    };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
-/// GET /api/v1/repositories/{name}/lifecycle/preview: the last preview.
+/// GET /api/v1/repositories/{name}/lifecycle/preview?limit=&after=&tagStatus=: the last preview
+/// (GetLifecyclePolicyPreview), a page of results at a time.
 async fn get_lifecycle_preview(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::GetLifecyclePolicyPreview, &name)
-        .await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        match app.registry.last_lifecycle_preview(&name).await? {
-            Some(p) => Ok(preview_json(&p)),
-            None => Err(Error::NotFound(format!(
-                "repository '{name}' has no lifecycle policy preview"
-            ))),
-        }
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let pairs = query_pairs(&query);
+    let request = GetLifecyclePolicyPreviewRequest {
+        registry_id: None,
+        repository_name: name,
+        image_ids: None,
+        next_token: query_param(&pairs, "after").map(str::to_owned),
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
+        filter: query_param(&pairs, "tagStatus").map(|status| TagStatusFilter {
+            tag_status: Some(status.to_owned()),
+        }),
+    };
+    Ok(ok(with_next(
+        run_op(&app, &caller, &headers, request).await?,
+    )))
 }
 
 /// POST /api/v1/repositories/{name}/lifecycle/run: runs the saved policy now.
 async fn run_lifecycle(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::PutLifecyclePolicy, &name)
-        .await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        match app.registry.lifecycle_run(&name).await? {
-            Some(run) => Ok(json!({
-                "repositoryName": run.repository,
-                "evaluatedAt": time(run.evaluated_at),
-                "expired": run.expired.iter().map(expiry_json).collect::<Vec<_>>(),
-                "expiredImageCount": run.expired.len(),
-                "skippedImageCount": run.skipped,
-                "removedArtifactCount": run.removed,
-            })),
-            None => Err(Error::NotFound(format!(
-                "repository '{name}' has no lifecycle policy"
-            ))),
-        }
-    }
-    .await;
-    let detail = match &result {
-        Ok(v) => format!("lifecycle run expired {} image(s)", v["expiredImageCount"]),
-        Err(_) => String::new(),
+    let request = RunLifecyclePolicyRequest {
+        registry_id: None,
+        repository_name: name,
     };
-    Ok(ok(call.finish(result, &detail).await?))
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
-/// GET /api/v1/lifecycle/audit?repository=&after=&limit=: images expired by lifecycle policies,
-/// oldest first; `after` is an entry id (the previous page's `next`). Needs
-/// ecr:GetLifecyclePolicy on the repository, or on every repository without `repository`.
+/// GET /api/v1/lifecycle/audit?repository=&limit=&after=: images expired by lifecycle policies,
+/// oldest first.
 async fn lifecycle_audit(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Reply {
     let pairs = query_pairs(&query);
-    let repository = query_param(&pairs, "repository").map(str::to_owned);
-    let resource = match &repository {
-        Some(r) => repo_resource(&app, r),
-        None => "lifecycle-audit".to_owned(),
+    let request = ListLifecycleEventsRequest {
+        repository_name: query_param(&pairs, "repository").map(str::to_owned),
+        next_token: query_param(&pairs, "after").map(str::to_owned),
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
     };
-    let call = caller
-        .begin(
-            &app,
-            "berth:ListLifecycleEvents",
-            Permission::Ecr(
-                Action::GetLifecyclePolicy,
-                repository
-                    .as_deref()
-                    .map_or(Resource::Registry, Resource::Repository),
-            ),
-            resource,
-        )
-        .await?;
-    let result = async {
-        let repository = repository.as_deref().map(repo_name).transpose()?;
-        let limit: i64 = parse_number("limit", query_param(&pairs, "limit"))?.unwrap_or(100);
-        let limit = limit.clamp(1, 1000);
-        let after: i64 = parse_number("after", query_param(&pairs, "after"))?.unwrap_or(0);
-        let rows = app
-            .registry
-            .lifecycle_audit(repository.as_ref(), after, limit)
-            .await?;
-        let next = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| r.id))
-            .flatten();
-        let entries: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "time": time(r.at),
-                    "repositoryName": r.repository,
-                    "imageDigest": r.digest,
-                    "imageTags": r.tags,
-                    "appliedRulePriority": r.rule_priority,
-                    "removedWithImage": r.removed,
-                })
-            })
-            .collect();
-        Ok(json!({ "entries": entries, "next": next }))
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
-}
-
-/// GET /api/v1/registry-policy
-async fn get_registry_policy(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin_on_registry(&app, Action::GetRegistryPolicy, "registry-policy")
-        .await?;
-    let result = app.access.attached_policy(&PolicyTarget::Registry).await;
-    Ok(document(call.finish(result, "").await?))
-}
-
-/// PUT /api/v1/registry-policy
-async fn put_registry_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Payload(body): Payload,
-) -> Reply {
-    let call = caller
-        .begin_on_registry(&app, Action::PutRegistryPolicy, "registry-policy")
-        .await?;
-    let (call, text) = call.text(&body).await?;
-    let result = app
-        .access
-        .attach_policy(&PolicyTarget::Registry, &text)
-        .await;
-    call.finish(result, "registry policy set").await?;
-    Ok(no_content())
-}
-
-/// DELETE /api/v1/registry-policy
-async fn delete_registry_policy(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin_on_registry(&app, Action::DeleteRegistryPolicy, "registry-policy")
-        .await?;
-    let result = app.access.detach_policy(&PolicyTarget::Registry).await;
-    call.finish(result, "registry policy removed").await?;
-    Ok(no_content())
+    Ok(ok(with_next(
+        run_op(&app, &caller, &headers, request).await?,
+    )))
 }
 
 // ---- settings ----

@@ -29,7 +29,7 @@
 //!
 //! **Audit.** Every call by a signed-in caller is recorded after it is decided
 //! ([`crate::access::Access::audit_request`]): action (`ecr:<Operation>` or
-//! `berth:<Operation>`), resource (an ARN, or a short name such as `registry-policy`), outcome
+//! `berth:<Operation>`), resource (an ARN, or a short name such as `registry`), outcome
 //! (`success`, `denied`, `failed`), source address, and a detail that never holds secrets (a
 //! failure records only its error code). Calls refused with 401 are not recorded; failed logins
 //! are logged and rate-limited by the access layer.

@@ -100,16 +100,17 @@ const OPS: &[Op] = &[
     // policies
     op!("get" "/api/v1/repositories/{name}/tag-mutability", "getTagMutability", "The repository's tag mutability (ECR's imageTagMutability and exclusion filters)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("TagMutability")),
     op!("put" "/api/v1/repositories/{name}/tag-mutability", "putTagMutability", "Set the repository's tag mutability (as ECR's PutImageTagMutability)", "ecr:PutImageTagMutability on the repository", Schema("PutTagMutability") => 200 Schema("TagMutability")),
-    op!("get" "/api/v1/repository-policies/{name}", "getRepositoryPolicy", "The repository policy", "ecr:GetRepositoryPolicy on the repository", NoBody => 200 Policy),
-    op!("put" "/api/v1/repository-policies/{name}", "setRepositoryPolicy", "Set (replace) the repository policy", "ecr:SetRepositoryPolicy on the repository", Policy => 204 NoBody),
-    op!("delete" "/api/v1/repository-policies/{name}", "deleteRepositoryPolicy", "Remove the repository policy", "ecr:DeleteRepositoryPolicy on the repository", NoBody => 204 NoBody),
+    op!("get" "/api/v1/repository-policies/{name}", "getRepositoryPolicy", "The repository policy, exactly as stored (GetRepositoryPolicy's policyText); 404 with ECR's message when there is none", "ecr:GetRepositoryPolicy on the repository", NoBody => 200 Policy),
+    op!("put" "/api/v1/repository-policies/{name}", "setRepositoryPolicy", "Set (replace) the repository policy (SetRepositoryPolicy); refused naming the statement and field when invalid", "ecr:SetRepositoryPolicy on the repository", Policy => 204 NoBody),
+    op!("delete" "/api/v1/repository-policies/{name}", "deleteRepositoryPolicy", "Remove the repository policy (DeleteRepositoryPolicy)", "ecr:DeleteRepositoryPolicy on the repository", NoBody => 204 NoBody),
     // lifecycle policies
     op!("get" "/api/v1/repositories/{name}/lifecycle-policy", "getLifecyclePolicy", "The lifecycle policy, exactly as saved", "ecr:GetLifecyclePolicy on the repository", NoBody => 200 Schema("LifecyclePolicy")),
     op!("put" "/api/v1/repositories/{name}/lifecycle-policy", "putLifecyclePolicy", "Set (replace) the lifecycle policy; refused with the rule and field when invalid", "ecr:PutLifecyclePolicy on the repository", Schema("LifecyclePolicy") => 204 NoBody),
     op!("delete" "/api/v1/repositories/{name}/lifecycle-policy", "deleteLifecyclePolicy", "Remove the lifecycle policy", "ecr:DeleteLifecyclePolicy on the repository", NoBody => 204 NoBody),
-    op!("post" "/api/v1/repositories/{name}/lifecycle/preview", "startLifecyclePolicyPreview", "Evaluate the policy in the body (or the saved one when the body is empty) now, expiring nothing; kept as the last preview", "ecr:StartLifecyclePolicyPreview on the repository", Schema("LifecyclePolicy") => 200 Schema("LifecyclePreview")),
-    op!("get" "/api/v1/repositories/{name}/lifecycle/preview", "getLifecyclePolicyPreview", "The last preview", "ecr:GetLifecyclePolicyPreview on the repository", NoBody => 200 Schema("LifecyclePreview")),
-    op!("post" "/api/v1/repositories/{name}/lifecycle/run", "runLifecyclePolicy", "Run the saved lifecycle policy now", "ecr:PutLifecyclePolicy on the repository", NoBody => 200 Schema("LifecycleRun")),
+    op!("post" "/api/v1/repositories/{name}/lifecycle/preview", "startLifecyclePolicyPreview", "Evaluate the policy in the body (or the saved one when the body is empty) now, expiring nothing; kept as the last preview, which GET answers (ECR's StartLifecyclePolicyPreview)", "ecr:StartLifecyclePolicyPreview on the repository", Schema("LifecyclePolicy") => 200 Schema("LifecyclePreviewStarted")),
+    op!("get" "/api/v1/repositories/{name}/lifecycle/preview", "getLifecyclePolicyPreview", "The last preview's results, paginated (ECR's GetLifecyclePolicyPreview; `next` is its nextToken)", "ecr:GetLifecyclePolicyPreview on the repository", NoBody => 200 Schema("LifecyclePreview"),
+        &[("limit", "integer", "Page size, 1 to 100 (default 100)"), ("after", "string", "The previous page's `next`"), ("tagStatus", "string", "TAGGED, UNTAGGED or ANY (default)")]),
+    op!("post" "/api/v1/repositories/{name}/lifecycle/run", "runLifecyclePolicy", "Run the saved lifecycle policy now (audited as ecr:PutLifecyclePolicy)", "ecr:PutLifecyclePolicy on the repository", NoBody => 200 Schema("LifecycleRun")),
     // scanning
     op!("get" "/api/v1/repositories/{name}/scanning-configuration", "getImageScanningConfiguration", "Whether pushes to the repository are scanned (ECR's imageScanningConfiguration)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("ScanningConfiguration")),
     op!("put" "/api/v1/repositories/{name}/scanning-configuration", "putImageScanningConfiguration", "Turn scan on push on or off (as ECR's PutImageScanningConfiguration)", "ecr:PutImageScanningConfiguration on the repository", Schema("ImageScanningConfiguration") => 200 Schema("ScanningConfiguration")),
@@ -138,10 +139,10 @@ const OPS: &[Op] = &[
     op!("put" "/api/v1/pull-through-rules/{prefix}", "updatePullThroughCacheRule", "Change a rule's credentialArn, customRoleArn, revalidateSecs or quotaBytes", "ecr:UpdatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 200 Schema("PullThroughRule")),
     op!("delete" "/api/v1/pull-through-rules/{prefix}", "deletePullThroughCacheRule", "Remove a rule; its cached repositories stay", "ecr:DeletePullThroughCacheRule on the registry", NoBody => 204 NoBody),
     op!("get" "/api/v1/lifecycle/audit", "listLifecycleEvents", "Images expired by lifecycle policies, oldest first", "ecr:GetLifecyclePolicy on the repository (on every repository without `repository`)", NoBody => 200 Schema("LifecycleAudit"),
-        &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "integer", "Entries after this entry id (the previous page's `next`)")]),
-    op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
-    op!("put" "/api/v1/registry-policy", "putRegistryPolicy", "Set (replace) the registry policy", "ecr:PutRegistryPolicy on the registry", Policy => 204 NoBody),
-    op!("delete" "/api/v1/registry-policy", "deleteRegistryPolicy", "Remove the registry policy", "ecr:DeleteRegistryPolicy on the registry", NoBody => 204 NoBody),
+        &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next`")]),
+    op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy, exactly as stored (GetRegistryPolicy's policyText)", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
+    op!("put" "/api/v1/registry-policy", "putRegistryPolicy", "Set (replace) the registry policy (PutRegistryPolicy)", "ecr:PutRegistryPolicy on the registry", Policy => 204 NoBody),
+    op!("delete" "/api/v1/registry-policy", "deleteRegistryPolicy", "Remove the registry policy (DeleteRegistryPolicy)", "ecr:DeleteRegistryPolicy on the registry", NoBody => 204 NoBody),
     // the rest
     op!("get" "/api/v1/settings", "getSettings", "Registry settings", ADMIN, NoBody => 200 Schema("Settings")),
     op!("put" "/api/v1/settings", "putSettings", "Change the settings present in the body", ADMIN, Schema("Settings") => 200 Schema("Settings")),
@@ -253,31 +254,37 @@ fn schemas() -> Value {
     if let Value::Object(m) = part {
         all.extend(m);
     }
-    let expiry = json!({ "type": "object", "properties": {
-        "imageDigest": { "type": "string" }, "imageTags": names, "imagePushedAt": time,
-        "lastRecordedPullTime": { "type": ["string", "null"], "format": "date-time" },
-        "appliedRulePriority": { "type": "integer" } } });
+    // ECR's timestamps: epoch seconds.
+    let seconds = json!({ "type": "number", "description": "Seconds since the epoch" });
+    let expiry = json!({ "type": "object", "description": "ECR's LifecyclePolicyPreviewResult", "properties": {
+        "imageDigest": { "type": "string" }, "imageTags": names, "imagePushedAt": seconds,
+        "action": { "type": "object", "properties": { "type": { "type": "string", "enum": ["EXPIRE"] } } },
+        "appliedRulePriority": { "type": "integer" }, "storageClass": { "type": "string" },
+        "lastRecordedPullTime": { "type": "number", "description": "Berth's addition: the last recorded pull (absent: never pulled)" } } });
     let part = json!({
         "LifecyclePolicy": { "type": "object", "description": "An ECR lifecycle policy ({\"rules\": [...]}); see policies/lifecycle/README.md. Stored and returned exactly as sent" },
+        "LifecyclePreviewStarted": { "type": "object", "properties": {
+            "registryId": { "type": "string" }, "repositoryName": { "type": "string" },
+            "lifecyclePolicyText": { "type": "string" }, "status": { "type": "string", "enum": ["IN_PROGRESS"] } } },
         "LifecyclePreview": { "type": "object", "properties": {
-            "repositoryName": { "type": "string" }, "status": { "type": "string", "enum": ["COMPLETE"] },
-            "lifecyclePolicyText": { "type": "string" }, "evaluatedAt": time,
-            "expiring": { "type": "array", "items": expiry },
+            "registryId": { "type": "string" }, "repositoryName": { "type": "string" },
+            "lifecyclePolicyText": { "type": "string" }, "status": { "type": "string", "enum": ["COMPLETE"] },
+            "previewResults": { "type": "array", "items": expiry },
             "summary": { "type": "object", "properties": {
-                "expiringImageTotalCount": { "type": "integer" }, "evaluatedImageCount": { "type": "integer" },
-                "perRule": { "type": "array", "items": { "type": "object", "properties": {
-                    "rulePriority": { "type": "integer" }, "expiringImageCount": { "type": "integer" } } } } } } } },
+                "expiringImageTotalCount": { "type": "integer" },
+                "evaluatedImageCount": { "type": "integer", "description": "Berth's addition: the images evaluated" } } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },
         "LifecycleRun": { "type": "object", "properties": {
-            "repositoryName": { "type": "string" }, "evaluatedAt": time,
+            "registryId": { "type": "string" }, "repositoryName": { "type": "string" }, "evaluatedAt": seconds,
             "expired": { "type": "array", "items": expiry }, "expiredImageCount": { "type": "integer" },
             "skippedImageCount": { "type": "integer", "description": "Images that changed during the run; left for the next one" },
             "removedArtifactCount": { "type": "integer", "description": "Referrers and index children removed with the expired images" } } },
         "LifecycleAudit": { "type": "object", "properties": {
             "entries": { "type": "array", "items": { "type": "object", "properties": {
-                "id": { "type": "integer" }, "time": time, "repositoryName": { "type": "string" },
+                "id": { "type": "integer" }, "time": seconds, "repositoryName": { "type": "string" },
                 "imageDigest": { "type": "string" }, "imageTags": names,
                 "appliedRulePriority": { "type": "integer" }, "removedWithImage": names } } },
-            "next": { "type": ["integer", "null"] } } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
