@@ -15,7 +15,6 @@ use crate::oci::{Algorithm, Digest, RepoName, Tag};
 use crate::ops::repositories::{check_tag_key, check_tags, repository_name};
 use crate::ops::shapes::*;
 use crate::ops::{decode_token, encode_token, max_results};
-use crate::policy::templates::{Template, TemplateFields};
 use crate::policy::Action;
 use crate::service::{ImageDelete, ImageLookup, ImagePut, MAX_RESOURCE_TAGS};
 
@@ -76,10 +75,12 @@ pub async fn dispatch(
         "TagResource" => run!(tag_resource),
         "UntagResource" => run!(untag_resource),
         "ListTagsForResource" => run!(list_tags_for_resource),
-        "CreateRepositoryCreationTemplate" => run!(create_repository_creation_template),
-        "DescribeRepositoryCreationTemplates" => run!(describe_repository_creation_templates),
-        "UpdateRepositoryCreationTemplate" => run!(update_repository_creation_template),
-        "DeleteRepositoryCreationTemplate" => run!(delete_repository_creation_template),
+        "CreateRepositoryCreationTemplate" => op!(CreateRepositoryCreationTemplateRequest),
+        "DescribeRepositoryCreationTemplates" => {
+            op!(DescribeRepositoryCreationTemplatesRequest)
+        }
+        "UpdateRepositoryCreationTemplate" => op!(UpdateRepositoryCreationTemplateRequest),
+        "DeleteRepositoryCreationTemplate" => op!(DeleteRepositoryCreationTemplateRequest),
         other if Action::from_operation(other).is_some() => Err(EcrError::new(
             "UnknownOperationException",
             format!("Berth does not implement the ECR operation {other} yet"),
@@ -1270,122 +1271,6 @@ async fn list_tags_for_resource(
             .into_iter()
             .map(|(key, value)| ResourceTag { key, value })
             .collect(),
-    })
-}
-
-// ---- repository creation templates ----
-
-/// A template in ECR's `RepositoryCreationTemplate` shape.
-fn creation_template(t: &Template) -> serde_json::Value {
-    let mut m = t.to_json();
-    m.insert("createdAt".into(), timestamp(t.created_at).into());
-    m.insert("updatedAt".into(), timestamp(t.updated_at).into());
-    serde_json::Value::Object(m)
-}
-
-/// The template exceptions for the service's `AlreadyExists` / `NotFound`.
-fn template_error(e: Error) -> EcrError {
-    match e {
-        Error::AlreadyExists(m) => EcrError::new("TemplateAlreadyExistsException", m),
-        Error::NotFound(m) => EcrError::new("TemplateNotFoundException", m),
-        other => other.into(),
-    }
-}
-
-fn template_response(call: &Call<'_>, t: &Template) -> RepositoryCreationTemplateResponse {
-    RepositoryCreationTemplateResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_creation_template: creation_template(t),
-    }
-}
-
-/// CreateRepositoryCreationTemplate.
-async fn create_repository_creation_template(
-    call: &Call<'_>,
-    input: TemplateFields,
-) -> EcrResult<RepositoryCreationTemplateResponse> {
-    call.authorize(Action::CreateRepositoryCreationTemplate, &Target::Registry)
-        .await?;
-    let t = call
-        .app
-        .registry
-        .create_template(&input)
-        .await
-        .map_err(template_error)?;
-    Ok(template_response(call, &t))
-}
-
-/// UpdateRepositoryCreationTemplate: the members given replace the stored ones.
-async fn update_repository_creation_template(
-    call: &Call<'_>,
-    input: TemplateFields,
-) -> EcrResult<RepositoryCreationTemplateResponse> {
-    call.authorize(Action::UpdateRepositoryCreationTemplate, &Target::Registry)
-        .await?;
-    let prefix = match &input.prefix {
-        Some(serde_json::Value::String(p)) => p.clone(),
-        Some(_) => return Err(EcrError::invalid(
-            "Invalid parameter at 'prefix' failed to satisfy constraint: 'Member must be a string'",
-        )),
-        None => return Err(EcrError::invalid(
-            "Invalid parameter at 'prefix' failed to satisfy constraint: 'Member must not be null'",
-        )),
-    };
-    let t = call
-        .app
-        .registry
-        .update_template(&prefix, &input)
-        .await
-        .map_err(template_error)?;
-    Ok(template_response(call, &t))
-}
-
-/// DeleteRepositoryCreationTemplate: answers the deleted template.
-async fn delete_repository_creation_template(
-    call: &Call<'_>,
-    input: RepositoryCreationTemplatePrefixRequest,
-) -> EcrResult<RepositoryCreationTemplateResponse> {
-    call.authorize(Action::DeleteRepositoryCreationTemplate, &Target::Registry)
-        .await?;
-    let t = call
-        .app
-        .registry
-        .delete_template(&input.prefix)
-        .await
-        .map_err(template_error)?;
-    Ok(template_response(call, &t))
-}
-
-/// DescribeRepositoryCreationTemplates: by prefix (byte order), paginated by the last prefix.
-async fn describe_repository_creation_templates(
-    call: &Call<'_>,
-    input: DescribeRepositoryCreationTemplatesRequest,
-) -> EcrResult<DescribeRepositoryCreationTemplatesResponse> {
-    const TOKEN: &str = "DescribeRepositoryCreationTemplates";
-    call.authorize(
-        Action::DescribeRepositoryCreationTemplates,
-        &Target::Registry,
-    )
-    .await?;
-    let limit = max_results(input.max_results, 100)?;
-    let after = match &input.next_token {
-        Some(token) => decode_token(TOKEN, token, 1)?.remove(0),
-        None => String::new(),
-    };
-    let mut found = call
-        .app
-        .registry
-        .describe_templates(input.prefixes.as_deref(), &after, limit + 1)
-        .await
-        .map_err(template_error)?;
-    let next_token = (found.len() > limit).then(|| {
-        found.truncate(limit);
-        encode_token(TOKEN, &[found[limit - 1].prefix.as_str()])
-    });
-    Ok(DescribeRepositoryCreationTemplatesResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_creation_templates: found.iter().map(creation_template).collect(),
-        next_token,
     })
 }
 

@@ -11,6 +11,7 @@
 
 pub mod repositories;
 pub mod shapes;
+pub mod templates;
 
 use std::future::Future;
 use std::sync::Mutex;

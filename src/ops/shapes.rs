@@ -847,12 +847,28 @@ pub struct PullThroughCacheRuleRequest {
 }
 
 // ---- repository creation templates ----
-// Create and Update take `crate::policy::templates::TemplateFields`; templates are answered as
-// `Template::to_json` with the times added, so both APIs share one shape.
 
-#[derive(Debug, Deserialize)]
+/// CreateRepositoryCreationTemplate: the template's members, each checked (naming the member)
+/// by `crate::policy::templates::Template::create`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateRepositoryCreationTemplateRequest {
+    #[serde(flatten)]
+    pub fields: crate::policy::templates::TemplateFields,
+}
+
+/// UpdateRepositoryCreationTemplate: `prefix` names the template; the other members given
+/// replace the stored ones.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateRepositoryCreationTemplateRequest {
+    #[serde(flatten)]
+    pub fields: crate::policy::templates::TemplateFields,
+}
+
+/// DeleteRepositoryCreationTemplate.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RepositoryCreationTemplatePrefixRequest {
+pub struct DeleteRepositoryCreationTemplateRequest {
+    #[serde(default)]
     pub prefix: String,
 }
 
@@ -867,18 +883,46 @@ pub struct DescribeRepositoryCreationTemplatesRequest {
     pub max_results: Option<i64>,
 }
 
+/// A repository creation template in ECR's shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryCreationTemplate {
+    /// `ROOT`, or a prefix without its trailing `/`.
+    pub prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub encryption_configuration: EncryptionConfiguration,
+    pub resource_tags: Vec<ResourceTag>,
+    pub image_tag_mutability: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_tag_mutability_exclusion_filters: Vec<crate::policy::mutability::ExclusionFilter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_policy: Option<String>,
+    pub applied_for: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_role_arn: Option<String>,
+    /// Berth: scan on push for the repositories created from the template (only when set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scanning_configuration: Option<ImageScanningConfiguration>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The answer of Create, Update and DeleteRepositoryCreationTemplate.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryCreationTemplateResponse {
     pub registry_id: String,
-    pub repository_creation_template: serde_json::Value,
+    pub repository_creation_template: RepositoryCreationTemplate,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRepositoryCreationTemplatesResponse {
     pub registry_id: String,
-    pub repository_creation_templates: Vec<serde_json::Value>,
+    pub repository_creation_templates: Vec<RepositoryCreationTemplate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -19,12 +20,13 @@ use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::ops::shapes::{
-    CreateRepositoryRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
-    ImageScanningConfiguration, PutImageTagMutabilityRequest, PutImageTagMutabilityResponse,
-    Repository,
+    CreateRepositoryCreationTemplateRequest, CreateRepositoryRequest,
+    DeleteRepositoryCreationTemplateRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
+    DescribeRepositoryCreationTemplatesRequest, ImageScanningConfiguration,
+    PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, Repository,
+    UpdateRepositoryCreationTemplateRequest,
 };
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
-use crate::policy::templates::{Template, TemplateFields};
 use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource};
 
 type Reply = std::result::Result<Response, super::ApiError>;
@@ -2072,164 +2074,134 @@ async fn put_registry_scanning(
 
 // ---- repository creation templates ----
 
-/// A template in ECR's shape, with RFC 3339 times as the other REST answers.
-fn creation_template_json(app: &AppState, t: &Template) -> Value {
-    let mut m = t.to_json();
-    m.insert("createdAt".into(), time(t.created_at).into());
-    m.insert("updatedAt".into(), time(t.updated_at).into());
-    json!({
-        "registryId": app.access.registry_id,
-        "repositoryCreationTemplate": Value::Object(m),
-    })
+/// A JSON body for the thing the path names by `member` (a template's `prefix`, a rule's
+/// `ecrRepositoryPrefix`): the path's value goes into the request. A body that names another
+/// one (a trailing `/` aside) is a malformed request, refused before the gate as invalid JSON
+/// is: a prefix cannot change.
+fn decode_for<T: DeserializeOwned>(
+    body: &[u8],
+    member: &str,
+    from_path: &str,
+) -> std::result::Result<T, super::ApiError> {
+    let mut object: serde_json::Map<String, Value> = decode(body)?;
+    match object.get(member) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(given))
+            if given.trim_end_matches('/') == from_path.trim_end_matches('/') => {}
+        Some(_) => {
+            return Err(Error::InvalidParameter(format!(
+                "{member}: the body names another {member} than the path; it cannot change"
+            ))
+            .into())
+        }
+    }
+    object.insert(member.to_owned(), Value::String(from_path.to_owned()));
+    serde_json::from_value(Value::Object(object))
+        .map_err(|e| Error::InvalidParameter(format!("invalid JSON body: {e}")).into())
 }
 
-fn template_resource(prefix: &str) -> String {
-    format!("repository-creation-template/{prefix}")
+/// The `prefix` query parameters (repeatable), if any.
+fn prefixes(pairs: &[(String, String)]) -> Option<Vec<String>> {
+    let given: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "prefix")
+        .map(|(_, v)| v.clone())
+        .collect();
+    (!given.is_empty()).then_some(given)
 }
 
-/// POST /api/v1/repository-creation-templates: ECR's CreateRepositoryCreationTemplate members.
+/// The `after` query parameter: the previous page's `next` token (empty: the first page).
+fn after(pairs: &[(String, String)]) -> Option<String> {
+    query_param(pairs, "after")
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+}
+
+/// POST /api/v1/repository-creation-templates: CreateRepositoryCreationTemplate (201).
 async fn create_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::CreateRepositoryCreationTemplate,
-            "repository-creation-templates",
-        )
-        .await?;
-    let (call, fields): (_, TemplateFields) = call.body(&body).await?;
-    let result = app.registry.create_template(&fields).await;
-    let detail = match &result {
-        Ok(t) => format!("prefix={}", t.prefix),
-        Err(_) => String::new(),
-    };
-    let t = call.finish(result, &detail).await?;
-    Ok(created(creation_template_json(&app, &t)))
+    let request: CreateRepositoryCreationTemplateRequest = decode(&body)?;
+    let created = run_op(&app, &caller, &headers, request).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-/// GET /api/v1/repository-creation-templates?prefix=&after=&limit=: templates by prefix (byte
-/// order); `prefix` (repeatable) keeps only those prefixes; `next` is the `after` of the next
-/// page.
+/// GET /api/v1/repository-creation-templates?prefix=&after=&limit=:
+/// DescribeRepositoryCreationTemplates; `prefix` (repeatable) keeps only those prefixes, `next`
+/// is the `after` of the next page.
 async fn list_creation_templates(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DescribeRepositoryCreationTemplates,
-            "repository-creation-templates",
-        )
-        .await?;
     let pairs = query_pairs(&query);
-    let result = async {
-        let limit: usize = parse_number("limit", query_param(&pairs, "limit"))?
-            .unwrap_or(100)
-            .clamp(1, 1000);
-        let after = query_param(&pairs, "after").unwrap_or("");
-        let prefixes: Vec<String> = pairs
-            .iter()
-            .filter(|(k, _)| k == "prefix")
-            .map(|(_, v)| v.clone())
-            .collect();
-        let filter = (!prefixes.is_empty()).then_some(prefixes.as_slice());
-        let mut found = app
-            .registry
-            .describe_templates(filter, after, limit + 1)
-            .await?;
-        let next = (found.len() > limit).then(|| {
-            found.truncate(limit);
-            found[limit - 1].prefix.clone()
-        });
-        let items: Vec<Value> = found
-            .iter()
-            .map(|t| creation_template_json(&app, t)["repositoryCreationTemplate"].take())
-            .collect();
-        Ok(json!({
-            "registryId": app.access.registry_id,
-            "repositoryCreationTemplates": items,
-            "next": next,
-        }))
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let request = DescribeRepositoryCreationTemplatesRequest {
+        prefixes: prefixes(&pairs),
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
+        next_token: after(&pairs),
+    };
+    let page = run_op(&app, &caller, &headers, request).await?;
+    Ok(ok(json!({
+        "registryId": page.registry_id,
+        "repositoryCreationTemplates": page.repository_creation_templates,
+        "next": page.next_token,
+    })))
 }
 
-/// GET /api/v1/repository-creation-templates/{prefix}
+/// GET /api/v1/repository-creation-templates/{prefix}: DescribeRepositoryCreationTemplates of
+/// this prefix; 404 if it has no template.
 async fn get_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DescribeRepositoryCreationTemplates,
-            template_resource(&prefix),
-        )
-        .await?;
-    let t = call
-        .finish(app.registry.template(&prefix).await, "")
-        .await?;
-    Ok(ok(creation_template_json(&app, &t)))
+    let request = DescribeRepositoryCreationTemplatesRequest {
+        prefixes: Some(vec![prefix.clone()]),
+        ..Default::default()
+    };
+    let found = run_op(&app, &caller, &headers, request).await?;
+    let template = found
+        .repository_creation_templates
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            crate::service::template_not_found(
+                &crate::service::template_prefix(&prefix).unwrap_or(prefix),
+            )
+        })?;
+    Ok(ok(json!({
+        "registryId": found.registry_id,
+        "repositoryCreationTemplate": template,
+    })))
 }
 
-/// PUT /api/v1/repository-creation-templates/{prefix}: UpdateRepositoryCreationTemplate's
-/// members; those given replace the stored ones.
+/// PUT /api/v1/repository-creation-templates/{prefix}: UpdateRepositoryCreationTemplate of the
+/// path's prefix.
 async fn update_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::UpdateRepositoryCreationTemplate,
-            template_resource(&prefix),
-        )
-        .await?;
-    let (call, fields): (_, TemplateFields) = call.body(&body).await?;
-    let result = async {
-        if let Some(given) = &fields.prefix {
-            let same = given
-                .as_str()
-                .and_then(|g| crate::service::template_prefix(g).ok())
-                .is_some_and(|g| Some(g) == crate::service::template_prefix(&prefix).ok());
-            if !same {
-                return Err(Error::InvalidParameter(
-                    "prefix: the body's prefix differs from the path's; a template's prefix cannot change".into(),
-                ));
-            }
-        }
-        app.registry.update_template(&prefix, &fields).await
-    }
-    .await;
-    let t = call.finish(result, "").await?;
-    Ok(ok(creation_template_json(&app, &t)))
+    let request: UpdateRepositoryCreationTemplateRequest = decode_for(&body, "prefix", &prefix)?;
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 /// DELETE /api/v1/repository-creation-templates/{prefix}: answers the deleted template.
 async fn delete_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DeleteRepositoryCreationTemplate,
-            template_resource(&prefix),
-        )
-        .await?;
-    let t = call
-        .finish(app.registry.delete_template(&prefix).await, "")
-        .await?;
-    Ok(ok(creation_template_json(&app, &t)))
+    let request = DeleteRepositoryCreationTemplateRequest { prefix };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 /// GET /api/v1/events?after=&limit=: outbox records (scan results, ...) oldest first, for

@@ -124,9 +124,9 @@ const OPS: &[Op] = &[
     // repository creation templates
     op!("post" "/api/v1/repository-creation-templates", "createRepositoryCreationTemplate", "Create a repository creation template (as ECR's CreateRepositoryCreationTemplate): the settings repositories under its prefix get when Berth creates them (on push, for a pull-through cache)", "ecr:CreateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 201 Schema("RepositoryCreationTemplateResult")),
     op!("get" "/api/v1/repository-creation-templates", "describeRepositoryCreationTemplates", "Repository creation templates by prefix (byte order), paginated", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateList"),
-        &[("prefix", "string", "Only this prefix (repeatable)"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "Templates after this prefix (the previous page's `next`)")]),
-    op!("get" "/api/v1/repository-creation-templates/{prefix}", "getRepositoryCreationTemplate", "One repository creation template", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
-    op!("put" "/api/v1/repository-creation-templates/{prefix}", "updateRepositoryCreationTemplate", "Update a template (as ECR's UpdateRepositoryCreationTemplate): the members given replace the stored ones", "ecr:UpdateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 200 Schema("RepositoryCreationTemplateResult")),
+        &[("prefix", "string", "Only this prefix (repeatable)"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next` token (ECR's nextToken)")]),
+    op!("get" "/api/v1/repository-creation-templates/{prefix}", "getRepositoryCreationTemplate", "One repository creation template (DescribeRepositoryCreationTemplates of its prefix); 404 if the prefix has none", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
+    op!("put" "/api/v1/repository-creation-templates/{prefix}", "updateRepositoryCreationTemplate", "Update a template (as ECR's UpdateRepositoryCreationTemplate): the members given replace the stored ones; the path names the template (a body `prefix` naming another is refused)", "ecr:UpdateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 200 Schema("RepositoryCreationTemplateResult")),
     op!("delete" "/api/v1/repository-creation-templates/{prefix}", "deleteRepositoryCreationTemplate", "Delete a template; answers the deleted template", "ecr:DeleteRepositoryCreationTemplate on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
     op!("get" "/api/v1/events", "listEvents", "Outbox records (scan results as EventBridge's `ECR Image Scan` detail), oldest first", ADMIN, NoBody => 200 Schema("EventList"),
         &[("after", "integer", "Records after this id"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
@@ -414,9 +414,11 @@ fn schemas() -> Value {
         "customRoleArn": { "type": "string", "description": "Stored and returned; Berth needs no role" },
         "imageScanningConfiguration": { "type": "object", "description": "Berth extension: scan on push for the new repositories", "properties": {
             "scanOnPush": { "type": "boolean" } } } });
+    // ECR's timestamps, as the ECR API answers them.
+    let epoch = json!({ "type": "number", "description": "Epoch seconds" });
     let mut template = template_members.clone();
-    template["createdAt"] = time.clone();
-    template["updatedAt"] = time.clone();
+    template["createdAt"] = epoch.clone();
+    template["updatedAt"] = epoch.clone();
     let part = json!({
         "RepositoryCreationTemplateInput": { "type": "object", "description": "Create: `prefix` and `appliedFor` are required. Update: the prefix comes from the path", "properties": template_members },
         "RepositoryCreationTemplate": { "type": "object", "properties": template },
@@ -426,7 +428,7 @@ fn schemas() -> Value {
         "RepositoryCreationTemplateList": { "type": "object", "properties": {
             "registryId": { "type": "string" },
             "repositoryCreationTemplates": { "type": "array", "items": { "$ref": "#/components/schemas/RepositoryCreationTemplate" } },
-            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page (ECR's nextToken)" } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
