@@ -768,10 +768,15 @@ pub struct GetRegistryScanningConfigurationResponse {
 
 // ---- pull-through cache rules ----
 
+/// CreatePullThroughCacheRule, plus Berth's `revalidateSecs` and `quotaBytes`. Required members
+/// default to empty here and are refused by the operation, after the gate (a refused caller
+/// learns nothing from its request); the same holds for the requests below.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatePullThroughCacheRuleRequest {
+    #[serde(default)]
     pub ecr_repository_prefix: String,
+    #[serde(default)]
     pub upstream_registry_url: String,
     #[serde(default)]
     pub registry_id: Option<String>,
@@ -783,36 +788,47 @@ pub struct CreatePullThroughCacheRuleRequest {
     pub custom_role_arn: Option<String>,
     #[serde(default)]
     pub upstream_repository_prefix: Option<String>,
+    /// Berth: seconds a cached tag is served before it is checked upstream again (default from
+    /// `[pull_through] revalidate_secs`).
+    #[serde(default)]
+    pub revalidate_secs: Option<i64>,
+    /// Berth: the most bytes the rule's cached images may hold.
+    #[serde(default)]
+    pub quota_bytes: Option<i64>,
 }
 
-/// CreatePullThroughCacheRule's, DeletePullThroughCacheRule's and ValidatePullThroughCacheRule's
-/// answer, and one rule of DescribePullThroughCacheRules (absent members omitted).
+/// A pull-through cache rule: the answer of every rule operation (Create, Update, Delete,
+/// Validate) and one rule of DescribePullThroughCacheRules. Always the whole rule (SDKs read the
+/// members of their operation's output and ignore the others); absent members are omitted.
 #[derive(Debug, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PullThroughCacheRule {
     pub ecr_repository_prefix: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_registry_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<Timestamp>,
+    pub upstream_registry_url: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     pub registry_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_registry: Option<String>,
+    pub upstream_registry: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_role_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_repository_prefix: Option<String>,
+    /// Berth: the rule's revalidation interval in seconds (its own or the configured default).
+    pub revalidate_secs: i64,
+    /// Berth: the rule's cache quota in bytes, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<i64>,
+    /// ValidatePullThroughCacheRule: whether the upstream accepted the rule's credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_valid: Option<bool>,
+    /// ValidatePullThroughCacheRule: what failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribePullThroughCacheRulesRequest {
     #[serde(default)]
@@ -833,10 +849,13 @@ pub struct DescribePullThroughCacheRulesResponse {
     pub next_token: Option<String>,
 }
 
-/// UpdatePullThroughCacheRule, DeletePullThroughCacheRule and ValidatePullThroughCacheRule.
-#[derive(Debug, Deserialize)]
+/// UpdatePullThroughCacheRule: the credential and role replace the stored ones; Berth's
+/// `revalidateSecs` and `quotaBytes` replace them when given. A rule's upstream cannot change:
+/// `upstreamRegistryUrl`, `upstreamRegistry` or `upstreamRepositoryPrefix` are refused.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PullThroughCacheRuleRequest {
+pub struct UpdatePullThroughCacheRuleRequest {
+    #[serde(default)]
     pub ecr_repository_prefix: String,
     #[serde(default)]
     pub registry_id: Option<String>,
@@ -844,6 +863,36 @@ pub struct PullThroughCacheRuleRequest {
     pub credential_arn: Option<String>,
     #[serde(default)]
     pub custom_role_arn: Option<String>,
+    #[serde(default)]
+    pub revalidate_secs: Option<i64>,
+    #[serde(default)]
+    pub quota_bytes: Option<i64>,
+    #[serde(default)]
+    pub upstream_registry_url: Option<serde_json::Value>,
+    #[serde(default)]
+    pub upstream_registry: Option<serde_json::Value>,
+    #[serde(default)]
+    pub upstream_repository_prefix: Option<serde_json::Value>,
+}
+
+/// DeletePullThroughCacheRule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletePullThroughCacheRuleRequest {
+    #[serde(default)]
+    pub ecr_repository_prefix: String,
+    #[serde(default)]
+    pub registry_id: Option<String>,
+}
+
+/// ValidatePullThroughCacheRule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatePullThroughCacheRuleRequest {
+    #[serde(default)]
+    pub ecr_repository_prefix: String,
+    #[serde(default)]
+    pub registry_id: Option<String>,
 }
 
 // ---- repository creation templates ----

@@ -20,11 +20,14 @@ use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::ops::shapes::{
-    CreateRepositoryCreationTemplateRequest, CreateRepositoryRequest,
-    DeleteRepositoryCreationTemplateRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
+    CreatePullThroughCacheRuleRequest, CreateRepositoryCreationTemplateRequest,
+    CreateRepositoryRequest, DeletePullThroughCacheRuleRequest,
+    DeleteRepositoryCreationTemplateRequest, DeleteRepositoryRequest,
+    DescribePullThroughCacheRulesRequest, DescribeRepositoriesRequest,
     DescribeRepositoryCreationTemplatesRequest, ImageScanningConfiguration,
     PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, Repository,
-    UpdateRepositoryCreationTemplateRequest,
+    UpdatePullThroughCacheRuleRequest, UpdateRepositoryCreationTemplateRequest,
+    ValidatePullThroughCacheRuleRequest,
 };
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
 use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource};
@@ -2238,197 +2241,92 @@ async fn list_events(
 
 // ---- pull-through cache rules ----
 
-fn rule_json(app: &AppState, r: &crate::meta::StoredRule) -> Value {
-    json!({
-        "ecrRepositoryPrefix": r.rule.prefix,
-        "upstreamRegistryUrl": r.rule.upstream_url,
-        "upstreamRegistry": r.rule.upstream_registry,
-        "credentialArn": r.rule.credential_arn,
-        "customRoleArn": r.rule.custom_role_arn,
-        "upstreamRepositoryPrefix": r.rule.upstream_repository_prefix,
-        "revalidateSecs": r.revalidate_secs.unwrap_or(app.config.pull_through.revalidate_secs as i64),
-        "quotaBytes": r.quota_bytes,
-        "registryId": app.access.registry_id,
-        "createdAt": time(r.rule.created_at),
-        "updatedAt": time(r.rule.updated_at),
-    })
-}
-
-/// The body of `POST /api/v1/pull-through-rules` and `PUT .../{prefix}`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RuleBody {
-    #[serde(default)]
-    ecr_repository_prefix: Option<String>,
-    #[serde(default)]
-    upstream_registry_url: Option<String>,
-    #[serde(default)]
-    upstream_registry: Option<String>,
-    #[serde(default)]
-    credential_arn: Option<String>,
-    #[serde(default)]
-    custom_role_arn: Option<String>,
-    #[serde(default)]
-    upstream_repository_prefix: Option<String>,
-    #[serde(default)]
-    revalidate_secs: Option<i64>,
-    #[serde(default)]
-    quota_bytes: Option<i64>,
-}
-
-/// POST /api/v1/pull-through-rules (as ECR's CreatePullThroughCacheRule, plus `revalidateSecs`
-/// and `quotaBytes`).
+/// POST /api/v1/pull-through-rules: CreatePullThroughCacheRule (with Berth's `revalidateSecs`
+/// and `quotaBytes`); 201 with the rule.
 async fn create_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::CreatePullThroughCacheRule,
-            "pull-through-rules",
-        )
-        .await?;
-    let (call, req): (_, RuleBody) = call.body(&body).await?;
-    let result = async {
-        let input =
-            crate::proxy::RuleInput {
-                ecr_repository_prefix: req.ecr_repository_prefix.clone().ok_or_else(|| {
-                    Error::InvalidParameter("ecrRepositoryPrefix is required".into())
-                })?,
-                upstream_registry_url: req.upstream_registry_url.clone().ok_or_else(|| {
-                    Error::InvalidParameter("upstreamRegistryUrl is required".into())
-                })?,
-                upstream_registry: req.upstream_registry.clone(),
-                credential_arn: req.credential_arn.clone(),
-                custom_role_arn: req.custom_role_arn.clone(),
-                upstream_repository_prefix: req.upstream_repository_prefix.clone(),
-                revalidate_secs: req.revalidate_secs,
-                quota_bytes: req.quota_bytes,
-            };
-        Ok(app.pull_through.create_rule(&input).await?)
-    }
-    .await;
-    let detail = format!(
-        "prefix={} upstream={}",
-        req.ecr_repository_prefix.as_deref().unwrap_or(""),
-        req.upstream_registry_url.as_deref().unwrap_or("")
-    );
-    let rule = call.finish(result, &detail).await?;
-    Ok(created(rule_json(&app, &rule)))
+    let request: CreatePullThroughCacheRuleRequest = decode(&body)?;
+    let rule = run_op(&app, &caller, &headers, request).await?;
+    Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
 
-/// GET /api/v1/pull-through-rules
-async fn list_pull_through_rules(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DescribePullThroughCacheRules,
-            "pull-through-rules",
-        )
-        .await?;
-    let result = app.registry.meta.pull_through_rules().await;
-    let rules = call.finish(result, "").await?;
+/// GET /api/v1/pull-through-rules?prefix=&after=&limit=: DescribePullThroughCacheRules;
+/// `prefix` (repeatable) names rules that must exist, `next` is the `after` of the next page.
+async fn list_pull_through_rules(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = DescribePullThroughCacheRulesRequest {
+        registry_id: None,
+        ecr_repository_prefixes: prefixes(&pairs),
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
+        next_token: after(&pairs),
+    };
+    let page = run_op(&app, &caller, &headers, request).await?;
     Ok(ok(json!({
-        "pullThroughCacheRules": rules.iter().map(|r| rule_json(&app, r)).collect::<Vec<_>>(),
+        "pullThroughCacheRules": page.pull_through_cache_rules,
+        "next": page.next_token,
     })))
 }
 
-/// GET /api/v1/pull-through-rules/{prefix}[?validate=true]: with `validate`, also reaches the
-/// upstream with the rule's credential (`isValid`, `failure`), as ValidatePullThroughCacheRule.
+/// GET /api/v1/pull-through-rules/{prefix}[?validate=true]: the rule
+/// (DescribePullThroughCacheRules of its prefix); with `validate`, ValidatePullThroughCacheRule
+/// (reaches the upstream with the rule's credential: `isValid`, `failure`).
 async fn get_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let validate = query_param(&query_pairs(&query), "validate") == Some("true");
-    let (action, name) = if validate {
-        (
-            Action::ValidatePullThroughCacheRule,
-            "ecr:ValidatePullThroughCacheRule",
-        )
-    } else {
-        (
-            Action::DescribePullThroughCacheRules,
-            "ecr:DescribePullThroughCacheRules",
-        )
-    };
-    let call = caller
-        .begin(
-            &app,
-            name,
-            Permission::Ecr(action, Resource::Registry),
-            format!("pull-through-rule/{prefix}"),
-        )
-        .await?;
-    let result = async {
-        let rule = app.pull_through.find_rule(&prefix).await?;
-        let mut out = rule_json(&app, &rule);
-        if validate {
-            let (valid, failure) =
-                crate::proxy::manage::validation_outcome(app.pull_through.validate(&rule).await);
-            out["isValid"] = json!(valid);
-            out["failure"] = json!(failure);
-        }
-        Ok(out)
+    if parse_bool("validate", query_param(&query_pairs(&query), "validate"))? {
+        let request = ValidatePullThroughCacheRuleRequest {
+            ecr_repository_prefix: prefix,
+            registry_id: None,
+        };
+        return Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)));
     }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let request = DescribePullThroughCacheRulesRequest {
+        ecr_repository_prefixes: Some(vec![prefix]),
+        ..Default::default()
+    };
+    let mut found = run_op(&app, &caller, &headers, request).await?;
+    Ok(ok(json!(found.pull_through_cache_rules.remove(0))))
 }
 
-/// PUT /api/v1/pull-through-rules/{prefix}: `credentialArn`, `customRoleArn`,
-/// `revalidateSecs`, `quotaBytes` (the upstream and prefixes cannot change).
+/// PUT /api/v1/pull-through-rules/{prefix}: UpdatePullThroughCacheRule of the path's prefix
+/// (`credentialArn`, `customRoleArn`, `revalidateSecs`, `quotaBytes`; the upstream cannot
+/// change).
 async fn update_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::UpdatePullThroughCacheRule,
-            format!("pull-through-rule/{prefix}"),
-        )
-        .await?;
-    let (call, req): (_, RuleBody) = call.body(&body).await?;
-    let result = async {
-        if req.upstream_registry_url.is_some() || req.upstream_repository_prefix.is_some() {
-            return Err(Error::InvalidParameter(
-                "a rule's upstream cannot change; delete it and create a new one".into(),
-            ));
-        }
-        let input = crate::proxy::RuleInput {
-            ecr_repository_prefix: prefix.clone(),
-            credential_arn: req.credential_arn.clone(),
-            custom_role_arn: req.custom_role_arn.clone(),
-            revalidate_secs: req.revalidate_secs,
-            quota_bytes: req.quota_bytes,
-            ..Default::default()
-        };
-        Ok(app.pull_through.update_rule(&input).await?)
-    }
-    .await;
-    let rule = call.finish(result, "rule updated").await?;
-    Ok(ok(rule_json(&app, &rule)))
+    let request: UpdatePullThroughCacheRuleRequest =
+        decode_for(&body, "ecrRepositoryPrefix", &prefix)?;
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
-/// DELETE /api/v1/pull-through-rules/{prefix}: cached repositories stay.
+/// DELETE /api/v1/pull-through-rules/{prefix}: DeletePullThroughCacheRule; answers the deleted
+/// rule (its cached repositories stay).
 async fn delete_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DeletePullThroughCacheRule,
-            format!("pull-through-rule/{prefix}"),
-        )
-        .await?;
-    let result = async { Ok(app.pull_through.delete_rule(&prefix).await?) }.await;
-    call.finish(result, "rule deleted").await?;
-    Ok(no_content())
+    let request = DeletePullThroughCacheRuleRequest {
+        ecr_repository_prefix: prefix,
+        registry_id: None,
+    };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }

@@ -132,11 +132,12 @@ const OPS: &[Op] = &[
         &[("after", "integer", "Records after this id"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
     // pull-through cache rules
     op!("post" "/api/v1/pull-through-rules", "createPullThroughCacheRule", "Serve repositories under a local prefix from an upstream registry (ECR's CreatePullThroughCacheRule, plus revalidateSecs and quotaBytes)", "ecr:CreatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 201 Schema("PullThroughRule")),
-    op!("get" "/api/v1/pull-through-rules", "describePullThroughCacheRules", "Every pull-through cache rule", "ecr:DescribePullThroughCacheRules on the registry", NoBody => 200 Schema("PullThroughRuleList")),
-    op!("get" "/api/v1/pull-through-rules/{prefix}", "getPullThroughCacheRule", "One rule; with validate=true also reach the upstream with its credential (isValid, failure)", "ecr:DescribePullThroughCacheRules (ecr:ValidatePullThroughCacheRule with validate) on the registry", NoBody => 200 Schema("PullThroughRule"),
+    op!("get" "/api/v1/pull-through-rules", "describePullThroughCacheRules", "Pull-through cache rules by prefix (byte order), paginated (ECR's DescribePullThroughCacheRules)", "ecr:DescribePullThroughCacheRules on the registry", NoBody => 200 Schema("PullThroughRuleList"),
+        &[("prefix", "string", "Only this rule, which must exist (repeatable)"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next` token (ECR's nextToken)")]),
+    op!("get" "/api/v1/pull-through-rules/{prefix}", "getPullThroughCacheRule", "One rule (DescribePullThroughCacheRules of its prefix); with validate=true, ValidatePullThroughCacheRule: reach the upstream with its credential (isValid, failure)", "ecr:DescribePullThroughCacheRules (ecr:ValidatePullThroughCacheRule with validate) on the registry", NoBody => 200 Schema("PullThroughRule"),
         &[("validate", "boolean", "Reach the upstream and report isValid and failure")]),
-    op!("put" "/api/v1/pull-through-rules/{prefix}", "updatePullThroughCacheRule", "Change a rule's credentialArn, customRoleArn, revalidateSecs or quotaBytes", "ecr:UpdatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 200 Schema("PullThroughRule")),
-    op!("delete" "/api/v1/pull-through-rules/{prefix}", "deletePullThroughCacheRule", "Remove a rule; its cached repositories stay", "ecr:DeletePullThroughCacheRule on the registry", NoBody => 204 NoBody),
+    op!("put" "/api/v1/pull-through-rules/{prefix}", "updatePullThroughCacheRule", "Change a rule's credentialArn and customRoleArn (both replaced), revalidateSecs or quotaBytes (when given), as ECR's UpdatePullThroughCacheRule; the upstream cannot change, and the path names the rule", "ecr:UpdatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 200 Schema("PullThroughRule")),
+    op!("delete" "/api/v1/pull-through-rules/{prefix}", "deletePullThroughCacheRule", "Remove a rule (ECR's DeletePullThroughCacheRule); answers the deleted rule; its cached repositories stay", "ecr:DeletePullThroughCacheRule on the registry", NoBody => 200 Schema("PullThroughRule")),
     op!("get" "/api/v1/lifecycle/audit", "listLifecycleEvents", "Images expired by lifecycle policies, oldest first", "ecr:GetLifecyclePolicy on the repository (on every repository without `repository`)", NoBody => 200 Schema("LifecycleAudit"),
         &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "integer", "Entries after this entry id (the previous page's `next`)")]),
     op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
@@ -434,7 +435,7 @@ fn schemas() -> Value {
         all.extend(m);
     }
     let part = json!({
-        "PullThroughRuleInput": { "type": "object", "additionalProperties": false, "properties": {
+        "PullThroughRuleInput": { "type": "object", "description": "ECR's CreatePullThroughCacheRule (or UpdatePullThroughCacheRule) members, plus Berth's revalidateSecs and quotaBytes; unknown members are ignored, as ECR ignores them", "properties": {
             "ecrRepositoryPrefix": { "type": "string", "description": "Local prefix (2 to 30 characters; a trailing / is implied)" },
             "upstreamRegistryUrl": { "type": "string", "description": "host[:port], https:// by default; http:// for private networks" },
             "upstreamRegistry": { "type": "string", "description": "Optional; must match the kind inferred from the URL" },
@@ -445,13 +446,16 @@ fn schemas() -> Value {
             "quotaBytes": { "type": "integer", "minimum": 1 } } },
         "PullThroughRule": { "type": "object", "properties": {
             "ecrRepositoryPrefix": { "type": "string" }, "upstreamRegistryUrl": { "type": "string" },
-            "upstreamRegistry": { "type": "string" }, "credentialArn": { "type": ["string", "null"] },
-            "customRoleArn": { "type": ["string", "null"] }, "upstreamRepositoryPrefix": { "type": ["string", "null"] },
-            "revalidateSecs": { "type": "integer" }, "quotaBytes": { "type": ["integer", "null"] },
-            "registryId": { "type": "string" }, "createdAt": time, "updatedAt": time,
-            "isValid": { "type": "boolean" }, "failure": { "type": ["string", "null"] } } },
+            "upstreamRegistry": { "type": "string" }, "credentialArn": { "type": "string", "description": "Absent when the rule has none" },
+            "customRoleArn": { "type": "string" }, "upstreamRepositoryPrefix": { "type": "string" },
+            "revalidateSecs": { "type": "integer", "description": "The rule's interval, or the configured default" },
+            "quotaBytes": { "type": "integer", "description": "Absent when the rule has no quota" },
+            "registryId": { "type": "string" }, "createdAt": epoch, "updatedAt": epoch,
+            "isValid": { "type": "boolean", "description": "With validate=true" },
+            "failure": { "type": "string", "description": "With validate=true, when the upstream refused or could not be reached" } } },
         "PullThroughRuleList": { "type": "object", "properties": {
-            "pullThroughCacheRules": { "type": "array", "items": { "$ref": "#/components/schemas/PullThroughRule" } } } },
+            "pullThroughCacheRules": { "type": "array", "items": { "$ref": "#/components/schemas/PullThroughRule" } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page (ECR's nextToken)" } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
