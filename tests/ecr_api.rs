@@ -1489,3 +1489,500 @@ async fn non_admin_key_is_denied_and_malformed_calls_are_refused() {
     );
     expect(send(&server, &s, &big).await, 413, "ValidationException");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Both doors: the ECR API and the REST API run the same operations
+// ------------------------------------------------------------------------------------------------
+
+/// One REST call as `api`; (status, JSON body or `Null`).
+async fn rest_value(
+    api: &Api,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = api.req(method, path);
+    if let Some(body) = body {
+        rb = rb.json(&body);
+    }
+    let resp = api.send(rb).await;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn rest_ok(api: &Api, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let what = format!("{method} {path}");
+    let (status, value) = rest_value(api, method, path, body).await;
+    assert!((200..300).contains(&status), "{what}: {status} {value}");
+    value
+}
+
+/// The REST error's (status, code, message).
+fn rest_error_of((status, body): (u16, Value)) -> (u16, String, String) {
+    let e = &body["errors"][0];
+    (
+        status,
+        e["code"].as_str().unwrap_or_default().to_owned(),
+        e["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The ECR error's (`__type`, message).
+fn ecr_error_of((status, body): (u16, Value)) -> (String, String) {
+    assert_eq!(status, 400, "{body}");
+    (
+        body["__type"].as_str().unwrap_or_default().to_owned(),
+        body["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// One ECR call as the plain user `dev` (see [`create_plain_user`]).
+async fn ecr_call_as_dev(server: &TestServer, operation: &str, body: Value) -> (u16, Value) {
+    let bytes = body.to_string().into_bytes();
+    let s = signed(
+        server,
+        operation,
+        &bytes,
+        "AKIAECRTESTBOTHDOOR1",
+        "both-doors-secret",
+        chrono::Utc::now(),
+    );
+    send(server, &s, &bytes).await
+}
+
+/// Repository creation templates through both doors: one shape (ECR's, with epoch-second
+/// times) whichever door wrote or reads a template, one pagination token that either door
+/// accepts, one error (kind and message) for the same mistake, the deleted template as the
+/// answer of either delete, and a caller without permission refused before its request is
+/// looked at, with the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creation_templates_are_one_operation_behind_both_doors() {
+    use reqwest::Method;
+    let server = start();
+    let api = admin_api(&server);
+    let base = "/api/v1/repository-creation-templates";
+    let p = format!("both-{}", rand_suffix());
+    let (a, b) = (format!("{p}/a"), format!("{p}/b"));
+    ecr_ok(
+        &server,
+        "CreateRepositoryCreationTemplate",
+        json!({"prefix": a, "appliedFor": ["CREATE_ON_PUSH"], "description": "by ECR"}),
+    )
+    .await;
+    let (status, created) = rest_value(
+        &api,
+        Method::POST,
+        base,
+        Some(
+            json!({"prefix": b, "appliedFor": ["REPLICATION"], "imageTagMutability": "IMMUTABLE"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["repositoryCreationTemplate"]["createdAt"].is_number());
+
+    // Each door reads what the other wrote, in the same shape.
+    for prefix in [&a, &b] {
+        let by_ecr = ecr_ok(
+            &server,
+            "DescribeRepositoryCreationTemplates",
+            json!({"prefixes": [prefix]}),
+        )
+        .await;
+        let by_rest = rest_ok(&api, Method::GET, &format!("{base}/{prefix}"), None).await;
+        assert_eq!(
+            by_rest["repositoryCreationTemplate"], by_ecr["repositoryCreationTemplates"][0],
+            "{prefix}"
+        );
+        assert_eq!(by_rest["registryId"], by_ecr["registryId"]);
+    }
+
+    // A page token of one door is the next page of the other.
+    let page = rest_ok(
+        &api,
+        Method::GET,
+        &format!("{base}?prefix={a}&prefix={b}&limit=1"),
+        None,
+    )
+    .await;
+    assert_eq!(page["repositoryCreationTemplates"][0]["prefix"], a.as_str());
+    let next = ecr_ok(
+        &server,
+        "DescribeRepositoryCreationTemplates",
+        json!({"prefixes": [a, b], "maxResults": 1, "nextToken": page["next"]}),
+    )
+    .await;
+    assert_eq!(next["repositoryCreationTemplates"][0]["prefix"], b.as_str());
+    let first = ecr_ok(
+        &server,
+        "DescribeRepositoryCreationTemplates",
+        json!({"prefixes": [a, b], "maxResults": 1}),
+    )
+    .await;
+    let token = first["nextToken"].as_str().unwrap();
+    let next = rest_ok(
+        &api,
+        Method::GET,
+        &format!("{base}?prefix={a}&prefix={b}&limit=1&after={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(next["repositoryCreationTemplates"][0]["prefix"], b.as_str());
+    assert_eq!(next["next"], Value::Null);
+
+    // The same mistakes, the same errors.
+    let taken = json!({"prefix": a, "appliedFor": ["CREATE_ON_PUSH"]});
+    let (status, code, rest_message) =
+        rest_error_of(rest_value(&api, Method::POST, base, Some(taken.clone())).await);
+    let (kind, ecr_message) =
+        ecr_error_of(ecr_call(&server, "CreateRepositoryCreationTemplate", taken).await);
+    assert_eq!((status, code.as_str()), (409, "ALREADY_EXISTS"));
+    assert_eq!(kind, "TemplateAlreadyExistsException");
+    assert_eq!(rest_message, ecr_message);
+    let (status, code, rest_message) = rest_error_of(
+        rest_value(
+            &api,
+            Method::PUT,
+            &format!("{base}/{p}/none"),
+            Some(json!({"description": "x"})),
+        )
+        .await,
+    );
+    let (kind, ecr_message) = ecr_error_of(
+        ecr_call(
+            &server,
+            "UpdateRepositoryCreationTemplate",
+            json!({"prefix": format!("{p}/none"), "description": "x"}),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (404, "NOT_FOUND"));
+    assert_eq!(kind, "TemplateNotFoundException");
+    assert_eq!(rest_message, ecr_message);
+    let (status, code, rest_message) =
+        rest_error_of(rest_value(&api, Method::GET, &format!("{base}?limit=0"), None).await);
+    let (kind, ecr_message) = ecr_error_of(
+        ecr_call(
+            &server,
+            "DescribeRepositoryCreationTemplates",
+            json!({"maxResults": 0}),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "INVALID_PARAMETER"));
+    assert_eq!(kind, "InvalidParameterException");
+    assert_eq!(rest_message, ecr_message);
+    // The path names the template: a body naming another is refused.
+    let (status, code, _) = rest_error_of(
+        rest_value(
+            &api,
+            Method::PUT,
+            &format!("{base}/{a}"),
+            Some(json!({"prefix": b, "description": "moved"})),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "INVALID_PARAMETER"));
+
+    // An update through one door is what the other reads.
+    rest_ok(
+        &api,
+        Method::PUT,
+        &format!("{base}/{a}/"),
+        Some(json!({"prefix": format!("{a}/"), "description": "by REST"})),
+    )
+    .await;
+    let by_ecr = ecr_ok(
+        &server,
+        "DescribeRepositoryCreationTemplates",
+        json!({"prefixes": [a]}),
+    )
+    .await;
+    assert_eq!(
+        by_ecr["repositoryCreationTemplates"][0]["description"],
+        "by REST"
+    );
+
+    // A caller without permission is refused before its (invalid) request is looked at, with
+    // one message.
+    create_plain_user(&server, "dev", "AKIAECRTESTBOTHDOOR1", "both-doors-secret").await;
+    let dev = Api::with_basic(&server.base, "dev", "plain-user-password");
+    let invalid = json!({"prefix": "Not/Valid", "appliedFor": ["SOMETIMES"]});
+    let (status, code, rest_message) =
+        rest_error_of(rest_value(&dev, Method::POST, base, Some(invalid.clone())).await);
+    let (kind, ecr_message) =
+        ecr_error_of(ecr_call_as_dev(&server, "CreateRepositoryCreationTemplate", invalid).await);
+    assert_eq!((status, code.as_str()), (403, "DENIED"));
+    assert_eq!(kind, "AccessDeniedException");
+    assert_eq!(rest_message, ecr_message);
+    assert!(
+        rest_message.contains("ecr:CreateRepositoryCreationTemplate"),
+        "{rest_message}"
+    );
+
+    // Either delete answers the deleted template, in the one shape.
+    let before = rest_ok(&api, Method::GET, &format!("{base}/{a}"), None).await;
+    let deleted = rest_ok(&api, Method::DELETE, &format!("{base}/{a}"), None).await;
+    assert_eq!(deleted, before);
+    let before = ecr_ok(
+        &server,
+        "DescribeRepositoryCreationTemplates",
+        json!({"prefixes": [b]}),
+    )
+    .await;
+    let deleted = ecr_ok(
+        &server,
+        "DeleteRepositoryCreationTemplate",
+        json!({"prefix": b}),
+    )
+    .await;
+    assert_eq!(
+        deleted["repositoryCreationTemplate"],
+        before["repositoryCreationTemplates"][0]
+    );
+    for prefix in [&a, &b] {
+        let (status, code, _) =
+            rest_error_of(rest_value(&api, Method::GET, &format!("{base}/{prefix}"), None).await);
+        assert_eq!((status, code.as_str()), (404, "NOT_FOUND"));
+    }
+}
+
+/// Pull-through cache rules through both doors: one shape (ECR's members and epoch-second
+/// times, plus Berth's `revalidateSecs` and `quotaBytes`, which both doors take), one
+/// pagination token, one error for the same mistake (taken prefix, unknown rule, unknown
+/// secret, a changed upstream), the deleted rule as the answer of either delete, validation
+/// with the same outcome, and a caller without permission refused before its request is looked
+/// at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_through_rules_are_one_operation_behind_both_doors() {
+    use reqwest::Method;
+    let server = start();
+    let api = admin_api(&server);
+    let base = "/api/v1/pull-through-rules";
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let s = rand_suffix();
+    let (a, b) = (format!("pa{}", &s[..6]), format!("pb{}", &s[..6]));
+    ecr_ok(
+        &server,
+        "CreatePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": a, "upstreamRegistryUrl": upstream, "revalidateSecs": 60}),
+    )
+    .await;
+    let (status, created) = rest_value(
+        &api,
+        Method::POST,
+        base,
+        Some(json!({"ecrRepositoryPrefix": b, "upstreamRegistryUrl": upstream, "quotaBytes": 1_000_000})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["createdAt"].is_number(), "{created}");
+
+    // Each door reads what the other wrote, in the same shape, Berth's members included.
+    for prefix in [&a, &b] {
+        let by_ecr = ecr_ok(
+            &server,
+            "DescribePullThroughCacheRules",
+            json!({"ecrRepositoryPrefixes": [prefix]}),
+        )
+        .await;
+        let by_rest = rest_ok(&api, Method::GET, &format!("{base}/{prefix}"), None).await;
+        assert_eq!(by_rest, by_ecr["pullThroughCacheRules"][0], "{prefix}");
+    }
+    let rule_a = rest_ok(&api, Method::GET, &format!("{base}/{a}"), None).await;
+    assert_eq!(rule_a["revalidateSecs"], 60, "{rule_a}");
+    assert_eq!(rule_a.get("quotaBytes"), None, "{rule_a}");
+    let rule_b = rest_ok(&api, Method::GET, &format!("{base}/{b}"), None).await;
+    assert_eq!(rule_b["quotaBytes"], 1_000_000, "{rule_b}");
+
+    // A page token of one door is the next page of the other.
+    let page = rest_ok(&api, Method::GET, &format!("{base}?limit=1"), None).await;
+    assert_eq!(
+        page["pullThroughCacheRules"][0]["ecrRepositoryPrefix"],
+        a.as_str()
+    );
+    let next = ecr_ok(
+        &server,
+        "DescribePullThroughCacheRules",
+        json!({"maxResults": 1, "nextToken": page["next"]}),
+    )
+    .await;
+    assert_eq!(
+        next["pullThroughCacheRules"][0]["ecrRepositoryPrefix"],
+        b.as_str()
+    );
+    let first = ecr_ok(
+        &server,
+        "DescribePullThroughCacheRules",
+        json!({"maxResults": 1}),
+    )
+    .await;
+    let token = first["nextToken"].as_str().unwrap();
+    let next = rest_ok(
+        &api,
+        Method::GET,
+        &format!("{base}?limit=1&after={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        next["pullThroughCacheRules"][0]["ecrRepositoryPrefix"],
+        b.as_str()
+    );
+    assert_eq!(next["next"], Value::Null);
+
+    // The same mistakes, the same errors.
+    let taken = json!({"ecrRepositoryPrefix": a, "upstreamRegistryUrl": upstream});
+    let (status, code, rest_message) =
+        rest_error_of(rest_value(&api, Method::POST, base, Some(taken.clone())).await);
+    let (kind, ecr_message) =
+        ecr_error_of(ecr_call(&server, "CreatePullThroughCacheRule", taken).await);
+    assert_eq!((status, code.as_str()), (409, "ALREADY_EXISTS"));
+    assert_eq!(kind, "PullThroughCacheRuleAlreadyExistsException");
+    assert_eq!(rest_message, ecr_message);
+    let (status, code, rest_message) =
+        rest_error_of(rest_value(&api, Method::GET, &format!("{base}/none-{s}"), None).await);
+    let (kind, ecr_message) = ecr_error_of(
+        ecr_call(
+            &server,
+            "DescribePullThroughCacheRules",
+            json!({"ecrRepositoryPrefixes": [format!("none-{s}")]}),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (404, "NOT_FOUND"));
+    assert_eq!(kind, "PullThroughCacheRuleNotFoundException");
+    assert_eq!(rest_message, ecr_message);
+    let unknown_secret =
+        "arn:aws:secretsmanager:us-east-1:000000000000:secret:ecr-pullthroughcache/nobody";
+    let (status, code, rest_message) = rest_error_of(
+        rest_value(
+            &api,
+            Method::PUT,
+            &format!("{base}/{a}"),
+            Some(json!({"credentialArn": unknown_secret})),
+        )
+        .await,
+    );
+    let (kind, ecr_message) = ecr_error_of(
+        ecr_call(
+            &server,
+            "UpdatePullThroughCacheRule",
+            json!({"ecrRepositoryPrefix": a, "credentialArn": unknown_secret}),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "INVALID_PARAMETER"));
+    assert_eq!(kind, "SecretNotFoundException");
+    assert_eq!(rest_message, ecr_message);
+    let moved = "http://127.0.0.1:1";
+    let (status, code, rest_message) = rest_error_of(
+        rest_value(
+            &api,
+            Method::PUT,
+            &format!("{base}/{a}"),
+            Some(json!({"upstreamRegistryUrl": moved})),
+        )
+        .await,
+    );
+    let (kind, ecr_message) = ecr_error_of(
+        ecr_call(
+            &server,
+            "UpdatePullThroughCacheRule",
+            json!({"ecrRepositoryPrefix": a, "upstreamRegistryUrl": moved}),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "INVALID_PARAMETER"));
+    assert_eq!(kind, "InvalidParameterException");
+    assert_eq!(rest_message, ecr_message);
+    // The path names the rule: a body naming another is refused.
+    let (status, code, _) = rest_error_of(
+        rest_value(
+            &api,
+            Method::PUT,
+            &format!("{base}/{a}"),
+            Some(json!({"ecrRepositoryPrefix": b, "quotaBytes": 5})),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "INVALID_PARAMETER"));
+    assert_eq!(
+        rest_ok(&api, Method::GET, &format!("{base}/{b}"), None).await["quotaBytes"],
+        1_000_000
+    );
+
+    // An update through one door is what the other reads (Berth's members through ECR too).
+    let updated = ecr_ok(
+        &server,
+        "UpdatePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": b, "quotaBytes": 2_000_000}),
+    )
+    .await;
+    assert_eq!(
+        rest_ok(&api, Method::GET, &format!("{base}/{b}"), None).await,
+        updated
+    );
+
+    // Validation reaches the (closed) upstream the same way through both doors.
+    let by_rest = rest_ok(
+        &api,
+        Method::GET,
+        &format!("{base}/{a}?validate=true"),
+        None,
+    )
+    .await;
+    let by_ecr = ecr_ok(
+        &server,
+        "ValidatePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": a}),
+    )
+    .await;
+    for answer in [&by_rest, &by_ecr] {
+        assert_eq!(answer["isValid"], false, "{answer}");
+        assert!(
+            answer["failure"]
+                .as_str()
+                .is_some_and(|f| f.contains("could not be reached")),
+            "{answer}"
+        );
+        assert_eq!(answer["ecrRepositoryPrefix"], a.as_str(), "{answer}");
+    }
+
+    // A caller without permission is refused before its (invalid) request is looked at, with
+    // one message (ECR used to answer InvalidParameterException for the registry id first).
+    create_plain_user(&server, "dev", "AKIAECRTESTBOTHDOOR1", "both-doors-secret").await;
+    let dev = Api::with_basic(&server.base, "dev", "plain-user-password");
+    let invalid = json!({"ecrRepositoryPrefix": "Not Valid", "upstreamRegistryUrl": "ftp://x",
+                         "registryId": "999999999999"});
+    let (status, code, rest_message) =
+        rest_error_of(rest_value(&dev, Method::POST, base, Some(invalid.clone())).await);
+    let (kind, ecr_message) =
+        ecr_error_of(ecr_call_as_dev(&server, "CreatePullThroughCacheRule", invalid).await);
+    assert_eq!((status, code.as_str()), (403, "DENIED"));
+    assert_eq!(kind, "AccessDeniedException");
+    assert_eq!(rest_message, ecr_message);
+
+    // Either delete answers the deleted rule, in the one shape; then it is gone for both.
+    let deleted = rest_ok(&api, Method::DELETE, &format!("{base}/{a}"), None).await;
+    assert_eq!(deleted, rule_a);
+    let before = rest_ok(&api, Method::GET, &format!("{base}/{b}"), None).await;
+    let deleted = ecr_ok(
+        &server,
+        "DeletePullThroughCacheRule",
+        json!({"ecrRepositoryPrefix": b}),
+    )
+    .await;
+    assert_eq!(deleted, before);
+    for prefix in [&a, &b] {
+        let (status, code, _) = rest_error_of(
+            rest_value(&api, Method::DELETE, &format!("{base}/{prefix}"), None).await,
+        );
+        assert_eq!((status, code.as_str()), (404, "NOT_FOUND"));
+    }
+    let listed = ecr_ok(&server, "DescribePullThroughCacheRules", json!({})).await;
+    assert_eq!(listed["pullThroughCacheRules"], json!([]));
+}

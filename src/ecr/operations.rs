@@ -13,7 +13,6 @@ use crate::oci::{Algorithm, Digest, RepoName, Tag};
 use crate::ops::repositories::repository_name;
 use crate::ops::shapes::*;
 use crate::ops::{decode_token, encode_token, max_results};
-use crate::policy::templates::{Template, TemplateFields};
 use crate::policy::Action;
 use crate::service::{ImageDelete, ImageLookup, ImagePut};
 
@@ -65,19 +64,21 @@ pub async fn dispatch(
         "StartImageScan" => run!(start_image_scan),
         "DescribeImageScanFindings" => run!(describe_image_scan_findings),
         "PutRegistryScanningConfiguration" => run!(put_registry_scanning_configuration),
-        "CreatePullThroughCacheRule" => run!(create_pull_through_cache_rule),
-        "DescribePullThroughCacheRules" => run!(describe_pull_through_cache_rules),
-        "UpdatePullThroughCacheRule" => run!(update_pull_through_cache_rule),
-        "DeletePullThroughCacheRule" => run!(delete_pull_through_cache_rule),
-        "ValidatePullThroughCacheRule" => run!(validate_pull_through_cache_rule),
+        "CreatePullThroughCacheRule" => op!(CreatePullThroughCacheRuleRequest),
+        "DescribePullThroughCacheRules" => op!(DescribePullThroughCacheRulesRequest),
+        "UpdatePullThroughCacheRule" => op!(UpdatePullThroughCacheRuleRequest),
+        "DeletePullThroughCacheRule" => op!(DeletePullThroughCacheRuleRequest),
+        "ValidatePullThroughCacheRule" => op!(ValidatePullThroughCacheRuleRequest),
         "GetRegistryScanningConfiguration" => run!(get_registry_scanning_configuration),
         "TagResource" => op!(TagResourceRequest),
         "UntagResource" => op!(UntagResourceRequest),
         "ListTagsForResource" => op!(ListTagsForResourceRequest),
-        "CreateRepositoryCreationTemplate" => run!(create_repository_creation_template),
-        "DescribeRepositoryCreationTemplates" => run!(describe_repository_creation_templates),
-        "UpdateRepositoryCreationTemplate" => run!(update_repository_creation_template),
-        "DeleteRepositoryCreationTemplate" => run!(delete_repository_creation_template),
+        "CreateRepositoryCreationTemplate" => op!(CreateRepositoryCreationTemplateRequest),
+        "DescribeRepositoryCreationTemplates" => {
+            op!(DescribeRepositoryCreationTemplatesRequest)
+        }
+        "UpdateRepositoryCreationTemplate" => op!(UpdateRepositoryCreationTemplateRequest),
+        "DeleteRepositoryCreationTemplate" => op!(DeleteRepositoryCreationTemplateRequest),
         other if Action::from_operation(other).is_some() => Err(EcrError::new(
             "UnknownOperationException",
             format!("Berth does not implement the ECR operation {other} yet"),
@@ -718,122 +719,6 @@ async fn batch_check_layer_availability(
     Ok(BatchCheckLayerAvailabilityResponse { layers, failures })
 }
 
-// ---- repository creation templates ----
-
-/// A template in ECR's `RepositoryCreationTemplate` shape.
-fn creation_template(t: &Template) -> serde_json::Value {
-    let mut m = t.to_json();
-    m.insert("createdAt".into(), timestamp(t.created_at).into());
-    m.insert("updatedAt".into(), timestamp(t.updated_at).into());
-    serde_json::Value::Object(m)
-}
-
-/// The template exceptions for the service's `AlreadyExists` / `NotFound`.
-fn template_error(e: Error) -> EcrError {
-    match e {
-        Error::AlreadyExists(m) => EcrError::new("TemplateAlreadyExistsException", m),
-        Error::NotFound(m) => EcrError::new("TemplateNotFoundException", m),
-        other => other.into(),
-    }
-}
-
-fn template_response(call: &Call<'_>, t: &Template) -> RepositoryCreationTemplateResponse {
-    RepositoryCreationTemplateResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_creation_template: creation_template(t),
-    }
-}
-
-/// CreateRepositoryCreationTemplate.
-async fn create_repository_creation_template(
-    call: &Call<'_>,
-    input: TemplateFields,
-) -> EcrResult<RepositoryCreationTemplateResponse> {
-    call.authorize(Action::CreateRepositoryCreationTemplate, &Target::Registry)
-        .await?;
-    let t = call
-        .app
-        .registry
-        .create_template(&input)
-        .await
-        .map_err(template_error)?;
-    Ok(template_response(call, &t))
-}
-
-/// UpdateRepositoryCreationTemplate: the members given replace the stored ones.
-async fn update_repository_creation_template(
-    call: &Call<'_>,
-    input: TemplateFields,
-) -> EcrResult<RepositoryCreationTemplateResponse> {
-    call.authorize(Action::UpdateRepositoryCreationTemplate, &Target::Registry)
-        .await?;
-    let prefix = match &input.prefix {
-        Some(serde_json::Value::String(p)) => p.clone(),
-        Some(_) => return Err(EcrError::invalid(
-            "Invalid parameter at 'prefix' failed to satisfy constraint: 'Member must be a string'",
-        )),
-        None => return Err(EcrError::invalid(
-            "Invalid parameter at 'prefix' failed to satisfy constraint: 'Member must not be null'",
-        )),
-    };
-    let t = call
-        .app
-        .registry
-        .update_template(&prefix, &input)
-        .await
-        .map_err(template_error)?;
-    Ok(template_response(call, &t))
-}
-
-/// DeleteRepositoryCreationTemplate: answers the deleted template.
-async fn delete_repository_creation_template(
-    call: &Call<'_>,
-    input: RepositoryCreationTemplatePrefixRequest,
-) -> EcrResult<RepositoryCreationTemplateResponse> {
-    call.authorize(Action::DeleteRepositoryCreationTemplate, &Target::Registry)
-        .await?;
-    let t = call
-        .app
-        .registry
-        .delete_template(&input.prefix)
-        .await
-        .map_err(template_error)?;
-    Ok(template_response(call, &t))
-}
-
-/// DescribeRepositoryCreationTemplates: by prefix (byte order), paginated by the last prefix.
-async fn describe_repository_creation_templates(
-    call: &Call<'_>,
-    input: DescribeRepositoryCreationTemplatesRequest,
-) -> EcrResult<DescribeRepositoryCreationTemplatesResponse> {
-    const TOKEN: &str = "DescribeRepositoryCreationTemplates";
-    call.authorize(
-        Action::DescribeRepositoryCreationTemplates,
-        &Target::Registry,
-    )
-    .await?;
-    let limit = max_results(input.max_results, 100)?;
-    let after = match &input.next_token {
-        Some(token) => decode_token(TOKEN, token, 1)?.remove(0),
-        None => String::new(),
-    };
-    let mut found = call
-        .app
-        .registry
-        .describe_templates(input.prefixes.as_deref(), &after, limit + 1)
-        .await
-        .map_err(template_error)?;
-    let next_token = (found.len() > limit).then(|| {
-        found.truncate(limit);
-        encode_token(TOKEN, &[found[limit - 1].prefix.as_str()])
-    });
-    Ok(DescribeRepositoryCreationTemplatesResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_creation_templates: found.iter().map(creation_template).collect(),
-        next_token,
-    })
-}
-
 // ---- image scanning ----
 
 /// PutImageScanningConfiguration: a repository's scan-on-push flag.
@@ -1038,185 +923,6 @@ async fn describe_image_scan_findings(
                 .collect(),
         }),
         next_token,
-    })
-}
-
-// ---- pull-through cache rules ----
-
-fn rule_error(e: crate::proxy::RuleError) -> EcrError {
-    use crate::proxy::RuleError;
-    match e {
-        RuleError::AlreadyExists(m) => {
-            EcrError::new("PullThroughCacheRuleAlreadyExistsException", m)
-        }
-        RuleError::NotFound(m) => EcrError::new("PullThroughCacheRuleNotFoundException", m),
-        RuleError::SecretNotFound(m) => EcrError::new("SecretNotFoundException", m),
-        RuleError::Invalid(m) => EcrError::invalid(m),
-        RuleError::Other(e) => e.into(),
-    }
-}
-
-fn rule_shape(call: &Call<'_>, r: &crate::meta::StoredRule) -> PullThroughCacheRule {
-    PullThroughCacheRule {
-        ecr_repository_prefix: r.rule.prefix.clone(),
-        upstream_registry_url: Some(r.rule.upstream_url.clone()),
-        created_at: Some(timestamp(r.rule.created_at)),
-        updated_at: Some(timestamp(r.rule.updated_at)),
-        registry_id: call.registry_id().to_owned(),
-        upstream_registry: Some(r.rule.upstream_registry.clone()),
-        credential_arn: r.rule.credential_arn.clone(),
-        custom_role_arn: r.rule.custom_role_arn.clone(),
-        upstream_repository_prefix: r.rule.upstream_repository_prefix.clone(),
-        is_valid: None,
-        failure: None,
-    }
-}
-
-/// CreatePullThroughCacheRule: a local prefix served from an upstream registry.
-async fn create_pull_through_cache_rule(
-    call: &Call<'_>,
-    input: CreatePullThroughCacheRuleRequest,
-) -> EcrResult<PullThroughCacheRule> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    call.authorize(Action::CreatePullThroughCacheRule, &Target::Registry)
-        .await?;
-    let rule = call
-        .app
-        .pull_through
-        .create_rule(&crate::proxy::RuleInput {
-            ecr_repository_prefix: input.ecr_repository_prefix,
-            upstream_registry_url: input.upstream_registry_url,
-            upstream_registry: input.upstream_registry,
-            credential_arn: input.credential_arn,
-            custom_role_arn: input.custom_role_arn,
-            upstream_repository_prefix: input.upstream_repository_prefix,
-            ..Default::default()
-        })
-        .await
-        .map_err(rule_error)?;
-    Ok(PullThroughCacheRule {
-        updated_at: None,
-        ..rule_shape(call, &rule)
-    })
-}
-
-/// DescribePullThroughCacheRules: every rule, or the named ones (all must exist).
-async fn describe_pull_through_cache_rules(
-    call: &Call<'_>,
-    input: DescribePullThroughCacheRulesRequest,
-) -> EcrResult<DescribePullThroughCacheRulesResponse> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    call.authorize(Action::DescribePullThroughCacheRules, &Target::Registry)
-        .await?;
-    let limit = max_results(input.max_results, 100)?;
-    let wanted = crate::proxy::manage::prefixes_filter(
-        input.ecr_repository_prefixes.as_deref().unwrap_or_default(),
-    )?;
-    let rules = call.app.registry.meta.pull_through_rules().await?;
-    for w in &wanted {
-        if !rules.iter().any(|r| &r.rule.prefix == w) {
-            return Err(EcrError::new(
-                "PullThroughCacheRuleNotFoundException",
-                format!(
-                    "The pull through cache rule with prefix '{w}' does not exist in the registry with id '{}'",
-                    call.registry_id()
-                ),
-            ));
-        }
-    }
-    let after = match input.next_token.as_deref() {
-        Some(token) => decode_token("pull-through-rules", token, 1)?.pop(),
-        None => None,
-    };
-    let mut page: Vec<_> = rules
-        .iter()
-        .filter(|r| wanted.is_empty() || wanted.contains(&r.rule.prefix))
-        .filter(|r| after.as_ref().map_or(true, |a| &r.rule.prefix > a))
-        .collect();
-    let more = page.len() > limit;
-    page.truncate(limit);
-    let next_token = match (more, page.last()) {
-        (true, Some(last)) => Some(encode_token("pull-through-rules", &[&last.rule.prefix])),
-        _ => None,
-    };
-    Ok(DescribePullThroughCacheRulesResponse {
-        pull_through_cache_rules: page.into_iter().map(|r| rule_shape(call, r)).collect(),
-        next_token,
-    })
-}
-
-/// UpdatePullThroughCacheRule: a new credential (or role) for a rule.
-async fn update_pull_through_cache_rule(
-    call: &Call<'_>,
-    input: PullThroughCacheRuleRequest,
-) -> EcrResult<PullThroughCacheRule> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    call.authorize(Action::UpdatePullThroughCacheRule, &Target::Registry)
-        .await?;
-    let rule = call
-        .app
-        .pull_through
-        .update_rule(&crate::proxy::RuleInput {
-            ecr_repository_prefix: input.ecr_repository_prefix,
-            credential_arn: input.credential_arn,
-            custom_role_arn: input.custom_role_arn,
-            ..Default::default()
-        })
-        .await
-        .map_err(rule_error)?;
-    Ok(PullThroughCacheRule {
-        upstream_registry_url: None,
-        created_at: None,
-        upstream_registry: None,
-        ..rule_shape(call, &rule)
-    })
-}
-
-/// DeletePullThroughCacheRule: the rule goes, its cached repositories stay.
-async fn delete_pull_through_cache_rule(
-    call: &Call<'_>,
-    input: PullThroughCacheRuleRequest,
-) -> EcrResult<PullThroughCacheRule> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    call.authorize(Action::DeletePullThroughCacheRule, &Target::Registry)
-        .await?;
-    let rule = call
-        .app
-        .pull_through
-        .delete_rule(&input.ecr_repository_prefix)
-        .await
-        .map_err(rule_error)?;
-    Ok(PullThroughCacheRule {
-        updated_at: None,
-        upstream_registry: None,
-        ..rule_shape(call, &rule)
-    })
-}
-
-/// ValidatePullThroughCacheRule: reaches the upstream with the rule's credential and says what
-/// failed.
-async fn validate_pull_through_cache_rule(
-    call: &Call<'_>,
-    input: PullThroughCacheRuleRequest,
-) -> EcrResult<PullThroughCacheRule> {
-    call.check_registry_id(input.registry_id.as_deref())?;
-    call.authorize(Action::ValidatePullThroughCacheRule, &Target::Registry)
-        .await?;
-    let rule = call
-        .app
-        .pull_through
-        .find_rule(&input.ecr_repository_prefix)
-        .await
-        .map_err(rule_error)?;
-    let (is_valid, failure) =
-        crate::proxy::manage::validation_outcome(call.app.pull_through.validate(&rule).await);
-    Ok(PullThroughCacheRule {
-        created_at: None,
-        updated_at: None,
-        upstream_registry: None,
-        is_valid: Some(is_valid),
-        failure,
-        ..rule_shape(call, &rule)
     })
 }
 

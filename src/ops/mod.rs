@@ -11,10 +11,12 @@
 
 pub mod lifecycle;
 pub mod policies;
+pub mod pull_through;
 pub mod registry;
 pub mod repositories;
 pub mod resource_tags;
 pub mod shapes;
+pub mod templates;
 
 use std::future::Future;
 use std::sync::Mutex;

@@ -887,10 +887,15 @@ pub struct GetRegistryScanningConfigurationResponse {
 
 // ---- pull-through cache rules ----
 
+/// CreatePullThroughCacheRule, plus Berth's `revalidateSecs` and `quotaBytes`. Required members
+/// default to empty here and are refused by the operation, after the gate (a refused caller
+/// learns nothing from its request); the same holds for the requests below.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatePullThroughCacheRuleRequest {
+    #[serde(default)]
     pub ecr_repository_prefix: String,
+    #[serde(default)]
     pub upstream_registry_url: String,
     #[serde(default)]
     pub registry_id: Option<String>,
@@ -902,36 +907,47 @@ pub struct CreatePullThroughCacheRuleRequest {
     pub custom_role_arn: Option<String>,
     #[serde(default)]
     pub upstream_repository_prefix: Option<String>,
+    /// Berth: seconds a cached tag is served before it is checked upstream again (default from
+    /// `[pull_through] revalidate_secs`).
+    #[serde(default)]
+    pub revalidate_secs: Option<i64>,
+    /// Berth: the most bytes the rule's cached images may hold.
+    #[serde(default)]
+    pub quota_bytes: Option<i64>,
 }
 
-/// CreatePullThroughCacheRule's, DeletePullThroughCacheRule's and ValidatePullThroughCacheRule's
-/// answer, and one rule of DescribePullThroughCacheRules (absent members omitted).
+/// A pull-through cache rule: the answer of every rule operation (Create, Update, Delete,
+/// Validate) and one rule of DescribePullThroughCacheRules. Always the whole rule (SDKs read the
+/// members of their operation's output and ignore the others); absent members are omitted.
 #[derive(Debug, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PullThroughCacheRule {
     pub ecr_repository_prefix: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_registry_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<Timestamp>,
+    pub upstream_registry_url: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     pub registry_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_registry: Option<String>,
+    pub upstream_registry: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_role_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_repository_prefix: Option<String>,
+    /// Berth: the rule's revalidation interval in seconds (its own or the configured default).
+    pub revalidate_secs: i64,
+    /// Berth: the rule's cache quota in bytes, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<i64>,
+    /// ValidatePullThroughCacheRule: whether the upstream accepted the rule's credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_valid: Option<bool>,
+    /// ValidatePullThroughCacheRule: what failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribePullThroughCacheRulesRequest {
     #[serde(default)]
@@ -952,10 +968,13 @@ pub struct DescribePullThroughCacheRulesResponse {
     pub next_token: Option<String>,
 }
 
-/// UpdatePullThroughCacheRule, DeletePullThroughCacheRule and ValidatePullThroughCacheRule.
-#[derive(Debug, Deserialize)]
+/// UpdatePullThroughCacheRule: the credential and role replace the stored ones; Berth's
+/// `revalidateSecs` and `quotaBytes` replace them when given. A rule's upstream cannot change:
+/// `upstreamRegistryUrl`, `upstreamRegistry` or `upstreamRepositoryPrefix` are refused.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PullThroughCacheRuleRequest {
+pub struct UpdatePullThroughCacheRuleRequest {
+    #[serde(default)]
     pub ecr_repository_prefix: String,
     #[serde(default)]
     pub registry_id: Option<String>,
@@ -963,15 +982,61 @@ pub struct PullThroughCacheRuleRequest {
     pub credential_arn: Option<String>,
     #[serde(default)]
     pub custom_role_arn: Option<String>,
+    #[serde(default)]
+    pub revalidate_secs: Option<i64>,
+    #[serde(default)]
+    pub quota_bytes: Option<i64>,
+    #[serde(default)]
+    pub upstream_registry_url: Option<serde_json::Value>,
+    #[serde(default)]
+    pub upstream_registry: Option<serde_json::Value>,
+    #[serde(default)]
+    pub upstream_repository_prefix: Option<serde_json::Value>,
+}
+
+/// DeletePullThroughCacheRule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletePullThroughCacheRuleRequest {
+    #[serde(default)]
+    pub ecr_repository_prefix: String,
+    #[serde(default)]
+    pub registry_id: Option<String>,
+}
+
+/// ValidatePullThroughCacheRule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatePullThroughCacheRuleRequest {
+    #[serde(default)]
+    pub ecr_repository_prefix: String,
+    #[serde(default)]
+    pub registry_id: Option<String>,
 }
 
 // ---- repository creation templates ----
-// Create and Update take `crate::policy::templates::TemplateFields`; templates are answered as
-// `Template::to_json` with the times added, so both APIs share one shape.
 
-#[derive(Debug, Deserialize)]
+/// CreateRepositoryCreationTemplate: the template's members, each checked (naming the member)
+/// by `crate::policy::templates::Template::create`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateRepositoryCreationTemplateRequest {
+    #[serde(flatten)]
+    pub fields: crate::policy::templates::TemplateFields,
+}
+
+/// UpdateRepositoryCreationTemplate: `prefix` names the template; the other members given
+/// replace the stored ones.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateRepositoryCreationTemplateRequest {
+    #[serde(flatten)]
+    pub fields: crate::policy::templates::TemplateFields,
+}
+
+/// DeleteRepositoryCreationTemplate.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RepositoryCreationTemplatePrefixRequest {
+pub struct DeleteRepositoryCreationTemplateRequest {
+    #[serde(default)]
     pub prefix: String,
 }
 
@@ -986,18 +1051,46 @@ pub struct DescribeRepositoryCreationTemplatesRequest {
     pub max_results: Option<i64>,
 }
 
+/// A repository creation template in ECR's shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryCreationTemplate {
+    /// `ROOT`, or a prefix without its trailing `/`.
+    pub prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub encryption_configuration: EncryptionConfiguration,
+    pub resource_tags: Vec<ResourceTag>,
+    pub image_tag_mutability: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub image_tag_mutability_exclusion_filters: Vec<crate::policy::mutability::ExclusionFilter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_policy: Option<String>,
+    pub applied_for: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_role_arn: Option<String>,
+    /// Berth: scan on push for the repositories created from the template (only when set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_scanning_configuration: Option<ImageScanningConfiguration>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The answer of Create, Update and DeleteRepositoryCreationTemplate.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryCreationTemplateResponse {
     pub registry_id: String,
-    pub repository_creation_template: serde_json::Value,
+    pub repository_creation_template: RepositoryCreationTemplate,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRepositoryCreationTemplatesResponse {
     pub registry_id: String,
-    pub repository_creation_templates: Vec<serde_json::Value>,
+    pub repository_creation_templates: Vec<RepositoryCreationTemplate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }

@@ -235,11 +235,6 @@ impl TagMutability {
         serde_json::to_string(&self.exclusion_filters).unwrap_or_else(|_| "[]".into())
     }
 
-    /// The filters as a JSON value, for responses.
-    pub fn filters_value(&self) -> Value {
-        serde_json::to_value(&self.exclusion_filters).unwrap_or(Value::Array(Vec::new()))
-    }
-
     fn excluded(&self, tag: &str) -> bool {
         self.exclusion_filters
             .iter()

@@ -17,7 +17,7 @@
 //! * Selection ([`select`]): among the templates whose `appliedFor` includes the kind of
 //!   creation, the one with the longest prefix covering the name, else `ROOT`.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::document::{PolicyDocument, PolicyKind};
 use super::mutability::TagMutability;
@@ -419,54 +419,6 @@ impl Template {
                 .strip_prefix(self.prefix.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
     }
-
-    /// ECR's `RepositoryCreationTemplate` members, without the times (each API writes those in
-    /// its own format).
-    pub fn to_json(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("prefix".into(), json!(self.prefix));
-        if let Some(d) = &self.description {
-            m.insert("description".into(), json!(d));
-        }
-        m.insert(
-            "encryptionConfiguration".into(),
-            json!({"encryptionType": "AES256"}),
-        );
-        let tags: Vec<Value> = self
-            .resource_tags
-            .iter()
-            .map(|(k, v)| json!({"Key": k, "Value": v}))
-            .collect();
-        m.insert("resourceTags".into(), Value::Array(tags));
-        m.insert(
-            "imageTagMutability".into(),
-            json!(self.tag_mutability.mode.as_str()),
-        );
-        if !self.tag_mutability.exclusion_filters.is_empty() {
-            m.insert(
-                "imageTagMutabilityExclusionFilters".into(),
-                self.tag_mutability.filters_value(),
-            );
-        }
-        if let Some(p) = &self.repository_policy {
-            m.insert("repositoryPolicy".into(), json!(p));
-        }
-        if let Some(p) = &self.lifecycle_policy {
-            m.insert("lifecyclePolicy".into(), json!(p));
-        }
-        let kinds: Vec<&str> = self.applied_for.iter().map(|k| k.as_str()).collect();
-        m.insert("appliedFor".into(), json!(kinds));
-        if let Some(r) = &self.custom_role_arn {
-            m.insert("customRoleArn".into(), json!(r));
-        }
-        if let Some(s) = self.scan_on_push {
-            m.insert(
-                "imageScanningConfiguration".into(),
-                json!({"scanOnPush": s}),
-            );
-        }
-        m
-    }
 }
 
 /// The prefixes that could cover `name`: every leading run of its components, and `ROOT`.
@@ -497,6 +449,7 @@ pub fn select<'a>(templates: &'a [Template], name: &str, kind: AppliedFor) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fields(v: Value) -> TemplateFields {
         serde_json::from_value(v).unwrap()
@@ -564,7 +517,6 @@ mod tests {
         );
         assert_eq!(t.tag_mutability, TagMutability::default());
         assert_eq!(t.scan_on_push, None);
-        assert!(!t.to_json().contains_key("imageScanningConfiguration"));
     }
 
     #[test]
@@ -612,10 +564,6 @@ mod tests {
         assert_eq!(t.scan_on_push, Some(true));
         assert!(t.lifecycle_policy.is_some());
         assert!(t.repository_policy.is_none());
-        assert_eq!(
-            t.to_json()["imageScanningConfiguration"]["scanOnPush"],
-            true
-        );
     }
 
     #[test]

@@ -268,6 +268,12 @@ impl PullThrough {
             .unwrap_or(self.default_revalidate)
     }
 
+    /// How many seconds a cached tag of `rule` is served before it is checked upstream again:
+    /// the rule's own interval or `[pull_through] revalidate_secs`.
+    pub fn revalidate_secs(&self, rule: &StoredRule) -> i64 {
+        i64::try_from(self.revalidate_after(rule).as_secs()).unwrap_or(i64::MAX)
+    }
+
     async fn ensure_repository(&self, name: &RepoName, rights: MissRights) -> Result<i64> {
         if let Some(id) = self.registry.repository_id(name).await? {
             return Ok(id);

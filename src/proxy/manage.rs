@@ -1,10 +1,12 @@
-//! Managing pull-through cache rules, shared by the ECR API and the native admin API: validation
-//! as ECR does it (plus Berth's checks that a named credential is configured), storage, and
-//! validation against the upstream.
+//! Managing pull-through cache rules, the use cases behind the rule operations
+//! (`crate::ops::pull_through`): validation as ECR does it (plus Berth's checks that a named
+//! credential is configured), storage, and validation against the upstream. Refusals are domain
+//! errors with ECR's kinds (`Missing::PullThroughCacheRule`, `Existing::PullThroughCacheRule`,
+//! `Missing::Secret`), so every door answers them alike.
 
 use super::cache::PullThrough;
 use super::rules::{credential_name, parse_upstream_url, upstream_registry_kind, validate_prefix};
-use crate::error::{Error, Result};
+use crate::error::{Error, Existing, Missing, Result};
 use crate::meta::{RuleRecord, StoredRule};
 
 /// A rule as CreatePullThroughCacheRule (or the REST API) asks for it.
@@ -22,37 +24,20 @@ pub struct RuleInput {
     pub quota_bytes: Option<i64>,
 }
 
-/// Why a rule change was refused, in ECR's terms.
-#[derive(Debug)]
-pub enum RuleError {
-    AlreadyExists(String),
-    NotFound(String),
-    /// `credentialArn` names a secret Berth has no credential for.
-    SecretNotFound(String),
-    Invalid(String),
-    Other(Error),
+/// ECR's answer for a rule that does not exist.
+pub fn rule_not_found(prefix: &str, registry_id: &str) -> Error {
+    Error::Missing(
+        Missing::PullThroughCacheRule,
+        format!(
+            "The pull through cache rule with prefix '{prefix}' does not exist in the registry \
+             with id '{registry_id}'"
+        ),
+    )
 }
 
-impl From<Error> for RuleError {
-    fn from(e: Error) -> Self {
-        RuleError::Other(e)
-    }
-}
-
-impl From<RuleError> for Error {
-    fn from(e: RuleError) -> Self {
-        match e {
-            RuleError::AlreadyExists(m) => Error::AlreadyExists(m),
-            RuleError::NotFound(m) => Error::NotFound(m),
-            RuleError::SecretNotFound(m) | RuleError::Invalid(m) => Error::InvalidParameter(m),
-            RuleError::Other(e) => e,
-        }
-    }
-}
-
-fn optional_positive(field: &str, v: Option<i64>) -> std::result::Result<Option<i64>, RuleError> {
+fn optional_positive(field: &str, v: Option<i64>) -> Result<Option<i64>> {
     match v {
-        Some(n) if n <= 0 => Err(RuleError::Invalid(format!(
+        Some(n) if n <= 0 => Err(Error::InvalidParameter(format!(
             "Invalid parameter at '{field}': must be a positive number, got {n}"
         ))),
         other => Ok(other),
@@ -60,33 +45,33 @@ fn optional_positive(field: &str, v: Option<i64>) -> std::result::Result<Option<
 }
 
 impl PullThrough {
-    fn check_credential(&self, arn: &Option<String>) -> std::result::Result<(), RuleError> {
+    fn check_credential(&self, arn: &Option<String>) -> Result<()> {
         let Some(arn) = arn else { return Ok(()) };
-        let name =
-            credential_name(arn, self.region(), self.registry_id()).map_err(RuleError::Invalid)?;
+        let name = credential_name(arn, self.region(), self.registry_id())
+            .map_err(Error::InvalidParameter)?;
         if self.has_credential(&name) {
             Ok(())
         } else {
-            Err(RuleError::SecretNotFound(format!(
-                "The specified secret {arn} could not be found: Berth holds no credential named \
-                 {name:?} ([pull_through] credentials_file or credentials)"
-            )))
+            Err(Error::Missing(
+                Missing::Secret,
+                format!(
+                    "The specified secret {arn} could not be found: Berth holds no credential \
+                     named {name:?} ([pull_through] credentials_file or credentials)"
+                ),
+            ))
         }
     }
 
     /// CreatePullThroughCacheRule.
-    pub async fn create_rule(
-        &self,
-        input: &RuleInput,
-    ) -> std::result::Result<StoredRule, RuleError> {
+    pub async fn create_rule(&self, input: &RuleInput) -> Result<StoredRule> {
         let prefix = validate_prefix("ecrRepositoryPrefix", &input.ecr_repository_prefix)
-            .map_err(RuleError::Invalid)?;
+            .map_err(Error::InvalidParameter)?;
         let upstream =
-            parse_upstream_url(&input.upstream_registry_url).map_err(RuleError::Invalid)?;
+            parse_upstream_url(&input.upstream_registry_url).map_err(Error::InvalidParameter)?;
         let kind = upstream_registry_kind(&upstream);
         if let Some(given) = &input.upstream_registry {
             if given != kind {
-                return Err(RuleError::Invalid(format!(
+                return Err(Error::InvalidParameter(format!(
                     "Invalid parameter at 'upstreamRegistry': {} is {kind}, not {given}",
                     upstream.authority
                 )));
@@ -98,7 +83,7 @@ impl PullThrough {
             .filter(|p| *p != "ROOT")
             .map(|p| validate_prefix("upstreamRepositoryPrefix", p))
             .transpose()
-            .map_err(RuleError::Invalid)?;
+            .map_err(Error::InvalidParameter)?;
         self.check_credential(&input.credential_arn)?;
         if upstream.scheme == "http" {
             tracing::warn!(prefix = %prefix, upstream = %upstream.authority, "pull-through rule uses plain http: only for upstreams inside a private network");
@@ -119,18 +104,26 @@ impl PullThrough {
             .create_pull_through_rule(&record)
             .await?
         {
-            return Err(RuleError::AlreadyExists(format!(
-                "A pull through cache rule with prefix '{prefix}' already exists in the registry \
-                 with id '{}'",
-                self.registry_id()
-            )));
+            return Err(Error::Exists(
+                Existing::PullThroughCacheRule,
+                format!(
+                    "A pull through cache rule with prefix '{prefix}' already exists in the \
+                     registry with id '{}'",
+                    self.registry_id()
+                ),
+            ));
         }
         self.rules_changed();
         self.find_rule(&prefix).await
     }
 
+    /// Every rule, by prefix, as stored now (not the cached copy pulls use).
+    pub async fn all_rules(&self) -> Result<Vec<StoredRule>> {
+        self.registry().meta.pull_through_rules().await
+    }
+
     /// The stored rule with this prefix (given with or without its trailing `/`).
-    pub async fn find_rule(&self, prefix: &str) -> std::result::Result<StoredRule, RuleError> {
+    pub async fn find_rule(&self, prefix: &str) -> Result<StoredRule> {
         let wanted = prefix.strip_suffix('/').unwrap_or(prefix);
         self.registry()
             .meta
@@ -138,20 +131,11 @@ impl PullThrough {
             .await?
             .into_iter()
             .find(|r| r.rule.prefix == wanted)
-            .ok_or_else(|| {
-                RuleError::NotFound(format!(
-                    "The pull through cache rule with prefix '{wanted}' does not exist in the \
-                     registry with id '{}'",
-                    self.registry_id()
-                ))
-            })
+            .ok_or_else(|| rule_not_found(wanted, self.registry_id()))
     }
 
     /// UpdatePullThroughCacheRule: replaces the credential and role (and Berth's settings).
-    pub async fn update_rule(
-        &self,
-        input: &RuleInput,
-    ) -> std::result::Result<StoredRule, RuleError> {
+    pub async fn update_rule(&self, input: &RuleInput) -> Result<StoredRule> {
         let existing = self.find_rule(&input.ecr_repository_prefix).await?;
         self.check_credential(&input.credential_arn)?;
         let record = RuleRecord {
@@ -172,17 +156,14 @@ impl PullThrough {
             .update_pull_through_rule(&record)
             .await?
         {
-            return Err(RuleError::NotFound(format!(
-                "The pull through cache rule with prefix '{}' does not exist",
-                record.prefix
-            )));
+            return Err(rule_not_found(&record.prefix, self.registry_id()));
         }
         self.rules_changed();
         self.find_rule(&record.prefix).await
     }
 
     /// DeletePullThroughCacheRule: the cached repositories stay (as ECR leaves them).
-    pub async fn delete_rule(&self, prefix: &str) -> std::result::Result<StoredRule, RuleError> {
+    pub async fn delete_rule(&self, prefix: &str) -> Result<StoredRule> {
         let wanted = prefix.strip_suffix('/').unwrap_or(prefix);
         let deleted = self
             .registry()
@@ -190,13 +171,7 @@ impl PullThrough {
             .delete_pull_through_rule(wanted)
             .await?;
         self.rules_changed();
-        deleted.ok_or_else(|| {
-            RuleError::NotFound(format!(
-                "The pull through cache rule with prefix '{wanted}' does not exist in the registry \
-                 with id '{}'",
-                self.registry_id()
-            ))
-        })
+        deleted.ok_or_else(|| rule_not_found(wanted, self.registry_id()))
     }
 }
 

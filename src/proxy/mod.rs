@@ -7,5 +7,5 @@ pub mod rules;
 pub mod upstream;
 
 pub use cache::{MissRights, ProxiedBlob, PullThrough};
-pub use manage::{RuleError, RuleInput};
+pub use manage::RuleInput;
 pub use rules::{PullThroughRule, Upstream};

@@ -37,7 +37,7 @@ pub use manifests::{ManifestPut, StoredManifest};
 pub use metadata_cache::MetaCache;
 pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use scan::{parse_report, Credential, ScanFindingsPage, Scanner, OFFLINE_FLAGS};
-pub use templates::template_prefix;
+pub use templates::{template_not_found, template_prefix};
 pub use uploads::{BlobLocation, ChunkRange, UploadProgress};
 
 /// Limits and timeouts the services enforce.

@@ -2,17 +2,21 @@
 //! pick the one for a new repository, and create a repository from it.
 
 use super::Registry;
-use crate::error::{Error, Result};
+use crate::error::{Error, Existing, Missing, Result};
 use crate::meta::{now_millis, NewRepository, RepositoryRow};
 use crate::oci::RepoName;
 use crate::policy::templates::{
     candidate_prefixes, select, validate_prefix, AppliedFor, Template, TemplateFields,
 };
 
-fn not_found(prefix: &str) -> Error {
-    Error::NotFound(format!(
-        "The repository creation template with prefix '{prefix}' does not exist in the registry"
-    ))
+/// ECR's answer for a template that does not exist.
+pub fn template_not_found(prefix: &str) -> Error {
+    Error::Missing(
+        Missing::RepositoryCreationTemplate,
+        format!(
+            "The repository creation template with prefix '{prefix}' does not exist in the registry"
+        ),
+    )
 }
 
 /// A prefix as an API names a template: validated, without its trailing `/`.
@@ -21,53 +25,48 @@ pub fn template_prefix(prefix: &str) -> Result<String> {
 }
 
 impl Registry {
-    /// CreateRepositoryCreationTemplate: validates and stores a template; `AlreadyExists` if
-    /// its prefix has one.
+    /// CreateRepositoryCreationTemplate: validates and stores a template; `Exists` if its
+    /// prefix has one.
     pub async fn create_template(&self, fields: &TemplateFields) -> Result<Template> {
         let template = Template::create(fields, now_millis()).map_err(Error::InvalidParameter)?;
         if !self.meta.insert_template(&template).await? {
-            return Err(Error::AlreadyExists(format!(
-                "The repository creation template with prefix '{}' already exists in the registry",
-                template.prefix
-            )));
+            return Err(Error::Exists(
+                Existing::RepositoryCreationTemplate,
+                format!(
+                    "The repository creation template with prefix '{}' already exists in the \
+                     registry",
+                    template.prefix
+                ),
+            ));
         }
         Ok(template)
     }
 
     /// UpdateRepositoryCreationTemplate: the members `fields` carries replace the stored ones;
-    /// `NotFound` if there is no template for `prefix`.
+    /// `Missing` if there is no template for `prefix`.
     pub async fn update_template(&self, prefix: &str, fields: &TemplateFields) -> Result<Template> {
         let prefix = template_prefix(prefix)?;
         let current = self
             .meta
             .template(&prefix)
             .await?
-            .ok_or_else(|| not_found(&prefix))?;
+            .ok_or_else(|| template_not_found(&prefix))?;
         let template = current
             .updated(fields, now_millis())
             .map_err(Error::InvalidParameter)?;
         if !self.meta.replace_template(&template).await? {
-            return Err(not_found(&prefix));
+            return Err(template_not_found(&prefix));
         }
         Ok(template)
     }
 
-    /// DeleteRepositoryCreationTemplate: the deleted template; `NotFound` if there was none.
+    /// DeleteRepositoryCreationTemplate: the deleted template; `Missing` if there was none.
     pub async fn delete_template(&self, prefix: &str) -> Result<Template> {
         let prefix = template_prefix(prefix)?;
         self.meta
             .delete_template(&prefix)
             .await?
-            .ok_or_else(|| not_found(&prefix))
-    }
-
-    /// One template; `NotFound` if there is none for `prefix`.
-    pub async fn template(&self, prefix: &str) -> Result<Template> {
-        let prefix = template_prefix(prefix)?;
-        self.meta
-            .template(&prefix)
-            .await?
-            .ok_or_else(|| not_found(&prefix))
+            .ok_or_else(|| template_not_found(&prefix))
     }
 
     /// DescribeRepositoryCreationTemplates: the templates of `prefixes` (those that exist) or

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -18,16 +19,19 @@ use crate::error::{Error, Result};
 use crate::meta::{now_millis, RepositoryRow};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::ops::shapes::{
-    CreateRepositoryRequest, DeleteLifecyclePolicyRequest, DeleteRegistryPolicyRequest,
-    DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
+    CreatePullThroughCacheRuleRequest, CreateRepositoryCreationTemplateRequest,
+    CreateRepositoryRequest, DeleteLifecyclePolicyRequest, DeletePullThroughCacheRuleRequest,
+    DeleteRegistryPolicyRequest, DeleteRepositoryCreationTemplateRequest,
+    DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribePullThroughCacheRulesRequest,
+    DescribeRepositoriesRequest, DescribeRepositoryCreationTemplatesRequest,
     GetLifecyclePolicyPreviewRequest, GetLifecyclePolicyRequest, GetRegistryPolicyRequest,
     GetRepositoryPolicyRequest, ImageScanningConfiguration, ListLifecycleEventsRequest,
     PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
     PutRegistryPolicyRequest, Repository, RunLifecyclePolicyRequest, SetRepositoryPolicyRequest,
-    StartLifecyclePolicyPreviewRequest, TagStatusFilter,
+    StartLifecyclePolicyPreviewRequest, TagStatusFilter, UpdatePullThroughCacheRuleRequest,
+    UpdateRepositoryCreationTemplateRequest, ValidatePullThroughCacheRuleRequest,
 };
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
-use crate::policy::templates::{Template, TemplateFields};
 use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource};
 
 type Reply = std::result::Result<Response, super::ApiError>;
@@ -1969,164 +1973,134 @@ async fn put_registry_scanning(
 
 // ---- repository creation templates ----
 
-/// A template in ECR's shape, with RFC 3339 times as the other REST answers.
-fn creation_template_json(app: &AppState, t: &Template) -> Value {
-    let mut m = t.to_json();
-    m.insert("createdAt".into(), time(t.created_at).into());
-    m.insert("updatedAt".into(), time(t.updated_at).into());
-    json!({
-        "registryId": app.access.registry_id,
-        "repositoryCreationTemplate": Value::Object(m),
-    })
+/// A JSON body for the thing the path names by `member` (a template's `prefix`, a rule's
+/// `ecrRepositoryPrefix`): the path's value goes into the request. A body that names another
+/// one (a trailing `/` aside) is a malformed request, refused before the gate as invalid JSON
+/// is: a prefix cannot change.
+fn decode_for<T: DeserializeOwned>(
+    body: &[u8],
+    member: &str,
+    from_path: &str,
+) -> std::result::Result<T, super::ApiError> {
+    let mut object: serde_json::Map<String, Value> = decode(body)?;
+    match object.get(member) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(given))
+            if given.trim_end_matches('/') == from_path.trim_end_matches('/') => {}
+        Some(_) => {
+            return Err(Error::InvalidParameter(format!(
+                "{member}: the body names another {member} than the path; it cannot change"
+            ))
+            .into())
+        }
+    }
+    object.insert(member.to_owned(), Value::String(from_path.to_owned()));
+    serde_json::from_value(Value::Object(object))
+        .map_err(|e| Error::InvalidParameter(format!("invalid JSON body: {e}")).into())
 }
 
-fn template_resource(prefix: &str) -> String {
-    format!("repository-creation-template/{prefix}")
+/// The `prefix` query parameters (repeatable), if any.
+fn prefixes(pairs: &[(String, String)]) -> Option<Vec<String>> {
+    let given: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "prefix")
+        .map(|(_, v)| v.clone())
+        .collect();
+    (!given.is_empty()).then_some(given)
 }
 
-/// POST /api/v1/repository-creation-templates: ECR's CreateRepositoryCreationTemplate members.
+/// The `after` query parameter: the previous page's `next` token (empty: the first page).
+fn after(pairs: &[(String, String)]) -> Option<String> {
+    query_param(pairs, "after")
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+}
+
+/// POST /api/v1/repository-creation-templates: CreateRepositoryCreationTemplate (201).
 async fn create_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::CreateRepositoryCreationTemplate,
-            "repository-creation-templates",
-        )
-        .await?;
-    let (call, fields): (_, TemplateFields) = call.body(&body).await?;
-    let result = app.registry.create_template(&fields).await;
-    let detail = match &result {
-        Ok(t) => format!("prefix={}", t.prefix),
-        Err(_) => String::new(),
-    };
-    let t = call.finish(result, &detail).await?;
-    Ok(created(creation_template_json(&app, &t)))
+    let request: CreateRepositoryCreationTemplateRequest = decode(&body)?;
+    let created = run_op(&app, &caller, &headers, request).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-/// GET /api/v1/repository-creation-templates?prefix=&after=&limit=: templates by prefix (byte
-/// order); `prefix` (repeatable) keeps only those prefixes; `next` is the `after` of the next
-/// page.
+/// GET /api/v1/repository-creation-templates?prefix=&after=&limit=:
+/// DescribeRepositoryCreationTemplates; `prefix` (repeatable) keeps only those prefixes, `next`
+/// is the `after` of the next page.
 async fn list_creation_templates(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DescribeRepositoryCreationTemplates,
-            "repository-creation-templates",
-        )
-        .await?;
     let pairs = query_pairs(&query);
-    let result = async {
-        let limit: usize = parse_number("limit", query_param(&pairs, "limit"))?
-            .unwrap_or(100)
-            .clamp(1, 1000);
-        let after = query_param(&pairs, "after").unwrap_or("");
-        let prefixes: Vec<String> = pairs
-            .iter()
-            .filter(|(k, _)| k == "prefix")
-            .map(|(_, v)| v.clone())
-            .collect();
-        let filter = (!prefixes.is_empty()).then_some(prefixes.as_slice());
-        let mut found = app
-            .registry
-            .describe_templates(filter, after, limit + 1)
-            .await?;
-        let next = (found.len() > limit).then(|| {
-            found.truncate(limit);
-            found[limit - 1].prefix.clone()
-        });
-        let items: Vec<Value> = found
-            .iter()
-            .map(|t| creation_template_json(&app, t)["repositoryCreationTemplate"].take())
-            .collect();
-        Ok(json!({
-            "registryId": app.access.registry_id,
-            "repositoryCreationTemplates": items,
-            "next": next,
-        }))
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let request = DescribeRepositoryCreationTemplatesRequest {
+        prefixes: prefixes(&pairs),
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
+        next_token: after(&pairs),
+    };
+    let page = run_op(&app, &caller, &headers, request).await?;
+    Ok(ok(json!({
+        "registryId": page.registry_id,
+        "repositoryCreationTemplates": page.repository_creation_templates,
+        "next": page.next_token,
+    })))
 }
 
-/// GET /api/v1/repository-creation-templates/{prefix}
+/// GET /api/v1/repository-creation-templates/{prefix}: DescribeRepositoryCreationTemplates of
+/// this prefix; 404 if it has no template.
 async fn get_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DescribeRepositoryCreationTemplates,
-            template_resource(&prefix),
-        )
-        .await?;
-    let t = call
-        .finish(app.registry.template(&prefix).await, "")
-        .await?;
-    Ok(ok(creation_template_json(&app, &t)))
+    let request = DescribeRepositoryCreationTemplatesRequest {
+        prefixes: Some(vec![prefix.clone()]),
+        ..Default::default()
+    };
+    let found = run_op(&app, &caller, &headers, request).await?;
+    let template = found
+        .repository_creation_templates
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            crate::service::template_not_found(
+                &crate::service::template_prefix(&prefix).unwrap_or(prefix),
+            )
+        })?;
+    Ok(ok(json!({
+        "registryId": found.registry_id,
+        "repositoryCreationTemplate": template,
+    })))
 }
 
-/// PUT /api/v1/repository-creation-templates/{prefix}: UpdateRepositoryCreationTemplate's
-/// members; those given replace the stored ones.
+/// PUT /api/v1/repository-creation-templates/{prefix}: UpdateRepositoryCreationTemplate of the
+/// path's prefix.
 async fn update_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::UpdateRepositoryCreationTemplate,
-            template_resource(&prefix),
-        )
-        .await?;
-    let (call, fields): (_, TemplateFields) = call.body(&body).await?;
-    let result = async {
-        if let Some(given) = &fields.prefix {
-            let same = given
-                .as_str()
-                .and_then(|g| crate::service::template_prefix(g).ok())
-                .is_some_and(|g| Some(g) == crate::service::template_prefix(&prefix).ok());
-            if !same {
-                return Err(Error::InvalidParameter(
-                    "prefix: the body's prefix differs from the path's; a template's prefix cannot change".into(),
-                ));
-            }
-        }
-        app.registry.update_template(&prefix, &fields).await
-    }
-    .await;
-    let t = call.finish(result, "").await?;
-    Ok(ok(creation_template_json(&app, &t)))
+    let request: UpdateRepositoryCreationTemplateRequest = decode_for(&body, "prefix", &prefix)?;
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 /// DELETE /api/v1/repository-creation-templates/{prefix}: answers the deleted template.
 async fn delete_creation_template(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DeleteRepositoryCreationTemplate,
-            template_resource(&prefix),
-        )
-        .await?;
-    let t = call
-        .finish(app.registry.delete_template(&prefix).await, "")
-        .await?;
-    Ok(ok(creation_template_json(&app, &t)))
+    let request = DeleteRepositoryCreationTemplateRequest { prefix };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 /// GET /api/v1/events?after=&limit=: outbox records (scan results, ...) oldest first, for
@@ -2163,197 +2137,92 @@ async fn list_events(
 
 // ---- pull-through cache rules ----
 
-fn rule_json(app: &AppState, r: &crate::meta::StoredRule) -> Value {
-    json!({
-        "ecrRepositoryPrefix": r.rule.prefix,
-        "upstreamRegistryUrl": r.rule.upstream_url,
-        "upstreamRegistry": r.rule.upstream_registry,
-        "credentialArn": r.rule.credential_arn,
-        "customRoleArn": r.rule.custom_role_arn,
-        "upstreamRepositoryPrefix": r.rule.upstream_repository_prefix,
-        "revalidateSecs": r.revalidate_secs.unwrap_or(app.config.pull_through.revalidate_secs as i64),
-        "quotaBytes": r.quota_bytes,
-        "registryId": app.access.registry_id,
-        "createdAt": time(r.rule.created_at),
-        "updatedAt": time(r.rule.updated_at),
-    })
-}
-
-/// The body of `POST /api/v1/pull-through-rules` and `PUT .../{prefix}`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RuleBody {
-    #[serde(default)]
-    ecr_repository_prefix: Option<String>,
-    #[serde(default)]
-    upstream_registry_url: Option<String>,
-    #[serde(default)]
-    upstream_registry: Option<String>,
-    #[serde(default)]
-    credential_arn: Option<String>,
-    #[serde(default)]
-    custom_role_arn: Option<String>,
-    #[serde(default)]
-    upstream_repository_prefix: Option<String>,
-    #[serde(default)]
-    revalidate_secs: Option<i64>,
-    #[serde(default)]
-    quota_bytes: Option<i64>,
-}
-
-/// POST /api/v1/pull-through-rules (as ECR's CreatePullThroughCacheRule, plus `revalidateSecs`
-/// and `quotaBytes`).
+/// POST /api/v1/pull-through-rules: CreatePullThroughCacheRule (with Berth's `revalidateSecs`
+/// and `quotaBytes`); 201 with the rule.
 async fn create_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::CreatePullThroughCacheRule,
-            "pull-through-rules",
-        )
-        .await?;
-    let (call, req): (_, RuleBody) = call.body(&body).await?;
-    let result = async {
-        let input =
-            crate::proxy::RuleInput {
-                ecr_repository_prefix: req.ecr_repository_prefix.clone().ok_or_else(|| {
-                    Error::InvalidParameter("ecrRepositoryPrefix is required".into())
-                })?,
-                upstream_registry_url: req.upstream_registry_url.clone().ok_or_else(|| {
-                    Error::InvalidParameter("upstreamRegistryUrl is required".into())
-                })?,
-                upstream_registry: req.upstream_registry.clone(),
-                credential_arn: req.credential_arn.clone(),
-                custom_role_arn: req.custom_role_arn.clone(),
-                upstream_repository_prefix: req.upstream_repository_prefix.clone(),
-                revalidate_secs: req.revalidate_secs,
-                quota_bytes: req.quota_bytes,
-            };
-        Ok(app.pull_through.create_rule(&input).await?)
-    }
-    .await;
-    let detail = format!(
-        "prefix={} upstream={}",
-        req.ecr_repository_prefix.as_deref().unwrap_or(""),
-        req.upstream_registry_url.as_deref().unwrap_or("")
-    );
-    let rule = call.finish(result, &detail).await?;
-    Ok(created(rule_json(&app, &rule)))
+    let request: CreatePullThroughCacheRuleRequest = decode(&body)?;
+    let rule = run_op(&app, &caller, &headers, request).await?;
+    Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
 
-/// GET /api/v1/pull-through-rules
-async fn list_pull_through_rules(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DescribePullThroughCacheRules,
-            "pull-through-rules",
-        )
-        .await?;
-    let result = app.registry.meta.pull_through_rules().await;
-    let rules = call.finish(result, "").await?;
+/// GET /api/v1/pull-through-rules?prefix=&after=&limit=: DescribePullThroughCacheRules;
+/// `prefix` (repeatable) names rules that must exist, `next` is the `after` of the next page.
+async fn list_pull_through_rules(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = DescribePullThroughCacheRulesRequest {
+        registry_id: None,
+        ecr_repository_prefixes: prefixes(&pairs),
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
+        next_token: after(&pairs),
+    };
+    let page = run_op(&app, &caller, &headers, request).await?;
     Ok(ok(json!({
-        "pullThroughCacheRules": rules.iter().map(|r| rule_json(&app, r)).collect::<Vec<_>>(),
+        "pullThroughCacheRules": page.pull_through_cache_rules,
+        "next": page.next_token,
     })))
 }
 
-/// GET /api/v1/pull-through-rules/{prefix}[?validate=true]: with `validate`, also reaches the
-/// upstream with the rule's credential (`isValid`, `failure`), as ValidatePullThroughCacheRule.
+/// GET /api/v1/pull-through-rules/{prefix}[?validate=true]: the rule
+/// (DescribePullThroughCacheRules of its prefix); with `validate`, ValidatePullThroughCacheRule
+/// (reaches the upstream with the rule's credential: `isValid`, `failure`).
 async fn get_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let validate = query_param(&query_pairs(&query), "validate") == Some("true");
-    let (action, name) = if validate {
-        (
-            Action::ValidatePullThroughCacheRule,
-            "ecr:ValidatePullThroughCacheRule",
-        )
-    } else {
-        (
-            Action::DescribePullThroughCacheRules,
-            "ecr:DescribePullThroughCacheRules",
-        )
-    };
-    let call = caller
-        .begin(
-            &app,
-            name,
-            Permission::Ecr(action, Resource::Registry),
-            format!("pull-through-rule/{prefix}"),
-        )
-        .await?;
-    let result = async {
-        let rule = app.pull_through.find_rule(&prefix).await?;
-        let mut out = rule_json(&app, &rule);
-        if validate {
-            let (valid, failure) =
-                crate::proxy::manage::validation_outcome(app.pull_through.validate(&rule).await);
-            out["isValid"] = json!(valid);
-            out["failure"] = json!(failure);
-        }
-        Ok(out)
+    if parse_bool("validate", query_param(&query_pairs(&query), "validate"))? {
+        let request = ValidatePullThroughCacheRuleRequest {
+            ecr_repository_prefix: prefix,
+            registry_id: None,
+        };
+        return Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)));
     }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let request = DescribePullThroughCacheRulesRequest {
+        ecr_repository_prefixes: Some(vec![prefix]),
+        ..Default::default()
+    };
+    let mut found = run_op(&app, &caller, &headers, request).await?;
+    Ok(ok(json!(found.pull_through_cache_rules.remove(0))))
 }
 
-/// PUT /api/v1/pull-through-rules/{prefix}: `credentialArn`, `customRoleArn`,
-/// `revalidateSecs`, `quotaBytes` (the upstream and prefixes cannot change).
+/// PUT /api/v1/pull-through-rules/{prefix}: UpdatePullThroughCacheRule of the path's prefix
+/// (`credentialArn`, `customRoleArn`, `revalidateSecs`, `quotaBytes`; the upstream cannot
+/// change).
 async fn update_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::UpdatePullThroughCacheRule,
-            format!("pull-through-rule/{prefix}"),
-        )
-        .await?;
-    let (call, req): (_, RuleBody) = call.body(&body).await?;
-    let result = async {
-        if req.upstream_registry_url.is_some() || req.upstream_repository_prefix.is_some() {
-            return Err(Error::InvalidParameter(
-                "a rule's upstream cannot change; delete it and create a new one".into(),
-            ));
-        }
-        let input = crate::proxy::RuleInput {
-            ecr_repository_prefix: prefix.clone(),
-            credential_arn: req.credential_arn.clone(),
-            custom_role_arn: req.custom_role_arn.clone(),
-            revalidate_secs: req.revalidate_secs,
-            quota_bytes: req.quota_bytes,
-            ..Default::default()
-        };
-        Ok(app.pull_through.update_rule(&input).await?)
-    }
-    .await;
-    let rule = call.finish(result, "rule updated").await?;
-    Ok(ok(rule_json(&app, &rule)))
+    let request: UpdatePullThroughCacheRuleRequest =
+        decode_for(&body, "ecrRepositoryPrefix", &prefix)?;
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
-/// DELETE /api/v1/pull-through-rules/{prefix}: cached repositories stay.
+/// DELETE /api/v1/pull-through-rules/{prefix}: DeletePullThroughCacheRule; answers the deleted
+/// rule (its cached repositories stay).
 async fn delete_pull_through_rule(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(prefix): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::DeletePullThroughCacheRule,
-            format!("pull-through-rule/{prefix}"),
-        )
-        .await?;
-    let result = async { Ok(app.pull_through.delete_rule(&prefix).await?) }.await;
-    call.finish(result, "rule deleted").await?;
-    Ok(no_content())
+    let request = DeletePullThroughCacheRuleRequest {
+        ecr_repository_prefix: prefix,
+        registry_id: None,
+    };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }

@@ -125,19 +125,20 @@ const OPS: &[Op] = &[
     // repository creation templates
     op!("post" "/api/v1/repository-creation-templates", "createRepositoryCreationTemplate", "Create a repository creation template (as ECR's CreateRepositoryCreationTemplate): the settings repositories under its prefix get when Berth creates them (on push, for a pull-through cache)", "ecr:CreateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 201 Schema("RepositoryCreationTemplateResult")),
     op!("get" "/api/v1/repository-creation-templates", "describeRepositoryCreationTemplates", "Repository creation templates by prefix (byte order), paginated", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateList"),
-        &[("prefix", "string", "Only this prefix (repeatable)"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "Templates after this prefix (the previous page's `next`)")]),
-    op!("get" "/api/v1/repository-creation-templates/{prefix}", "getRepositoryCreationTemplate", "One repository creation template", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
-    op!("put" "/api/v1/repository-creation-templates/{prefix}", "updateRepositoryCreationTemplate", "Update a template (as ECR's UpdateRepositoryCreationTemplate): the members given replace the stored ones", "ecr:UpdateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 200 Schema("RepositoryCreationTemplateResult")),
+        &[("prefix", "string", "Only this prefix (repeatable)"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next` token (ECR's nextToken)")]),
+    op!("get" "/api/v1/repository-creation-templates/{prefix}", "getRepositoryCreationTemplate", "One repository creation template (DescribeRepositoryCreationTemplates of its prefix); 404 if the prefix has none", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
+    op!("put" "/api/v1/repository-creation-templates/{prefix}", "updateRepositoryCreationTemplate", "Update a template (as ECR's UpdateRepositoryCreationTemplate): the members given replace the stored ones; the path names the template (a body `prefix` naming another is refused)", "ecr:UpdateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 200 Schema("RepositoryCreationTemplateResult")),
     op!("delete" "/api/v1/repository-creation-templates/{prefix}", "deleteRepositoryCreationTemplate", "Delete a template; answers the deleted template", "ecr:DeleteRepositoryCreationTemplate on the registry", NoBody => 200 Schema("RepositoryCreationTemplateResult")),
     op!("get" "/api/v1/events", "listEvents", "Outbox records (scan results as EventBridge's `ECR Image Scan` detail), oldest first", ADMIN, NoBody => 200 Schema("EventList"),
         &[("after", "integer", "Records after this id"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
     // pull-through cache rules
     op!("post" "/api/v1/pull-through-rules", "createPullThroughCacheRule", "Serve repositories under a local prefix from an upstream registry (ECR's CreatePullThroughCacheRule, plus revalidateSecs and quotaBytes)", "ecr:CreatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 201 Schema("PullThroughRule")),
-    op!("get" "/api/v1/pull-through-rules", "describePullThroughCacheRules", "Every pull-through cache rule", "ecr:DescribePullThroughCacheRules on the registry", NoBody => 200 Schema("PullThroughRuleList")),
-    op!("get" "/api/v1/pull-through-rules/{prefix}", "getPullThroughCacheRule", "One rule; with validate=true also reach the upstream with its credential (isValid, failure)", "ecr:DescribePullThroughCacheRules (ecr:ValidatePullThroughCacheRule with validate) on the registry", NoBody => 200 Schema("PullThroughRule"),
+    op!("get" "/api/v1/pull-through-rules", "describePullThroughCacheRules", "Pull-through cache rules by prefix (byte order), paginated (ECR's DescribePullThroughCacheRules)", "ecr:DescribePullThroughCacheRules on the registry", NoBody => 200 Schema("PullThroughRuleList"),
+        &[("prefix", "string", "Only this rule, which must exist (repeatable)"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next` token (ECR's nextToken)")]),
+    op!("get" "/api/v1/pull-through-rules/{prefix}", "getPullThroughCacheRule", "One rule (DescribePullThroughCacheRules of its prefix); with validate=true, ValidatePullThroughCacheRule: reach the upstream with its credential (isValid, failure)", "ecr:DescribePullThroughCacheRules (ecr:ValidatePullThroughCacheRule with validate) on the registry", NoBody => 200 Schema("PullThroughRule"),
         &[("validate", "boolean", "Reach the upstream and report isValid and failure")]),
-    op!("put" "/api/v1/pull-through-rules/{prefix}", "updatePullThroughCacheRule", "Change a rule's credentialArn, customRoleArn, revalidateSecs or quotaBytes", "ecr:UpdatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 200 Schema("PullThroughRule")),
-    op!("delete" "/api/v1/pull-through-rules/{prefix}", "deletePullThroughCacheRule", "Remove a rule; its cached repositories stay", "ecr:DeletePullThroughCacheRule on the registry", NoBody => 204 NoBody),
+    op!("put" "/api/v1/pull-through-rules/{prefix}", "updatePullThroughCacheRule", "Change a rule's credentialArn and customRoleArn (both replaced), revalidateSecs or quotaBytes (when given), as ECR's UpdatePullThroughCacheRule; the upstream cannot change, and the path names the rule", "ecr:UpdatePullThroughCacheRule on the registry", Schema("PullThroughRuleInput") => 200 Schema("PullThroughRule")),
+    op!("delete" "/api/v1/pull-through-rules/{prefix}", "deletePullThroughCacheRule", "Remove a rule (ECR's DeletePullThroughCacheRule); answers the deleted rule; its cached repositories stay", "ecr:DeletePullThroughCacheRule on the registry", NoBody => 200 Schema("PullThroughRule")),
     op!("get" "/api/v1/lifecycle/audit", "listLifecycleEvents", "Images expired by lifecycle policies, oldest first", "ecr:GetLifecyclePolicy on the repository (on every repository without `repository`)", NoBody => 200 Schema("LifecycleAudit"),
         &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next`")]),
     op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy, exactly as stored (GetRegistryPolicy's policyText)", "ecr:GetRegistryPolicy on the registry", NoBody => 200 Policy),
@@ -421,9 +422,11 @@ fn schemas() -> Value {
         "customRoleArn": { "type": "string", "description": "Stored and returned; Berth needs no role" },
         "imageScanningConfiguration": { "type": "object", "description": "Berth extension: scan on push for the new repositories", "properties": {
             "scanOnPush": { "type": "boolean" } } } });
+    // ECR's timestamps, as the ECR API answers them.
+    let epoch = json!({ "type": "number", "description": "Epoch seconds" });
     let mut template = template_members.clone();
-    template["createdAt"] = time.clone();
-    template["updatedAt"] = time.clone();
+    template["createdAt"] = epoch.clone();
+    template["updatedAt"] = epoch.clone();
     let part = json!({
         "RepositoryCreationTemplateInput": { "type": "object", "description": "Create: `prefix` and `appliedFor` are required. Update: the prefix comes from the path", "properties": template_members },
         "RepositoryCreationTemplate": { "type": "object", "properties": template },
@@ -433,13 +436,13 @@ fn schemas() -> Value {
         "RepositoryCreationTemplateList": { "type": "object", "properties": {
             "registryId": { "type": "string" },
             "repositoryCreationTemplates": { "type": "array", "items": { "$ref": "#/components/schemas/RepositoryCreationTemplate" } },
-            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page" } } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page (ECR's nextToken)" } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
     }
     let part = json!({
-        "PullThroughRuleInput": { "type": "object", "additionalProperties": false, "properties": {
+        "PullThroughRuleInput": { "type": "object", "description": "ECR's CreatePullThroughCacheRule (or UpdatePullThroughCacheRule) members, plus Berth's revalidateSecs and quotaBytes; unknown members are ignored, as ECR ignores them", "properties": {
             "ecrRepositoryPrefix": { "type": "string", "description": "Local prefix (2 to 30 characters; a trailing / is implied)" },
             "upstreamRegistryUrl": { "type": "string", "description": "host[:port], https:// by default; http:// for private networks" },
             "upstreamRegistry": { "type": "string", "description": "Optional; must match the kind inferred from the URL" },
@@ -450,13 +453,16 @@ fn schemas() -> Value {
             "quotaBytes": { "type": "integer", "minimum": 1 } } },
         "PullThroughRule": { "type": "object", "properties": {
             "ecrRepositoryPrefix": { "type": "string" }, "upstreamRegistryUrl": { "type": "string" },
-            "upstreamRegistry": { "type": "string" }, "credentialArn": { "type": ["string", "null"] },
-            "customRoleArn": { "type": ["string", "null"] }, "upstreamRepositoryPrefix": { "type": ["string", "null"] },
-            "revalidateSecs": { "type": "integer" }, "quotaBytes": { "type": ["integer", "null"] },
-            "registryId": { "type": "string" }, "createdAt": time, "updatedAt": time,
-            "isValid": { "type": "boolean" }, "failure": { "type": ["string", "null"] } } },
+            "upstreamRegistry": { "type": "string" }, "credentialArn": { "type": "string", "description": "Absent when the rule has none" },
+            "customRoleArn": { "type": "string" }, "upstreamRepositoryPrefix": { "type": "string" },
+            "revalidateSecs": { "type": "integer", "description": "The rule's interval, or the configured default" },
+            "quotaBytes": { "type": "integer", "description": "Absent when the rule has no quota" },
+            "registryId": { "type": "string" }, "createdAt": epoch, "updatedAt": epoch,
+            "isValid": { "type": "boolean", "description": "With validate=true" },
+            "failure": { "type": "string", "description": "With validate=true, when the upstream refused or could not be reached" } } },
         "PullThroughRuleList": { "type": "object", "properties": {
-            "pullThroughCacheRules": { "type": "array", "items": { "$ref": "#/components/schemas/PullThroughRule" } } } },
+            "pullThroughCacheRules": { "type": "array", "items": { "$ref": "#/components/schemas/PullThroughRule" } },
+            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page (ECR's nextToken)" } } },
     });
     if let Value::Object(m) = part {
         all.extend(m);
