@@ -31,7 +31,7 @@
 //! ([`crate::access::Access::audit_request`]): action (`ecr:<Operation>` or
 //! `berth:<Operation>`), resource (an ARN, or a short name such as `registry-policy`), outcome
 //! (`success`, `denied`, `failed`), source address, and a detail that never holds secrets (a
-//! failure records only its error code). Calls refused with 401 are not recorded; failed logins
+//! failure records only its kind of error). Calls refused with 401 are not recorded; failed logins
 //! are logged and rate-limited by the access layer.
 //!
 //! **Errors** are the one JSON shape of [`super::error::ApiError`]:
@@ -282,6 +282,12 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     };
     serde_json::from_slice(body)
         .map_err(|e| ApiError(Error::InvalidParameter(format!("invalid JSON body: {e}"))))
+}
+
+/// A request body that is a document stored as sent (a policy), as text.
+pub fn text(body: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError(Error::InvalidParameter("the body is not UTF-8 text".into())))
 }
 
 /// One admin call under way: permission granted, audit entry pending.
