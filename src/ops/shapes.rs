@@ -1088,7 +1088,7 @@ pub struct GroupList {
 #[derive(Debug)]
 pub struct GetIdentityPolicyRequest<H> {
     pub name: String,
-    pub holder: std::marker::PhantomData<H>,
+    pub kind: std::marker::PhantomData<H>,
 }
 
 /// PutUserPolicy, PutRobotPolicy, PutGroupPolicy: `policyText` replaces the attached document.
@@ -1096,14 +1096,14 @@ pub struct GetIdentityPolicyRequest<H> {
 pub struct PutIdentityPolicyRequest<H> {
     pub name: String,
     pub policy_text: String,
-    pub holder: std::marker::PhantomData<H>,
+    pub kind: std::marker::PhantomData<H>,
 }
 
 /// DeleteUserPolicy, DeleteRobotPolicy, DeleteGroupPolicy.
 #[derive(Debug)]
 pub struct DeleteIdentityPolicyRequest<H> {
     pub name: String,
-    pub holder: std::marker::PhantomData<H>,
+    pub kind: std::marker::PhantomData<H>,
 }
 
 /// CreateAccessKey, for the user or robot account `name`.
@@ -1145,6 +1145,30 @@ pub struct DeleteAccessKeyRequest<K> {
     pub access_key_id: String,
     pub kind: std::marker::PhantomData<K>,
 }
+
+/// The requests named by one user, robot or group name alone (the REST path's `{name}`) are
+/// built from it.
+macro_rules! named_by {
+    ($($request:ident),+) => {$(
+        impl<K> From<String> for $request<K> {
+            fn from(name: String) -> Self {
+                $request {
+                    name,
+                    kind: std::marker::PhantomData,
+                }
+            }
+        }
+    )+};
+}
+
+named_by!(
+    GetAccountRequest,
+    DeleteAccountRequest,
+    GetIdentityPolicyRequest,
+    DeleteIdentityPolicyRequest,
+    CreateAccessKeyRequest,
+    ListAccessKeysRequest
+);
 
 /// CreateAccessKey's answer: the secret is shown this once (no `Debug`).
 #[derive(Serialize)]

@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{decode, run_op, text, Call, Caller, Payload, Permission, Routes};
+use super::{decode, run_op, text, Call, Caller, OpCall, Payload, Permission, Routes};
 use crate::access::{PolicyTarget, Resource};
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -296,197 +296,117 @@ fn repo_name(name: &str) -> Result<RepoName> {
 // ---- the document ----
 
 /// GET /api/v1/openapi.json
-async fn openapi(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> Reply {
-    run_op(&app, &caller, &headers, GetOpenApiDocumentRequest {}).await?;
+async fn openapi(call: OpCall) -> Reply {
+    call.run(GetOpenApiDocumentRequest {}).await?;
     Ok(ok(super::openapi::document()))
 }
 
 // ---- users and robot accounts ----
 
 /// POST /api/v1/users
-async fn create_user(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
-    let request: CreateUserRequest = decode(&body)?;
-    Ok(created(run_op(&app, &caller, &headers, request).await?))
+async fn create_user(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(created(
+        call.run(decode::<CreateUserRequest>(&body)?).await?,
+    ))
 }
 
 /// POST /api/v1/robots
-async fn create_robot(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
-    let request: CreateRobotRequest = decode(&body)?;
-    Ok(created(run_op(&app, &caller, &headers, request).await?))
+async fn create_robot(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(created(
+        call.run(decode::<CreateRobotRequest>(&body)?).await?,
+    ))
 }
 
 /// GET /api/v1/users, GET /api/v1/robots
-async fn list_accounts<K: AccountKind>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Reply {
-    let request = ListAccountsRequest::<K> { kind: PhantomData };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn list_accounts<K: AccountKind>(call: OpCall) -> Reply {
+    Ok(ok(call
+        .run(ListAccountsRequest::<K> { kind: PhantomData })
+        .await?))
 }
 
 /// GET /api/v1/users/{name}, GET /api/v1/robots/{name}
-async fn get_account<K: AccountKind>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = GetAccountRequest::<K> {
-        name,
-        kind: PhantomData,
-    };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn get_account<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(GetAccountRequest::<K>::from(name)).await?))
 }
 
 /// DELETE /api/v1/users/{name}, DELETE /api/v1/robots/{name}
-async fn delete_account<K: AccountKind>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = DeleteAccountRequest::<K> {
-        name,
-        kind: PhantomData,
-    };
-    run_op(&app, &caller, &headers, request).await?;
+async fn delete_account<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    call.run(DeleteAccountRequest::<K>::from(name)).await?;
     Ok(no_content())
 }
 
 /// PUT /api/v1/users/{name}/password `{"password": ...}`
-async fn change_password(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Payload(body): Payload,
-) -> Reply {
-    let request = ChangePasswordRequest {
-        name,
-        ..decode(&body)?
-    };
-    run_op(&app, &caller, &headers, request).await?;
+async fn change_password(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
+    let request: ChangePasswordRequest = decode(&body)?;
+    call.run(ChangePasswordRequest { name, ..request }).await?;
     Ok(no_content())
 }
 
 /// POST /api/v1/robots/{name}/secret
-async fn regenerate_robot_secret(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = RegenerateRobotSecretRequest { name };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn regenerate_robot_secret(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(RegenerateRobotSecretRequest { name }).await?))
 }
 
 /// GET /api/v1/{users|robots|groups}/{name}/policy: the document as stored.
-async fn get_identity_policy<H: PolicyHolder>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = GetIdentityPolicyRequest::<H> {
-        name,
-        holder: PhantomData,
-    };
-    Ok(document(run_op(&app, &caller, &headers, request).await?))
+async fn get_identity_policy<H: PolicyHolder>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(document(
+        call.run(GetIdentityPolicyRequest::<H>::from(name)).await?,
+    ))
 }
 
 /// PUT /api/v1/{users|robots|groups}/{name}/policy: the body is the document.
 async fn put_identity_policy<H: PolicyHolder>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
     let request = PutIdentityPolicyRequest::<H> {
         name,
         policy_text: text(&body)?,
-        holder: PhantomData,
+        kind: PhantomData,
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 /// DELETE /api/v1/{users|robots|groups}/{name}/policy
-async fn delete_identity_policy<H: PolicyHolder>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = DeleteIdentityPolicyRequest::<H> {
-        name,
-        holder: PhantomData,
-    };
-    run_op(&app, &caller, &headers, request).await?;
+async fn delete_identity_policy<H: PolicyHolder>(call: OpCall, Path(name): Path<String>) -> Reply {
+    call.run(DeleteIdentityPolicyRequest::<H>::from(name))
+        .await?;
     Ok(no_content())
 }
 
 /// POST /api/v1/{users|robots}/{name}/access-keys
-async fn create_access_key<K: AccountKind>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = CreateAccessKeyRequest::<K> {
-        name,
-        kind: PhantomData,
-    };
-    Ok(created(run_op(&app, &caller, &headers, request).await?))
+async fn create_access_key<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(created(
+        call.run(CreateAccessKeyRequest::<K>::from(name)).await?,
+    ))
 }
 
 /// GET /api/v1/{users|robots}/{name}/access-keys
-async fn list_access_keys<K: AccountKind>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = ListAccessKeysRequest::<K> {
-        name,
-        kind: PhantomData,
-    };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn list_access_keys<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(ListAccessKeysRequest::<K>::from(name)).await?))
 }
 
 /// PUT /api/v1/{users|robots}/{name}/access-keys/{keyId} `{"status": "Active" | "Inactive"}`
 async fn update_access_key<K: AccountKind>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path((name, access_key_id)): Path<(String, String)>,
     Payload(body): Payload,
 ) -> Reply {
-    let request = UpdateAccessKeyRequest::<K> {
+    let request: UpdateAccessKeyRequest<K> = decode(&body)?;
+    call.run(UpdateAccessKeyRequest {
         name,
         access_key_id,
-        ..decode(&body)?
-    };
-    run_op(&app, &caller, &headers, request).await?;
+        ..request
+    })
+    .await?;
     Ok(no_content())
 }
 
 /// DELETE /api/v1/{users|robots}/{name}/access-keys/{keyId}
 async fn delete_access_key<K: AccountKind>(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path((name, access_key_id)): Path<(String, String)>,
 ) -> Reply {
     let request = DeleteAccessKeyRequest::<K> {
@@ -494,76 +414,46 @@ async fn delete_access_key<K: AccountKind>(
         access_key_id,
         kind: PhantomData,
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 // ---- groups ----
 
 /// POST /api/v1/groups
-async fn create_group(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
-    let request: CreateGroupRequest = decode(&body)?;
-    Ok(created(run_op(&app, &caller, &headers, request).await?))
-}
-
-/// GET /api/v1/groups
-async fn list_groups(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> Reply {
-    Ok(ok(
-        run_op(&app, &caller, &headers, ListGroupsRequest {}).await?
+async fn create_group(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(created(
+        call.run(decode::<CreateGroupRequest>(&body)?).await?,
     ))
 }
 
+/// GET /api/v1/groups
+async fn list_groups(call: OpCall) -> Reply {
+    Ok(ok(call.run(ListGroupsRequest {}).await?))
+}
+
 /// GET /api/v1/groups/{name}
-async fn get_group(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let request = GetGroupRequest { name };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn get_group(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(GetGroupRequest { name }).await?))
 }
 
 /// DELETE /api/v1/groups/{name}
-async fn delete_group(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    run_op(&app, &caller, &headers, DeleteGroupRequest { name }).await?;
+async fn delete_group(call: OpCall, Path(name): Path<String>) -> Reply {
+    call.run(DeleteGroupRequest { name }).await?;
     Ok(no_content())
 }
 
 /// POST /api/v1/groups/{name}/members `{"member": "alice" | "robot/ci"}`
-async fn add_group_member(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Payload(body): Payload,
-) -> Reply {
-    let request = AddGroupMemberRequest {
-        name,
-        ..decode(&body)?
-    };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn add_group_member(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
+    let request: AddGroupMemberRequest = decode(&body)?;
+    Ok(ok(call
+        .run(AddGroupMemberRequest { name, ..request })
+        .await?))
 }
 
 /// DELETE /api/v1/groups/{name}/members/{member}
-async fn remove_group_member(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path((name, member)): Path<(String, String)>,
-) -> Reply {
-    let request = RemoveGroupMemberRequest { name, member };
-    run_op(&app, &caller, &headers, request).await?;
+async fn remove_group_member(call: OpCall, Path((name, member)): Path<(String, String)>) -> Reply {
+    call.run(RemoveGroupMemberRequest { name, member }).await?;
     Ok(no_content())
 }
 
@@ -1069,96 +959,56 @@ async fn delete_registry_policy(State(app): State<AppState>, caller: Caller) -> 
 // ---- settings, the policy simulator, signing keys, the audit log, garbage collection ----
 
 /// GET /api/v1/settings
-async fn get_settings(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> Reply {
-    Ok(ok(
-        run_op(&app, &caller, &headers, GetSettingsRequest {}).await?
-    ))
+async fn get_settings(call: OpCall) -> Reply {
+    Ok(ok(call.run(GetSettingsRequest {}).await?))
 }
 
 /// PUT /api/v1/settings: changes the settings present in the body.
-async fn put_settings(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
-    let request: PutSettingsRequest = decode(&body)?;
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn put_settings(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(ok(call.run(decode::<PutSettingsRequest>(&body)?).await?))
 }
 
 /// POST /api/v1/policy-simulator
-async fn simulate(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
-    let request: SimulatePolicyRequest = decode(&body)?;
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+async fn simulate(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(ok(call
+        .run(decode::<SimulatePolicyRequest>(&body)?)
+        .await?))
 }
 
 /// GET /api/v1/signing-keys: the key ids tokens are verified with, the signing one first.
-async fn signing_keys(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> Reply {
-    Ok(ok(run_op(
-        &app,
-        &caller,
-        &headers,
-        ListSigningKeysRequest {},
-    )
-    .await?))
+async fn signing_keys(call: OpCall) -> Reply {
+    Ok(ok(call.run(ListSigningKeysRequest {}).await?))
 }
 
 /// POST /api/v1/signing-keys/rotate
-async fn rotate_signing_key(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Reply {
-    Ok(ok(run_op(
-        &app,
-        &caller,
-        &headers,
-        RotateSigningKeyRequest {},
-    )
-    .await?))
+async fn rotate_signing_key(call: OpCall) -> Reply {
+    Ok(ok(call.run(RotateSigningKeyRequest {}).await?))
 }
 
 /// GET /api/v1/audit?limit=&before=: newest first; `before` is an entry id (from `next`).
-async fn audit_log(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn audit_log(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = ListAuditEventsRequest {
         limit: parse_number("limit", query_param(&pairs, "limit"))?,
         before: parse_number("before", query_param(&pairs, "before"))?,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// GET /api/v1/gc: garbage collection queues and what this process reclaimed.
-async fn gc_status(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> Reply {
-    Ok(ok(
-        run_op(&app, &caller, &headers, GetGcStatusRequest {}).await?
-    ))
+async fn gc_status(call: OpCall) -> Reply {
+    Ok(ok(call.run(GetGcStatusRequest {}).await?))
 }
 
 /// GET /api/v1/events?after=&limit=: outbox records (scan results, ...) oldest first, for
 /// administrators and event consumers; `after` is the last `id` seen.
-async fn list_events(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn list_events(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = ListEventsRequest {
         after: parse_number("after", query_param(&pairs, "after"))?,
         limit: parse_number("limit", query_param(&pairs, "limit"))?,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 // ---- scanning ----
