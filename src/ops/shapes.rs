@@ -934,18 +934,41 @@ pub struct ListAccountsRequest<K> {
     pub kind: std::marker::PhantomData<K>,
 }
 
-/// GetUser, GetRobot.
-#[derive(Debug)]
-pub struct GetAccountRequest<K> {
-    pub name: String,
-    pub kind: std::marker::PhantomData<K>,
+/// Requests named by one user, robot or group name alone (the REST path's `{name}`): each
+/// is `{ name, kind }`, `kind` the type parameter naming the kind, and is built from the name.
+macro_rules! requests_named_by_one_name {
+    ($($(#[$doc:meta])* $request:ident;)+) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $request<K> {
+            pub name: String,
+            pub kind: std::marker::PhantomData<K>,
+        }
+
+        impl<K> From<String> for $request<K> {
+            fn from(name: String) -> Self {
+                $request {
+                    name,
+                    kind: std::marker::PhantomData,
+                }
+            }
+        }
+    )+};
 }
 
-/// DeleteUser, DeleteRobot: with their access keys, memberships and identity policy.
-#[derive(Debug)]
-pub struct DeleteAccountRequest<K> {
-    pub name: String,
-    pub kind: std::marker::PhantomData<K>,
+requests_named_by_one_name! {
+    /// GetUser, GetRobot.
+    GetAccountRequest;
+    /// DeleteUser, DeleteRobot: with their access keys, memberships and identity policy.
+    DeleteAccountRequest;
+    /// GetUserPolicy, GetRobotPolicy, GetGroupPolicy: answered with the document as stored.
+    GetIdentityPolicyRequest;
+    /// DeleteUserPolicy, DeleteRobotPolicy, DeleteGroupPolicy.
+    DeleteIdentityPolicyRequest;
+    /// CreateAccessKey, for the user or robot account `name`.
+    CreateAccessKeyRequest;
+    /// ListAccessKeys of the user or robot account `name`.
+    ListAccessKeysRequest;
 }
 
 /// ChangePassword: the user's `name` (from the path) and the new `password` (no `Debug`).
@@ -1084,39 +1107,11 @@ pub struct GroupList {
     pub groups: Vec<Group>,
 }
 
-/// GetUserPolicy, GetRobotPolicy, GetGroupPolicy: answered with the document as stored.
-#[derive(Debug)]
-pub struct GetIdentityPolicyRequest<H> {
-    pub name: String,
-    pub kind: std::marker::PhantomData<H>,
-}
-
 /// PutUserPolicy, PutRobotPolicy, PutGroupPolicy: `policyText` replaces the attached document.
 #[derive(Debug)]
-pub struct PutIdentityPolicyRequest<H> {
+pub struct PutIdentityPolicyRequest<K> {
     pub name: String,
     pub policy_text: String,
-    pub kind: std::marker::PhantomData<H>,
-}
-
-/// DeleteUserPolicy, DeleteRobotPolicy, DeleteGroupPolicy.
-#[derive(Debug)]
-pub struct DeleteIdentityPolicyRequest<H> {
-    pub name: String,
-    pub kind: std::marker::PhantomData<H>,
-}
-
-/// CreateAccessKey, for the user or robot account `name`.
-#[derive(Debug)]
-pub struct CreateAccessKeyRequest<K> {
-    pub name: String,
-    pub kind: std::marker::PhantomData<K>,
-}
-
-/// ListAccessKeys of the user or robot account `name`.
-#[derive(Debug)]
-pub struct ListAccessKeysRequest<K> {
-    pub name: String,
     pub kind: std::marker::PhantomData<K>,
 }
 
@@ -1145,30 +1140,6 @@ pub struct DeleteAccessKeyRequest<K> {
     pub access_key_id: String,
     pub kind: std::marker::PhantomData<K>,
 }
-
-/// The requests named by one user, robot or group name alone (the REST path's `{name}`) are
-/// built from it.
-macro_rules! named_by {
-    ($($request:ident),+) => {$(
-        impl<K> From<String> for $request<K> {
-            fn from(name: String) -> Self {
-                $request {
-                    name,
-                    kind: std::marker::PhantomData,
-                }
-            }
-        }
-    )+};
-}
-
-named_by!(
-    GetAccountRequest,
-    DeleteAccountRequest,
-    GetIdentityPolicyRequest,
-    DeleteIdentityPolicyRequest,
-    CreateAccessKeyRequest,
-    ListAccessKeysRequest
-);
 
 /// CreateAccessKey's answer: the secret is shown this once (no `Debug`).
 #[derive(Serialize)]
