@@ -118,6 +118,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         )),
     ];
     if let Some(interval) = state.config.gc.interval() {
+        state.registry.gc_stats.set_interval(interval);
         jobs.push(tokio::spawn(crate::jobs::collect_garbage(
             state.registry.clone(),
             interval,

@@ -591,6 +591,86 @@ async fn names_are_validated_and_aws_is_reserved() {
     )
     .await;
     assert_eq!((status, error_code(&body)), (400, "INVALID_PARAMETER"));
+    expect(&admin, Method::GET, "/api/v1/users/x", None, 404).await;
+    // A misspelt expiry is refused rather than ignored: it must not make a robot that never
+    // expires.
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "/api/v1/robots",
+        Some(json!({"name": "nightly", "expiresIn": "90d"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (400, "INVALID_PARAMETER"));
+    assert!(error_message(&body).contains("expiresIn"), "{body}");
+    expect(&admin, Method::GET, "/api/v1/robots/nightly", None, 404).await;
+    // The name comes from the path: the body cannot name another user.
+    create_user(&admin, "pathuser", "long-enough").await;
+    let (status, body) = call(
+        &admin,
+        Method::PUT,
+        "/api/v1/users/pathuser/password",
+        Some(json!({"name": "Mixed.Case_+=,@-1", "password": "another-password"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (400, "INVALID_PARAMETER"));
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"name": 5})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (400, "INVALID_PARAMETER"));
+    assert!(error_message(&body).contains("invalid JSON body"), "{body}");
+}
+
+/// The gate decides before the body is validated: a caller who may not change the settings
+/// learns nothing from its (here, invalid) request and is recorded as denied, while an
+/// administrator's same request is refused for its content and recorded as failed.
+#[tokio::test]
+async fn refused_callers_are_denied_before_their_request_is_validated() {
+    let server = start();
+    let admin = as_admin(&server);
+    create_user(&admin, "plain", "plain-password").await;
+    let plain = as_user(&server, "plain", "plain-password");
+    let misspelt = json!({"createOnPsuh": false});
+    let (status, body) = call(
+        &plain,
+        Method::PUT,
+        "/api/v1/settings",
+        Some(misspelt.clone()),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (403, "DENIED"), "{body}");
+    assert!(error_message(&body).contains("berth:PutSettings"), "{body}");
+    let (status, body) = call(&admin, Method::PUT, "/api/v1/settings", Some(misspelt)).await;
+    assert_eq!((status, error_code(&body)), (400, "INVALID_PARAMETER"));
+    assert!(error_message(&body).contains("createOnPsuh"), "{body}");
+    let settings = expect(&admin, Method::GET, "/api/v1/settings", None, 200).await;
+    assert_eq!(settings, json!({"createOnPush": true}), "nothing changed");
+
+    let log = expect(&admin, Method::GET, "/api/v1/audit?limit=20", None, 200).await;
+    let outcomes: Vec<(&str, &str, &str)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "berth:PutSettings")
+        .map(|e| {
+            (
+                e["principal"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["resource"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("admin", "failed", "settings"),
+            ("plain", "denied", "settings")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -1085,6 +1165,19 @@ async fn signing_keys_rotate() {
     );
 }
 
+/// GET /api/v1/gc says how often this server collects garbage (the default, 600 s), beside its
+/// queues and what it reclaimed.
+#[tokio::test]
+async fn gc_status_reports_the_background_interval() {
+    let server = start();
+    let admin = as_admin(&server);
+    let stats = expect(&admin, Method::GET, "/api/v1/gc", None, 200).await;
+    assert_eq!(stats["intervalSecs"], 600.0, "{stats}");
+    assert_eq!(stats["gracePeriodSecs"], 86400, "{stats}");
+    assert_eq!(stats["queue"]["blobsDue"], 0, "{stats}");
+    assert!(stats["sinceStart"]["passes"].is_u64(), "{stats}");
+}
+
 #[tokio::test]
 async fn audit_log_records_calls_without_secrets() {
     let server = start();
@@ -1149,8 +1242,10 @@ async fn audit_log_records_calls_without_secrets() {
     assert!(key_entry["detail"].as_str().unwrap().contains(&key_id));
     let denied = find("berth:ListGroups", "denied");
     assert_eq!(denied["principal"], "audited");
+    // A failure records its kind of error only (never the message, which may quote input).
     let failed = find("berth:GetUser", "failed");
-    assert_eq!(failed["detail"], "404 NOT_FOUND");
+    assert_eq!(failed["detail"], "NotFound");
+    assert_eq!(failed["resource"], "arn:aws:iam::000000000000:user/missing");
 
     // Newest first, and paging with `before` continues where the page ended.
     let ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();

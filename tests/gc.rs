@@ -272,6 +272,11 @@ async fn nothing_is_reclaimed_within_the_grace_period() {
     assert_eq!(blob_status(&api, "gc/grace", &layer).await, 200);
     let stats: Value = api.get("/api/v1/gc").await.json().await.unwrap();
     assert_eq!(stats["gracePeriodSecs"], 86400, "{stats}");
+    assert_eq!(
+        stats["intervalSecs"],
+        Value::Null,
+        "no background GC: {stats}"
+    );
     assert!(stats["queue"]["blobs"].as_i64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["queue"]["blobsDue"], 0, "{stats}");
 }

@@ -9,6 +9,8 @@
 //! the operation, never in a door. Depends on `access` and `service` (and their stores); the
 //! doors in `http` and `ecr` depend on it.
 
+pub mod admin;
+pub mod identity;
 pub mod lifecycle;
 pub mod policies;
 pub mod pull_through;

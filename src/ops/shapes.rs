@@ -1094,3 +1094,497 @@ pub struct DescribeRepositoryCreationTemplatesResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
+
+// ---- identity: users, robot accounts, groups, identity policies, access keys ----
+//
+// Berth's own operations (`berth:<Operation>`, for administrators), reached by the REST API;
+// see `super::identity`. Names come from the path, the other members from the body. Members
+// are raw (validated after the gate), and a body member a request does not know is kept in
+// `unknown` and refused after the gate: a misspelt `expiresAt` must be an error, not a robot
+// that never expires. Times are RFC 3339 strings ([`rfc3339`]), as the REST API has always
+// shown them: no ECR operation answers these, so there are no epoch seconds to agree with.
+// The type parameter of the shared operations (`K`, `H`) is `Users`, `Robots` or `Groups` of
+// `super::identity`: it names the kind, and so the audited operation.
+
+/// Body members a request does not know; the operation refuses them after the gate.
+pub type UnknownMembers = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// Unix milliseconds as RFC 3339 (UTC, milliseconds): the time format of Berth's own answers.
+pub fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// CreateUser: `name` and `password` (no `Debug`: it holds the password).
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUserRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+}
+
+/// CreateRobot: `name` and an optional RFC 3339 `expiresAt` (absent or null: never expires).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRobotRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, alias = "expires_at")]
+    pub expires_at: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+}
+
+/// ListUsers, ListRobots.
+#[derive(Debug)]
+pub struct ListAccountsRequest<K> {
+    pub kind: std::marker::PhantomData<K>,
+}
+
+/// Requests named by one user, robot or group name alone (the REST path's `{name}`): each
+/// is `{ name, kind }`, `kind` the type parameter naming the kind, and is built from the name.
+macro_rules! requests_named_by_one_name {
+    ($($(#[$doc:meta])* $request:ident;)+) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $request<K> {
+            pub name: String,
+            pub kind: std::marker::PhantomData<K>,
+        }
+
+        impl<K> From<String> for $request<K> {
+            fn from(name: String) -> Self {
+                $request {
+                    name,
+                    kind: std::marker::PhantomData,
+                }
+            }
+        }
+    )+};
+}
+
+requests_named_by_one_name! {
+    /// GetUser, GetRobot.
+    GetAccountRequest;
+    /// DeleteUser, DeleteRobot: with their access keys, memberships and identity policy.
+    DeleteAccountRequest;
+    /// GetUserPolicy, GetRobotPolicy, GetGroupPolicy: answered with the document as stored.
+    GetIdentityPolicyRequest;
+    /// DeleteUserPolicy, DeleteRobotPolicy, DeleteGroupPolicy.
+    DeleteIdentityPolicyRequest;
+    /// CreateAccessKey, for the user or robot account `name`.
+    CreateAccessKeyRequest;
+    /// ListAccessKeys of the user or robot account `name`.
+    ListAccessKeysRequest;
+}
+
+/// ChangePassword: the user's `name` (from the path) and the new `password` (no `Debug`).
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    /// From the path: a body member `name` is unknown.
+    #[serde(skip)]
+    pub name: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+}
+
+/// RegenerateRobotSecret.
+#[derive(Debug)]
+pub struct RegenerateRobotSecretRequest {
+    pub name: String,
+}
+
+/// A user or robot account (never its secret).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub name: String,
+    /// `alice`, or `robot/ci` for a robot account.
+    pub login_name: String,
+    pub arn: String,
+    pub created_at: String,
+    /// Group names, sorted.
+    pub groups: Vec<String>,
+    /// Robot accounts only.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<Expiry>,
+}
+
+/// When a robot account stops working.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Expiry {
+    /// `null`: never.
+    pub expires_at: Option<String>,
+    pub expired: bool,
+}
+
+/// ListUsers' answer.
+#[derive(Debug, Serialize)]
+pub struct UserList {
+    pub users: Vec<Account>,
+}
+
+/// ListRobots' answer.
+#[derive(Debug, Serialize)]
+pub struct RobotList {
+    pub robots: Vec<Account>,
+}
+
+/// CreateRobot's answer: the robot and its generated secret, shown this once (no `Debug`).
+#[derive(Serialize)]
+pub struct CreatedRobot {
+    #[serde(flatten)]
+    pub robot: Account,
+    pub secret: String,
+}
+
+/// RegenerateRobotSecret's answer: the new secret, shown this once (no `Debug`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RobotSecret {
+    pub name: String,
+    pub login_name: String,
+    pub secret: String,
+}
+
+/// CreateGroup: `name`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateGroupRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+}
+
+/// ListGroups.
+#[derive(Debug, Default)]
+pub struct ListGroupsRequest {}
+
+/// GetGroup.
+#[derive(Debug)]
+pub struct GetGroupRequest {
+    pub name: String,
+}
+
+/// DeleteGroup: with its memberships and identity policy.
+#[derive(Debug)]
+pub struct DeleteGroupRequest {
+    pub name: String,
+}
+
+/// AddGroupMember: the group's `name` (from the path) and the `member`'s login name (`alice`,
+/// `robot/ci`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddGroupMemberRequest {
+    /// From the path: a body member `name` is unknown.
+    #[serde(skip)]
+    pub name: String,
+    #[serde(default)]
+    pub member: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+}
+
+/// RemoveGroupMember: the group's `name` and the `member`'s login name.
+#[derive(Debug)]
+pub struct RemoveGroupMemberRequest {
+    pub name: String,
+    pub member: String,
+}
+
+/// A group with its members' login names.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub name: String,
+    pub arn: String,
+    pub created_at: String,
+    pub members: Vec<String>,
+}
+
+/// ListGroups' answer.
+#[derive(Debug, Serialize)]
+pub struct GroupList {
+    pub groups: Vec<Group>,
+}
+
+/// PutUserPolicy, PutRobotPolicy, PutGroupPolicy: `policyText` replaces the attached document.
+#[derive(Debug)]
+pub struct PutIdentityPolicyRequest<K> {
+    pub name: String,
+    pub policy_text: String,
+    pub kind: std::marker::PhantomData<K>,
+}
+
+/// UpdateAccessKey (IAM's): `status` `Active` or `Inactive` for the key `accessKeyId` of `name`
+/// (both from the path).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAccessKeyRequest<K> {
+    /// From the path, as `accessKeyId`.
+    #[serde(skip)]
+    pub name: String,
+    #[serde(skip)]
+    pub access_key_id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+    #[serde(skip)]
+    pub kind: std::marker::PhantomData<K>,
+}
+
+/// DeleteAccessKey `accessKeyId` of `name`.
+#[derive(Debug)]
+pub struct DeleteAccessKeyRequest<K> {
+    pub name: String,
+    pub access_key_id: String,
+    pub kind: std::marker::PhantomData<K>,
+}
+
+/// CreateAccessKey's answer: the secret is shown this once (no `Debug`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// An access key as listed (never its secret).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessKey {
+    pub access_key_id: String,
+    /// `Active` or `Inactive`.
+    pub status: &'static str,
+    pub created_at: String,
+}
+
+/// ListAccessKeys' answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessKeyList {
+    pub access_keys: Vec<AccessKey>,
+}
+
+// ---- administration: settings, the policy simulator, signing keys, the audit log, garbage
+// collection, the event outbox, the API document ----
+//
+// Berth's own operations (`berth:<Operation>`; see `super::admin`), with the conventions of the
+// identity section above. Listings keep their numeric cursors (`before`, `after`: entry ids),
+// which event consumers store as the last id seen.
+
+/// GetSettings.
+#[derive(Debug, Default)]
+pub struct GetSettingsRequest {}
+
+/// PutSettings: the settings present change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutSettingsRequest {
+    #[serde(default)]
+    pub create_on_push: Option<bool>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+}
+
+/// The registry's settings (GetSettings' and PutSettings' answer).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// Whether a push to a missing repository creates it.
+    pub create_on_push: bool,
+}
+
+/// SimulatePolicy: would `principal` (a login name, a principal ARN or `anonymous`) be allowed
+/// `action` (`ecr:BatchGetImage` or `BatchGetImage`) on `repository` (absent: the registry),
+/// from `sourceIp`, over TLS or not?
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatePolicyRequest {
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub secure_transport: Option<bool>,
+    #[serde(flatten)]
+    pub unknown: UnknownMembers,
+}
+
+/// SimulatePolicy's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySimulation {
+    /// `allow`, `explicitDeny` or `implicitDeny`.
+    pub decision: &'static str,
+    /// The deciding statement (`null` for an implicit deny).
+    pub statement: Option<DecidingStatement>,
+    pub explanation: String,
+    /// `null` for `anonymous`.
+    pub principal_arn: Option<String>,
+    pub action: String,
+    pub repository: Option<String>,
+}
+
+/// The statement that decided a simulation.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecidingStatement {
+    /// `identity`, `repository` or `registry`.
+    pub source: &'static str,
+    /// For identity policies: `user/<login>` or `group/<name>`.
+    pub policy: Option<String>,
+    pub sid: Option<String>,
+    /// 0-based.
+    pub index: usize,
+    pub description: String,
+}
+
+/// ListSigningKeys.
+#[derive(Debug, Default)]
+pub struct ListSigningKeysRequest {}
+
+/// RotateSigningKey.
+#[derive(Debug, Default)]
+pub struct RotateSigningKeyRequest {}
+
+/// The key ids tokens are verified with, the signing one first (ListSigningKeys' answer, and
+/// RotateSigningKey's with the new `kid`).
+#[derive(Debug, Serialize)]
+pub struct SigningKeys {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    pub keys: Vec<SigningKey>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SigningKey {
+    pub kid: String,
+    pub signing: bool,
+}
+
+/// ListAuditEvents: at most `limit` (1 to 1000, default 100) entries older than the entry
+/// `before`, newest first.
+#[derive(Debug, Default)]
+pub struct ListAuditEventsRequest {
+    pub limit: Option<u32>,
+    pub before: Option<i64>,
+}
+
+/// ListAuditEvents' answer; `next` is the `before` of the next page (`null`: no more).
+#[derive(Debug, Serialize)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntry>,
+    pub next: Option<i64>,
+}
+
+/// One audit record.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: i64,
+    pub time: String,
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub outcome: String,
+    pub detail: String,
+    pub source_ip: Option<String>,
+    /// The kind of credential the call was made with (`null`: anonymous).
+    pub credential: Option<String>,
+}
+
+/// GetGcStatus.
+#[derive(Debug, Default)]
+pub struct GetGcStatusRequest {}
+
+/// GetGcStatus' answer: the review queues, and what this process reclaimed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcStatusResponse {
+    pub grace_period_secs: u64,
+    /// The background pass interval; `null` when this process runs none.
+    pub interval_secs: Option<f64>,
+    pub queue: GcQueue,
+    pub since_start: GcSinceStart,
+    pub last_pass: Option<GcPass>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcQueue {
+    pub blobs: i64,
+    pub blobs_due: i64,
+    pub manifests: i64,
+    pub manifests_due: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcSinceStart {
+    pub passes: u64,
+    pub blobs_deleted: u64,
+    pub bytes_deleted: u64,
+    pub manifests_deleted: u64,
+    pub storage_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcPass {
+    pub blobs_deleted: u64,
+    pub bytes_deleted: u64,
+    pub manifests_deleted: u64,
+    pub blobs_kept: u64,
+    pub manifests_kept: u64,
+    pub storage_errors: u64,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// ListEvents: at most `limit` (1 to 1000, default 100) outbox records after the record
+/// `after` (default 0), oldest first.
+#[derive(Debug, Default)]
+pub struct ListEventsRequest {
+    pub after: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// ListEvents' answer.
+#[derive(Debug, Serialize)]
+pub struct EventList {
+    pub events: Vec<Event>,
+}
+
+/// One outbox record.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: i64,
+    /// `ECR Image Scan`.
+    pub detail_type: String,
+    pub detail: serde_json::Value,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
+/// GetOpenApiDocument: any signed-in caller. The document describes the REST door, so that
+/// door serves it; the operation is the gate and the audit record.
+#[derive(Debug, Default)]
+pub struct GetOpenApiDocumentRequest {}

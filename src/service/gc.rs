@@ -38,6 +38,8 @@ pub struct GcStats {
     storage_errors: AtomicU64,
     last_error_at: AtomicI64,
     last_pass: Mutex<Option<GcReport>>,
+    /// The background pass interval in milliseconds; 0 while this process runs none.
+    interval_millis: AtomicU64,
 }
 
 /// Totals as the API shows them.
@@ -54,6 +56,8 @@ pub struct GcTotals {
 #[derive(Debug, Clone, Serialize)]
 pub struct GcStatus {
     pub grace_period_secs: u64,
+    /// How often this process runs a background pass (`None`: it runs none).
+    pub interval: Option<Duration>,
     pub queue: GcQueueStats,
     pub since_start: GcTotals,
     pub last_pass: Option<GcReport>,
@@ -72,6 +76,20 @@ impl GcStats {
 
     pub fn last_pass(&self) -> Option<GcReport> {
         *self.last_pass.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that this process runs a background pass every `interval`.
+    pub fn set_interval(&self, interval: Duration) {
+        let millis = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self.interval_millis.store(millis, Ordering::Relaxed);
+    }
+
+    /// The background pass interval, if this process runs passes.
+    pub fn interval(&self) -> Option<Duration> {
+        match self.interval_millis.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(Duration::from_millis(millis)),
+        }
     }
 }
 
@@ -176,6 +194,7 @@ impl Registry {
     pub async fn gc_status(&self) -> Result<GcStatus> {
         Ok(GcStatus {
             grace_period_secs: self.meta.gc_grace().as_secs(),
+            interval: self.gc_stats.interval(),
             queue: self.meta.gc_queue_stats(now_millis()).await?,
             since_start: self.gc_stats.totals(),
             last_pass: self.gc_stats.last_pass(),

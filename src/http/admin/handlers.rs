@@ -1,5 +1,9 @@
-//! The admin API's handlers: parse, [`Caller::begin`], one call into the access layer or the
-//! registry service, [`Call::finish`], JSON. Each names the method and path it serves.
+//! The admin API's handlers, each naming the method and path it serves: most map the path,
+//! query and body onto a control-plane operation's request, run it with [`run_op`] (the gate,
+//! the operation, the audit record) and shape the answer; the others still parse,
+//! [`Caller::begin`], call the access layer or the registry service, [`Call::finish`], JSON.
+
+use std::marker::PhantomData;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,34 +14,42 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{decode, run_op, Call, Caller, Payload, Permission, Routes};
-use crate::access::{
-    GroupInfo, PrincipalInfo, PrincipalKind, RequestFacts, Resource, SimulationRequest,
-};
+use super::{decode, run_op, text, Call, Caller, OpCall, Payload, Permission, Routes};
+use crate::access::Resource;
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::meta::{now_millis, RepositoryRow};
+use crate::meta::RepositoryRow;
 use crate::oci::{Digest, Reference, RepoName, Tag};
+use crate::ops::identity::{AccountKind, Groups, PolicyHolder, Robots, Users};
 use crate::ops::shapes::{
+    AddGroupMemberRequest, ChangePasswordRequest, CreateAccessKeyRequest, CreateGroupRequest,
     CreatePullThroughCacheRuleRequest, CreateRepositoryCreationTemplateRequest,
-    CreateRepositoryRequest, DeleteLifecyclePolicyRequest, DeletePullThroughCacheRuleRequest,
-    DeleteRegistryPolicyRequest, DeleteRepositoryCreationTemplateRequest,
-    DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribePullThroughCacheRulesRequest,
-    DescribeRepositoriesRequest, DescribeRepositoryCreationTemplatesRequest,
-    GetLifecyclePolicyPreviewRequest, GetLifecyclePolicyRequest, GetRegistryPolicyRequest,
-    GetRepositoryPolicyRequest, ImageScanningConfiguration, ListLifecycleEventsRequest,
-    PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
-    PutRegistryPolicyRequest, Repository, RunLifecyclePolicyRequest, SetRepositoryPolicyRequest,
-    StartLifecyclePolicyPreviewRequest, TagStatusFilter, UpdatePullThroughCacheRuleRequest,
-    UpdateRepositoryCreationTemplateRequest, ValidatePullThroughCacheRuleRequest,
+    CreateRepositoryRequest, CreateRobotRequest, CreateUserRequest, DeleteAccessKeyRequest,
+    DeleteAccountRequest, DeleteGroupRequest, DeleteIdentityPolicyRequest,
+    DeleteLifecyclePolicyRequest, DeletePullThroughCacheRuleRequest, DeleteRegistryPolicyRequest,
+    DeleteRepositoryCreationTemplateRequest, DeleteRepositoryPolicyRequest,
+    DeleteRepositoryRequest, DescribePullThroughCacheRulesRequest, DescribeRepositoriesRequest,
+    DescribeRepositoryCreationTemplatesRequest, GetAccountRequest, GetGcStatusRequest,
+    GetGroupRequest, GetIdentityPolicyRequest, GetLifecyclePolicyPreviewRequest,
+    GetLifecyclePolicyRequest, GetOpenApiDocumentRequest, GetRegistryPolicyRequest,
+    GetRepositoryPolicyRequest, GetSettingsRequest, ImageScanningConfiguration,
+    ListAccessKeysRequest, ListAccountsRequest, ListAuditEventsRequest, ListEventsRequest,
+    ListGroupsRequest, ListLifecycleEventsRequest, ListSigningKeysRequest,
+    PutIdentityPolicyRequest, PutImageTagMutabilityRequest, PutImageTagMutabilityResponse,
+    PutLifecyclePolicyRequest, PutRegistryPolicyRequest, PutSettingsRequest,
+    RegenerateRobotSecretRequest, RemoveGroupMemberRequest, Repository, RotateSigningKeyRequest,
+    RunLifecyclePolicyRequest, SetRepositoryPolicyRequest, SimulatePolicyRequest,
+    StartLifecyclePolicyPreviewRequest, TagStatusFilter, UpdateAccessKeyRequest,
+    UpdatePullThroughCacheRuleRequest, UpdateRepositoryCreationTemplateRequest,
+    ValidatePullThroughCacheRuleRequest,
 };
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
-use crate::policy::{group_arn, repository_arn, robot_arn, user_arn, Action, PolicySource};
+use crate::policy::{repository_arn, Action};
 
 type Reply = std::result::Result<Response, super::ApiError>;
 
 /// The routes users and robot accounts share, with their kind's paths.
-struct PrincipalPaths {
+struct AccountPaths {
     collection: &'static str,
     item: &'static str,
     policy: &'static str,
@@ -45,7 +57,7 @@ struct PrincipalPaths {
     key: &'static str,
 }
 
-const USER_PATHS: PrincipalPaths = PrincipalPaths {
+const USER_PATHS: AccountPaths = AccountPaths {
     collection: "/api/v1/users",
     item: "/api/v1/users/{name}",
     policy: "/api/v1/users/{name}/policy",
@@ -53,7 +65,7 @@ const USER_PATHS: PrincipalPaths = PrincipalPaths {
     key: "/api/v1/users/{name}/access-keys/{key_id}",
 };
 
-const ROBOT_PATHS: PrincipalPaths = PrincipalPaths {
+const ROBOT_PATHS: AccountPaths = AccountPaths {
     collection: "/api/v1/robots",
     item: "/api/v1/robots/{name}",
     policy: "/api/v1/robots/{name}/policy",
@@ -61,65 +73,28 @@ const ROBOT_PATHS: PrincipalPaths = PrincipalPaths {
     key: "/api/v1/robots/{name}/access-keys/{key_id}",
 };
 
-/// Listing, reading, deleting, the identity policy and access keys of one principal kind.
-fn principal_routes(r: Routes, kind: PrincipalKind, paths: &PrincipalPaths) -> Routes {
-    r.get(paths.collection, move |s: State<AppState>, c: Caller| {
-        list_principals(s, c, kind)
-    })
-    .get(
-        paths.item,
-        move |s: State<AppState>, c: Caller, p: Path<String>| get_principal(s, c, kind, p),
-    )
-    .delete(
-        paths.item,
-        move |s: State<AppState>, c: Caller, p: Path<String>| delete_principal(s, c, kind, p),
-    )
-    .get(
-        paths.policy,
-        move |s: State<AppState>, c: Caller, p: Path<String>| get_principal_policy(s, c, kind, p),
-    )
-    .put(
-        paths.policy,
-        move |s: State<AppState>, c: Caller, p: Path<String>, b: Payload| {
-            put_principal_policy(s, c, kind, p, b)
-        },
-    )
-    .delete(
-        paths.policy,
-        move |s: State<AppState>, c: Caller, p: Path<String>| {
-            delete_principal_policy(s, c, kind, p)
-        },
-    )
-    .post(
-        paths.keys,
-        move |s: State<AppState>, c: Caller, p: Path<String>| create_access_key(s, c, kind, p),
-    )
-    .get(
-        paths.keys,
-        move |s: State<AppState>, c: Caller, p: Path<String>| list_access_keys(s, c, kind, p),
-    )
-    .delete(
-        paths.key,
-        move |s: State<AppState>, c: Caller, p: Path<(String, String)>| {
-            delete_access_key(s, c, kind, p)
-        },
-    )
-    .put(
-        paths.key,
-        move |s: State<AppState>, c: Caller, p: Path<(String, String)>, b: Payload| {
-            update_access_key(s, c, kind, p, b)
-        },
-    )
+/// Listing, reading, deleting, the identity policy and access keys of one account kind.
+fn account_routes<K: AccountKind>(r: Routes, paths: &AccountPaths) -> Routes {
+    r.get(paths.collection, list_accounts::<K>)
+        .get(paths.item, get_account::<K>)
+        .delete(paths.item, delete_account::<K>)
+        .get(paths.policy, get_identity_policy::<K>)
+        .put(paths.policy, put_identity_policy::<K>)
+        .delete(paths.policy, delete_identity_policy::<K>)
+        .post(paths.keys, create_access_key::<K>)
+        .get(paths.keys, list_access_keys::<K>)
+        .delete(paths.key, delete_access_key::<K>)
+        .put(paths.key, update_access_key::<K>)
 }
 
 /// Mounts every admin route (full paths; `{*name}` segments may contain `/`).
 pub(super) fn mount(r: Routes) -> Routes {
     let r = r.get("/api/v1/openapi.json", openapi);
     // users and robot accounts
-    let r = principal_routes(r, PrincipalKind::User, &USER_PATHS)
+    let r = account_routes::<Users>(r, &USER_PATHS)
         .post(USER_PATHS.collection, create_user)
         .put("/api/v1/users/{name}/password", change_password);
-    principal_routes(r, PrincipalKind::Robot, &ROBOT_PATHS)
+    account_routes::<Robots>(r, &ROBOT_PATHS)
         .post(ROBOT_PATHS.collection, create_robot)
         .post("/api/v1/robots/{name}/secret", regenerate_robot_secret)
         // groups
@@ -132,9 +107,18 @@ pub(super) fn mount(r: Routes) -> Routes {
             "/api/v1/groups/{name}/members/{*member}",
             remove_group_member,
         )
-        .get("/api/v1/groups/{name}/policy", get_group_policy)
-        .put("/api/v1/groups/{name}/policy", put_group_policy)
-        .delete("/api/v1/groups/{name}/policy", delete_group_policy)
+        .get(
+            "/api/v1/groups/{name}/policy",
+            get_identity_policy::<Groups>,
+        )
+        .put(
+            "/api/v1/groups/{name}/policy",
+            put_identity_policy::<Groups>,
+        )
+        .delete(
+            "/api/v1/groups/{name}/policy",
+            delete_identity_policy::<Groups>,
+        )
         // repositories
         .post("/api/v1/repositories", create_repository)
         .get("/api/v1/repositories", list_repositories)
@@ -261,49 +245,11 @@ fn time(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn noun(kind: PrincipalKind) -> &'static str {
-    match kind {
-        PrincipalKind::User => "User",
-        PrincipalKind::Robot => "Robot",
-    }
-}
-
-fn principal_arn(app: &AppState, kind: PrincipalKind, name: &str) -> String {
-    match kind {
-        PrincipalKind::User => user_arn(&app.access.registry_id, name),
-        PrincipalKind::Robot => robot_arn(&app.access.registry_id, name),
-    }
-}
-
-fn principal_json(p: &PrincipalInfo) -> Value {
-    let mut v = json!({
-        "name": p.name,
-        "loginName": p.login_name(),
-        "arn": p.arn,
-        "createdAt": time(p.created_at),
-        "groups": p.groups,
-    });
-    if p.kind == PrincipalKind::Robot {
-        v["expiresAt"] = p.expires_at.map(time).into();
-        v["expired"] = p.expired(now_millis()).into();
-    }
-    v
-}
-
-fn group_json(g: &GroupInfo) -> Value {
-    json!({
-        "name": g.name,
-        "arn": g.arn,
-        "createdAt": time(g.created_at),
-        "members": g.members,
-    })
-}
-
-fn ok(value: Value) -> Response {
+fn ok(value: impl Serialize) -> Response {
     Json(value).into_response()
 }
 
-fn created(value: Value) -> Response {
+fn created(value: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
@@ -360,614 +306,164 @@ fn repo_name(name: &str) -> Result<RepoName> {
 // ---- the document ----
 
 /// GET /api/v1/openapi.json
-async fn openapi(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:GetOpenApiDocument",
-            Permission::SignedIn,
-            "openapi",
-        )
-        .await?;
-    let doc = super::openapi::document();
-    call.finish(Ok(ok(doc)), "").await
+async fn openapi(call: OpCall) -> Reply {
+    call.run(GetOpenApiDocumentRequest {}).await?;
+    Ok(ok(super::openapi::document()))
 }
 
 // ---- users and robot accounts ----
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateUser {
-    name: String,
-    password: String,
-}
-
 /// POST /api/v1/users
-async fn create_user(State(app): State<AppState>, caller: Caller, Payload(body): Payload) -> Reply {
-    let call = caller
-        .begin(&app, "berth:CreateUser", Permission::Admin, "users")
-        .await?;
-    let (call, req): (Call, CreateUser) = call.body(&body).await?;
-    let result = app.access.create_user(&req.name, &req.password).await;
-    let detail = format!("created user {:?}", req.name);
-    let user = call.finish(result, &detail).await?;
-    Ok(created(principal_json(&user)))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateRobot {
-    name: String,
-    /// RFC 3339; absent or null: never expires.
-    #[serde(default, alias = "expires_at")]
-    expires_at: Option<String>,
-}
-
-fn parse_time(field: &str, value: &str) -> Result<i64> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| {
-            Error::InvalidParameter(format!(
-                "{field}: {:?} is not an RFC 3339 time ({e})",
-                value.chars().take(60).collect::<String>()
-            ))
-        })
+async fn create_user(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(created(
+        call.run(decode::<CreateUserRequest>(&body)?).await?,
+    ))
 }
 
 /// POST /api/v1/robots
-async fn create_robot(
-    State(app): State<AppState>,
-    caller: Caller,
-    Payload(body): Payload,
-) -> Reply {
-    let call = caller
-        .begin(&app, "berth:CreateRobot", Permission::Admin, "robots")
-        .await?;
-    let (call, req): (Call, CreateRobot) = call.body(&body).await?;
-    let result = async {
-        let expires_at = req
-            .expires_at
-            .as_deref()
-            .map(|t| parse_time("expiresAt", t))
-            .transpose()?;
-        app.access.create_robot(&req.name, expires_at).await
-    }
-    .await;
-    let detail = format!(
-        "created robot {:?}, expires {}",
-        req.name,
-        req.expires_at.as_deref().unwrap_or("never")
-    );
-    let (robot, secret) = call.finish(result, &detail).await?;
-    let mut v = principal_json(&robot);
-    v["secret"] = secret.into();
-    Ok(created(v))
+async fn create_robot(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(created(
+        call.run(decode::<CreateRobotRequest>(&body)?).await?,
+    ))
 }
 
 /// GET /api/v1/users, GET /api/v1/robots
-async fn list_principals(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-) -> Reply {
-    let (action, resource, key) = match kind {
-        PrincipalKind::User => ("berth:ListUsers", "users", "users"),
-        PrincipalKind::Robot => ("berth:ListRobots", "robots", "robots"),
-    };
-    let call = caller
-        .begin(&app, action, Permission::Admin, resource)
-        .await?;
-    let list = call
-        .finish(app.access.principal_infos(kind).await, "")
-        .await?;
-    let items: Vec<Value> = list.iter().map(principal_json).collect();
-    Ok(ok(json!({ key: items })))
+async fn list_accounts<K: AccountKind>(call: OpCall) -> Reply {
+    Ok(ok(call
+        .run(ListAccountsRequest::<K> { kind: PhantomData })
+        .await?))
 }
 
 /// GET /api/v1/users/{name}, GET /api/v1/robots/{name}
-async fn get_principal(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            &format!("berth:Get{}", noun(kind)),
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    let info = call
-        .finish(app.access.principal_info(kind, &name).await, "")
-        .await?;
-    Ok(ok(principal_json(&info)))
+async fn get_account<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(GetAccountRequest::<K>::from(name)).await?))
 }
 
 /// DELETE /api/v1/users/{name}, DELETE /api/v1/robots/{name}
-async fn delete_principal(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            &format!("berth:Delete{}", noun(kind)),
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    call.finish(app.access.delete_principal(kind, &name).await, "")
-        .await?;
+async fn delete_account<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    call.run(DeleteAccountRequest::<K>::from(name)).await?;
     Ok(no_content())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ChangePassword {
-    password: String,
-}
-
-/// PUT /api/v1/users/{name}/password
-async fn change_password(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Payload(body): Payload,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:ChangePassword",
-            Permission::Admin,
-            principal_arn(&app, PrincipalKind::User, &name),
-        )
-        .await?;
-    let (call, req): (Call, ChangePassword) = call.body(&body).await?;
-    let result = app.access.change_password(&name, &req.password).await;
-    call.finish(result, "password changed; credential version bumped")
-        .await?;
+/// PUT /api/v1/users/{name}/password `{"password": ...}`
+async fn change_password(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
+    let request: ChangePasswordRequest = decode(&body)?;
+    call.run(ChangePasswordRequest { name, ..request }).await?;
     Ok(no_content())
 }
 
 /// POST /api/v1/robots/{name}/secret
-async fn regenerate_robot_secret(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:RegenerateRobotSecret",
-            Permission::Admin,
-            principal_arn(&app, PrincipalKind::Robot, &name),
-        )
-        .await?;
-    let secret = call
-        .finish(
-            app.access.regenerate_robot_secret(&name).await,
-            "secret regenerated; credential version bumped",
-        )
-        .await?;
-    Ok(ok(json!({
-        "name": name,
-        "loginName": format!("robot/{name}"),
-        "secret": secret,
-    })))
+async fn regenerate_robot_secret(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(RegenerateRobotSecretRequest { name }).await?))
 }
 
-/// GET /api/v1/{users|robots}/{name}/policy
-async fn get_principal_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            &format!("berth:Get{}Policy", noun(kind)),
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    let result = async {
-        let target = app.access.principal_policy_target(kind, &name).await?;
-        app.access.attached_policy(&target).await
-    }
-    .await;
-    Ok(document(call.finish(result, "").await?))
+/// GET /api/v1/{users|robots|groups}/{name}/policy: the document as stored.
+async fn get_identity_policy<H: PolicyHolder>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(document(
+        call.run(GetIdentityPolicyRequest::<H>::from(name)).await?,
+    ))
 }
 
-/// PUT /api/v1/{users|robots}/{name}/policy
-async fn put_principal_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
+/// PUT /api/v1/{users|robots|groups}/{name}/policy: the body is the document.
+async fn put_identity_policy<H: PolicyHolder>(
+    call: OpCall,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            &format!("berth:Put{}Policy", noun(kind)),
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    let (call, text) = call.text(&body).await?;
-    let result = async {
-        let target = app.access.principal_policy_target(kind, &name).await?;
-        app.access.attach_policy(&target, &text).await
-    }
-    .await;
-    call.finish(result, "identity policy attached").await?;
+    let request = PutIdentityPolicyRequest::<H> {
+        name,
+        policy_text: text(&body)?,
+        kind: PhantomData,
+    };
+    call.run(request).await?;
     Ok(no_content())
 }
 
-/// DELETE /api/v1/{users|robots}/{name}/policy
-async fn delete_principal_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            &format!("berth:Delete{}Policy", noun(kind)),
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
+/// DELETE /api/v1/{users|robots|groups}/{name}/policy
+async fn delete_identity_policy<H: PolicyHolder>(call: OpCall, Path(name): Path<String>) -> Reply {
+    call.run(DeleteIdentityPolicyRequest::<H>::from(name))
         .await?;
-    let result = async {
-        let target = app.access.principal_policy_target(kind, &name).await?;
-        app.access.detach_policy(&target).await
-    }
-    .await;
-    call.finish(result, "identity policy removed").await?;
     Ok(no_content())
 }
 
 /// POST /api/v1/{users|robots}/{name}/access-keys
-async fn create_access_key(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:CreateAccessKey",
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    let result = app.access.create_access_key(kind, &name).await;
-    let detail = match &result {
-        Ok(key) => format!("created access key {}", key.access_key_id),
-        Err(_) => String::new(),
-    };
-    let key = call.finish(result, &detail).await?;
-    Ok(created(json!({
-        "accessKeyId": key.access_key_id,
-        "secretAccessKey": key.secret_access_key,
-    })))
+async fn create_access_key<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(created(
+        call.run(CreateAccessKeyRequest::<K>::from(name)).await?,
+    ))
 }
 
 /// GET /api/v1/{users|robots}/{name}/access-keys
-async fn list_access_keys(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:ListAccessKeys",
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    let keys = call
-        .finish(app.access.access_keys(kind, &name).await, "")
-        .await?;
-    let keys: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            json!({
-                "accessKeyId": k.access_key_id,
-                "status": access_key_status(k.active),
-                "createdAt": time(k.created_at),
-            })
-        })
-        .collect();
-    Ok(ok(json!({ "accessKeys": keys })))
+async fn list_access_keys<K: AccountKind>(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(ListAccessKeysRequest::<K>::from(name)).await?))
 }
 
-/// DELETE /api/v1/{users|robots}/{name}/access-keys/{keyId}
-async fn delete_access_key(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path((name, key_id)): Path<(String, String)>,
+/// PUT /api/v1/{users|robots}/{name}/access-keys/{keyId} `{"status": "Active" | "Inactive"}`
+async fn update_access_key<K: AccountKind>(
+    call: OpCall,
+    Path((name, access_key_id)): Path<(String, String)>,
+    Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:DeleteAccessKey",
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    let detail = format!("deleted access key {key_id}");
-    call.finish(
-        app.access.delete_access_key(kind, &name, &key_id).await,
-        &detail,
-    )
+    let request: UpdateAccessKeyRequest<K> = decode(&body)?;
+    call.run(UpdateAccessKeyRequest {
+        name,
+        access_key_id,
+        ..request
+    })
     .await?;
     Ok(no_content())
 }
 
-fn access_key_status(active: bool) -> &'static str {
-    if active {
-        "Active"
-    } else {
-        "Inactive"
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateAccessKey {
-    status: String,
-}
-
-/// PUT /api/v1/{users|robots}/{name}/access-keys/{keyId} `{"status": "Active" | "Inactive"}`
-/// (IAM's UpdateAccessKey).
-async fn update_access_key(
-    State(app): State<AppState>,
-    caller: Caller,
-    kind: PrincipalKind,
-    Path((name, key_id)): Path<(String, String)>,
-    Payload(body): Payload,
+/// DELETE /api/v1/{users|robots}/{name}/access-keys/{keyId}
+async fn delete_access_key<K: AccountKind>(
+    call: OpCall,
+    Path((name, access_key_id)): Path<(String, String)>,
 ) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:UpdateAccessKey",
-            Permission::Admin,
-            principal_arn(&app, kind, &name),
-        )
-        .await?;
-    let (call, req): (Call, UpdateAccessKey) = call.body(&body).await?;
-    let active = match req.status.as_str() {
-        "Active" => true,
-        "Inactive" => false,
-        other => {
-            return Err(call
-                .fail(Error::InvalidParameter(format!(
-                    "status: {:?} is not Active or Inactive",
-                    other.chars().take(40).collect::<String>()
-                )))
-                .await)
-        }
+    let request = DeleteAccessKeyRequest::<K> {
+        name,
+        access_key_id,
+        kind: PhantomData,
     };
-    let detail = format!(
-        "access key {key_id} set {}",
-        access_key_status(active).to_ascii_lowercase()
-    );
-    call.finish(
-        app.access
-            .set_access_key_active(kind, &name, &key_id, active)
-            .await,
-        &detail,
-    )
-    .await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 // ---- groups ----
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateGroup {
-    name: String,
-}
-
-fn group_resource(app: &AppState, name: &str) -> String {
-    group_arn(&app.access.registry_id, name)
-}
-
 /// POST /api/v1/groups
-async fn create_group(
-    State(app): State<AppState>,
-    caller: Caller,
-    Payload(body): Payload,
-) -> Reply {
-    let call = caller
-        .begin(&app, "berth:CreateGroup", Permission::Admin, "groups")
-        .await?;
-    let (call, req): (Call, CreateGroup) = call.body(&body).await?;
-    let detail = format!("created group {:?}", req.name);
-    let group = call
-        .finish(app.access.create_group(&req.name).await, &detail)
-        .await?;
-    Ok(created(group_json(&group)))
+async fn create_group(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(created(
+        call.run(decode::<CreateGroupRequest>(&body)?).await?,
+    ))
 }
 
 /// GET /api/v1/groups
-async fn list_groups(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin(&app, "berth:ListGroups", Permission::Admin, "groups")
-        .await?;
-    let groups = call.finish(app.access.group_infos().await, "").await?;
-    let items: Vec<Value> = groups.iter().map(group_json).collect();
-    Ok(ok(json!({ "groups": items })))
+async fn list_groups(call: OpCall) -> Reply {
+    Ok(ok(call.run(ListGroupsRequest {}).await?))
 }
 
 /// GET /api/v1/groups/{name}
-async fn get_group(State(app): State<AppState>, caller: Caller, Path(name): Path<String>) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:GetGroup",
-            Permission::Admin,
-            group_resource(&app, &name),
-        )
-        .await?;
-    let group = call.finish(app.access.group(&name).await, "").await?;
-    Ok(ok(group_json(&group)))
+async fn get_group(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(GetGroupRequest { name }).await?))
 }
 
 /// DELETE /api/v1/groups/{name}
-async fn delete_group(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:DeleteGroup",
-            Permission::Admin,
-            group_resource(&app, &name),
-        )
-        .await?;
-    call.finish(app.access.delete_group(&name).await, "")
-        .await?;
+async fn delete_group(call: OpCall, Path(name): Path<String>) -> Reply {
+    call.run(DeleteGroupRequest { name }).await?;
     Ok(no_content())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AddMember {
-    /// A login name: `alice` or `robot/ci`.
-    member: String,
-}
-
-/// POST /api/v1/groups/{name}/members
-async fn add_group_member(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Payload(body): Payload,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:AddGroupMember",
-            Permission::Admin,
-            group_resource(&app, &name),
-        )
-        .await?;
-    let (call, req): (Call, AddMember) = call.body(&body).await?;
-    let detail = format!("added member {:?}", req.member);
-    let group = call
-        .finish(
-            app.access.add_group_member(&name, &req.member).await,
-            &detail,
-        )
-        .await?;
-    Ok(ok(group_json(&group)))
+/// POST /api/v1/groups/{name}/members `{"member": "alice" | "robot/ci"}`
+async fn add_group_member(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
+    let request: AddGroupMemberRequest = decode(&body)?;
+    Ok(ok(call
+        .run(AddGroupMemberRequest { name, ..request })
+        .await?))
 }
 
 /// DELETE /api/v1/groups/{name}/members/{member}
-async fn remove_group_member(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path((name, member)): Path<(String, String)>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:RemoveGroupMember",
-            Permission::Admin,
-            group_resource(&app, &name),
-        )
-        .await?;
-    let detail = format!("removed member {member:?}");
-    call.finish(
-        app.access.remove_group_member(&name, &member).await,
-        &detail,
-    )
-    .await?;
-    Ok(no_content())
-}
-
-/// GET /api/v1/groups/{name}/policy
-async fn get_group_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:GetGroupPolicy",
-            Permission::Admin,
-            group_resource(&app, &name),
-        )
-        .await?;
-    let result = async {
-        let target = app.access.group_policy_target(&name).await?;
-        app.access.attached_policy(&target).await
-    }
-    .await;
-    Ok(document(call.finish(result, "").await?))
-}
-
-/// PUT /api/v1/groups/{name}/policy
-async fn put_group_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Payload(body): Payload,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:PutGroupPolicy",
-            Permission::Admin,
-            group_resource(&app, &name),
-        )
-        .await?;
-    let (call, text) = call.text(&body).await?;
-    let result = async {
-        let target = app.access.group_policy_target(&name).await?;
-        app.access.attach_policy(&target, &text).await
-    }
-    .await;
-    call.finish(result, "identity policy attached").await?;
-    Ok(no_content())
-}
-
-/// DELETE /api/v1/groups/{name}/policy
-async fn delete_group_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:DeleteGroupPolicy",
-            Permission::Admin,
-            group_resource(&app, &name),
-        )
-        .await?;
-    let result = async {
-        let target = app.access.group_policy_target(&name).await?;
-        app.access.detach_policy(&target).await
-    }
-    .await;
-    call.finish(result, "identity policy removed").await?;
+async fn remove_group_member(call: OpCall, Path((name, member)): Path<(String, String)>) -> Reply {
+    call.run(RemoveGroupMemberRequest { name, member }).await?;
     Ok(no_content())
 }
 
@@ -1364,275 +860,59 @@ async fn lifecycle_audit(
     )))
 }
 
-// ---- settings ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Settings {
-    #[serde(default)]
-    create_on_push: Option<bool>,
-}
-
-async fn settings_json(app: &AppState) -> Result<Value> {
-    Ok(json!({ "createOnPush": app.access.create_on_push().await? }))
-}
-
-/// GET /api/v1/gc: garbage collection queues and what this process reclaimed.
-async fn gc_status(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin(&app, "berth:GetGcStatus", Permission::Admin, "gc")
-        .await?;
-    let result = async {
-        let s = app.registry.gc_status().await?;
-        let pass = |p: &crate::service::GcReport| {
-            json!({
-                "blobsDeleted": p.blobs_deleted,
-                "bytesDeleted": p.bytes_deleted,
-                "manifestsDeleted": p.manifests_deleted,
-                "blobsKept": p.blobs_kept,
-                "manifestsKept": p.manifests_kept,
-                "storageErrors": p.storage_errors,
-                "startedAt": time(p.started_at),
-                "finishedAt": time(p.finished_at),
-            })
-        };
-        Ok(json!({
-            "gracePeriodSecs": s.grace_period_secs,
-            "intervalSecs": app.config.gc.interval().map(|i| i.as_secs_f64()),
-            "queue": {
-                "blobs": s.queue.blob_queue,
-                "blobsDue": s.queue.blob_due,
-                "manifests": s.queue.manifest_queue,
-                "manifestsDue": s.queue.manifest_due,
-            },
-            "sinceStart": {
-                "passes": s.since_start.passes,
-                "blobsDeleted": s.since_start.blobs_deleted,
-                "bytesDeleted": s.since_start.bytes_deleted,
-                "manifestsDeleted": s.since_start.manifests_deleted,
-                "storageErrors": s.since_start.storage_errors,
-            },
-            "lastPass": s.last_pass.as_ref().map(pass),
-        }))
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
-}
+// ---- settings, the policy simulator, signing keys, the audit log, garbage collection ----
 
 /// GET /api/v1/settings
-async fn get_settings(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin(&app, "berth:GetSettings", Permission::Admin, "settings")
-        .await?;
-    Ok(ok(call.finish(settings_json(&app).await, "").await?))
+async fn get_settings(call: OpCall) -> Reply {
+    Ok(ok(call.run(GetSettingsRequest {}).await?))
 }
 
 /// PUT /api/v1/settings: changes the settings present in the body.
-async fn put_settings(
-    State(app): State<AppState>,
-    caller: Caller,
-    Payload(body): Payload,
-) -> Reply {
-    let call = caller
-        .begin(&app, "berth:PutSettings", Permission::Admin, "settings")
-        .await?;
-    let (call, req): (Call, Settings) = call.body(&body).await?;
-    let result = async {
-        if let Some(on) = req.create_on_push {
-            app.access.set_create_on_push(on).await?;
-        }
-        settings_json(&app).await
-    }
-    .await;
-    let detail = match req.create_on_push {
-        Some(on) => format!("createOnPush={on}"),
-        None => "no change".into(),
-    };
-    Ok(ok(call.finish(result, &detail).await?))
-}
-
-// ---- policy simulator ----
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Simulate {
-    principal: String,
-    action: String,
-    #[serde(default)]
-    repository: Option<String>,
-    #[serde(default)]
-    source_ip: Option<String>,
-    #[serde(default)]
-    secure_transport: Option<bool>,
+async fn put_settings(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(ok(call.run(decode::<PutSettingsRequest>(&body)?).await?))
 }
 
 /// POST /api/v1/policy-simulator
-async fn simulate(State(app): State<AppState>, caller: Caller, Payload(body): Payload) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:SimulatePolicy",
-            Permission::Admin,
-            "policy-simulator",
-        )
-        .await?;
-    let (call, req): (Call, Simulate) = call.body(&body).await?;
-    let result = async {
-        let source_ip = req
-            .source_ip
-            .as_deref()
-            .map(|ip| {
-                ip.parse().map_err(|_| {
-                    Error::InvalidParameter(format!(
-                        "sourceIp: {:?} is not an IP address",
-                        ip.chars().take(60).collect::<String>()
-                    ))
-                })
-            })
-            .transpose()?;
-        let request = SimulationRequest {
-            principal: req.principal.clone(),
-            action: req.action.clone(),
-            repository: req.repository.clone(),
-            facts: RequestFacts {
-                source_ip,
-                secure_transport: req.secure_transport.unwrap_or(false),
-            },
-        };
-        app.access.simulate(&request).await
-    }
-    .await;
-    let detail = match &result {
-        Ok(s) => format!(
-            "{} {} on {}: {}",
-            req.principal.chars().take(200).collect::<String>(),
-            s.action,
-            req.repository.as_deref().unwrap_or("the registry"),
-            s.decision
-        ),
-        Err(_) => String::new(),
-    };
-    let sim = call.finish(result, &detail).await?;
-    let (word, statement) = match &sim.decision {
-        crate::policy::Decision::Allow(s) => ("allow", Some(s)),
-        crate::policy::Decision::ExplicitDeny(s) => ("explicitDeny", Some(s)),
-        crate::policy::Decision::ImplicitDeny(_) => ("implicitDeny", None),
-    };
-    let statement = statement.map(|s| {
-        let (source, policy) = match &s.source {
-            PolicySource::Identity(name) => ("identity", Some(name.as_str())),
-            PolicySource::Repository => ("repository", None),
-            PolicySource::Registry => ("registry", None),
-        };
-        json!({
-            "source": source,
-            "policy": policy,
-            "sid": s.statement.sid,
-            "index": s.statement.index,
-            "description": s.to_string(),
-        })
-    });
-    Ok(ok(json!({
-        "decision": word,
-        "statement": statement,
-        "explanation": sim.explanation,
-        "principalArn": sim.principal_arn,
-        "action": sim.action.iam_name(),
-        "repository": req.repository,
-    })))
-}
-
-// ---- signing keys ----
-
-fn keys_json(app: &AppState) -> Value {
-    let keys: Vec<Value> = app
-        .access
-        .signing_key_ids()
-        .into_iter()
-        .enumerate()
-        .map(|(i, kid)| json!({ "kid": kid, "signing": i == 0 }))
-        .collect();
-    json!({ "keys": keys })
+async fn simulate(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(ok(call
+        .run(decode::<SimulatePolicyRequest>(&body)?)
+        .await?))
 }
 
 /// GET /api/v1/signing-keys: the key ids tokens are verified with, the signing one first.
-async fn signing_keys(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:ListSigningKeys",
-            Permission::Admin,
-            "signing-keys",
-        )
-        .await?;
-    call.finish(Ok(()), "").await?;
-    Ok(ok(keys_json(&app)))
+async fn signing_keys(call: OpCall) -> Reply {
+    Ok(ok(call.run(ListSigningKeysRequest {}).await?))
 }
 
 /// POST /api/v1/signing-keys/rotate
-async fn rotate_signing_key(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:RotateSigningKey",
-            Permission::Admin,
-            "signing-keys",
-        )
-        .await?;
-    let result = app.access.rotate_signing_key().await;
-    let detail = match &result {
-        Ok(kid) => format!("now signing with {kid}"),
-        Err(_) => String::new(),
-    };
-    let kid = call.finish(result, &detail).await?;
-    let mut v = keys_json(&app);
-    v["kid"] = kid.into();
-    Ok(ok(v))
+async fn rotate_signing_key(call: OpCall) -> Reply {
+    Ok(ok(call.run(RotateSigningKeyRequest {}).await?))
 }
 
-// ---- audit log ----
-
 /// GET /api/v1/audit?limit=&before=: newest first; `before` is an entry id (from `next`).
-async fn audit_log(
-    State(app): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Reply {
-    let call = caller
-        .begin(
-            &app,
-            "berth:ListAuditEvents",
-            Permission::Admin,
-            "audit-log",
-        )
-        .await?;
+async fn audit_log(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
-    let result = async {
-        let limit: u32 = parse_number("limit", query_param(&pairs, "limit"))?.unwrap_or(100);
-        let before: Option<i64> = parse_number("before", query_param(&pairs, "before"))?;
-        let entries = app.access.audit_log(before, limit).await?;
-        let full = entries.len() == limit.clamp(1, crate::access::MAX_AUDIT_PAGE) as usize;
-        let next = full.then(|| entries.last().map(|e| e.id)).flatten();
-        let entries: Vec<Value> = entries
-            .iter()
-            .map(|e| {
-                json!({
-                    "id": e.id,
-                    "time": time(e.at),
-                    "principal": e.principal,
-                    "action": e.action,
-                    "resource": e.resource,
-                    "outcome": e.outcome,
-                    "detail": e.detail,
-                    "sourceIp": e.source_ip,
-                    "credential": (!e.credential.is_empty()).then_some(&e.credential),
-                })
-            })
-            .collect();
-        Ok(json!({ "entries": entries, "next": next }))
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let request = ListAuditEventsRequest {
+        limit: parse_number("limit", query_param(&pairs, "limit"))?,
+        before: parse_number("before", query_param(&pairs, "before"))?,
+    };
+    Ok(ok(call.run(request).await?))
+}
+
+/// GET /api/v1/gc: garbage collection queues and what this process reclaimed.
+async fn gc_status(call: OpCall) -> Reply {
+    Ok(ok(call.run(GetGcStatusRequest {}).await?))
+}
+
+/// GET /api/v1/events?after=&limit=: outbox records (scan results, ...) oldest first, for
+/// administrators and event consumers; `after` is the last `id` seen.
+async fn list_events(call: OpCall, RawQuery(query): RawQuery) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = ListEventsRequest {
+        after: parse_number("after", query_param(&pairs, "after"))?,
+        limit: parse_number("limit", query_param(&pairs, "limit"))?,
+    };
+    Ok(ok(call.run(request).await?))
 }
 
 // ---- scanning ----
@@ -2101,38 +1381,6 @@ async fn delete_creation_template(
 ) -> Reply {
     let request = DeleteRepositoryCreationTemplateRequest { prefix };
     Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
-}
-
-/// GET /api/v1/events?after=&limit=: outbox records (scan results, ...) oldest first, for
-/// administrators and event consumers; `after` is the last `id` seen.
-async fn list_events(
-    State(app): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Reply {
-    let call = caller
-        .begin(&app, "berth:ListEvents", Permission::Admin, "events")
-        .await?;
-    let result = async {
-        let pairs = query_pairs(&query);
-        let limit: usize = parse_number("limit", query_param(&pairs, "limit"))?.unwrap_or(100);
-        let after: i64 = parse_number("after", query_param(&pairs, "after"))?.unwrap_or(0);
-        let events = app
-            .registry
-            .outbox_events(after, limit.clamp(1, 1000))
-            .await?;
-        Ok(json!({
-            "events": events.iter().map(|e| json!({
-                "id": e.id,
-                "detailType": e.kind,
-                "detail": e.detail,
-                "createdAt": time(e.created_at),
-                "deliveredAt": e.delivered_at.map(time),
-            })).collect::<Vec<_>>(),
-        }))
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
 }
 
 // ---- pull-through cache rules ----

@@ -31,7 +31,7 @@
 //! ([`crate::access::Access::audit_request`]): action (`ecr:<Operation>` or
 //! `berth:<Operation>`), resource (an ARN, or a short name such as `registry`), outcome
 //! (`success`, `denied`, `failed`), source address, and a detail that never holds secrets (a
-//! failure records only its error code). Calls refused with 401 are not recorded; failed logins
+//! failure records only its kind of error). Calls refused with 401 are not recorded; failed logins
 //! are logged and rate-limited by the access layer.
 //!
 //! **Errors** are the one JSON shape of [`super::error::ApiError`]:
@@ -272,6 +272,38 @@ pub async fn run_op<O: crate::ops::Operation>(
     Ok(crate::ops::execute(&cx, op).await?)
 }
 
+/// What [`run_op`] needs, extracted at once: the state, the signed-in caller, and the headers
+/// that say how clients reach the registry. A handler taking it is only its mapping: build the
+/// request from the path, query and body, [`OpCall::run`] it, shape the answer.
+pub struct OpCall {
+    app: AppState,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+}
+
+impl FromRequestParts<AppState> for OpCall {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        Ok(OpCall {
+            app: app.clone(),
+            caller,
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl OpCall {
+    /// [`run_op`]: the gate, the operation, its audit record.
+    pub async fn run<O: crate::ops::Operation>(&self, op: O) -> Result<O::Output, ApiError> {
+        run_op(&self.app, &self.caller, &self.headers, op).await
+    }
+}
+
 /// A JSON request body decoded into an operation's request (its syntax and member types; the
 /// operation validates values after the gate).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -282,6 +314,12 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     };
     serde_json::from_slice(body)
         .map_err(|e| ApiError(Error::InvalidParameter(format!("invalid JSON body: {e}"))))
+}
+
+/// A request body that is a document stored as sent (a policy), as text.
+pub fn text(body: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError(Error::InvalidParameter("the body is not UTF-8 text".into())))
 }
 
 /// One admin call under way: permission granted, audit entry pending.
