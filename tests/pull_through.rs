@@ -265,9 +265,9 @@ async fn a_token_auth_upstream_is_cached_and_served_when_it_stops() {
         .await
         .unwrap();
     assert_eq!(repo["imageTagMutability"], "IMMUTABLE", "{repo}");
-    // Pushing into the cache is refused with a clear error by the registry service: a `/v2`
-    // upload and a `/v2` manifest PUT (of the very manifest the cache holds, under a new tag)
-    // get the same refusal.
+    // Pushing into the cache is refused with a clear error, by the same use case whichever
+    // door the push comes through: a `/v2` upload, a `/v2` manifest PUT (of the very manifest
+    // the cache holds, under a new tag) and ECR's PutImage (boto3) get the same refusal.
     let (status, _, _, manifest) = get_manifest(&api, "up/team/app", "v1").await;
     assert_eq!(status, 200, "{manifest}");
     let resp = api
@@ -291,6 +291,12 @@ async fn a_token_auth_upstream_is_cached_and_served_when_it_stops() {
         "{message}"
     );
     assert_eq!(upload_refusal, refusal, "uploads are refused alike");
+    boto3(
+        &server,
+        "put_image_refused",
+        json!({"repository": "up/team/app", "manifest": manifest, "tag": "pushed",
+               "code": "InvalidParameterException", "message": message}),
+    );
 
     // The upstream goes away: the cache still serves what it holds (within the interval,
     // without asking the upstream) ...

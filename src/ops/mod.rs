@@ -9,6 +9,7 @@
 //! the operation, never in a door. Depends on `access` and `service` (and their stores); the
 //! doors in `http` and `ecr` depend on it.
 
+pub mod images;
 pub mod repositories;
 pub mod shapes;
 
