@@ -8,14 +8,13 @@ use super::{parse, Call, EcrError, EcrResult, Target};
 use crate::access::PolicyTarget;
 use crate::error::Error;
 use crate::meta::TagFilter;
-use crate::oci::{Digest, RepoName};
-use crate::ops::images::{describe_image_id, image_ref};
+use crate::oci::RepoName;
 use crate::ops::repositories::{check_tag_key, check_tags, repository_name};
 use crate::ops::shapes::*;
 use crate::ops::{decode_token, encode_token, max_results};
 use crate::policy::templates::{Template, TemplateFields};
 use crate::policy::Action;
-use crate::service::{ImageLookup, MAX_RESOURCE_TAGS};
+use crate::service::MAX_RESOURCE_TAGS;
 
 /// Runs the operation named by `X-Amz-Target` on the JSON `body`. Operations of the control
 /// plane (`crate::ops`) are authorized and audited there (`audited` is set); the others here.
@@ -61,16 +60,16 @@ pub async fn dispatch(
         "PutImage" => op!(PutImageRequest),
         "BatchCheckLayerAvailability" => op!(BatchCheckLayerAvailabilityRequest),
         "PutImageTagMutability" => op!(PutImageTagMutabilityRequest),
-        "PutImageScanningConfiguration" => run!(put_image_scanning_configuration),
-        "StartImageScan" => run!(start_image_scan),
-        "DescribeImageScanFindings" => run!(describe_image_scan_findings),
-        "PutRegistryScanningConfiguration" => run!(put_registry_scanning_configuration),
+        "PutImageScanningConfiguration" => op!(PutImageScanningConfigurationRequest),
+        "StartImageScan" => op!(StartImageScanRequest),
+        "DescribeImageScanFindings" => op!(DescribeImageScanFindingsRequest),
+        "PutRegistryScanningConfiguration" => op!(PutRegistryScanningConfigurationRequest),
         "CreatePullThroughCacheRule" => run!(create_pull_through_cache_rule),
         "DescribePullThroughCacheRules" => run!(describe_pull_through_cache_rules),
         "UpdatePullThroughCacheRule" => run!(update_pull_through_cache_rule),
         "DeletePullThroughCacheRule" => run!(delete_pull_through_cache_rule),
         "ValidatePullThroughCacheRule" => run!(validate_pull_through_cache_rule),
-        "GetRegistryScanningConfiguration" => run!(get_registry_scanning_configuration),
+        "GetRegistryScanningConfiguration" => op!(GetRegistryScanningConfigurationRequest),
         "TagResource" => run!(tag_resource),
         "UntagResource" => run!(untag_resource),
         "ListTagsForResource" => run!(list_tags_for_resource),
@@ -809,213 +808,6 @@ async fn describe_repository_creation_templates(
     Ok(DescribeRepositoryCreationTemplatesResponse {
         registry_id: call.registry_id().to_owned(),
         repository_creation_templates: found.iter().map(creation_template).collect(),
-        next_token,
-    })
-}
-
-// ---- image scanning ----
-
-/// PutImageScanningConfiguration: a repository's scan-on-push flag.
-async fn put_image_scanning_configuration(
-    call: &Call<'_>,
-    input: PutImageScanningConfigurationRequest,
-) -> EcrResult<PutImageScanningConfigurationResponse> {
-    let name = call
-        .authorize_repository(
-            Action::PutImageScanningConfiguration,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let row = call
-        .app
-        .registry
-        .set_scan_on_push(&name, input.image_scanning_configuration.scan_on_push)
-        .await
-        .map_err(in_repository(call, &name))?;
-    Ok(PutImageScanningConfigurationResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: row.name,
-        image_scanning_configuration: ImageScanningConfiguration {
-            scan_on_push: row.scan_on_push,
-        },
-    })
-}
-
-/// PutRegistryScanningConfiguration: which repositories scan on push, by wildcard rules.
-async fn put_registry_scanning_configuration(
-    call: &Call<'_>,
-    input: PutRegistryScanningConfigurationRequest,
-) -> EcrResult<PutRegistryScanningConfigurationResponse> {
-    call.authorize(Action::PutRegistryScanningConfiguration, &Target::Registry)
-        .await?;
-    let config = crate::policy::scanning::RegistryScanningConfiguration {
-        scan_type: input.scan_type.unwrap_or_else(|| "BASIC".into()),
-        rules: input.rules,
-    };
-    call.app.registry.put_registry_scanning(&config).await?;
-    Ok(PutRegistryScanningConfigurationResponse {
-        registry_scanning_configuration: config,
-    })
-}
-
-/// GetRegistryScanningConfiguration: `BASIC` without rules until one is put.
-async fn get_registry_scanning_configuration(
-    call: &Call<'_>,
-    _input: EmptyRequest,
-) -> EcrResult<GetRegistryScanningConfigurationResponse> {
-    call.authorize(Action::GetRegistryScanningConfiguration, &Target::Registry)
-        .await?;
-    Ok(GetRegistryScanningConfigurationResponse {
-        registry_id: call.registry_id().to_owned(),
-        scanning_configuration: call.app.registry.registry_scanning().await?,
-    })
-}
-
-/// The digest an image id names in a repository; `ImageNotFoundException` if none.
-async fn scanned_image(
-    call: &Call<'_>,
-    name: &RepoName,
-    id: &ImageIdentifier,
-) -> EcrResult<(Digest, ImageIdentifier)> {
-    let r = image_ref(id).map_err(|f| EcrError::invalid(f.failure_reason))?;
-    let found = call
-        .app
-        .registry
-        .lookup_image(name, r.digest.as_ref(), r.tag.as_ref(), false)
-        .await
-        .map_err(in_repository(call, name))?;
-    let ImageLookup::Found(manifest) = found else {
-        return Err(EcrError::new(
-            "ImageNotFoundException",
-            format!(
-                "The image with imageId {} does not exist within the repository with name '{name}' in the registry with id '{}'",
-                describe_image_id(id),
-                call.registry_id()
-            ),
-        ));
-    };
-    let digest = Digest::parse(&manifest.digest)?;
-    let id = ImageIdentifier {
-        image_digest: Some(manifest.digest),
-        image_tag: id.image_tag.clone(),
-    };
-    Ok((digest, id))
-}
-
-/// StartImageScan: queues a scan now (Berth has no once-a-day limit).
-async fn start_image_scan(
-    call: &Call<'_>,
-    input: StartImageScanRequest,
-) -> EcrResult<StartImageScanResponse> {
-    let name = call
-        .authorize_repository(
-            Action::StartImageScan,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let (digest, image_id) = scanned_image(call, &name, &input.image_id).await?;
-    call.app
-        .registry
-        .start_image_scan(&name, &digest)
-        .await
-        .map_err(in_repository(call, &name))?;
-    Ok(StartImageScanResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        image_id,
-        image_scan_status: ImageScanStatus {
-            status: "IN_PROGRESS".into(),
-            description: None,
-        },
-    })
-}
-
-/// DescribeImageScanFindings: the scan status, severity counts and a page of findings.
-async fn describe_image_scan_findings(
-    call: &Call<'_>,
-    input: DescribeImageScanFindingsRequest,
-) -> EcrResult<DescribeImageScanFindingsResponse> {
-    let name = call
-        .authorize_repository(
-            Action::DescribeImageScanFindings,
-            input.registry_id.as_deref(),
-            &input.repository_name,
-        )
-        .await?;
-    let (digest, image_id) = scanned_image(call, &name, &input.image_id).await?;
-    let limit = max_results(input.max_results, 100)?;
-    let after = match input.next_token.as_deref() {
-        Some(token) => decode_token("scan-findings", token, 2)?,
-        None => Vec::new(),
-    };
-    let after_seq = match after.as_slice() {
-        [d, seq] if *d == digest.to_string() => seq.parse::<i64>().map_err(|_| {
-            EcrError::invalid("Invalid parameter at 'nextToken': the token is not valid")
-        })?,
-        [] => -1,
-        _ => {
-            return Err(EcrError::invalid(
-                "Invalid parameter at 'nextToken': the token is not valid",
-            ))
-        }
-    };
-    let page = call
-        .app
-        .registry
-        .scan_findings_page(&name, &digest, after_seq, limit)
-        .await
-        .map_err(in_repository(call, &name))?
-        .ok_or_else(|| {
-            EcrError::new(
-                "ScanNotFoundException",
-                format!(
-                    "Image scan does not exist for the image with '{}' in the repository with name '{name}' in the registry with id '{}'",
-                    describe_image_id(&input.image_id),
-                    call.registry_id()
-                ),
-            )
-        })?;
-    let next_token = match (page.more, page.findings.last()) {
-        (true, Some((seq, _))) => Some(encode_token(
-            "scan-findings",
-            &[&digest.to_string(), &seq.to_string()],
-        )),
-        _ => None,
-    };
-    let complete = page.state.status == "COMPLETE";
-    Ok(DescribeImageScanFindingsResponse {
-        registry_id: call.registry_id().to_owned(),
-        repository_name: name.to_string(),
-        image_id,
-        image_scan_status: ImageScanStatus {
-            status: page.state.status.clone(),
-            description: Some(page.state.description.clone()),
-        },
-        image_scan_findings: complete.then(|| ImageScanFindings {
-            image_scan_completed_at: page.state.completed_at.map(timestamp),
-            vulnerability_source_updated_at: page
-                .state
-                .vulnerability_source_updated_at
-                .map(timestamp),
-            finding_severity_counts: page.severity_counts.into_iter().collect(),
-            findings: page
-                .findings
-                .into_iter()
-                .map(|(_, f)| ImageScanFinding {
-                    name: f.name,
-                    description: f.description,
-                    uri: f.uri,
-                    severity: f.severity,
-                    attributes: f
-                        .attributes
-                        .into_iter()
-                        .map(|(key, value)| Attribute { key, value })
-                        .collect(),
-                })
-                .collect(),
-        }),
         next_token,
     })
 }

@@ -11,6 +11,7 @@
 
 pub mod images;
 pub mod repositories;
+pub mod scanning;
 pub mod shapes;
 
 use std::future::Future;
