@@ -265,12 +265,38 @@ async fn a_token_auth_upstream_is_cached_and_served_when_it_stops() {
         .await
         .unwrap();
     assert_eq!(repo["imageTagMutability"], "IMMUTABLE", "{repo}");
-    // Pushing into the cache is refused with a clear error.
+    // Pushing into the cache is refused with a clear error, by the same use case whichever
+    // door the push comes through: a `/v2` upload, a `/v2` manifest PUT (of the very manifest
+    // the cache holds, under a new tag) and ECR's PutImage (boto3) get the same refusal.
+    let (status, _, _, manifest) = get_manifest(&api, "up/team/app", "v1").await;
+    assert_eq!(status, 200, "{manifest}");
     let resp = api
         .send(api.req(reqwest::Method::POST, "/v2/up/team/app/blobs/uploads/"))
         .await;
-    assert_eq!(resp.status(), 403);
-    assert!(resp.text().await.unwrap().contains("pull-through cache"));
+    assert_eq!(resp.status(), 400);
+    let upload_refusal: Value = resp.json().await.unwrap();
+    let resp = api
+        .send(
+            api.req(reqwest::Method::PUT, "/v2/up/team/app/manifests/pushed")
+                .header("content-type", OCI_MANIFEST)
+                .body(manifest.clone()),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let refusal: Value = resp.json().await.unwrap();
+    assert_eq!(refusal["errors"][0]["code"], "UNSUPPORTED", "{refusal}");
+    let message = refusal["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("pull-through cache") && message.contains("cannot be pushed"),
+        "{message}"
+    );
+    assert_eq!(upload_refusal, refusal, "uploads are refused alike");
+    boto3(
+        &server,
+        "put_image_refused",
+        json!({"repository": "up/team/app", "manifest": manifest, "tag": "pushed",
+               "code": "InvalidParameterException", "message": message}),
+    );
 
     // The upstream goes away: the cache still serves what it holds (within the interval,
     // without asking the upstream) ...

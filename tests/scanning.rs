@@ -306,6 +306,7 @@ async fn scan_on_push_reports_cve_and_secret_to_boto3_and_the_native_api() {
     assert!(counts["CRITICAL"].as_i64().unwrap() >= 2, "{counts}");
     // One finding per page, the same findings in order.
     let mut paged = Vec::new();
+    let mut pages = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let mut query = "imageTag=v1&maxResults=1".to_owned();
@@ -317,13 +318,25 @@ async fn scan_on_push_reports_cve_and_secret_to_boto3_and_the_native_api() {
         for f in page["imageScanFindings"]["findings"].as_array().unwrap() {
             paged.push(f["name"].clone());
         }
-        match page["nextToken"].as_str() {
-            Some(t) => token = Some(t.to_owned()),
-            None => break,
+        token = page["nextToken"].as_str().map(str::to_owned);
+        pages.push(json!({
+            "findings": page["imageScanFindings"]["findings"],
+            "counts": page["imageScanFindings"]["findingSeverityCounts"],
+            "nextToken": page["nextToken"],
+        }));
+        if token.is_none() {
+            break;
         }
     }
     let names: Vec<Value> = findings.iter().map(|f| f["name"].clone()).collect();
     assert_eq!(paged, names);
+    // The ECR API pages the same findings the same way: boto3 sees these pages, with the same
+    // opaque nextTokens, and each door continues from the other's token.
+    boto3(
+        &server,
+        "scan_findings_pages",
+        json!({"repository": repo, "tag": "v1", "pages": pages}),
+    );
     let (status, body) = rest_findings(&api, &repo, "imageTag=nope").await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = rest_findings(&api, &repo, "imageDigest=sha256:zz").await;

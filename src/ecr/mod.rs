@@ -20,9 +20,7 @@ use crate::app::AppState;
 use crate::auth::credential::CredentialKind;
 use crate::auth::sigv4::{self, SigV4Error, SigV4Request, SigV4Verifier};
 use crate::error::{Error, Existing, Missing};
-use crate::oci::RepoName;
 use crate::ops::Endpoint;
-use crate::policy::{Action, Decision};
 
 /// The `X-Amz-Target` prefix of every ECR operation.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
@@ -156,89 +154,14 @@ impl IntoResponse for EcrError {
 
 pub type EcrResult<T> = std::result::Result<T, EcrError>;
 
-/// One authenticated ECR request, as the operations see it.
+/// One authenticated ECR request: who is calling and how clients reach the registry.
 pub struct Call<'a> {
     pub app: &'a AppState,
-    pub subject: Subject,
-    pub principal: Arc<Principal>,
-    pub facts: RequestFacts,
     pub caller: Caller,
     pub endpoint: Endpoint,
 }
 
-/// What an operation acts on, for the policy decision.
-pub enum Target {
-    /// The registry as a whole (decided with no repository).
-    Registry,
-    /// One repository.
-    Repository(RepoName),
-}
-
 impl Call<'_> {
-    pub fn registry_id(&self) -> &str {
-        &self.app.access.registry_id
-    }
-
-    pub fn region(&self) -> &str {
-        &self.app.access.region
-    }
-
-    /// Refuses with `AccessDeniedException` unless the policies allow `action` on `target`.
-    pub async fn authorize(&self, action: Action, target: &Target) -> EcrResult<()> {
-        let repository = match target {
-            Target::Registry => None,
-            Target::Repository(name) => Some(name.as_str()),
-        };
-        let decision = self
-            .app
-            .access
-            .decide(&self.subject, action, repository, &self.facts)
-            .await?;
-        if decision.is_allowed() {
-            return Ok(());
-        }
-        Err(self.denied(action, repository, &decision))
-    }
-
-    /// Whether `action` is allowed on `repository` (for filtering listings).
-    pub async fn allowed(&self, action: Action, repository: &str) -> EcrResult<bool> {
-        Ok(self
-            .app
-            .access
-            .decide(&self.subject, action, Some(repository), &self.facts)
-            .await?
-            .is_allowed())
-    }
-
-    fn denied(&self, action: Action, repository: Option<&str>, decision: &Decision) -> EcrError {
-        let resource = match repository {
-            Some(name) => self.repository_arn(name),
-            None => "*".to_owned(),
-        };
-        EcrError::new(
-            "AccessDeniedException",
-            format!(
-                "User: {} is not authorized to perform: {} on resource: {resource} ({decision})",
-                self.principal.arn(),
-                action.iam_name()
-            ),
-        )
-    }
-
-    pub fn repository_arn(&self, name: &str) -> String {
-        crate::policy::repository_arn(self.region(), self.registry_id(), name)
-    }
-
-    /// `host[:port]` of the registry as clients reach it.
-    pub fn registry_host(&self) -> String {
-        self.endpoint.host.clone()
-    }
-
-    /// The registry URL (`GetAuthorizationToken`'s `proxyEndpoint`).
-    pub fn registry_url(&self) -> String {
-        self.endpoint.url.clone()
-    }
-
     /// The operation context of this call (the services, the caller, the endpoint).
     pub fn context(&self) -> crate::ops::Context<'_> {
         crate::ops::Context::new(
@@ -248,18 +171,6 @@ impl Call<'_> {
             &self.caller,
             &self.endpoint,
         )
-    }
-
-    /// Refuses a `registryId` other than this registry's.
-    pub fn check_registry_id(&self, given: Option<&str>) -> EcrResult<()> {
-        match given {
-            Some(id) if id != self.registry_id() => Err(EcrError::invalid(format!(
-                "Invalid parameter at 'registryId' failed to satisfy constraint: this registry's id is '{}', not '{}'",
-                self.registry_id(),
-                id.chars().take(40).collect::<String>()
-            ))),
-            _ => Ok(()),
-        }
     }
 }
 
@@ -474,13 +385,10 @@ async fn serve(
     let call = Call {
         app,
         caller: Caller {
-            subject: subject.clone(),
+            subject,
             facts: *facts,
         },
         endpoint: crate::http::endpoint(&app.config, &parts.headers),
-        subject,
-        principal,
-        facts: *facts,
     };
     operations::dispatch(&call, operation, &body, audited).await
 }

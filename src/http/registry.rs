@@ -150,21 +150,15 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
     let facts = super::auth::request_facts(&app, req.extensions());
     let subject =
         super::auth::guard(&app, &method, req.headers(), &facts, &route, alias.as_ref()).await?;
-    if let Some(name) = route.name() {
+    // Reads of a pull-through cache's manifests and blobs are served from the cache and filled
+    // from upstream; everything else on a cached repository (pushes, which the registry
+    // service refuses, deletes, tag lists, referrers) is as on any repository.
+    let cached_read = (method == Method::GET || method == Method::HEAD)
+        && matches!(route, Route::Manifest { .. } | Route::Blob { .. });
+    if let (true, Some(name)) = (cached_read, route.name()) {
         if let Some(rule) = app.pull_through.rule_for(name).await? {
-            let query = Query::from_request(&req);
-            let (parts, _) = req.into_parts();
-            return pull_through(
-                &app,
-                &subject,
-                &facts,
-                &method,
-                route,
-                &rule,
-                &parts.headers,
-                &query,
-            )
-            .await;
+            return pull_through(&app, &subject, &facts, &method, route, &rule, req.headers())
+                .await;
         }
     }
     let caller = &Caller { subject, facts };
@@ -455,9 +449,8 @@ async fn mirror_route(
     Ok((mapped, Some(original)))
 }
 
-/// Requests for a repository under a pull-through rule: pulls are served from the cache and
-/// filled from upstream; pushes are refused (deletes evict, as anywhere).
-#[allow(clippy::too_many_arguments)]
+/// A read of a manifest or blob of a repository under a pull-through rule: served from the
+/// cache, and filled from upstream on a miss.
 async fn pull_through(
     app: &AppState,
     subject: &crate::access::Subject,
@@ -466,15 +459,7 @@ async fn pull_through(
     route: Route,
     rule: &crate::meta::StoredRule,
     headers: &HeaderMap,
-    query: &Query,
 ) -> Result<Response> {
-    let refuse_push = |name: &RepoName| {
-        Err(Error::Denied(format!(
-            "repository {name} is a pull-through cache of {}; its images come from there and \
-             cannot be pushed",
-            rule.rule.upstream.authority
-        )))
-    };
     let head = *method == Method::HEAD;
     let rights = |name: &RepoName| {
         let name = name.as_str().to_owned();
@@ -552,37 +537,9 @@ async fn pull_through(
                 }
             }
         }
-        (Method::DELETE, route) => {
-            // Eviction: a normal delete of a cached manifest or blob.
-            match route {
-                Route::Manifest { name, reference } => {
-                    app.registry
-                        .delete_manifest(&name, &Reference::parse(&reference)?)
-                        .await?;
-                }
-                Route::Blob { name, digest } => {
-                    app.registry
-                        .delete_blob(&name, &Digest::parse(&digest)?)
-                        .await?;
-                }
-                _ => {
-                    return Err(Error::MethodNotAllowed(
-                        "DELETE is not supported here".into(),
-                    ))
-                }
-            }
-            Ok(StatusCode::ACCEPTED.into_response())
-        }
-        (Method::GET, Route::Tags { name }) => tags(app, &name, query).await,
-        (Method::GET, Route::Referrers { name, digest }) => {
-            referrers(app, &name, &digest, query).await
-        }
-        (
-            _,
-            Route::UploadStart { name } | Route::Upload { name, .. } | Route::Manifest { name, .. },
-        ) => refuse_push(&name),
-        (m, _) => Err(Error::MethodNotAllowed(format!(
-            "{m} is not supported on a pull-through cached repository"
+        (method, route) => Err(Error::MethodNotAllowed(format!(
+            "{method} is not supported on {}",
+            describe(&route)
         ))),
     }
 }

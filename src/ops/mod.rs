@@ -11,12 +11,14 @@
 
 pub mod admin;
 pub mod identity;
+pub mod images;
 pub mod lifecycle;
 pub mod policies;
 pub mod pull_through;
 pub mod registry;
 pub mod repositories;
 pub mod resource_tags;
+pub mod scanning;
 pub mod shapes;
 pub mod templates;
 

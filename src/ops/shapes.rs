@@ -861,7 +861,49 @@ pub struct ImageScanFindingsSummary {
     pub finding_severity_counts: std::collections::BTreeMap<String, i64>,
 }
 
+// ---- pull gate (Berth's, REST only) ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPullGateRequest {
+    pub repository_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletePullGateRequest {
+    pub repository_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutPullGateRequest {
+    pub repository_name: String,
+    /// Validated by the operation, so the message can name the field.
+    #[serde(default)]
+    pub severity_threshold: Option<String>,
+    #[serde(default)]
+    pub allowlist: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_unscanned: Option<bool>,
+}
+
+/// A repository's pull gate: GetPullGate's and PutPullGate's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullGateResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub severity_threshold: String,
+    pub allowlist: Vec<String>,
+    pub allow_unscanned: bool,
+}
+
 // ---- registry scanning ----
+
+/// GetRegistryScanningConfiguration: no members.
+#[derive(Debug, Default, Deserialize)]
+pub struct GetRegistryScanningConfigurationRequest {}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -15,17 +15,18 @@
 //!   nothing). The fetch runs in its own task, so a client that disconnects does not abort it.
 //!   One fetch per digest at a time: in-process waiters share it, and a lease row in the
 //!   database makes other replicas wait for it too (single-flight).
-//! * Pushing to a cached repository is refused; deleting from it is allowed (eviction).
+//! * Pushing to a cached repository is refused (by the registry service, for every door);
+//!   deleting from it is allowed (eviction).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::rules::{credential_name, rule_for, rule_for_mirror};
+use super::rules::{credential_name, rule_for_mirror};
 use super::upstream::{Credential, UpstreamClient, UpstreamError};
 use crate::access::Access;
 use crate::config::Config;
@@ -37,8 +38,6 @@ use crate::policy::templates::AppliedFor;
 use crate::service::{BlobRead, Registry, StoredManifest};
 use crate::storage::ByteStream;
 
-/// How long a replica trusts its copy of the rules.
-const RULES_TTL: Duration = Duration::from_secs(2);
 /// After an upstream failure, how long before a tag is checked upstream again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 /// The lease on a blob fetch, renewed while the fetch streams.
@@ -79,7 +78,6 @@ pub struct PullThrough {
     default_revalidate: Duration,
     mirror_default_ns: String,
     replica_id: String,
-    rules: Mutex<Option<(Instant, Arc<Vec<StoredRule>>)>>,
     /// Blob fetches under way in this process, by digest.
     fills: Arc<DashMap<String, watch::Receiver<FillResult>>>,
     /// One manifest fill per (repository, reference) at a time in this process.
@@ -151,22 +149,14 @@ impl PullThrough {
             default_revalidate: Duration::from_secs(config.pull_through.revalidate_secs),
             mirror_default_ns: config.pull_through.mirror_default_ns.clone(),
             replica_id: replica_id.to_owned(),
-            rules: Mutex::new(None),
             fills: Arc::new(DashMap::new()),
             manifest_locks: DashMap::new(),
         })
     }
 
-    /// The rules, read through for [`RULES_TTL`].
+    /// The rules, read through (the registry's copy, which pushes are refused by too).
     pub async fn rules(&self) -> Result<Arc<Vec<StoredRule>>> {
-        if let Some((at, rules)) = self.rules.lock().expect("rules lock").as_ref() {
-            if at.elapsed() < RULES_TTL {
-                return Ok(rules.clone());
-            }
-        }
-        let rules = Arc::new(self.registry.meta.pull_through_rules().await?);
-        *self.rules.lock().expect("rules lock") = Some((Instant::now(), rules.clone()));
-        Ok(rules)
+        self.registry.pull_through_rules().await
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -183,13 +173,12 @@ impl PullThrough {
 
     /// Forgets the cached rules (after this replica changed them).
     pub fn rules_changed(&self) {
-        *self.rules.lock().expect("rules lock") = None;
+        self.registry.pull_through_rules_changed();
     }
 
     /// The rule whose prefix covers `name`, if any.
     pub async fn rule_for(&self, name: &RepoName) -> Result<Option<StoredRule>> {
-        let rules = self.rules().await?;
-        Ok(rule_for(&rules, name.as_str()).cloned())
+        self.registry.pull_through_rule_for(name).await
     }
 
     /// Mirror mode: the local repository a pull of upstream repository `name` maps to, for a
@@ -961,7 +950,7 @@ impl Fill {
             .boxed();
         let result = self
             .registry
-            .upload_monolithic(&self.name, &self.digest, size, tee)
+            .put_cached_blob(&self.name, &self.digest, size, tee)
             .await;
         renew.abort();
         match result {

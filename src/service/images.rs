@@ -109,8 +109,9 @@ impl Registry {
         }
     }
 
-    /// PutImage: stores a manifest (the repository must exist) under `tag` or by digest alone.
-    /// A push that changes nothing (same manifest, tag already on it or no tag) is `Unchanged`.
+    /// PutImage: stores a manifest (the repository must exist) under `tag` or by digest alone,
+    /// not into a pull-through cache. A push that changes nothing (same manifest, tag already on
+    /// it or no tag) is `Unchanged`.
     pub async fn put_image(
         &self,
         name: &RepoName,
@@ -118,6 +119,8 @@ impl Registry {
         media_type: Option<&str>,
         manifest: Vec<u8>,
     ) -> Result<ImagePut> {
+        // Before anything else, so a cache's own images are not reported "already exists".
+        self.refuse_push_into_cache(name).await?;
         let repo = self.repository(name).await?;
         let digest = Digest::of(crate::oci::Algorithm::Sha256, &manifest);
         let existing = match tag {

@@ -35,7 +35,8 @@ impl From<&ManifestRow> for StoredManifest {
 }
 
 impl Registry {
-    /// PUT /v2/<name>/manifests/<reference>[?tag=a&tag=b]
+    /// PUT /v2/<name>/manifests/<reference>[?tag=a&tag=b] (and PutImage): not into a
+    /// pull-through cache.
     pub async fn put_manifest(
         &self,
         name: &RepoName,
@@ -44,6 +45,7 @@ impl Registry {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<ManifestPut> {
+        self.refuse_push_into_cache(name).await?;
         self.put_manifest_with(name, reference, extra_tags, content_type, body, false)
             .await
     }

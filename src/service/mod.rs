@@ -2,6 +2,7 @@
 //! referrers. Each public function names the spec endpoint it serves. Depends on `oci`, `meta`,
 //! `storage` and `error`.
 
+mod cache_rules;
 mod fsck;
 mod gc;
 mod identity;
@@ -79,6 +80,8 @@ pub struct Registry {
     /// The gate's answer per manifest id (`Some(reason)` refuses), for [`PULL_GATE_TTL`], so a
     /// busy gated image costs no queries per pull.
     gate_decisions: crate::util::TtlCache<i64, Option<Arc<str>>>,
+    /// The pull-through cache rules, read through (see `cache_rules`).
+    rules: cache_rules::CachedRules,
 }
 
 /// How long a replica trusts its copy of a repository's pull gate.
@@ -109,6 +112,7 @@ impl Registry {
             pulls: PullTracker::default(),
             gates: crate::util::TtlCache::new(PULL_GATE_TTL, 100_000),
             gate_decisions: crate::util::TtlCache::new(PULL_GATE_TTL, 100_000),
+            rules: Default::default(),
         }
     }
 

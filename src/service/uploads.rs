@@ -123,12 +123,14 @@ impl Registry {
             .ok_or_else(|| unknown_upload(id, name))
     }
 
-    /// POST /v2/<name>/blobs/uploads/ (also `?digest-algorithm=`): opens a session.
+    /// POST /v2/<name>/blobs/uploads/ (also `?digest-algorithm=`): opens a session (not in a
+    /// pull-through cache).
     pub async fn start_upload(
         &self,
         name: &RepoName,
         algorithm: Algorithm,
     ) -> Result<UploadProgress> {
+        self.refuse_push_into_cache(name).await?;
         let repo = self.ensure_repository(name).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let staging = self.blobs.start_upload(&id).await?;
@@ -138,8 +140,31 @@ impl Registry {
         Ok(UploadProgress { id, size: 0 })
     }
 
-    /// POST /v2/<name>/blobs/uploads/?digest=<d> with the whole blob as body.
+    /// POST /v2/<name>/blobs/uploads/?digest=<d> with the whole blob as body (not in a
+    /// pull-through cache).
     pub async fn upload_monolithic(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        content_length: Option<u64>,
+        body: ByteStream,
+    ) -> Result<BlobLocation> {
+        self.refuse_push_into_cache(name).await?;
+        self.store_blob(name, digest, content_length, body).await
+    }
+
+    /// Stores a blob a pull-through cache fetched from its upstream (which a push could not).
+    pub async fn put_cached_blob(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        content_length: Option<u64>,
+        body: ByteStream,
+    ) -> Result<BlobLocation> {
+        self.store_blob(name, digest, content_length, body).await
+    }
+
+    async fn store_blob(
         &self,
         name: &RepoName,
         digest: &Digest,
@@ -322,12 +347,14 @@ impl Registry {
 
     /// POST /v2/<name>/blobs/uploads/?mount=<d>[&from=<repo>]: links a blob the caller may read
     /// without moving bytes; `None` when it cannot (the caller then opens a normal session).
+    /// Not into a pull-through cache.
     pub async fn mount_blob(
         &self,
         name: &RepoName,
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<Option<BlobLocation>> {
+        self.refuse_push_into_cache(name).await?;
         let available = match from {
             Some(source) => match self.repository_id(source).await? {
                 Some(src) => self.meta.blob_in_repository(src, digest).await?.is_some(),

@@ -9,42 +9,39 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{decode, run_op, text, Call, Caller, OpCall, Payload, Permission, Routes};
-use crate::access::Resource;
+use super::{decode, run_op, text, Caller, OpCall, Payload, Routes};
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::meta::RepositoryRow;
-use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::ops::identity::{AccountKind, Groups, PolicyHolder, Robots, Users};
 use crate::ops::shapes::{
     AddGroupMemberRequest, ChangePasswordRequest, CreateAccessKeyRequest, CreateGroupRequest,
     CreatePullThroughCacheRuleRequest, CreateRepositoryCreationTemplateRequest,
     CreateRepositoryRequest, CreateRobotRequest, CreateUserRequest, DeleteAccessKeyRequest,
     DeleteAccountRequest, DeleteGroupRequest, DeleteIdentityPolicyRequest,
-    DeleteLifecyclePolicyRequest, DeletePullThroughCacheRuleRequest, DeleteRegistryPolicyRequest,
-    DeleteRepositoryCreationTemplateRequest, DeleteRepositoryPolicyRequest,
-    DeleteRepositoryRequest, DescribePullThroughCacheRulesRequest, DescribeRepositoriesRequest,
+    DeleteLifecyclePolicyRequest, DeletePullGateRequest, DeletePullThroughCacheRuleRequest,
+    DeleteRegistryPolicyRequest, DeleteRepositoryCreationTemplateRequest,
+    DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeImageScanFindingsRequest,
+    DescribePullThroughCacheRulesRequest, DescribeRepositoriesRequest,
     DescribeRepositoryCreationTemplatesRequest, GetAccountRequest, GetGcStatusRequest,
     GetGroupRequest, GetIdentityPolicyRequest, GetLifecyclePolicyPreviewRequest,
-    GetLifecyclePolicyRequest, GetOpenApiDocumentRequest, GetRegistryPolicyRequest,
-    GetRepositoryPolicyRequest, GetSettingsRequest, ImageScanningConfiguration,
-    ListAccessKeysRequest, ListAccountsRequest, ListAuditEventsRequest, ListEventsRequest,
-    ListGroupsRequest, ListLifecycleEventsRequest, ListSigningKeysRequest,
-    PutIdentityPolicyRequest, PutImageTagMutabilityRequest, PutImageTagMutabilityResponse,
-    PutLifecyclePolicyRequest, PutRegistryPolicyRequest, PutSettingsRequest,
-    RegenerateRobotSecretRequest, RemoveGroupMemberRequest, Repository, RotateSigningKeyRequest,
-    RunLifecyclePolicyRequest, SetRepositoryPolicyRequest, SimulatePolicyRequest,
-    StartLifecyclePolicyPreviewRequest, TagStatusFilter, UpdateAccessKeyRequest,
-    UpdatePullThroughCacheRuleRequest, UpdateRepositoryCreationTemplateRequest,
-    ValidatePullThroughCacheRuleRequest,
+    GetLifecyclePolicyRequest, GetOpenApiDocumentRequest, GetPullGateRequest,
+    GetRegistryPolicyRequest, GetRegistryScanningConfigurationRequest, GetRepositoryPolicyRequest,
+    GetSettingsRequest, ImageIdentifier, ImageScanningConfiguration, ListAccessKeysRequest,
+    ListAccountsRequest, ListAuditEventsRequest, ListEventsRequest, ListGroupsRequest,
+    ListLifecycleEventsRequest, ListSigningKeysRequest, PutIdentityPolicyRequest,
+    PutImageScanningConfigurationRequest, PutImageScanningConfigurationResponse,
+    PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
+    PutPullGateRequest, PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest,
+    PutSettingsRequest, RegenerateRobotSecretRequest, RemoveGroupMemberRequest, Repository,
+    RotateSigningKeyRequest, RunLifecyclePolicyRequest, SetRepositoryPolicyRequest,
+    SimulatePolicyRequest, StartImageScanRequest, StartLifecyclePolicyPreviewRequest,
+    TagStatusFilter, UpdateAccessKeyRequest, UpdatePullThroughCacheRuleRequest,
+    UpdateRepositoryCreationTemplateRequest, ValidatePullThroughCacheRuleRequest,
 };
-use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
-use crate::policy::{repository_arn, Action};
 
 type Reply = std::result::Result<Response, super::ApiError>;
 
@@ -239,12 +236,6 @@ pub(super) fn mount(r: Routes) -> Routes {
 
 // ---- shapes ----
 
-fn time(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn ok(value: impl Serialize) -> Response {
     Json(value).into_response()
 }
@@ -297,10 +288,6 @@ fn parse_bool(name: &str, value: Option<&str>) -> Result<bool> {
             other.chars().take(40).collect::<String>()
         ))),
     }
-}
-
-fn repo_name(name: &str) -> Result<RepoName> {
-    RepoName::parse(name)
 }
 
 // ---- the document ----
@@ -468,46 +455,6 @@ async fn remove_group_member(call: OpCall, Path((name, member)): Path<(String, S
 }
 
 // ---- repositories ----
-
-fn repo_resource(app: &AppState, name: &str) -> String {
-    repository_arn(&app.access.region, &app.access.registry_id, name)
-}
-
-impl Caller {
-    /// [`Caller::begin`] for a call that needs the ECR action of the same name on repository
-    /// `name`, audited as `ecr:<Action>` on the repository's ARN.
-    async fn begin_on_repository<'a>(
-        &'a self,
-        app: &'a AppState,
-        action: Action,
-        name: &str,
-    ) -> Result<Call<'a>, super::ApiError> {
-        self.begin(
-            app,
-            &format!("ecr:{}", action.name()),
-            Permission::Ecr(action, Resource::Repository(name)),
-            repo_resource(app, name),
-        )
-        .await
-    }
-
-    /// [`Caller::begin`] for a call that needs the ECR action of the same name on the registry,
-    /// audited as `ecr:<Action>` on `resource`.
-    async fn begin_on_registry<'a>(
-        &'a self,
-        app: &'a AppState,
-        action: Action,
-        resource: impl Into<String>,
-    ) -> Result<Call<'a>, super::ApiError> {
-        self.begin(
-            app,
-            &format!("ecr:{}", action.name()),
-            Permission::Ecr(action, Resource::Registry),
-            resource,
-        )
-        .await
-    }
-}
 
 /// POST /api/v1/repositories: ECR's CreateRepository members (`name` is accepted for
 /// `repositoryName`); answers the repository.
@@ -917,338 +864,202 @@ async fn list_events(call: OpCall, RawQuery(query): RawQuery) -> Reply {
 
 // ---- scanning ----
 
-fn scanning_json(row: &RepositoryRow) -> Value {
-    json!({
-        "repositoryName": row.name,
-        "imageScanningConfiguration": {"scanOnPush": row.scan_on_push},
-    })
-}
-
-/// GET /api/v1/repositories/{name}/scanning-configuration
+/// GET /api/v1/repositories/{name}/scanning-configuration: PutImageScanningConfiguration's
+/// shape, read with DescribeRepositories.
 async fn get_scanning_configuration(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DescribeRepositories, &name)
-        .await?;
-    let result = async { app.registry.describe_repository(&repo_name(&name)?).await }.await;
-    let row = call.finish(result, "").await?;
-    Ok(ok(scanning_json(&row)))
+    let repository = one_repository(&app, &caller, &headers, name).await?;
+    Ok(ok(json!(PutImageScanningConfigurationResponse {
+        registry_id: repository.registry_id,
+        repository_name: repository.repository_name,
+        image_scanning_configuration: repository.image_scanning_configuration,
+    })))
 }
 
-/// PUT /api/v1/repositories/{name}/scanning-configuration: `{"scanOnPush": true}`.
+/// The body of `PUT .../scanning-configuration`: PutImageScanningConfiguration's
+/// `imageScanningConfiguration`, or its one member `scanOnPush` alone.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutScanningConfiguration {
+    #[serde(default)]
+    image_scanning_configuration: Option<ImageScanningConfiguration>,
+    #[serde(default)]
+    scan_on_push: Option<bool>,
+}
+
+/// PUT /api/v1/repositories/{name}/scanning-configuration
 async fn put_scanning_configuration(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::PutImageScanningConfiguration, &name)
-        .await?;
-    let (call, req): (_, ImageScanningConfiguration) = call.body(&body).await?;
-    let result = async {
-        app.registry
-            .set_scan_on_push(&repo_name(&name)?, req.scan_on_push)
-            .await
-    }
-    .await;
-    let row = call
-        .finish(result, &format!("scanOnPush={}", req.scan_on_push))
-        .await?;
-    Ok(ok(scanning_json(&row)))
-}
-
-fn pull_gate_json(name: &str, gate: &PullGate) -> Value {
-    json!({
-        "repositoryName": name,
-        "severityThreshold": gate.severity_threshold,
-        "allowlist": gate.allowlist,
-        "allowUnscanned": gate.allow_unscanned,
-    })
+    let body: PutScanningConfiguration = decode(&body)?;
+    let request = PutImageScanningConfigurationRequest {
+        registry_id: None,
+        repository_name: name,
+        image_scanning_configuration: body.image_scanning_configuration.unwrap_or(
+            ImageScanningConfiguration {
+                scan_on_push: body.scan_on_push.unwrap_or(false),
+            },
+        ),
+    };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 /// GET /api/v1/repositories/{name}/pull-gate
 async fn get_pull_gate(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DescribeRepositories, &name)
-        .await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        match app.registry.pull_gate(&name).await? {
-            Some(gate) => Ok(pull_gate_json(name.as_str(), &gate)),
-            None => Err(Error::NotFound(format!(
-                "repository '{name}' has no pull gate"
-            ))),
-        }
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let request = GetPullGateRequest {
+        repository_name: name,
+    };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+}
+
+/// The body of `PUT .../pull-gate`: PutPullGate's members but the name.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutPullGate {
+    #[serde(default)]
+    severity_threshold: Option<String>,
+    #[serde(default)]
+    allowlist: Option<Vec<String>>,
+    #[serde(default)]
+    allow_unscanned: Option<bool>,
 }
 
 /// PUT /api/v1/repositories/{name}/pull-gate: `{"severityThreshold": "HIGH", "allowlist":
-/// [...], "allowUnscanned": false}`. Changing it is a repository setting like scanning, so it
-/// needs `ecr:PutImageScanningConfiguration`.
+/// [...], "allowUnscanned": false}`.
 async fn put_pull_gate(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::PutImageScanningConfiguration, &name)
-        .await?;
-    let (call, gate): (_, PullGate) = call.body(&body).await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        app.registry.set_pull_gate(&name, Some(&gate)).await?;
-        Ok(pull_gate_json(name.as_str(), &gate))
-    }
-    .await;
-    let detail = format!(
-        "pull gate severityThreshold={} allowlist={} allowUnscanned={}",
-        gate.severity_threshold,
-        gate.allowlist.len(),
-        gate.allow_unscanned
-    );
-    Ok(ok(call.finish(result, &detail).await?))
+    let body: PutPullGate = decode(&body)?;
+    let request = PutPullGateRequest {
+        repository_name: name,
+        severity_threshold: body.severity_threshold,
+        allowlist: body.allowlist,
+        allow_unscanned: body.allow_unscanned,
+    };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 /// DELETE /api/v1/repositories/{name}/pull-gate
 async fn delete_pull_gate(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::PutImageScanningConfiguration, &name)
-        .await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        if app.registry.set_pull_gate(&name, None).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!(
-                "repository '{name}' has no pull gate"
-            )))
-        }
-    }
-    .await;
-    call.finish(result, "pull gate removed").await?;
+    let request = DeletePullGateRequest {
+        repository_name: name,
+    };
+    run_op(&app, &caller, &headers, request).await?;
     Ok(no_content())
 }
 
-/// An image named by `imageDigest` or `imageTag` (query or body).
+/// An image as the REST API names it: ECR's `imageId`, or its members `imageDigest` and
+/// `imageTag` directly (in a body or the query).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ImageRef {
+#[serde(rename_all = "camelCase")]
+struct ImageParam {
+    #[serde(default)]
+    image_id: Option<ImageIdentifier>,
     #[serde(default)]
     image_digest: Option<String>,
     #[serde(default)]
     image_tag: Option<String>,
 }
 
-/// The digest an image reference names in a repository.
-async fn image_digest(app: &AppState, name: &RepoName, image: &ImageRef) -> Result<Digest> {
-    let reference = match (&image.image_digest, &image.image_tag) {
-        (Some(d), _) => Reference::Digest(Digest::parse(d)?),
-        (None, Some(t)) => Reference::Tag(Tag::parse(t)?),
-        (None, None) => {
-            return Err(Error::InvalidParameter(
-                "name the image with imageDigest or imageTag".into(),
-            ))
+impl ImageParam {
+    fn from_query(pairs: &[(String, String)]) -> ImageParam {
+        ImageParam {
+            image_id: None,
+            image_digest: query_param(pairs, "imageDigest").map(str::to_owned),
+            image_tag: query_param(pairs, "imageTag").map(str::to_owned),
         }
-    };
-    let found = app
-        .registry
-        .lookup_image(
-            name,
-            image
-                .image_digest
-                .as_ref()
-                .and_then(|d| Digest::parse(d).ok())
-                .as_ref(),
-            match &reference {
-                Reference::Tag(t) => Some(t),
-                Reference::Digest(_) => None,
-            },
-            false,
-        )
-        .await?;
-    match found {
-        crate::service::ImageLookup::Found(m) => Digest::parse(&m.digest),
-        crate::service::ImageLookup::TagDigestMismatch => Err(Error::InvalidParameter(format!(
-            "tag {} does not point at {}",
-            image.image_tag.as_deref().unwrap_or_default(),
-            image.image_digest.as_deref().unwrap_or_default()
-        ))),
-        crate::service::ImageLookup::NotFound => Err(Error::ManifestUnknown(format!(
-            "image {reference} is not in repository {name}"
-        ))),
+    }
+
+    fn image_id(self) -> ImageIdentifier {
+        self.image_id.unwrap_or(ImageIdentifier {
+            image_digest: self.image_digest,
+            image_tag: self.image_tag,
+        })
     }
 }
 
 /// POST /api/v1/repositories/{name}/image-scans: `{"imageDigest": ...}` or `{"imageTag":
-/// ...}` queues a scan now (no daily limit); 202 with the digest and status.
+/// ...}` (or ECR's `{"imageId": {...}}`) queues a scan now (no daily limit); 202 with
+/// StartImageScan's answer.
 async fn start_image_scan(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::StartImageScan, &name)
-        .await?;
-    let (call, image): (_, ImageRef) = call.body(&body).await?;
-    let result = async {
-        let name = repo_name(&name)?;
-        let digest = image_digest(&app, &name, &image).await?;
-        app.registry.start_image_scan(&name, &digest).await?;
-        Ok(json!({
-            "repositoryName": name.as_str(),
-            "imageDigest": digest.to_string(),
-            "imageScanStatus": {"status": "IN_PROGRESS"},
-        }))
-    }
-    .await;
-    let value = call.finish(result, "scan queued").await?;
-    Ok((StatusCode::ACCEPTED, Json(value)).into_response())
+    let image: ImageParam = decode(&body)?;
+    let request = StartImageScanRequest {
+        registry_id: None,
+        repository_name: name,
+        image_id: image.image_id(),
+    };
+    let started = run_op(&app, &caller, &headers, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(started)).into_response())
 }
 
 /// GET /api/v1/repositories/{name}/scan-findings?imageDigest=|imageTag=&maxResults=&nextToken=:
-/// ECR's DescribeImageScanFindings shape.
+/// DescribeImageScanFindings, the same answer and the same page tokens as the ECR API's.
 async fn scan_findings(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let call = caller
-        .begin_on_repository(&app, Action::DescribeImageScanFindings, &name)
-        .await?;
-    let result = async {
-        let pairs = query_pairs(&query);
-        let limit: usize = parse_number("maxResults", query_param(&pairs, "maxResults"))?.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(Error::InvalidParameter(format!(
-                "maxResults must be between 1 and 1000, got {limit}"
-            )));
-        }
-        let after = match query_param(&pairs, "nextToken") {
-            Some(t) => t.parse::<i64>().map_err(|_| {
-                Error::InvalidParameter("nextToken is not a token this API returned".into())
-            })?,
-            None => -1,
-        };
-        let name = repo_name(&name)?;
-        let image = ImageRef {
-            image_digest: query_param(&pairs, "imageDigest").map(str::to_owned),
-            image_tag: query_param(&pairs, "imageTag").map(str::to_owned),
-        };
-        let digest = image_digest(&app, &name, &image).await?;
-        let page = app
-            .registry
-            .scan_findings_page(&name, &digest, after, limit)
-            .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "image {digest} of repository {name} has not been scanned"
-                ))
-            })?;
-        let complete = page.state.status == "COMPLETE";
-        let next = match (page.more, page.findings.last()) {
-            (true, Some((seq, _))) => Some(seq.to_string()),
-            _ => None,
-        };
-        let counts: serde_json::Map<String, Value> = page
-            .severity_counts
-            .into_iter()
-            .map(|(s, n)| (s, json!(n)))
-            .collect();
-        let findings: Vec<Value> = page
-            .findings
-            .into_iter()
-            .map(|(_, f)| {
-                json!({
-                    "name": f.name,
-                    "severity": f.severity,
-                    "description": f.description,
-                    "uri": f.uri,
-                    "attributes": f.attributes.into_iter()
-                        .map(|(k, v)| json!({"key": k, "value": v}))
-                        .collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let mut out = json!({
-            "repositoryName": name.as_str(),
-            "imageId": {"imageDigest": digest.to_string()},
-            "imageScanStatus": {
-                "status": page.state.status,
-                "description": page.state.description,
-            },
-        });
-        if complete {
-            out["imageScanFindings"] = json!({
-                "imageScanCompletedAt": page.state.completed_at.map(time),
-                "vulnerabilitySourceUpdatedAt": page.state.vulnerability_source_updated_at.map(time),
-                "findingSeverityCounts": counts,
-                "findings": findings,
-            });
-        }
-        if let Some(next) = next {
-            out["nextToken"] = json!(next);
-        }
-        Ok(out)
-    }
-    .await;
-    Ok(ok(call.finish(result, "").await?))
+    let pairs = query_pairs(&query);
+    let request = DescribeImageScanFindingsRequest {
+        registry_id: None,
+        repository_name: name,
+        image_id: ImageParam::from_query(&pairs).image_id(),
+        next_token: query_param(&pairs, "nextToken").map(str::to_owned),
+        max_results: parse_number("maxResults", query_param(&pairs, "maxResults"))?,
+    };
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 /// GET /api/v1/registry/scanning-configuration
-async fn get_registry_scanning(State(app): State<AppState>, caller: Caller) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::GetRegistryScanningConfiguration,
-            "registry-scanning-configuration",
-        )
-        .await?;
-    let result = app.registry.registry_scanning().await;
-    let config = call.finish(result, "").await?;
-    Ok(ok(json!({
-        "registryId": app.access.registry_id,
-        "scanningConfiguration": config,
-    })))
+async fn get_registry_scanning(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Reply {
+    let request = GetRegistryScanningConfigurationRequest {};
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
-/// PUT /api/v1/registry/scanning-configuration: ECR's `{"scanType", "rules"}`.
+/// PUT /api/v1/registry/scanning-configuration: ECR's `{"scanType", "rules"}`; answers
+/// PutRegistryScanningConfiguration's `{"registryScanningConfiguration"}`.
 async fn put_registry_scanning(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Payload(body): Payload,
 ) -> Reply {
-    let call = caller
-        .begin_on_registry(
-            &app,
-            Action::PutRegistryScanningConfiguration,
-            "registry-scanning-configuration",
-        )
-        .await?;
-    let (call, config): (_, RegistryScanningConfiguration) = call.body(&body).await?;
-    let result = app.registry.put_registry_scanning(&config).await;
-    call.finish(result, &format!("{} rules", config.rules.len()))
-        .await?;
-    Ok(ok(json!({
-        "registryId": app.access.registry_id,
-        "scanningConfiguration": config,
-    })))
+    let request: PutRegistryScanningConfigurationRequest = decode(&body)?;
+    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
 }
 
 // ---- repository creation templates ----

@@ -52,7 +52,7 @@ use serde::de::DeserializeOwned;
 use super::auth::{authenticate, realm, request_facts};
 use super::error::ApiError;
 pub use crate::access::Permission;
-use crate::access::{AuditOutcome, Caller, Door};
+use crate::access::{Caller, Door};
 use crate::app::AppState;
 use crate::auth::scope::basic_challenge;
 use crate::error::{Error, Result};
@@ -320,107 +320,6 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub fn text(body: &[u8]) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec())
         .map_err(|_| ApiError(Error::InvalidParameter("the body is not UTF-8 text".into())))
-}
-
-/// One admin call under way: permission granted, audit entry pending.
-pub struct Call<'a> {
-    app: &'a AppState,
-    caller: &'a Caller,
-    action: String,
-    resource: String,
-}
-
-impl Caller {
-    /// Checks `permission` for the call `action` (`berth:CreateUser`, `ecr:CreateRepository`)
-    /// on `resource`; a refusal is audited and answered 403.
-    pub async fn begin<'a>(
-        &'a self,
-        app: &'a AppState,
-        action: &str,
-        permission: Permission<'_>,
-        resource: impl Into<String>,
-    ) -> Result<Call<'a>, ApiError> {
-        let resource = resource.into();
-        if let Err(e) = app.access.authorize(self, action, permission).await {
-            let (outcome, detail) = match &e {
-                Error::Denied(message) => (AuditOutcome::Denied, message.clone()),
-                other => (AuditOutcome::Failed, other.kind().to_owned()),
-            };
-            app.access
-                .audit_request(
-                    &self.subject,
-                    &self.facts,
-                    action,
-                    &resource,
-                    outcome,
-                    &detail,
-                )
-                .await;
-            return Err(ApiError(e));
-        }
-        Ok(Call {
-            app,
-            caller: self,
-            action: action.to_owned(),
-            resource,
-        })
-    }
-}
-
-impl Call<'_> {
-    async fn record(&self, outcome: AuditOutcome, detail: &str) {
-        self.app
-            .access
-            .audit_request(
-                &self.caller.subject,
-                &self.caller.facts,
-                &self.action,
-                &self.resource,
-                outcome,
-                detail,
-            )
-            .await;
-    }
-
-    /// Audits the outcome (a failure by its status and error code only) and passes the result on.
-    pub async fn finish<T>(self, result: Result<T>, detail: &str) -> Result<T, ApiError> {
-        match result {
-            Ok(value) => {
-                self.record(AuditOutcome::Success, detail).await;
-                Ok(value)
-            }
-            Err(e) => Err(self.fail(e).await),
-        }
-    }
-
-    /// Audits a failure and turns it into the response error.
-    pub async fn fail(self, e: Error) -> ApiError {
-        let (status, code) = super::error::status_and_code(&e);
-        self.record(AuditOutcome::Failed, &format!("{} {code}", status.as_u16()))
-            .await;
-        ApiError(e)
-    }
-
-    /// Parses a JSON request body (after the permission check, so refused callers learn
-    /// nothing from it); an invalid body is a failed call.
-    pub async fn body<T: DeserializeOwned>(self, body: &Bytes) -> Result<(Self, T), ApiError> {
-        match serde_json::from_slice(body) {
-            Ok(value) => Ok((self, value)),
-            Err(e) => Err(self
-                .fail(Error::InvalidParameter(format!("invalid JSON body: {e}")))
-                .await),
-        }
-    }
-
-    /// The body as UTF-8 text (a policy document).
-    pub async fn text(self, body: &Bytes) -> Result<(Self, String), ApiError> {
-        match std::str::from_utf8(body) {
-            Ok(text) => Ok((self, text.to_owned())),
-            Err(_) => Err(self
-                .fail(Error::InvalidParameter("the body is not UTF-8 text".into()))
-                .await),
-        }
-    }
 }
 
 #[cfg(test)]

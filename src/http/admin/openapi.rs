@@ -112,16 +112,16 @@ const OPS: &[Op] = &[
         &[("limit", "integer", "Page size, 1 to 100 (default 100)"), ("after", "string", "The previous page's `next`"), ("tagStatus", "string", "TAGGED, UNTAGGED or ANY (default)")]),
     op!("post" "/api/v1/repositories/{name}/lifecycle/run", "runLifecyclePolicy", "Run the saved lifecycle policy now (audited as ecr:PutLifecyclePolicy)", "ecr:PutLifecyclePolicy on the repository", NoBody => 200 Schema("LifecycleRun")),
     // scanning
-    op!("get" "/api/v1/repositories/{name}/scanning-configuration", "getImageScanningConfiguration", "Whether pushes to the repository are scanned (ECR's imageScanningConfiguration)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("ScanningConfiguration")),
-    op!("put" "/api/v1/repositories/{name}/scanning-configuration", "putImageScanningConfiguration", "Turn scan on push on or off (as ECR's PutImageScanningConfiguration)", "ecr:PutImageScanningConfiguration on the repository", Schema("ImageScanningConfiguration") => 200 Schema("ScanningConfiguration")),
+    op!("get" "/api/v1/repositories/{name}/scanning-configuration", "getImageScanningConfiguration", "Whether pushes to the repository are scanned (PutImageScanningConfiguration's answer, read with DescribeRepositories)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("ScanningConfiguration")),
+    op!("put" "/api/v1/repositories/{name}/scanning-configuration", "putImageScanningConfiguration", "Turn scan on push on or off (as ECR's PutImageScanningConfiguration)", "ecr:PutImageScanningConfiguration on the repository", Schema("PutScanningConfiguration") => 200 Schema("ScanningConfiguration")),
     op!("get" "/api/v1/repositories/{name}/pull-gate", "getPullGate", "The repository's pull gate (404 when it has none)", "ecr:DescribeRepositories on the repository", NoBody => 200 Schema("PullGate")),
     op!("put" "/api/v1/repositories/{name}/pull-gate", "putPullGate", "Refuse pulls (403 DENIED) of images with findings at or above a severity, except allowlisted findings; and, unless allowUnscanned, of images without a complete scan. Applies within 2 s on every replica", "ecr:PutImageScanningConfiguration on the repository", Schema("PullGate") => 200 Schema("PullGate")),
     op!("delete" "/api/v1/repositories/{name}/pull-gate", "deletePullGate", "Remove the pull gate", "ecr:PutImageScanningConfiguration on the repository", NoBody => 204 NoBody),
-    op!("post" "/api/v1/repositories/{name}/image-scans", "startImageScan", "Scan an image now (no daily limit); the result arrives in scan-findings", "ecr:StartImageScan on the repository", Schema("ImageRef") => 202 Schema("ImageScanStarted")),
-    op!("get" "/api/v1/repositories/{name}/scan-findings", "describeImageScanFindings", "An image's scan status and findings (ECR's DescribeImageScanFindings shape), paginated", "ecr:DescribeImageScanFindings on the repository", NoBody => 200 Schema("ImageScanFindings"),
-        &[("imageDigest", "string", "The image's digest (or give imageTag)"), ("imageTag", "string", "A tag of the image"), ("maxResults", "integer", "Page size, 1 to 1000 (default 100)"), ("nextToken", "string", "The previous page's nextToken")]),
+    op!("post" "/api/v1/repositories/{name}/image-scans", "startImageScan", "Scan an image now (as ECR's StartImageScan, with no daily limit); the result arrives in scan-findings", "ecr:StartImageScan on the repository", Schema("ImageRef") => 202 Schema("ImageScanStarted")),
+    op!("get" "/api/v1/repositories/{name}/scan-findings", "describeImageScanFindings", "An image's scan status and findings: ECR's DescribeImageScanFindings, the same answer and page tokens", "ecr:DescribeImageScanFindings on the repository", NoBody => 200 Schema("ImageScanFindings"),
+        &[("imageDigest", "string", "The image's digest (or give imageTag)"), ("imageTag", "string", "A tag of the image"), ("maxResults", "integer", "Page size, 1 to 1000 (default 100)"), ("nextToken", "string", "The previous page's nextToken (the ECR API's tokens work too)")]),
     op!("get" "/api/v1/registry/scanning-configuration", "getRegistryScanningConfiguration", "Registry scanning rules (ECR's GetRegistryScanningConfiguration)", "ecr:GetRegistryScanningConfiguration on the registry", NoBody => 200 Schema("RegistryScanning")),
-    op!("put" "/api/v1/registry/scanning-configuration", "putRegistryScanningConfiguration", "Replace the registry scanning rules: repositories matching a SCAN_ON_PUSH (or CONTINUOUS_SCAN) rule scan on push, as do repositories whose own flag is on", "ecr:PutRegistryScanningConfiguration on the registry", Schema("ScanningRules") => 200 Schema("RegistryScanning")),
+    op!("put" "/api/v1/registry/scanning-configuration", "putRegistryScanningConfiguration", "Replace the registry scanning rules: repositories matching a SCAN_ON_PUSH (or CONTINUOUS_SCAN) rule scan on push, as do repositories whose own flag is on", "ecr:PutRegistryScanningConfiguration on the registry", Schema("ScanningRules") => 200 Schema("PutRegistryScanning")),
     // repository creation templates
     op!("post" "/api/v1/repository-creation-templates", "createRepositoryCreationTemplate", "Create a repository creation template (as ECR's CreateRepositoryCreationTemplate): the settings repositories under its prefix get when Berth creates them (on push, for a pull-through cache)", "ecr:CreateRepositoryCreationTemplate on the registry", Schema("RepositoryCreationTemplateInput") => 201 Schema("RepositoryCreationTemplateResult")),
     op!("get" "/api/v1/repository-creation-templates", "describeRepositoryCreationTemplates", "Repository creation templates by prefix (byte order), paginated", "ecr:DescribeRepositoryCreationTemplates on the registry", NoBody => 200 Schema("RepositoryCreationTemplateList"),
@@ -356,37 +356,44 @@ fn schemas() -> Value {
         all.extend(m);
     }
     let severity = json!({ "type": "string", "enum": ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"] });
+    let epoch = json!({ "type": "number", "description": "Epoch seconds (ECR's timestamps)" });
+    let image_id = json!({ "type": "object", "properties": {
+        "imageDigest": { "type": "string" }, "imageTag": { "type": "string" } } });
     let part = json!({
         "ImageScanningConfiguration": { "type": "object", "required": ["scanOnPush"], "additionalProperties": false, "properties": {
             "scanOnPush": { "type": "boolean" } } },
+        "PutScanningConfiguration": { "type": "object", "description": "PutImageScanningConfiguration's imageScanningConfiguration, or scanOnPush alone", "properties": {
+            "imageScanningConfiguration": { "$ref": "#/components/schemas/ImageScanningConfiguration" },
+            "scanOnPush": { "type": "boolean" } } },
         "ScanningConfiguration": { "type": "object", "properties": {
-            "repositoryName": { "type": "string" },
+            "registryId": { "type": "string" }, "repositoryName": { "type": "string" },
             "imageScanningConfiguration": { "$ref": "#/components/schemas/ImageScanningConfiguration" } } },
         "PullGate": { "type": "object", "required": ["severityThreshold"], "additionalProperties": false, "properties": {
+            "registryId": { "type": "string", "readOnly": true },
             "repositoryName": { "type": "string", "readOnly": true },
             "severityThreshold": severity,
             "allowlist": { "type": "array", "maxItems": 1000, "items": { "type": "string" }, "description": "Finding names (CVE ids, secret rule ids) that never refuse a pull" },
             "allowUnscanned": { "type": "boolean", "default": false, "description": "Whether images without a complete scan may be pulled" } } },
-        "ImageRef": { "type": "object", "additionalProperties": false, "properties": {
-            "imageDigest": { "type": "string" }, "imageTag": { "type": "string" } } },
-        "ImageScanStarted": { "type": "object", "properties": {
-            "repositoryName": { "type": "string" }, "imageDigest": { "type": "string" },
+        "ImageRef": { "type": "object", "description": "The image: imageDigest and/or imageTag, or ECR's imageId holding them", "properties": {
+            "imageDigest": { "type": "string" }, "imageTag": { "type": "string" }, "imageId": image_id } },
+        "ImageScanStarted": { "type": "object", "description": "StartImageScan's answer", "properties": {
+            "registryId": { "type": "string" }, "repositoryName": { "type": "string" }, "imageId": image_id,
             "imageScanStatus": { "type": "object", "properties": { "status": { "type": "string" } } } } },
-        "ImageScanFindings": { "type": "object", "properties": {
-            "repositoryName": { "type": "string" },
-            "imageId": { "type": "object", "properties": { "imageDigest": { "type": "string" } } },
+        "ImageScanFindings": { "type": "object", "description": "DescribeImageScanFindings' answer", "properties": {
+            "registryId": { "type": "string" }, "repositoryName": { "type": "string" },
+            "imageId": image_id,
             "imageScanStatus": { "type": "object", "properties": {
                 "status": { "type": "string", "enum": ["IN_PROGRESS", "COMPLETE", "FAILED", "UNSUPPORTED_IMAGE"] },
                 "description": { "type": "string" } } },
             "imageScanFindings": { "type": "object", "description": "Present when the scan is COMPLETE", "properties": {
-                "imageScanCompletedAt": time, "vulnerabilitySourceUpdatedAt": { "type": ["string", "null"], "format": "date-time" },
+                "imageScanCompletedAt": epoch, "vulnerabilitySourceUpdatedAt": epoch,
                 "findingSeverityCounts": { "type": "object", "additionalProperties": { "type": "integer" } },
                 "findings": { "type": "array", "items": { "type": "object", "properties": {
                     "name": { "type": "string", "description": "CVE id, or the secret rule id (aws-access-key-id)" },
                     "severity": severity, "description": { "type": ["string", "null"] }, "uri": { "type": ["string", "null"] },
                     "attributes": { "type": "array", "items": { "type": "object", "properties": {
                         "key": { "type": "string" }, "value": { "type": "string" } } } } } } } } },
-            "nextToken": { "type": "string" } } },
+            "nextToken": { "type": "string", "description": "Opaque; pass as nextToken for the next page" } } },
         "ScanningRules": { "type": "object", "properties": {
             "scanType": { "type": "string", "enum": ["BASIC", "ENHANCED"], "default": "BASIC" },
             "rules": { "type": "array", "maxItems": 2, "items": { "type": "object", "required": ["scanFrequency", "repositoryFilters"], "properties": {
@@ -397,6 +404,8 @@ fn schemas() -> Value {
         "RegistryScanning": { "type": "object", "properties": {
             "registryId": { "type": "string" },
             "scanningConfiguration": { "$ref": "#/components/schemas/ScanningRules" } } },
+        "PutRegistryScanning": { "type": "object", "description": "PutRegistryScanningConfiguration's answer", "properties": {
+            "registryScanningConfiguration": { "$ref": "#/components/schemas/ScanningRules" } } },
         "EventList": { "type": "object", "properties": { "events": { "type": "array", "items": { "type": "object", "properties": {
             "id": { "type": "integer" }, "detailType": { "type": "string", "description": "`ECR Image Scan`" },
             "detail": { "type": "object", "description": "scan-status, repository-name, image-digest, image-tags, finding-severity-counts" },

@@ -1,0 +1,685 @@
+//! Image operations: DescribeImages, ListImages, BatchGetImage, BatchDeleteImage, PutImage and
+//! BatchCheckLayerAvailability (the ECR API's; `/v2` is the OCI door to the same images). Plus
+//! what the scanning operations share with them: image ids as ECR names them, and an image's
+//! scan status in its description.
+
+use std::collections::HashSet;
+
+use super::repositories::{in_repository, repository_name};
+use super::shapes::{
+    timestamp, BatchCheckLayerAvailabilityRequest, BatchCheckLayerAvailabilityResponse,
+    BatchDeleteImageRequest, BatchDeleteImageResponse, BatchGetImageRequest, BatchGetImageResponse,
+    DescribeImagesRequest, DescribeImagesResponse, Image, ImageDetail, ImageFailure,
+    ImageIdentifier, ImageScanFindingsSummary, ImageScanStatus, Layer, LayerFailure,
+    ListImagesRequest, ListImagesResponse, PutImageRequest, PutImageResponse, TagStatusFilter,
+};
+use super::{decode_token, encode_token, max_results, Context, Operation};
+use crate::access::{Permission, Resource};
+use crate::error::{Error, Existing, Missing, Result};
+use crate::meta::{ImageRow, TagFilter};
+use crate::oci::manifest::ManifestKind;
+use crate::oci::{Algorithm, Digest, RepoName, Tag};
+use crate::policy::Action;
+use crate::service::{ImageDelete, ImageLookup, ImagePut};
+
+/// An image id of a request, parsed: its digest and/or tag.
+pub struct ImageRef {
+    pub id: ImageIdentifier,
+    pub digest: Option<Digest>,
+    pub tag: Option<Tag>,
+}
+
+/// Parses an image id, or says why not as ECR's per-id failure.
+pub fn image_ref(id: &ImageIdentifier) -> std::result::Result<ImageRef, ImageFailure> {
+    if id.image_digest.is_none() && id.image_tag.is_none() {
+        return Err(image_failure(
+            id,
+            "MissingDigestAndTag",
+            "Missing image digest and tag",
+        ));
+    }
+    let digest = match id.image_digest.as_deref() {
+        Some(d) => Some(
+            Digest::parse(d)
+                .map_err(|_| image_failure(id, "InvalidImageDigest", "Invalid image digest"))?,
+        ),
+        None => None,
+    };
+    let tag = match id.image_tag.as_deref() {
+        Some(t) => Some(
+            Tag::parse(t).map_err(|_| image_failure(id, "InvalidImageTag", "Invalid image tag"))?,
+        ),
+        None => None,
+    };
+    Ok(ImageRef {
+        id: id.clone(),
+        digest,
+        tag,
+    })
+}
+
+fn image_failure(
+    id: &ImageIdentifier,
+    code: &'static str,
+    reason: impl Into<String>,
+) -> ImageFailure {
+    ImageFailure {
+        image_id: id.clone(),
+        failure_code: code,
+        failure_reason: reason.into(),
+    }
+}
+
+/// An image id as ECR quotes it in messages.
+pub fn describe_image_id(id: &ImageIdentifier) -> String {
+    format!(
+        "{{imageDigest:'{}', imageTag:'{}'}}",
+        id.image_digest.as_deref().unwrap_or("null"),
+        id.image_tag.as_deref().unwrap_or("null")
+    )
+}
+
+/// ECR's answer for an image id that names no image of the repository.
+pub fn image_not_found(cx: &Context<'_>, name: &RepoName, id: &ImageIdentifier) -> Error {
+    Error::Missing(
+        Missing::Image,
+        format!(
+            "The image with imageId {} does not exist within the repository with name '{name}' in the registry with id '{}'",
+            describe_image_id(id),
+            cx.registry_id()
+        ),
+    )
+}
+
+/// The manifest an image id names in a repository (digest and tag must agree when both are
+/// given); `ImageNotFoundException` if none, `InvalidParameterException` for a malformed id.
+pub async fn find_image(
+    cx: &Context<'_>,
+    name: &RepoName,
+    id: &ImageIdentifier,
+) -> Result<crate::service::StoredManifest> {
+    let r = image_ref(id).map_err(|f| Error::InvalidParameter(f.failure_reason))?;
+    match cx
+        .registry
+        .lookup_image(name, r.digest.as_ref(), r.tag.as_ref(), false)
+        .await
+        .map_err(in_repository(cx, name.as_str()))?
+    {
+        ImageLookup::Found(manifest) => Ok(manifest),
+        ImageLookup::NotFound | ImageLookup::TagDigestMismatch => {
+            Err(image_not_found(cx, name, id))
+        }
+    }
+}
+
+fn tag_filter(filter: Option<&TagStatusFilter>) -> Result<TagFilter> {
+    match filter.and_then(|f| f.tag_status.as_deref()) {
+        None | Some("ANY") => Ok(TagFilter::Any),
+        Some("TAGGED") => Ok(TagFilter::Tagged),
+        Some("UNTAGGED") => Ok(TagFilter::Untagged),
+        Some(other) => Err(Error::InvalidParameter(format!(
+            "Invalid parameter at 'filter.tagStatus': expected TAGGED, UNTAGGED or ANY, got '{}'",
+            other.chars().take(40).collect::<String>()
+        ))),
+    }
+}
+
+fn image_ids_limit(ids: &[ImageIdentifier]) -> Result<()> {
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(Error::InvalidParameter(format!(
+            "Invalid parameter at 'imageIds' failed to satisfy constraint: 'must have between 1 and 100 items', got {}",
+            ids.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Unique ids in request order (ECR answers each distinct id once).
+fn distinct(ids: &[ImageIdentifier]) -> Vec<&ImageIdentifier> {
+    let mut seen = HashSet::new();
+    ids.iter().filter(|id| seen.insert(*id)).collect()
+}
+
+fn image_detail(cx: &Context<'_>, name: &RepoName, row: ImageRow) -> ImageDetail {
+    ImageDetail {
+        registry_id: cx.registry_id().to_owned(),
+        repository_name: name.to_string(),
+        image_digest: row.digest,
+        image_tags: row.tags,
+        image_size_in_bytes: row.size,
+        image_pushed_at: timestamp(row.pushed_at),
+        image_scan_status: None,
+        image_scan_findings_summary: None,
+        image_manifest_media_type: row.media_type,
+        artifact_media_type: row.artifact_type,
+        last_recorded_pull_time: row.last_pulled_at.map(timestamp),
+        subject_manifest_digest: row.subject_digest,
+        image_status: "ACTIVE".into(),
+    }
+}
+
+/// Fills in an image's scan status and, for a complete scan, its findings summary.
+async fn with_scan(
+    cx: &Context<'_>,
+    name: &RepoName,
+    mut detail: ImageDetail,
+) -> Result<ImageDetail> {
+    let digest = Digest::parse(&detail.image_digest)?;
+    let Some(state) = cx
+        .registry
+        .scan_state(name, &digest)
+        .await
+        .map_err(in_repository(cx, name.as_str()))?
+    else {
+        return Ok(detail);
+    };
+    if state.status == "COMPLETE" {
+        let counts = cx
+            .registry
+            .meta
+            .scan_severity_counts(state.manifest_id)
+            .await?;
+        detail.image_scan_findings_summary = Some(ImageScanFindingsSummary {
+            image_scan_completed_at: state.completed_at.map(timestamp),
+            vulnerability_source_updated_at: state.vulnerability_source_updated_at.map(timestamp),
+            finding_severity_counts: counts.into_iter().collect(),
+        });
+    }
+    detail.image_scan_status = Some(ImageScanStatus {
+        status: state.status,
+        description: Some(state.description),
+    });
+    Ok(detail)
+}
+
+impl Operation for DescribeImagesRequest {
+    const NAME: &'static str = "ecr:DescribeImages";
+    type Output = DescribeImagesResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::DescribeImages,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    /// The named images (all must exist), or a page of the repository's images.
+    async fn run(self, cx: &Context<'_>) -> Result<DescribeImagesResponse> {
+        cx.check_registry_id(self.registry_id.as_deref())?;
+        let name = repository_name(&self.repository_name)?;
+        if let Some(ids) = &self.image_ids {
+            image_ids_limit(ids)?;
+            if self.max_results.is_some() || self.next_token.is_some() {
+                return Err(Error::InvalidParameter(
+                    "maxResults and nextToken cannot be used together with imageIds".into(),
+                ));
+            }
+            let mut image_details = Vec::new();
+            let mut seen = HashSet::new();
+            for id in distinct(ids) {
+                let manifest = find_image(cx, &name, id).await?;
+                if !seen.insert(manifest.digest.clone()) {
+                    continue;
+                }
+                let digest = Digest::parse(&manifest.digest)?;
+                let row = cx
+                    .registry
+                    .image(&name, &digest)
+                    .await
+                    .map_err(in_repository(cx, name.as_str()))?
+                    .ok_or_else(|| image_not_found(cx, &name, id))?;
+                image_details.push(with_scan(cx, &name, image_detail(cx, &name, row)).await?);
+            }
+            return Ok(DescribeImagesResponse {
+                image_details,
+                next_token: None,
+            });
+        }
+        let filter = tag_filter(self.filter.as_ref())?;
+        let limit = max_results(self.max_results, 100)?;
+        let after = match self.next_token.as_deref() {
+            Some(token) => decode_token("images", token, 1)?.pop(),
+            None => None,
+        };
+        let (rows, more) = cx
+            .registry
+            .image_page(&name, after.as_deref(), filter, limit)
+            .await
+            .map_err(in_repository(cx, name.as_str()))?;
+        let next_token = match (more, rows.last()) {
+            (true, Some(last)) => Some(encode_token("images", &[&last.digest])),
+            _ => None,
+        };
+        let mut image_details = Vec::with_capacity(rows.len());
+        for row in rows {
+            image_details.push(with_scan(cx, &name, image_detail(cx, &name, row)).await?);
+        }
+        Ok(DescribeImagesResponse {
+            image_details,
+            next_token,
+        })
+    }
+}
+
+impl Operation for ListImagesRequest {
+    const NAME: &'static str = "ecr:ListImages";
+    type Output = ListImagesResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::ListImages,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    /// One id per tag, and one per untagged manifest.
+    async fn run(self, cx: &Context<'_>) -> Result<ListImagesResponse> {
+        cx.check_registry_id(self.registry_id.as_deref())?;
+        let name = repository_name(&self.repository_name)?;
+        let filter = tag_filter(self.filter.as_ref())?;
+        let limit = max_results(self.max_results, 100)?;
+        let after = match self.next_token.as_deref() {
+            Some(token) => Some(decode_token("image-ids", token, 2)?),
+            None => None,
+        };
+        let after_pair = after.as_ref().map(|v| (v[0].as_str(), v[1].as_str()));
+        let (rows, more) = cx
+            .registry
+            .image_id_page(&name, after_pair, filter, limit)
+            .await
+            .map_err(in_repository(cx, name.as_str()))?;
+        let next_token = match (more, rows.last()) {
+            (true, Some((digest, tag))) => Some(encode_token(
+                "image-ids",
+                &[digest, tag.as_deref().unwrap_or("")],
+            )),
+            _ => None,
+        };
+        Ok(ListImagesResponse {
+            image_ids: rows
+                .into_iter()
+                .map(|(digest, tag)| ImageIdentifier {
+                    image_digest: Some(digest),
+                    image_tag: tag,
+                })
+                .collect(),
+            next_token,
+        })
+    }
+}
+
+impl Operation for BatchGetImageRequest {
+    const NAME: &'static str = "ecr:BatchGetImage";
+    type Output = BatchGetImageResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::BatchGetImage,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    /// Manifests by tag and/or digest, with per-id failures. Reads are pulls (the pull gate
+    /// applies; they count for lifecycle rules).
+    async fn run(self, cx: &Context<'_>) -> Result<BatchGetImageResponse> {
+        cx.check_registry_id(self.registry_id.as_deref())?;
+        let name = repository_name(&self.repository_name)?;
+        image_ids_limit(&self.image_ids)?;
+        let registry = cx.registry;
+        // A missing repository fails the whole call, as in ECR.
+        registry
+            .describe_repository(&name)
+            .await
+            .map_err(in_repository(cx, name.as_str()))?;
+        let accepted = self.accepted_media_types.unwrap_or_default();
+        let mut images = Vec::new();
+        let mut failures = Vec::new();
+        for id in distinct(&self.image_ids) {
+            let r = match image_ref(id) {
+                Ok(r) => r,
+                Err(failure) => {
+                    failures.push(failure);
+                    continue;
+                }
+            };
+            let found = registry
+                .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref(), true)
+                .await
+                .map_err(in_repository(cx, name.as_str()))?;
+            let manifest = match found {
+                ImageLookup::Found(m) => m,
+                ImageLookup::NotFound => {
+                    failures.push(image_failure(
+                        id,
+                        "ImageNotFound",
+                        "Requested image not found",
+                    ));
+                    continue;
+                }
+                ImageLookup::TagDigestMismatch => {
+                    failures.push(image_failure(
+                        id,
+                        "ImageTagDoesNotMatchDigest",
+                        "Invalid image tag: the tag does not point at the given digest",
+                    ));
+                    continue;
+                }
+            };
+            if !accepted.is_empty() && !accepted.iter().any(|m| m == &manifest.media_type) {
+                failures.push(image_failure(
+                    id,
+                    "ImageNotFound",
+                    format!(
+                        "The image's manifest media type {} is not among acceptedMediaTypes (Berth does not convert manifests)",
+                        manifest.media_type
+                    ),
+                ));
+                continue;
+            }
+            let Ok(text) = String::from_utf8(manifest.content.to_vec()) else {
+                failures.push(image_failure(
+                    id,
+                    "ImageNotFound",
+                    "The stored manifest is not UTF-8 text",
+                ));
+                continue;
+            };
+            images.push(Image {
+                registry_id: cx.registry_id().to_owned(),
+                repository_name: name.to_string(),
+                image_id: ImageIdentifier {
+                    image_digest: Some(manifest.digest),
+                    image_tag: r.id.image_tag,
+                },
+                image_manifest: text,
+                image_manifest_media_type: manifest.media_type,
+            });
+        }
+        Ok(BatchGetImageResponse { images, failures })
+    }
+}
+
+impl Operation for BatchDeleteImageRequest {
+    const NAME: &'static str = "ecr:BatchDeleteImage";
+    type Output = BatchDeleteImageResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::BatchDeleteImage,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    /// Deletes by tag (the image goes with its last tag) and/or digest.
+    async fn run(self, cx: &Context<'_>) -> Result<BatchDeleteImageResponse> {
+        cx.check_registry_id(self.registry_id.as_deref())?;
+        let name = repository_name(&self.repository_name)?;
+        image_ids_limit(&self.image_ids)?;
+        let registry = cx.registry;
+        registry
+            .describe_repository(&name)
+            .await
+            .map_err(in_repository(cx, name.as_str()))?;
+        let mut deleted = Vec::new();
+        let mut failures = Vec::new();
+        for id in distinct(&self.image_ids) {
+            let r = match image_ref(id) {
+                Ok(r) => r,
+                Err(failure) => {
+                    failures.push(failure);
+                    continue;
+                }
+            };
+            let outcome = registry
+                .delete_image(&name, r.digest.as_ref(), r.tag.as_ref())
+                .await
+                .map_err(in_repository(cx, name.as_str()))?;
+            match outcome {
+                ImageDelete::Deleted { digest, tags, .. } if tags.is_empty() => {
+                    deleted.push(ImageIdentifier {
+                        image_digest: Some(digest),
+                        image_tag: None,
+                    });
+                }
+                ImageDelete::Deleted { digest, tags, .. } => {
+                    deleted.extend(tags.into_iter().map(|tag| ImageIdentifier {
+                        image_digest: Some(digest.clone()),
+                        image_tag: Some(tag),
+                    }));
+                }
+                ImageDelete::NotFound => failures.push(image_failure(
+                    id,
+                    "ImageNotFound",
+                    "Requested image not found",
+                )),
+                ImageDelete::TagDigestMismatch => failures.push(image_failure(
+                    id,
+                    "ImageTagDoesNotMatchDigest",
+                    "Invalid image tag: the tag does not point at the given digest",
+                )),
+                ImageDelete::ReferencedByIndex(parents) => failures.push(image_failure(
+                    id,
+                    "ImageReferencedByManifestList",
+                    format!(
+                        "Requested image referenced by manifest list: [{}]",
+                        parents.join(", ")
+                    ),
+                )),
+            }
+        }
+        cx.note(format!(
+            "{} image ids deleted, {} failed",
+            deleted.len(),
+            failures.len()
+        ));
+        Ok(BatchDeleteImageResponse {
+            image_ids: deleted,
+            failures,
+        })
+    }
+}
+
+impl Operation for PutImageRequest {
+    const NAME: &'static str = "ecr:PutImage";
+    type Output = PutImageResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::PutImage,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    /// Stores a manifest whose blobs (or child manifests) are already in the repository. The
+    /// registry service refuses it into a pull-through cache, as it refuses a `/v2` push.
+    async fn run(self, cx: &Context<'_>) -> Result<PutImageResponse> {
+        cx.check_registry_id(self.registry_id.as_deref())?;
+        let name = repository_name(&self.repository_name)?;
+        let tag = match self.image_tag.as_deref() {
+            Some(t) => Some(Tag::parse(t).map_err(|e| {
+                Error::InvalidParameter(format!("Invalid parameter at 'imageTag': {}", e.message()))
+            })?),
+            None => None,
+        };
+        let body = self.image_manifest.into_bytes();
+        if body.is_empty() {
+            return Err(Error::InvalidParameter(
+                "Invalid parameter at 'imageManifest': the manifest is empty".into(),
+            ));
+        }
+        let digest = Digest::of(Algorithm::Sha256, &body);
+        if let Some(expected) = self.image_digest.as_deref() {
+            let expected = Digest::parse(expected).map_err(|e| {
+                Error::InvalidParameter(format!(
+                    "Invalid parameter at 'imageDigest': {}",
+                    e.message()
+                ))
+            })?;
+            let actual = Digest::of(expected.algorithm(), &body);
+            if actual != expected {
+                return Err(Error::ImageDigestMismatch(format!(
+                    "The imageDigest {expected} does not match the digest of the manifest, {actual}"
+                )));
+            }
+        }
+        let media_type_mismatch = |given: &str, document: &str| {
+            Error::InvalidParameter(format!(
+                "Invalid parameter at 'imageManifestMediaType': '{given}' does not match the manifest's mediaType '{document}'"
+            ))
+        };
+        // Checked before parsing, which refuses the same contradiction in registry-API words.
+        if let (Some(given), Some(document)) = (
+            self.image_manifest_media_type.as_deref(),
+            crate::oci::manifest::media_type_field(&body),
+        ) {
+            if given != document {
+                return Err(media_type_mismatch(given, &document));
+            }
+        }
+        let parsed = crate::oci::manifest::parse(
+            &body,
+            self.image_manifest_media_type.as_deref(),
+            cx.registry.limits.max_manifest_descriptors,
+        )
+        .map_err(|e| {
+            Error::InvalidParameter(format!(
+                "Invalid parameter at 'imageManifest': {}",
+                e.message()
+            ))
+        })?;
+        if let Some(given) = self.image_manifest_media_type.as_deref() {
+            if given != parsed.media_type {
+                return Err(media_type_mismatch(given, &parsed.media_type));
+            }
+        }
+        let outcome = cx
+            .registry
+            .put_image(
+                &name,
+                tag.as_ref(),
+                self.image_manifest_media_type.as_deref(),
+                body.clone(),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::ManifestBlobUnknown(message) if parsed.kind == ManifestKind::Index => {
+                    Error::Missing(Missing::ReferencedImages, message)
+                }
+                Error::ManifestInvalid(message) | Error::ManifestTooComplex(message) => {
+                    Error::InvalidParameter(format!(
+                        "Invalid parameter at 'imageManifest': {message}"
+                    ))
+                }
+                other => in_repository(cx, name.as_str())(other),
+            })?;
+        if let ImagePut::Unchanged(_) = outcome {
+            return Err(Error::Exists(
+                Existing::Image,
+                match &tag {
+                    Some(tag) => format!(
+                        "Image with digest '{digest}' and tag '{tag}' already exists in the repository with name '{name}' in registry with id '{}'",
+                        cx.registry_id()
+                    ),
+                    None => format!(
+                        "Image with digest '{digest}' already exists in the repository with name '{name}' in registry with id '{}'",
+                        cx.registry_id()
+                    ),
+                },
+            ));
+        }
+        cx.note(match &tag {
+            Some(tag) => format!("{digest} tagged {tag}"),
+            None => digest.to_string(),
+        });
+        Ok(PutImageResponse {
+            image: Image {
+                registry_id: cx.registry_id().to_owned(),
+                repository_name: name.to_string(),
+                image_id: ImageIdentifier {
+                    image_digest: Some(digest.to_string()),
+                    image_tag: tag.map(|t| t.to_string()),
+                },
+                image_manifest: String::from_utf8(body).unwrap_or_default(),
+                image_manifest_media_type: parsed.media_type,
+            },
+        })
+    }
+}
+
+impl Operation for BatchCheckLayerAvailabilityRequest {
+    const NAME: &'static str = "ecr:BatchCheckLayerAvailability";
+    type Output = BatchCheckLayerAvailabilityResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::BatchCheckLayerAvailability,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    /// Which blobs the repository has.
+    async fn run(self, cx: &Context<'_>) -> Result<BatchCheckLayerAvailabilityResponse> {
+        cx.check_registry_id(self.registry_id.as_deref())?;
+        let name = repository_name(&self.repository_name)?;
+        if self.layer_digests.is_empty() || self.layer_digests.len() > 100 {
+            return Err(Error::InvalidParameter(
+                "Invalid parameter at 'layerDigests' failed to satisfy constraint: 'must have between 1 and 100 items'".into(),
+            ));
+        }
+        let registry = cx.registry;
+        registry
+            .describe_repository(&name)
+            .await
+            .map_err(in_repository(cx, name.as_str()))?;
+        let mut layers = Vec::new();
+        let mut failures = Vec::new();
+        for text in &self.layer_digests {
+            let Ok(digest) = Digest::parse(text) else {
+                failures.push(LayerFailure {
+                    layer_digest: text.clone(),
+                    failure_code: "InvalidLayerDigest",
+                    failure_reason: "Invalid layer digest".into(),
+                });
+                continue;
+            };
+            match registry
+                .layer(&name, &digest)
+                .await
+                .map_err(in_repository(cx, name.as_str()))?
+            {
+                Some(blob) => layers.push(Layer {
+                    layer_digest: blob.digest,
+                    layer_availability: "AVAILABLE",
+                    layer_size: blob.size as i64,
+                }),
+                None => failures.push(LayerFailure {
+                    layer_digest: text.clone(),
+                    failure_code: "MissingLayerDigest",
+                    failure_reason: "Layer digest not found in the repository".into(),
+                }),
+            }
+        }
+        Ok(BatchCheckLayerAvailabilityResponse { layers, failures })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_refs() {
+        let id = |d: Option<&str>, t: Option<&str>| ImageIdentifier {
+            image_digest: d.map(str::to_owned),
+            image_tag: t.map(str::to_owned),
+        };
+        let code = |i: ImageIdentifier| image_ref(&i).err().map(|f| f.failure_code);
+        assert_eq!(code(id(None, None)), Some("MissingDigestAndTag"));
+        assert_eq!(
+            code(id(Some("sha256:zz"), None)),
+            Some("InvalidImageDigest")
+        );
+        assert_eq!(code(id(None, Some("-bad"))), Some("InvalidImageTag"));
+        assert_eq!(code(id(None, Some("v1"))), None);
+    }
+}
