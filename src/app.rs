@@ -14,20 +14,7 @@ use crate::secrets::Keyring;
 use crate::service::{Limits, Registry};
 use crate::storage::BlobStore;
 
-/// Everything a request handler may use.
-pub struct App {
-    pub config: Config,
-    pub access: Arc<Access>,
-    pub registry: Arc<Registry>,
-    /// Repositories under pull-through rules.
-    pub pull_through: Arc<crate::proxy::PullThrough>,
-    /// Names this process in leases and logs; unique per start.
-    pub replica_id: String,
-    /// This process as a lease holder (its id is `replica_id`).
-    pub holder: crate::meta::LeaseHolder,
-}
-
-pub type AppState = Arc<App>;
+pub use crate::http::{App, AppState};
 
 /// Creates the data dir (private to Berth's user), loads the secrets key, connects to the
 /// metadata database, applies the migrations and encrypts any secret an older Berth stored in
@@ -85,8 +72,13 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         .map_err(|e| anyhow::anyhow!("bootstrap admin: {e}"))?;
     let replica_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let pull_through = Arc::new(
-        crate::proxy::PullThrough::new(registry.clone(), access.clone(), &config, &replica_id)
-            .map_err(|e| anyhow::anyhow!("pull-through cache: {e}"))?,
+        crate::pull_through::PullThrough::new(
+            registry.clone(),
+            access.clone(),
+            &config,
+            &replica_id,
+        )
+        .map_err(|e| anyhow::anyhow!("pull-through cache: {e}"))?,
     );
     let state = Arc::new(App {
         config,

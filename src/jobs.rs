@@ -232,7 +232,7 @@ pub async fn run_lifecycle(
 /// `pull-through-quota` lease, until cancelled.
 pub async fn enforce_pull_through_quotas(
     registry: Arc<Registry>,
-    pull_through: Arc<crate::proxy::PullThrough>,
+    pull_through: Arc<crate::pull_through::PullThrough>,
     interval: Duration,
     holder: LeaseHolder,
     cancel: CancellationToken,

@@ -1,13 +1,25 @@
-//! Berth: an OCI Distribution registry with ECR's features. Modules depend downwards only:
-//! `http` and `ecr` -> (`access`, `service`) -> (`meta`, `storage`) -> `oci` -> `error`; `access` builds on
-//! the pure `auth` and `policy` modules; `meta` encrypts stored secrets with `secrets`; `app` wires
-//! them together and `server` serves the router.
+//! Berth: an OCI Distribution registry with ECR's features.
+//!
+//! The crate is layered, and a module imports only from its own layer or the layers below it
+//! (never upwards, and never in a circle within a layer). `tests/it/layering.rs` reads the
+//! block below and fails on any `use crate::…` that breaks it, so this text is the rule:
+//!
+//! ```text
+//! app, server                       wiring: build the services, spawn jobs, serve connections
+//! http, jobs                        transports (oci, token, admin, ecr) and background loops
+//! ops                               typed management operations behind one gate (the control plane)
+//! pull_through                      cached repositories filled from upstream registries
+//! access, service                   credentials and authorization; the registry's use cases
+//! meta, storage                     metadata in SQL, blob bytes in object storage
+//! secrets                           encryption of the secrets kept in the database
+//! auth, policy, lifecycle, oci, config, util   pure rules, formats, configuration, helpers
+//! error, failpoint                  the domain error; crash-test hooks
+//! ```
 
 pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod ecr;
 pub mod error;
 pub mod failpoint;
 pub mod http;
@@ -17,7 +29,7 @@ pub mod meta;
 pub mod oci;
 pub mod ops;
 pub mod policy;
-pub mod proxy;
+pub mod pull_through;
 pub mod secrets;
 pub mod server;
 pub mod service;

@@ -5,15 +5,15 @@
 use axum::http::{header, HeaderMap, Method};
 
 use super::client::ClientInfo;
-use super::route::Route;
 use crate::access::Door;
 use crate::access::{RequestFacts, Resource, Subject};
-use crate::app::AppState;
 use crate::auth::scope::{
     BearerChallenge, ChallengeError, Scope, ANY_ACTION, REGISTRY, REPOSITORY,
 };
 use crate::auth::token::ScanGrant;
 use crate::error::{Error, Result};
+use crate::http::oci::route::Route;
+use crate::http::AppState;
 use crate::oci::RepoName;
 use crate::policy::ScopeAction;
 

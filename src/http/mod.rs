@@ -1,20 +1,24 @@
-//! The axum adapter: router, route parsing, error mapping and handlers. No business rules here.
+//! The transports: one axum router over the OCI registry API (`oci`), Docker token auth (`token`),
+//! the REST admin API (`admin`) and the ECR JSON API (`ecr`). Each maps requests onto the
+//! services or the typed operations of `crate::ops` and their errors onto its wire format; no
+//! business rules here.
 
 pub mod admin;
 pub mod auth;
 pub mod client;
+pub mod ecr;
 pub mod error;
-pub mod registry;
-pub mod route;
+pub mod oci;
+pub mod state;
 pub mod token;
+
+pub use state::{App, AppState};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-
-use crate::app::AppState;
 
 /// Builds the router over the application state. Requests for repository sub-resources
 /// (`/api/v1/repositories/<name>/tag-mutability`, ...) are rewritten to their internal paths
@@ -23,10 +27,10 @@ use crate::app::AppState;
 pub fn router(state: AppState) -> Router {
     let inner = Router::new()
         // ECR's JSON API (X-Amz-Target), on the registry's own listener.
-        .route("/", post(crate::ecr::handle))
-        .route("/v2", any(registry::dispatch))
-        .route("/v2/", any(registry::dispatch))
-        .route("/v2/{*path}", any(registry::dispatch))
+        .route("/", post(ecr::handle))
+        .route("/v2", any(oci::dispatch))
+        .route("/v2/", any(oci::dispatch))
+        .route("/v2/{*path}", any(oci::dispatch))
         .route(
             "/token",
             get(token::get_token).merge(post(token::post_token)),

@@ -13,10 +13,10 @@ use super::auth::{authenticate, realm, request_facts};
 use super::error::ApiError;
 use crate::access::Door;
 use crate::access::{RequestFacts, Subject};
-use crate::app::AppState;
 use crate::auth::scope::{basic_challenge, parse_scope_params, render_scopes, Scope, REPOSITORY};
 use crate::auth::token::{Claims, ResourceAccess};
 use crate::error::{Error, Result};
+use crate::http::AppState;
 use crate::oci::RepoName;
 
 /// Largest token request form accepted.

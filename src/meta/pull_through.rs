@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{now_millis, Meta};
 use crate::error::{Error, Result};
-use crate::proxy::rules::{parse_upstream_url, PullThroughRule};
+use crate::policy::pull_through::{parse_upstream_url, PullThroughRule};
 
 /// A rule as written by the APIs (validated by the caller).
 #[derive(Debug, Clone)]

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use crate::access::{Access, AuditOutcome, Caller, Permission, Resource};
 use crate::error::{Error, Result};
 use crate::policy::Action;
-use crate::proxy::PullThrough;
+use crate::pull_through::PullThrough;
 use crate::service::Registry;
 
 /// How clients reach this registry: `host[:port]` (repository URIs) and its URL (ECR's

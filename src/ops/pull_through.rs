@@ -2,7 +2,7 @@
 //! DescribePullThroughCacheRules, UpdatePullThroughCacheRule, DeletePullThroughCacheRule and
 //! ValidatePullThroughCacheRule, on the registry, with Berth's `revalidateSecs` and
 //! `quotaBytes`; and the one serialisation of a rule. Checking and storing rules is
-//! `proxy::manage`'s; this layer adds the gate, the registry id, pagination and the shape.
+//! `pull_through::manage`'s; this layer adds the gate, the registry id, pagination and the shape.
 
 use super::shapes::{
     timestamp, CreatePullThroughCacheRuleRequest, DeletePullThroughCacheRuleRequest,
@@ -14,8 +14,8 @@ use crate::access::{Access, Permission, Resource};
 use crate::error::{Error, Result};
 use crate::meta::StoredRule;
 use crate::policy::Action;
-use crate::proxy::manage::{prefixes_filter, rule_not_found, validation_outcome};
-use crate::proxy::RuleInput;
+use crate::pull_through::manage::{prefixes_filter, rule_not_found, validation_outcome};
+use crate::pull_through::RuleInput;
 
 /// The pagination token's listing name.
 const TOKEN: &str = "pull-through-rules";

@@ -49,6 +49,7 @@ mod eval;
 mod glob;
 mod key;
 pub mod mutability;
+pub mod pull_through;
 pub mod scanning;
 pub mod templates;
 

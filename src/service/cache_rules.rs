@@ -45,7 +45,7 @@ impl Registry {
     /// The rule whose prefix covers `name` (the longest), if any.
     pub async fn pull_through_rule_for(&self, name: &RepoName) -> Result<Option<StoredRule>> {
         let rules = self.pull_through_rules().await?;
-        Ok(crate::proxy::rules::rule_for(&rules, name.as_str()).cloned())
+        Ok(crate::policy::pull_through::rule_for(&rules, name.as_str()).cloned())
     }
 
     /// Refuses a push (a blob upload or mount, a manifest PUT, PutImage) into a pull-through

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{decode, run_op, text, Caller, OpCall, Payload, Routes};
-use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::http::AppState;
 use crate::ops::identity::{AccountKind, Groups, PolicyHolder, Robots, Users};
 use crate::ops::shapes::{
     AddGroupMemberRequest, ChangePasswordRequest, CreateAccessKeyRequest, CreateGroupRequest,

@@ -53,9 +53,9 @@ use super::auth::{authenticate, realm, request_facts};
 use super::error::ApiError;
 pub use crate::access::Permission;
 use crate::access::{Caller, Door};
-use crate::app::AppState;
 use crate::auth::scope::basic_challenge;
 use crate::error::{Error, Result};
+use crate::http::AppState;
 
 pub use openapi::document as openapi_document;
 

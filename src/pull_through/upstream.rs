@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 
-use super::rules::Upstream;
+use crate::policy::pull_through::Upstream;
 
 /// Manifest media types Berth asks upstreams for.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -564,7 +564,8 @@ mod tests {
         ))
         .await;
         let client = UpstreamClient::new(Duration::from_secs(10));
-        let up = super::super::rules::parse_upstream_url(&format!("http://{upstream}")).unwrap();
+        let up =
+            crate::policy::pull_through::parse_upstream_url(&format!("http://{upstream}")).unwrap();
         let credential = Credential {
             username: "user".into(),
             password: "secret".into(),

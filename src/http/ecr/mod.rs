@@ -16,10 +16,10 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::access::{AuditOutcome, Caller, Credential, Principal, RequestFacts, Subject};
-use crate::app::AppState;
 use crate::auth::credential::CredentialKind;
 use crate::auth::sigv4::{self, SigV4Error, SigV4Request, SigV4Verifier};
 use crate::error::{Error, Existing, Missing};
+use crate::http::AppState;
 use crate::ops::Endpoint;
 
 /// The `X-Amz-Target` prefix of every ECR operation.

@@ -26,7 +26,6 @@ use dashmap::DashMap;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::rules::{credential_name, rule_for_mirror};
 use super::upstream::{Credential, UpstreamClient, UpstreamError};
 use crate::access::Access;
 use crate::config::Config;
@@ -34,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::meta::{now_millis, StoredRule};
 use crate::oci::manifest::{self, ManifestKind};
 use crate::oci::{Digest, Reference, RepoName};
+use crate::policy::pull_through::{credential_name, rule_for_mirror};
 use crate::policy::templates::AppliedFor;
 use crate::service::{BlobRead, Registry, StoredManifest};
 use crate::storage::ByteStream;

@@ -4,10 +4,12 @@
 //! errors with ECR's kinds (`Missing::PullThroughCacheRule`, `Existing::PullThroughCacheRule`,
 //! `Missing::Secret`), so every door answers them alike.
 
-use super::cache::PullThrough;
-use super::rules::{credential_name, parse_upstream_url, upstream_registry_kind, validate_prefix};
+use super::fill::PullThrough;
 use crate::error::{Error, Existing, Missing, Result};
 use crate::meta::{RuleRecord, StoredRule};
+use crate::policy::pull_through::{
+    credential_name, parse_upstream_url, upstream_registry_kind, validate_prefix,
+};
 
 /// A rule as CreatePullThroughCacheRule (or the REST API) asks for it.
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,8 @@
 //! Handlers for the OCI Distribution endpoints under `/v2/`: thin adapters that parse the request,
 //! call the registry service and shape the response.
 
+pub mod route;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -12,15 +14,15 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use super::error::ApiError;
-use super::route::Route;
 use crate::access::Caller;
-use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::http::error::ApiError;
+use crate::http::AppState;
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
 use crate::service::{ChunkRange, UploadProgress};
 use crate::storage::{BlobBody, ByteStream};
+use route::Route;
 
 /// Query parameters, keeping repeated keys (`?tag=a&tag=b`).
 struct Query(Vec<(String, String)>);
@@ -487,7 +489,7 @@ async fn pull_through(
                     )
                     .await?
                     .is_allowed();
-            Ok::<_, Error>(crate::proxy::MissRights { import, create })
+            Ok::<_, Error>(crate::pull_through::MissRights { import, create })
         }
     };
     match (method.clone(), route) {
@@ -524,13 +526,13 @@ async fn pull_through(
                 .blob(rule, &name, &digest, range, head, rights(&name).await?)
                 .await?;
             match blob {
-                crate::proxy::ProxiedBlob::Local(b) => blob_response(b),
-                crate::proxy::ProxiedBlob::Head { size } => {
+                crate::pull_through::ProxiedBlob::Local(b) => blob_response(b),
+                crate::pull_through::ProxiedBlob::Head { size } => {
                     let mut r = Response::new(Body::empty());
                     blob_headers(r.headers_mut(), &digest.to_string(), size);
                     Ok(r)
                 }
-                crate::proxy::ProxiedBlob::Streaming { size, body } => {
+                crate::pull_through::ProxiedBlob::Streaming { size, body } => {
                     let mut r = Response::new(Body::from_stream(body));
                     blob_headers(r.headers_mut(), &digest.to_string(), size);
                     Ok(r)

@@ -1,0 +1,25 @@
+//! What every request handler of every transport (`/v2`, `/token`, the REST API, the ECR API)
+//! is given: the services, the configuration and this process's identity. `crate::app` builds
+//! it; the transports only read it.
+
+use std::sync::Arc;
+
+use crate::access::Access;
+use crate::config::Config;
+use crate::pull_through::PullThrough;
+use crate::service::Registry;
+
+/// Everything a request handler may use.
+pub struct App {
+    pub config: Config,
+    pub access: Arc<Access>,
+    pub registry: Arc<Registry>,
+    /// Repositories under pull-through rules.
+    pub pull_through: Arc<PullThrough>,
+    /// Names this process in leases and logs; unique per start.
+    pub replica_id: String,
+    /// This process as a lease holder (its id is `replica_id`).
+    pub holder: crate::meta::LeaseHolder,
+}
+
+pub type AppState = Arc<App>;
