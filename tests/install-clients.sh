@@ -21,6 +21,7 @@ BOTO3_VERSION="${BERTH_BOTO3_VERSION:-1.44.5}"
 BOTOCORE_VERSION="${BERTH_BOTOCORE_VERSION:-1.44.8}"
 AWSCLI_VERSION="${BERTH_AWSCLI_VERSION:-1.46.2}"
 TRIVY_PY_VERSION="${BERTH_TRIVY_PY_VERSION:-0.76.0.1}"
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 VENV="${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}"
 
 missing=()
@@ -90,6 +91,16 @@ if [ ! -x "$VENV/bin/trivy" ]; then
   "$VENV/bin/trivy" --version >/dev/null
 else
   echo "install-clients: trivy already in $VENV" >&2
+fi
+
+# openapi-spec-validator (tests/it/openapi.rs): checks the admin API's document against the
+# OpenAPI 3.1 specification's own schema.
+if ! "$VENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+  echo "install-clients: installing openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION into $VENV" >&2
+  "$VENV/bin/pip" install -q "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+  "$VENV/bin/python" -c 'import openapi_spec_validator'
+else
+  echo "install-clients: openapi-spec-validator already in $VENV" >&2
 fi
 
 # A last check that every client the tests call is there.

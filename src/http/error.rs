@@ -2,7 +2,6 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::error::{Error, Missing};
 
@@ -64,6 +63,24 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
     }
 }
 
+/// The JSON body of every refusal: the distribution-spec's error shape, on every transport
+/// but ECR's (which has its own).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub errors: Vec<ErrorEntry>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorEntry {
+    /// `NAME_UNKNOWN`, `DENIED`, `UNAUTHORIZED`, ...
+    pub code: &'static str,
+    /// What went wrong, for a person to act on.
+    pub message: String,
+    /// Always `null`: the message says it all.
+    pub detail: Option<serde_json::Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = status_and_code(&self.0);
@@ -72,7 +89,13 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self.0, code, "request refused");
         }
-        let body = json!({"errors": [{"code": code, "message": self.0.message(), "detail": null}]});
+        let body = ErrorBody {
+            errors: vec![ErrorEntry {
+                code,
+                message: self.0.message(),
+                detail: None,
+            }],
+        };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         match &self.0 {

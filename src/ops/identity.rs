@@ -15,11 +15,10 @@ use super::shapes::{
     rfc3339, AccessKey, AccessKeyList, Account, AddGroupMemberRequest, ChangePasswordRequest,
     CreateAccessKeyRequest, CreateGroupRequest, CreateRobotRequest, CreateUserRequest,
     CreatedRobot, DeleteAccessKeyRequest, DeleteAccountRequest, DeleteGroupRequest,
-    DeleteIdentityPolicyRequest, Expiry, GetAccountRequest, GetGroupRequest,
-    GetIdentityPolicyRequest, Group, GroupList, ListAccessKeysRequest, ListAccountsRequest,
-    ListGroupsRequest, NewAccessKey, PutIdentityPolicyRequest, RegenerateRobotSecretRequest,
-    RemoveGroupMemberRequest, RobotList, RobotSecret, UnknownMembers, UpdateAccessKeyRequest,
-    UserList,
+    DeleteIdentityPolicyRequest, GetAccountRequest, GetGroupRequest, GetIdentityPolicyRequest,
+    Group, GroupList, ListAccessKeysRequest, ListAccountsRequest, ListGroupsRequest, NewAccessKey,
+    PutIdentityPolicyRequest, RegenerateRobotSecretRequest, RemoveGroupMemberRequest, RobotList,
+    RobotSecret, UnknownMembers, UpdateAccessKeyRequest, UserList,
 };
 use super::{Context, Operation};
 use crate::access::{Access, GroupInfo, Permission, PolicyTarget, PrincipalInfo, PrincipalKind};
@@ -170,10 +169,8 @@ pub fn account_shape(p: &PrincipalInfo) -> Account {
         arn: p.arn.clone(),
         created_at: rfc3339(p.created_at),
         groups: p.groups.clone(),
-        expiry: (p.kind == PrincipalKind::Robot).then(|| Expiry {
-            expires_at: p.expires_at.map(rfc3339),
-            expired: p.expired(now_millis()),
-        }),
+        expires_at: (p.kind == PrincipalKind::Robot).then(|| p.expires_at.map(rfc3339)),
+        expired: (p.kind == PrincipalKind::Robot).then(|| p.expired(now_millis())),
     }
 }
 

@@ -4,6 +4,7 @@
 //! does). Timestamps are epoch seconds as JSON numbers.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Epoch seconds (fractional), ECR's timestamp encoding in the JSON protocol.
 pub type Timestamp = f64;
@@ -14,7 +15,7 @@ pub fn timestamp(millis: i64) -> Timestamp {
 }
 
 /// A resource tag (`Key`/`Value`, capitalised as in ECR).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ResourceTag {
     #[serde(rename = "Key")]
     pub key: String,
@@ -22,7 +23,7 @@ pub struct ResourceTag {
     pub value: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageIdentifier {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,7 +32,7 @@ pub struct ImageIdentifier {
     pub image_tag: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagStatusFilter {
     #[serde(default)]
@@ -40,14 +41,14 @@ pub struct TagStatusFilter {
 
 // ---- authorization ----
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetAuthorizationTokenRequest {
     #[serde(default)]
     pub registry_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationData {
     pub authorization_token: String,
@@ -55,7 +56,7 @@ pub struct AuthorizationData {
     pub proxy_endpoint: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetAuthorizationTokenResponse {
     pub authorization_data: Vec<AuthorizationData>,
@@ -63,14 +64,14 @@ pub struct GetAuthorizationTokenResponse {
 
 // ---- repositories ----
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanningConfiguration {
     #[serde(default)]
     pub scan_on_push: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionConfiguration {
     pub encryption_type: String,
@@ -78,7 +79,7 @@ pub struct EncryptionConfiguration {
     pub kms_key: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Repository {
     pub repository_arn: String,
@@ -93,7 +94,7 @@ pub struct Repository {
     pub encryption_configuration: EncryptionConfiguration,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRepositoryRequest {
     #[serde(default)]
@@ -113,13 +114,13 @@ pub struct CreateRepositoryRequest {
     pub encryption_configuration: Option<EncryptionConfiguration>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryResponse {
     pub repository: Repository,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRepositoriesRequest {
     #[serde(default)]
@@ -132,7 +133,7 @@ pub struct DescribeRepositoriesRequest {
     pub max_results: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRepositoriesResponse {
     pub repositories: Vec<Repository>,
@@ -140,7 +141,7 @@ pub struct DescribeRepositoriesResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRepositoryRequest {
     #[serde(default)]
@@ -153,7 +154,7 @@ pub struct DeleteRepositoryRequest {
 // ---- policies ----
 
 /// GetRepositoryPolicy.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetRepositoryPolicyRequest {
     #[serde(default)]
@@ -162,7 +163,7 @@ pub struct GetRepositoryPolicyRequest {
 }
 
 /// DeleteRepositoryPolicy.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRepositoryPolicyRequest {
     #[serde(default)]
@@ -170,7 +171,7 @@ pub struct DeleteRepositoryPolicyRequest {
     pub repository_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetRepositoryPolicyRequest {
     #[serde(default)]
@@ -183,7 +184,7 @@ pub struct SetRepositoryPolicyRequest {
 
 /// SetRepositoryPolicy, GetRepositoryPolicy, DeleteRepositoryPolicy (the REST API answers GET
 /// with `policyText` itself, the document as stored).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryPolicyResponse {
     pub registry_id: String,
@@ -191,22 +192,22 @@ pub struct RepositoryPolicyResponse {
     pub policy_text: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutRegistryPolicyRequest {
     pub policy_text: String,
 }
 
 /// GetRegistryPolicy: no members.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct GetRegistryPolicyRequest {}
 
 /// DeleteRegistryPolicy: no members.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DeleteRegistryPolicyRequest {}
 
 /// PutRegistryPolicy, GetRegistryPolicy, DeleteRegistryPolicy.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryPolicyResponse {
     pub registry_id: String,
@@ -214,22 +215,22 @@ pub struct RegistryPolicyResponse {
 }
 
 /// Operations without members (GetRegistryScanningConfiguration).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct EmptyRequest {}
 
 // ---- the registry ----
 
 /// DescribeRegistry: no members.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DescribeRegistryRequest {}
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationConfiguration {
     pub rules: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRegistryResponse {
     pub registry_id: String,
@@ -238,7 +239,7 @@ pub struct DescribeRegistryResponse {
 
 // ---- lifecycle policies ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutLifecyclePolicyRequest {
     #[serde(default)]
@@ -250,7 +251,7 @@ pub struct PutLifecyclePolicyRequest {
 }
 
 /// GetLifecyclePolicy.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetLifecyclePolicyRequest {
     #[serde(default)]
@@ -259,7 +260,7 @@ pub struct GetLifecyclePolicyRequest {
 }
 
 /// DeleteLifecyclePolicy.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteLifecyclePolicyRequest {
     #[serde(default)]
@@ -268,7 +269,7 @@ pub struct DeleteLifecyclePolicyRequest {
 }
 
 /// PutLifecyclePolicy, GetLifecyclePolicy, DeleteLifecyclePolicy.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicyResponse {
     pub registry_id: String,
@@ -279,7 +280,7 @@ pub struct LifecyclePolicyResponse {
 }
 
 /// StartLifecyclePolicyPreview: the policy to preview, or the saved one when absent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StartLifecyclePolicyPreviewRequest {
     #[serde(default)]
@@ -289,7 +290,7 @@ pub struct StartLifecyclePolicyPreviewRequest {
     pub lifecycle_policy_text: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StartLifecyclePolicyPreviewResponse {
     pub registry_id: String,
@@ -298,7 +299,7 @@ pub struct StartLifecyclePolicyPreviewResponse {
     pub status: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetLifecyclePolicyPreviewRequest {
     #[serde(default)]
@@ -314,7 +315,7 @@ pub struct GetLifecyclePolicyPreviewRequest {
     pub filter: Option<TagStatusFilter>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicyRuleAction {
     #[serde(rename = "type")]
@@ -322,7 +323,7 @@ pub struct LifecyclePolicyRuleAction {
 }
 
 /// An image a lifecycle policy expires (in a preview) or expired (in a run).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicyPreviewResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -337,7 +338,7 @@ pub struct LifecyclePolicyPreviewResult {
     pub last_recorded_pull_time: Option<Timestamp>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicyPreviewSummary {
     pub expiring_image_total_count: usize,
@@ -345,7 +346,7 @@ pub struct LifecyclePolicyPreviewSummary {
     pub evaluated_image_count: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetLifecyclePolicyPreviewResponse {
     pub registry_id: String,
@@ -359,7 +360,7 @@ pub struct GetLifecyclePolicyPreviewResponse {
 }
 
 /// Berth's RunLifecyclePolicy (REST only): run the repository's saved policy now.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunLifecyclePolicyRequest {
     #[serde(default)]
@@ -367,7 +368,7 @@ pub struct RunLifecyclePolicyRequest {
     pub repository_name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunLifecyclePolicyResponse {
     pub registry_id: String,
@@ -382,7 +383,7 @@ pub struct RunLifecyclePolicyResponse {
 }
 
 /// Berth's ListLifecycleEvents (REST only): the lifecycle audit log, oldest first.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListLifecycleEventsRequest {
     /// Only this repository's entries; all repositories' without.
@@ -395,7 +396,7 @@ pub struct ListLifecycleEventsRequest {
 }
 
 /// One image a lifecycle policy (or a pull-through cache's quota) expired.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleEvent {
     pub id: i64,
@@ -408,7 +409,7 @@ pub struct LifecycleEvent {
     pub removed_with_image: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListLifecycleEventsResponse {
     pub entries: Vec<LifecycleEvent>,
@@ -418,7 +419,7 @@ pub struct ListLifecycleEventsResponse {
 
 // ---- images ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeImagesRequest {
     #[serde(default)]
@@ -434,7 +435,7 @@ pub struct DescribeImagesRequest {
     pub filter: Option<TagStatusFilter>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageDetail {
     pub registry_id: String,
@@ -458,7 +459,7 @@ pub struct ImageDetail {
     pub image_status: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeImagesResponse {
     pub image_details: Vec<ImageDetail>,
@@ -466,7 +467,7 @@ pub struct DescribeImagesResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListImagesRequest {
     #[serde(default)]
@@ -480,7 +481,7 @@ pub struct ListImagesRequest {
     pub filter: Option<TagStatusFilter>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListImagesResponse {
     pub image_ids: Vec<ImageIdentifier>,
@@ -488,7 +489,7 @@ pub struct ListImagesResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchGetImageRequest {
     #[serde(default)]
@@ -499,7 +500,7 @@ pub struct BatchGetImageRequest {
     pub accepted_media_types: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Image {
     pub registry_id: String,
@@ -509,7 +510,7 @@ pub struct Image {
     pub image_manifest_media_type: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageFailure {
     pub image_id: ImageIdentifier,
@@ -517,14 +518,14 @@ pub struct ImageFailure {
     pub failure_reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchGetImageResponse {
     pub images: Vec<Image>,
     pub failures: Vec<ImageFailure>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchDeleteImageRequest {
     #[serde(default)]
@@ -533,14 +534,14 @@ pub struct BatchDeleteImageRequest {
     pub image_ids: Vec<ImageIdentifier>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchDeleteImageResponse {
     pub image_ids: Vec<ImageIdentifier>,
     pub failures: Vec<ImageFailure>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutImageRequest {
     #[serde(default)]
@@ -555,13 +556,13 @@ pub struct PutImageRequest {
     pub image_digest: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutImageResponse {
     pub image: Image,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCheckLayerAvailabilityRequest {
     #[serde(default)]
@@ -570,7 +571,7 @@ pub struct BatchCheckLayerAvailabilityRequest {
     pub layer_digests: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Layer {
     pub layer_digest: String,
@@ -578,7 +579,7 @@ pub struct Layer {
     pub layer_size: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerFailure {
     pub layer_digest: String,
@@ -586,7 +587,7 @@ pub struct LayerFailure {
     pub failure_reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCheckLayerAvailabilityResponse {
     pub layers: Vec<Layer>,
@@ -595,33 +596,33 @@ pub struct BatchCheckLayerAvailabilityResponse {
 
 // ---- resource tags ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagResourceRequest {
     pub resource_arn: String,
     pub tags: Vec<ResourceTag>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UntagResourceRequest {
     pub resource_arn: String,
     pub tag_keys: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTagsForResourceRequest {
     pub resource_arn: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTagsForResourceResponse {
     pub tags: Vec<ResourceTag>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutImageTagMutabilityRequest {
     #[serde(default)]
@@ -634,7 +635,7 @@ pub struct PutImageTagMutabilityRequest {
     pub image_tag_mutability_exclusion_filters: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutImageTagMutabilityResponse {
     pub registry_id: String,
@@ -645,7 +646,7 @@ pub struct PutImageTagMutabilityResponse {
 }
 
 /// TagResource and UntagResource answer an empty object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EmptyResponse {}
 
 #[cfg(test)]
@@ -752,7 +753,7 @@ mod tests {
 
 // ---- image scanning ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutImageScanningConfigurationRequest {
     #[serde(default)]
@@ -761,7 +762,7 @@ pub struct PutImageScanningConfigurationRequest {
     pub image_scanning_configuration: ImageScanningConfiguration,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutImageScanningConfigurationResponse {
     pub registry_id: String,
@@ -769,7 +770,7 @@ pub struct PutImageScanningConfigurationResponse {
     pub image_scanning_configuration: ImageScanningConfiguration,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StartImageScanRequest {
     #[serde(default)]
@@ -778,7 +779,7 @@ pub struct StartImageScanRequest {
     pub image_id: ImageIdentifier,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanStatus {
     pub status: String,
@@ -786,7 +787,7 @@ pub struct ImageScanStatus {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StartImageScanResponse {
     pub registry_id: String,
@@ -795,7 +796,7 @@ pub struct StartImageScanResponse {
     pub image_scan_status: ImageScanStatus,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeImageScanFindingsRequest {
     #[serde(default)]
@@ -808,14 +809,14 @@ pub struct DescribeImageScanFindingsRequest {
     pub max_results: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Attribute {
     pub key: String,
     pub value: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanFinding {
     pub name: String,
@@ -827,7 +828,7 @@ pub struct ImageScanFinding {
     pub attributes: Vec<Attribute>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanFindings {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -838,7 +839,7 @@ pub struct ImageScanFindings {
     pub findings: Vec<ImageScanFinding>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeImageScanFindingsResponse {
     pub registry_id: String,
@@ -851,7 +852,7 @@ pub struct DescribeImageScanFindingsResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanFindingsSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -863,19 +864,19 @@ pub struct ImageScanFindingsSummary {
 
 // ---- pull gate (Berth's, REST only) ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetPullGateRequest {
     pub repository_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletePullGateRequest {
     pub repository_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutPullGateRequest {
     pub repository_name: String,
@@ -889,7 +890,7 @@ pub struct PutPullGateRequest {
 }
 
 /// A repository's pull gate: GetPullGate's and PutPullGate's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PullGateResponse {
     pub registry_id: String,
@@ -902,10 +903,10 @@ pub struct PullGateResponse {
 // ---- registry scanning ----
 
 /// GetRegistryScanningConfiguration: no members.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct GetRegistryScanningConfigurationRequest {}
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutRegistryScanningConfigurationRequest {
     #[serde(default)]
@@ -914,13 +915,13 @@ pub struct PutRegistryScanningConfigurationRequest {
     pub rules: Vec<crate::policy::scanning::ScanningRule>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutRegistryScanningConfigurationResponse {
     pub registry_scanning_configuration: crate::policy::scanning::RegistryScanningConfiguration,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetRegistryScanningConfigurationResponse {
     pub registry_id: String,
@@ -932,7 +933,7 @@ pub struct GetRegistryScanningConfigurationResponse {
 /// CreatePullThroughCacheRule, plus Berth's `revalidateSecs` and `quotaBytes`. Required members
 /// default to empty here and are refused by the operation, after the gate (a refused caller
 /// learns nothing from its request); the same holds for the requests below.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatePullThroughCacheRuleRequest {
     #[serde(default)]
@@ -961,7 +962,7 @@ pub struct CreatePullThroughCacheRuleRequest {
 /// A pull-through cache rule: the answer of every rule operation (Create, Update, Delete,
 /// Validate) and one rule of DescribePullThroughCacheRules. Always the whole rule (SDKs read the
 /// members of their operation's output and ignore the others); absent members are omitted.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PullThroughCacheRule {
     pub ecr_repository_prefix: String,
@@ -989,7 +990,7 @@ pub struct PullThroughCacheRule {
     pub failure: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribePullThroughCacheRulesRequest {
     #[serde(default)]
@@ -1002,7 +1003,7 @@ pub struct DescribePullThroughCacheRulesRequest {
     pub max_results: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribePullThroughCacheRulesResponse {
     pub pull_through_cache_rules: Vec<PullThroughCacheRule>,
@@ -1013,7 +1014,7 @@ pub struct DescribePullThroughCacheRulesResponse {
 /// UpdatePullThroughCacheRule: the credential and role replace the stored ones; Berth's
 /// `revalidateSecs` and `quotaBytes` replace them when given. A rule's upstream cannot change:
 /// `upstreamRegistryUrl`, `upstreamRegistry` or `upstreamRepositoryPrefix` are refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdatePullThroughCacheRuleRequest {
     #[serde(default)]
@@ -1037,7 +1038,7 @@ pub struct UpdatePullThroughCacheRuleRequest {
 }
 
 /// DeletePullThroughCacheRule.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletePullThroughCacheRuleRequest {
     #[serde(default)]
@@ -1047,7 +1048,7 @@ pub struct DeletePullThroughCacheRuleRequest {
 }
 
 /// ValidatePullThroughCacheRule.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidatePullThroughCacheRuleRequest {
     #[serde(default)]
@@ -1060,7 +1061,7 @@ pub struct ValidatePullThroughCacheRuleRequest {
 
 /// CreateRepositoryCreationTemplate: the template's members, each checked (naming the member)
 /// by `crate::policy::templates::Template::create`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreateRepositoryCreationTemplateRequest {
     #[serde(flatten)]
     pub fields: crate::policy::templates::TemplateFields,
@@ -1068,21 +1069,21 @@ pub struct CreateRepositoryCreationTemplateRequest {
 
 /// UpdateRepositoryCreationTemplate: `prefix` names the template; the other members given
 /// replace the stored ones.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateRepositoryCreationTemplateRequest {
     #[serde(flatten)]
     pub fields: crate::policy::templates::TemplateFields,
 }
 
 /// DeleteRepositoryCreationTemplate.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRepositoryCreationTemplateRequest {
     #[serde(default)]
     pub prefix: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRepositoryCreationTemplatesRequest {
     #[serde(default)]
@@ -1094,7 +1095,7 @@ pub struct DescribeRepositoryCreationTemplatesRequest {
 }
 
 /// A repository creation template in ECR's shape.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryCreationTemplate {
     /// `ROOT`, or a prefix without its trailing `/`.
@@ -1121,14 +1122,14 @@ pub struct RepositoryCreationTemplate {
 }
 
 /// The answer of Create, Update and DeleteRepositoryCreationTemplate.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryCreationTemplateResponse {
     pub registry_id: String,
     pub repository_creation_template: RepositoryCreationTemplate,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRepositoryCreationTemplatesResponse {
     pub registry_id: String,
@@ -1159,7 +1160,7 @@ pub fn rfc3339(millis: i64) -> String {
 }
 
 /// CreateUser: `name` and `password` (no `Debug`: it holds the password).
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUserRequest {
     #[serde(default)]
@@ -1167,11 +1168,12 @@ pub struct CreateUserRequest {
     #[serde(default)]
     pub password: Option<String>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
 }
 
 /// CreateRobot: `name` and an optional RFC 3339 `expiresAt` (absent or null: never expires).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRobotRequest {
     #[serde(default)]
@@ -1179,6 +1181,7 @@ pub struct CreateRobotRequest {
     #[serde(default, alias = "expires_at")]
     pub expires_at: Option<String>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
 }
 
@@ -1226,7 +1229,7 @@ requests_named_by_one_name! {
 }
 
 /// ChangePassword: the user's `name` (from the path) and the new `password` (no `Debug`).
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangePasswordRequest {
     /// From the path: a body member `name` is unknown.
@@ -1235,6 +1238,7 @@ pub struct ChangePasswordRequest {
     #[serde(default)]
     pub password: Option<String>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
 }
 
@@ -1245,7 +1249,7 @@ pub struct RegenerateRobotSecretRequest {
 }
 
 /// A user or robot account (never its secret).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
     pub name: String,
@@ -1255,34 +1259,28 @@ pub struct Account {
     pub created_at: String,
     /// Group names, sorted.
     pub groups: Vec<String>,
-    /// Robot accounts only.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub expiry: Option<Expiry>,
-}
-
-/// When a robot account stops working.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Expiry {
-    /// `null`: never.
-    pub expires_at: Option<String>,
-    pub expired: bool,
+    /// Robot accounts only: when it stops working (`null`: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Option<String>>,
+    /// Robot accounts only: whether it has stopped working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired: Option<bool>,
 }
 
 /// ListUsers' answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
     pub users: Vec<Account>,
 }
 
 /// ListRobots' answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RobotList {
     pub robots: Vec<Account>,
 }
 
 /// CreateRobot's answer: the robot and its generated secret, shown this once (no `Debug`).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedRobot {
     #[serde(flatten)]
     pub robot: Account,
@@ -1290,7 +1288,7 @@ pub struct CreatedRobot {
 }
 
 /// RegenerateRobotSecret's answer: the new secret, shown this once (no `Debug`).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RobotSecret {
     pub name: String,
@@ -1299,12 +1297,13 @@ pub struct RobotSecret {
 }
 
 /// CreateGroup: `name`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateGroupRequest {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
 }
 
@@ -1326,7 +1325,7 @@ pub struct DeleteGroupRequest {
 
 /// AddGroupMember: the group's `name` (from the path) and the `member`'s login name (`alice`,
 /// `robot/ci`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddGroupMemberRequest {
     /// From the path: a body member `name` is unknown.
@@ -1335,6 +1334,7 @@ pub struct AddGroupMemberRequest {
     #[serde(default)]
     pub member: Option<String>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
 }
 
@@ -1346,7 +1346,7 @@ pub struct RemoveGroupMemberRequest {
 }
 
 /// A group with its members' login names.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
     pub name: String,
@@ -1356,7 +1356,7 @@ pub struct Group {
 }
 
 /// ListGroups' answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GroupList {
     pub groups: Vec<Group>,
 }
@@ -1371,8 +1371,9 @@ pub struct PutIdentityPolicyRequest<K> {
 
 /// UpdateAccessKey (IAM's): `status` `Active` or `Inactive` for the key `accessKeyId` of `name`
 /// (both from the path).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(bound = "")]
 pub struct UpdateAccessKeyRequest<K> {
     /// From the path, as `accessKeyId`.
     #[serde(skip)]
@@ -1382,6 +1383,7 @@ pub struct UpdateAccessKeyRequest<K> {
     #[serde(default)]
     pub status: Option<String>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
     #[serde(skip)]
     pub kind: std::marker::PhantomData<K>,
@@ -1396,7 +1398,7 @@ pub struct DeleteAccessKeyRequest<K> {
 }
 
 /// CreateAccessKey's answer: the secret is shown this once (no `Debug`).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewAccessKey {
     pub access_key_id: String,
@@ -1404,7 +1406,7 @@ pub struct NewAccessKey {
 }
 
 /// An access key as listed (never its secret).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessKey {
     pub access_key_id: String,
@@ -1414,7 +1416,7 @@ pub struct AccessKey {
 }
 
 /// ListAccessKeys' answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessKeyList {
     pub access_keys: Vec<AccessKey>,
@@ -1432,17 +1434,18 @@ pub struct AccessKeyList {
 pub struct GetSettingsRequest {}
 
 /// PutSettings: the settings present change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutSettingsRequest {
     #[serde(default)]
     pub create_on_push: Option<bool>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
 }
 
 /// The registry's settings (GetSettings' and PutSettings' answer).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
     /// Whether a push to a missing repository creates it.
@@ -1452,7 +1455,7 @@ pub struct Settings {
 /// SimulatePolicy: would `principal` (a login name, a principal ARN or `anonymous`) be allowed
 /// `action` (`ecr:BatchGetImage` or `BatchGetImage`) on `repository` (absent: the registry),
 /// from `sourceIp`, over TLS or not?
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulatePolicyRequest {
     #[serde(default)]
@@ -1466,11 +1469,12 @@ pub struct SimulatePolicyRequest {
     #[serde(default)]
     pub secure_transport: Option<bool>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub unknown: UnknownMembers,
 }
 
 /// SimulatePolicy's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySimulation {
     /// `allow`, `explicitDeny` or `implicitDeny`.
@@ -1485,7 +1489,7 @@ pub struct PolicySimulation {
 }
 
 /// The statement that decided a simulation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DecidingStatement {
     /// `identity`, `repository` or `registry`.
@@ -1508,14 +1512,14 @@ pub struct RotateSigningKeyRequest {}
 
 /// The key ids tokens are verified with, the signing one first (ListSigningKeys' answer, and
 /// RotateSigningKey's with the new `kid`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeys {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
     pub keys: Vec<SigningKey>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKey {
     pub kid: String,
     pub signing: bool,
@@ -1530,14 +1534,14 @@ pub struct ListAuditEventsRequest {
 }
 
 /// ListAuditEvents' answer; `next` is the `before` of the next page (`null`: no more).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditLog {
     pub entries: Vec<AuditEntry>,
     pub next: Option<i64>,
 }
 
 /// One audit record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub id: i64,
@@ -1557,7 +1561,7 @@ pub struct AuditEntry {
 pub struct GetGcStatusRequest {}
 
 /// GetGcStatus' answer: the review queues, and what this process reclaimed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GcStatusResponse {
     pub grace_period_secs: u64,
@@ -1568,7 +1572,7 @@ pub struct GcStatusResponse {
     pub last_pass: Option<GcPass>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GcQueue {
     pub blobs: i64,
@@ -1577,7 +1581,7 @@ pub struct GcQueue {
     pub manifests_due: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GcSinceStart {
     pub passes: u64,
@@ -1587,7 +1591,7 @@ pub struct GcSinceStart {
     pub storage_errors: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GcPass {
     pub blobs_deleted: u64,
@@ -1609,13 +1613,13 @@ pub struct ListEventsRequest {
 }
 
 /// ListEvents' answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventList {
     pub events: Vec<Event>,
 }
 
 /// One outbox record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub id: i64,

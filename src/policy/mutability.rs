@@ -64,7 +64,7 @@ impl std::fmt::Display for MutabilityMode {
 }
 
 /// One exclusion filter, in ECR's JSON shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExclusionFilter {
     pub filter_type: String,

@@ -33,7 +33,7 @@ pub fn severity_rank(severity: &str) -> Option<usize> {
 
 /// ECR's `registryScanningConfiguration`, as PutRegistryScanningConfiguration takes it and
 /// GetRegistryScanningConfiguration returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryScanningConfiguration {
     #[serde(default = "basic")]
@@ -56,7 +56,7 @@ impl Default for RegistryScanningConfiguration {
 }
 
 /// One rule: a scan frequency for the repositories its filters match.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanningRule {
     pub scan_frequency: String,
@@ -64,7 +64,7 @@ pub struct ScanningRule {
 }
 
 /// A repository name wildcard (`*` = any run of characters).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryFilter {
     pub filter: String,
@@ -167,7 +167,7 @@ pub const MAX_ALLOWLIST: usize = 1000;
 /// on the allowlist, are refused; so are images without a complete scan unless
 /// `allow_unscanned`. Indexes and non-image artifacts pass: a client pulling an index then
 /// fetches a platform's image manifest, which the gate checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PullGate {
     pub severity_threshold: String,

@@ -89,28 +89,35 @@ pub struct Template {
 
 /// A template's members as a request carries them (ECR's and the REST API's JSON names), each
 /// untyped so that a wrong type is refused naming the member. `null` counts as absent.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateFields {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub prefix: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub description: Option<Value>,
     #[serde(default)]
     pub encryption_configuration: Option<Value>,
     #[serde(default)]
     pub resource_tags: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub image_tag_mutability: Option<Value>,
     #[serde(default)]
     pub image_tag_mutability_exclusion_filters: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub repository_policy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub lifecycle_policy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub applied_for: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub custom_role_arn: Option<Value>,
     #[serde(default)]
     pub image_scanning_configuration: Option<Value>,

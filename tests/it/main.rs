@@ -29,6 +29,7 @@ mod inprocess;
 mod layering;
 mod lifecycle;
 mod meta_conformance;
+mod openapi;
 mod pull_through;
 mod readme;
 mod scaleout;

@@ -10,9 +10,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
+use super::shapes::{
+    CreationTemplateAnswer, CreationTemplatePage, ImageParam, LifecycleEventPage,
+    LifecyclePreviewPage, PullThroughRulePage, PutPullGate, PutScanningConfiguration,
+    PutTagMutability, RepositoryPage,
+};
 use super::{decode, run_op, text, Caller, OpCall, Payload, Routes};
 use crate::error::{Error, Result};
 use crate::http::AppState;
@@ -484,9 +489,10 @@ async fn list_repositories(
         ..Default::default()
     };
     let page = run_op(&app, &caller, &headers, request).await?;
-    Ok(ok(
-        json!({ "repositories": page.repositories, "next": page.next_token }),
-    ))
+    Ok(ok(RepositoryPage {
+        repositories: page.repositories,
+        next: page.next_token,
+    }))
 }
 
 /// The one repository `name` (DescribeRepositories with one name).
@@ -511,9 +517,7 @@ async fn describe_repository(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Reply {
-    Ok(ok(json!(
-        one_repository(&app, &caller, &headers, name).await?
-    )))
+    Ok(ok(one_repository(&app, &caller, &headers, name).await?))
 }
 
 /// DELETE /api/v1/repositories/{name}?force=true
@@ -531,7 +535,7 @@ async fn delete_repository(
         force: Some(parse_bool("force", query_param(&pairs, "force"))?),
     };
     let deleted = run_op(&app, &caller, &headers, request).await?;
-    Ok(ok(json!(deleted.repository)))
+    Ok(ok(deleted.repository))
 }
 
 /// GET /api/v1/repositories/{name}/tag-mutability
@@ -542,23 +546,12 @@ async fn get_tag_mutability(
     Path(name): Path<String>,
 ) -> Reply {
     let repository = one_repository(&app, &caller, &headers, name).await?;
-    Ok(ok(json!(PutImageTagMutabilityResponse {
+    Ok(ok(PutImageTagMutabilityResponse {
         registry_id: repository.registry_id,
         repository_name: repository.repository_name,
         image_tag_mutability: repository.image_tag_mutability,
         image_tag_mutability_exclusion_filters: repository.image_tag_mutability_exclusion_filters,
-    })))
-}
-
-/// The body of `PUT .../tag-mutability`: PutImageTagMutability's members but the name (other
-/// members are ignored, as ECR ignores them, so that the gate decides before anything else).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PutTagMutability {
-    #[serde(default)]
-    image_tag_mutability: Value,
-    #[serde(default)]
-    image_tag_mutability_exclusion_filters: Option<Value>,
+    }))
 }
 
 /// PUT /api/v1/repositories/{name}/tag-mutability
@@ -576,7 +569,7 @@ async fn put_tag_mutability(
         image_tag_mutability: body.image_tag_mutability,
         image_tag_mutability_exclusion_filters: body.image_tag_mutability_exclusion_filters,
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 // ---- policies ----
@@ -672,17 +665,6 @@ async fn delete_registry_policy(
 
 // ---- lifecycle policies ----
 
-/// A listing's answer with ECR's `nextToken` as `next` (null on the last page), as every REST
-/// listing answers; the client passes it back as `after`.
-fn with_next(answer: impl Serialize) -> Value {
-    let mut value = json!(answer);
-    if let Some(object) = value.as_object_mut() {
-        let next = object.remove("nextToken").unwrap_or(Value::Null);
-        object.insert("next".into(), next);
-    }
-    value
-}
-
 /// GET /api/v1/repositories/{name}/lifecycle-policy: the policy text as saved
 /// (GetLifecyclePolicy's `lifecyclePolicyText`).
 async fn get_lifecycle_policy(
@@ -746,7 +728,7 @@ async fn start_lifecycle_preview(
         repository_name: name,
         lifecycle_policy_text: Some(text).filter(|t| !t.trim().is_empty()),
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// GET /api/v1/repositories/{name}/lifecycle/preview?limit=&after=&tagStatus=: the last preview
@@ -769,9 +751,9 @@ async fn get_lifecycle_preview(
             tag_status: Some(status.to_owned()),
         }),
     };
-    Ok(ok(with_next(
-        run_op(&app, &caller, &headers, request).await?,
-    )))
+    let mut preview = run_op(&app, &caller, &headers, request).await?;
+    let next = preview.next_token.take();
+    Ok(ok(LifecyclePreviewPage { preview, next }))
 }
 
 /// POST /api/v1/repositories/{name}/lifecycle/run: runs the saved policy now.
@@ -785,7 +767,7 @@ async fn run_lifecycle(
         registry_id: None,
         repository_name: name,
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// GET /api/v1/lifecycle/audit?repository=&limit=&after=: images expired by lifecycle policies,
@@ -802,9 +784,11 @@ async fn lifecycle_audit(
         next_token: query_param(&pairs, "after").map(str::to_owned),
         max_results: parse_number("limit", query_param(&pairs, "limit"))?,
     };
-    Ok(ok(with_next(
-        run_op(&app, &caller, &headers, request).await?,
-    )))
+    let page = run_op(&app, &caller, &headers, request).await?;
+    Ok(ok(LifecycleEventPage {
+        entries: page.entries,
+        next: page.next_token,
+    }))
 }
 
 // ---- settings, the policy simulator, signing keys, the audit log, garbage collection ----
@@ -873,22 +857,11 @@ async fn get_scanning_configuration(
     Path(name): Path<String>,
 ) -> Reply {
     let repository = one_repository(&app, &caller, &headers, name).await?;
-    Ok(ok(json!(PutImageScanningConfigurationResponse {
+    Ok(ok(PutImageScanningConfigurationResponse {
         registry_id: repository.registry_id,
         repository_name: repository.repository_name,
         image_scanning_configuration: repository.image_scanning_configuration,
-    })))
-}
-
-/// The body of `PUT .../scanning-configuration`: PutImageScanningConfiguration's
-/// `imageScanningConfiguration`, or its one member `scanOnPush` alone.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PutScanningConfiguration {
-    #[serde(default)]
-    image_scanning_configuration: Option<ImageScanningConfiguration>,
-    #[serde(default)]
-    scan_on_push: Option<bool>,
+    }))
 }
 
 /// PUT /api/v1/repositories/{name}/scanning-configuration
@@ -909,7 +882,7 @@ async fn put_scanning_configuration(
             },
         ),
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// GET /api/v1/repositories/{name}/pull-gate
@@ -922,19 +895,7 @@ async fn get_pull_gate(
     let request = GetPullGateRequest {
         repository_name: name,
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
-}
-
-/// The body of `PUT .../pull-gate`: PutPullGate's members but the name.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PutPullGate {
-    #[serde(default)]
-    severity_threshold: Option<String>,
-    #[serde(default)]
-    allowlist: Option<Vec<String>>,
-    #[serde(default)]
-    allow_unscanned: Option<bool>,
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// PUT /api/v1/repositories/{name}/pull-gate: `{"severityThreshold": "HIGH", "allowlist":
@@ -953,7 +914,7 @@ async fn put_pull_gate(
         allowlist: body.allowlist,
         allow_unscanned: body.allow_unscanned,
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// DELETE /api/v1/repositories/{name}/pull-gate
@@ -968,19 +929,6 @@ async fn delete_pull_gate(
     };
     run_op(&app, &caller, &headers, request).await?;
     Ok(no_content())
-}
-
-/// An image as the REST API names it: ECR's `imageId`, or its members `imageDigest` and
-/// `imageTag` directly (in a body or the query).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ImageParam {
-    #[serde(default)]
-    image_id: Option<ImageIdentifier>,
-    #[serde(default)]
-    image_digest: Option<String>,
-    #[serde(default)]
-    image_tag: Option<String>,
 }
 
 impl ImageParam {
@@ -1037,7 +985,7 @@ async fn scan_findings(
         next_token: query_param(&pairs, "nextToken").map(str::to_owned),
         max_results: parse_number("maxResults", query_param(&pairs, "maxResults"))?,
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// GET /api/v1/registry/scanning-configuration
@@ -1047,7 +995,7 @@ async fn get_registry_scanning(
     headers: HeaderMap,
 ) -> Reply {
     let request = GetRegistryScanningConfigurationRequest {};
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// PUT /api/v1/registry/scanning-configuration: ECR's `{"scanType", "rules"}`; answers
@@ -1059,7 +1007,7 @@ async fn put_registry_scanning(
     Payload(body): Payload,
 ) -> Reply {
     let request: PutRegistryScanningConfigurationRequest = decode(&body)?;
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 // ---- repository creation templates ----
@@ -1135,11 +1083,11 @@ async fn list_creation_templates(
         next_token: after(&pairs),
     };
     let page = run_op(&app, &caller, &headers, request).await?;
-    Ok(ok(json!({
-        "registryId": page.registry_id,
-        "repositoryCreationTemplates": page.repository_creation_templates,
-        "next": page.next_token,
-    })))
+    Ok(ok(CreationTemplatePage {
+        registry_id: page.registry_id,
+        repository_creation_templates: page.repository_creation_templates,
+        next: page.next_token,
+    }))
 }
 
 /// GET /api/v1/repository-creation-templates/{prefix}: DescribeRepositoryCreationTemplates of
@@ -1164,10 +1112,10 @@ async fn get_creation_template(
                 &crate::service::template_prefix(&prefix).unwrap_or(prefix),
             )
         })?;
-    Ok(ok(json!({
-        "registryId": found.registry_id,
-        "repositoryCreationTemplate": template,
-    })))
+    Ok(ok(CreationTemplateAnswer {
+        registry_id: found.registry_id,
+        repository_creation_template: template,
+    }))
 }
 
 /// PUT /api/v1/repository-creation-templates/{prefix}: UpdateRepositoryCreationTemplate of the
@@ -1180,7 +1128,7 @@ async fn update_creation_template(
     Payload(body): Payload,
 ) -> Reply {
     let request: UpdateRepositoryCreationTemplateRequest = decode_for(&body, "prefix", &prefix)?;
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// DELETE /api/v1/repository-creation-templates/{prefix}: answers the deleted template.
@@ -1191,7 +1139,7 @@ async fn delete_creation_template(
     Path(prefix): Path<String>,
 ) -> Reply {
     let request = DeleteRepositoryCreationTemplateRequest { prefix };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 // ---- pull-through cache rules ----
@@ -1225,10 +1173,10 @@ async fn list_pull_through_rules(
         next_token: after(&pairs),
     };
     let page = run_op(&app, &caller, &headers, request).await?;
-    Ok(ok(json!({
-        "pullThroughCacheRules": page.pull_through_cache_rules,
-        "next": page.next_token,
-    })))
+    Ok(ok(PullThroughRulePage {
+        pull_through_cache_rules: page.pull_through_cache_rules,
+        next: page.next_token,
+    }))
 }
 
 /// GET /api/v1/pull-through-rules/{prefix}[?validate=true]: the rule
@@ -1246,14 +1194,14 @@ async fn get_pull_through_rule(
             ecr_repository_prefix: prefix,
             registry_id: None,
         };
-        return Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)));
+        return Ok(ok(run_op(&app, &caller, &headers, request).await?));
     }
     let request = DescribePullThroughCacheRulesRequest {
         ecr_repository_prefixes: Some(vec![prefix]),
         ..Default::default()
     };
     let mut found = run_op(&app, &caller, &headers, request).await?;
-    Ok(ok(json!(found.pull_through_cache_rules.remove(0))))
+    Ok(ok(found.pull_through_cache_rules.remove(0)))
 }
 
 /// PUT /api/v1/pull-through-rules/{prefix}: UpdatePullThroughCacheRule of the path's prefix
@@ -1268,7 +1216,7 @@ async fn update_pull_through_rule(
 ) -> Reply {
     let request: UpdatePullThroughCacheRuleRequest =
         decode_for(&body, "ecrRepositoryPrefix", &prefix)?;
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }
 
 /// DELETE /api/v1/pull-through-rules/{prefix}: DeletePullThroughCacheRule; answers the deleted
@@ -1283,5 +1231,5 @@ async fn delete_pull_through_rule(
         ecr_repository_prefix: prefix,
         registry_id: None,
     };
-    Ok(ok(json!(run_op(&app, &caller, &headers, request).await?)))
+    Ok(ok(run_op(&app, &caller, &headers, request).await?))
 }

@@ -39,6 +39,7 @@
 
 mod handlers;
 mod openapi;
+pub mod shapes;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::handler::Handler;

@@ -3,5 +3,6 @@
 pub mod api;
 pub mod common;
 pub mod e2e;
+pub mod router;
 #[path = "../../fixtures/trivy_db.rs"]
 pub mod trivy_db;
