@@ -620,17 +620,13 @@ impl PullThrough {
         rule: &StoredRule,
         name: &RepoName,
         digest: &Digest,
-        range_header: Option<&str>,
+        range: Option<crate::storage::RangeRequest>,
         head: bool,
         rights: MissRights,
     ) -> Result<ProxiedBlob> {
         let mut failed_waits = 0;
         loop {
-            match self
-                .registry
-                .read_blob(name, digest, range_header, !head)
-                .await
-            {
+            match self.registry.read_blob(name, digest, range, !head).await {
                 Ok(b) => return Ok(ProxiedBlob::Local(b)),
                 Err(Error::BlobUnknown(_)) => {}
                 Err(e) => return Err(e),
@@ -639,11 +635,7 @@ impl PullThrough {
                 let repo = self.ensure_repository(name, rights).await?;
                 self.registry.meta.link_blob(repo, digest).await?;
                 self.registry.cache.invalidate(repo);
-                match self
-                    .registry
-                    .read_blob(name, digest, range_header, !head)
-                    .await
-                {
+                match self.registry.read_blob(name, digest, range, !head).await {
                     Ok(b) => return Ok(ProxiedBlob::Local(b)),
                     Err(Error::BlobUnknown(_)) => {}
                     Err(e) => return Err(e),

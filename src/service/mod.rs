@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::meta::{BlobRow, LeaseHolder, Meta};
 use crate::oci::{Digest, RepoName};
-use crate::storage::{BlobBody, BlobStore, ByteRange};
+use crate::storage::{BlobBody, BlobStore, ByteRange, RangeRequest};
 
 pub use fsck::FsckReport;
 pub use gc::{GcReport, GcStats, GcStatus, GcTotals};
@@ -177,19 +177,16 @@ impl Registry {
         Ok(row)
     }
 
-    /// GET/HEAD /v2/<name>/blobs/<digest>, with an optional `Range` header value.
+    /// GET/HEAD /v2/<name>/blobs/<digest>, with an optional range.
     pub async fn read_blob(
         &self,
         name: &RepoName,
         digest: &Digest,
-        range_header: Option<&str>,
+        range: Option<RangeRequest>,
         with_body: bool,
     ) -> Result<BlobRead> {
         let row = self.blob_row(name, digest).await?;
-        let range = match range_header {
-            Some(h) => parse_range(h, row.size)?,
-            None => None,
-        };
+        let range = range.map(|r| r.resolve(row.size)).transpose()?;
         let body = if with_body {
             match self.blobs.read(&row.object_key, row.size, range).await {
                 Ok(body) => Some(body),
@@ -331,94 +328,4 @@ where
     let more = rows.len() > n;
     rows.truncate(n);
     Ok((rows, more))
-}
-
-/// Parses a `Range: bytes=a-b | a- | -n` header against an object of `size` bytes.
-pub fn parse_range(header: &str, size: u64) -> Result<Option<ByteRange>> {
-    let unsatisfiable = |why: &str| Error::RangeNotSatisfiable {
-        message: format!("{why} (blob is {size} bytes)"),
-        size,
-    };
-    let spec = header
-        .trim()
-        .strip_prefix("bytes=")
-        .ok_or_else(|| unsatisfiable("only 'bytes=' ranges are supported"))?;
-    if spec.contains(',') {
-        return Err(unsatisfiable("multiple ranges are not supported"));
-    }
-    let (a, b) = spec
-        .split_once('-')
-        .ok_or_else(|| unsatisfiable("malformed range"))?;
-    let num = |s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| unsatisfiable("malformed range"))
-    };
-    let (start, end) = match (a.trim().is_empty(), b.trim().is_empty()) {
-        (false, false) => (num(a)?, num(b)?),
-        (false, true) => (num(a)?, size.saturating_sub(1)),
-        (true, false) => {
-            let n = num(b)?;
-            if n == 0 {
-                return Err(unsatisfiable("suffix length 0"));
-            }
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
-        (true, true) => return Err(unsatisfiable("malformed range")),
-    };
-    if size == 0 || start >= size || end < start {
-        return Err(unsatisfiable(&format!(
-            "range {start}-{end} is outside the blob"
-        )));
-    }
-    Ok(Some(ByteRange {
-        start,
-        end: end.min(size - 1),
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(
-            parse_range("bytes=0-9", 100).unwrap(),
-            Some(ByteRange { start: 0, end: 9 })
-        );
-        assert_eq!(
-            parse_range("bytes=90-", 100).unwrap(),
-            Some(ByteRange { start: 90, end: 99 })
-        );
-        assert_eq!(
-            parse_range("bytes=-10", 100).unwrap(),
-            Some(ByteRange { start: 90, end: 99 })
-        );
-        assert_eq!(
-            parse_range("bytes=-1000", 100).unwrap(),
-            Some(ByteRange { start: 0, end: 99 })
-        );
-        assert_eq!(
-            parse_range("bytes=50-1000", 100).unwrap(),
-            Some(ByteRange { start: 50, end: 99 })
-        );
-        for bad in [
-            "bytes=100-",
-            "bytes=5-2",
-            "bytes=-0",
-            "items=0-1",
-            "bytes=a-b",
-            "bytes=0-1,3-4",
-            "bytes=-",
-        ] {
-            assert!(
-                matches!(
-                    parse_range(bad, 100),
-                    Err(Error::RangeNotSatisfiable { .. })
-                ),
-                "{bad}"
-            );
-        }
-    }
 }

@@ -23,7 +23,7 @@ pub struct BlobLocation {
     pub digest: Digest,
 }
 
-/// A `Content-Range: start-end` of a chunk.
+/// The bytes a chunk of an upload says it holds (its `Content-Range`, read by the HTTP layer).
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkRange {
     pub start: u64,
@@ -31,29 +31,6 @@ pub struct ChunkRange {
 }
 
 impl ChunkRange {
-    /// Parses `start-end` (also tolerating a `bytes ` prefix some clients send).
-    pub fn parse(header: &str) -> Result<Self> {
-        let text = header.trim();
-        let text = text
-            .strip_prefix("bytes ")
-            .or_else(|| text.strip_prefix("bytes="))
-            .unwrap_or(text);
-        let text = text.split('/').next().unwrap_or("");
-        let bad = || {
-            Error::BlobUploadInvalid(format!(
-                "malformed Content-Range '{}'; expected START-END",
-                header.escape_default()
-            ))
-        };
-        let (a, b) = text.split_once('-').ok_or_else(bad)?;
-        let start: u64 = a.trim().parse().map_err(|_| bad())?;
-        let end: u64 = b.trim().parse().map_err(|_| bad())?;
-        if end < start {
-            return Err(bad());
-        }
-        Ok(ChunkRange { start, end })
-    }
-
     fn len(&self) -> u64 {
         self.end - self.start + 1
     }

@@ -183,6 +183,46 @@ pub struct ByteRange {
     pub end: u64,
 }
 
+/// A `Range` request as the HTTP layer read it, before it is held against a blob's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// `bytes=a-b`
+    Bounded { start: u64, end: u64 },
+    /// `bytes=a-`
+    From { start: u64 },
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix { len: u64 },
+    /// A header Berth does not serve (another unit, several ranges, bad syntax): answered 416
+    /// with the blob's size, as a client needs it to ask again.
+    Unsupported(&'static str),
+}
+
+impl RangeRequest {
+    /// The bytes of an object of `size` bytes this request asks for; 416 when none.
+    pub fn resolve(self, size: u64) -> Result<ByteRange> {
+        let unsatisfiable = |why: &str| Error::RangeNotSatisfiable {
+            message: format!("{why} (blob is {size} bytes)"),
+            size,
+        };
+        let (start, end) = match self {
+            RangeRequest::Unsupported(why) => return Err(unsatisfiable(why)),
+            RangeRequest::Bounded { start, end } => (start, end),
+            RangeRequest::From { start } => (start, size.saturating_sub(1)),
+            RangeRequest::Suffix { len: 0 } => return Err(unsatisfiable("suffix length 0")),
+            RangeRequest::Suffix { len } => (size.saturating_sub(len), size.saturating_sub(1)),
+        };
+        if size == 0 || start >= size || end < start {
+            return Err(unsatisfiable(&format!(
+                "range {start}-{end} is outside the blob"
+            )));
+        }
+        Ok(ByteRange {
+            start,
+            end: end.min(size - 1),
+        })
+    }
+}
+
 /// How a blob read is answered.
 pub enum BlobBody {
     Stream(ByteStream),

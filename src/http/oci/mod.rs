@@ -1,6 +1,7 @@
 //! Handlers for the OCI Distribution endpoints under `/v2/`: thin adapters that parse the request,
 //! call the registry service and shape the response.
 
+pub mod range;
 pub mod route;
 
 use axum::body::Body;
@@ -20,7 +21,7 @@ use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
-use crate::service::{ChunkRange, UploadProgress};
+use crate::service::UploadProgress;
 use crate::storage::{BlobBody, ByteStream};
 use route::Route;
 
@@ -209,7 +210,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
         }
         (Method::PATCH, Route::Upload { name, id }) => {
             let range = header_str(req.headers(), "content-range")
-                .map(ChunkRange::parse)
+                .map(range::content_range)
                 .transpose()?;
             let length = content_length(req.headers())?;
             let progress = app
@@ -224,7 +225,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
                 Error::DigestInvalid("the final PUT of an upload needs ?digest=<digest>".into())
             })?)?;
             let range = header_str(req.headers(), "content-range")
-                .map(ChunkRange::parse)
+                .map(range::content_range)
                 .transpose()?;
             let length = content_length(req.headers())?;
             let done = app
@@ -369,7 +370,7 @@ async fn get_blob(
     head: bool,
 ) -> Result<Response> {
     let digest = Digest::parse(digest)?;
-    let range = header_str(headers, "range");
+    let range = header_str(headers, "range").map(range::parse);
     let blob = app.registry.read_blob(name, &digest, range, !head).await?;
     blob_response(blob)
 }
@@ -520,7 +521,7 @@ async fn pull_through(
         }
         (Method::GET | Method::HEAD, Route::Blob { name, digest }) => {
             let digest = Digest::parse(&digest)?;
-            let range = header_str(headers, "range");
+            let range = header_str(headers, "range").map(range::parse);
             let blob = app
                 .pull_through
                 .blob(rule, &name, &digest, range, head, rights(&name).await?)
