@@ -69,8 +69,8 @@ pub struct MissRights {
 type FillResult = Option<std::result::Result<(), String>>;
 
 pub struct PullThrough {
-    registry: Arc<Registry>,
-    access: Arc<Access>,
+    pub(super) registry: Arc<Registry>,
+    pub(super) access: Arc<Access>,
     client: UpstreamClient,
     credentials: HashMap<String, Credential>,
     region: String,

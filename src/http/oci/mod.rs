@@ -21,6 +21,7 @@ use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
+use crate::pull_through::ProxiedBlob;
 use crate::service::UploadProgress;
 use crate::storage::{BlobBody, ByteStream};
 use route::Route;
@@ -153,19 +154,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
     let facts = super::auth::request_facts(&app, req.extensions());
     let subject =
         super::auth::guard(&app, &method, req.headers(), &facts, &route, alias.as_ref()).await?;
-    // Reads of a pull-through cache's manifests and blobs are served from the cache and filled
-    // from upstream; everything else on a cached repository (pushes, which the registry
-    // service refuses, deletes, tag lists, referrers) is as on any repository.
-    let cached_read = (method == Method::GET || method == Method::HEAD)
-        && matches!(route, Route::Manifest { .. } | Route::Blob { .. });
-    if let (true, Some(name)) = (cached_read, route.name()) {
-        if let Some(rule) = app.pull_through.rule_for(name).await? {
-            return pull_through(&app, &subject, &facts, &method, route, &rule, req.headers())
-                .await;
-        }
-    }
     let caller = &Caller { subject, facts };
-    let subject = &caller.subject;
     let head = method == Method::HEAD;
     match (method, route) {
         (Method::GET | Method::HEAD, Route::Base) => {
@@ -182,8 +171,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
                 .collect::<Vec<_>>()
                 .join(",");
             let accept = (!accept.is_empty()).then_some(accept);
-            let pull = !subject.is_scanner();
-            get_manifest(&app, &name, &reference, head, accept.as_deref(), pull).await
+            get_manifest(&app, caller, &name, &reference, head, accept.as_deref()).await
         }
         (Method::PUT, Route::Manifest { name, reference }) => {
             put_manifest(&app, &name, &reference, req).await
@@ -195,7 +183,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (Method::GET | Method::HEAD, Route::Blob { name, digest }) => {
-            get_blob(&app, &name, &digest, req.headers(), head).await
+            get_blob(&app, caller, &name, &digest, req.headers(), head).await
         }
         (Method::DELETE, Route::Blob { name, digest }) => {
             app.registry
@@ -361,9 +349,10 @@ async fn start_upload(
     Ok(r)
 }
 
-/// GET/HEAD /v2/<name>/blobs/<digest>
+/// GET/HEAD /v2/<name>/blobs/<digest> (of a local or a cached repository alike).
 async fn get_blob(
     app: &AppState,
+    caller: &Caller,
     name: &RepoName,
     digest: &str,
     headers: &HeaderMap,
@@ -371,8 +360,23 @@ async fn get_blob(
 ) -> Result<Response> {
     let digest = Digest::parse(digest)?;
     let range = header_str(headers, "range").map(range::parse);
-    let blob = app.registry.read_blob(name, &digest, range, !head).await?;
-    blob_response(blob)
+    let blob = app
+        .pull_through
+        .read_blob(caller, name, &digest, range, head)
+        .await?;
+    match blob {
+        ProxiedBlob::Local(b) => blob_response(b),
+        ProxiedBlob::Head { size } => {
+            let mut r = Response::new(Body::empty());
+            blob_headers(r.headers_mut(), &digest.to_string(), size);
+            Ok(r)
+        }
+        ProxiedBlob::Streaming { size, body } => {
+            let mut r = Response::new(Body::from_stream(body));
+            blob_headers(r.headers_mut(), &digest.to_string(), size);
+            Ok(r)
+        }
+    }
 }
 
 fn blob_response(blob: crate::service::BlobRead) -> Result<Response> {
@@ -452,113 +456,25 @@ async fn mirror_route(
     Ok((mapped, Some(original)))
 }
 
-/// A read of a manifest or blob of a repository under a pull-through rule: served from the
-/// cache, and filled from upstream on a miss.
-async fn pull_through(
-    app: &AppState,
-    subject: &crate::access::Subject,
-    facts: &crate::access::RequestFacts,
-    method: &Method,
-    route: Route,
-    rule: &crate::meta::StoredRule,
-    headers: &HeaderMap,
-) -> Result<Response> {
-    let head = *method == Method::HEAD;
-    let rights = |name: &RepoName| {
-        let name = name.as_str().to_owned();
-        async move {
-            let import = app
-                .access
-                .decide(
-                    subject,
-                    crate::policy::Action::BatchImportUpstreamImage,
-                    Some(&name),
-                    facts,
-                )
-                .await?
-                .is_allowed();
-            // ECR asks for both actions; an anonymous caller (who can never create a
-            // repository) creates a cached one with the import right alone.
-            let create = (import && subject.is_anonymous())
-                || app
-                    .access
-                    .decide(
-                        subject,
-                        crate::policy::Action::CreateRepository,
-                        Some(&name),
-                        facts,
-                    )
-                    .await?
-                    .is_allowed();
-            Ok::<_, Error>(crate::pull_through::MissRights { import, create })
-        }
-    };
-    match (method.clone(), route) {
-        (Method::GET | Method::HEAD, Route::Manifest { name, reference }) => {
-            let reference = Reference::parse(&reference)?;
-            let accept = headers
-                .get_all(header::ACCEPT)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(",");
-            let accept = (!accept.is_empty()).then_some(accept);
-            let (m, warning) = app
-                .pull_through
-                .manifest(
-                    rule,
-                    &name,
-                    &reference,
-                    !subject.is_scanner(),
-                    rights(&name).await?,
-                )
-                .await?;
-            let mut r = manifest_response(&reference, m, head, accept.as_deref())?;
-            if let Some(w) = warning {
-                r.headers_mut().insert(header::WARNING, hv(&w));
-            }
-            Ok(r)
-        }
-        (Method::GET | Method::HEAD, Route::Blob { name, digest }) => {
-            let digest = Digest::parse(&digest)?;
-            let range = header_str(headers, "range").map(range::parse);
-            let blob = app
-                .pull_through
-                .blob(rule, &name, &digest, range, head, rights(&name).await?)
-                .await?;
-            match blob {
-                crate::pull_through::ProxiedBlob::Local(b) => blob_response(b),
-                crate::pull_through::ProxiedBlob::Head { size } => {
-                    let mut r = Response::new(Body::empty());
-                    blob_headers(r.headers_mut(), &digest.to_string(), size);
-                    Ok(r)
-                }
-                crate::pull_through::ProxiedBlob::Streaming { size, body } => {
-                    let mut r = Response::new(Body::from_stream(body));
-                    blob_headers(r.headers_mut(), &digest.to_string(), size);
-                    Ok(r)
-                }
-            }
-        }
-        (method, route) => Err(Error::MethodNotAllowed(format!(
-            "{method} is not supported on {}",
-            describe(&route)
-        ))),
-    }
-}
-
-/// GET/HEAD /v2/<name>/manifests/<reference>
+/// GET/HEAD /v2/<name>/manifests/<reference> (of a local or a cached repository alike).
 async fn get_manifest(
     app: &AppState,
+    caller: &Caller,
     name: &RepoName,
     reference: &str,
     head: bool,
     accept: Option<&str>,
-    pull: bool,
 ) -> Result<Response> {
     let reference = Reference::parse(reference)?;
-    let m = app.registry.manifest(name, &reference, pull).await?;
-    manifest_response(&reference, m, head, accept)
+    let (m, warning) = app
+        .pull_through
+        .read_manifest(caller, name, &reference)
+        .await?;
+    let mut r = manifest_response(&reference, m, head, accept)?;
+    if let Some(w) = warning {
+        r.headers_mut().insert(header::WARNING, hv(&w));
+    }
+    Ok(r)
 }
 
 fn manifest_response(

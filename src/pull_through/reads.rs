@@ -1,0 +1,67 @@
+//! The registry's reads of manifests and blobs, pull-through aware: a repository under a rule
+//! is served from the cache and filled from upstream on a miss, every other repository from the
+//! registry service. The `/v2` transport asks here for every read and never decides which kind
+//! of repository it is reading, as Distribution's proxy blob store stands behind the same
+//! interface as the local one.
+
+use super::fill::{MissRights, ProxiedBlob, PullThrough};
+use crate::access::Caller;
+use crate::error::{Error, Result};
+use crate::oci::{Digest, Reference, RepoName};
+use crate::policy::Action;
+use crate::service::StoredManifest;
+use crate::storage::RangeRequest;
+
+impl PullThrough {
+    /// Manifest `reference` of `name`, and a `Warning` for the client when a cached copy was
+    /// served because the upstream failed. Reads by the scanner are not counted as pulls.
+    pub async fn read_manifest(
+        &self,
+        caller: &Caller,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> Result<(StoredManifest, Option<String>)> {
+        let pull = !caller.subject.is_scanner();
+        match self.rule_for(name).await? {
+            None => Ok((self.registry.manifest(name, reference, pull).await?, None)),
+            Some(rule) => {
+                let rights = self.miss_rights(caller, name).await?;
+                self.manifest(&rule, name, reference, pull, rights).await
+            }
+        }
+    }
+
+    /// Blob `digest` of `name` (its bytes unless `head`, within `range` when given).
+    pub async fn read_blob(
+        &self,
+        caller: &Caller,
+        name: &RepoName,
+        digest: &Digest,
+        range: Option<RangeRequest>,
+        head: bool,
+    ) -> Result<ProxiedBlob> {
+        match self.rule_for(name).await? {
+            None => Ok(ProxiedBlob::Local(
+                self.registry.read_blob(name, digest, range, !head).await?,
+            )),
+            Some(rule) => {
+                let rights = self.miss_rights(caller, name).await?;
+                self.blob(&rule, name, digest, range, head, rights).await
+            }
+        }
+    }
+
+    /// What the caller may do when a read misses the cache: import from upstream, and create
+    /// the cached repository. ECR asks for both actions; an anonymous caller (who can never
+    /// create a repository) creates a cached one with the import right alone.
+    async fn miss_rights(&self, caller: &Caller, name: &RepoName) -> Result<MissRights> {
+        let decide = |action| {
+            self.access
+                .decide(&caller.subject, action, Some(name.as_str()), &caller.facts)
+        };
+        let import = decide(Action::BatchImportUpstreamImage).await?.is_allowed();
+        let create = (import && caller.subject.is_anonymous())
+            || decide(Action::CreateRepository).await?.is_allowed();
+        Ok::<_, Error>(MissRights { import, create })
+    }
+}
