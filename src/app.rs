@@ -65,7 +65,11 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
             .await
             .map_err(|e| anyhow::anyhow!("token signing keys: {e}"))?,
     );
-    let registry = Arc::new(Registry::new(meta, blobs, Limits::from_config(&config)));
+    let registry = Arc::new(Registry::new(
+        meta.clone(),
+        blobs,
+        Limits::from_config(&config),
+    ));
     registry
         .bootstrap_admin(&config)
         .await
@@ -74,6 +78,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     let pull_through = Arc::new(
         crate::pull_through::PullThrough::new(
             registry.clone(),
+            meta,
             access.clone(),
             &config,
             &replica_id,
@@ -110,7 +115,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         )),
     ];
     if let Some(interval) = state.config.gc.interval() {
-        state.registry.gc_stats.set_interval(interval);
+        state.registry.set_gc_interval(interval);
         jobs.push(tokio::spawn(crate::jobs::collect_garbage(
             state.registry.clone(),
             interval,
@@ -176,7 +181,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             Err(e) => tracing::warn!(error = %e, "scan workers not started"),
         }
     }
-    if state.registry.cache.enabled() {
+    if state.registry.caches_metadata() {
         jobs.push(tokio::spawn(crate::jobs::watch_maintenance(
             state.registry.clone(),
             Duration::from_secs(1),
@@ -221,10 +226,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = job.await;
     }
     // The next process (a restart, another replica) runs the single passes at once.
-    if let Err(e) = state.registry.meta.release_leases(&state.holder).await {
+    if let Err(e) = state.registry.release_leases(&state.holder).await {
         tracing::warn!(error = %e, "cannot release this process's leases");
     }
-    state.registry.meta.close().await;
+    state.registry.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -42,7 +42,7 @@ async fn leased_pass<F, Fut>(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = match registry.meta.try_lease(name, holder, ttl).await {
+        wait = match registry.try_lease(name, holder, ttl).await {
             Ok(true) => {
                 pass().await;
                 interval
@@ -69,7 +69,7 @@ async fn leased_pass<F, Fut>(
 pub async fn heartbeat(registry: Arc<Registry>, holder: LeaseHolder, cancel: CancellationToken) {
     let mut failing = false;
     loop {
-        match registry.meta.heartbeat(&holder).await {
+        match registry.heartbeat(&holder).await {
             Ok(()) if failing => {
                 tracing::info!("heartbeat written again");
                 failing = false;
@@ -155,13 +155,13 @@ pub async fn watch_maintenance(
 ) {
     let mut seen: Option<i64> = None;
     loop {
-        match registry.meta.maintenance_epoch().await {
+        match registry.maintenance_epoch().await {
             Ok(epoch) => {
                 if seen.is_some_and(|s| s != epoch) {
                     tracing::info!(
                         "the database was repaired by another process; metadata cache dropped"
                     );
-                    registry.cache.invalidate_all();
+                    registry.forget_cached_metadata();
                 }
                 seen = Some(epoch);
             }

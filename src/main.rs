@@ -194,7 +194,7 @@ async fn fsck(config: Config, repair: bool, grace_secs: u64) -> anyhow::Result<(
             ""
         }
     );
-    state.registry.meta.close().await;
+    state.registry.close().await;
     if problems > 0 && !repair {
         anyhow::bail!("{problems} problem(s) found; run with --repair to fix them");
     }
@@ -207,11 +207,8 @@ async fn gc_run(config: Config) -> anyhow::Result<()> {
     let (state, _) = berth::app::build(config).await?;
     let registry = &state.registry;
     let result = registry.gc_pass().await;
-    let queue = registry
-        .meta
-        .gc_queue_stats(berth::meta::now_millis())
-        .await;
-    registry.meta.close().await;
+    let queue = registry.gc_status().await.map(|status| status.queue);
+    registry.close().await;
     let report = result?;
     println!(
         "gc: deleted {} blob(s), {} byte(s), {} manifest(s); kept {} blob(s) and {} manifest(s) still referenced (grace period {grace} s)",
@@ -272,7 +269,7 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
         }
         if total > 0 {
             // A running single-node server caches tags; tell it to drop them.
-            registry.meta.bump_maintenance_epoch().await?;
+            registry.bump_maintenance_epoch().await?;
         }
         println!(
             "lifecycle: {total} image(s) expired in {} repository(ies)",
@@ -288,7 +285,7 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
         Ok(())
     }
     .await;
-    registry.meta.close().await;
+    registry.close().await;
     result
 }
 

@@ -291,10 +291,10 @@ pub struct RequestFacts {
 /// Authentication and authorization for both APIs and the token endpoint.
 pub struct Access {
     meta: Meta,
-    pub registry_id: String,
-    pub region: String,
-    pub service: String,
-    pub issuer: String,
+    registry_id: String,
+    region: String,
+    service: String,
+    issuer: String,
     token_ttl: Duration,
     refresh_token_ttl: Duration,
     keys: SigningKeys,
@@ -324,6 +324,21 @@ pub struct Access {
 }
 
 impl Access {
+    /// The registry's account id (ARNs, `registryId`).
+    pub fn registry_id(&self) -> &str {
+        &self.registry_id
+    }
+
+    /// The region in ARNs.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The token service name (`service=` of `/token` and of challenges).
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
     /// Loads (or creates) the signing keys; everything else is read on demand.
     pub async fn open(meta: Meta, config: &Config) -> Result<Access> {
         let keys = SigningKeys::load(&meta, &config.auth.signing_key_file).await?;

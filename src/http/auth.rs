@@ -93,7 +93,7 @@ pub fn realm(app: &AppState, headers: &HeaderMap) -> String {
 }
 
 fn challenge(app: &AppState, headers: &HeaderMap) -> BearerChallenge {
-    BearerChallenge::new(&realm(app, headers), &app.access.service)
+    BearerChallenge::new(&realm(app, headers), app.access.service())
 }
 
 /// The caller named by the `Authorization` header: Basic (password or ECR registry password),

@@ -57,10 +57,10 @@ fn refuse(app: &AppState, headers: &HeaderMap, e: Error) -> Response {
 
 fn check_service(app: &AppState, service: Option<&str>) -> Result<()> {
     match service {
-        Some(s) if !s.is_empty() && s != app.access.service => Err(Error::Unsupported(format!(
+        Some(s) if !s.is_empty() && s != app.access.service() => Err(Error::Unsupported(format!(
             "unknown service {:?}; this registry's token service is {:?}",
             s.chars().take(100).collect::<String>(),
-            app.access.service
+            app.access.service()
         ))),
         _ => Ok(()),
     }

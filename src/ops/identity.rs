@@ -101,7 +101,7 @@ impl PolicyHolder for Users {
     const DELETE_POLICY: &'static str = "berth:DeleteUserPolicy";
 
     fn arn(access: &Access, name: &str) -> String {
-        user_arn(&access.registry_id, name)
+        user_arn(access.registry_id(), name)
     }
 
     async fn policy_target(access: &Access, name: &str) -> Result<PolicyTarget> {
@@ -127,7 +127,7 @@ impl PolicyHolder for Robots {
     const DELETE_POLICY: &'static str = "berth:DeleteRobotPolicy";
 
     fn arn(access: &Access, name: &str) -> String {
-        robot_arn(&access.registry_id, name)
+        robot_arn(access.registry_id(), name)
     }
 
     async fn policy_target(access: &Access, name: &str) -> Result<PolicyTarget> {
@@ -153,7 +153,7 @@ impl PolicyHolder for Groups {
     const DELETE_POLICY: &'static str = "berth:DeleteGroupPolicy";
 
     fn arn(access: &Access, name: &str) -> String {
-        group_arn(&access.registry_id, name)
+        group_arn(access.registry_id(), name)
     }
 
     async fn policy_target(access: &Access, name: &str) -> Result<PolicyTarget> {

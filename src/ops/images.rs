@@ -174,11 +174,7 @@ async fn with_scan(
         return Ok(detail);
     };
     if state.status == "COMPLETE" {
-        let counts = cx
-            .registry
-            .meta
-            .scan_severity_counts(state.manifest_id)
-            .await?;
+        let counts = cx.registry.scan_severity_counts(state.manifest_id).await?;
         detail.image_scan_findings_summary = Some(ImageScanFindingsSummary {
             image_scan_completed_at: state.completed_at.map(timestamp),
             vulnerability_source_updated_at: state.vulnerability_source_updated_at.map(timestamp),
@@ -539,7 +535,7 @@ impl Operation for PutImageRequest {
         let parsed = crate::oci::manifest::parse(
             &body,
             self.image_manifest_media_type.as_deref(),
-            cx.registry.limits.max_manifest_descriptors,
+            cx.registry.limits().max_manifest_descriptors,
         )
         .map_err(|e| {
             Error::InvalidParameter(format!(

@@ -70,11 +70,11 @@ impl<'a> Context<'a> {
     }
 
     pub fn registry_id(&self) -> &str {
-        &self.access.registry_id
+        self.access.registry_id()
     }
 
     pub fn region(&self) -> &str {
-        &self.access.region
+        self.access.region()
     }
 
     /// Sets the audit record's detail (never a secret).

@@ -30,7 +30,7 @@ use super::upstream::{Credential, UpstreamClient, UpstreamError};
 use crate::access::Access;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::meta::{now_millis, StoredRule};
+use crate::meta::{now_millis, Meta, StoredRule};
 use crate::oci::manifest::{self, ManifestKind};
 use crate::oci::{Digest, Reference, RepoName};
 use crate::policy::pull_through::{credential_name, rule_for_mirror};
@@ -70,6 +70,8 @@ type FillResult = Option<std::result::Result<(), String>>;
 
 pub struct PullThrough {
     pub(super) registry: Arc<Registry>,
+    /// The cache's own metadata: tag checks, fill leases, quotas.
+    pub(super) meta: Meta,
     pub(super) access: Arc<Access>,
     client: UpstreamClient,
     credentials: HashMap<String, Credential>,
@@ -133,12 +135,14 @@ fn upstream_failure(rule: &StoredRule, what: &str, e: &UpstreamError) -> Error {
 impl PullThrough {
     pub fn new(
         registry: Arc<Registry>,
+        meta: Meta,
         access: Arc<Access>,
         config: &Config,
         replica_id: &str,
     ) -> anyhow::Result<Self> {
         Ok(PullThrough {
             registry,
+            meta,
             access,
             client: UpstreamClient::new(Duration::from_secs(
                 config.pull_through.upstream_timeout_secs.max(1),
@@ -354,7 +358,7 @@ impl PullThrough {
                     })
                 };
                 if let Some(repo) = repo {
-                    if fresh(self.registry.meta.tag_check(repo, tag.as_str()).await?) {
+                    if fresh(self.meta.tag_check(repo, tag.as_str()).await?) {
                         match self.registry.manifest(name, reference, pull).await {
                             Ok(m) => return Ok((m, None)),
                             Err(Error::ManifestUnknown(_)) => {}
@@ -372,12 +376,12 @@ impl PullThrough {
                 let repo = self.registry.repository_id(name).await?;
                 let cached = match repo {
                     Some(repo) => {
-                        if fresh(self.registry.meta.tag_check(repo, tag.as_str()).await?) {
+                        if fresh(self.meta.tag_check(repo, tag.as_str()).await?) {
                             if let Ok(m) = self.registry.manifest(name, reference, pull).await {
                                 return Ok((m, None));
                             }
                         }
-                        self.registry.meta.manifest_by_tag(repo, tag).await?
+                        self.meta.manifest_by_tag(repo, tag).await?
                     }
                     None => None,
                 };
@@ -400,8 +404,7 @@ impl PullThrough {
                     .await;
                 match (head, &cached, repo) {
                     (Ok(Some(digest)), Some(row), Some(repo)) if row.digest == digest => {
-                        self.registry
-                            .meta
+                        self.meta
                             .record_tag_check(repo, tag.as_str(), &digest)
                             .await?;
                         Ok((self.registry.manifest(name, reference, pull).await?, None))
@@ -416,7 +419,7 @@ impl PullThrough {
                                 credential,
                                 &upstream_repo,
                                 tag.as_str(),
-                                self.registry.limits.max_manifest_bytes,
+                                self.registry.limits().max_manifest_bytes,
                             )
                             .await;
                         match fetched {
@@ -429,7 +432,7 @@ impl PullThrough {
                                     // The repository's tags are immutable (its creation template
                                     // says so): the cached image stays what the tag names here.
                                     (Err(Error::TagImmutable(_)), Some(row)) => {
-                                        self.registry.meta.record_tag_check(repo, tag.as_str(), &row.digest).await?;
+                                        self.meta.record_tag_check(repo, tag.as_str(), &row.digest).await?;
                                         return Ok((
                                             self.registry.manifest(name, reference, pull).await?,
                                             Some(format!(
@@ -445,8 +448,7 @@ impl PullThrough {
                                         tracing::warn!(upstream = %rule.rule.upstream.authority, %what, %claimed, actual = %digest, "upstream manifest digest header differs from its body");
                                     }
                                 }
-                                self.registry
-                                    .meta
+                                self.meta
                                     .record_tag_check(repo, tag.as_str(), &digest.to_string())
                                     .await?;
                                 Ok((self.registry.manifest(name, reference, pull).await?, None))
@@ -509,7 +511,7 @@ impl PullThrough {
                 self.credential(rule)?,
                 upstream_repo,
                 &digest.to_string(),
-                self.registry.limits.max_manifest_bytes,
+                self.registry.limits().max_manifest_bytes,
             )
             .await
             .map_err(|e| upstream_failure(rule, &what, &e))?
@@ -543,8 +545,7 @@ impl PullThrough {
         let interval = self.revalidate_after(rule);
         let backdated =
             now_millis() - interval.as_millis() as i64 + RETRY_AFTER_FAILURE.as_millis() as i64;
-        self.registry
-            .meta
+        self.meta
             .record_tag_check_at(repo, tag.as_str(), &m.digest, backdated)
             .await?;
         Ok((m, Some(stale(&e))))
@@ -567,7 +568,7 @@ impl PullThrough {
         let parsed = manifest::parse(
             &content,
             content_type,
-            self.registry.limits.max_manifest_descriptors,
+            self.registry.limits().max_manifest_descriptors,
         )?;
         if parsed.kind == ManifestKind::Index {
             if nesting >= MAX_INDEX_NESTING {
@@ -578,7 +579,6 @@ impl PullThrough {
             let repo = self.registry.repository(name).await?;
             for child in &parsed.references {
                 if self
-                    .registry
                     .meta
                     .manifest_by_digest(repo, &child.digest)
                     .await?
@@ -631,10 +631,10 @@ impl PullThrough {
                 Err(Error::BlobUnknown(_)) => {}
                 Err(e) => return Err(e),
             }
-            if self.registry.meta.blob_linked_anywhere(digest).await? {
+            if self.meta.blob_linked_anywhere(digest).await? {
                 let repo = self.ensure_repository(name, rights).await?;
-                self.registry.meta.link_blob(repo, digest).await?;
-                self.registry.cache.invalidate(repo);
+                self.meta.link_blob(repo, digest).await?;
+                self.registry.forget_cached_repository(repo);
                 match self.registry.read_blob(name, digest, range, !head).await {
                     Ok(b) => return Ok(ProxiedBlob::Local(b)),
                     Err(Error::BlobUnknown(_)) => {}
@@ -685,25 +685,20 @@ impl PullThrough {
             let key = digest.to_string();
             let owner = format!("{}/{}", self.replica_id, uuid::Uuid::new_v4().simple());
             let lease_until = now_millis() + FILL_LEASE.as_millis() as i64;
-            if !self
-                .registry
-                .meta
-                .take_fill_lease(&key, &owner, lease_until)
-                .await?
-            {
+            if !self.meta.take_fill_lease(&key, &owner, lease_until).await? {
                 tokio::time::sleep(FILL_POLL).await;
                 continue;
             }
             // The fetch that held the lease may have committed between this request's look for
             // the blob and taking the lease: look again before fetching.
-            if self.registry.meta.blob_linked_anywhere(digest).await? {
-                self.registry.meta.release_fill_lease(&key, &owner).await?;
+            if self.meta.blob_linked_anywhere(digest).await? {
+                self.meta.release_fill_lease(&key, &owner).await?;
                 continue;
             }
             let (tx, rx) = watch::channel(None);
             match self.fills.entry(key.clone()) {
                 dashmap::Entry::Occupied(_) => {
-                    self.registry.meta.release_fill_lease(&key, &owner).await?;
+                    self.meta.release_fill_lease(&key, &owner).await?;
                     continue;
                 }
                 dashmap::Entry::Vacant(v) => {
@@ -749,6 +744,7 @@ impl PullThrough {
                 tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
             let fill = Fill {
                 registry: self.registry.clone(),
+                meta: self.meta.clone(),
                 fills: self.fills.clone(),
                 name: name.clone(),
                 digest: digest.clone(),
@@ -758,15 +754,7 @@ impl PullThrough {
             };
             tokio::spawn(async move {
                 let result = fill.run(resp, size, client_tx).await;
-                finish_fill(
-                    &fill.registry,
-                    &fill.fills,
-                    &fill.owner,
-                    &fill.key,
-                    &tx,
-                    result,
-                )
-                .await;
+                finish_fill(&fill.meta, &fill.fills, &fill.owner, &fill.key, &tx, result).await;
             });
             let body = futures::stream::unfold(client_rx, |mut rx| async move {
                 rx.recv().await.map(|item| (item, rx))
@@ -782,32 +770,31 @@ impl PullThrough {
     /// Returns how many images went.
     pub async fn enforce_quotas(&self) -> Result<usize> {
         let mut evicted = 0;
-        for rule in self.registry.meta.pull_through_rules().await? {
+        for rule in self.meta.pull_through_rules().await? {
             let Some(quota) = rule.quota_bytes else {
                 continue;
             };
             let prefix = &rule.rule.prefix;
-            if self.registry.meta.cached_bytes(prefix).await? <= quota {
+            if self.meta.cached_bytes(prefix).await? <= quota {
                 continue;
             }
             let mut candidates = Vec::new();
-            for (repo, name) in self.registry.meta.repositories_under(prefix).await? {
-                for image in self.registry.meta.lifecycle_images(repo).await? {
+            for (repo, name) in self.meta.repositories_under(prefix).await? {
+                for image in self.meta.lifecycle_images(repo).await? {
                     let used = image.last_pulled_at.unwrap_or(image.pushed_at);
                     candidates.push((used, repo, name.clone(), image));
                 }
             }
             candidates.sort_by(|a, b| (a.0, &a.3.digest).cmp(&(b.0, &b.3.digest)));
             for (_, repo, name, image) in candidates {
-                if self.registry.meta.cached_bytes(prefix).await? <= quota {
+                if self.meta.cached_bytes(prefix).await? <= quota {
                     break;
                 }
                 let outcome = self
-                    .registry
                     .meta
                     .expire_image(repo, &name, &image.digest, &image.tags, 0)
                     .await?;
-                self.registry.cache.invalidate(repo);
+                self.registry.forget_cached_repository(repo);
                 if matches!(outcome, crate::meta::ExpireOutcome::Expired { .. }) {
                     tracing::info!(repository = %name, digest = %image.digest, quota, "pull-through quota evicted an image");
                     evicted += 1;
@@ -824,7 +811,7 @@ impl PullThrough {
         tx: &watch::Sender<FillResult>,
         result: std::result::Result<(), String>,
     ) {
-        finish_fill(&self.registry, &self.fills, owner, key, tx, result).await;
+        finish_fill(&self.meta, &self.fills, owner, key, tx, result).await;
     }
 }
 
@@ -844,14 +831,14 @@ impl Drop for ForgetUnused<'_> {
 
 /// Ends a blob fetch: releases its lease, forgets it, and wakes its waiters.
 async fn finish_fill(
-    registry: &Registry,
+    meta: &Meta,
     fills: &DashMap<String, watch::Receiver<FillResult>>,
     owner: &str,
     key: &str,
     tx: &watch::Sender<FillResult>,
     result: std::result::Result<(), String>,
 ) {
-    if let Err(e) = registry.meta.release_fill_lease(key, owner).await {
+    if let Err(e) = meta.release_fill_lease(key, owner).await {
         // It lapses on its own; other replicas then look for the blob and find it.
         tracing::warn!(digest = key, error = %e, "cannot release a pull-through fetch lease");
     }
@@ -862,6 +849,7 @@ async fn finish_fill(
 /// One blob fetch from upstream into storage, teed to the client that asked first.
 struct Fill {
     registry: Arc<Registry>,
+    pub(super) meta: Meta,
     fills: Arc<DashMap<String, watch::Receiver<FillResult>>>,
     name: RepoName,
     digest: Digest,
@@ -907,13 +895,12 @@ impl Fill {
         client: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
     ) -> std::result::Result<(), String> {
         let renew = {
-            let (registry, key, owner) =
-                (self.registry.clone(), self.key.clone(), self.owner.clone());
+            let (meta, key, owner) = (self.meta.clone(), self.key.clone(), self.owner.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(FILL_LEASE / 3).await;
                     let until = now_millis() + FILL_LEASE.as_millis() as i64;
-                    if let Err(e) = registry.meta.take_fill_lease(&key, &owner, until).await {
+                    if let Err(e) = meta.take_fill_lease(&key, &owner, until).await {
                         tracing::warn!(digest = %key, error = %e, "cannot renew a pull-through fetch lease");
                     }
                 }

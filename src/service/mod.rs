@@ -10,6 +10,7 @@ mod images;
 mod lifecycle;
 mod manifests;
 mod metadata_cache;
+mod replicas;
 mod repositories;
 mod resource_tags;
 mod scan;
@@ -63,15 +64,15 @@ impl Limits {
 
 /// The registry's use cases over metadata and blob storage.
 pub struct Registry {
-    pub meta: Meta,
-    pub blobs: BlobStore,
-    pub limits: Limits,
+    meta: Meta,
+    blobs: BlobStore,
+    limits: Limits,
     /// Hot metadata; see `cache` for why it stays correct across replicas.
-    pub cache: Arc<MetaCache>,
+    cache: Arc<MetaCache>,
     /// Per-upload locks on this replica.
     uploads: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Garbage collection counters of this process.
-    pub gc_stats: Arc<GcStats>,
+    gc_stats: Arc<GcStats>,
     /// Pulls not yet written to the database.
     pulls: PullTracker,
     /// Pull gates by repository id, read through for [`PULL_GATE_TTL`] (so a change reaches
@@ -114,6 +115,22 @@ impl Registry {
             gate_decisions: crate::util::TtlCache::new(PULL_GATE_TTL, 100_000),
             rules: Default::default(),
         }
+    }
+
+    /// The limits requests are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The smallest chunk the blob store accepts in a chunked upload, but the last (S3's
+    /// multipart part size), if it has one.
+    pub fn chunk_min_length(&self) -> Option<usize> {
+        self.blobs.chunk_min_length()
+    }
+
+    /// How often this process collects garbage (shown by the GC status).
+    pub fn set_gc_interval(&self, interval: std::time::Duration) {
+        self.gc_stats.set_interval(interval)
     }
 
     /// The repository's id, if it exists (cached).

@@ -426,6 +426,11 @@ impl Registry {
         self.meta.scan_state(row.id, &digest.to_string()).await
     }
 
+    /// How many findings of each severity a completed scan of manifest `manifest_id` found.
+    pub async fn scan_severity_counts(&self, manifest_id: i64) -> Result<Vec<(String, i64)>> {
+        self.meta.scan_severity_counts(manifest_id).await
+    }
+
     /// A page of an image's findings after `after_seq`; `None` if it was never scanned.
     pub async fn scan_findings_page(
         &self,

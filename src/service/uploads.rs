@@ -323,21 +323,43 @@ impl Registry {
     }
 
     /// POST /v2/<name>/blobs/uploads/?mount=<d>[&from=<repo>]: links a blob the caller may read
-    /// without moving bytes; `None` when it cannot (the caller then opens a normal session).
-    /// Not into a pull-through cache.
-    pub async fn mount_blob(
+    /// without moving bytes; `None` when it cannot (the caller then opens a normal session, as
+    /// the spec allows). The source is `from` if the caller may read it, else (no `from`) the
+    /// first repository holding the blob that the caller may read; `may_read` is the caller's
+    /// permission, decided by whoever knows the caller. Not into a pull-through cache.
+    pub async fn mount_blob<F, Fut>(
         &self,
         name: &RepoName,
         digest: &Digest,
-        from: Option<&RepoName>,
-    ) -> Result<Option<BlobLocation>> {
+        from: Option<&str>,
+        may_read: F,
+    ) -> Result<Option<BlobLocation>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
         self.refuse_push_into_cache(name).await?;
-        let available = match from {
-            Some(source) => match self.repository_id(source).await? {
-                Some(src) => self.meta.blob_in_repository(src, digest).await?.is_some(),
-                None => false,
+        let candidates = match from {
+            // An unparsable source falls back to a normal upload.
+            Some(from) => match RepoName::parse(from) {
+                Ok(source) => vec![source.as_str().to_owned()],
+                Err(_) => return Ok(None),
             },
-            None => self.meta.blob_linked_anywhere(digest).await?,
+            None => self.meta.repositories_with_blob(digest, 50).await?,
+        };
+        let mut source = None;
+        for candidate in candidates {
+            if may_read(candidate.clone()).await? {
+                source = RepoName::parse(&candidate).ok();
+                break;
+            }
+        }
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        let available = match self.repository_id(&source).await? {
+            Some(src) => self.meta.blob_in_repository(src, digest).await?.is_some(),
+            None => false,
         };
         if !available {
             return Ok(None);

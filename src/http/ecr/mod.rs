@@ -208,7 +208,7 @@ async fn audit(
     let Some(subject) = subject else { return };
     let resource = match repository {
         Some(name) => {
-            crate::policy::repository_arn(&app.access.region, &app.access.registry_id, name)
+            crate::policy::repository_arn(app.access.region(), app.access.registry_id(), name)
         }
         None => "registry".to_owned(),
     };

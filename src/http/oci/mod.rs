@@ -95,7 +95,7 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
         next.map(|item| (item, shared))
     });
     let req = Request::from_parts(parts, Body::from_stream(reader));
-    let idle = app.registry.limits.body_idle_timeout;
+    let idle = app.registry.limits().body_idle_timeout;
     match handle(app, &path, req).await {
         Ok(response) => response,
         Err(e) => {
@@ -282,31 +282,6 @@ fn blob_created(name: &RepoName, digest: &Digest) -> Response {
 }
 
 /// POST /v2/<name>/blobs/uploads/ with `?digest=`, `?mount=&from=` or `?digest-algorithm=`.
-/// The repository a mount may take `digest` from: `from` if the caller may pull it, else (no
-/// `from`) the first repository holding the blob that the caller may pull; `None` falls back to
-/// a normal upload session, as the spec allows.
-async fn mount_source(
-    app: &AppState,
-    caller: &Caller,
-    digest: &Digest,
-    from: Option<&str>,
-) -> Result<Option<RepoName>> {
-    let candidates = match from {
-        // An unparsable source falls back to a normal upload.
-        Some(from) => match RepoName::parse(from) {
-            Ok(name) => vec![name.as_str().to_owned()],
-            Err(_) => return Ok(None),
-        },
-        None => app.registry.meta.repositories_with_blob(digest, 50).await?,
-    };
-    for candidate in candidates {
-        if super::auth::may_pull(app, &caller.subject, &candidate, &caller.facts).await? {
-            return Ok(RepoName::parse(&candidate).ok());
-        }
-    }
-    Ok(None)
-}
-
 async fn start_upload(
     app: &AppState,
     caller: &Caller,
@@ -317,14 +292,15 @@ async fn start_upload(
     if let Some(mount) = query.get("mount") {
         // An unparsable mount digest falls back to a normal upload, as the spec allows.
         if let Ok(digest) = Digest::parse(mount) {
-            if let Some(source) = mount_source(app, caller, &digest, query.get("from")).await? {
-                if let Some(done) = app
-                    .registry
-                    .mount_blob(name, &digest, Some(&source))
-                    .await?
-                {
-                    return Ok(blob_created(name, &done.digest));
-                }
+            let may_read = |repository: String| async move {
+                super::auth::may_pull(app, &caller.subject, &repository, &caller.facts).await
+            };
+            if let Some(done) = app
+                .registry
+                .mount_blob(name, &digest, query.get("from"), may_read)
+                .await?
+            {
+                return Ok(blob_created(name, &done.digest));
             }
         }
     } else if let Some(digest) = query.get("digest") {
@@ -342,7 +318,7 @@ async fn start_upload(
     };
     let progress = app.registry.start_upload(name, algorithm).await?;
     let mut r = upload_response(StatusCode::ACCEPTED, name, &progress);
-    if let Some(min) = app.registry.blobs.chunk_min_length() {
+    if let Some(min) = app.registry.chunk_min_length() {
         r.headers_mut()
             .insert("oci-chunk-min-length", hv(&min.to_string()));
     }
@@ -539,7 +515,7 @@ async fn put_manifest(
             "?tag= parameters are only allowed when pushing by digest".into(),
         ));
     }
-    let limit = app.registry.limits.max_manifest_bytes;
+    let limit = app.registry.limits().max_manifest_bytes;
     if let Some(length) = content_length(req.headers())? {
         if length > limit as u64 {
             return Err(Error::ManifestTooLarge(format!(
