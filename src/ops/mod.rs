@@ -6,8 +6,8 @@
 //! wire format onto a request and the answer (or the domain error) back.
 //!
 //! Side effects of an operation (forget a deleted repository's policy, drop caches) live in
-//! the operation, never in a door. Depends on `access` and `service` (and their stores); the
-//! doors in `http` and `ecr` depend on it.
+//! the operation, never in a door. Depends on `access`, `service` and `pull_through`; the
+//! doors in `http` (`http::admin`, `http::ecr`) depend on it.
 
 pub mod admin;
 pub mod identity;

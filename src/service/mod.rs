@@ -1,6 +1,8 @@
 //! Registry use cases with no HTTP types: blob uploads, blob reads, manifests, tags, catalog and
-//! referrers. Each public function names the spec endpoint it serves. Depends on `oci`, `meta`,
-//! `storage` and `error`.
+//! referrers, and the stored state the control plane manages (repositories, lifecycle, scans,
+//! templates, GC). Each public function names the spec endpoint or use case it serves; the
+//! façade has no public fields, so its invariants (which cache a write invalidates) stay here.
+//! Depends on `meta`, `storage`, the pure `policy`/`lifecycle`/`oci` modules and `error`.
 
 mod cache_rules;
 mod fsck;

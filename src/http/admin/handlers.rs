@@ -1,7 +1,7 @@
-//! The admin API's handlers, each naming the method and path it serves: most map the path,
-//! query and body onto a control-plane operation's request, run it with [`run_op`] (the gate,
-//! the operation, the audit record) and shape the answer; the others still parse,
-//! [`Caller::begin`], call the access layer or the registry service, [`Call::finish`], JSON.
+//! The admin API's handlers, each naming the method and path it serves: every one maps the
+//! path, query and body onto a control-plane operation's request, runs it with [`run_op`] (the
+//! gate, the operation, the audit record) and shapes the answer (the operations' shapes, or the
+//! REST API's own pages in [`super::shapes`]).
 
 use std::marker::PhantomData;
 

@@ -1,6 +1,7 @@
-//! The native admin REST API: JSON under `/api/v1/`, described by the OpenAPI 3 document at
-//! `GET /api/v1/openapi.json`. Handlers are thin: authenticate, check the permission, call the
-//! access layer or the registry service, write the audit entry, shape the JSON.
+//! The native admin REST API: JSON under `/api/v1/`, described by the OpenAPI 3.1 document at
+//! `GET /api/v1/openapi.json` (generated from the types, see `openapi`). Handlers are thin:
+//! authenticate, map the request onto a typed operation of `crate::ops` (which holds the gate,
+//! the work and the audit record), shape the JSON.
 //!
 //! **Authentication.** Every call needs a signed-in caller with HTTP Basic: a user's password or
 //! a robot's secret, nothing else ([`crate::auth::credential::ACCEPTED`]). Registry tokens, ECR

@@ -3,7 +3,8 @@
 //! against Berth unchanged: reads the body (bounded), verifies the AWS Signature V4 against a
 //! Berth access key, parses the operation's input, decides the operation's ECR action with the
 //! access layer, runs the operation and answers in ECR's shapes and error types (`__type` +
-//! `message`). An adapter like `http`: depends on `access`, `auth`, `policy`, `service`, `oci`.
+//! `message`). A transport beside `http::admin`: each `X-Amz-Target` maps onto one typed
+//! operation of `crate::ops` (see `operations`), which holds the gate, the work and the audit.
 
 mod operations;
 
