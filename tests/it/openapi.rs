@@ -134,6 +134,47 @@ impl Scenario {
             .collect()
     }
 
+    /// An account's identity policy (attached and read) and an access key (made, listed,
+    /// deactivated, deleted): the same routes under `/api/v1/users` and `/api/v1/robots`.
+    async fn policy_and_keys(&mut self, collection: &str, name: &str) {
+        let account = [("name", name)];
+        let path = |tail: &str| format!("/api/v1/{collection}/{{name}}{tail}");
+        self.call(
+            Method::PUT,
+            &path("/policy"),
+            &account,
+            "",
+            Some(allow_all()),
+        )
+        .await;
+        self.call(Method::GET, &path("/policy"), &account, "", None)
+            .await;
+        let key = self
+            .call(Method::POST, &path("/access-keys"), &account, "", None)
+            .await;
+        let key_id = key["accessKeyId"].as_str().unwrap().to_owned();
+        let key = [("name", name), ("key_id", key_id.as_str())];
+        self.call(Method::GET, &path("/access-keys"), &account, "", None)
+            .await;
+        let inactive = Some(json!({"status": "Inactive"}));
+        self.call(
+            Method::PUT,
+            &path("/access-keys/{key_id}"),
+            &key,
+            "",
+            inactive,
+        )
+        .await;
+        self.call(
+            Method::DELETE,
+            &path("/access-keys/{key_id}"),
+            &key,
+            "",
+            None,
+        )
+        .await;
+    }
+
     /// Pushes a one-layer image `repository:tag` through `/v2` as the administrator.
     async fn push_image(&self, repository: &str, tag: &str) {
         let config =
@@ -219,45 +260,7 @@ async fn every_rest_answer_matches_its_schema() {
         Some(json!({"password": "alice-password-2"})),
     )
     .await;
-    s.call(
-        M::PUT,
-        "/api/v1/users/{name}/policy",
-        &alice,
-        "",
-        Some(allow_all()),
-    )
-    .await;
-    s.call(M::GET, "/api/v1/users/{name}/policy", &alice, "", None)
-        .await;
-    let key = s
-        .call(
-            M::POST,
-            "/api/v1/users/{name}/access-keys",
-            &alice,
-            "",
-            None,
-        )
-        .await;
-    let key_id = key["accessKeyId"].as_str().unwrap().to_owned();
-    let alice_key = [("name", "alice"), ("key_id", key_id.as_str())];
-    s.call(M::GET, "/api/v1/users/{name}/access-keys", &alice, "", None)
-        .await;
-    s.call(
-        M::PUT,
-        "/api/v1/users/{name}/access-keys/{key_id}",
-        &alice_key,
-        "",
-        Some(json!({"status": "Inactive"})),
-    )
-    .await;
-    s.call(
-        M::DELETE,
-        "/api/v1/users/{name}/access-keys/{key_id}",
-        &alice_key,
-        "",
-        None,
-    )
-    .await;
+    s.policy_and_keys("users", "alice").await;
 
     // robot accounts
     s.call(
@@ -272,39 +275,7 @@ async fn every_rest_answer_matches_its_schema() {
     s.call(M::GET, "/api/v1/robots/{name}", &ci, "", None).await;
     s.call(M::POST, "/api/v1/robots/{name}/secret", &ci, "", None)
         .await;
-    s.call(
-        M::PUT,
-        "/api/v1/robots/{name}/policy",
-        &ci,
-        "",
-        Some(allow_all()),
-    )
-    .await;
-    s.call(M::GET, "/api/v1/robots/{name}/policy", &ci, "", None)
-        .await;
-    let key = s
-        .call(M::POST, "/api/v1/robots/{name}/access-keys", &ci, "", None)
-        .await;
-    let key_id = key["accessKeyId"].as_str().unwrap().to_owned();
-    let ci_key = [("name", "ci"), ("key_id", key_id.as_str())];
-    s.call(M::GET, "/api/v1/robots/{name}/access-keys", &ci, "", None)
-        .await;
-    s.call(
-        M::PUT,
-        "/api/v1/robots/{name}/access-keys/{key_id}",
-        &ci_key,
-        "",
-        Some(json!({"status": "Inactive"})),
-    )
-    .await;
-    s.call(
-        M::DELETE,
-        "/api/v1/robots/{name}/access-keys/{key_id}",
-        &ci_key,
-        "",
-        None,
-    )
-    .await;
+    s.policy_and_keys("robots", "ci").await;
 
     // groups
     s.call(
