@@ -1,12 +1,12 @@
 //! The admin API's handlers, each naming the method and path it serves: every one maps the
-//! path, query and body onto a control-plane operation's request, runs it with [`run_op`] (the
-//! gate, the operation, the audit record) and shapes the answer (the operations' shapes, or the
-//! REST API's own pages in [`super::shapes`]).
+//! path, query and body onto a control-plane operation's request, runs it with
+//! [`OpCall::run`] (the gate, the operation, the audit record) and shapes the answer (the
+//! operations' shapes, or the REST API's own pages in [`super::shapes`]).
 
 use std::marker::PhantomData;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, RawQuery};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -18,9 +18,8 @@ use super::shapes::{
     LifecyclePreviewPage, PullThroughRulePage, PutPullGate, PutScanningConfiguration,
     PutTagMutability, RepositoryPage,
 };
-use super::{decode, run_op, text, Caller, OpCall, Payload, Routes};
+use super::{decode, text, OpCall, Payload, Routes};
 use crate::error::{Error, Result};
-use crate::http::AppState;
 use crate::ops::identity::{AccountKind, Groups, PolicyHolder, Robots, Users};
 use crate::ops::shapes::{
     AddGroupMemberRequest, ChangePasswordRequest, CreateAccessKeyRequest, CreateGroupRequest,
@@ -463,32 +462,22 @@ async fn remove_group_member(call: OpCall, Path((name, member)): Path<(String, S
 
 /// POST /api/v1/repositories: ECR's CreateRepository members (`name` is accepted for
 /// `repositoryName`); answers the repository.
-async fn create_repository(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
+async fn create_repository(call: OpCall, Payload(body): Payload) -> Reply {
     let request: CreateRepositoryRequest = decode(&body)?;
-    let created = run_op(&app, &caller, &headers, request).await?;
+    let created = call.run(request).await?;
     Ok((StatusCode::CREATED, Json(created.repository)).into_response())
 }
 
 /// GET /api/v1/repositories?limit=&after=: the repositories the caller may describe, by name,
 /// a full page at a time; `next` is the `after` of the next page.
-async fn list_repositories(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn list_repositories(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = DescribeRepositoriesRequest {
         max_results: parse_number("limit", query_param(&pairs, "limit"))?,
         next_token: query_param(&pairs, "after").map(str::to_owned),
         ..Default::default()
     };
-    let page = run_op(&app, &caller, &headers, request).await?;
+    let page = call.run(request).await?;
     Ok(ok(RepositoryPage {
         repositories: page.repositories,
         next: page.next_token,
@@ -497,34 +486,25 @@ async fn list_repositories(
 
 /// The one repository `name` (DescribeRepositories with one name).
 async fn one_repository(
-    app: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
+    call: &OpCall,
     name: String,
 ) -> std::result::Result<Repository, super::ApiError> {
     let request = DescribeRepositoriesRequest {
         repository_names: Some(vec![name]),
         ..Default::default()
     };
-    let mut found = run_op(app, caller, headers, request).await?;
+    let mut found = call.run(request).await?;
     Ok(found.repositories.remove(0))
 }
 
 /// GET /api/v1/repositories/{name}
-async fn describe_repository(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    Ok(ok(one_repository(&app, &caller, &headers, name).await?))
+async fn describe_repository(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(one_repository(&call, name).await?))
 }
 
 /// DELETE /api/v1/repositories/{name}?force=true
 async fn delete_repository(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
@@ -534,18 +514,13 @@ async fn delete_repository(
         repository_name: name,
         force: Some(parse_bool("force", query_param(&pairs, "force"))?),
     };
-    let deleted = run_op(&app, &caller, &headers, request).await?;
+    let deleted = call.run(request).await?;
     Ok(ok(deleted.repository))
 }
 
 /// GET /api/v1/repositories/{name}/tag-mutability
-async fn get_tag_mutability(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let repository = one_repository(&app, &caller, &headers, name).await?;
+async fn get_tag_mutability(call: OpCall, Path(name): Path<String>) -> Reply {
+    let repository = one_repository(&call, name).await?;
     Ok(ok(PutImageTagMutabilityResponse {
         registry_id: repository.registry_id,
         repository_name: repository.repository_name,
@@ -556,9 +531,7 @@ async fn get_tag_mutability(
 
 /// PUT /api/v1/repositories/{name}/tag-mutability
 async fn put_tag_mutability(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
@@ -569,7 +542,7 @@ async fn put_tag_mutability(
         image_tag_mutability: body.image_tag_mutability,
         image_tag_mutability_exclusion_filters: body.image_tag_mutability_exclusion_filters,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 // ---- policies ----
@@ -582,25 +555,18 @@ fn document_text(body: &[u8]) -> Result<String> {
 
 /// GET /api/v1/repository-policies/{name}: the document as stored (GetRepositoryPolicy's
 /// `policyText`).
-async fn get_repository_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
+async fn get_repository_policy(call: OpCall, Path(name): Path<String>) -> Reply {
     let request = GetRepositoryPolicyRequest {
         registry_id: None,
         repository_name: name,
     };
-    let found = run_op(&app, &caller, &headers, request).await?;
+    let found = call.run(request).await?;
     Ok(document(found.policy_text))
 }
 
 /// PUT /api/v1/repository-policies/{name}: the body is the document (SetRepositoryPolicy).
 async fn put_repository_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
@@ -610,56 +576,38 @@ async fn put_repository_policy(
         policy_text: document_text(&body)?,
         force: None,
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 /// DELETE /api/v1/repository-policies/{name}
-async fn delete_repository_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
+async fn delete_repository_policy(call: OpCall, Path(name): Path<String>) -> Reply {
     let request = DeleteRepositoryPolicyRequest {
         registry_id: None,
         repository_name: name,
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 /// GET /api/v1/registry-policy: the document as stored (GetRegistryPolicy's `policyText`).
-async fn get_registry_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Reply {
-    let found = run_op(&app, &caller, &headers, GetRegistryPolicyRequest {}).await?;
+async fn get_registry_policy(call: OpCall) -> Reply {
+    let found = call.run(GetRegistryPolicyRequest {}).await?;
     Ok(document(found.policy_text))
 }
 
 /// PUT /api/v1/registry-policy: the body is the document (PutRegistryPolicy).
-async fn put_registry_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
+async fn put_registry_policy(call: OpCall, Payload(body): Payload) -> Reply {
     let request = PutRegistryPolicyRequest {
         policy_text: document_text(&body)?,
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 /// DELETE /api/v1/registry-policy
-async fn delete_registry_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Reply {
-    run_op(&app, &caller, &headers, DeleteRegistryPolicyRequest {}).await?;
+async fn delete_registry_policy(call: OpCall) -> Reply {
+    call.run(DeleteRegistryPolicyRequest {}).await?;
     Ok(no_content())
 }
 
@@ -667,25 +615,18 @@ async fn delete_registry_policy(
 
 /// GET /api/v1/repositories/{name}/lifecycle-policy: the policy text as saved
 /// (GetLifecyclePolicy's `lifecyclePolicyText`).
-async fn get_lifecycle_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
+async fn get_lifecycle_policy(call: OpCall, Path(name): Path<String>) -> Reply {
     let request = GetLifecyclePolicyRequest {
         registry_id: None,
         repository_name: name,
     };
-    let found = run_op(&app, &caller, &headers, request).await?;
+    let found = call.run(request).await?;
     Ok(document(found.lifecycle_policy_text))
 }
 
 /// PUT /api/v1/repositories/{name}/lifecycle-policy: the body is the policy (PutLifecyclePolicy).
 async fn put_lifecycle_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
@@ -694,31 +635,24 @@ async fn put_lifecycle_policy(
         repository_name: name,
         lifecycle_policy_text: Some(document_text(&body)?),
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 /// DELETE /api/v1/repositories/{name}/lifecycle-policy
-async fn delete_lifecycle_policy(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
+async fn delete_lifecycle_policy(call: OpCall, Path(name): Path<String>) -> Reply {
     let request = DeleteLifecyclePolicyRequest {
         registry_id: None,
         repository_name: name,
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
 /// POST /api/v1/repositories/{name}/lifecycle/preview: StartLifecyclePolicyPreview of the policy
 /// in the body, or of the saved one when the body is empty; the result is at GET.
 async fn start_lifecycle_preview(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
@@ -728,15 +662,13 @@ async fn start_lifecycle_preview(
         repository_name: name,
         lifecycle_policy_text: Some(text).filter(|t| !t.trim().is_empty()),
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// GET /api/v1/repositories/{name}/lifecycle/preview?limit=&after=&tagStatus=: the last preview
 /// (GetLifecyclePolicyPreview), a page of results at a time.
 async fn get_lifecycle_preview(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
@@ -751,40 +683,30 @@ async fn get_lifecycle_preview(
             tag_status: Some(status.to_owned()),
         }),
     };
-    let mut preview = run_op(&app, &caller, &headers, request).await?;
+    let mut preview = call.run(request).await?;
     let next = preview.next_token.take();
     Ok(ok(LifecyclePreviewPage { preview, next }))
 }
 
 /// POST /api/v1/repositories/{name}/lifecycle/run: runs the saved policy now.
-async fn run_lifecycle(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
+async fn run_lifecycle(call: OpCall, Path(name): Path<String>) -> Reply {
     let request = RunLifecyclePolicyRequest {
         registry_id: None,
         repository_name: name,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// GET /api/v1/lifecycle/audit?repository=&limit=&after=: images expired by lifecycle policies,
 /// oldest first.
-async fn lifecycle_audit(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn lifecycle_audit(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = ListLifecycleEventsRequest {
         repository_name: query_param(&pairs, "repository").map(str::to_owned),
         next_token: query_param(&pairs, "after").map(str::to_owned),
         max_results: parse_number("limit", query_param(&pairs, "limit"))?,
     };
-    let page = run_op(&app, &caller, &headers, request).await?;
+    let page = call.run(request).await?;
     Ok(ok(LifecycleEventPage {
         entries: page.entries,
         next: page.next_token,
@@ -850,13 +772,8 @@ async fn list_events(call: OpCall, RawQuery(query): RawQuery) -> Reply {
 
 /// GET /api/v1/repositories/{name}/scanning-configuration: PutImageScanningConfiguration's
 /// shape, read with DescribeRepositories.
-async fn get_scanning_configuration(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let repository = one_repository(&app, &caller, &headers, name).await?;
+async fn get_scanning_configuration(call: OpCall, Path(name): Path<String>) -> Reply {
+    let repository = one_repository(&call, name).await?;
     Ok(ok(PutImageScanningConfigurationResponse {
         registry_id: repository.registry_id,
         repository_name: repository.repository_name,
@@ -866,9 +783,7 @@ async fn get_scanning_configuration(
 
 /// PUT /api/v1/repositories/{name}/scanning-configuration
 async fn put_scanning_configuration(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(name): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
@@ -882,31 +797,20 @@ async fn put_scanning_configuration(
             },
         ),
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// GET /api/v1/repositories/{name}/pull-gate
-async fn get_pull_gate(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
+async fn get_pull_gate(call: OpCall, Path(name): Path<String>) -> Reply {
     let request = GetPullGateRequest {
         repository_name: name,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// PUT /api/v1/repositories/{name}/pull-gate: `{"severityThreshold": "HIGH", "allowlist":
 /// [...], "allowUnscanned": false}`.
-async fn put_pull_gate(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Payload(body): Payload,
-) -> Reply {
+async fn put_pull_gate(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
     let body: PutPullGate = decode(&body)?;
     let request = PutPullGateRequest {
         repository_name: name,
@@ -914,20 +818,15 @@ async fn put_pull_gate(
         allowlist: body.allowlist,
         allow_unscanned: body.allow_unscanned,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// DELETE /api/v1/repositories/{name}/pull-gate
-async fn delete_pull_gate(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
+async fn delete_pull_gate(call: OpCall, Path(name): Path<String>) -> Reply {
     let request = DeletePullGateRequest {
         repository_name: name,
     };
-    run_op(&app, &caller, &headers, request).await?;
+    call.run(request).await?;
     Ok(no_content())
 }
 
@@ -951,32 +850,20 @@ impl ImageParam {
 /// POST /api/v1/repositories/{name}/image-scans: `{"imageDigest": ...}` or `{"imageTag":
 /// ...}` (or ECR's `{"imageId": {...}}`) queues a scan now (no daily limit); 202 with
 /// StartImageScan's answer.
-async fn start_image_scan(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Payload(body): Payload,
-) -> Reply {
+async fn start_image_scan(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
     let image: ImageParam = decode(&body)?;
     let request = StartImageScanRequest {
         registry_id: None,
         repository_name: name,
         image_id: image.image_id(),
     };
-    let started = run_op(&app, &caller, &headers, request).await?;
+    let started = call.run(request).await?;
     Ok((StatusCode::ACCEPTED, Json(started)).into_response())
 }
 
 /// GET /api/v1/repositories/{name}/scan-findings?imageDigest=|imageTag=&maxResults=&nextToken=:
 /// DescribeImageScanFindings, the same answer and the same page tokens as the ECR API's.
-async fn scan_findings(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn scan_findings(call: OpCall, Path(name): Path<String>, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = DescribeImageScanFindingsRequest {
         registry_id: None,
@@ -985,29 +872,20 @@ async fn scan_findings(
         next_token: query_param(&pairs, "nextToken").map(str::to_owned),
         max_results: parse_number("maxResults", query_param(&pairs, "maxResults"))?,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// GET /api/v1/registry/scanning-configuration
-async fn get_registry_scanning(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-) -> Reply {
+async fn get_registry_scanning(call: OpCall) -> Reply {
     let request = GetRegistryScanningConfigurationRequest {};
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// PUT /api/v1/registry/scanning-configuration: ECR's `{"scanType", "rules"}`; answers
 /// PutRegistryScanningConfiguration's `{"registryScanningConfiguration"}`.
-async fn put_registry_scanning(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
+async fn put_registry_scanning(call: OpCall, Payload(body): Payload) -> Reply {
     let request: PutRegistryScanningConfigurationRequest = decode(&body)?;
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 // ---- repository creation templates ----
@@ -1056,33 +934,23 @@ fn after(pairs: &[(String, String)]) -> Option<String> {
 }
 
 /// POST /api/v1/repository-creation-templates: CreateRepositoryCreationTemplate (201).
-async fn create_creation_template(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
+async fn create_creation_template(call: OpCall, Payload(body): Payload) -> Reply {
     let request: CreateRepositoryCreationTemplateRequest = decode(&body)?;
-    let created = run_op(&app, &caller, &headers, request).await?;
+    let created = call.run(request).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// GET /api/v1/repository-creation-templates?prefix=&after=&limit=:
 /// DescribeRepositoryCreationTemplates; `prefix` (repeatable) keeps only those prefixes, `next`
 /// is the `after` of the next page.
-async fn list_creation_templates(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn list_creation_templates(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = DescribeRepositoryCreationTemplatesRequest {
         prefixes: prefixes(&pairs),
         max_results: parse_number("limit", query_param(&pairs, "limit"))?,
         next_token: after(&pairs),
     };
-    let page = run_op(&app, &caller, &headers, request).await?;
+    let page = call.run(request).await?;
     Ok(ok(CreationTemplatePage {
         registry_id: page.registry_id,
         repository_creation_templates: page.repository_creation_templates,
@@ -1092,17 +960,12 @@ async fn list_creation_templates(
 
 /// GET /api/v1/repository-creation-templates/{prefix}: DescribeRepositoryCreationTemplates of
 /// this prefix; 404 if it has no template.
-async fn get_creation_template(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(prefix): Path<String>,
-) -> Reply {
+async fn get_creation_template(call: OpCall, Path(prefix): Path<String>) -> Reply {
     let request = DescribeRepositoryCreationTemplatesRequest {
         prefixes: Some(vec![prefix.clone()]),
         ..Default::default()
     };
-    let found = run_op(&app, &caller, &headers, request).await?;
+    let found = call.run(request).await?;
     let template = found
         .repository_creation_templates
         .into_iter()
@@ -1121,50 +984,33 @@ async fn get_creation_template(
 /// PUT /api/v1/repository-creation-templates/{prefix}: UpdateRepositoryCreationTemplate of the
 /// path's prefix.
 async fn update_creation_template(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(prefix): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
     let request: UpdateRepositoryCreationTemplateRequest = decode_for(&body, "prefix", &prefix)?;
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// DELETE /api/v1/repository-creation-templates/{prefix}: answers the deleted template.
-async fn delete_creation_template(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(prefix): Path<String>,
-) -> Reply {
+async fn delete_creation_template(call: OpCall, Path(prefix): Path<String>) -> Reply {
     let request = DeleteRepositoryCreationTemplateRequest { prefix };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 // ---- pull-through cache rules ----
 
 /// POST /api/v1/pull-through-rules: CreatePullThroughCacheRule (with Berth's `revalidateSecs`
 /// and `quotaBytes`); 201 with the rule.
-async fn create_pull_through_rule(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Payload(body): Payload,
-) -> Reply {
+async fn create_pull_through_rule(call: OpCall, Payload(body): Payload) -> Reply {
     let request: CreatePullThroughCacheRuleRequest = decode(&body)?;
-    let rule = run_op(&app, &caller, &headers, request).await?;
+    let rule = call.run(request).await?;
     Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
 
 /// GET /api/v1/pull-through-rules?prefix=&after=&limit=: DescribePullThroughCacheRules;
 /// `prefix` (repeatable) names rules that must exist, `next` is the `after` of the next page.
-async fn list_pull_through_rules(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn list_pull_through_rules(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = DescribePullThroughCacheRulesRequest {
         registry_id: None,
@@ -1172,7 +1018,7 @@ async fn list_pull_through_rules(
         max_results: parse_number("limit", query_param(&pairs, "limit"))?,
         next_token: after(&pairs),
     };
-    let page = run_op(&app, &caller, &headers, request).await?;
+    let page = call.run(request).await?;
     Ok(ok(PullThroughRulePage {
         pull_through_cache_rules: page.pull_through_cache_rules,
         next: page.next_token,
@@ -1183,9 +1029,7 @@ async fn list_pull_through_rules(
 /// (DescribePullThroughCacheRules of its prefix); with `validate`, ValidatePullThroughCacheRule
 /// (reaches the upstream with the rule's credential: `isValid`, `failure`).
 async fn get_pull_through_rule(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(prefix): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
@@ -1194,13 +1038,13 @@ async fn get_pull_through_rule(
             ecr_repository_prefix: prefix,
             registry_id: None,
         };
-        return Ok(ok(run_op(&app, &caller, &headers, request).await?));
+        return Ok(ok(call.run(request).await?));
     }
     let request = DescribePullThroughCacheRulesRequest {
         ecr_repository_prefixes: Some(vec![prefix]),
         ..Default::default()
     };
-    let mut found = run_op(&app, &caller, &headers, request).await?;
+    let mut found = call.run(request).await?;
     Ok(ok(found.pull_through_cache_rules.remove(0)))
 }
 
@@ -1208,28 +1052,21 @@ async fn get_pull_through_rule(
 /// (`credentialArn`, `customRoleArn`, `revalidateSecs`, `quotaBytes`; the upstream cannot
 /// change).
 async fn update_pull_through_rule(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    call: OpCall,
     Path(prefix): Path<String>,
     Payload(body): Payload,
 ) -> Reply {
     let request: UpdatePullThroughCacheRuleRequest =
         decode_for(&body, "ecrRepositoryPrefix", &prefix)?;
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }
 
 /// DELETE /api/v1/pull-through-rules/{prefix}: DeletePullThroughCacheRule; answers the deleted
 /// rule (its cached repositories stay).
-async fn delete_pull_through_rule(
-    State(app): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(prefix): Path<String>,
-) -> Reply {
+async fn delete_pull_through_rule(call: OpCall, Path(prefix): Path<String>) -> Reply {
     let request = DeletePullThroughCacheRuleRequest {
         ecr_repository_prefix: prefix,
         registry_id: None,
     };
-    Ok(ok(run_op(&app, &caller, &headers, request).await?))
+    Ok(ok(call.run(request).await?))
 }

@@ -255,28 +255,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Runs a control-plane operation for a REST call: the gate, the operation and its audit record
-/// are the operation layer's; this door only maps the wire format.
-pub async fn run_op<O: crate::ops::Operation>(
-    app: &AppState,
-    caller: &Caller,
-    headers: &axum::http::HeaderMap,
-    op: O,
-) -> Result<O::Output, ApiError> {
-    let endpoint = super::endpoint(&app.config, headers);
-    let cx = crate::ops::Context::new(
-        &app.registry,
-        &app.access,
-        &app.pull_through,
-        caller,
-        &endpoint,
-    );
-    Ok(crate::ops::execute(&cx, op).await?)
-}
-
-/// What [`run_op`] needs, extracted at once: the state, the signed-in caller, and the headers
-/// that say how clients reach the registry. A handler taking it is only its mapping: build the
-/// request from the path, query and body, [`OpCall::run`] it, shape the answer.
+/// A REST call of a control-plane operation: the state, the signed-in caller, and the headers
+/// that say how clients reach the registry, extracted at once. A handler taking it is only its
+/// mapping: build the request from the path, query and body, [`OpCall::run`] it, shape the
+/// answer.
 pub struct OpCall {
     app: AppState,
     caller: Caller,
@@ -300,9 +282,18 @@ impl FromRequestParts<AppState> for OpCall {
 }
 
 impl OpCall {
-    /// [`run_op`]: the gate, the operation, its audit record.
+    /// Runs the operation: the gate, the operation and its audit record are the operation
+    /// layer's; this door only maps the wire format.
     pub async fn run<O: crate::ops::Operation>(&self, op: O) -> Result<O::Output, ApiError> {
-        run_op(&self.app, &self.caller, &self.headers, op).await
+        let endpoint = super::endpoint(&self.app.config, &self.headers);
+        let cx = crate::ops::Context::new(
+            &self.app.registry,
+            &self.app.access,
+            &self.app.pull_through,
+            &self.caller,
+            &endpoint,
+        );
+        Ok(crate::ops::execute(&cx, op).await?)
     }
 }
 
