@@ -40,6 +40,7 @@ pub async fn open_meta(config: &Config, max_connections: u32) -> anyhow::Result<
     .map_err(|e| anyhow::anyhow!("metadata database: {e}"))?;
     meta.set_secrets(Arc::new(keyring));
     let report = meta
+        .identity()
         .seal_secrets(false)
         .await
         .map_err(|e| anyhow::anyhow!("secrets in the database: {e}"))?;

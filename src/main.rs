@@ -292,7 +292,7 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
 /// Moves every stored secret to the current key and prints where they are.
 async fn secrets_rotate(config: Config) -> anyhow::Result<()> {
     let meta = berth::app::open_meta(&config, 1).await?;
-    let result = meta.seal_secrets(true).await;
+    let result = meta.identity().seal_secrets(true).await;
     meta.close().await;
     let report = result?;
     let keyring = berth::secrets::Keyring::for_config(&config)?;

@@ -83,7 +83,7 @@ impl Access {
                 .map_or("", |k| k.as_str())
                 .to_owned(),
         };
-        if let Err(e) = self.meta.insert_audit(&entry).await {
+        if let Err(e) = self.audit.insert_audit(&entry).await {
             tracing::error!(
                 error = %e,
                 principal = %entry.principal,
@@ -99,6 +99,6 @@ impl Access {
     /// newest when `None`), newest first.
     pub async fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<AuditRow>> {
         let limit = limit.clamp(1, MAX_AUDIT_PAGE);
-        self.meta.audit_entries(before, i64::from(limit)).await
+        self.audit.audit_entries(before, i64::from(limit)).await
     }
 }

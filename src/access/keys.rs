@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::token::{KeyRing, SigningKey};
 use crate::error::{Error, Result};
-use crate::meta::{now_millis, Meta};
+use crate::meta::{now_millis, IdentityStore};
 
 pub struct SigningKeys {
     ring: RwLock<Arc<KeyRing>>,
@@ -23,7 +23,7 @@ const FORCED_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 impl SigningKeys {
     /// Loads the keys, generating the first one if the database has none (concurrent first
     /// starts may each insert one; all then agree on the newest).
-    pub async fn load(meta: &Meta, configured_file: &str) -> Result<SigningKeys> {
+    pub async fn load(identity: &IdentityStore, configured_file: &str) -> Result<SigningKeys> {
         let configured = if configured_file.is_empty() {
             None
         } else {
@@ -40,7 +40,7 @@ impl SigningKeys {
                 Error::Internal(format!("auth.signing_key_file {configured_file}: {e}"))
             })?)
         };
-        let ring = build_ring(meta, configured.as_ref()).await?;
+        let ring = build_ring(identity, configured.as_ref()).await?;
         Ok(SigningKeys {
             ring: RwLock::new(Arc::new(ring)),
             configured,
@@ -53,15 +53,15 @@ impl SigningKeys {
     }
 
     /// Re-reads the keys (another replica may have rotated them).
-    pub async fn reload(&self, meta: &Meta) -> Result<()> {
-        let ring = build_ring(meta, self.configured.as_ref()).await?;
+    pub async fn reload(&self, identity: &IdentityStore) -> Result<()> {
+        let ring = build_ring(identity, self.configured.as_ref()).await?;
         *self.ring.write().expect("key ring lock") = Arc::new(ring);
         Ok(())
     }
 
     /// Reloads for a token signed with an unknown key, at most once a second (so forged kids
     /// cannot turn every request into a database read); true if it did.
-    pub async fn reload_if_stale(&self, meta: &Meta) -> Result<bool> {
+    pub async fn reload_if_stale(&self, identity: &IdentityStore) -> Result<bool> {
         {
             let mut last = self.last_forced_reload.lock().expect("reload lock");
             if last.is_some_and(|at| at.elapsed() < FORCED_RELOAD_INTERVAL) {
@@ -69,34 +69,37 @@ impl SigningKeys {
             }
             *last = Some(Instant::now());
         }
-        self.reload(meta).await?;
+        self.reload(identity).await?;
         Ok(true)
     }
 
     /// Generates a new active key; the others keep verifying for `overlap`, then retire.
-    pub async fn rotate(&self, meta: &Meta, overlap: Duration) -> Result<String> {
+    pub async fn rotate(&self, identity: &IdentityStore, overlap: Duration) -> Result<String> {
         let key = tokio::task::spawn_blocking(SigningKey::generate)
             .await
             .map_err(Error::internal)?;
         let now = now_millis();
-        meta.insert_signing_key(key.kid(), &key.to_pkcs8_pem(), now)
+        identity
+            .insert_signing_key(key.kid(), &key.to_pkcs8_pem(), now)
             .await?;
-        meta.retire_signing_keys_except(key.kid(), now + overlap.as_millis() as i64)
+        identity
+            .retire_signing_keys_except(key.kid(), now + overlap.as_millis() as i64)
             .await?;
-        self.reload(meta).await?;
+        self.reload(identity).await?;
         Ok(key.kid().to_owned())
     }
 }
 
-async fn build_ring(meta: &Meta, configured: Option<&SigningKey>) -> Result<KeyRing> {
-    let mut rows = meta.signing_keys(now_millis()).await?;
+async fn build_ring(identity: &IdentityStore, configured: Option<&SigningKey>) -> Result<KeyRing> {
+    let mut rows = identity.signing_keys(now_millis()).await?;
     if rows.is_empty() && configured.is_none() {
         let key = tokio::task::spawn_blocking(SigningKey::generate)
             .await
             .map_err(Error::internal)?;
-        meta.insert_signing_key(key.kid(), &key.to_pkcs8_pem(), now_millis())
+        identity
+            .insert_signing_key(key.kid(), &key.to_pkcs8_pem(), now_millis())
             .await?;
-        rows = meta.signing_keys(now_millis()).await?;
+        rows = identity.signing_keys(now_millis()).await?;
     }
     let mut stored = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -173,7 +173,7 @@ impl Access {
 
     async fn info(&self, row: PrincipalRow) -> Result<PrincipalInfo> {
         let kind = kind_of(&row);
-        let groups = self.meta.groups_of(row.id).await?;
+        let groups = self.identity.groups_of(row.id).await?;
         Ok(PrincipalInfo {
             kind,
             arn: self.arn_of(kind, &row.name),
@@ -186,7 +186,7 @@ impl Access {
 
     /// The stored row of `kind`/`name` (not the cached principal), or `NotFound`.
     async fn principal_row(&self, kind: PrincipalKind, name: &str) -> Result<PrincipalRow> {
-        self.meta
+        self.identity
             .principal(kind.as_str(), name)
             .await?
             .ok_or_else(|| Self::not_found(kind, name))
@@ -198,7 +198,7 @@ impl Access {
         validate_password(password)?;
         let phc = hash(password.to_owned()).await?;
         let row = self
-            .meta
+            .identity
             .create_principal(PrincipalKind::User.as_str(), name, &phc, None)
             .await?
             .ok_or_else(|| Error::AlreadyExists(format!("user {name:?} already exists")))?;
@@ -221,7 +221,7 @@ impl Access {
         let secret = generate_password();
         let phc = hash(secret.clone()).await?;
         let row = self
-            .meta
+            .identity
             .create_principal(PrincipalKind::Robot.as_str(), name, &phc, expires_at)
             .await?
             .ok_or_else(|| Error::AlreadyExists(format!("robot {name:?} already exists")))?;
@@ -232,7 +232,7 @@ impl Access {
     /// `GET /api/v1/users` and `GET /api/v1/robots`, by name.
     pub async fn principal_infos(&self, kind: PrincipalKind) -> Result<Vec<PrincipalInfo>> {
         let mut out = Vec::new();
-        for row in self.meta.principals(kind.as_str()).await? {
+        for row in self.identity.principals(kind.as_str()).await? {
             out.push(self.info(row).await?);
         }
         Ok(out)
@@ -248,7 +248,7 @@ impl Access {
     /// access keys, memberships and identity policy; its tokens stop working.
     pub async fn delete_principal(&self, kind: PrincipalKind, name: &str) -> Result<()> {
         let row = self.principal_row(kind, name).await?;
-        self.meta.delete_principal(row.id).await?;
+        self.identity.delete_principal(row.id).await?;
         self.invalidate();
         Ok(())
     }
@@ -259,7 +259,7 @@ impl Access {
         validate_password(password)?;
         let row = self.principal_row(PrincipalKind::User, name).await?;
         let phc = hash(password.to_owned()).await?;
-        self.meta.set_password(row.id, &phc).await?;
+        self.identity.set_password(row.id, &phc).await?;
         self.invalidate();
         Ok(())
     }
@@ -270,7 +270,7 @@ impl Access {
         let row = self.principal_row(PrincipalKind::Robot, name).await?;
         let secret = generate_password();
         let phc = hash(secret.clone()).await?;
-        self.meta.set_password(row.id, &phc).await?;
+        self.identity.set_password(row.id, &phc).await?;
         self.invalidate();
         Ok(secret)
     }
@@ -285,7 +285,7 @@ impl Access {
                 secret_access_key: generate_secret_access_key(),
             };
             if self
-                .meta
+                .identity
                 .create_access_key(row.id, &key.access_key_id, &key.secret_access_key)
                 .await?
             {
@@ -303,7 +303,7 @@ impl Access {
     pub async fn access_keys(&self, kind: PrincipalKind, name: &str) -> Result<Vec<AccessKeyInfo>> {
         let row = self.principal_row(kind, name).await?;
         Ok(self
-            .meta
+            .identity
             .access_keys_of(row.id)
             .await?
             .into_iter()
@@ -327,7 +327,7 @@ impl Access {
     ) -> Result<()> {
         let row = self.principal_row(kind, name).await?;
         if !self
-            .meta
+            .identity
             .set_access_key_active(row.id, key_id, active)
             .await?
         {
@@ -353,7 +353,7 @@ impl Access {
         key_id: &str,
     ) -> Result<()> {
         let row = self.principal_row(kind, name).await?;
-        if !self.meta.delete_access_key(row.id, key_id).await? {
+        if !self.identity.delete_access_key(row.id, key_id).await? {
             return Err(Self::no_such_key(kind, name, key_id));
         }
         self.invalidate();
@@ -363,7 +363,7 @@ impl Access {
     // ---- groups ----
 
     async fn group_row(&self, name: &str) -> Result<GroupRow> {
-        self.meta
+        self.identity
             .group(name)
             .await?
             .ok_or_else(|| Error::NotFound(format!("group {name:?} does not exist")))
@@ -371,7 +371,7 @@ impl Access {
 
     async fn group_info(&self, row: GroupRow) -> Result<GroupInfo> {
         let members = self
-            .meta
+            .identity
             .group_members(row.id)
             .await?
             .into_iter()
@@ -392,7 +392,7 @@ impl Access {
     pub async fn create_group(&self, name: &str) -> Result<GroupInfo> {
         validate_name("group", name)?;
         let row = self
-            .meta
+            .identity
             .create_group(name)
             .await?
             .ok_or_else(|| Error::AlreadyExists(format!("group {name:?} already exists")))?;
@@ -402,7 +402,7 @@ impl Access {
     /// `GET /api/v1/groups`, by name, with members.
     pub async fn group_infos(&self) -> Result<Vec<GroupInfo>> {
         let mut out = Vec::new();
-        for row in self.meta.groups().await? {
+        for row in self.identity.groups().await? {
             out.push(self.group_info(row).await?);
         }
         Ok(out)
@@ -417,7 +417,7 @@ impl Access {
     /// `DELETE /api/v1/groups/{name}`: the group, its memberships and its identity policy.
     pub async fn delete_group(&self, name: &str) -> Result<()> {
         let row = self.group_row(name).await?;
-        self.meta.delete_group(row.id).await?;
+        self.identity.delete_group(row.id).await?;
         self.invalidate();
         Ok(())
     }
@@ -427,7 +427,7 @@ impl Access {
         let row = self.group_row(group).await?;
         let (kind, name) = parse_login_name(member);
         let principal = self.principal_row(kind, name).await?;
-        self.meta.add_group_member(row.id, principal.id).await?;
+        self.identity.add_group_member(row.id, principal.id).await?;
         self.invalidate();
         self.group_info(row).await
     }
@@ -437,7 +437,11 @@ impl Access {
         let row = self.group_row(group).await?;
         let (kind, name) = parse_login_name(member);
         let principal = self.principal_row(kind, name).await?;
-        if !self.meta.remove_group_member(row.id, principal.id).await? {
+        if !self
+            .identity
+            .remove_group_member(row.id, principal.id)
+            .await?
+        {
             return Err(Error::NotFound(format!(
                 "{member:?} is not a member of group {group:?}"
             )));

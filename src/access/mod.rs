@@ -32,7 +32,7 @@ use crate::auth::scope::{Scope, ANY_ACTION, REGISTRY, REPOSITORY};
 use crate::auth::token::{Claims, ResourceAccess, ScanGrant, TokenError, TokenType};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::meta::{now_millis, Meta, PrincipalRow};
+use crate::meta::{now_millis, Audit, IdentityStore, Meta, PrincipalRow};
 use crate::policy::{
     evaluate, Action, Decision, Identity, ImplicitDenyReason, PolicyDocument, PolicyKind,
     PolicySet, RequestContext, ScopeAction,
@@ -290,7 +290,9 @@ pub struct RequestFacts {
 
 /// Authentication and authorization for both APIs and the token endpoint.
 pub struct Access {
-    meta: Meta,
+    /// Principals, keys, policies, settings and signing keys.
+    identity: IdentityStore,
+    audit: Audit,
     registry_id: String,
     region: String,
     service: String,
@@ -341,9 +343,11 @@ impl Access {
 
     /// Loads (or creates) the signing keys; everything else is read on demand.
     pub async fn open(meta: Meta, config: &Config) -> Result<Access> {
-        let keys = SigningKeys::load(&meta, &config.auth.signing_key_file).await?;
+        let identity = meta.identity();
+        let keys = SigningKeys::load(&identity, &config.auth.signing_key_file).await?;
         Ok(Access {
-            meta,
+            identity,
+            audit: meta.audit(),
             registry_id: config.registry_id.clone(),
             region: config.region.clone(),
             service: config.auth.service.clone(),
@@ -393,7 +397,7 @@ impl Access {
         if let Some(hit) = self.settings.get(&name) {
             return Ok(hit);
         }
-        let value = self.meta.setting(name).await?;
+        let value = self.identity.setting(name).await?;
         self.settings.insert(name, value.clone());
         Ok(value)
     }
@@ -404,7 +408,7 @@ impl Access {
     }
 
     pub async fn set_create_on_push(&self, on: bool) -> Result<()> {
-        self.meta
+        self.identity
             .put_setting(CREATE_ON_PUSH, if on { "true" } else { "false" })
             .await?;
         self.settings.remove(&CREATE_ON_PUSH);
@@ -423,7 +427,7 @@ impl Access {
         if let Some(hit) = self.principals.get(&key) {
             return Ok(hit);
         }
-        let loaded = match self.meta.principal(kind.as_str(), name).await? {
+        let loaded = match self.identity.principal(kind.as_str(), name).await? {
             Some(row) => Some(Arc::new(self.principal_from_row(kind, row).await?)),
             None => None,
         };
@@ -436,7 +440,7 @@ impl Access {
         kind: PrincipalKind,
         row: PrincipalRow,
     ) -> Result<Principal> {
-        let groups = self.meta.groups_of(row.id).await?;
+        let groups = self.identity.groups_of(row.id).await?;
         let mut identity = match kind {
             PrincipalKind::User => Identity::user(&self.registry_id, &row.name),
             PrincipalKind::Robot => Identity::robot(&self.registry_id, &row.name),
@@ -624,7 +628,7 @@ impl Access {
             return Ok(hit);
         }
         let usable = self
-            .meta
+            .identity
             .access_key(&key_id)
             .await?
             .is_some_and(|(key, _)| key.active);
@@ -640,7 +644,12 @@ impl Access {
     ) -> Result<Claims, TokenError> {
         match verify(&self.keys.ring(), self.now()) {
             Err(TokenError::UnknownKey) => {
-                if self.keys.reload_if_stale(&self.meta).await.unwrap_or(false) {
+                if self
+                    .keys
+                    .reload_if_stale(&self.identity)
+                    .await
+                    .unwrap_or(false)
+                {
                     verify(&self.keys.ring(), self.now())
                 } else {
                     Err(TokenError::UnknownKey)
@@ -707,14 +716,14 @@ impl Access {
     /// Inactive keys are refused like unknown ones (as IAM refuses them).
     pub async fn access_key(&self, key_id: &str) -> Result<Option<(Arc<Principal>, String)>> {
         let Some((key, secret)) = self
-            .meta
+            .identity
             .access_key(key_id)
             .await?
             .filter(|(k, _)| k.active)
         else {
             return Ok(None);
         };
-        let Some(row) = self.meta.principal_by_id(key.principal_id).await? else {
+        let Some(row) = self.identity.principal_by_id(key.principal_id).await? else {
             return Ok(None);
         };
         let kind = if row.kind == "robot" {
@@ -733,7 +742,7 @@ impl Access {
     /// The stored text of a policy, exactly as saved.
     pub async fn policy_text(&self, target: &PolicyTarget) -> Result<Option<String>> {
         let (scope, key, _) = target.slot();
-        self.meta.policy(scope, &key).await
+        self.identity.policy(scope, &key).await
     }
 
     /// Validates and stores a policy (replacing any earlier one); a document Berth could not
@@ -742,7 +751,7 @@ impl Access {
         let (scope, key, kind) = target.slot();
         let document = PolicyDocument::parse(text, kind)
             .map_err(|e| Error::InvalidParameter(format!("invalid policy document: {e}")))?;
-        self.meta.put_policy(scope, &key, text).await?;
+        self.identity.put_policy(scope, &key, text).await?;
         self.policies.remove(&(scope, key));
         self.decisions.clear();
         self.scope_decisions.clear();
@@ -752,9 +761,9 @@ impl Access {
     /// Removes a policy; the stored text, or `None` if there was none.
     pub async fn delete_policy(&self, target: &PolicyTarget) -> Result<Option<String>> {
         let (scope, key, _) = target.slot();
-        let text = self.meta.policy(scope, &key).await?;
+        let text = self.identity.policy(scope, &key).await?;
         if text.is_some() {
-            self.meta.delete_policy(scope, &key).await?;
+            self.identity.delete_policy(scope, &key).await?;
         }
         self.policies.remove(&(scope, key));
         self.decisions.clear();
@@ -782,7 +791,7 @@ impl Access {
         if let Some(hit) = self.policies.get(&key) {
             return Ok(hit);
         }
-        let document = match self.meta.policy(scope, &key.1).await? {
+        let document = match self.identity.policy(scope, &key.1).await? {
             Some(text) => match PolicyDocument::parse(&text, kind) {
                 Ok(doc) => Some(Arc::new(doc)),
                 Err(e) => {
@@ -1123,14 +1132,14 @@ impl Access {
 
     /// Re-reads the signing keys (periodically, so rotations on other replicas arrive).
     pub async fn reload_keys(&self) -> Result<()> {
-        self.keys.reload(&self.meta).await
+        self.keys.reload(&self.identity).await
     }
 
     /// Starts signing with a new key; the previous keys verify until the longest-lived token
     /// they may have signed has expired. Returns the new key id.
     pub async fn rotate_signing_key(&self) -> Result<String> {
         let overlap = MIN_KEY_OVERLAP.max(self.refresh_token_ttl);
-        self.keys.rotate(&self.meta, overlap).await
+        self.keys.rotate(&self.identity, overlap).await
     }
 
     /// Key ids currently accepted, the signing one first.

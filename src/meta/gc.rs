@@ -13,9 +13,10 @@
 //! Either the PUT commits first (GC then sees the new reference and keeps the blob) or GC does
 //! (the PUT then finds the blob gone). Lock order everywhere: queue row, then blob or manifest row.
 
+use super::GcReviews;
 use sqlx::{Any, Row, Transaction};
 
-use super::{now_millis, Dialect, Meta};
+use super::{now_millis, Dialect};
 use crate::error::Result;
 
 impl Dialect {
@@ -196,12 +197,12 @@ pub struct GcQueueStats {
     pub manifest_due: i64,
 }
 
-impl Meta {
+impl GcReviews {
     /// Whether a blob row still points at storage key `key`.
     pub async fn blob_object_listed(&self, key: &str) -> Result<bool> {
         let row = sqlx::query("SELECT 1 AS one FROM blobs WHERE object_key = $1 LIMIT 1")
             .bind(key)
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.meta.write)
             .await?;
         Ok(row.is_some())
     }
@@ -210,11 +211,11 @@ impl Meta {
     /// while any manifest of any repository references it (config or layer), or while it was
     /// committed or linked within the grace period.
     pub async fn review_next_blob(&self, now: i64) -> Result<ReviewOutcome<BlobReview>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(&format!(
             "DELETE FROM gc_blob_review_queue WHERE digest = (SELECT digest FROM gc_blob_review_queue \
              WHERE review_after < $1 ORDER BY review_after LIMIT 1{}) RETURNING digest",
-            self.dialect.lock("FOR UPDATE SKIP LOCKED")
+            self.meta.dialect.lock("FOR UPDATE SKIP LOCKED")
         ))
         .bind(now)
         .fetch_optional(&mut *tx)
@@ -225,7 +226,7 @@ impl Meta {
         let digest: String = row.try_get("digest")?;
         let blob = sqlx::query(&format!(
             "SELECT size, object_key, created_at FROM blobs WHERE digest = $1{}",
-            self.dialect.lock("FOR UPDATE")
+            self.meta.dialect.lock("FOR UPDATE")
         ))
         .bind(&digest)
         .fetch_optional(&mut *tx)
@@ -234,7 +235,7 @@ impl Meta {
             tx.commit().await?;
             return Ok(ReviewOutcome::Kept);
         };
-        let young_after = now.saturating_sub(self.gc_grace_ms);
+        let young_after = now.saturating_sub(self.meta.gc_grace_ms);
         let used = sqlx::query(
             "SELECT 1 AS one FROM manifest_references WHERE child_digest = $1 AND kind <> 'manifest' LIMIT 1",
         )
@@ -280,12 +281,12 @@ impl Meta {
     /// repository holds and whose subject is not in the repository. Top-level manifests are never
     /// deleted here.
     pub async fn review_next_manifest(&self, now: i64) -> Result<ReviewOutcome<ManifestReview>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(&format!(
             "DELETE FROM gc_manifest_review_queue WHERE manifest_id = (SELECT manifest_id \
              FROM gc_manifest_review_queue WHERE review_after < $1 ORDER BY review_after LIMIT 1{}) \
              RETURNING manifest_id, repository_id",
-            self.dialect.lock("FOR UPDATE SKIP LOCKED")
+            self.meta.dialect.lock("FOR UPDATE SKIP LOCKED")
         ))
         .bind(now)
         .fetch_optional(&mut *tx)
@@ -297,7 +298,7 @@ impl Meta {
         let repository_id: i64 = row.try_get("repository_id")?;
         let manifest = sqlx::query(&format!(
             "SELECT digest, subject_digest FROM manifests WHERE id = $1{}",
-            self.dialect.lock("FOR UPDATE")
+            self.meta.dialect.lock("FOR UPDATE")
         ))
         .bind(manifest_id)
         .fetch_optional(&mut *tx)
@@ -349,7 +350,7 @@ impl Meta {
             repository_id,
             manifest_id,
             &digest,
-            self.review_after(),
+            self.meta.review_after(),
         )
         .await?;
         sqlx::query("UPDATE maintenance SET epoch = epoch + 1 WHERE id = 1")
@@ -365,7 +366,10 @@ impl Meta {
     /// Queue lengths, and how many rows are due at `now`.
     pub async fn gc_queue_stats(&self, now: i64) -> Result<GcQueueStats> {
         let count = |sql: &'static str| async move {
-            let row = sqlx::query(sql).bind(now).fetch_one(&self.read).await?;
+            let row = sqlx::query(sql)
+                .bind(now)
+                .fetch_one(&self.meta.read)
+                .await?;
             Ok::<i64, crate::error::Error>(row.try_get("n")?)
         };
         Ok(GcQueueStats {

@@ -2,11 +2,12 @@
 //! policy documents, signing keys and settings. Access-key secrets and signing keys are stored
 //! encrypted (see `secrets`), each bound to its row; this module encrypts and decrypts them.
 
+use super::{Audit, IdentityStore};
 use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{now_millis, Meta};
+use super::now_millis;
 use crate::error::{Error, Result};
 use crate::secrets::sealed_key_id;
 
@@ -60,12 +61,12 @@ fn principal_row(r: &sqlx::any::AnyRow) -> Result<PrincipalRow> {
     })
 }
 
-impl Meta {
+impl IdentityStore {
     pub async fn principal(&self, kind: &str, name: &str) -> Result<Option<PrincipalRow>> {
         let row = sqlx::query("SELECT * FROM principals WHERE kind = $1 AND name = $2")
             .bind(kind)
             .bind(name)
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.meta.write)
             .await?;
         row.as_ref().map(principal_row).transpose()
     }
@@ -86,7 +87,7 @@ impl Meta {
         .bind(name)
         .bind(password_hash)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?
         .rows_affected()
             == 1;
@@ -105,7 +106,7 @@ impl Meta {
         )
         .bind(password_hash)
         .bind(principal_id)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -124,9 +125,9 @@ impl Meta {
         )
         .bind(key_id)
         .bind(principal_id)
-        .bind(self.secrets()?.seal(secret, &access_key_context(key_id)))
+        .bind(self.meta.secrets()?.seal(secret, &access_key_context(key_id)))
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -139,11 +140,12 @@ impl Meta {
              WHERE key_id = $1",
         )
         .bind(key_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = row.try_get("secret")?;
         let secret = self
+            .meta
             .secrets()?
             .open(&stored, &access_key_context(key_id))
             .map_err(|e| Error::Internal(format!("the secret of access key {key_id}: {e}")))?;
@@ -163,7 +165,7 @@ impl Meta {
         .bind(if active { ACTIVE } else { INACTIVE })
         .bind(principal_id)
         .bind(key_id)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -179,7 +181,7 @@ impl Meta {
         .bind(target)
         .bind(document)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -189,7 +191,7 @@ impl Meta {
         let done = sqlx::query("DELETE FROM policies WHERE scope = $1 AND target = $2")
             .bind(scope)
             .bind(target)
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -198,7 +200,7 @@ impl Meta {
         let row = sqlx::query("SELECT document FROM policies WHERE scope = $1 AND target = $2")
             .bind(scope)
             .bind(target)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.meta.read)
             .await?;
         row.map(|r| Ok(r.try_get("document")?)).transpose()
     }
@@ -213,7 +215,7 @@ impl Meta {
         .bind(scope)
         .bind(keep)
         .bind(format!("%{marker}%"))
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         Ok(row.is_some())
     }
@@ -232,7 +234,7 @@ impl Meta {
         .bind(scope)
         .bind(keep)
         .bind(format!("%{marker}%"))
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected())
     }
@@ -273,7 +275,7 @@ impl StoredSecret {
 }
 
 /// Encryption of stored secrets as a whole: the start-up pass and rotation.
-impl Meta {
+impl IdentityStore {
     /// Encrypts every secret still stored in plaintext (rows an older Berth wrote) and, with
     /// `reencrypt`, moves every secret encrypted with an older key to the current one (`berth
     /// secrets rotate`), in one transaction. Idempotent, and safe when replicas run it at once
@@ -281,8 +283,8 @@ impl Meta {
     /// when a stored secret is encrypted with a key the key file lacks (or does not decrypt):
     /// that is a wrong or incomplete key file, and running on would break those credentials.
     pub async fn seal_secrets(&self, reencrypt: bool) -> Result<SealReport> {
-        let secrets = self.secrets()?;
-        let mut tx = self.write.begin().await?;
+        let secrets = self.meta.secrets()?;
+        let mut tx = self.meta.write.begin().await?;
         let mut rows = Vec::new();
         for (table, id_column, secret_column) in [
             ("access_keys", "key_id", "secret"),
@@ -381,11 +383,11 @@ impl Meta {
     /// rewritten with `secure_delete` and the old page versions in the WAL are discarded; on
     /// PostgreSQL the two small tables are rewritten without their dead row versions.
     async fn scrub_replaced_secrets(&self) -> Result<()> {
-        let sql = match self.dialect {
+        let sql = match self.meta.dialect {
             super::Dialect::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
             super::Dialect::Postgres => "VACUUM FULL access_keys, signing_keys",
         };
-        sqlx::query(sql).execute(&self.write).await?;
+        sqlx::query(sql).execute(&self.meta.write).await?;
         Ok(())
     }
 }
@@ -399,11 +401,11 @@ pub struct SigningKeyRow {
     pub retired_at: Option<i64>,
 }
 
-impl Meta {
+impl IdentityStore {
     pub async fn principal_by_id(&self, id: i64) -> Result<Option<PrincipalRow>> {
         let row = sqlx::query("SELECT * FROM principals WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.meta.read)
             .await?;
         row.as_ref().map(principal_row).transpose()
     }
@@ -415,7 +417,7 @@ impl Meta {
              WHERE m.principal_id = $1 ORDER BY g.name",
         )
         .bind(principal_id)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
@@ -431,9 +433,9 @@ impl Meta {
              WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid DESC",
         )
         .bind(now)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
-        let secrets = self.secrets()?;
+        let secrets = self.meta.secrets()?;
         let mut keys = Vec::with_capacity(rows.len());
         for r in &rows {
             let kid: String = r.try_get("kid")?;
@@ -462,9 +464,9 @@ impl Meta {
              ON CONFLICT (kid) DO NOTHING",
         )
         .bind(kid)
-        .bind(self.secrets()?.seal(pem, &signing_key_context(kid)))
+        .bind(self.meta.secrets()?.seal(pem, &signing_key_context(kid)))
         .bind(created_at)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -478,7 +480,7 @@ impl Meta {
         )
         .bind(retire_at)
         .bind(keep)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected())
     }
@@ -486,7 +488,7 @@ impl Meta {
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.meta.read)
             .await?;
         row.map(|r| Ok(r.try_get("value")?)).transpose()
     }
@@ -500,14 +502,14 @@ impl Meta {
         .bind(name)
         .bind(value)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
 }
 
 /// Identity management for the admin API.
-impl Meta {
+impl IdentityStore {
     /// Creates a principal with credential version 1; `None` if `kind`/`name` exists.
     pub async fn create_principal(
         &self,
@@ -525,7 +527,7 @@ impl Meta {
         .bind(password_hash)
         .bind(expires_at)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?
         .rows_affected()
             == 1;
@@ -539,7 +541,7 @@ impl Meta {
     pub async fn principals(&self, kind: &str) -> Result<Vec<PrincipalRow>> {
         let rows = sqlx::query("SELECT * FROM principals WHERE kind = $1 ORDER BY name")
             .bind(kind)
-            .fetch_all(&self.read)
+            .fetch_all(&self.meta.read)
             .await?;
         rows.iter().map(principal_row).collect()
     }
@@ -559,7 +561,7 @@ impl Meta {
         scope: &'static str,
         id: i64,
     ) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         sqlx::query("DELETE FROM policies WHERE scope = $1 AND target = $2")
             .bind(scope)
             .bind(id.to_string())
@@ -580,7 +582,7 @@ impl Meta {
         )
         .bind(name)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?
         .rows_affected()
             == 1;
@@ -593,7 +595,7 @@ impl Meta {
     pub async fn group(&self, name: &str) -> Result<Option<GroupRow>> {
         let row = sqlx::query("SELECT id, name, created_at FROM groups WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.meta.write)
             .await?;
         row.as_ref().map(group_row).transpose()
     }
@@ -601,7 +603,7 @@ impl Meta {
     /// Every group, by name.
     pub async fn groups(&self) -> Result<Vec<GroupRow>> {
         let rows = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY name")
-            .fetch_all(&self.read)
+            .fetch_all(&self.meta.read)
             .await?;
         rows.iter().map(group_row).collect()
     }
@@ -620,7 +622,7 @@ impl Meta {
         )
         .bind(group_id)
         .bind(principal_id)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -631,7 +633,7 @@ impl Meta {
             sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND principal_id = $2")
                 .bind(group_id)
                 .bind(principal_id)
-                .execute(&self.write)
+                .execute(&self.meta.write)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -643,7 +645,7 @@ impl Meta {
              WHERE m.group_id = $1 ORDER BY p.kind DESC, p.name",
         )
         .bind(group_id)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter().map(principal_row).collect()
     }
@@ -662,9 +664,13 @@ impl Meta {
         )
         .bind(key_id)
         .bind(principal_id)
-        .bind(self.secrets()?.seal(secret, &access_key_context(key_id)))
+        .bind(
+            self.meta
+                .secrets()?
+                .seal(secret, &access_key_context(key_id)),
+        )
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -676,7 +682,7 @@ impl Meta {
              WHERE principal_id = $1 ORDER BY created_at, key_id",
         )
         .bind(principal_id)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter().map(access_key_row).collect()
     }
@@ -686,7 +692,7 @@ impl Meta {
         let done = sqlx::query("DELETE FROM access_keys WHERE principal_id = $1 AND key_id = $2")
             .bind(principal_id)
             .bind(key_id)
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -735,7 +741,7 @@ pub struct AuditRow {
 }
 
 /// The audit log.
-impl Meta {
+impl Audit {
     /// Appends an entry (its `id` is ignored and assigned by the database).
     pub async fn insert_audit(&self, entry: &AuditRow) -> Result<()> {
         sqlx::query(
@@ -750,7 +756,7 @@ impl Meta {
         .bind(&entry.detail)
         .bind(entry.source_ip.as_deref())
         .bind(&entry.credential)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -763,7 +769,7 @@ impl Meta {
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| {

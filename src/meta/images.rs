@@ -1,11 +1,11 @@
 //! Image listings for the ECR API: manifests with their tags, push times and sizes, paged by
 //! digest (DescribeImages) or by (digest, tag) (ListImages), and the last-tag delete.
 
+use super::Images;
 use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::Meta;
 use crate::error::Result;
 
 /// Which images a listing includes.
@@ -84,7 +84,7 @@ pub(super) fn placeholders(first: usize, n: usize) -> String {
 /// Most values bound in one `IN (...)` list.
 pub(super) const IN_BATCH: usize = 500;
 
-impl Meta {
+impl Images {
     /// Manifests of the repository with digests after `after`, in digest order, at most `limit`,
     /// with tags and sizes filled in.
     pub async fn image_page(
@@ -103,7 +103,7 @@ impl Meta {
             .bind(repository_id)
             .bind(after.unwrap_or(""))
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(&self.meta.read)
             .await?;
         let mut images = rows.iter().map(image_row).collect::<Result<Vec<_>>>()?;
         self.fill_image_details(repository_id, &mut images).await?;
@@ -118,7 +118,7 @@ impl Meta {
         let row = sqlx::query(&sql)
             .bind(repository_id)
             .bind(digest)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.meta.read)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut images = vec![image_row(&row)?];
@@ -140,7 +140,7 @@ impl Meta {
             for id in batch {
                 query = query.bind(*id);
             }
-            for row in query.fetch_all(&self.read).await? {
+            for row in query.fetch_all(&self.meta.read).await? {
                 tags.entry(row.try_get("manifest_id")?)
                     .or_default()
                     .push(row.try_get("name")?);
@@ -161,7 +161,7 @@ impl Meta {
             for id in batch {
                 query = query.bind(*id);
             }
-            for row in query.fetch_all(&self.read).await? {
+            for row in query.fetch_all(&self.meta.read).await? {
                 sizes.insert(row.try_get("manifest_id")?, row.try_get("size")?);
             }
         }
@@ -200,7 +200,7 @@ impl Meta {
             .bind(after_digest)
             .bind(after_tag)
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(&self.meta.read)
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("digest")?, r.try_get("name")?)))
@@ -223,7 +223,7 @@ impl Meta {
         .bind(repository_id)
         .bind(manifest)
         .bind(blob)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         Ok(row.is_some())
     }
@@ -237,7 +237,7 @@ impl Meta {
         )
         .bind(repository_id)
         .bind(digest)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("digest")?)).collect()
     }
@@ -246,7 +246,7 @@ impl Meta {
     /// references it, the manifest too (ECR's rule), in one transaction. `None` if the tag did
     /// not exist.
     pub async fn untag_and_prune(&self, repository_id: i64, tag: &str) -> Result<Option<Untagged>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(
             "SELECT m.id, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id \
              WHERE t.repository_id = $1 AND t.name = $2",
@@ -281,7 +281,7 @@ impl Meta {
                 repository_id,
                 manifest_id,
                 &digest,
-                self.review_after(),
+                self.meta.review_after(),
             )
             .await?;
         } else {
@@ -289,7 +289,7 @@ impl Meta {
                 &mut tx,
                 manifest_id,
                 repository_id,
-                self.review_after(),
+                self.meta.review_after(),
                 "tag_delete",
             )
             .await?;

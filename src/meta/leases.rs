@@ -8,11 +8,12 @@
 //! released its leases at shutdown, or never beat), or at once when the holder ran on the same
 //! host and its process is gone. A process releases its leases when it shuts down gracefully.
 
+use super::Leases;
 use std::time::Duration;
 
 use sqlx::Row;
 
-use super::{now_millis, Meta};
+use super::now_millis;
 use crate::error::Result;
 
 /// How often a running server writes its heartbeat.
@@ -89,7 +90,7 @@ fn process_exists(pid: i64) -> bool {
     std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-impl Meta {
+impl Leases {
     /// Writes `holder`'s heartbeat (now), and forgets heartbeats silent for a day. Also the
     /// readiness probe of database writes: it is a real write.
     pub async fn heartbeat(&self, holder: &LeaseHolder) -> Result<()> {
@@ -106,11 +107,11 @@ impl Meta {
         .bind(&holder.host)
         .bind(holder.pid)
         .bind(now)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         sqlx::query("DELETE FROM replicas WHERE heartbeat_at < $1")
             .bind(now.saturating_sub(FORGET_REPLICAS_AFTER.as_millis() as i64))
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?;
         Ok(())
     }
@@ -145,7 +146,7 @@ impl Meta {
         .bind(until)
         .bind(now)
         .bind(silent_since)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?
         .rows_affected()
             == 1;
@@ -158,7 +159,7 @@ impl Meta {
              WHERE l.name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         let Some(current) = current else {
             return Ok(false);
@@ -176,7 +177,7 @@ impl Meta {
         .bind(until)
         .bind(name)
         .bind(&previous)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         if done.rows_affected() == 1 {
             tracing::info!(
@@ -194,11 +195,11 @@ impl Meta {
     pub async fn release_leases(&self, holder: &LeaseHolder) -> Result<()> {
         sqlx::query("DELETE FROM leases WHERE holder = $1")
             .bind(&holder.id)
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?;
         sqlx::query("DELETE FROM replicas WHERE id = $1")
             .bind(&holder.id)
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?;
         Ok(())
     }

@@ -2,11 +2,12 @@
 //! policy is evaluated over, expiring one image (with its referrers and orphaned index children)
 //! and the lifecycle audit log; and the batched last-pull writes.
 
+use super::Lifecycle;
 use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::{now_millis, Meta};
+use super::now_millis;
 use crate::error::Result;
 
 /// A stored lifecycle policy.
@@ -70,14 +71,14 @@ fn json_list(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-impl Meta {
+impl Lifecycle {
     pub async fn lifecycle_policy(&self, repository_id: i64) -> Result<Option<LifecyclePolicyRow>> {
         let row = sqlx::query(
             "SELECT policy_text, updated_at, last_evaluated_at FROM lifecycle_policies \
              WHERE repository_id = $1",
         )
         .bind(repository_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         row.map(|r| {
             Ok(LifecyclePolicyRow {
@@ -99,7 +100,7 @@ impl Meta {
         .bind(repository_id)
         .bind(text)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -114,7 +115,7 @@ impl Meta {
              RETURNING policy_text, updated_at, last_evaluated_at",
         )
         .bind(repository_id)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.meta.write)
         .await?;
         row.map(|r| {
             Ok(LifecyclePolicyRow {
@@ -133,7 +134,7 @@ impl Meta {
         )
         .bind(repository_id)
         .bind(at)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -144,7 +145,7 @@ impl Meta {
             "SELECT r.id, r.name FROM lifecycle_policies p JOIN repositories r ON r.id = p.repository_id \
              ORDER BY r.name",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
@@ -166,7 +167,7 @@ impl Meta {
         .bind(policy_text)
         .bind(result)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -179,7 +180,7 @@ impl Meta {
             "SELECT policy_text, result, created_at FROM lifecycle_previews WHERE repository_id = $1",
         )
         .bind(repository_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         row.map(|r| {
             Ok(LifecyclePreviewRow {
@@ -207,7 +208,7 @@ impl Meta {
              ORDER BY m.pushed_at, m.digest",
         )
         .bind(repository_id)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         let mut images = rows
             .iter()
@@ -225,7 +226,7 @@ impl Meta {
             "SELECT manifest_id, name FROM tags WHERE repository_id = $1 ORDER BY name",
         )
         .bind(repository_id)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         let mut by_id: HashMap<i64, Vec<String>> = HashMap::new();
         for r in &tags {
@@ -253,7 +254,7 @@ impl Meta {
         expected_tags: &[String],
         rule_priority: u32,
     ) -> Result<ExpireOutcome> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         // A no-op update locks the manifest row (as `put_manifest` does), so a push that tags
         // this manifest concurrently waits for the expiry, or the expiry sees its tag.
         let Some(row) = sqlx::query(
@@ -376,7 +377,7 @@ impl Meta {
         .bind(after)
         .bind(repository.unwrap_or(""))
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -405,7 +406,7 @@ impl Meta {
             for id in chunk {
                 query = query.bind(*id);
             }
-            query.execute(&self.write).await?;
+            query.execute(&self.meta.write).await?;
         }
         Ok(())
     }
@@ -413,7 +414,7 @@ impl Meta {
     /// Tells other processes' metadata caches to drop everything (as `fsck --repair` does).
     pub async fn bump_maintenance_epoch(&self) -> Result<()> {
         sqlx::query("UPDATE maintenance SET epoch = epoch + 1 WHERE id = 1")
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?;
         Ok(())
     }

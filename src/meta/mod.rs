@@ -1,18 +1,24 @@
-//! The metadata store: repositories, blobs and their links, manifests, tags, upload sessions and
-//! leases in SQL. One SQL text for SQLite and PostgreSQL through sqlx's Any driver; the dialects
-//! differ only in their migration folders. Depends on `oci`, `error`, the pure tag mutability
+//! The metadata store: repositories, blobs and their links, manifests, tags, upload sessions,
+//! identity, scans, lifecycle, pull-through state and leases in SQL, as one store per aggregate
+//! ([`Repositories`], [`Uploads`], [`BlobIndex`], [`Manifests`], [`Scans`], ...) over one
+//! database handle ([`Meta`]: connections, dialect, migrations). One SQL text for SQLite and
+//! PostgreSQL through sqlx's Any driver; the dialects differ only in their migration folders. Depends on `oci`, `error`, the pure tag mutability
 //! rules of `policy::mutability` (enforced inside the transaction that moves a tag) and
 //! `secrets` (access-key secrets and signing keys are encrypted before they reach SQL).
 
+mod blobs;
 mod gc;
 mod identity;
 mod images;
 mod leases;
 mod lifecycle;
+mod manifests;
 mod pull_through;
+mod repositories;
 mod resource_tags;
 mod scan;
 mod templates;
+mod uploads;
 
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AccessKeyRow, AuditRow, GroupRow, PrincipalRow, SealReport, SigningKeyRow};
@@ -60,8 +66,10 @@ pub enum Dialect {
     Postgres,
 }
 
-/// The metadata store. On SQLite, writes go through a one-connection pool so that transactions
-/// queue in-process instead of failing with SQLITE_BUSY; on PostgreSQL both pools are the same.
+/// The metadata database: its connections and dialect, and the stores of its aggregates
+/// (`meta.scans()`, ...). On SQLite, writes go through a one-connection pool so that
+/// transactions queue in-process instead of failing with SQLITE_BUSY; on PostgreSQL both pools
+/// are the same.
 #[derive(Clone)]
 pub struct Meta {
     read: AnyPool,
@@ -74,6 +82,59 @@ pub struct Meta {
     /// Encrypts access-key secrets and signing keys on the way in and decrypts them on the way
     /// out; without it those rows can be neither written nor read.
     secrets: Option<Arc<Keyring>>,
+}
+
+/// Declares the stores, one per aggregate. Each holds the database handle privately and offers
+/// only its aggregate's operations, so a service is built with the stores it needs and no more;
+/// every store runs the one SQL text on both dialects.
+macro_rules! stores {
+    ($($(#[$doc:meta])* $store:ident => $accessor:ident;)+) => {$(
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $store {
+            meta: Meta,
+        }
+
+        impl Meta {
+            $(#[$doc])*
+            pub fn $accessor(&self) -> $store {
+                $store { meta: self.clone() }
+            }
+        }
+    )+};
+}
+
+stores! {
+    /// Repositories and their settings.
+    Repositories => repositories;
+    /// Upload sessions.
+    Uploads => uploads;
+    /// Which blobs exist, where, and in which repositories.
+    BlobIndex => blob_index;
+    /// Manifests, tags and referrers.
+    Manifests => manifests;
+    /// Images as ECR lists them (tags, sizes, pull times), and untagging.
+    Images => images;
+    /// The garbage collector's review queues.
+    GcReviews => gc_reviews;
+    /// Lifecycle policies, previews, expiry and its audit trail, recorded pulls, the
+    /// maintenance epoch.
+    Lifecycle => lifecycle;
+    /// Scan configuration, jobs, findings, pull gates and the event outbox.
+    Scans => scans;
+    /// Pull-through rules, tag checks, fill leases and cached sizes.
+    PullThroughCache => pull_through_cache;
+    /// Repository creation templates.
+    Templates => templates;
+    /// Resource tags of repositories.
+    ResourceTags => resource_tags;
+    /// Users, robots, groups, access keys, identity and repository policies, settings and
+    /// signing keys.
+    IdentityStore => identity;
+    /// The audit log.
+    Audit => audit;
+    /// Leases for single passes and the heartbeats that keep them.
+    Leases => leases;
 }
 
 /// The default GC grace period: 24 hours.
@@ -546,838 +607,12 @@ impl Meta {
         self.read.close().await;
     }
 
-    // --- repositories -------------------------------------------------------------------------
-
-    pub async fn repository_id(&self, name: &RepoName) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| r.try_get("id")).transpose()?)
-    }
-
-    /// The repository's id, creating the repository on first use.
-    pub async fn ensure_repository(&self, name: &RepoName) -> Result<i64> {
-        if let Some(id) = self.repository_id(name).await? {
-            return Ok(id);
-        }
-        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name.as_str())
-            .bind(now_millis())
-            .execute(&self.write)
-            .await?;
-        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_one(&self.write)
-            .await?;
-        Ok(row.try_get("id")?)
-    }
-
-    /// Repository names in lexical order after `last`, at most `limit`.
-    pub async fn list_repositories(&self, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
-                .bind(last.unwrap_or(""))
-                .bind(limit)
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
-    }
-
     /// The maintenance epoch, bumped by out-of-process repairs (see `jobs::watch_maintenance`).
     pub async fn maintenance_epoch(&self) -> Result<i64> {
         let row = sqlx::query("SELECT epoch FROM maintenance WHERE id = 1")
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get("epoch")?)
-    }
-
-    // --- uploads ------------------------------------------------------------------------------
-
-    pub async fn create_upload(
-        &self,
-        id: &str,
-        repository_id: i64,
-        algorithm: &str,
-        staging: &str,
-    ) -> Result<()> {
-        let now = now_millis();
-        sqlx::query(
-            "INSERT INTO uploads (id, repository_id, algorithm, size, staging, created_at, updated_at) \
-             VALUES ($1, $2, $3, 0, $4, $5, $5)",
-        )
-        .bind(id)
-        .bind(repository_id)
-        .bind(algorithm)
-        .bind(staging)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    /// The upload session `id` if it belongs to `repository_id`.
-    pub async fn upload(&self, id: &str, repository_id: i64) -> Result<Option<UploadRow>> {
-        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1 AND repository_id = $2")
-            .bind(id)
-            .bind(repository_id)
-            .fetch_optional(&self.write)
-            .await?;
-        row.as_ref().map(upload_row).transpose()
-    }
-
-    /// Moves the upload's size from `expected` to `new`; false when another writer moved it first.
-    /// (With the new staging record and hash state, so any replica can continue.)
-    pub async fn advance_upload(
-        &self,
-        id: &str,
-        expected: u64,
-        new: u64,
-        staging: &str,
-        hash_state: &[u8],
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE uploads SET size = $1, staging = $2, hash_state = $3, updated_at = $4 \
-             WHERE id = $5 AND size = $6",
-        )
-        .bind(new as i64)
-        .bind(staging)
-        .bind(hash_state)
-        .bind(now_millis())
-        .bind(id)
-        .bind(expected as i64)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn delete_upload(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Every upload session (for fsck).
-    pub async fn all_uploads(&self) -> Result<Vec<UploadRow>> {
-        let rows = sqlx::query("SELECT * FROM uploads")
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(upload_row).collect()
-    }
-
-    /// Upload sessions last touched before `before` (Unix ms).
-    pub async fn stale_uploads(&self, before: i64, limit: i64) -> Result<Vec<UploadRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2")
-                .bind(before)
-                .bind(limit)
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter().map(upload_row).collect()
-    }
-
-    /// Makes a verified upload a blob of the repository and ends the session, in one transaction.
-    /// On SQLite, concurrent commits are grouped into one transaction (one fsync for many blobs);
-    /// each caller still gets its answer only after its rows are durable.
-    pub async fn commit_blob(
-        &self,
-        upload_id: &str,
-        repository_id: i64,
-        digest: &Digest,
-        size: u64,
-        object_key: &str,
-        verify_path: Option<std::path::PathBuf>,
-    ) -> Result<BlobCommit> {
-        let request = BlobCommitRequest {
-            upload_id: upload_id.to_owned(),
-            repository_id,
-            digest: digest.to_string(),
-            size,
-            object_key: object_key.to_owned(),
-            review_after: self.review_after(),
-            verify_path,
-        };
-        if let Some(committer) = &self.committer {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            committer
-                .send((request, reply))
-                .await
-                .map_err(|_| Error::Unavailable("metadata database is shutting down".into()))?;
-            return answer
-                .await
-                .map_err(|_| Error::Internal("blob committer stopped".into()))?;
-        }
-        let mut tx = self.write.begin().await?;
-        let outcome = commit_blob_in(&mut tx, &request, self.dialect).await?;
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    // --- blobs --------------------------------------------------------------------------------
-
-    /// The blob if it is visible in the repository.
-    pub async fn blob_in_repository(
-        &self,
-        repository_id: i64,
-        digest: &Digest,
-    ) -> Result<Option<BlobRow>> {
-        let row = sqlx::query(
-            "SELECT b.digest, b.size, b.object_key FROM repository_blobs rb \
-             JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = $1 AND rb.digest = $2",
-        )
-        .bind(repository_id)
-        .bind(digest.to_string())
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| {
-            Ok(BlobRow {
-                digest: r.try_get("digest")?,
-                size: r.try_get::<i64, _>("size")? as u64,
-                object_key: r.try_get("object_key")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Whether the blob is linked to any repository.
-    pub async fn blob_linked_anywhere(&self, digest: &Digest) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 AS one FROM repository_blobs WHERE digest = $1 LIMIT 1")
-            .bind(digest.to_string())
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    /// Creates the repository; false if it existed.
-    pub async fn create_repository(&self, name: &RepoName) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name.as_str())
-        .bind(now_millis())
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Creates the repository with its settings, in one transaction (a crash never leaves a
-    /// repository without the settings it was created with); false if it existed (and then
-    /// nothing changes).
-    pub async fn create_repository_with(
-        &self,
-        name: &RepoName,
-        settings: &NewRepository,
-    ) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING \
-             RETURNING id",
-        )
-        .bind(name.as_str())
-        .bind(now_millis())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = created else {
-            return Ok(false);
-        };
-        let id: i64 = row.try_get("id")?;
-        let now = now_millis();
-        if settings.tag_mutability != TagMutability::default() {
-            set_tag_mutability_in(&mut tx, id, &settings.tag_mutability).await?;
-        }
-        if settings.scan_on_push {
-            sqlx::query(
-                "INSERT INTO repository_scanning (repository_id, scan_on_push, updated_at) \
-                 VALUES ($1, 1, $2)",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (key, value) in &settings.resource_tags {
-            sqlx::query(
-                "INSERT INTO repository_tags (repository_id, tag_key, tag_value, updated_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(key)
-            .bind(value)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(text) = &settings.lifecycle_policy {
-            sqlx::query(
-                "INSERT INTO lifecycle_policies (repository_id, policy_text, updated_at) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(text) = &settings.repository_policy {
-            // Upsert: the policy of a deleted repository of that name may still be stored.
-            sqlx::query(
-                "INSERT INTO policies (scope, target, document, updated_at) \
-                 VALUES ('repository', $1, $2, $3) ON CONFLICT (scope, target) DO UPDATE SET \
-                 document = excluded.document, updated_at = excluded.updated_at",
-            )
-            .bind(name.as_str())
-            .bind(text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Replaces the repository's tag mutability setting. Pushes that already read the old
-    /// setting in their transaction finish under it.
-    pub async fn set_tag_mutability(
-        &self,
-        repository_id: i64,
-        setting: &TagMutability,
-    ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        set_tag_mutability_in(&mut tx, repository_id, setting).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn repository_row(&self, name: &RepoName) -> Result<Option<RepositoryRow>> {
-        let row = sqlx::query(&format!("{REPOSITORY_SELECT} WHERE r.name = $1"))
-            .bind(name.as_str())
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| repository_row(&r)).transpose()
-    }
-
-    pub async fn list_repository_rows(
-        &self,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<RepositoryRow>> {
-        let rows = sqlx::query(&format!(
-            "{REPOSITORY_SELECT} WHERE r.name > $1 ORDER BY r.name LIMIT $2"
-        ))
-        .bind(after.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(repository_row).collect()
-    }
-
-    /// Deletes a repository and (by cascade) its manifests, tags, blob links and upload
-    /// sessions. Unless `force`, only when it holds no manifest; false if it held some.
-    pub async fn delete_repository(&self, id: i64, force: bool) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
-        if !force {
-            let held =
-                sqlx::query("SELECT 1 AS one FROM manifests WHERE repository_id = $1 LIMIT 1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if held.is_some() {
-                return Ok(false);
-            }
-        }
-        gc::enqueue_repository_blobs(&mut tx, id, self.review_after()).await?;
-        sqlx::query("DELETE FROM tags WHERE repository_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM repositories WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Up to `limit` repositories (by name) that link the blob.
-    pub async fn repositories_with_blob(&self, digest: &Digest, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT r.name FROM repository_blobs b JOIN repositories r ON r.id = b.repository_id \
-             WHERE b.digest = $1 ORDER BY r.name LIMIT $2",
-        )
-        .bind(digest.to_string())
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
-    }
-
-    /// Every stored blob (for fsck).
-    pub async fn all_blobs(&self) -> Result<Vec<BlobRow>> {
-        let rows = sqlx::query("SELECT digest, size, object_key FROM blobs")
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(BlobRow {
-                    digest: r.try_get("digest")?,
-                    size: r.try_get::<i64, _>("size")? as u64,
-                    object_key: r.try_get("object_key")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Forgets a blob whose bytes are lost: unlinks it from every repository and deletes its row,
-    /// so the next push stores it again. Returns the repositories and manifests that referenced it.
-    pub async fn forget_blob(&self, digest: &str) -> Result<(Vec<String>, Vec<String>)> {
-        let mut tx = self.write.begin().await?;
-        let repos = sqlx::query(
-            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
-             WHERE rb.digest = $1 ORDER BY r.name",
-        )
-        .bind(digest)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("name"))
-        .collect::<Result<Vec<_>, _>>()?;
-        let manifests = sqlx::query(
-            "SELECT r.name || '@' || m.digest AS reference FROM manifest_references mr \
-             JOIN manifests m ON m.id = mr.manifest_id JOIN repositories r ON r.id = m.repository_id \
-             WHERE mr.child_digest = $1 ORDER BY 1",
-        )
-        .bind(digest)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("reference"))
-        .collect::<Result<Vec<_>, _>>()?;
-        sqlx::query("DELETE FROM repository_blobs WHERE digest = $1")
-            .bind(digest)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM blobs WHERE digest = $1")
-            .bind(digest)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE maintenance SET epoch = epoch + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok((repos, manifests))
-    }
-
-    /// Links an existing blob into a repository (cross-repository mount); false if the blob is
-    /// gone (garbage-collected meanwhile). Postpones the blob's GC review and holds the blob row
-    /// against a concurrent GC until the link commits.
-    pub async fn link_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let digest = digest.to_string();
-        let mut tx = self.write.begin().await?;
-        gc::enqueue_blob(&mut tx, &digest, self.review_after(), "blob_link").await?;
-        let exists = sqlx::query(&format!(
-            "SELECT digest FROM blobs WHERE digest = $1{}",
-            self.dialect.lock("FOR SHARE")
-        ))
-        .bind(&digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if exists.is_none() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repository_id)
-        .bind(&digest)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Removes the blob from the repository; the bytes stay for other repositories (and GC).
-    pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let digest = digest.to_string();
-        let mut tx = self.write.begin().await?;
-        let done =
-            sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
-                .bind(repository_id)
-                .bind(&digest)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if done {
-            gc::enqueue_blob(&mut tx, &digest, self.review_after(), "blob_unlink").await?;
-        }
-        tx.commit().await?;
-        Ok(done)
-    }
-
-    /// Of `digests`, those visible as blobs in the repository, with their stored sizes: a
-    /// digest absent from the map is missing. One query per batch rather than one per layer (a
-    /// manifest may list thousands); the size comes from the same join, so checking descriptor
-    /// sizes costs no extra query.
-    pub async fn stored_blob_sizes(
-        &self,
-        repository_id: i64,
-        digests: &[&Digest],
-    ) -> Result<std::collections::HashMap<String, i64>> {
-        let mut sizes = std::collections::HashMap::new();
-        for batch in digests.chunks(500) {
-            let placeholders = (0..batch.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
-                 WHERE rb.repository_id = $1 AND rb.digest IN ({placeholders})"
-            );
-            let mut query = sqlx::query(&sql).bind(repository_id);
-            for d in batch {
-                query = query.bind(d.to_string());
-            }
-            for row in query.fetch_all(&self.read).await? {
-                sizes.insert(
-                    row.try_get::<String, _>("digest")?,
-                    row.try_get::<i64, _>("size")?,
-                );
-            }
-        }
-        Ok(sizes)
-    }
-
-    // --- manifests and tags -------------------------------------------------------------------
-
-    pub async fn manifest_by_digest(
-        &self,
-        repository_id: i64,
-        digest: &Digest,
-    ) -> Result<Option<ManifestRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MANIFEST_COLUMNS} FROM manifests m WHERE m.repository_id = $1 AND m.digest = $2"
-        ))
-        .bind(repository_id)
-        .bind(digest.to_string())
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(manifest_row).transpose()
-    }
-
-    pub async fn manifest_by_tag(
-        &self,
-        repository_id: i64,
-        tag: &Tag,
-    ) -> Result<Option<ManifestRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.id = t.manifest_id \
-             WHERE t.repository_id = $1 AND t.name = $2"
-        ))
-        .bind(repository_id)
-        .bind(tag.as_str())
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(manifest_row).transpose()
-    }
-
-    /// Stores a manifest (idempotent by digest) and points `tags` at it, in one transaction.
-    ///
-    /// Tag immutability is enforced here, inside that transaction: the repository's setting is
-    /// read in it, and a protected tag is written with a conditional upsert that moves nothing
-    /// when the tag exists and points at another manifest. On PostgreSQL the upsert locks the
-    /// tag row (a concurrent first insert of the same tag waits for the other transaction and
-    /// then sees its row), so of two concurrent pushes of different digests exactly one wins;
-    /// SQLite has one writer. A refusal rolls everything back with [`Error::TagImmutable`].
-    pub async fn put_manifest(
-        &self,
-        repository_id: i64,
-        m: &NewManifest,
-        tags: &[Tag],
-    ) -> Result<()> {
-        let now = now_millis();
-        let digest = m.digest.to_string();
-        let mut tx = self.write.begin().await?;
-        let id: i64 = sqlx::query(
-            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, \
-             subject_digest, annotations, depth, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (repository_id, digest) DO UPDATE SET digest = excluded.digest RETURNING id",
-        )
-        // The no-op update (rather than DO NOTHING) returns the id of an existing row and locks
-        // it, so a concurrent delete of the same digest cannot slip between insert and tagging.
-        .bind(repository_id)
-        .bind(&digest)
-        .bind(&m.media_type)
-        .bind(m.artifact_type.as_deref())
-        .bind(m.content.len() as i64)
-        .bind(&m.content[..])
-        .bind(m.subject.as_ref().map(|s| s.to_string()))
-        .bind(m.annotations.as_deref())
-        .bind(m.depth)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        // Pushed on its own: a top-level manifest again, never deleted by GC.
-        sqlx::query("DELETE FROM gc_dependent_manifests WHERE manifest_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        // Tags moving away from another manifest: GC reviews it (before any blob lock is taken,
-        // keeping the lock order queue row, then blob or manifest row).
-        for tag in tags {
-            let old =
-                sqlx::query("SELECT manifest_id FROM tags WHERE repository_id = $1 AND name = $2")
-                    .bind(repository_id)
-                    .bind(tag.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(old) = old {
-                let old: i64 = old.try_get("manifest_id")?;
-                if old != id {
-                    gc::enqueue_manifest(
-                        &mut tx,
-                        old,
-                        repository_id,
-                        self.review_after(),
-                        "tag_switch",
-                    )
-                    .await?;
-                }
-            }
-        }
-        // What the manifest references must exist now and stay until commit: a GC deleting one
-        // of them either finished first (then it is missing here) or waits for this commit (and
-        // then sees the reference).
-        let missing = self
-            .present_in_tx(
-                &mut tx,
-                // Only the blob rows are locked (GC locks them before the links), in one order.
-                "SELECT b.digest FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest \
-                 WHERE rb.repository_id = $1 AND b.digest IN ({}) ORDER BY b.digest",
-                "FOR SHARE OF b",
-                repository_id,
-                &m.required_blobs,
-            )
-            .await?;
-        if !missing.is_empty() {
-            return Err(Error::ManifestBlobUnknown(format!(
-                "manifest references blobs that are not in the repository: {}",
-                missing.join(", ")
-            )));
-        }
-        let missing = self
-            .present_in_tx(
-                &mut tx,
-                "SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN ({}) ORDER BY digest",
-                "FOR SHARE",
-                repository_id,
-                &m.required_manifests,
-            )
-            .await?;
-        if !missing.is_empty() {
-            return Err(Error::ManifestBlobUnknown(format!(
-                "index references manifests that are not in the repository: {}",
-                missing.join(", ")
-            )));
-        }
-        for (child, kind) in &m.references {
-            sqlx::query(
-                "INSERT INTO manifest_references (manifest_id, child_digest, kind) VALUES ($1, $2, $3) \
-                 ON CONFLICT (manifest_id, child_digest) DO NOTHING",
-            )
-            .bind(id)
-            .bind(child)
-            .bind(*kind)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let rules = if tags.is_empty() {
-            None
-        } else {
-            let row = sqlx::query(&format!("{REPOSITORY_SELECT} WHERE r.id = $1"))
-                .bind(repository_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            row.as_ref().map(repository_row).transpose()?
-        };
-        for tag in tags {
-            let protected = rules
-                .as_ref()
-                .filter(|r| r.tag_mutability.is_immutable(tag.as_str()));
-            let sql = if protected.is_some() {
-                // Re-pushing the digest a protected tag already has is a no-op that succeeds.
-                "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repository_id, name) DO UPDATE SET updated_at = tags.updated_at \
-                 WHERE tags.manifest_id = excluded.manifest_id"
-            } else {
-                "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, \
-                 updated_at = excluded.updated_at"
-            };
-            let written = sqlx::query(sql)
-                .bind(repository_id)
-                .bind(tag.as_str())
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if let (Some(repo), 0) = (protected, written) {
-                return Err(Error::TagImmutable(overwrite_refused(
-                    tag.as_str(),
-                    &repo.name,
-                )));
-            }
-        }
-        // Scan on push: queued with the manifest, so a stored image is never left unscanned. An
-        // index queues its platforms' images (pushed before it, possibly while scanning was off).
-        let scannable = scan::is_scannable(&m.media_type, m.artifact_type.as_deref());
-        if (scannable || !m.required_manifests.is_empty())
-            && scan::scan_on_push_in(&mut tx, repository_id).await?
-        {
-            if scannable {
-                scan::queue_in(&mut tx, id, repository_id, false).await?;
-            }
-            scan::queue_children_in(&mut tx, repository_id, &m.required_manifests).await?;
-        }
-        crate::failpoint::pause("manifest.before_commit").await;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Of `digests`, those the query `select` (`{}` the digest list, `$1` the repository) does
-    /// not return, locking the returned rows with `lock` on PostgreSQL.
-    async fn present_in_tx(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        select: &str,
-        lock: &str,
-        repository_id: i64,
-        digests: &[String],
-    ) -> Result<Vec<String>> {
-        let mut present = std::collections::HashSet::new();
-        for batch in digests.chunks(500) {
-            let placeholders = (0..batch.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "{}{}",
-                select.replacen("{}", &placeholders, 1),
-                self.dialect.lock(lock)
-            );
-            let mut query = sqlx::query(&sql).bind(repository_id);
-            for d in batch {
-                query = query.bind(d.as_str());
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                present.insert(row.try_get::<String, _>("digest")?);
-            }
-        }
-        Ok(digests
-            .iter()
-            .filter(|d| !present.contains(*d))
-            .cloned()
-            .collect())
-    }
-
-    /// Deletes a manifest and every tag pointing at it; its blobs, children and referrers are
-    /// queued for GC review.
-    pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let digest = digest.to_string();
-        let mut tx = self.write.begin().await?;
-        // A no-op write: takes SQLite's write lock first and the row lock on PostgreSQL.
-        let row = sqlx::query(
-            "UPDATE manifests SET digest = digest WHERE repository_id = $1 AND digest = $2 RETURNING id",
-        )
-        .bind(repository_id)
-        .bind(&digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let id: i64 = row.try_get("id")?;
-        gc::delete_manifest_in(&mut tx, repository_id, id, &digest, self.review_after()).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Deletes one tag; the manifest stays (GC reviews it, see `gc`).
-    pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
-        let row = sqlx::query(
-            "DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING manifest_id",
-        )
-        .bind(repository_id)
-        .bind(tag.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        gc::enqueue_manifest(
-            &mut tx,
-            row.try_get("manifest_id")?,
-            repository_id,
-            self.review_after(),
-            "tag_delete",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Tag names in lexical order after `last`, at most `limit`.
-    pub async fn list_tags(
-        &self,
-        repository_id: i64,
-        last: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
-        )
-        .bind(repository_id)
-        .bind(last.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
-    }
-
-    /// Manifests in the repository whose `subject` is `digest`, optionally of one artifact type.
-    pub async fn referrers(
-        &self,
-        repository_id: i64,
-        digest: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Vec<ReferrerRow>> {
-        let rows = sqlx::query(
-            "SELECT digest, media_type, size, artifact_type, annotations FROM manifests \
-             WHERE repository_id = $1 AND subject_digest = $2 AND ($3 = '' OR artifact_type = $3) \
-             ORDER BY pushed_at, digest",
-        )
-        .bind(repository_id)
-        .bind(digest.to_string())
-        .bind(artifact_type.unwrap_or(""))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ReferrerRow {
-                    digest: r.try_get("digest")?,
-                    media_type: r.try_get("media_type")?,
-                    size: r.try_get("size")?,
-                    artifact_type: r.try_get("artifact_type")?,
-                    annotations: r.try_get("annotations")?,
-                })
-            })
-            .collect()
     }
 }
 

@@ -1,9 +1,10 @@
 //! Pull-through cache rules, tag revalidation times and the cross-replica single-flight leases
 //! of blob fetches (see `migrations/*/0011_pull_through.sql`).
 
+use super::PullThroughCache;
 use sqlx::Row;
 
-use super::{now_millis, Meta};
+use super::now_millis;
 use crate::error::{Error, Result};
 use crate::policy::pull_through::{parse_upstream_url, PullThroughRule};
 
@@ -57,7 +58,7 @@ fn stored_rule(r: &sqlx::any::AnyRow) -> Result<StoredRule> {
     })
 }
 
-impl Meta {
+impl PullThroughCache {
     /// Stores a new rule; false if one with this prefix exists.
     pub async fn create_pull_through_rule(&self, r: &RuleRecord) -> Result<bool> {
         let now = now_millis();
@@ -75,7 +76,7 @@ impl Meta {
         .bind(r.revalidate_secs)
         .bind(r.quota_bytes)
         .bind(now)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -92,14 +93,14 @@ impl Meta {
         .bind(r.revalidate_secs)
         .bind(r.quota_bytes)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Removes a rule (its cached repositories stay); the removed rule, if there was one.
     pub async fn delete_pull_through_rule(&self, prefix: &str) -> Result<Option<StoredRule>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {RULE_COLUMNS} FROM pull_through_rules WHERE prefix = $1"
         ))
@@ -123,7 +124,7 @@ impl Meta {
         let rows = sqlx::query(&format!(
             "SELECT {RULE_COLUMNS} FROM pull_through_rules ORDER BY prefix"
         ))
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter().map(stored_rule).collect()
     }
@@ -136,7 +137,7 @@ impl Meta {
         )
         .bind(repository_id)
         .bind(tag)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         row.map(|r| Ok((r.try_get("digest")?, r.try_get("checked_at")?)))
             .transpose()
@@ -171,7 +172,7 @@ impl Meta {
         .bind(tag)
         .bind(digest)
         .bind(at)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -190,7 +191,7 @@ impl Meta {
         .bind(format!("{prefix}/"))
         // '0' is the byte after '/': the range holds exactly the names under `prefix/`.
         .bind(format!("{prefix}0"))
-        .fetch_one(&self.read)
+        .fetch_one(&self.meta.read)
         .await?;
         Ok(row.try_get("n")?)
     }
@@ -202,7 +203,7 @@ impl Meta {
         )
         .bind(format!("{prefix}/"))
         .bind(format!("{prefix}0"))
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
@@ -221,7 +222,7 @@ impl Meta {
         .bind(owner)
         .bind(until)
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -231,7 +232,7 @@ impl Meta {
         sqlx::query("DELETE FROM pull_through_fills WHERE digest = $1 AND owner = $2")
             .bind(digest)
             .bind(owner)
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?;
         Ok(())
     }

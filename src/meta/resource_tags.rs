@@ -1,18 +1,19 @@
 //! Resource tags (key/value labels on repositories, as ECR's TagResource keeps them).
 
+use super::ResourceTags;
 use sqlx::Row;
 
-use super::{now_millis, Meta};
+use super::now_millis;
 use crate::error::Result;
 
-impl Meta {
+impl ResourceTags {
     /// The repository's tags, sorted by key.
     pub async fn repository_tags(&self, repository_id: i64) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT tag_key, tag_value FROM repository_tags WHERE repository_id = $1 ORDER BY tag_key",
         )
         .bind(repository_id)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("tag_key")?, r.try_get("tag_value")?)))
@@ -28,7 +29,7 @@ impl Meta {
         max: i64,
     ) -> Result<bool> {
         let now = now_millis();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         for (key, value) in tags {
             sqlx::query(
                 "INSERT INTO repository_tags (repository_id, tag_key, tag_value, updated_at) \
@@ -59,7 +60,7 @@ impl Meta {
 
     /// Removes the tags with these keys (absent keys are ignored).
     pub async fn delete_repository_tags(&self, repository_id: i64, keys: &[String]) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         for key in keys {
             sqlx::query("DELETE FROM repository_tags WHERE repository_id = $1 AND tag_key = $2")
                 .bind(repository_id)

@@ -4,9 +4,10 @@
 //! PostgreSQL, like the GC queues), push its `next_attempt_at` past their timeout (a lease) and
 //! bump `attempts`; the result is written only by the attempt that took the job.
 
+use super::Scans;
 use sqlx::{Any, Row, Transaction};
 
-use super::{now_millis, Meta};
+use super::now_millis;
 use crate::error::Result;
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
 
@@ -186,7 +187,7 @@ pub struct OutboxEvent {
     pub delivered_at: Option<i64>,
 }
 
-impl Meta {
+impl Scans {
     /// Sets a repository's scan-on-push flag.
     pub async fn set_scan_on_push(&self, repository_id: i64, on: bool) -> Result<()> {
         sqlx::query(
@@ -197,7 +198,7 @@ impl Meta {
         .bind(repository_id)
         .bind(i64::from(on))
         .bind(now_millis())
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(())
     }
@@ -207,7 +208,7 @@ impl Meta {
         let row =
             sqlx::query("SELECT scan_on_push FROM repository_scanning WHERE repository_id = $1")
                 .bind(repository_id)
-                .fetch_optional(&self.read)
+                .fetch_optional(&self.meta.read)
                 .await?;
         Ok(match row {
             Some(r) => r.try_get::<i64, _>("scan_on_push")? != 0,
@@ -218,7 +219,7 @@ impl Meta {
     /// Queues (or re-queues) a scan of one manifest of a repository; false if there is no such
     /// manifest.
     pub async fn queue_scan(&self, repository_id: i64, digest: &str) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repository_id)
             .bind(digest)
@@ -235,13 +236,13 @@ impl Meta {
     /// Takes the most overdue job, leasing it until `lease_until`. One job per transaction;
     /// replicas on PostgreSQL skip each other's locked rows.
     pub async fn take_scan_job(&self, now: i64, lease_until: i64) -> Result<Option<ScanJob>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE scan_jobs SET attempts = attempts + 1, next_attempt_at = $2, started_at = $1, \
              description = 'scanning' WHERE manifest_id = (SELECT manifest_id FROM scan_jobs \
              WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 1{}) \
              RETURNING manifest_id, attempts",
-            self.dialect.lock("FOR UPDATE SKIP LOCKED")
+            self.meta.dialect.lock("FOR UPDATE SKIP LOCKED")
         ))
         .bind(now)
         .bind(lease_until)
@@ -273,7 +274,7 @@ impl Meta {
     /// taken again meanwhile.
     pub async fn finish_scan(&self, job: &ScanJob, outcome: &ScanOutcome) -> Result<bool> {
         let now = now_millis();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let (status, description, retry_at, vsu) = match outcome {
             ScanOutcome::Complete {
                 vulnerability_source_updated_at,
@@ -366,7 +367,7 @@ impl Meta {
         )
         .bind(repository_id)
         .bind(digest)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         row.map(|r| {
             Ok(ScanState {
@@ -396,7 +397,7 @@ impl Meta {
         .bind(manifest_id)
         .bind(after_seq)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -433,7 +434,7 @@ impl Meta {
              GROUP BY severity ORDER BY severity",
         )
         .bind(manifest_id)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("severity")?, r.try_get("n")?)))
@@ -444,7 +445,7 @@ impl Meta {
     pub async fn registry_scanning(&self) -> Result<RegistryScanningConfiguration> {
         let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
             .bind(REGISTRY_SCANNING_SETTING)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.meta.read)
             .await?;
         Ok(match row {
             Some(r) => serde_json::from_str(&r.try_get::<String, _>("value")?)
@@ -459,7 +460,10 @@ impl Meta {
         config: &RegistryScanningConfiguration,
     ) -> Result<()> {
         let value = serde_json::to_string(config).map_err(crate::error::Error::internal)?;
-        self.put_setting(REGISTRY_SCANNING_SETTING, &value).await
+        self.meta
+            .identity()
+            .put_setting(REGISTRY_SCANNING_SETTING, &value)
+            .await
     }
 
     /// A repository's pull gate, if it has one.
@@ -469,7 +473,7 @@ impl Meta {
              WHERE repository_id = $1",
         )
         .bind(repository_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         row.map(|r| {
             let allowlist: String = r.try_get("allowlist")?;
@@ -497,12 +501,12 @@ impl Meta {
             .bind(serde_json::to_string(&g.allowlist).map_err(crate::error::Error::internal)?)
             .bind(i64::from(g.allow_unscanned))
             .bind(now_millis())
-            .execute(&self.write)
+            .execute(&self.meta.write)
             .await?,
             None => {
                 sqlx::query("DELETE FROM repository_pull_gates WHERE repository_id = $1")
                     .bind(repository_id)
-                    .execute(&self.write)
+                    .execute(&self.meta.write)
                     .await?
             }
         };
@@ -522,7 +526,7 @@ impl Meta {
             "SELECT status, description, findings_at FROM scan_jobs WHERE manifest_id = $1",
         )
         .bind(manifest_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?
         .map(|r| -> Result<(String, String)> {
             let complete = r.try_get::<Option<i64>, _>("findings_at")?.is_some();
@@ -549,7 +553,7 @@ impl Meta {
             query = query.bind(*s);
         }
         let findings = query
-            .fetch_all(&self.read)
+            .fetch_all(&self.meta.read)
             .await?
             .iter()
             .map(|r| Ok((r.try_get("severity")?, r.try_get("name")?)))
@@ -565,7 +569,7 @@ impl Meta {
         )
         .bind(after_id)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter()
             .map(|r| {

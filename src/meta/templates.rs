@@ -1,9 +1,9 @@
 //! Repository creation templates as rows of `creation_templates`, one per prefix.
 
+use super::Templates;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::Meta;
 use crate::error::Result;
 use crate::policy::mutability::TagMutability;
 use crate::policy::templates::{AppliedFor, Template};
@@ -61,7 +61,7 @@ fn json_columns(t: &Template) -> (String, String) {
     )
 }
 
-impl Meta {
+impl Templates {
     /// Stores a new template; false (and nothing changes) if its prefix has one already.
     pub async fn insert_template(&self, t: &Template) -> Result<bool> {
         let (kinds, tags) = json_columns(t);
@@ -81,7 +81,7 @@ impl Meta {
         .bind(t.scan_on_push.map(i64::from))
         .bind(t.created_at)
         .bind(t.updated_at)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -107,7 +107,7 @@ impl Meta {
         .bind(&t.custom_role_arn)
         .bind(t.scan_on_push.map(i64::from))
         .bind(t.updated_at)
-        .execute(&self.write)
+        .execute(&self.meta.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -117,14 +117,14 @@ impl Meta {
             "SELECT {COLUMNS} FROM creation_templates WHERE prefix = $1"
         ))
         .bind(prefix)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.meta.read)
         .await?;
         row.map(|r| template_row(&r)).transpose()
     }
 
     /// Removes a template; the removed template, or `None` if there was none.
     pub async fn delete_template(&self, prefix: &str) -> Result<Option<Template>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(&format!(
             "DELETE FROM creation_templates WHERE prefix = $1 RETURNING {COLUMNS}"
         ))
@@ -142,7 +142,7 @@ impl Meta {
         ))
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&self.meta.read)
         .await?;
         rows.iter().map(template_row).collect()
     }
@@ -161,7 +161,7 @@ impl Meta {
         for p in prefixes {
             query = query.bind(p);
         }
-        let rows = query.fetch_all(&self.read).await?;
+        let rows = query.fetch_all(&self.meta.read).await?;
         rows.iter().map(template_row).collect()
     }
 }

@@ -30,7 +30,9 @@ use super::upstream::{Credential, UpstreamClient, UpstreamError};
 use crate::access::Access;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::meta::{now_millis, Meta, StoredRule};
+use crate::meta::{
+    now_millis, BlobIndex, Lifecycle, Manifests, Meta, PullThroughCache, StoredRule,
+};
 use crate::oci::manifest::{self, ManifestKind};
 use crate::oci::{Digest, Reference, RepoName};
 use crate::policy::pull_through::{credential_name, rule_for_mirror};
@@ -70,8 +72,12 @@ type FillResult = Option<std::result::Result<(), String>>;
 
 pub struct PullThrough {
     pub(super) registry: Arc<Registry>,
-    /// The cache's own metadata: tag checks, fill leases, quotas.
-    pub(super) meta: Meta,
+    /// The cache's own metadata: rules, tag checks, fill leases, cached sizes.
+    pub(super) cache: PullThroughCache,
+    /// Blobs linked from other repositories, manifests by tag, and images to evict.
+    blob_index: BlobIndex,
+    manifests: Manifests,
+    lifecycle: Lifecycle,
     pub(super) access: Arc<Access>,
     client: UpstreamClient,
     credentials: HashMap<String, Credential>,
@@ -142,7 +148,10 @@ impl PullThrough {
     ) -> anyhow::Result<Self> {
         Ok(PullThrough {
             registry,
-            meta,
+            cache: meta.pull_through_cache(),
+            blob_index: meta.blob_index(),
+            manifests: meta.manifests(),
+            lifecycle: meta.lifecycle(),
             access,
             client: UpstreamClient::new(Duration::from_secs(
                 config.pull_through.upstream_timeout_secs.max(1),
@@ -358,7 +367,7 @@ impl PullThrough {
                     })
                 };
                 if let Some(repo) = repo {
-                    if fresh(self.meta.tag_check(repo, tag.as_str()).await?) {
+                    if fresh(self.cache.tag_check(repo, tag.as_str()).await?) {
                         match self.registry.manifest(name, reference, pull).await {
                             Ok(m) => return Ok((m, None)),
                             Err(Error::ManifestUnknown(_)) => {}
@@ -376,12 +385,12 @@ impl PullThrough {
                 let repo = self.registry.repository_id(name).await?;
                 let cached = match repo {
                     Some(repo) => {
-                        if fresh(self.meta.tag_check(repo, tag.as_str()).await?) {
+                        if fresh(self.cache.tag_check(repo, tag.as_str()).await?) {
                             if let Ok(m) = self.registry.manifest(name, reference, pull).await {
                                 return Ok((m, None));
                             }
                         }
-                        self.meta.manifest_by_tag(repo, tag).await?
+                        self.manifests.manifest_by_tag(repo, tag).await?
                     }
                     None => None,
                 };
@@ -404,7 +413,7 @@ impl PullThrough {
                     .await;
                 match (head, &cached, repo) {
                     (Ok(Some(digest)), Some(row), Some(repo)) if row.digest == digest => {
-                        self.meta
+                        self.cache
                             .record_tag_check(repo, tag.as_str(), &digest)
                             .await?;
                         Ok((self.registry.manifest(name, reference, pull).await?, None))
@@ -432,7 +441,7 @@ impl PullThrough {
                                     // The repository's tags are immutable (its creation template
                                     // says so): the cached image stays what the tag names here.
                                     (Err(Error::TagImmutable(_)), Some(row)) => {
-                                        self.meta.record_tag_check(repo, tag.as_str(), &row.digest).await?;
+                                        self.cache.record_tag_check(repo, tag.as_str(), &row.digest).await?;
                                         return Ok((
                                             self.registry.manifest(name, reference, pull).await?,
                                             Some(format!(
@@ -448,8 +457,7 @@ impl PullThrough {
                                         tracing::warn!(upstream = %rule.rule.upstream.authority, %what, %claimed, actual = %digest, "upstream manifest digest header differs from its body");
                                     }
                                 }
-                                self.meta
-                                    .record_tag_check(repo, tag.as_str(), &digest.to_string())
+                                self.cache.record_tag_check(repo, tag.as_str(), &digest.to_string())
                                     .await?;
                                 Ok((self.registry.manifest(name, reference, pull).await?, None))
                             }
@@ -545,7 +553,7 @@ impl PullThrough {
         let interval = self.revalidate_after(rule);
         let backdated =
             now_millis() - interval.as_millis() as i64 + RETRY_AFTER_FAILURE.as_millis() as i64;
-        self.meta
+        self.cache
             .record_tag_check_at(repo, tag.as_str(), &m.digest, backdated)
             .await?;
         Ok((m, Some(stale(&e))))
@@ -579,7 +587,7 @@ impl PullThrough {
             let repo = self.registry.repository(name).await?;
             for child in &parsed.references {
                 if self
-                    .meta
+                    .manifests
                     .manifest_by_digest(repo, &child.digest)
                     .await?
                     .is_some()
@@ -631,9 +639,9 @@ impl PullThrough {
                 Err(Error::BlobUnknown(_)) => {}
                 Err(e) => return Err(e),
             }
-            if self.meta.blob_linked_anywhere(digest).await? {
+            if self.blob_index.blob_linked_anywhere(digest).await? {
                 let repo = self.ensure_repository(name, rights).await?;
-                self.meta.link_blob(repo, digest).await?;
+                self.blob_index.link_blob(repo, digest).await?;
                 self.registry.forget_cached_repository(repo);
                 match self.registry.read_blob(name, digest, range, !head).await {
                     Ok(b) => return Ok(ProxiedBlob::Local(b)),
@@ -685,20 +693,24 @@ impl PullThrough {
             let key = digest.to_string();
             let owner = format!("{}/{}", self.replica_id, uuid::Uuid::new_v4().simple());
             let lease_until = now_millis() + FILL_LEASE.as_millis() as i64;
-            if !self.meta.take_fill_lease(&key, &owner, lease_until).await? {
+            if !self
+                .cache
+                .take_fill_lease(&key, &owner, lease_until)
+                .await?
+            {
                 tokio::time::sleep(FILL_POLL).await;
                 continue;
             }
             // The fetch that held the lease may have committed between this request's look for
             // the blob and taking the lease: look again before fetching.
-            if self.meta.blob_linked_anywhere(digest).await? {
-                self.meta.release_fill_lease(&key, &owner).await?;
+            if self.blob_index.blob_linked_anywhere(digest).await? {
+                self.cache.release_fill_lease(&key, &owner).await?;
                 continue;
             }
             let (tx, rx) = watch::channel(None);
             match self.fills.entry(key.clone()) {
                 dashmap::Entry::Occupied(_) => {
-                    self.meta.release_fill_lease(&key, &owner).await?;
+                    self.cache.release_fill_lease(&key, &owner).await?;
                     continue;
                 }
                 dashmap::Entry::Vacant(v) => {
@@ -744,7 +756,7 @@ impl PullThrough {
                 tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
             let fill = Fill {
                 registry: self.registry.clone(),
-                meta: self.meta.clone(),
+                cache: self.cache.clone(),
                 fills: self.fills.clone(),
                 name: name.clone(),
                 digest: digest.clone(),
@@ -754,7 +766,15 @@ impl PullThrough {
             };
             tokio::spawn(async move {
                 let result = fill.run(resp, size, client_tx).await;
-                finish_fill(&fill.meta, &fill.fills, &fill.owner, &fill.key, &tx, result).await;
+                finish_fill(
+                    &fill.cache,
+                    &fill.fills,
+                    &fill.owner,
+                    &fill.key,
+                    &tx,
+                    result,
+                )
+                .await;
             });
             let body = futures::stream::unfold(client_rx, |mut rx| async move {
                 rx.recv().await.map(|item| (item, rx))
@@ -770,28 +790,28 @@ impl PullThrough {
     /// Returns how many images went.
     pub async fn enforce_quotas(&self) -> Result<usize> {
         let mut evicted = 0;
-        for rule in self.meta.pull_through_rules().await? {
+        for rule in self.cache.pull_through_rules().await? {
             let Some(quota) = rule.quota_bytes else {
                 continue;
             };
             let prefix = &rule.rule.prefix;
-            if self.meta.cached_bytes(prefix).await? <= quota {
+            if self.cache.cached_bytes(prefix).await? <= quota {
                 continue;
             }
             let mut candidates = Vec::new();
-            for (repo, name) in self.meta.repositories_under(prefix).await? {
-                for image in self.meta.lifecycle_images(repo).await? {
+            for (repo, name) in self.cache.repositories_under(prefix).await? {
+                for image in self.lifecycle.lifecycle_images(repo).await? {
                     let used = image.last_pulled_at.unwrap_or(image.pushed_at);
                     candidates.push((used, repo, name.clone(), image));
                 }
             }
             candidates.sort_by(|a, b| (a.0, &a.3.digest).cmp(&(b.0, &b.3.digest)));
             for (_, repo, name, image) in candidates {
-                if self.meta.cached_bytes(prefix).await? <= quota {
+                if self.cache.cached_bytes(prefix).await? <= quota {
                     break;
                 }
                 let outcome = self
-                    .meta
+                    .lifecycle
                     .expire_image(repo, &name, &image.digest, &image.tags, 0)
                     .await?;
                 self.registry.forget_cached_repository(repo);
@@ -811,7 +831,7 @@ impl PullThrough {
         tx: &watch::Sender<FillResult>,
         result: std::result::Result<(), String>,
     ) {
-        finish_fill(&self.meta, &self.fills, owner, key, tx, result).await;
+        finish_fill(&self.cache, &self.fills, owner, key, tx, result).await;
     }
 }
 
@@ -831,14 +851,14 @@ impl Drop for ForgetUnused<'_> {
 
 /// Ends a blob fetch: releases its lease, forgets it, and wakes its waiters.
 async fn finish_fill(
-    meta: &Meta,
+    cache: &PullThroughCache,
     fills: &DashMap<String, watch::Receiver<FillResult>>,
     owner: &str,
     key: &str,
     tx: &watch::Sender<FillResult>,
     result: std::result::Result<(), String>,
 ) {
-    if let Err(e) = meta.release_fill_lease(key, owner).await {
+    if let Err(e) = cache.release_fill_lease(key, owner).await {
         // It lapses on its own; other replicas then look for the blob and find it.
         tracing::warn!(digest = key, error = %e, "cannot release a pull-through fetch lease");
     }
@@ -849,7 +869,7 @@ async fn finish_fill(
 /// One blob fetch from upstream into storage, teed to the client that asked first.
 struct Fill {
     registry: Arc<Registry>,
-    pub(super) meta: Meta,
+    cache: PullThroughCache,
     fills: Arc<DashMap<String, watch::Receiver<FillResult>>>,
     name: RepoName,
     digest: Digest,
@@ -895,12 +915,12 @@ impl Fill {
         client: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
     ) -> std::result::Result<(), String> {
         let renew = {
-            let (meta, key, owner) = (self.meta.clone(), self.key.clone(), self.owner.clone());
+            let (cache, key, owner) = (self.cache.clone(), self.key.clone(), self.owner.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(FILL_LEASE / 3).await;
                     let until = now_millis() + FILL_LEASE.as_millis() as i64;
-                    if let Err(e) = meta.take_fill_lease(&key, &owner, until).await {
+                    if let Err(e) = cache.take_fill_lease(&key, &owner, until).await {
                         tracing::warn!(digest = %key, error = %e, "cannot renew a pull-through fetch lease");
                     }
                 }

@@ -100,7 +100,7 @@ impl PullThrough {
             revalidate_secs: optional_positive("revalidateSecs", input.revalidate_secs)?,
             quota_bytes: optional_positive("quotaBytes", input.quota_bytes)?,
         };
-        if !self.meta.create_pull_through_rule(&record).await? {
+        if !self.cache.create_pull_through_rule(&record).await? {
             return Err(Error::Exists(
                 Existing::PullThroughCacheRule,
                 format!(
@@ -116,13 +116,13 @@ impl PullThrough {
 
     /// Every rule, by prefix, as stored now (not the cached copy pulls use).
     pub async fn all_rules(&self) -> Result<Vec<StoredRule>> {
-        self.meta.pull_through_rules().await
+        self.cache.pull_through_rules().await
     }
 
     /// The stored rule with this prefix (given with or without its trailing `/`).
     pub async fn find_rule(&self, prefix: &str) -> Result<StoredRule> {
         let wanted = prefix.strip_suffix('/').unwrap_or(prefix);
-        self.meta
+        self.cache
             .pull_through_rules()
             .await?
             .into_iter()
@@ -146,7 +146,7 @@ impl PullThrough {
             quota_bytes: optional_positive("quotaBytes", input.quota_bytes)?
                 .or(existing.quota_bytes),
         };
-        if !self.meta.update_pull_through_rule(&record).await? {
+        if !self.cache.update_pull_through_rule(&record).await? {
             return Err(rule_not_found(&record.prefix, self.registry_id()));
         }
         self.rules_changed();
@@ -156,7 +156,7 @@ impl PullThrough {
     /// DeletePullThroughCacheRule: the cached repositories stay (as ECR leaves them).
     pub async fn delete_rule(&self, prefix: &str) -> Result<StoredRule> {
         let wanted = prefix.strip_suffix('/').unwrap_or(prefix);
-        let deleted = self.meta.delete_pull_through_rule(wanted).await?;
+        let deleted = self.cache.delete_pull_through_rule(wanted).await?;
         self.rules_changed();
         deleted.ok_or_else(|| rule_not_found(wanted, self.registry_id()))
     }

@@ -31,7 +31,7 @@ impl Registry {
                 return Ok(rules.clone());
             }
         }
-        let rules = Arc::new(self.meta.pull_through_rules().await?);
+        let rules = Arc::new(self.pull_through_cache.pull_through_rules().await?);
         *self.rules.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), rules.clone()));
         Ok(rules)

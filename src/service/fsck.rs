@@ -48,8 +48,8 @@ impl Registry {
             repaired: repair,
             ..Default::default()
         };
-        let blobs = self.meta.all_blobs().await?;
-        let uploads = self.meta.all_uploads().await?;
+        let blobs = self.blob_index.all_blobs().await?;
+        let uploads = self.uploads.all_uploads().await?;
         let objects = self.blobs.list_objects().await?;
         report.blobs_checked = blobs.len();
         report.objects_checked = objects.len();
@@ -99,10 +99,10 @@ impl Registry {
                 self.blobs
                     .discard_upload(&row.id, row.size, &staging)
                     .await?;
-                self.meta.delete_upload(&row.id).await?;
+                self.uploads.delete_upload(&row.id).await?;
             }
             for (digest, _, repos, manifests) in &mut report.missing_objects {
-                let (r, m) = self.meta.forget_blob(digest).await?;
+                let (r, m) = self.blob_index.forget_blob(digest).await?;
                 self.cache.invalidate_all();
                 *repos = r;
                 *manifests = m;

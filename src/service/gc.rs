@@ -131,7 +131,7 @@ impl Registry {
     /// crash never loses a blob the database still lists.
     async fn settle_trash(&self) -> Result<()> {
         for entry in self.blobs.stale_trash(TRASH_AGE).await? {
-            if self.meta.blob_object_listed(&entry.key).await? {
+            if self.gc_reviews.blob_object_listed(&entry.key).await? {
                 tracing::warn!(key = %entry.key, "restoring a blob a dead GC had taken out of service");
                 self.blobs.restore_trash(&entry).await?;
             } else {
@@ -147,7 +147,7 @@ impl Registry {
         }
         let stats = &self.gc_stats;
         loop {
-            match self.meta.review_next_manifest(now_millis()).await? {
+            match self.gc_reviews.review_next_manifest(now_millis()).await? {
                 ReviewOutcome::Idle => break,
                 ReviewOutcome::Kept => report.manifests_kept += 1,
                 ReviewOutcome::Delete(m) => {
@@ -159,7 +159,7 @@ impl Registry {
             }
         }
         loop {
-            match self.meta.review_next_blob(now_millis()).await? {
+            match self.gc_reviews.review_next_blob(now_millis()).await? {
                 ReviewOutcome::Idle => break,
                 ReviewOutcome::Kept => report.blobs_kept += 1,
                 ReviewOutcome::Delete(review) => {
@@ -195,7 +195,7 @@ impl Registry {
         Ok(GcStatus {
             grace_period_secs: self.meta.gc_grace().as_secs(),
             interval: self.gc_stats.interval(),
-            queue: self.meta.gc_queue_stats(now_millis()).await?,
+            queue: self.gc_reviews.gc_queue_stats(now_millis()).await?,
             since_start: self.gc_stats.totals(),
             last_pass: self.gc_stats.last_pass(),
         })

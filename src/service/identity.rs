@@ -59,16 +59,16 @@ impl Registry {
         let user = config.admin_user.as_str();
         let given = config.admin_password.expose();
         let row = if !given.is_empty() {
-            let (row, created) = match self.meta.principal("user", user).await? {
+            let (row, created) = match self.identity.principal("user", user).await? {
                 Some(row) => (row, false),
                 None => {
-                    self.meta
+                    self.identity
                         .create_principal_if_missing("user", user, &hash(given.to_owned()).await?)
                         .await?
                 }
             };
             if !created && !verifies(given.to_owned(), row.password_hash.clone()).await? {
-                self.meta
+                self.identity
                     .set_password(row.id, &hash(given.to_owned()).await?)
                     .await?;
                 tracing::info!(
@@ -77,12 +77,12 @@ impl Registry {
                 );
             }
             row
-        } else if let Some(row) = self.meta.principal("user", user).await? {
+        } else if let Some(row) = self.identity.principal("user", user).await? {
             row
         } else {
             let password = generate_password();
             let (row, created) = self
-                .meta
+                .identity
                 .create_principal_if_missing("user", user, &hash(password.clone()).await?)
                 .await?;
             if created {
@@ -100,16 +100,18 @@ impl Registry {
         let policy = admin_policy();
         PolicyDocument::parse(&policy, PolicyKind::Identity).map_err(Error::internal)?;
         let target = row.id.to_string();
-        if self.meta.policy("principal", &target).await?.as_deref() != Some(policy.as_str()) {
-            self.meta.put_policy("principal", &target, &policy).await?;
+        if self.identity.policy("principal", &target).await?.as_deref() != Some(policy.as_str()) {
+            self.identity
+                .put_policy("principal", &target, &policy)
+                .await?;
         }
         // A renamed admin takes the administrator policy with it.
         if self
-            .meta
+            .identity
             .has_marked_policies("principal", ADMIN_POLICY_SID, &target)
             .await?
         {
-            self.meta
+            self.identity
                 .delete_marked_policies("principal", ADMIN_POLICY_SID, &target)
                 .await?;
         }
@@ -117,13 +119,13 @@ impl Registry {
         let secret = config.admin_secret_access_key.expose();
         if !key_id.is_empty()
             && self
-                .meta
+                .identity
                 .access_key(key_id)
                 .await?
                 .map(|(key, stored)| (key.principal_id, stored))
                 != Some((row.id, secret.to_owned()))
         {
-            self.meta.put_access_key(row.id, key_id, secret).await?;
+            self.identity.put_access_key(row.id, key_id, secret).await?;
         }
         Ok(())
     }

@@ -50,7 +50,7 @@ impl Registry {
     ) -> Result<(Vec<ImageRow>, bool)> {
         let repo = self.repository(name).await?;
         let mut rows = self
-            .meta
+            .images
             .image_page(repo, after, filter, limit as i64 + 1)
             .await?;
         let more = rows.len() > limit;
@@ -61,7 +61,7 @@ impl Registry {
     /// DescribeImages with ids: the image with this digest, if stored.
     pub async fn image(&self, name: &RepoName, digest: &Digest) -> Result<Option<ImageRow>> {
         let repo = self.repository(name).await?;
-        self.meta.image(repo, &digest.to_string()).await
+        self.images.image(repo, &digest.to_string()).await
     }
 
     /// ListImages: (digest, tag) entries after `after`, at most `limit`; true when more follow.
@@ -74,7 +74,7 @@ impl Registry {
     ) -> Result<(Vec<(String, Option<String>)>, bool)> {
         let repo = self.repository(name).await?;
         let mut rows = self
-            .meta
+            .images
             .image_id_page(repo, after, filter, limit as i64 + 1)
             .await?;
         let more = rows.len() > limit;
@@ -124,8 +124,8 @@ impl Registry {
         let repo = self.repository(name).await?;
         let digest = Digest::of(crate::oci::Algorithm::Sha256, &manifest);
         let existing = match tag {
-            Some(tag) => self.meta.manifest_by_tag(repo, tag).await?,
-            None => self.meta.manifest_by_digest(repo, &digest).await?,
+            Some(tag) => self.manifests.manifest_by_tag(repo, tag).await?,
+            None => self.manifests.manifest_by_digest(repo, &digest).await?,
         };
         if existing.is_some_and(|row| row.digest == digest.to_string()) {
             return Ok(ImagePut::Unchanged(digest));
@@ -151,7 +151,7 @@ impl Registry {
         let repo = self.repository(name).await?;
         let outcome = match (digest, tag) {
             (None, None) => ImageDelete::NotFound,
-            (None, Some(tag)) => match self.meta.untag_and_prune(repo, tag.as_str()).await? {
+            (None, Some(tag)) => match self.images.untag_and_prune(repo, tag.as_str()).await? {
                 Some(untagged) => ImageDelete::Deleted {
                     digest: untagged.digest,
                     tags: vec![tag.as_str().to_owned()],
@@ -161,7 +161,7 @@ impl Registry {
             },
             (Some(digest), tag) => {
                 let key = digest.to_string();
-                match self.meta.image(repo, &key).await? {
+                match self.images.image(repo, &key).await? {
                     None => ImageDelete::NotFound,
                     Some(image)
                         if tag.is_some_and(|t| !image.tags.iter().any(|x| x == t.as_str())) =>
@@ -169,10 +169,10 @@ impl Registry {
                         ImageDelete::TagDigestMismatch
                     }
                     Some(image) => {
-                        let parents = self.meta.parents_of(repo, &key).await?;
+                        let parents = self.images.parents_of(repo, &key).await?;
                         if !parents.is_empty() {
                             ImageDelete::ReferencedByIndex(parents)
-                        } else if self.meta.delete_manifest(repo, digest).await? {
+                        } else if self.manifests.delete_manifest(repo, digest).await? {
                             ImageDelete::Deleted {
                                 digest: key,
                                 tags: image.tags,

@@ -121,14 +121,14 @@ impl Registry {
     /// GetLifecyclePolicy: the stored text, if any.
     pub async fn lifecycle_policy(&self, name: &RepoName) -> Result<Option<LifecyclePolicyRow>> {
         let repo = self.repository(name).await?;
-        self.meta.lifecycle_policy(repo).await
+        self.lifecycle.lifecycle_policy(repo).await
     }
 
     /// PutLifecyclePolicy: validates and stores the text as sent.
     pub async fn put_lifecycle_policy(&self, name: &RepoName, text: &str) -> Result<()> {
         parse_policy(text)?;
         let repo = self.repository(name).await?;
-        self.meta.put_lifecycle_policy(repo, text).await
+        self.lifecycle.put_lifecycle_policy(repo, text).await
     }
 
     /// DeleteLifecyclePolicy: the deleted policy, if there was one.
@@ -137,7 +137,7 @@ impl Registry {
         name: &RepoName,
     ) -> Result<Option<LifecyclePolicyRow>> {
         let repo = self.repository(name).await?;
-        self.meta.delete_lifecycle_policy(repo).await
+        self.lifecycle.delete_lifecycle_policy(repo).await
     }
 
     /// The images `policy` expires in repository `repo` at `now`. Used by previews and runs.
@@ -148,7 +148,7 @@ impl Registry {
         now: DateTime<Utc>,
     ) -> Result<Evaluation> {
         let images: Vec<Image> = self
-            .meta
+            .lifecycle
             .lifecycle_images(repo)
             .await?
             .into_iter()
@@ -172,7 +172,7 @@ impl Registry {
         let repo = self.repository(name).await?;
         let text = match text {
             Some(t) => t.to_owned(),
-            None => match self.meta.lifecycle_policy(repo).await? {
+            None => match self.lifecycle.lifecycle_policy(repo).await? {
                 Some(row) => row.text,
                 None => {
                     return Err(Error::NotFound(format!(
@@ -196,7 +196,7 @@ impl Registry {
             },
         };
         let json = serde_json::to_string(&preview).map_err(Error::internal)?;
-        self.meta
+        self.lifecycle
             .put_lifecycle_preview(repo, &preview.policy_text, &json)
             .await?;
         Ok(preview)
@@ -208,7 +208,7 @@ impl Registry {
         name: &RepoName,
     ) -> Result<Option<LifecyclePreview>> {
         let repo = self.repository(name).await?;
-        match self.meta.lifecycle_preview(repo).await? {
+        match self.lifecycle.lifecycle_preview(repo).await? {
             Some(row) => Ok(Some(
                 serde_json::from_str(&row.result).map_err(Error::internal)?,
             )),
@@ -219,7 +219,7 @@ impl Registry {
     /// Runs the repository's saved policy now; `None` when it has none.
     pub async fn lifecycle_run(&self, name: &RepoName) -> Result<Option<LifecycleRun>> {
         let repo = self.repository(name).await?;
-        let Some(row) = self.meta.lifecycle_policy(repo).await? else {
+        let Some(row) = self.lifecycle.lifecycle_policy(repo).await? else {
             return Ok(None);
         };
         // A stored policy was valid when stored; a stricter later version may refuse it.
@@ -234,9 +234,9 @@ impl Registry {
     pub async fn lifecycle_run_all(&self) -> Result<(Vec<LifecycleRun>, Vec<String>)> {
         let mut runs = Vec::new();
         let mut failed = Vec::new();
-        for (repo, name) in self.meta.repositories_with_lifecycle_policy().await? {
+        for (repo, name) in self.lifecycle.repositories_with_lifecycle_policy().await? {
             let result = async {
-                let Some(row) = self.meta.lifecycle_policy(repo).await? else {
+                let Some(row) = self.lifecycle.lifecycle_policy(repo).await? else {
                     return Ok(None);
                 };
                 let policy = parse_policy(&row.text)?;
@@ -266,7 +266,7 @@ impl Registry {
         now: DateTime<Utc>,
     ) -> Result<LifecycleRun> {
         let evaluation = self.lifecycle_evaluate(repo, policy, now).await?;
-        self.meta
+        self.lifecycle
             .mark_lifecycle_evaluated(repo, now.timestamp_millis())
             .await?;
         let mut run = LifecycleRun {
@@ -279,7 +279,7 @@ impl Registry {
         let result = async {
             for expiry in expiries(&evaluation) {
                 let outcome = self
-                    .meta
+                    .lifecycle
                     .expire_image(
                         repo,
                         name,
@@ -319,7 +319,7 @@ impl Registry {
         after: i64,
         limit: i64,
     ) -> Result<Vec<LifecycleAuditRow>> {
-        self.meta
+        self.lifecycle
             .lifecycle_audit(repository.map(|r| r.as_str()), after, limit)
             .await
     }
@@ -338,7 +338,7 @@ impl Registry {
             return Ok(0);
         }
         let n = ids.len();
-        if let Err(e) = self.meta.record_pulls(&ids, now_millis()).await {
+        if let Err(e) = self.lifecycle.record_pulls(&ids, now_millis()).await {
             self.pulls.put_back(ids);
             return Err(e);
         }

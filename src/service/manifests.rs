@@ -117,7 +117,7 @@ impl Registry {
                 if !lazy_blobs {
                     required_blobs = required.iter().map(|(_, d)| d.digest.to_string()).collect();
                     let digests: Vec<&Digest> = required.iter().map(|(_, d)| &d.digest).collect();
-                    let stored = self.meta.stored_blob_sizes(repo, &digests).await?;
+                    let stored = self.blob_index.stored_blob_sizes(repo, &digests).await?;
                     let missing: Vec<String> = required_blobs
                         .iter()
                         .filter(|d| !stored.contains_key(*d))
@@ -140,7 +140,11 @@ impl Registry {
                 for (i, child) in parsed.references.iter().enumerate() {
                     references.push((child.digest.to_string(), "manifest"));
                     required_manifests.push(child.digest.to_string());
-                    match self.meta.manifest_by_digest(repo, &child.digest).await? {
+                    match self
+                        .manifests
+                        .manifest_by_digest(repo, &child.digest)
+                        .await?
+                    {
                         Some(row) => {
                             depth = depth.max(row.depth + 1);
                             children.push((format!("manifests[{i}]"), child, row.content.len()));
@@ -194,7 +198,7 @@ impl Registry {
             required_blobs,
             required_manifests,
         };
-        self.meta.put_manifest(repo, &record, &tags).await?;
+        self.manifests.put_manifest(repo, &record, &tags).await?;
         if !tags.is_empty() {
             self.cache.invalidate(repo);
         }
@@ -230,8 +234,8 @@ impl Registry {
             None => {
                 let stamp = self.cache.stamp(repo);
                 let row = match reference {
-                    Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
-                    Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
+                    Reference::Tag(t) => self.manifests.manifest_by_tag(repo, t).await?,
+                    Reference::Digest(d) => self.manifests.manifest_by_digest(repo, d).await?,
                 };
                 let row = Arc::new(row.ok_or_else(unknown)?);
                 if let Reference::Tag(t) = reference {
@@ -253,8 +257,8 @@ impl Registry {
     pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<()> {
         let repo = self.repository(name).await?;
         let deleted = match reference {
-            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
-            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
+            Reference::Tag(t) => self.manifests.delete_tag(repo, t).await?,
+            Reference::Digest(d) => self.manifests.delete_manifest(repo, d).await?,
         };
         self.cache.invalidate(repo);
         if deleted {
@@ -274,7 +278,7 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Vec<ReferrerRow>> {
         match self.repository_id(name).await? {
-            Some(repo) => self.meta.referrers(repo, digest, artifact_type).await,
+            Some(repo) => self.manifests.referrers(repo, digest, artifact_type).await,
             None => Ok(Vec::new()),
         }
     }

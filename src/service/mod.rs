@@ -26,7 +26,10 @@ use dashmap::DashMap;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::meta::{BlobRow, LeaseHolder, Meta};
+use crate::meta::{
+    BlobIndex, BlobRow, GcReviews, IdentityStore, Images, LeaseHolder, Leases, Lifecycle,
+    Manifests, Meta, PullThroughCache, Repositories, ResourceTags, Scans, Templates, Uploads,
+};
 use crate::oci::{Digest, RepoName};
 use crate::storage::{BlobBody, BlobStore, ByteRange, RangeRequest};
 
@@ -66,13 +69,27 @@ impl Limits {
 
 /// The registry's use cases over metadata and blob storage.
 pub struct Registry {
+    /// The database itself: readiness, the GC grace period, closing.
     meta: Meta,
+    repositories: Repositories,
+    uploads: Uploads,
+    blob_index: BlobIndex,
+    manifests: Manifests,
+    images: Images,
+    gc_reviews: GcReviews,
+    lifecycle: Lifecycle,
+    scans: Scans,
+    pull_through_cache: PullThroughCache,
+    templates: Templates,
+    resource_tags: ResourceTags,
+    identity: IdentityStore,
+    leases: Leases,
     blobs: BlobStore,
     limits: Limits,
     /// Hot metadata; see `cache` for why it stays correct across replicas.
     cache: Arc<MetaCache>,
     /// Per-upload locks on this replica.
-    uploads: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    upload_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Garbage collection counters of this process.
     gc_stats: Arc<GcStats>,
     /// Pulls not yet written to the database.
@@ -106,11 +123,24 @@ impl Registry {
             meta.dialect() == crate::meta::Dialect::Sqlite,
         ));
         Registry {
+            repositories: meta.repositories(),
+            uploads: meta.uploads(),
+            blob_index: meta.blob_index(),
+            manifests: meta.manifests(),
+            images: meta.images(),
+            gc_reviews: meta.gc_reviews(),
+            lifecycle: meta.lifecycle(),
+            scans: meta.scans(),
+            pull_through_cache: meta.pull_through_cache(),
+            templates: meta.templates(),
+            resource_tags: meta.resource_tags(),
+            identity: meta.identity(),
+            leases: meta.leases(),
             meta,
             blobs,
             limits,
             cache,
-            uploads: DashMap::new(),
+            upload_locks: DashMap::new(),
             gc_stats: Arc::new(GcStats::default()),
             pulls: PullTracker::default(),
             gates: crate::util::TtlCache::new(PULL_GATE_TTL, 100_000),
@@ -141,7 +171,7 @@ impl Registry {
             return Ok(Some(id));
         }
         let stamp = self.cache.stamp(0);
-        let id = self.meta.repository_id(name).await?;
+        let id = self.repositories.repository_id(name).await?;
         if let Some(id) = id {
             self.cache.put_repository(stamp, name.as_str(), id);
         }
@@ -157,7 +187,11 @@ impl Registry {
         blob: &str,
     ) -> Result<bool> {
         match self.repository_id(name).await? {
-            Some(id) => self.meta.manifest_references_blob(id, manifest, blob).await,
+            Some(id) => {
+                self.images
+                    .manifest_references_blob(id, manifest, blob)
+                    .await
+            }
             None => Ok(false),
         }
     }
@@ -166,7 +200,7 @@ impl Registry {
     pub async fn ensure_repository(&self, name: &RepoName) -> Result<i64> {
         match self.repository_id(name).await? {
             Some(id) => Ok(id),
-            None => self.meta.ensure_repository(name).await,
+            None => self.repositories.ensure_repository(name).await,
         }
     }
 
@@ -188,7 +222,7 @@ impl Registry {
         }
         let stamp = self.cache.stamp(repo);
         let row = self
-            .meta
+            .blob_index
             .blob_in_repository(repo, digest)
             .await?
             .ok_or_else(unknown)?;
@@ -229,7 +263,7 @@ impl Registry {
             return error;
         };
         self.cache.invalidate(repo);
-        match self.meta.blob_in_repository(repo, digest).await {
+        match self.blob_index.blob_in_repository(repo, digest).await {
             Ok(None) => Error::BlobUnknown(format!("blob {digest} is not in repository '{name}'")),
             _ => error,
         }
@@ -238,7 +272,7 @@ impl Registry {
     /// DELETE /v2/<name>/blobs/<digest>: unlinks the blob from this repository only.
     pub async fn delete_blob(&self, name: &RepoName, digest: &Digest) -> Result<()> {
         let repo = self.repository(name).await?;
-        let unlinked = self.meta.unlink_blob(repo, digest).await?;
+        let unlinked = self.blob_index.unlink_blob(repo, digest).await?;
         self.cache.invalidate(repo);
         if unlinked {
             Ok(())
@@ -263,11 +297,11 @@ impl Registry {
             Some(all) => all,
             None if self.cache.enabled() => {
                 let stamp = self.cache.stamp(repo);
-                let all = Arc::new(self.meta.list_tags(repo, None, i64::MAX).await?);
+                let all = Arc::new(self.manifests.list_tags(repo, None, i64::MAX).await?);
                 self.cache.put_tag_list(stamp, repo, all.clone());
                 all
             }
-            None => return page(n, |limit| self.meta.list_tags(repo, last, limit)).await,
+            None => return page(n, |limit| self.manifests.list_tags(repo, last, limit)).await,
         };
         let start = match last {
             Some(last) => all.partition_point(|t| t.as_str() <= last),
@@ -285,7 +319,7 @@ impl Registry {
         last: Option<&str>,
         n: Option<usize>,
     ) -> Result<(Vec<String>, bool)> {
-        page(n, |limit| self.meta.list_repositories(last, limit)).await
+        page(n, |limit| self.repositories.list_repositories(last, limit)).await
     }
 
     /// Readiness: the database and the blob store answer reads (else the error), and whether
@@ -306,7 +340,7 @@ impl Registry {
             )),
         };
         let (database, storage) = tokio::join!(
-            tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.meta.heartbeat(holder)),
+            tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.leases.heartbeat(holder)),
             tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.blobs.probe_write(&holder.id)),
         );
         let writes_degraded = [

@@ -11,17 +11,17 @@ use crate::meta::LeaseHolder;
 impl Registry {
     /// Takes (or renews) lease `name` for `ttl`; false if a live replica holds it.
     pub async fn try_lease(&self, name: &str, holder: &LeaseHolder, ttl: Duration) -> Result<bool> {
-        self.meta.try_lease(name, holder, ttl).await
+        self.leases.try_lease(name, holder, ttl).await
     }
 
     /// Records that `holder` is alive, so its leases stay its own.
     pub async fn heartbeat(&self, holder: &LeaseHolder) -> Result<()> {
-        self.meta.heartbeat(holder).await
+        self.leases.heartbeat(holder).await
     }
 
     /// Gives up every lease `holder` has, so the next replica runs the passes at once.
     pub async fn release_leases(&self, holder: &LeaseHolder) -> Result<()> {
-        self.meta.release_leases(holder).await
+        self.leases.release_leases(holder).await
     }
 
     /// Closes the database connections (at exit).
@@ -43,7 +43,7 @@ impl Registry {
     /// Moves the maintenance epoch, for processes that changed the database behind a running
     /// server's back (`berth fsck --repair`, `berth lifecycle run`).
     pub async fn bump_maintenance_epoch(&self) -> Result<()> {
-        self.meta.bump_maintenance_epoch().await
+        self.lifecycle.bump_maintenance_epoch().await
     }
 
     /// Drops every cached repository, tag and blob row of this process.

@@ -22,9 +22,11 @@ impl Registry {
         settings: &NewRepository,
     ) -> Result<RepositoryRow> {
         let created = if *settings == NewRepository::default() {
-            self.meta.create_repository(name).await?
+            self.repositories.create_repository(name).await?
         } else {
-            self.meta.create_repository_with(name, settings).await?
+            self.repositories
+                .create_repository_with(name, settings)
+                .await?
         };
         if !created {
             return Err(Error::AlreadyExists(format!(
@@ -36,11 +38,14 @@ impl Registry {
 
     /// The repository's row; `NameUnknown` if it does not exist.
     pub async fn describe_repository(&self, name: &RepoName) -> Result<RepositoryRow> {
-        self.meta.repository_row(name).await?.ok_or_else(|| {
-            Error::NameUnknown(format!(
-                "The repository with name '{name}' does not exist in the registry"
-            ))
-        })
+        self.repositories
+            .repository_row(name)
+            .await?
+            .ok_or_else(|| {
+                Error::NameUnknown(format!(
+                    "The repository with name '{name}' does not exist in the registry"
+                ))
+            })
     }
 
     /// PutImageTagMutability: replaces the repository's setting (already validated); returns
@@ -51,7 +56,9 @@ impl Registry {
         tag_mutability: &TagMutability,
     ) -> Result<RepositoryRow> {
         let row = self.describe_repository(name).await?;
-        self.meta.set_tag_mutability(row.id, tag_mutability).await?;
+        self.repositories
+            .set_tag_mutability(row.id, tag_mutability)
+            .await?;
         Ok(RepositoryRow {
             tag_mutability: tag_mutability.clone(),
             ..row
@@ -64,7 +71,7 @@ impl Registry {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RepositoryRow>> {
-        self.meta.list_repository_rows(after, limit).await
+        self.repositories.list_repository_rows(after, limit).await
     }
 
     /// Deletes the repository with its manifests, tags, upload sessions and policy. Without
@@ -72,12 +79,14 @@ impl Registry {
     /// until garbage collection finds them unreferenced.
     pub async fn delete_repository(&self, name: &RepoName, force: bool) -> Result<RepositoryRow> {
         let row = self.describe_repository(name).await?;
-        if !self.meta.delete_repository(row.id, force).await? {
+        if !self.repositories.delete_repository(row.id, force).await? {
             return Err(Error::NotEmpty(format!(
                 "The repository with name '{name}' in registry cannot be deleted because it still contains images"
             )));
         }
-        self.meta.delete_policy("repository", name.as_str()).await?;
+        self.identity
+            .delete_policy("repository", name.as_str())
+            .await?;
         self.cache.invalidate_all();
         Ok(row)
     }

@@ -11,14 +11,14 @@ impl Registry {
     /// The repository's tags, sorted by key; `NameUnknown` if the repository does not exist.
     pub async fn repository_tags(&self, name: &RepoName) -> Result<Vec<(String, String)>> {
         let repo = self.describe_repository(name).await?;
-        self.meta.repository_tags(repo.id).await
+        self.resource_tags.repository_tags(repo.id).await
     }
 
     /// Adds or overwrites tags; false (and no change) when the repository would end up with more
     /// than [`MAX_RESOURCE_TAGS`].
     pub async fn tag_repository(&self, name: &RepoName, tags: &[(String, String)]) -> Result<bool> {
         let repo = self.describe_repository(name).await?;
-        self.meta
+        self.resource_tags
             .put_repository_tags(repo.id, tags, MAX_RESOURCE_TAGS as i64)
             .await
     }
@@ -26,6 +26,8 @@ impl Registry {
     /// Removes the tags with these keys; absent keys are ignored.
     pub async fn untag_repository(&self, name: &RepoName, keys: &[String]) -> Result<()> {
         let repo = self.describe_repository(name).await?;
-        self.meta.delete_repository_tags(repo.id, keys).await
+        self.resource_tags
+            .delete_repository_tags(repo.id, keys)
+            .await
     }
 }

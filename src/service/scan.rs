@@ -321,7 +321,7 @@ impl Registry {
         let gate = match self.gates.get(&repository_id) {
             Some(gate) => gate,
             None => {
-                let gate = self.meta.pull_gate(repository_id).await?.map(Arc::new);
+                let gate = self.scans.pull_gate(repository_id).await?.map(Arc::new);
                 self.gates.insert(repository_id, gate.clone());
                 gate
             }
@@ -336,7 +336,7 @@ impl Registry {
             Some(refusal) => refusal,
             None => {
                 let (status, findings) = self
-                    .meta
+                    .scans
                     .gate_facts(row.id, &gate.refused_severities())
                     .await?;
                 let facts = ScanFacts {
@@ -360,7 +360,7 @@ impl Registry {
     /// A repository's pull gate, if it has one.
     pub async fn pull_gate(&self, name: &RepoName) -> Result<Option<PullGate>> {
         let row = self.describe_repository(name).await?;
-        self.meta.pull_gate(row.id).await
+        self.scans.pull_gate(row.id).await
     }
 
     /// Sets (validated) or with `None` removes a repository's pull gate; false if there was none
@@ -370,7 +370,7 @@ impl Registry {
             gate.validate().map_err(Error::InvalidParameter)?;
         }
         let row = self.describe_repository(name).await?;
-        let changed = self.meta.set_pull_gate(row.id, gate).await?;
+        let changed = self.scans.set_pull_gate(row.id, gate).await?;
         self.gates.remove(&row.id);
         // Decisions are keyed by manifest, not repository; gate changes are rare.
         self.gate_decisions.clear();
@@ -379,7 +379,7 @@ impl Registry {
 
     /// ECR's registry scanning configuration.
     pub async fn registry_scanning(&self) -> Result<RegistryScanningConfiguration> {
-        self.meta.registry_scanning().await
+        self.scans.registry_scanning().await
     }
 
     /// Validates and saves the registry scanning configuration; pushes committed after this
@@ -389,18 +389,18 @@ impl Registry {
         config: &RegistryScanningConfiguration,
     ) -> Result<()> {
         config.validate().map_err(Error::InvalidParameter)?;
-        self.meta.put_registry_scanning(config).await
+        self.scans.put_registry_scanning(config).await
     }
 
     /// Outbox records after `after_id`, oldest first.
     pub async fn outbox_events(&self, after_id: i64, limit: usize) -> Result<Vec<OutboxEvent>> {
-        self.meta.outbox_events(after_id, limit as i64).await
+        self.scans.outbox_events(after_id, limit as i64).await
     }
 
     /// Turns scan on push on or off for a repository.
     pub async fn set_scan_on_push(&self, name: &RepoName, on: bool) -> Result<RepositoryRow> {
         let row = self.describe_repository(name).await?;
-        self.meta.set_scan_on_push(row.id, on).await?;
+        self.scans.set_scan_on_push(row.id, on).await?;
         Ok(RepositoryRow {
             scan_on_push: on,
             ..row
@@ -411,7 +411,7 @@ impl Registry {
     /// repository has no such manifest.
     pub async fn start_image_scan(&self, name: &RepoName, digest: &Digest) -> Result<()> {
         let row = self.describe_repository(name).await?;
-        if self.meta.queue_scan(row.id, &digest.to_string()).await? {
+        if self.scans.queue_scan(row.id, &digest.to_string()).await? {
             Ok(())
         } else {
             Err(Error::ManifestUnknown(format!(
@@ -423,12 +423,12 @@ impl Registry {
     /// An image's scan state, if it was ever scanned or queued.
     pub async fn scan_state(&self, name: &RepoName, digest: &Digest) -> Result<Option<ScanState>> {
         let row = self.describe_repository(name).await?;
-        self.meta.scan_state(row.id, &digest.to_string()).await
+        self.scans.scan_state(row.id, &digest.to_string()).await
     }
 
     /// How many findings of each severity a completed scan of manifest `manifest_id` found.
     pub async fn scan_severity_counts(&self, manifest_id: i64) -> Result<Vec<(String, i64)>> {
-        self.meta.scan_severity_counts(manifest_id).await
+        self.scans.scan_severity_counts(manifest_id).await
     }
 
     /// A page of an image's findings after `after_seq`; `None` if it was never scanned.
@@ -442,9 +442,9 @@ impl Registry {
         let Some(state) = self.scan_state(name, digest).await? else {
             return Ok(None);
         };
-        let severity_counts = self.meta.scan_severity_counts(state.manifest_id).await?;
+        let severity_counts = self.scans.scan_severity_counts(state.manifest_id).await?;
         let mut findings = self
-            .meta
+            .scans
             .scan_findings(state.manifest_id, after_seq, limit as i64 + 1)
             .await?;
         let more = findings.len() > limit;
@@ -466,7 +466,7 @@ impl Registry {
         let now = now_millis();
         // The lease outlasts the child's timeout, so no other worker takes the job meanwhile.
         let lease = (scanner.config.timeout_secs.max(1) as i64 + 60) * 1000;
-        let Some(job) = self.meta.take_scan_job(now, now + lease).await? else {
+        let Some(job) = self.scans.take_scan_job(now, now + lease).await? else {
             return Ok(false);
         };
         let outcome = self.scan_job(scanner, &job, credential).await;
@@ -475,7 +475,7 @@ impl Registry {
         } else {
             tracing::info!(repository = %job.repository, digest = %job.digest, "scan finished");
         }
-        self.meta.finish_scan(&job, &outcome).await?;
+        self.scans.finish_scan(&job, &outcome).await?;
         // The pull gate sees the result at once here (other replicas within its cache time).
         self.gate_decisions.remove(&job.manifest_id);
         Ok(true)

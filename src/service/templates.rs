@@ -29,7 +29,7 @@ impl Registry {
     /// prefix has one.
     pub async fn create_template(&self, fields: &TemplateFields) -> Result<Template> {
         let template = Template::create(fields, now_millis()).map_err(Error::InvalidParameter)?;
-        if !self.meta.insert_template(&template).await? {
+        if !self.templates.insert_template(&template).await? {
             return Err(Error::Exists(
                 Existing::RepositoryCreationTemplate,
                 format!(
@@ -47,14 +47,14 @@ impl Registry {
     pub async fn update_template(&self, prefix: &str, fields: &TemplateFields) -> Result<Template> {
         let prefix = template_prefix(prefix)?;
         let current = self
-            .meta
+            .templates
             .template(&prefix)
             .await?
             .ok_or_else(|| template_not_found(&prefix))?;
         let template = current
             .updated(fields, now_millis())
             .map_err(Error::InvalidParameter)?;
-        if !self.meta.replace_template(&template).await? {
+        if !self.templates.replace_template(&template).await? {
             return Err(template_not_found(&prefix));
         }
         Ok(template)
@@ -63,7 +63,7 @@ impl Registry {
     /// DeleteRepositoryCreationTemplate: the deleted template; `Missing` if there was none.
     pub async fn delete_template(&self, prefix: &str) -> Result<Template> {
         let prefix = template_prefix(prefix)?;
-        self.meta
+        self.templates
             .delete_template(&prefix)
             .await?
             .ok_or_else(|| template_not_found(&prefix))
@@ -78,7 +78,7 @@ impl Registry {
         limit: usize,
     ) -> Result<Vec<Template>> {
         match prefixes {
-            None => self.meta.list_templates(after, limit as i64).await,
+            None => self.templates.list_templates(after, limit as i64).await,
             Some(given) => {
                 let mut wanted = Vec::with_capacity(given.len());
                 for p in given {
@@ -86,7 +86,7 @@ impl Registry {
                 }
                 wanted.sort();
                 wanted.dedup();
-                let mut found = self.meta.templates_with_prefixes(&wanted).await?;
+                let mut found = self.templates.templates_with_prefixes(&wanted).await?;
                 found.retain(|t| t.prefix.as_str() > after);
                 found.truncate(limit);
                 Ok(found)
@@ -102,7 +102,7 @@ impl Registry {
         kind: AppliedFor,
     ) -> Result<Option<Template>> {
         let candidates = self
-            .meta
+            .templates
             .templates_with_prefixes(&candidate_prefixes(name.as_str()))
             .await?;
         Ok(select(&candidates, name.as_str(), kind).cloned())
@@ -118,7 +118,7 @@ impl Registry {
         name: &RepoName,
         kind: AppliedFor,
     ) -> Result<RepositoryRow> {
-        if let Some(row) = self.meta.repository_row(name).await? {
+        if let Some(row) = self.repositories.repository_row(name).await? {
             return Ok(row);
         }
         let settings = match self.template_for(name, kind).await? {

@@ -82,7 +82,7 @@ impl Registry {
     /// This replica's lock for one upload: its requests are handled one at a time here, and the
     /// conditional size update in the database catches concurrent writers on other replicas.
     fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.uploads.entry(id.to_owned()).or_default().clone()
+        self.upload_locks.entry(id.to_owned()).or_default().clone()
     }
 
     async fn upload_row(&self, name: &RepoName, id: &str) -> Result<UploadRow> {
@@ -90,11 +90,11 @@ impl Registry {
             return Err(unknown_upload(id, name));
         }
         let repo = self
-            .meta
+            .repositories
             .repository_id(name)
             .await?
             .ok_or_else(|| unknown_upload(id, name))?;
-        self.meta
+        self.uploads
             .upload(id, repo)
             .await?
             .ok_or_else(|| unknown_upload(id, name))
@@ -111,7 +111,7 @@ impl Registry {
         let repo = self.ensure_repository(name).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let staging = self.blobs.start_upload(&id).await?;
-        self.meta
+        self.uploads
             .create_upload(&id, repo, algorithm.as_str(), &staging.to_json())
             .await?;
         Ok(UploadProgress { id, size: 0 })
@@ -193,7 +193,7 @@ impl Registry {
         crate::failpoint::pause("blob.before_commit").await;
         let verify = self.blobs.shared_key_path(&key);
         let outcome = match self
-            .meta
+            .blob_index
             .commit_blob(id, repo, digest, size, &key, verify)
             .await
         {
@@ -237,7 +237,7 @@ impl Registry {
         sessionless: Option<&Staging>,
         error: Error,
     ) -> Result<()> {
-        match self.meta.blob_in_repository(repo, digest).await {
+        match self.blob_index.blob_in_repository(repo, digest).await {
             Ok(Some(row)) => {
                 tracing::info!(%digest, error = %error, "a blob commit that reported an error had landed");
                 self.cache.invalidate(repo);
@@ -345,7 +345,7 @@ impl Registry {
                 Ok(source) => vec![source.as_str().to_owned()],
                 Err(_) => return Ok(None),
             },
-            None => self.meta.repositories_with_blob(digest, 50).await?,
+            None => self.blob_index.repositories_with_blob(digest, 50).await?,
         };
         let mut source = None;
         for candidate in candidates {
@@ -358,14 +358,18 @@ impl Registry {
             return Ok(None);
         };
         let available = match self.repository_id(&source).await? {
-            Some(src) => self.meta.blob_in_repository(src, digest).await?.is_some(),
+            Some(src) => self
+                .blob_index
+                .blob_in_repository(src, digest)
+                .await?
+                .is_some(),
             None => false,
         };
         if !available {
             return Ok(None);
         }
         let repo = self.ensure_repository(name).await?;
-        if !self.meta.link_blob(repo, digest).await? {
+        if !self.blob_index.link_blob(repo, digest).await? {
             return Ok(None);
         }
         Ok(Some(BlobLocation {
@@ -399,8 +403,8 @@ impl Registry {
         self.blobs
             .discard_upload(&row.id, row.size, &staging)
             .await?;
-        let deleted = self.meta.delete_upload(&row.id).await;
-        self.uploads.remove(&row.id);
+        let deleted = self.uploads.delete_upload(&row.id).await;
+        self.upload_locks.remove(&row.id);
         match deleted {
             Ok(_) => Ok(()),
             Err(e) if e.is_write_refusal() => {
@@ -485,7 +489,7 @@ impl Registry {
         let staging_json = new_staging.to_json();
         let hash_state = hasher.save();
         if !self
-            .meta
+            .uploads
             .advance_upload(&row.id, row.size, new_size, &staging_json, &hash_state)
             .await?
         {
@@ -557,7 +561,7 @@ impl Registry {
         }
         self.publish_and_commit(&row.id, row.repository_id, digest, row.size, None)
             .await?;
-        self.uploads.remove(&row.id);
+        self.upload_locks.remove(&row.id);
         Ok(BlobLocation {
             digest: digest.clone(),
         })
@@ -566,7 +570,7 @@ impl Registry {
     /// Purges upload sessions idle for longer than `max_age`; returns how many.
     pub async fn purge_stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
         let before = crate::meta::now_millis() - max_age.as_millis() as i64;
-        let stale = self.meta.stale_uploads(before, 1000).await?;
+        let stale = self.uploads.stale_uploads(before, 1000).await?;
         let mut purged = 0;
         for row in stale {
             let lock = self.upload_lock(&row.id);

@@ -66,11 +66,13 @@ async fn principal(
 ) -> i64 {
     let m = meta(server).await;
     let (row, _) = m
+        .identity()
         .create_principal_if_missing(kind, name, &hash_secret(password).unwrap())
         .await
         .unwrap();
     if let Some(p) = policy {
-        m.put_policy("principal", &row.id.to_string(), p)
+        m.identity()
+            .put_policy("principal", &row.id.to_string(), p)
             .await
             .unwrap();
     }
@@ -198,6 +200,7 @@ async fn error_code(r: reqwest::Response) -> String {
 async fn server_key(server: &TestServer) -> SigningKey {
     let m = meta(server).await;
     let rows = m
+        .identity()
         .signing_keys(chrono::Utc::now().timestamp_millis())
         .await
         .unwrap();
@@ -637,7 +640,8 @@ async fn revoked_credentials_stop_working_within_five_seconds() {
 
     // A password changed while a token is live.
     let m = meta(&server).await;
-    m.set_password(alice, &hash_secret("alice-new").unwrap())
+    m.identity()
+        .set_password(alice, &hash_secret("alice-new").unwrap())
         .await
         .unwrap();
     let took = within_five_seconds("a changed password", || async {
@@ -714,7 +718,7 @@ async fn revoked_credentials_stop_working_within_five_seconds() {
             .status(),
         StatusCode::OK
     );
-    m.put_policy(
+    m.identity().put_policy(
         "registry",
         "",
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"FreezeCi","Effect":"Deny","Principal":"*","Action":"ecr:BatchGetImage","Resource":"arn:aws:ecr:*:000000000000:repository/ci/*"}]}"#,
@@ -813,8 +817,14 @@ async fn refresh_tokens_and_the_oauth2_form() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // After a password change the refresh token is refused.
     let m = meta(&server).await;
-    let admin = m.principal("user", "admin").await.unwrap().unwrap();
-    m.set_password(admin.id, &hash_secret("rotated").unwrap())
+    let admin = m
+        .identity()
+        .principal("user", "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    m.identity()
+        .set_password(admin.id, &hash_secret("rotated").unwrap())
         .await
         .unwrap();
     m.close().await;
@@ -843,15 +853,16 @@ async fn anonymous_pull_only_where_a_policy_says_so() {
         StatusCode::CREATED
     );
     let m = meta(&server).await;
-    m.put_policy(
-        "repository",
-        "public/tool",
-        &policy_file("anonymous-pull.json"),
-    )
-    .await
-    .unwrap();
+    m.identity()
+        .put_policy(
+            "repository",
+            "public/tool",
+            &policy_file("anonymous-pull.json"),
+        )
+        .await
+        .unwrap();
     // A policy that (wrongly) offers anonymous push is still never honoured.
-    m.put_policy(
+    m.identity().put_policy(
         "repository",
         "private/tool",
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"Oops","Effect":"Allow","Principal":"*","Action":["ecr:InitiateLayerUpload","ecr:UploadLayerPart","ecr:CompleteLayerUpload","ecr:PutImage","ecr:BatchCheckLayerAvailability"]}]}"#,
@@ -1042,6 +1053,7 @@ async fn create_on_push_needs_create_repository() {
     // With create-on-push off, even the admin must create repositories first.
     meta(&server)
         .await
+        .identity()
         .put_setting("create_on_push", "false")
         .await
         .unwrap();
@@ -1109,7 +1121,8 @@ async fn catalog_and_mounts_respect_what_the_caller_may_read() {
         .unwrap();
     pool.close().await;
     // The team namespace policy is a registry policy naming the group.
-    m.put_policy("registry", "", &policy_file("team-namespace.json"))
+    m.identity()
+        .put_policy("registry", "", &policy_file("team-namespace.json"))
         .await
         .unwrap();
     m.close().await;
@@ -1250,10 +1263,12 @@ async fn tokens_survive_restarts_and_keys_rotate() {
     let new_key = SigningKey::generate();
     let m = meta(&server).await;
     let now = chrono::Utc::now().timestamp_millis();
-    m.insert_signing_key(new_key.kid(), &new_key.to_pkcs8_pem(), now + 1)
+    m.identity()
+        .insert_signing_key(new_key.kid(), &new_key.to_pkcs8_pem(), now + 1)
         .await
         .unwrap();
-    m.retire_signing_keys_except(new_key.kid(), now + 3_600_000)
+    m.identity()
+        .retire_signing_keys_except(new_key.kid(), now + 3_600_000)
         .await
         .unwrap();
     m.close().await;
@@ -1356,8 +1371,14 @@ async fn replicas_share_keys_and_see_revocations_within_five_seconds() {
         StatusCode::OK
     );
     let m = meta(&a).await;
-    let row = m.principal("user", "carol").await.unwrap().unwrap();
-    m.set_password(row.id, &hash_secret("carol-new").unwrap())
+    let row = m
+        .identity()
+        .principal("user", "carol")
+        .await
+        .unwrap()
+        .unwrap();
+    m.identity()
+        .set_password(row.id, &hash_secret("carol-new").unwrap())
         .await
         .unwrap();
     m.close().await;

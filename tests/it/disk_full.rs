@@ -335,6 +335,7 @@ async fn sqlite_writes_after_a_full_disk_are_committed() {
         .await
         .unwrap();
     let repo = meta
+        .repositories()
         .ensure_repository(&RepoName::parse("a").unwrap())
         .await
         .unwrap();
@@ -357,7 +358,7 @@ async fn sqlite_writes_after_a_full_disk_are_committed() {
             required_manifests: vec![],
         };
         let tag = Tag::parse(&format!("t{i}")).unwrap();
-        match meta.put_manifest(repo, &manifest, &[tag]).await {
+        match meta.manifests().put_manifest(repo, &manifest, &[tag]).await {
             Err(berth::error::Error::InsufficientStorage(_)) => {}
             other => {
                 panic!("manifest {i} on a full disk: expected InsufficientStorage, got {other:?}")
@@ -366,9 +367,9 @@ async fn sqlite_writes_after_a_full_disk_are_committed() {
     }
     std::fs::remove_file(&filler).unwrap();
     let name = RepoName::parse("b").unwrap();
-    let id = meta.ensure_repository(&name).await.unwrap();
+    let id = meta.repositories().ensure_repository(&name).await.unwrap();
     assert_eq!(
-        meta.repository_id(&name).await.unwrap(),
+        meta.repositories().repository_id(&name).await.unwrap(),
         Some(id),
         "a repository created after space returned is visible to readers"
     );
@@ -377,7 +378,7 @@ async fn sqlite_writes_after_a_full_disk_are_committed() {
         .await
         .unwrap();
     assert_eq!(
-        meta.repository_id(&name).await.unwrap(),
+        meta.repositories().repository_id(&name).await.unwrap(),
         Some(id),
         "and still there after reopening the database"
     );

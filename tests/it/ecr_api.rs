@@ -926,10 +926,14 @@ async fn create_plain_user(server: &TestServer, name: &str, key: &str, secret: &
     let meta = server.meta().await;
     let hash = berth::auth::password::hash_secret("plain-user-password").unwrap();
     let (row, _) = meta
+        .identity()
         .create_principal_if_missing("user", name, &hash)
         .await
         .unwrap();
-    meta.put_access_key(row.id, key, secret).await.unwrap();
+    meta.identity()
+        .put_access_key(row.id, key, secret)
+        .await
+        .unwrap();
     meta.close().await;
     berth::policy::user_arn("000000000000", name)
 }

@@ -29,6 +29,7 @@ async fn test_servers_start_with_the_suites_admin_password() {
     assert!(!server.log().contains(common::ADMIN_PASSWORD));
     let meta = meta_of(&server).await;
     let admin = meta
+        .identity()
         .principal("user", common::ADMIN_USER)
         .await
         .unwrap()
@@ -63,12 +64,14 @@ async fn generated_admin_password_is_written_once_and_never_logged() {
     );
     let meta = meta_of(&server).await;
     let admin = meta
+        .identity()
         .principal("user", "admin")
         .await
         .unwrap()
         .expect("admin user");
     assert!(verify_secret(&password, admin.password_hash.as_deref().unwrap()).unwrap());
     let policy = meta
+        .identity()
         .policy("principal", &admin.id.to_string())
         .await
         .unwrap();
@@ -77,7 +80,12 @@ async fn generated_admin_password_is_written_once_and_never_logged() {
     server.restart();
     let again = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     assert_eq!(again, password, "the file is written once");
-    let admin = meta.principal("user", "admin").await.unwrap().unwrap();
+    let admin = meta
+        .identity()
+        .principal("user", "admin")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(verify_secret(&password, admin.password_hash.as_deref().unwrap()).unwrap());
     assert!(!server.log().contains(&password));
     meta.close().await;
@@ -104,9 +112,15 @@ async fn configured_admin_wins_on_every_start() {
     );
     assert!(!server.log().contains("first-password"));
     let meta = meta_of(&server).await;
-    let boss = meta.principal("user", "boss").await.unwrap().expect("boss");
+    let boss = meta
+        .identity()
+        .principal("user", "boss")
+        .await
+        .unwrap()
+        .expect("boss");
     assert!(verify_secret("first-password", boss.password_hash.as_deref().unwrap()).unwrap());
     let (key, secret) = meta
+        .identity()
         .access_key("AKIAEXAMPLE000000001")
         .await
         .unwrap()
@@ -118,7 +132,12 @@ async fn configured_admin_wins_on_every_start() {
     // A changed password replaces the old one and retires credentials issued for it.
     server.set_env("BERTH_ADMIN_PASSWORD", Some("second-password"));
     server.restart();
-    let boss2 = meta.principal("user", "boss").await.unwrap().unwrap();
+    let boss2 = meta
+        .identity()
+        .principal("user", "boss")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(verify_secret("second-password", boss2.password_hash.as_deref().unwrap()).unwrap());
     assert!(!verify_secret("first-password", boss2.password_hash.as_deref().unwrap()).unwrap());
     assert!(boss2.credential_version > boss.credential_version);
@@ -127,16 +146,19 @@ async fn configured_admin_wins_on_every_start() {
     server.set_env("BERTH_ADMIN_USER", Some("chief"));
     server.restart();
     let chief = meta
+        .identity()
         .principal("user", "chief")
         .await
         .unwrap()
         .expect("chief");
     assert!(meta
+        .identity()
         .policy("principal", &chief.id.to_string())
         .await
         .unwrap()
         .is_some());
     assert!(meta
+        .identity()
         .policy("principal", &boss.id.to_string())
         .await
         .unwrap()
@@ -160,7 +182,8 @@ async fn concurrent_starts_create_one_admin() {
             .map(|i| {
                 let meta = meta.clone();
                 tokio::spawn(async move {
-                    meta.create_principal_if_missing("user", "admin", &format!("hash-{i}"))
+                    meta.identity()
+                        .create_principal_if_missing("user", "admin", &format!("hash-{i}"))
                         .await
                         .unwrap()
                 })

@@ -165,7 +165,8 @@ fn keyring(lines: &[&str]) -> std::sync::Arc<berth::secrets::Keyring> {
 
 /// An access key's principal and decrypted secret.
 async fn principal_and_secret(db: &Meta, key_id: &str) -> Option<(i64, String)> {
-    db.access_key(key_id)
+    db.identity()
+        .access_key(key_id)
         .await
         .unwrap()
         .map(|(row, secret)| (row.principal_id, secret))
@@ -196,15 +197,21 @@ async fn secrets_at_rest(db: &Db) {
         .current_id()
         .to_owned();
     let (p, _) = db
+        .identity()
         .create_principal_if_missing("user", "keyholder", "hash")
         .await
         .unwrap();
     assert!(db
+        .identity()
         .create_access_key(p.id, "AK1", "secret-one")
         .await
         .unwrap());
-    db.put_access_key(p.id, "AK2", "secret-two").await.unwrap();
-    db.insert_signing_key("kid1", PEM, now_millis())
+    db.identity()
+        .put_access_key(p.id, "AK2", "secret-two")
+        .await
+        .unwrap();
+    db.identity()
+        .insert_signing_key("kid1", PEM, now_millis())
         .await
         .unwrap();
     let stored = stored_secrets(&raw).await;
@@ -217,7 +224,7 @@ async fn secrets_at_rest(db: &Db) {
         principal_and_secret(db, "AK1").await,
         Some((p.id, "secret-one".into()))
     );
-    let keys = db.signing_keys(now_millis()).await.unwrap();
+    let keys = db.identity().signing_keys(now_millis()).await.unwrap();
     assert_eq!((keys[0].kid.as_str(), keys[0].pem.as_str()), ("kid1", PEM));
 
     // A ciphertext copied into another row does not decrypt there.
@@ -225,9 +232,17 @@ async fn secrets_at_rest(db: &Db) {
         .execute(&raw)
         .await
         .unwrap();
-    let err = db.access_key("AK2").await.unwrap_err().to_string();
+    let err = db
+        .identity()
+        .access_key("AK2")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("AK2") && !err.contains("secret-one"), "{err}");
-    db.put_access_key(p.id, "AK2", "secret-two").await.unwrap();
+    db.identity()
+        .put_access_key(p.id, "AK2", "secret-two")
+        .await
+        .unwrap();
 
     // Rows as a Berth before encryption at rest wrote them: refused until the pass encrypts them.
     sqlx::query("INSERT INTO access_keys (key_id, principal_id, secret, created_at) VALUES ('AKOLD', $1, 'old-plain', 0)")
@@ -240,9 +255,16 @@ async fn secrets_at_rest(db: &Db) {
         .execute(&raw)
         .await
         .unwrap();
-    assert!(db.access_key("AKOLD").await.is_err());
-    assert_eq!(db.signing_keys(now_millis()).await.unwrap().len(), 1);
-    let report = db.seal_secrets(false).await.unwrap();
+    assert!(db.identity().access_key("AKOLD").await.is_err());
+    assert_eq!(
+        db.identity()
+            .signing_keys(now_millis())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let report = db.identity().seal_secrets(false).await.unwrap();
     assert_eq!((report.encrypted, report.reencrypted), (2, 0));
     assert_eq!(report.by_key, BTreeMap::from([(old_id.clone(), 5)]));
     let stored = stored_secrets(&raw).await;
@@ -253,8 +275,15 @@ async fn secrets_at_rest(db: &Db) {
         principal_and_secret(db, "AKOLD").await,
         Some((p.id, "old-plain".into()))
     );
-    assert_eq!(db.signing_keys(now_millis()).await.unwrap().len(), 2);
-    let again = db.seal_secrets(false).await.unwrap();
+    assert_eq!(
+        db.identity()
+            .signing_keys(now_millis())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let again = db.identity().seal_secrets(false).await.unwrap();
     assert_eq!((again.encrypted, again.reencrypted), (0, 0), "idempotent");
     assert_eq!(stored_secrets(&raw).await, stored, "nothing rewritten");
 
@@ -270,13 +299,13 @@ async fn secrets_at_rest(db: &Db) {
         principal_and_secret(&rotated, "AK1").await,
         Some((p.id, "secret-one".into()))
     );
-    let report = rotated.seal_secrets(false).await.unwrap();
+    let report = rotated.identity().seal_secrets(false).await.unwrap();
     assert_eq!(
         (report.encrypted, report.reencrypted),
         (0, 0),
         "start-up moves nothing"
     );
-    let report = rotated.seal_secrets(true).await.unwrap();
+    let report = rotated.identity().seal_secrets(true).await.unwrap();
     assert_eq!((report.encrypted, report.reencrypted), (0, 5));
     assert_eq!(report.by_key, BTreeMap::from([(new_id.clone(), 5)]));
     assert!(stored_secrets(&raw)
@@ -295,14 +324,32 @@ async fn secrets_at_rest(db: &Db) {
     }
     let mut only_new = db.meta.clone();
     only_new.set_secrets(keyring(&[&new_key]));
-    assert_eq!(only_new.signing_keys(now_millis()).await.unwrap().len(), 2);
+    assert_eq!(
+        only_new
+            .identity()
+            .signing_keys(now_millis())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // The old key alone no longer reads anything, and the start-up pass says why, naming the
     // rows and the missing key, never a secret; it changes nothing.
-    assert!(db.access_key("AK1").await.is_err());
-    assert!(db.signing_keys(now_millis()).await.unwrap().is_empty());
+    assert!(db.identity().access_key("AK1").await.is_err());
+    assert!(db
+        .identity()
+        .signing_keys(now_millis())
+        .await
+        .unwrap()
+        .is_empty());
     let before = stored_secrets(&raw).await;
-    let err = db.seal_secrets(false).await.unwrap_err().to_string();
+    let err = db
+        .identity()
+        .seal_secrets(false)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&new_id) && err.contains("access key AK1") && err.contains("signing key kid1"),
         "{err}"
@@ -333,9 +380,15 @@ async fn creation_templates(db: &Db) {
         1000,
     )
     .unwrap();
-    assert!(db.insert_template(&full).await.unwrap());
-    assert!(!db.insert_template(&full).await.unwrap(), "prefix taken");
-    assert_eq!(db.template("team/a").await.unwrap().unwrap(), full);
+    assert!(db.templates().insert_template(&full).await.unwrap());
+    assert!(
+        !db.templates().insert_template(&full).await.unwrap(),
+        "prefix taken"
+    );
+    assert_eq!(
+        db.templates().template("team/a").await.unwrap().unwrap(),
+        full
+    );
     let minimal = |prefix: &str| {
         Template::create(
             &fields(serde_json::json!({"prefix": prefix, "appliedFor": ["REPLICATION"]})),
@@ -344,9 +397,10 @@ async fn creation_templates(db: &Db) {
         .unwrap()
     };
     for p in ["team-a", "team.a", "ROOT", "team"] {
-        assert!(db.insert_template(&minimal(p)).await.unwrap());
+        assert!(db.templates().insert_template(&minimal(p)).await.unwrap());
     }
     let all: Vec<String> = db
+        .templates()
         .list_templates("", 100)
         .await
         .unwrap()
@@ -355,6 +409,7 @@ async fn creation_templates(db: &Db) {
         .collect();
     assert_eq!(all, ["ROOT", "team", "team-a", "team.a", "team/a"]);
     let page: Vec<String> = db
+        .templates()
         .list_templates("team", 2)
         .await
         .unwrap()
@@ -363,6 +418,7 @@ async fn creation_templates(db: &Db) {
         .collect();
     assert_eq!(page, ["team-a", "team.a"]);
     let some = db
+        .templates()
         .templates_with_prefixes(&["team/a".into(), "nope".into(), "ROOT".into()])
         .await
         .unwrap();
@@ -370,11 +426,24 @@ async fn creation_templates(db: &Db) {
     let mut changed = minimal("team");
     changed.scan_on_push = Some(true);
     changed.updated_at = 5;
-    assert!(db.replace_template(&changed).await.unwrap());
-    assert!(!db.replace_template(&minimal("absent")).await.unwrap());
-    assert_eq!(db.template("team").await.unwrap().unwrap(), changed);
-    assert_eq!(db.delete_template("team/a").await.unwrap(), Some(full));
-    assert_eq!(db.delete_template("team/a").await.unwrap(), None);
+    assert!(db.templates().replace_template(&changed).await.unwrap());
+    assert!(!db
+        .templates()
+        .replace_template(&minimal("absent"))
+        .await
+        .unwrap());
+    assert_eq!(
+        db.templates().template("team").await.unwrap().unwrap(),
+        changed
+    );
+    assert_eq!(
+        db.templates().delete_template("team/a").await.unwrap(),
+        Some(full)
+    );
+    assert_eq!(
+        db.templates().delete_template("team/a").await.unwrap(),
+        None
+    );
 
     let name = repo("team/app");
     let settings = berth::meta::NewRepository {
@@ -382,14 +451,29 @@ async fn creation_templates(db: &Db) {
         repository_policy: Some(REPOSITORY_POLICY.into()),
         ..Default::default()
     };
-    assert!(db.create_repository_with(&name, &settings).await.unwrap());
-    let row = db.repository_row(&name).await.unwrap().unwrap();
+    assert!(db
+        .repositories()
+        .create_repository_with(&name, &settings)
+        .await
+        .unwrap());
+    let row = db
+        .repositories()
+        .repository_row(&name)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        db.lifecycle_policy(row.id).await.unwrap().unwrap().text,
+        db.lifecycle()
+            .lifecycle_policy(row.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .text,
         LIFECYCLE_POLICY
     );
     assert_eq!(
-        db.policy("repository", "team/app")
+        db.identity()
+            .policy("repository", "team/app")
             .await
             .unwrap()
             .as_deref(),
@@ -411,19 +495,31 @@ async fn tag_mutability_concurrent(db: &Db) {
         resource_tags: vec![("team".into(), "a".into())],
         ..Default::default()
     };
-    assert!(db.create_repository_with(&name, &settings).await.unwrap());
+    assert!(db
+        .repositories()
+        .create_repository_with(&name, &settings)
+        .await
+        .unwrap());
     assert!(
-        !db.create_repository_with(&name, &settings).await.unwrap(),
+        !db.repositories()
+            .create_repository_with(&name, &settings)
+            .await
+            .unwrap(),
         "a second create reports the repository exists"
     );
-    let row = db.repository_row(&name).await.unwrap().unwrap();
+    let row = db
+        .repositories()
+        .repository_row(&name)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.tag_mutability.mode, MutabilityMode::Immutable);
     assert!(
         row.scan_on_push,
         "created with scan on push, in the same transaction"
     );
     assert_eq!(
-        db.repository_tags(row.id).await.unwrap(),
+        db.resource_tags().repository_tags(row.id).await.unwrap(),
         vec![("team".to_owned(), "a".to_owned())]
     );
     for round in 0..5 {
@@ -432,7 +528,7 @@ async fn tag_mutability_concurrent(db: &Db) {
             .map(|i| {
                 let (meta, t) = (db.meta.clone(), t.clone());
                 let m = manifest(format!("{{\"round\":{round},\"i\":{i}}}").as_bytes());
-                tokio::spawn(async move { meta.put_manifest(row.id, &m, &[t]).await })
+                tokio::spawn(async move { meta.manifests().put_manifest(row.id, &m, &[t]).await })
             })
             .collect();
         let mut won = 0;
@@ -447,12 +543,19 @@ async fn tag_mutability_concurrent(db: &Db) {
         }
         assert_eq!(won, 1, "round {round}");
     }
-    db.set_tag_mutability(row.id, &TagMutability::default())
+    db.repositories()
+        .set_tag_mutability(row.id, &TagMutability::default())
         .await
         .unwrap();
-    let row = db.repository_row(&name).await.unwrap().unwrap();
+    let row = db
+        .repositories()
+        .repository_row(&name)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.tag_mutability, TagMutability::default());
-    db.put_manifest(row.id, &manifest(b"{\"moved\":1}"), &[tag("r0")])
+    db.manifests()
+        .put_manifest(row.id, &manifest(b"{\"moved\":1}"), &[tag("r0")])
         .await
         .unwrap();
 }
@@ -547,15 +650,34 @@ async fn basics(db: &Db) {
 }
 
 async fn repositories(db: &Db) {
-    assert_eq!(db.repository_id(&repo("a")).await.unwrap(), None);
     assert_eq!(
-        db.list_repositories(None, 100).await.unwrap(),
+        db.repositories().repository_id(&repo("a")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.repositories()
+            .list_repositories(None, 100)
+            .await
+            .unwrap(),
         Vec::<String>::new()
     );
 
-    let id = db.ensure_repository(&repo("a")).await.unwrap();
-    assert_eq!(db.ensure_repository(&repo("a")).await.unwrap(), id);
-    assert_eq!(db.repository_id(&repo("a")).await.unwrap(), Some(id));
+    let id = db
+        .repositories()
+        .ensure_repository(&repo("a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.repositories()
+            .ensure_repository(&repo("a"))
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        db.repositories().repository_id(&repo("a")).await.unwrap(),
+        Some(id)
+    );
 
     // Inserted out of order; listed in byte order ('-' < '.' < '/' < '0' < '_' < 'b').
     let names = [
@@ -563,7 +685,7 @@ async fn repositories(db: &Db) {
     ];
     let mut ids = BTreeSet::new();
     for n in names {
-        ids.insert(db.ensure_repository(&repo(n)).await.unwrap());
+        ids.insert(db.repositories().ensure_repository(&repo(n)).await.unwrap());
     }
     assert_eq!(ids.len(), names.len(), "each name has its own id");
     let expected = [
@@ -572,31 +694,55 @@ async fn repositories(db: &Db) {
     let mut sorted: Vec<&str> = names.to_vec();
     sorted.sort_unstable(); // Rust's str order is byte order
     assert_eq!(sorted, expected);
-    assert_eq!(db.list_repositories(None, 100).await.unwrap(), expected);
+    assert_eq!(
+        db.repositories()
+            .list_repositories(None, 100)
+            .await
+            .unwrap(),
+        expected
+    );
 
     for n in 1..=4 {
         let all = paginate(n, |last| async move {
-            db.list_repositories(last.as_deref(), n).await.unwrap()
+            db.repositories()
+                .list_repositories(last.as_deref(), n)
+                .await
+                .unwrap()
         })
         .await;
         assert_eq!(all, expected, "page size {n}");
     }
-    assert_eq!(db.list_repositories(None, 2).await.unwrap(), ["a", "a--b"]);
+    assert_eq!(
+        db.repositories().list_repositories(None, 2).await.unwrap(),
+        ["a", "a--b"]
+    );
     // `last` need not exist; results are strictly after it.
     assert_eq!(
-        db.list_repositories(Some("a.c"), 3).await.unwrap(),
+        db.repositories()
+            .list_repositories(Some("a.c"), 3)
+            .await
+            .unwrap(),
         ["a/b", "a/b/c", "a0"]
     );
     assert_eq!(
-        db.list_repositories(Some("a/b"), 1).await.unwrap(),
+        db.repositories()
+            .list_repositories(Some("a/b"), 1)
+            .await
+            .unwrap(),
         ["a/b/c"]
     );
     assert!(db
+        .repositories()
         .list_repositories(Some("b/c"), 10)
         .await
         .unwrap()
         .is_empty());
-    assert!(db.list_repositories(None, 0).await.unwrap().is_empty());
+    assert!(db
+        .repositories()
+        .list_repositories(None, 0)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn ensure_repository_concurrent(db: &Db) {
@@ -605,7 +751,13 @@ async fn ensure_repository_concurrent(db: &Db) {
         let meta = db.meta.clone();
         let name = if i % 2 == 0 { "race/one" } else { "race/two" };
         tasks.push(tokio::spawn(async move {
-            (name, meta.ensure_repository(&repo(name)).await.unwrap())
+            (
+                name,
+                meta.repositories()
+                    .ensure_repository(&repo(name))
+                    .await
+                    .unwrap(),
+            )
         }));
     }
     let mut ids: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
@@ -617,19 +769,31 @@ async fn ensure_repository_concurrent(db: &Db) {
     assert_eq!(ids["race/two"].len(), 1, "{ids:?}");
     assert_ne!(ids["race/one"], ids["race/two"]);
     assert_eq!(
-        db.list_repositories(None, 100).await.unwrap(),
+        db.repositories()
+            .list_repositories(None, 100)
+            .await
+            .unwrap(),
         ["race/one", "race/two"]
     );
 }
 
 async fn tags_order_and_pagination(db: &Db) {
-    let r = db.ensure_repository(&repo("t")).await.unwrap();
-    let other = db.ensure_repository(&repo("other")).await.unwrap();
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("t"))
+        .await
+        .unwrap();
+    let other = db
+        .repositories()
+        .ensure_repository(&repo("other"))
+        .await
+        .unwrap();
     let names = [
         "latest", "a_b", "Z", "ab", "a.b", "0", "a", "_x", "A", "a-b", "v1.10", "v1.9", "V2",
     ];
     let tags: Vec<Tag> = names.iter().map(|n| tag(n)).collect();
-    db.put_manifest(r, &manifest(b"{\"m\":1}"), &tags)
+    db.manifests()
+        .put_manifest(r, &manifest(b"{\"m\":1}"), &tags)
         .await
         .unwrap();
     let expected = [
@@ -638,37 +802,86 @@ async fn tags_order_and_pagination(db: &Db) {
     let mut sorted = names.to_vec();
     sorted.sort_unstable();
     assert_eq!(sorted, expected);
-    assert_eq!(db.list_tags(r, None, 100).await.unwrap(), expected);
+    assert_eq!(
+        db.manifests().list_tags(r, None, 100).await.unwrap(),
+        expected
+    );
     for n in 1..=5 {
         let all = paginate(n, |last| async move {
-            db.list_tags(r, last.as_deref(), n).await.unwrap()
+            db.manifests()
+                .list_tags(r, last.as_deref(), n)
+                .await
+                .unwrap()
         })
         .await;
         assert_eq!(all, expected, "page size {n}");
     }
     // Uppercase sorts before lowercase; `last` need not be a tag.
-    assert_eq!(db.list_tags(r, Some("B"), 2).await.unwrap(), ["V2", "Z"]);
-    assert_eq!(db.list_tags(r, Some("Z"), 2).await.unwrap(), ["_x", "a"]);
-    assert_eq!(db.list_tags(r, Some("a"), 1).await.unwrap(), ["a-b"]);
-    assert!(db.list_tags(r, Some("v1.9"), 10).await.unwrap().is_empty());
-    assert!(db.list_tags(r, None, 0).await.unwrap().is_empty());
+    assert_eq!(
+        db.manifests().list_tags(r, Some("B"), 2).await.unwrap(),
+        ["V2", "Z"]
+    );
+    assert_eq!(
+        db.manifests().list_tags(r, Some("Z"), 2).await.unwrap(),
+        ["_x", "a"]
+    );
+    assert_eq!(
+        db.manifests().list_tags(r, Some("a"), 1).await.unwrap(),
+        ["a-b"]
+    );
+    assert!(db
+        .manifests()
+        .list_tags(r, Some("v1.9"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(db
+        .manifests()
+        .list_tags(r, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
     // Tags are per repository.
-    assert!(db.list_tags(other, None, 10).await.unwrap().is_empty());
-    db.put_manifest(other, &manifest(b"{\"m\":2}"), &[tag("latest")])
+    assert!(db
+        .manifests()
+        .list_tags(other, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    db.manifests()
+        .put_manifest(other, &manifest(b"{\"m\":2}"), &[tag("latest")])
         .await
         .unwrap();
-    assert_eq!(db.list_tags(other, None, 10).await.unwrap(), ["latest"]);
-    assert_eq!(db.list_tags(r, None, 100).await.unwrap(), expected);
+    assert_eq!(
+        db.manifests().list_tags(other, None, 10).await.unwrap(),
+        ["latest"]
+    );
+    assert_eq!(
+        db.manifests().list_tags(r, None, 100).await.unwrap(),
+        expected
+    );
 }
 
 async fn uploads(db: &Db) {
-    let r1 = db.ensure_repository(&repo("up/one")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("up/two")).await.unwrap();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("up/one"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("up/two"))
+        .await
+        .unwrap();
     let before = now_millis();
-    db.create_upload("u1", r1, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("u1", r1, "sha256", "{}")
+        .await
+        .unwrap();
     let after = now_millis();
 
     let u = db
+        .uploads()
         .upload("u1", r1)
         .await
         .unwrap()
@@ -683,19 +896,24 @@ async fn uploads(db: &Db) {
     assert!((before..=after).contains(&u.created_at), "{u:?}");
 
     // Only visible within its repository.
-    assert!(db.upload("u1", r2).await.unwrap().is_none());
-    assert!(db.upload("nope", r1).await.unwrap().is_none());
+    assert!(db.uploads().upload("u1", r2).await.unwrap().is_none());
+    assert!(db.uploads().upload("nope", r1).await.unwrap().is_none());
     // Ids are unique across repositories.
-    assert!(db.create_upload("u1", r2, "sha256", "{}").await.is_err());
+    assert!(db
+        .uploads()
+        .create_upload("u1", r2, "sha256", "{}")
+        .await
+        .is_err());
 
     // Compare-and-set on size.
     let state: &[u8] = &[0x00, 0x9f, 0xff, 0x80, b'\n', 0x01];
     tick().await;
     assert!(db
+        .uploads()
         .advance_upload("u1", 0, 1000, r#"{"parts":["p1"]}"#, state)
         .await
         .unwrap());
-    let u = db.upload("u1", r1).await.unwrap().unwrap();
+    let u = db.uploads().upload("u1", r1).await.unwrap().unwrap();
     assert_eq!(u.size, 1000);
     assert_eq!(u.staging, r#"{"parts":["p1"]}"#);
     assert_eq!(u.hash_state.as_deref(), Some(state));
@@ -703,14 +921,16 @@ async fn uploads(db: &Db) {
 
     // A stale expected size changes nothing.
     assert!(!db
+        .uploads()
         .advance_upload("u1", 0, 2000, "stale", b"stale")
         .await
         .unwrap());
     assert!(!db
+        .uploads()
         .advance_upload("u1", 999, 2000, "stale", b"stale")
         .await
         .unwrap());
-    let same = db.upload("u1", r1).await.unwrap().unwrap();
+    let same = db.uploads().upload("u1", r1).await.unwrap().unwrap();
     assert_eq!(same.size, 1000);
     assert_eq!(same.staging, r#"{"parts":["p1"]}"#);
     assert_eq!(same.hash_state.as_deref(), Some(state));
@@ -718,42 +938,68 @@ async fn uploads(db: &Db) {
 
     // Sizes beyond 32 bits survive.
     let big = 5u64 << 30;
-    assert!(db.advance_upload("u1", 1000, big, "{}", &[]).await.unwrap());
-    let u = db.upload("u1", r1).await.unwrap().unwrap();
+    assert!(db
+        .uploads()
+        .advance_upload("u1", 1000, big, "{}", &[])
+        .await
+        .unwrap());
+    let u = db.uploads().upload("u1", r1).await.unwrap().unwrap();
     assert_eq!(u.size, big);
     assert_eq!(u.hash_state.as_deref(), Some(&[][..]));
     assert!(db
+        .uploads()
         .advance_upload("u1", big, big + 1, "{}", &[1])
         .await
         .unwrap());
 
-    assert!(!db.advance_upload("nope", 0, 1, "{}", &[]).await.unwrap());
+    assert!(!db
+        .uploads()
+        .advance_upload("nope", 0, 1, "{}", &[])
+        .await
+        .unwrap());
 
     // Other uploads in the same repository are independent.
-    db.create_upload("u2", r1, "sha512", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("u2", r1, "sha512", "{}")
+        .await
+        .unwrap();
     assert_eq!(
-        db.upload("u2", r1).await.unwrap().unwrap().algorithm,
+        db.uploads()
+            .upload("u2", r1)
+            .await
+            .unwrap()
+            .unwrap()
+            .algorithm,
         "sha512"
     );
 
-    assert!(db.delete_upload("u1").await.unwrap());
-    assert!(!db.delete_upload("u1").await.unwrap());
-    assert!(db.upload("u1", r1).await.unwrap().is_none());
+    assert!(db.uploads().delete_upload("u1").await.unwrap());
+    assert!(!db.uploads().delete_upload("u1").await.unwrap());
+    assert!(db.uploads().upload("u1", r1).await.unwrap().is_none());
     assert!(!db
+        .uploads()
         .advance_upload("u1", big + 1, 1, "{}", &[])
         .await
         .unwrap());
-    assert!(db.upload("u2", r1).await.unwrap().is_some());
+    assert!(db.uploads().upload("u2", r1).await.unwrap().is_some());
 }
 
 async fn advance_upload_concurrent(db: &Db) {
-    let r = db.ensure_repository(&repo("cas")).await.unwrap();
-    db.create_upload("u", r, "sha256", "{}").await.unwrap();
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("cas"))
+        .await
+        .unwrap();
+    db.uploads()
+        .create_upload("u", r, "sha256", "{}")
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..16u64 {
         let meta = db.meta.clone();
         tasks.push(tokio::spawn(async move {
             let won = meta
+                .uploads()
                 .advance_upload("u", 0, 100 + i, &format!("writer {i}"), &[i as u8])
                 .await
                 .unwrap();
@@ -769,73 +1015,129 @@ async fn advance_upload_concurrent(db: &Db) {
     }
     assert_eq!(winners.len(), 1, "exactly one writer wins: {winners:?}");
     let w = winners[0];
-    let u = db.upload("u", r).await.unwrap().unwrap();
+    let u = db.uploads().upload("u", r).await.unwrap().unwrap();
     assert_eq!(u.size, 100 + w);
     assert_eq!(u.staging, format!("writer {w}"));
     assert_eq!(u.hash_state, Some(vec![w as u8]));
 }
 
 async fn stale_uploads(db: &Db) {
-    let r1 = db.ensure_repository(&repo("s1")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("s2")).await.unwrap();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("s1"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("s2"))
+        .await
+        .unwrap();
     // Created in the order c, a, b (ids not sorted), distinct milliseconds.
-    db.create_upload("c", r1, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("c", r1, "sha256", "{}")
+        .await
+        .unwrap();
     tick().await;
-    db.create_upload("a", r2, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("a", r2, "sha256", "{}")
+        .await
+        .unwrap();
     tick().await;
-    db.create_upload("b", r1, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("b", r1, "sha256", "{}")
+        .await
+        .unwrap();
     tick().await;
     let cutoff = now_millis();
     tick().await;
-    db.create_upload("fresh", r1, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("fresh", r1, "sha256", "{}")
+        .await
+        .unwrap();
 
     let ids =
         |rows: Vec<berth::meta::UploadRow>| rows.into_iter().map(|u| u.id).collect::<Vec<_>>();
-    let stale = db.stale_uploads(cutoff, 100).await.unwrap();
+    let stale = db.uploads().stale_uploads(cutoff, 100).await.unwrap();
     assert_eq!(
         stale.iter().map(|u| u.repository_id).collect::<Vec<_>>(),
         [r1, r2, r1]
     );
     assert_eq!(ids(stale), ["c", "a", "b"], "ordered by updated_at");
-    assert_eq!(ids(db.stale_uploads(cutoff, 2).await.unwrap()), ["c", "a"]);
-    assert!(db.stale_uploads(0, 100).await.unwrap().is_empty());
+    assert_eq!(
+        ids(db.uploads().stale_uploads(cutoff, 2).await.unwrap()),
+        ["c", "a"]
+    );
+    assert!(db.uploads().stale_uploads(0, 100).await.unwrap().is_empty());
 
     // Touching an upload makes it fresh: staleness is by updated_at, not created_at.
-    assert!(db.advance_upload("c", 0, 10, "{}", &[]).await.unwrap());
+    assert!(db
+        .uploads()
+        .advance_upload("c", 0, 10, "{}", &[])
+        .await
+        .unwrap());
     assert_eq!(
-        ids(db.stale_uploads(cutoff, 100).await.unwrap()),
+        ids(db.uploads().stale_uploads(cutoff, 100).await.unwrap()),
         ["a", "b"]
     );
     tick().await;
-    let all = ids(db.stale_uploads(now_millis() + 1, 100).await.unwrap());
+    let all = ids(db
+        .uploads()
+        .stale_uploads(now_millis() + 1, 100)
+        .await
+        .unwrap());
     assert_eq!(all, ["a", "b", "fresh", "c"]);
 
-    assert!(db.delete_upload("a").await.unwrap());
-    assert_eq!(ids(db.stale_uploads(cutoff, 100).await.unwrap()), ["b"]);
+    assert!(db.uploads().delete_upload("a").await.unwrap());
+    assert_eq!(
+        ids(db.uploads().stale_uploads(cutoff, 100).await.unwrap()),
+        ["b"]
+    );
 }
 
 async fn commit_blob(db: &Db) {
-    let r1 = db.ensure_repository(&repo("c/one")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("c/two")).await.unwrap();
-    let r3 = db.ensure_repository(&repo("c/three")).await.unwrap();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("c/one"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("c/two"))
+        .await
+        .unwrap();
+    let r3 = db
+        .repositories()
+        .ensure_repository(&repo("c/three"))
+        .await
+        .unwrap();
     let d = digest("layer");
     let size = 6u64 << 30;
-    assert!(db.blob_in_repository(r1, &d).await.unwrap().is_none());
-    assert!(!db.blob_linked_anywhere(&d).await.unwrap());
+    assert!(db
+        .blob_index()
+        .blob_in_repository(r1, &d)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!db.blob_index().blob_linked_anywhere(&d).await.unwrap());
 
-    db.create_upload("u1", r1, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("u1", r1, "sha256", "{}")
+        .await
+        .unwrap();
     let got = db
+        .blob_index()
         .commit_blob("u1", r1, &d, size, "blobs/k1", None)
         .await
         .unwrap();
     assert_eq!(got, BlobCommit::Stored);
     assert!(
-        db.upload("u1", r1).await.unwrap().is_none(),
+        db.uploads().upload("u1", r1).await.unwrap().is_none(),
         "upload row removed"
     );
-    assert!(!db.delete_upload("u1").await.unwrap());
+    assert!(!db.uploads().delete_upload("u1").await.unwrap());
 
     let b = db
+        .blob_index()
         .blob_in_repository(r1, &d)
         .await
         .unwrap()
@@ -843,13 +1145,26 @@ async fn commit_blob(db: &Db) {
     assert_eq!(b.digest, d.to_string());
     assert_eq!(b.size, size);
     assert_eq!(b.object_key, "blobs/k1");
-    assert!(db.blob_in_repository(r2, &d).await.unwrap().is_none());
-    assert!(db.blob_linked_anywhere(&d).await.unwrap());
-    assert!(!db.blob_linked_anywhere(&digest("other")).await.unwrap());
+    assert!(db
+        .blob_index()
+        .blob_in_repository(r2, &d)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db.blob_index().blob_linked_anywhere(&d).await.unwrap());
+    assert!(!db
+        .blob_index()
+        .blob_linked_anywhere(&digest("other"))
+        .await
+        .unwrap());
 
     // The same digest from another upload in another repository: already stored, first key wins.
-    db.create_upload("u2", r2, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("u2", r2, "sha256", "{}")
+        .await
+        .unwrap();
     let got = db
+        .blob_index()
         .commit_blob("u2", r2, &d, size, "blobs/k2", None)
         .await
         .unwrap();
@@ -859,8 +1174,9 @@ async fn commit_blob(db: &Db) {
             object_key: "blobs/k1".into()
         }
     );
-    assert!(db.upload("u2", r2).await.unwrap().is_none());
+    assert!(db.uploads().upload("u2", r2).await.unwrap().is_none());
     let b2 = db
+        .blob_index()
         .blob_in_repository(r2, &d)
         .await
         .unwrap()
@@ -869,28 +1185,44 @@ async fn commit_blob(db: &Db) {
     assert_eq!(b2.size, size);
 
     // Again in a repository that already has it: no second link.
-    db.create_upload("u3", r1, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("u3", r1, "sha256", "{}")
+        .await
+        .unwrap();
     let got = db
+        .blob_index()
         .commit_blob("u3", r1, &d, size, "blobs/k3", None)
         .await
         .unwrap();
     assert!(matches!(got, BlobCommit::AlreadyStored { .. }));
-    assert!(db.unlink_blob(r1, &d).await.unwrap());
-    assert!(!db.unlink_blob(r1, &d).await.unwrap());
+    assert!(db.blob_index().unlink_blob(r1, &d).await.unwrap());
+    assert!(!db.blob_index().unlink_blob(r1, &d).await.unwrap());
 
     // Committing leaves other uploads alone.
-    db.create_upload("u4", r3, "sha256", "{}").await.unwrap();
-    db.create_upload("u5", r3, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("u4", r3, "sha256", "{}")
+        .await
+        .unwrap();
+    db.uploads()
+        .create_upload("u5", r3, "sha256", "{}")
+        .await
+        .unwrap();
     let e = digest("small");
     assert_eq!(
-        db.commit_blob("u4", r3, &e, 5, "blobs/e", None)
+        db.blob_index()
+            .commit_blob("u4", r3, &e, 5, "blobs/e", None)
             .await
             .unwrap(),
         BlobCommit::Stored
     );
-    assert!(db.upload("u5", r3).await.unwrap().is_some());
+    assert!(db.uploads().upload("u5", r3).await.unwrap().is_some());
     assert_eq!(
-        db.blob_in_repository(r3, &e).await.unwrap().unwrap().size,
+        db.blob_index()
+            .blob_in_repository(r3, &e)
+            .await
+            .unwrap()
+            .unwrap()
+            .size,
         5
     );
 }
@@ -903,12 +1235,17 @@ async fn commit_blob_concurrent(db: &Db) {
         let d = d.clone();
         tasks.push(tokio::spawn(async move {
             let r = meta
+                .repositories()
                 .ensure_repository(&repo(&format!("cc/{i}")))
                 .await
                 .unwrap();
             let id = format!("up-{i}");
-            meta.create_upload(&id, r, "sha256", "{}").await.unwrap();
+            meta.uploads()
+                .create_upload(&id, r, "sha256", "{}")
+                .await
+                .unwrap();
             let got = meta
+                .blob_index()
                 .commit_blob(&id, r, &d, 42, &format!("key-{i}"), None)
                 .await
                 .unwrap();
@@ -940,68 +1277,127 @@ async fn commit_blob_concurrent(db: &Db) {
             );
         }
         let b = db
+            .blob_index()
             .blob_in_repository(*r, &d)
             .await
             .unwrap()
             .expect("linked");
         assert_eq!(b.object_key, key);
-        assert!(db.upload(&format!("up-{i}"), *r).await.unwrap().is_none());
+        assert!(db
+            .uploads()
+            .upload(&format!("up-{i}"), *r)
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 
 async fn link_unlink(db: &Db) {
-    let r1 = db.ensure_repository(&repo("l/one")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("l/two")).await.unwrap();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("l/one"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("l/two"))
+        .await
+        .unwrap();
     let d = digest("mounted");
-    db.create_upload("u", r1, "sha256", "{}").await.unwrap();
-    db.commit_blob("u", r1, &d, 7, "k", None).await.unwrap();
+    db.uploads()
+        .create_upload("u", r1, "sha256", "{}")
+        .await
+        .unwrap();
+    db.blob_index()
+        .commit_blob("u", r1, &d, 7, "k", None)
+        .await
+        .unwrap();
 
     // Cross-repository mount, idempotent.
-    db.link_blob(r2, &d).await.unwrap();
-    db.link_blob(r2, &d).await.unwrap();
+    db.blob_index().link_blob(r2, &d).await.unwrap();
+    db.blob_index().link_blob(r2, &d).await.unwrap();
     let b = db
+        .blob_index()
         .blob_in_repository(r2, &d)
         .await
         .unwrap()
         .expect("mounted");
     assert_eq!((b.size, b.object_key.as_str()), (7, "k"));
 
-    assert!(db.unlink_blob(r1, &d).await.unwrap());
-    assert!(!db.unlink_blob(r1, &d).await.unwrap());
-    assert!(db.blob_in_repository(r1, &d).await.unwrap().is_none());
-    assert!(db.blob_in_repository(r2, &d).await.unwrap().is_some());
-    assert!(db.blob_linked_anywhere(&d).await.unwrap());
+    assert!(db.blob_index().unlink_blob(r1, &d).await.unwrap());
+    assert!(!db.blob_index().unlink_blob(r1, &d).await.unwrap());
+    assert!(db
+        .blob_index()
+        .blob_in_repository(r1, &d)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db
+        .blob_index()
+        .blob_in_repository(r2, &d)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(db.blob_index().blob_linked_anywhere(&d).await.unwrap());
 
-    assert!(db.unlink_blob(r2, &d).await.unwrap());
-    assert!(!db.blob_linked_anywhere(&d).await.unwrap());
-    assert!(db.blob_in_repository(r2, &d).await.unwrap().is_none());
+    assert!(db.blob_index().unlink_blob(r2, &d).await.unwrap());
+    assert!(!db.blob_index().blob_linked_anywhere(&d).await.unwrap());
+    assert!(db
+        .blob_index()
+        .blob_in_repository(r2, &d)
+        .await
+        .unwrap()
+        .is_none());
 
     // The blob row outlives its links (until GC): it can be linked again.
-    db.link_blob(r1, &d).await.unwrap();
+    db.blob_index().link_blob(r1, &d).await.unwrap();
     assert_eq!(
-        db.blob_in_repository(r1, &d)
+        db.blob_index()
+            .blob_in_repository(r1, &d)
             .await
             .unwrap()
             .unwrap()
             .object_key,
         "k"
     );
-    assert!(!db.unlink_blob(r2, &digest("never")).await.unwrap());
+    assert!(!db
+        .blob_index()
+        .unlink_blob(r2, &digest("never"))
+        .await
+        .unwrap());
 }
 
 async fn stored_blob_sizes(db: &Db) {
-    let r1 = db.ensure_repository(&repo("m/one")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("m/two")).await.unwrap();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("m/one"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("m/two"))
+        .await
+        .unwrap();
     let (a, b, c, x) = (digest("a"), digest("b"), digest("c"), digest("x"));
     for (i, (d, size)) in [(&a, 10), (&b, 20)].into_iter().enumerate() {
         let id = format!("u{i}");
-        db.create_upload(&id, r1, "sha256", "{}").await.unwrap();
-        db.commit_blob(&id, r1, d, size, &format!("k{i}"), None)
+        db.uploads()
+            .create_upload(&id, r1, "sha256", "{}")
+            .await
+            .unwrap();
+        db.blob_index()
+            .commit_blob(&id, r1, d, size, &format!("k{i}"), None)
             .await
             .unwrap();
     }
-    db.create_upload("uc", r2, "sha256", "{}").await.unwrap();
-    db.commit_blob("uc", r2, &c, 30, "kc", None).await.unwrap();
+    db.uploads()
+        .create_upload("uc", r2, "sha256", "{}")
+        .await
+        .unwrap();
+    db.blob_index()
+        .commit_blob("uc", r2, &c, 30, "kc", None)
+        .await
+        .unwrap();
     let sizes = |pairs: &[(&Digest, i64)]| {
         pairs
             .iter()
@@ -1009,30 +1405,55 @@ async fn stored_blob_sizes(db: &Db) {
             .collect::<std::collections::HashMap<_, _>>()
     };
 
-    assert!(db.stored_blob_sizes(r1, &[]).await.unwrap().is_empty());
+    assert!(db
+        .blob_index()
+        .stored_blob_sizes(r1, &[])
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        db.stored_blob_sizes(r1, &[&a, &b]).await.unwrap(),
+        db.blob_index()
+            .stored_blob_sizes(r1, &[&a, &b])
+            .await
+            .unwrap(),
         sizes(&[(&a, 10), (&b, 20)])
     );
     // Stored elsewhere is missing here.
     assert_eq!(
-        db.stored_blob_sizes(r1, &[&x, &a, &c, &b]).await.unwrap(),
+        db.blob_index()
+            .stored_blob_sizes(r1, &[&x, &a, &c, &b])
+            .await
+            .unwrap(),
         sizes(&[(&a, 10), (&b, 20)])
     );
     assert_eq!(
-        db.stored_blob_sizes(r2, &[&a, &b, &c]).await.unwrap(),
+        db.blob_index()
+            .stored_blob_sizes(r2, &[&a, &b, &c])
+            .await
+            .unwrap(),
         sizes(&[(&c, 30)])
     );
-    db.unlink_blob(r1, &a).await.unwrap();
+    db.blob_index().unlink_blob(r1, &a).await.unwrap();
     assert_eq!(
-        db.stored_blob_sizes(r1, &[&a, &b]).await.unwrap(),
+        db.blob_index()
+            .stored_blob_sizes(r1, &[&a, &b])
+            .await
+            .unwrap(),
         sizes(&[(&b, 20)])
     );
 }
 
 async fn manifests(db: &Db) {
-    let r1 = db.ensure_repository(&repo("mf/one")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("mf/two")).await.unwrap();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("mf/one"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("mf/two"))
+        .await
+        .unwrap();
     let raw = db.raw().await;
 
     let mut m1 = manifest(b"{\"schemaVersion\":2,\"n\":1}");
@@ -1041,10 +1462,12 @@ async fn manifests(db: &Db) {
         (digest("layer").to_string(), "layer"),
     ];
     m1.depth = 3;
-    db.put_manifest(r1, &m1, &[tag("latest"), tag("v1")])
+    db.manifests()
+        .put_manifest(r1, &m1, &[tag("latest"), tag("v1")])
         .await
         .unwrap();
     let got = db
+        .manifests()
         .manifest_by_digest(r1, &m1.digest)
         .await
         .unwrap()
@@ -1057,27 +1480,36 @@ async fn manifests(db: &Db) {
     let id1 = got.id;
     for t in ["latest", "v1"] {
         assert_eq!(
-            db.manifest_by_tag(r1, &tag(t)).await.unwrap().unwrap().id,
+            db.manifests()
+                .manifest_by_tag(r1, &tag(t))
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
             id1
         );
     }
     // Per repository.
     assert!(db
+        .manifests()
         .manifest_by_digest(r2, &m1.digest)
         .await
         .unwrap()
         .is_none());
     assert!(db
+        .manifests()
         .manifest_by_tag(r2, &tag("latest"))
         .await
         .unwrap()
         .is_none());
     assert!(db
+        .manifests()
         .manifest_by_tag(r1, &tag("nope"))
         .await
         .unwrap()
         .is_none());
     assert!(db
+        .manifests()
         .manifest_by_digest(r1, &digest("nope"))
         .await
         .unwrap()
@@ -1086,9 +1518,13 @@ async fn manifests(db: &Db) {
     // Idempotent by digest: same row, first bytes kept, new tags added.
     let mut again = m1.clone();
     again.media_type = "application/x-changed".into();
-    db.put_manifest(r1, &again, &[tag("v1.0")]).await.unwrap();
-    db.put_manifest(r1, &m1, &[]).await.unwrap();
+    db.manifests()
+        .put_manifest(r1, &again, &[tag("v1.0")])
+        .await
+        .unwrap();
+    db.manifests().put_manifest(r1, &m1, &[]).await.unwrap();
     let got = db
+        .manifests()
         .manifest_by_digest(r1, &m1.digest)
         .await
         .unwrap()
@@ -1113,13 +1549,17 @@ async fn manifests(db: &Db) {
         2
     );
     assert_eq!(
-        db.list_tags(r1, None, 10).await.unwrap(),
+        db.manifests().list_tags(r1, None, 10).await.unwrap(),
         ["latest", "v1", "v1.0"]
     );
 
     // The same manifest in another repository is a separate row.
-    db.put_manifest(r2, &m1, &[tag("latest")]).await.unwrap();
+    db.manifests()
+        .put_manifest(r2, &m1, &[tag("latest")])
+        .await
+        .unwrap();
     let in_r2 = db
+        .manifests()
         .manifest_by_tag(r2, &tag("latest"))
         .await
         .unwrap()
@@ -1128,8 +1568,12 @@ async fn manifests(db: &Db) {
 
     // Moving a tag to a new manifest.
     let m2 = manifest(b"{\"schemaVersion\":2,\"n\":2}");
-    db.put_manifest(r1, &m2, &[tag("latest")]).await.unwrap();
+    db.manifests()
+        .put_manifest(r1, &m2, &[tag("latest")])
+        .await
+        .unwrap();
     let id2 = db
+        .manifests()
         .manifest_by_tag(r1, &tag("latest"))
         .await
         .unwrap()
@@ -1137,7 +1581,8 @@ async fn manifests(db: &Db) {
     assert_eq!(id2.digest, m2.digest.to_string());
     assert_eq!(id2.content, m2.content);
     assert_eq!(
-        db.manifest_by_tag(r1, &tag("v1"))
+        db.manifests()
+            .manifest_by_tag(r1, &tag("v1"))
             .await
             .unwrap()
             .unwrap()
@@ -1145,7 +1590,8 @@ async fn manifests(db: &Db) {
         id1
     );
     assert_eq!(
-        db.manifest_by_tag(r2, &tag("latest"))
+        db.manifests()
+            .manifest_by_tag(r2, &tag("latest"))
             .await
             .unwrap()
             .unwrap()
@@ -1153,17 +1599,23 @@ async fn manifests(db: &Db) {
         in_r2.id
     );
     assert_eq!(
-        db.list_tags(r1, None, 10).await.unwrap(),
+        db.manifests().list_tags(r1, None, 10).await.unwrap(),
         ["latest", "v1", "v1.0"]
     );
 
     // delete_tag leaves the manifest.
-    assert!(db.delete_tag(r1, &tag("v1")).await.unwrap());
-    assert!(!db.delete_tag(r1, &tag("v1")).await.unwrap());
-    assert!(!db.delete_tag(r2, &tag("v1.0")).await.unwrap());
-    assert!(db.manifest_by_tag(r1, &tag("v1")).await.unwrap().is_none());
+    assert!(db.manifests().delete_tag(r1, &tag("v1")).await.unwrap());
+    assert!(!db.manifests().delete_tag(r1, &tag("v1")).await.unwrap());
+    assert!(!db.manifests().delete_tag(r2, &tag("v1.0")).await.unwrap());
+    assert!(db
+        .manifests()
+        .manifest_by_tag(r1, &tag("v1"))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
-        db.manifest_by_digest(r1, &m1.digest)
+        db.manifests()
+            .manifest_by_digest(r1, &m1.digest)
             .await
             .unwrap()
             .unwrap()
@@ -1171,38 +1623,59 @@ async fn manifests(db: &Db) {
         id1
     );
     assert_eq!(
-        db.list_tags(r1, None, 10).await.unwrap(),
+        db.manifests().list_tags(r1, None, 10).await.unwrap(),
         ["latest", "v1.0"]
     );
 
     // delete_manifest removes its tags, not others, not other repositories' copies.
-    assert!(db.delete_manifest(r1, &m1.digest).await.unwrap());
-    assert!(!db.delete_manifest(r1, &m1.digest).await.unwrap());
     assert!(db
+        .manifests()
+        .delete_manifest(r1, &m1.digest)
+        .await
+        .unwrap());
+    assert!(!db
+        .manifests()
+        .delete_manifest(r1, &m1.digest)
+        .await
+        .unwrap());
+    assert!(db
+        .manifests()
         .manifest_by_digest(r1, &m1.digest)
         .await
         .unwrap()
         .is_none());
     assert!(db
+        .manifests()
         .manifest_by_tag(r1, &tag("v1.0"))
         .await
         .unwrap()
         .is_none());
-    assert_eq!(db.list_tags(r1, None, 10).await.unwrap(), ["latest"]);
     assert_eq!(
-        db.manifest_by_digest(r2, &m1.digest)
+        db.manifests().list_tags(r1, None, 10).await.unwrap(),
+        ["latest"]
+    );
+    assert_eq!(
+        db.manifests()
+            .manifest_by_digest(r2, &m1.digest)
             .await
             .unwrap()
             .unwrap()
             .id,
         in_r2.id
     );
-    assert_eq!(db.list_tags(r2, None, 10).await.unwrap(), ["latest"]);
+    assert_eq!(
+        db.manifests().list_tags(r2, None, 10).await.unwrap(),
+        ["latest"]
+    );
 
     // A manifest can be pushed again after deletion, and re-tagged.
-    db.put_manifest(r1, &m1, &[tag("v1")]).await.unwrap();
+    db.manifests()
+        .put_manifest(r1, &m1, &[tag("v1")])
+        .await
+        .unwrap();
     assert_eq!(
-        db.manifest_by_tag(r1, &tag("v1"))
+        db.manifests()
+            .manifest_by_tag(r1, &tag("v1"))
             .await
             .unwrap()
             .unwrap()
@@ -1213,7 +1686,11 @@ async fn manifests(db: &Db) {
 }
 
 async fn manifest_bytes_exact(db: &Db) {
-    let r = db.ensure_repository(&repo("bytes")).await.unwrap();
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("bytes"))
+        .await
+        .unwrap();
     let odd: Vec<&[u8]> = vec![
         // Odd whitespace, CRLF, tabs, trailing spaces, escaped unicode, no final newline.
         b"  {\r\n\t\"schemaVersion\" :\t2 ,\n  \"a\" : \"\\u00e9\xc3\xa9\"  }  ",
@@ -1230,19 +1707,34 @@ async fn manifest_bytes_exact(db: &Db) {
     for (i, content) in contents.iter().enumerate() {
         let m = manifest(content);
         let t = tag(&format!("t{i}"));
-        db.put_manifest(r, &m, std::slice::from_ref(&t))
+        db.manifests()
+            .put_manifest(r, &m, std::slice::from_ref(&t))
             .await
             .unwrap();
-        let by_digest = db.manifest_by_digest(r, &m.digest).await.unwrap().unwrap();
+        let by_digest = db
+            .manifests()
+            .manifest_by_digest(r, &m.digest)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&by_digest.content, content, "content {i} by digest");
-        let by_tag = db.manifest_by_tag(r, &t).await.unwrap().unwrap();
+        let by_tag = db
+            .manifests()
+            .manifest_by_tag(r, &t)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&by_tag.content, content, "content {i} by tag");
         assert_eq!(Digest::of(Algorithm::Sha256, &by_tag.content), m.digest);
     }
 }
 
 async fn delete_manifest_cascades(db: &Db) {
-    let r = db.ensure_repository(&repo("cascade")).await.unwrap();
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("cascade"))
+        .await
+        .unwrap();
     let raw = db.raw().await;
     let mut index = manifest(b"{\"manifests\":[]}");
     index.references = vec![
@@ -1251,17 +1743,23 @@ async fn delete_manifest_cascades(db: &Db) {
     ];
     let mut keep = manifest(b"{\"keep\":true}");
     keep.references = vec![(digest("child1").to_string(), "manifest")];
-    db.put_manifest(r, &index, &[tag("a"), tag("b"), tag("c")])
+    db.manifests()
+        .put_manifest(r, &index, &[tag("a"), tag("b"), tag("c")])
         .await
         .unwrap();
-    db.put_manifest(r, &keep, &[tag("keep")]).await.unwrap();
+    db.manifests()
+        .put_manifest(r, &keep, &[tag("keep")])
+        .await
+        .unwrap();
     let id = db
+        .manifests()
         .manifest_by_digest(r, &index.digest)
         .await
         .unwrap()
         .unwrap()
         .id;
     let keep_id = db
+        .manifests()
         .manifest_by_digest(r, &keep.digest)
         .await
         .unwrap()
@@ -1272,7 +1770,11 @@ async fn delete_manifest_cascades(db: &Db) {
     assert_eq!(count(&raw, tags_of, id).await, 3);
     assert_eq!(count(&raw, refs_of, id).await, 2);
 
-    assert!(db.delete_manifest(r, &index.digest).await.unwrap());
+    assert!(db
+        .manifests()
+        .delete_manifest(r, &index.digest)
+        .await
+        .unwrap());
     assert_eq!(
         count(&raw, tags_of, id).await,
         0,
@@ -1285,20 +1787,39 @@ async fn delete_manifest_cascades(db: &Db) {
     );
     assert_eq!(count(&raw, tags_of, keep_id).await, 1);
     assert_eq!(count(&raw, refs_of, keep_id).await, 1);
-    assert_eq!(db.list_tags(r, None, 10).await.unwrap(), ["keep"]);
+    assert_eq!(
+        db.manifests().list_tags(r, None, 10).await.unwrap(),
+        ["keep"]
+    );
     raw.close().await;
 }
 
 async fn referrers(db: &Db) {
-    let r1 = db.ensure_repository(&repo("ref/one")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("ref/two")).await.unwrap();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("ref/one"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("ref/two"))
+        .await
+        .unwrap();
     let base = manifest(b"{\"base\":1}");
-    db.put_manifest(r1, &base, &[tag("base")]).await.unwrap();
+    db.manifests()
+        .put_manifest(r1, &base, &[tag("base")])
+        .await
+        .unwrap();
     let s = &base.digest;
     const SBOM: &str = "application/vnd.example.sbom";
     const SIG: &str = "application/vnd.example.sig";
 
-    assert!(db.referrers(r1, s, None).await.unwrap().is_empty());
+    assert!(db
+        .manifests()
+        .referrers(r1, s, None)
+        .await
+        .unwrap()
+        .is_empty());
 
     let pushed = [
         referrer("sbom-1", s, Some(SBOM)),
@@ -1307,30 +1828,34 @@ async fn referrers(db: &Db) {
         referrer("sbom-2", s, Some(SBOM)),
     ];
     for m in &pushed {
-        db.put_manifest(r1, m, &[]).await.unwrap();
+        db.manifests().put_manifest(r1, m, &[]).await.unwrap();
         tick().await; // distinct pushed_at: results come in push order
     }
     // Not referrers of `s`: another subject, and the same subject in another repository.
-    db.put_manifest(
-        r1,
-        &referrer("elsewhere", &digest("other"), Some(SBOM)),
-        &[],
-    )
-    .await
-    .unwrap();
+    db.manifests()
+        .put_manifest(
+            r1,
+            &referrer("elsewhere", &digest("other"), Some(SBOM)),
+            &[],
+        )
+        .await
+        .unwrap();
     let in_r2 = referrer("in-r2", s, Some(SBOM));
-    db.put_manifest(r2, &in_r2, &[]).await.unwrap();
+    db.manifests().put_manifest(r2, &in_r2, &[]).await.unwrap();
     // A referrer whose subject was never pushed (allowed by the spec).
     let dangling_subject = digest("not pushed yet");
     let dangling = referrer("dangling", &dangling_subject, None);
-    db.put_manifest(r1, &dangling, &[]).await.unwrap();
+    db.manifests()
+        .put_manifest(r1, &dangling, &[])
+        .await
+        .unwrap();
 
     let digests = |rows: &[berth::meta::ReferrerRow]| {
         rows.iter().map(|r| r.digest.clone()).collect::<Vec<_>>()
     };
     let want = |ms: &[&NewManifest]| ms.iter().map(|m| m.digest.to_string()).collect::<Vec<_>>();
 
-    let all = db.referrers(r1, s, None).await.unwrap();
+    let all = db.manifests().referrers(r1, s, None).await.unwrap();
     assert_eq!(
         digests(&all),
         want(&[&pushed[0], &pushed[1], &pushed[2], &pushed[3]])
@@ -1341,24 +1866,31 @@ async fn referrers(db: &Db) {
         assert_eq!(row.artifact_type, m.artifact_type);
         assert_eq!(row.annotations, m.annotations);
     }
-    let sboms = db.referrers(r1, s, Some(SBOM)).await.unwrap();
+    let sboms = db.manifests().referrers(r1, s, Some(SBOM)).await.unwrap();
     assert_eq!(digests(&sboms), want(&[&pushed[0], &pushed[3]]));
-    let sigs = db.referrers(r1, s, Some(SIG)).await.unwrap();
+    let sigs = db.manifests().referrers(r1, s, Some(SIG)).await.unwrap();
     assert_eq!(digests(&sigs), want(&[&pushed[1]]));
     assert!(db
+        .manifests()
         .referrers(r1, s, Some("application/none"))
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        digests(&db.referrers(r2, s, None).await.unwrap()),
+        digests(&db.manifests().referrers(r2, s, None).await.unwrap()),
         want(&[&in_r2])
     );
     assert_eq!(
-        digests(&db.referrers(r1, &dangling_subject, None).await.unwrap()),
+        digests(
+            &db.manifests()
+                .referrers(r1, &dangling_subject, None)
+                .await
+                .unwrap()
+        ),
         want(&[&dangling])
     );
     let subject = db
+        .manifests()
         .manifest_by_digest(r1, &dangling.digest)
         .await
         .unwrap()
@@ -1366,23 +1898,44 @@ async fn referrers(db: &Db) {
     assert_eq!(subject.subject_digest, Some(dangling_subject.to_string()));
 
     // Deleting a referrer removes it from the list.
-    assert!(db.delete_manifest(r1, &pushed[0].digest).await.unwrap());
+    assert!(db
+        .manifests()
+        .delete_manifest(r1, &pushed[0].digest)
+        .await
+        .unwrap());
     assert_eq!(
-        digests(&db.referrers(r1, s, Some(SBOM)).await.unwrap()),
+        digests(&db.manifests().referrers(r1, s, Some(SBOM)).await.unwrap()),
         want(&[&pushed[3]])
     );
 }
 
 async fn migrate_idempotent(db: &Db) {
-    let id = db.ensure_repository(&repo("kept")).await.unwrap();
+    let id = db
+        .repositories()
+        .ensure_repository(&repo("kept"))
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     db.migrate().await.unwrap();
-    assert_eq!(db.repository_id(&repo("kept")).await.unwrap(), Some(id));
+    assert_eq!(
+        db.repositories()
+            .repository_id(&repo("kept"))
+            .await
+            .unwrap(),
+        Some(id)
+    );
     // A second process connecting to the same database migrates again, harmlessly.
     let second = Meta::connect(&db.url, 2, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(second.repository_id(&repo("kept")).await.unwrap(), Some(id));
+    assert_eq!(
+        second
+            .repositories()
+            .repository_id(&repo("kept"))
+            .await
+            .unwrap(),
+        Some(id)
+    );
     second.close().await;
 
     let dir = match db.dialect() {
@@ -1413,57 +1966,92 @@ async fn migrate_idempotent(db: &Db) {
 async fn foreign_keys_enforced(db: &Db) {
     // Both dialects refuse rows pointing nowhere (SQLite needs PRAGMA foreign_keys on every
     // connection of the pool for this).
-    let r = db.ensure_repository(&repo("fk")).await.unwrap();
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("fk"))
+        .await
+        .unwrap();
     assert!(
-        !db.link_blob(r, &digest("no such blob"))
+        !db.blob_index()
+            .link_blob(r, &digest("no such blob"))
             .await
             .unwrap_or(false),
         "repository_blobs.digest references blobs"
     );
     assert!(
-        db.create_upload("u", r + 1000, "sha256", "{}")
+        db.uploads()
+            .create_upload("u", r + 1000, "sha256", "{}")
             .await
             .is_err(),
         "uploads.repository_id references repositories"
     );
     assert!(
-        db.put_manifest(r + 1000, &manifest(b"{}"), &[])
+        db.manifests()
+            .put_manifest(r + 1000, &manifest(b"{}"), &[])
             .await
             .is_err(),
         "manifests.repository_id references repositories"
     );
     // A failed transaction leaves nothing behind.
     assert!(db
+        .blob_index()
         .stored_blob_sizes(r, &[&digest("no such blob")])
         .await
         .unwrap()
         .is_empty());
-    db.create_upload("u", r, "sha256", "{}").await.unwrap();
+    db.uploads()
+        .create_upload("u", r, "sha256", "{}")
+        .await
+        .unwrap();
 }
 
 async fn all_uploads_and_blobs(db: &Db) {
-    assert!(db.all_uploads().await.unwrap().is_empty());
-    assert!(db.all_blobs().await.unwrap().is_empty());
-    let r1 = db.ensure_repository(&repo("all/one")).await.unwrap();
-    let r2 = db.ensure_repository(&repo("all/two")).await.unwrap();
-    db.create_upload("x", r1, "sha256", "{}").await.unwrap();
-    db.create_upload("y", r2, "sha512", "{\"s\":1}")
+    assert!(db.uploads().all_uploads().await.unwrap().is_empty());
+    assert!(db.blob_index().all_blobs().await.unwrap().is_empty());
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("all/one"))
         .await
         .unwrap();
-    db.create_upload("z", r2, "sha256", "{}").await.unwrap();
-    assert!(db.advance_upload("y", 0, 3, "{}", &[9]).await.unwrap());
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("all/two"))
+        .await
+        .unwrap();
+    db.uploads()
+        .create_upload("x", r1, "sha256", "{}")
+        .await
+        .unwrap();
+    db.uploads()
+        .create_upload("y", r2, "sha512", "{\"s\":1}")
+        .await
+        .unwrap();
+    db.uploads()
+        .create_upload("z", r2, "sha256", "{}")
+        .await
+        .unwrap();
+    assert!(db
+        .uploads()
+        .advance_upload("y", 0, 3, "{}", &[9])
+        .await
+        .unwrap());
     let (big, small) = (digest("big"), digest("small"));
-    db.commit_blob("z", r2, &big, 7u64 << 32, "k/big", None)
+    db.blob_index()
+        .commit_blob("z", r2, &big, 7u64 << 32, "k/big", None)
         .await
         .unwrap();
-    db.create_upload("w", r1, "sha256", "{}").await.unwrap();
-    db.commit_blob("w", r1, &small, 0, "k/small", None)
+    db.uploads()
+        .create_upload("w", r1, "sha256", "{}")
+        .await
+        .unwrap();
+    db.blob_index()
+        .commit_blob("w", r1, &small, 0, "k/small", None)
         .await
         .unwrap();
     // Unlinked blobs are still listed (fsck sees every row).
-    db.unlink_blob(r1, &small).await.unwrap();
+    db.blob_index().unlink_blob(r1, &small).await.unwrap();
 
-    let mut uploads = db.all_uploads().await.unwrap();
+    let mut uploads = db.uploads().all_uploads().await.unwrap();
     uploads.sort_by(|a, b| a.id.cmp(&b.id));
     let seen: Vec<_> = uploads
         .iter()
@@ -1472,7 +2060,7 @@ async fn all_uploads_and_blobs(db: &Db) {
     assert_eq!(seen, [("x", r1, "sha256", 0), ("y", r2, "sha512", 3)]);
     assert_eq!(uploads[1].hash_state, Some(vec![9]));
 
-    let mut blobs = db.all_blobs().await.unwrap();
+    let mut blobs = db.blob_index().all_blobs().await.unwrap();
     blobs.sort_by(|a, b| a.object_key.cmp(&b.object_key));
     let seen: Vec<_> = blobs
         .iter()
@@ -1491,32 +2079,50 @@ async fn forget_blob(db: &Db) {
     let names = ["fb/b", "fb/a-b", "fb/a.b", "fb/a_b", "fb/ab"];
     let mut ids = Vec::new();
     for n in names {
-        ids.push(db.ensure_repository(&repo(n)).await.unwrap());
+        ids.push(db.repositories().ensure_repository(&repo(n)).await.unwrap());
     }
     let lost = digest("lost layer");
     let kept = digest("kept layer");
-    db.create_upload("u", ids[0], "sha256", "{}").await.unwrap();
-    db.commit_blob("u", ids[0], &lost, 10, "k/lost", None)
+    db.uploads()
+        .create_upload("u", ids[0], "sha256", "{}")
         .await
         .unwrap();
-    db.create_upload("v", ids[0], "sha256", "{}").await.unwrap();
-    db.commit_blob("v", ids[0], &kept, 10, "k/kept", None)
+    db.blob_index()
+        .commit_blob("u", ids[0], &lost, 10, "k/lost", None)
+        .await
+        .unwrap();
+    db.uploads()
+        .create_upload("v", ids[0], "sha256", "{}")
+        .await
+        .unwrap();
+    db.blob_index()
+        .commit_blob("v", ids[0], &kept, 10, "k/kept", None)
         .await
         .unwrap();
     for id in &ids[1..] {
-        db.link_blob(*id, &lost).await.unwrap();
-        db.link_blob(*id, &kept).await.unwrap();
+        db.blob_index().link_blob(*id, &lost).await.unwrap();
+        db.blob_index().link_blob(*id, &kept).await.unwrap();
     }
     let mut uses_lost = manifest(b"{\"uses\":\"lost\"}");
     uses_lost.references = vec![(lost.to_string(), "layer"), (kept.to_string(), "config")];
     let mut only_kept = manifest(b"{\"uses\":\"kept\"}");
     only_kept.references = vec![(kept.to_string(), "layer")];
     for id in [ids[3], ids[1]] {
-        db.put_manifest(id, &uses_lost, &[tag("v1")]).await.unwrap();
-        db.put_manifest(id, &only_kept, &[]).await.unwrap();
+        db.manifests()
+            .put_manifest(id, &uses_lost, &[tag("v1")])
+            .await
+            .unwrap();
+        db.manifests()
+            .put_manifest(id, &only_kept, &[])
+            .await
+            .unwrap();
     }
 
-    let (repos, manifests) = db.forget_blob(&lost.to_string()).await.unwrap();
+    let (repos, manifests) = db
+        .blob_index()
+        .forget_blob(&lost.to_string())
+        .await
+        .unwrap();
     // Byte order: '-' < '.' < '_' < 'a' < 'b'.
     assert_eq!(repos, ["fb/a-b", "fb/a.b", "fb/a_b", "fb/ab", "fb/b"]);
     assert_eq!(
@@ -1526,12 +2132,23 @@ async fn forget_blob(db: &Db) {
             format!("fb/a_b@{}", uses_lost.digest)
         ]
     );
-    assert!(!db.blob_linked_anywhere(&lost).await.unwrap());
+    assert!(!db.blob_index().blob_linked_anywhere(&lost).await.unwrap());
     for id in &ids {
-        assert!(db.blob_in_repository(*id, &lost).await.unwrap().is_none());
-        assert!(db.blob_in_repository(*id, &kept).await.unwrap().is_some());
+        assert!(db
+            .blob_index()
+            .blob_in_repository(*id, &lost)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(db
+            .blob_index()
+            .blob_in_repository(*id, &kept)
+            .await
+            .unwrap()
+            .is_some());
     }
     let all: Vec<String> = db
+        .blob_index()
         .all_blobs()
         .await
         .unwrap()
@@ -1541,21 +2158,25 @@ async fn forget_blob(db: &Db) {
     assert_eq!(all, [kept.to_string()]);
     // Manifests stay; the next push stores the blob afresh.
     assert!(db
+        .manifests()
         .manifest_by_tag(ids[1], &tag("v1"))
         .await
         .unwrap()
         .is_some());
-    db.create_upload("again", ids[2], "sha256", "{}")
+    db.uploads()
+        .create_upload("again", ids[2], "sha256", "{}")
         .await
         .unwrap();
     assert_eq!(
-        db.commit_blob("again", ids[2], &lost, 10, "k/lost2", None)
+        db.blob_index()
+            .commit_blob("again", ids[2], &lost, 10, "k/lost2", None)
             .await
             .unwrap(),
         BlobCommit::Stored
     );
     assert_eq!(
-        db.blob_in_repository(ids[2], &lost)
+        db.blob_index()
+            .blob_in_repository(ids[2], &lost)
             .await
             .unwrap()
             .unwrap()
@@ -1564,6 +2185,7 @@ async fn forget_blob(db: &Db) {
     );
     // Forgetting an unknown blob is harmless.
     let (repos, manifests) = db
+        .blob_index()
         .forget_blob(&digest("unknown").to_string())
         .await
         .unwrap();
@@ -1587,7 +2209,8 @@ async fn leases(db: &Db) {
         let meta = db.meta.clone();
         async move {
             // No host identity: the rules of expiry and heartbeats alone.
-            meta.try_lease_at(name, &holder(id, ""), ttl, at)
+            meta.leases()
+                .try_lease_at(name, &holder(id, ""), ttl, at)
                 .await
                 .unwrap()
         }
@@ -1618,6 +2241,7 @@ async fn leases_concurrent(db: &Db) {
         tasks.push(tokio::spawn(async move {
             let holder = holder(&format!("replica-{i}"), "");
             let won = meta
+                .leases()
                 .try_lease("race", &holder, Duration::from_secs(60))
                 .await
                 .unwrap();
@@ -1633,6 +2257,7 @@ async fn leases_concurrent(db: &Db) {
     }
     assert_eq!(winners.len(), 1, "exactly one holder: {winners:?}");
     assert!(db
+        .leases()
         .try_lease("race", &winners[0], Duration::from_secs(60))
         .await
         .unwrap());
@@ -1657,7 +2282,12 @@ async fn lease_holders_gone(db: &Db) {
     let me = holder("me", "host-1");
     let try_at = |name: &'static str, who: LeaseHolder, at: i64| {
         let meta = db.meta.clone();
-        async move { meta.try_lease_at(name, &who, hour, at).await.unwrap() }
+        async move {
+            meta.leases()
+                .try_lease_at(name, &who, hour, at)
+                .await
+                .unwrap()
+        }
     };
 
     // Same host, process alive (a sleeping child): kept.
@@ -1708,7 +2338,10 @@ async fn lease_holders_gone(db: &Db) {
         !try_at("d", me.clone(), t0 + 10).await,
         "remote holder, fresh heartbeat"
     );
-    db.heartbeat_at(&remote, t0 + 30_000).await.unwrap();
+    db.leases()
+        .heartbeat_at(&remote, t0 + 30_000)
+        .await
+        .unwrap();
     assert!(
         !try_at("d", me.clone(), t0 + 30_000 + silence).await,
         "heartbeat renewed"
@@ -1738,7 +2371,8 @@ async fn lease_holders_gone(db: &Db) {
 
     // Released at shutdown: taken at once, whatever the host.
     assert!(try_at("f", holder("leaving", "host-2"), t0).await);
-    db.release_leases(&holder("leaving", "host-2"))
+    db.leases()
+        .release_leases(&holder("leaving", "host-2"))
         .await
         .unwrap();
     assert!(try_at("f", me.clone(), t0 + 10).await, "released");
@@ -1750,36 +2384,49 @@ async fn lease_holders_gone(db: &Db) {
 /// is an image; taken once; a result from a stale attempt is ignored; findings page in order.
 async fn scan_jobs(db: &Db) {
     let repo = db
+        .repositories()
         .ensure_repository(&RepoName::parse("scan/jobs").unwrap())
         .await
         .unwrap();
     let now = now_millis();
     let unscanned = manifest(b"{\"unscanned\":1}");
-    db.put_manifest(repo, &unscanned, &[]).await.unwrap();
+    db.manifests()
+        .put_manifest(repo, &unscanned, &[])
+        .await
+        .unwrap();
     assert!(db
+        .scans()
         .scan_state(repo, &unscanned.digest.to_string())
         .await
         .unwrap()
         .is_none());
-    db.set_scan_on_push(repo, true).await.unwrap();
-    assert!(db.scan_on_push(repo).await.unwrap());
+    db.scans().set_scan_on_push(repo, true).await.unwrap();
+    assert!(db.scans().scan_on_push(repo).await.unwrap());
     let artifact = NewManifest {
         artifact_type: Some("application/vnd.example.sbom".into()),
         ..manifest(b"{\"artifact\":1}")
     };
-    db.put_manifest(repo, &artifact, &[]).await.unwrap();
+    db.manifests()
+        .put_manifest(repo, &artifact, &[])
+        .await
+        .unwrap();
     assert!(db
+        .scans()
         .scan_state(repo, &artifact.digest.to_string())
         .await
         .unwrap()
         .is_none());
     let image = manifest(b"{\"image\":1}");
     let digest = image.digest.to_string();
-    db.put_manifest(repo, &image, &[]).await.unwrap();
-    let state = db.scan_state(repo, &digest).await.unwrap().unwrap();
+    db.manifests()
+        .put_manifest(repo, &image, &[])
+        .await
+        .unwrap();
+    let state = db.scans().scan_state(repo, &digest).await.unwrap().unwrap();
     assert_eq!((state.status.as_str(), state.attempts), ("IN_PROGRESS", 0));
 
     let job = db
+        .scans()
         .take_scan_job(now + 1000, now + 60_000)
         .await
         .unwrap()
@@ -1789,7 +2436,8 @@ async fn scan_jobs(db: &Db) {
         ("scan/jobs", digest.as_str(), 1)
     );
     assert!(
-        db.take_scan_job(now + 1000, now + 60_000)
+        db.scans()
+            .take_scan_job(now + 1000, now + 60_000)
             .await
             .unwrap()
             .is_none(),
@@ -1797,6 +2445,7 @@ async fn scan_jobs(db: &Db) {
     );
     // Lease expired: taken again; the first attempt's result no longer counts.
     let again = db
+        .scans()
         .take_scan_job(now + 61_000, now + 120_000)
         .await
         .unwrap()
@@ -1806,7 +2455,7 @@ async fn scan_jobs(db: &Db) {
         reason: "late".into(),
         retry_at: None,
     };
-    assert!(!db.finish_scan(&job, &failed).await.unwrap());
+    assert!(!db.scans().finish_scan(&job, &failed).await.unwrap());
     let findings: Vec<Finding> = (0..5)
         .map(|i| Finding {
             severity: if i < 2 { "CRITICAL" } else { "LOW" }.into(),
@@ -1820,16 +2469,24 @@ async fn scan_jobs(db: &Db) {
         findings: findings.clone(),
         vulnerability_source_updated_at: Some(now),
     };
-    assert!(db.finish_scan(&again, &done).await.unwrap());
-    let state = db.scan_state(repo, &digest).await.unwrap().unwrap();
+    assert!(db.scans().finish_scan(&again, &done).await.unwrap());
+    let state = db.scans().scan_state(repo, &digest).await.unwrap().unwrap();
     assert_eq!(state.status, "COMPLETE");
     assert_eq!(state.vulnerability_source_updated_at, Some(now));
     assert_eq!(
-        db.scan_severity_counts(state.manifest_id).await.unwrap(),
+        db.scans()
+            .scan_severity_counts(state.manifest_id)
+            .await
+            .unwrap(),
         vec![("CRITICAL".to_owned(), 2), ("LOW".to_owned(), 3)]
     );
-    let page = db.scan_findings(state.manifest_id, -1, 3).await.unwrap();
+    let page = db
+        .scans()
+        .scan_findings(state.manifest_id, -1, 3)
+        .await
+        .unwrap();
     let rest = db
+        .scans()
         .scan_findings(state.manifest_id, page[2].0, 3)
         .await
         .unwrap();
@@ -1837,29 +2494,40 @@ async fn scan_jobs(db: &Db) {
     assert_eq!(all, findings);
     // Nothing is due any more; a re-push leaves the finished scan alone; a manual scan re-queues.
     assert!(db
+        .scans()
         .take_scan_job(now + 200_000, now + 300_000)
         .await
         .unwrap()
         .is_none());
-    db.put_manifest(repo, &image, &[]).await.unwrap();
+    db.manifests()
+        .put_manifest(repo, &image, &[])
+        .await
+        .unwrap();
     assert_eq!(
-        db.scan_state(repo, &digest).await.unwrap().unwrap().status,
+        db.scans()
+            .scan_state(repo, &digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         "COMPLETE"
     );
-    assert!(db.queue_scan(repo, &digest).await.unwrap());
-    let state = db.scan_state(repo, &digest).await.unwrap().unwrap();
+    assert!(db.scans().queue_scan(repo, &digest).await.unwrap());
+    let state = db.scans().scan_state(repo, &digest).await.unwrap().unwrap();
     assert_eq!((state.status.as_str(), state.attempts), ("IN_PROGRESS", 0));
     // A re-queue while an attempt runs: that attempt's result is ignored even though the next
     // attempt has the same number.
     let before_requeue = db
+        .scans()
         .take_scan_job(now_millis() + 1, now + 400_000)
         .await
         .unwrap()
         .unwrap();
     tick().await;
-    assert!(db.queue_scan(repo, &digest).await.unwrap());
+    assert!(db.scans().queue_scan(repo, &digest).await.unwrap());
     tick().await;
     let after_requeue = db
+        .scans()
         .take_scan_job(now_millis() + 1, now + 400_000)
         .await
         .unwrap()
@@ -1869,10 +2537,15 @@ async fn scan_jobs(db: &Db) {
         reason: "late".into(),
         retry_at: None,
     };
-    assert!(!db.finish_scan(&before_requeue, &late).await.unwrap());
-    assert!(db.queue_scan(repo, &digest).await.unwrap());
+    assert!(!db
+        .scans()
+        .finish_scan(&before_requeue, &late)
+        .await
+        .unwrap());
+    assert!(db.scans().queue_scan(repo, &digest).await.unwrap());
     // A retry waits for its time.
     let third = db
+        .scans()
         .take_scan_job(now_millis() + 1, now + 400_000)
         .await
         .unwrap()
@@ -1881,13 +2554,15 @@ async fn scan_jobs(db: &Db) {
         reason: "flaky".into(),
         retry_at: Some(now + 500_000),
     };
-    assert!(db.finish_scan(&third, &retry).await.unwrap());
+    assert!(db.scans().finish_scan(&third, &retry).await.unwrap());
     assert!(db
+        .scans()
         .take_scan_job(now + 499_000, now + 600_000)
         .await
         .unwrap()
         .is_none());
     assert!(db
+        .scans()
         .take_scan_job(now + 500_001, now + 600_000)
         .await
         .unwrap()
@@ -1897,12 +2572,14 @@ async fn scan_jobs(db: &Db) {
 /// Of 8 workers racing for 3 due jobs, each job goes to exactly one.
 async fn scan_jobs_concurrent(db: &Db) {
     let repo = db
+        .repositories()
         .ensure_repository(&RepoName::parse("scan/race").unwrap())
         .await
         .unwrap();
-    db.set_scan_on_push(repo, true).await.unwrap();
+    db.scans().set_scan_on_push(repo, true).await.unwrap();
     for i in 0..3 {
-        db.put_manifest(repo, &manifest(format!("{{\"race\":{i}}}").as_bytes()), &[])
+        db.manifests()
+            .put_manifest(repo, &manifest(format!("{{\"race\":{i}}}").as_bytes()), &[])
             .await
             .unwrap();
     }
@@ -1911,7 +2588,8 @@ async fn scan_jobs_concurrent(db: &Db) {
     for _ in 0..8 {
         let meta = db.meta.clone();
         tasks.push(tokio::spawn(async move {
-            meta.take_scan_job(now, now + 60_000)
+            meta.scans()
+                .take_scan_job(now, now + 60_000)
                 .await
                 .unwrap()
                 .map(|j| j.digest)
@@ -2080,14 +2758,21 @@ async fn same_schema_on_both_dialects() {
 /// the child nothing else needs; the child another index lists, and the tagged child, stay.
 /// lifecycle_images lists neither untagged children nor referrers.
 async fn lifecycle_expire(db: &Db) {
-    let r = db.ensure_repository(&repo("lc/expire")).await.unwrap();
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("lc/expire"))
+        .await
+        .unwrap();
     let child_a = manifest(b"{\"child\":\"a\"}");
     let child_b = manifest(b"{\"child\":\"b\"}");
     let child_c = manifest(b"{\"child\":\"c\"}");
     for m in [&child_a, &child_b] {
-        db.put_manifest(r, m, &[]).await.unwrap();
+        db.manifests().put_manifest(r, m, &[]).await.unwrap();
     }
-    db.put_manifest(r, &child_c, &[tag("c")]).await.unwrap();
+    db.manifests()
+        .put_manifest(r, &child_c, &[tag("c")])
+        .await
+        .unwrap();
     let index = |content: &str, children: &[&NewManifest]| NewManifest {
         references: children
             .iter()
@@ -2098,16 +2783,24 @@ async fn lifecycle_expire(db: &Db) {
     };
     let idx = index("idx-1", &[&child_a, &child_b, &child_c]);
     let other = index("idx-2", &[&child_b]);
-    db.put_manifest(r, &idx, &[tag("multi"), tag("v1")])
+    db.manifests()
+        .put_manifest(r, &idx, &[tag("multi"), tag("v1")])
         .await
         .unwrap();
-    db.put_manifest(r, &other, &[tag("other")]).await.unwrap();
+    db.manifests()
+        .put_manifest(r, &other, &[tag("other")])
+        .await
+        .unwrap();
     let sig = referrer("sig", &idx.digest, None);
-    db.put_manifest(r, &sig, &[]).await.unwrap();
+    db.manifests().put_manifest(r, &sig, &[]).await.unwrap();
     let sig_of_sig = referrer("sig-of-sig", &sig.digest, None);
-    db.put_manifest(r, &sig_of_sig, &[]).await.unwrap();
+    db.manifests()
+        .put_manifest(r, &sig_of_sig, &[])
+        .await
+        .unwrap();
 
     let mut listed: Vec<String> = db
+        .lifecycle()
         .lifecycle_images(r)
         .await
         .unwrap()
@@ -2126,11 +2819,13 @@ async fn lifecycle_expire(db: &Db) {
     let d = idx.digest.to_string();
     // Tags changed since evaluation: nothing happens.
     let changed = db
+        .lifecycle()
         .expire_image(r, "lc/expire", &d, &["v1".to_owned()], 3)
         .await
         .unwrap();
     assert_eq!(changed, ExpireOutcome::Changed);
     let outcome = db
+        .lifecycle()
         .expire_image(
             r,
             "lc/expire",
@@ -2155,6 +2850,7 @@ async fn lifecycle_expire(db: &Db) {
     );
     for gone in [&idx, &child_a, &sig, &sig_of_sig] {
         assert!(db
+            .manifests()
             .manifest_by_digest(r, &gone.digest)
             .await
             .unwrap()
@@ -2162,20 +2858,28 @@ async fn lifecycle_expire(db: &Db) {
     }
     for kept in [&child_b, &child_c, &other] {
         assert!(db
+            .manifests()
             .manifest_by_digest(r, &kept.digest)
             .await
             .unwrap()
             .is_some());
     }
     assert!(db
+        .manifests()
         .manifest_by_tag(r, &tag("multi"))
         .await
         .unwrap()
         .is_none());
-    assert!(db.manifest_by_tag(r, &tag("c")).await.unwrap().is_some());
+    assert!(db
+        .manifests()
+        .manifest_by_tag(r, &tag("c"))
+        .await
+        .unwrap()
+        .is_some());
 
     // A tagged child another index lists loses its tags but keeps its manifest.
     let outcome = db
+        .lifecycle()
         .expire_image(r, "lc/expire", &child_b.digest.to_string(), &[], 1)
         .await
         .unwrap();
@@ -2187,43 +2891,70 @@ async fn lifecycle_expire(db: &Db) {
         }
     );
     assert!(db
+        .manifests()
         .manifest_by_digest(r, &child_b.digest)
         .await
         .unwrap()
         .is_some());
 
-    let audit = db.lifecycle_audit(Some("lc/expire"), 0, 100).await.unwrap();
+    let audit = db
+        .lifecycle()
+        .lifecycle_audit(Some("lc/expire"), 0, 100)
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 2);
     assert_eq!(audit[0].digest, d);
     assert_eq!(audit[0].tags, vec!["multi", "v1"]);
     assert_eq!(audit[0].rule_priority, 3);
     assert_eq!(audit[0].removed, removed);
     assert!(db
+        .lifecycle()
         .lifecycle_audit(Some("lc/other"), 0, 100)
         .await
         .unwrap()
         .is_empty());
-    let after = db.lifecycle_audit(None, audit[0].id, 100).await.unwrap();
+    let after = db
+        .lifecycle()
+        .lifecycle_audit(None, audit[0].id, 100)
+        .await
+        .unwrap();
     assert_eq!(after.len(), 1);
 }
 
 async fn lifecycle_policy_preview_and_pulls(db: &Db) {
-    let r = db.ensure_repository(&repo("lc/policy")).await.unwrap();
-    assert!(db.lifecycle_policy(r).await.unwrap().is_none());
-    db.put_lifecycle_policy(r, "one").await.unwrap();
-    db.put_lifecycle_policy(r, "two").await.unwrap();
-    assert_eq!(db.lifecycle_policy(r).await.unwrap().unwrap().text, "two");
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("lc/policy"))
+        .await
+        .unwrap();
+    assert!(db.lifecycle().lifecycle_policy(r).await.unwrap().is_none());
+    db.lifecycle().put_lifecycle_policy(r, "one").await.unwrap();
+    db.lifecycle().put_lifecycle_policy(r, "two").await.unwrap();
     assert_eq!(
-        db.lifecycle_policy(r)
+        db.lifecycle()
+            .lifecycle_policy(r)
+            .await
+            .unwrap()
+            .unwrap()
+            .text,
+        "two"
+    );
+    assert_eq!(
+        db.lifecycle()
+            .lifecycle_policy(r)
             .await
             .unwrap()
             .unwrap()
             .last_evaluated_at,
         None
     );
-    db.mark_lifecycle_evaluated(r, 1234).await.unwrap();
+    db.lifecycle()
+        .mark_lifecycle_evaluated(r, 1234)
+        .await
+        .unwrap();
     assert_eq!(
-        db.lifecycle_policy(r)
+        db.lifecycle()
+            .lifecycle_policy(r)
             .await
             .unwrap()
             .unwrap()
@@ -2231,6 +2962,7 @@ async fn lifecycle_policy_preview_and_pulls(db: &Db) {
         Some(1234)
     );
     let with: Vec<String> = db
+        .lifecycle()
         .repositories_with_lifecycle_policy()
         .await
         .unwrap()
@@ -2239,30 +2971,52 @@ async fn lifecycle_policy_preview_and_pulls(db: &Db) {
         .collect();
     assert_eq!(with, vec!["lc/policy"]);
     assert_eq!(
-        db.delete_lifecycle_policy(r).await.unwrap().unwrap().text,
+        db.lifecycle()
+            .delete_lifecycle_policy(r)
+            .await
+            .unwrap()
+            .unwrap()
+            .text,
         "two"
     );
-    assert!(db.delete_lifecycle_policy(r).await.unwrap().is_none());
+    assert!(db
+        .lifecycle()
+        .delete_lifecycle_policy(r)
+        .await
+        .unwrap()
+        .is_none());
 
-    assert!(db.lifecycle_preview(r).await.unwrap().is_none());
-    db.put_lifecycle_preview(r, "p1", "{}").await.unwrap();
-    db.put_lifecycle_preview(r, "p2", "[]").await.unwrap();
-    let p = db.lifecycle_preview(r).await.unwrap().unwrap();
+    assert!(db.lifecycle().lifecycle_preview(r).await.unwrap().is_none());
+    db.lifecycle()
+        .put_lifecycle_preview(r, "p1", "{}")
+        .await
+        .unwrap();
+    db.lifecycle()
+        .put_lifecycle_preview(r, "p2", "[]")
+        .await
+        .unwrap();
+    let p = db.lifecycle().lifecycle_preview(r).await.unwrap().unwrap();
     assert_eq!((p.policy_text.as_str(), p.result.as_str()), ("p2", "[]"));
 
     let m = manifest(b"{\"pulled\":1}");
-    db.put_manifest(r, &m, &[tag("p")]).await.unwrap();
-    let id = db.lifecycle_images(r).await.unwrap()[0].manifest_id;
+    db.manifests()
+        .put_manifest(r, &m, &[tag("p")])
+        .await
+        .unwrap();
+    let id = db.lifecycle().lifecycle_images(r).await.unwrap()[0].manifest_id;
     assert_eq!(
-        db.lifecycle_images(r).await.unwrap()[0].last_pulled_at,
+        db.lifecycle().lifecycle_images(r).await.unwrap()[0].last_pulled_at,
         None
     );
-    db.record_pulls(&[id, 999_999], 5_000).await.unwrap();
-    db.record_pulls(&[id], 4_000).await.unwrap(); // never moves backwards
+    db.lifecycle()
+        .record_pulls(&[id, 999_999], 5_000)
+        .await
+        .unwrap();
+    db.lifecycle().record_pulls(&[id], 4_000).await.unwrap(); // never moves backwards
     assert_eq!(
-        db.lifecycle_images(r).await.unwrap()[0].last_pulled_at,
+        db.lifecycle().lifecycle_images(r).await.unwrap()[0].last_pulled_at,
         Some(5_000)
     );
     let many: Vec<i64> = (0..1200).collect();
-    db.record_pulls(&many, 6_000).await.unwrap();
+    db.lifecycle().record_pulls(&many, 6_000).await.unwrap();
 }

@@ -232,7 +232,11 @@ fn key_id(key_line: &str) -> String {
 /// The signing key PEMs the server holds, decrypted with its key.
 async fn signing_pems(server: &TestServer) -> Vec<String> {
     let meta = server.meta().await;
-    let rows = meta.signing_keys(berth::meta::now_millis()).await.unwrap();
+    let rows = meta
+        .identity()
+        .signing_keys(berth::meta::now_millis())
+        .await
+        .unwrap();
     meta.close().await;
     rows.into_iter().map(|r| r.pem).collect()
 }
@@ -336,7 +340,12 @@ async fn plaintext_rows_of_an_older_berth_are_encrypted_at_start_and_keep_workin
     const OLD_SECRET: &str = "older/berth+plaintext+secret+0123456789";
     let mut server = TestServer::start();
     let meta = server.meta().await;
-    let admin = meta.principal("user", "admin").await.unwrap().unwrap();
+    let admin = meta
+        .identity()
+        .principal("user", "admin")
+        .await
+        .unwrap()
+        .unwrap();
     meta.close().await;
     // Rows as a Berth before encryption at rest wrote them, newest signing key last.
     server.kill();
