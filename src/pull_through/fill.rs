@@ -172,10 +172,6 @@ impl PullThrough {
         self.registry.pull_through_rules().await
     }
 
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
     pub fn region(&self) -> &str {
         &self.region
     }
