@@ -23,7 +23,7 @@ pub async fn open_meta(config: &Config, max_connections: u32) -> anyhow::Result<
     crate::secrets::create_private_dir(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
     })?;
-    let password_file = config.data_dir.join(crate::service::ADMIN_PASSWORD_FILE);
+    let password_file = config.data_dir.join(crate::access::ADMIN_PASSWORD_FILE);
     match crate::secrets::restrict_permissions(&password_file, 0o600) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             anyhow::bail!("{}: {e}", password_file.display())
@@ -71,7 +71,12 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         blobs,
         Limits::from_config(&config),
     ));
-    registry
+    let audit = crate::access::AuditLog::new(meta.audit());
+    let identities = Arc::new(crate::access::Identities::new(
+        meta.identity(),
+        access.clone(),
+    ));
+    identities
         .bootstrap_admin(&config)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap admin: {e}"))?;
@@ -89,6 +94,8 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     let state = Arc::new(App {
         config,
         access,
+        identities,
+        audit,
         registry,
         pull_through,
         holder: crate::meta::LeaseHolder::this_process(&replica_id),
@@ -116,7 +123,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         )),
     ];
     if let Some(interval) = state.config.gc.interval() {
-        state.registry.set_gc_interval(interval);
+        state.registry.gc().set_interval(interval);
         jobs.push(tokio::spawn(crate::jobs::collect_garbage(
             state.registry.clone(),
             interval,
@@ -182,7 +189,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             Err(e) => tracing::warn!(error = %e, "scan workers not started"),
         }
     }
-    if state.registry.caches_metadata() {
+    if state.registry.replicas().caches_metadata() {
         jobs.push(tokio::spawn(crate::jobs::watch_maintenance(
             state.registry.clone(),
             Duration::from_secs(1),
@@ -227,10 +234,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = job.await;
     }
     // The next process (a restart, another replica) runs the single passes at once.
-    if let Err(e) = state.registry.release_leases(&state.holder).await {
+    if let Err(e) = state
+        .registry
+        .replicas()
+        .release_leases(&state.holder)
+        .await
+    {
         tracing::warn!(error = %e, "cannot release this process's leases");
     }
-    state.registry.close().await;
+    state.registry.replicas().close().await;
     tracing::info!("stopped");
     Ok(())
 }

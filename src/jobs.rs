@@ -42,7 +42,7 @@ async fn leased_pass<F, Fut>(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = match registry.try_lease(name, holder, ttl).await {
+        wait = match registry.replicas().try_lease(name, holder, ttl).await {
             Ok(true) => {
                 pass().await;
                 interval
@@ -69,7 +69,7 @@ async fn leased_pass<F, Fut>(
 pub async fn heartbeat(registry: Arc<Registry>, holder: LeaseHolder, cancel: CancellationToken) {
     let mut failing = false;
     loop {
-        match registry.heartbeat(&holder).await {
+        match registry.replicas().heartbeat(&holder).await {
             Ok(()) if failing => {
                 tracing::info!("heartbeat written again");
                 failing = false;
@@ -108,7 +108,7 @@ pub async fn purge_uploads(
         false,
         &cancel,
         || async move {
-            match registry.purge_stale_uploads(max_age).await {
+            match registry.uploads().purge_stale_uploads(max_age).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "purged stale upload sessions"),
                 Err(e) => tracing::warn!(error = %e, "upload purge failed; will retry"),
@@ -138,7 +138,7 @@ pub async fn collect_garbage(
         false,
         &cancel,
         || async move {
-            if let Err(e) = registry.gc_pass().await {
+            if let Err(e) = registry.gc().gc_pass().await {
                 tracing::warn!(error = %e, "garbage collection pass failed; will retry");
             }
         },
@@ -155,13 +155,13 @@ pub async fn watch_maintenance(
 ) {
     let mut seen: Option<i64> = None;
     loop {
-        match registry.maintenance_epoch().await {
+        match registry.replicas().maintenance_epoch().await {
             Ok(epoch) => {
                 if seen.is_some_and(|s| s != epoch) {
                     tracing::info!(
                         "the database was repaired by another process; metadata cache dropped"
                     );
-                    registry.forget_cached_metadata();
+                    registry.replicas().forget_cached_metadata();
                 }
                 seen = Some(epoch);
             }
@@ -210,7 +210,7 @@ pub async fn run_lifecycle(
         true,
         &cancel,
         || async move {
-            match registry.lifecycle_run_all().await {
+            match registry.lifecycle().lifecycle_run_all().await {
                 Ok((runs, _failed)) => {
                     let expired: usize = runs.iter().map(|r| r.expired.len()).sum();
                     if expired > 0 {
@@ -262,7 +262,7 @@ pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: Ca
             _ = cancel.cancelled() => true,
             _ = tokio::time::sleep(interval) => false,
         };
-        if let Err(e) = registry.flush_pulls().await {
+        if let Err(e) = registry.lifecycle().flush_pulls().await {
             tracing::warn!(error = %e, "cannot record pull times; will retry");
         }
         if stop {
@@ -304,7 +304,7 @@ pub async fn run_scans(
                 };
                 let busy = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    r = registry.scan_next(&scanner, credential) => match r {
+                    r = registry.scans().scan_next(&scanner, credential) => match r {
                         Ok(busy) => busy,
                         Err(e) => {
                             tracing::warn!(error = %e, "scan worker failed; will retry");

@@ -155,6 +155,7 @@ async fn fsck(config: Config, repair: bool, grace_secs: u64) -> anyhow::Result<(
     let (state, _) = berth::app::build(config).await?;
     let report = state
         .registry
+        .gc()
         .fsck(repair, Duration::from_secs(grace_secs), stale_after)
         .await?;
     println!(
@@ -194,7 +195,7 @@ async fn fsck(config: Config, repair: bool, grace_secs: u64) -> anyhow::Result<(
             ""
         }
     );
-    state.registry.close().await;
+    state.registry.replicas().close().await;
     if problems > 0 && !repair {
         anyhow::bail!("{problems} problem(s) found; run with --repair to fix them");
     }
@@ -206,9 +207,9 @@ async fn gc_run(config: Config) -> anyhow::Result<()> {
     let grace = config.gc.grace_period_secs;
     let (state, _) = berth::app::build(config).await?;
     let registry = &state.registry;
-    let result = registry.gc_pass().await;
-    let queue = registry.gc_status().await.map(|status| status.queue);
-    registry.close().await;
+    let result = registry.gc().gc_pass().await;
+    let queue = registry.gc().gc_status().await.map(|status| status.queue);
+    registry.replicas().close().await;
     let report = result?;
     println!(
         "gc: deleted {} blob(s), {} byte(s), {} manifest(s); kept {} blob(s) and {} manifest(s) still referenced (grace period {grace} s)",
@@ -241,12 +242,12 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
         let (runs, failed) = match &repository {
             Some(name) => {
                 let name = berth::oci::RepoName::parse(name)?;
-                match registry.lifecycle_run(&name).await? {
+                match registry.lifecycle().lifecycle_run(&name).await? {
                     Some(run) => (vec![run], Vec::new()),
                     None => anyhow::bail!("repository '{name}' has no lifecycle policy"),
                 }
             }
-            None => registry.lifecycle_run_all().await?,
+            None => registry.lifecycle().lifecycle_run_all().await?,
         };
         let mut total = 0;
         for run in &runs {
@@ -269,7 +270,7 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
         }
         if total > 0 {
             // A running single-node server caches tags; tell it to drop them.
-            registry.bump_maintenance_epoch().await?;
+            registry.replicas().bump_maintenance_epoch().await?;
         }
         println!(
             "lifecycle: {total} image(s) expired in {} repository(ies)",
@@ -285,7 +286,7 @@ async fn lifecycle_run(config: Config, repository: Option<String>) -> anyhow::Re
         Ok(())
     }
     .await;
-    registry.close().await;
+    registry.replicas().close().await;
     result
 }
 

@@ -3,9 +3,9 @@
 //! one is logged and does not undo or fail the call it describes. Callers must never put
 //! secrets (passwords, secret keys, tokens) in `detail`.
 
-use super::{Access, RequestFacts, Subject};
+use super::{RequestFacts, Subject};
 use crate::error::Result;
-use crate::meta::{now_millis, AuditRow};
+use crate::meta::{now_millis, Audit, AuditRow};
 
 /// Longest `detail` stored; longer ones are cut at a character boundary.
 const MAX_DETAIL_CHARS: usize = 2000;
@@ -33,7 +33,17 @@ impl AuditOutcome {
     }
 }
 
-impl Access {
+/// The audit log every door writes to: one record per call.
+#[derive(Clone)]
+pub struct AuditLog {
+    audit: Audit,
+}
+
+impl AuditLog {
+    pub fn new(audit: Audit) -> AuditLog {
+        AuditLog { audit }
+    }
+
     /// Records one call: `action` as `ecr:<Operation>` for ECR operations or `berth:<Operation>`
     /// for Berth's own, `resource` as an ARN or a short name such as `registry`.
     pub async fn audit(
@@ -55,7 +65,7 @@ impl Access {
         .await
     }
 
-    /// [`Access::audit`] with the request's source address.
+    /// [`AuditLog::audit`] with the request's source address.
     pub async fn audit_request(
         &self,
         subject: &Subject,

@@ -1,6 +1,6 @@
-//! Identity management for the admin API: users, robot accounts, groups, access keys and the
-//! policy documents attached to them, plus the policy simulator. Business rules live here, not
-//! in the HTTP handlers:
+//! Identity management for the admin API ([`Identities`]): users, robot accounts, groups, access
+//! keys and the policy documents attached to them. Business rules live here, not in the HTTP
+//! handlers:
 //!
 //! * user, group and robot names match `[A-Za-z0-9_+=,.@-]{1,64}`; the user names `AWS` (it
 //!   carries ECR registry passwords in Basic logins) and `anonymous` (the simulator's name for
@@ -15,16 +15,13 @@
 
 use std::sync::Arc;
 
-use super::{
-    parse_login_name, Access, Credential, PolicyTarget, Principal, PrincipalKind, RequestFacts,
-    Subject,
-};
+use super::{parse_login_name, Access, PolicyTarget, PrincipalKind};
 use crate::auth::password::{
     generate_access_key_id, generate_password, generate_secret_access_key, hash_secret,
 };
 use crate::error::{Error, Result};
-use crate::meta::{now_millis, GroupRow, PrincipalRow};
-use crate::policy::{group_arn, robot_arn, user_arn, Action, Decision, PolicyDocument};
+use crate::meta::{now_millis, GroupRow, IdentityStore, PrincipalRow};
+use crate::policy::{group_arn, robot_arn, user_arn, PolicyDocument};
 
 /// User names that cannot be created (compared ignoring letter case).
 pub const RESERVED_USER_NAMES: &[&str] = &[super::ECR_USERNAME, "anonymous"];
@@ -137,38 +134,28 @@ pub struct NewAccessKey {
     pub secret_access_key: String,
 }
 
-/// What the policy simulator decided, for whom.
-#[derive(Debug, Clone)]
-pub struct Simulation {
-    /// The simulated principal's ARN; `None` for anonymous.
-    pub principal_arn: Option<String>,
-    pub action: Action,
-    pub decision: Decision,
-    /// Why, in words (including remarks such as an expired robot account).
-    pub explanation: String,
+/// The principal `kind`/`name` does not exist.
+pub(super) fn not_found(kind: PrincipalKind, name: &str) -> Error {
+    Error::NotFound(format!("{} {name:?} does not exist", kind.as_str()))
 }
 
-/// What the simulator is asked.
-#[derive(Debug, Clone, Default)]
-pub struct SimulationRequest {
-    /// A login name (`alice`, `robot/ci`), a principal ARN, or `anonymous`.
-    pub principal: String,
-    /// `ecr:BatchGetImage` or `BatchGetImage`.
-    pub action: String,
-    pub repository: Option<String>,
-    pub facts: RequestFacts,
+/// Users, robots, groups, access keys and identity policies, as the admin API manages them.
+/// Every change goes through [`Access`] so this replica's caches forget what changed.
+pub struct Identities {
+    pub(super) identity: IdentityStore,
+    access: Arc<Access>,
 }
 
-impl Access {
-    fn arn_of(&self, kind: PrincipalKind, name: &str) -> String {
-        match kind {
-            PrincipalKind::User => user_arn(&self.registry_id, name),
-            PrincipalKind::Robot => robot_arn(&self.registry_id, name),
-        }
+impl Identities {
+    pub fn new(identity: IdentityStore, access: Arc<Access>) -> Identities {
+        Identities { identity, access }
     }
 
-    fn not_found(kind: PrincipalKind, name: &str) -> Error {
-        Error::NotFound(format!("{} {name:?} does not exist", kind.as_str()))
+    fn arn_of(&self, kind: PrincipalKind, name: &str) -> String {
+        match kind {
+            PrincipalKind::User => user_arn(self.access.registry_id(), name),
+            PrincipalKind::Robot => robot_arn(self.access.registry_id(), name),
+        }
     }
 
     async fn info(&self, row: PrincipalRow) -> Result<PrincipalInfo> {
@@ -189,7 +176,7 @@ impl Access {
         self.identity
             .principal(kind.as_str(), name)
             .await?
-            .ok_or_else(|| Self::not_found(kind, name))
+            .ok_or_else(|| not_found(kind, name))
     }
 
     /// `POST /api/v1/users`: creates a user with a password.
@@ -202,7 +189,7 @@ impl Access {
             .create_principal(PrincipalKind::User.as_str(), name, &phc, None)
             .await?
             .ok_or_else(|| Error::AlreadyExists(format!("user {name:?} already exists")))?;
-        self.invalidate();
+        self.access.invalidate();
         self.info(row).await
     }
 
@@ -225,7 +212,7 @@ impl Access {
             .create_principal(PrincipalKind::Robot.as_str(), name, &phc, expires_at)
             .await?
             .ok_or_else(|| Error::AlreadyExists(format!("robot {name:?} already exists")))?;
-        self.invalidate();
+        self.access.invalidate();
         Ok((self.info(row).await?, secret))
     }
 
@@ -249,7 +236,7 @@ impl Access {
     pub async fn delete_principal(&self, kind: PrincipalKind, name: &str) -> Result<()> {
         let row = self.principal_row(kind, name).await?;
         self.identity.delete_principal(row.id).await?;
-        self.invalidate();
+        self.access.invalidate();
         Ok(())
     }
 
@@ -260,7 +247,7 @@ impl Access {
         let row = self.principal_row(PrincipalKind::User, name).await?;
         let phc = hash(password.to_owned()).await?;
         self.identity.set_password(row.id, &phc).await?;
-        self.invalidate();
+        self.access.invalidate();
         Ok(())
     }
 
@@ -271,7 +258,7 @@ impl Access {
         let secret = generate_password();
         let phc = hash(secret.clone()).await?;
         self.identity.set_password(row.id, &phc).await?;
-        self.invalidate();
+        self.access.invalidate();
         Ok(secret)
     }
 
@@ -289,7 +276,7 @@ impl Access {
                 .create_access_key(row.id, &key.access_key_id, &key.secret_access_key)
                 .await?
             {
-                self.invalidate();
+                self.access.invalidate();
                 return Ok(key);
             }
         }
@@ -333,7 +320,7 @@ impl Access {
         {
             return Err(Self::no_such_key(kind, name, key_id));
         }
-        self.invalidate();
+        self.access.invalidate();
         Ok(())
     }
 
@@ -356,7 +343,7 @@ impl Access {
         if !self.identity.delete_access_key(row.id, key_id).await? {
             return Err(Self::no_such_key(kind, name, key_id));
         }
-        self.invalidate();
+        self.access.invalidate();
         Ok(())
     }
 
@@ -381,7 +368,7 @@ impl Access {
             })
             .collect();
         Ok(GroupInfo {
-            arn: group_arn(&self.registry_id, &row.name),
+            arn: group_arn(self.access.registry_id(), &row.name),
             name: row.name,
             created_at: row.created_at,
             members,
@@ -418,7 +405,7 @@ impl Access {
     pub async fn delete_group(&self, name: &str) -> Result<()> {
         let row = self.group_row(name).await?;
         self.identity.delete_group(row.id).await?;
-        self.invalidate();
+        self.access.invalidate();
         Ok(())
     }
 
@@ -428,7 +415,7 @@ impl Access {
         let (kind, name) = parse_login_name(member);
         let principal = self.principal_row(kind, name).await?;
         self.identity.add_group_member(row.id, principal.id).await?;
-        self.invalidate();
+        self.access.invalidate();
         self.group_info(row).await
     }
 
@@ -446,7 +433,7 @@ impl Access {
                 "{member:?} is not a member of group {group:?}"
             )));
         }
-        self.invalidate();
+        self.access.invalidate();
         Ok(())
     }
 
@@ -473,12 +460,12 @@ impl Access {
     /// `InvalidParameter` naming the statement and field).
     pub async fn attach_policy(&self, target: &PolicyTarget, text: &str) -> Result<PolicyDocument> {
         // `set_policy` already drops this replica's copy of the document and its decisions.
-        self.set_policy(target, text).await
+        self.access.set_policy(target, text).await
     }
 
     /// Removes a policy; `NotFound` if there was none.
     pub async fn detach_policy(&self, target: &PolicyTarget) -> Result<()> {
-        match self.delete_policy(target).await? {
+        match self.access.delete_policy(target).await? {
             Some(_) => Ok(()),
             None => Err(Error::NotFound("no policy is attached there".into())),
         }
@@ -486,76 +473,9 @@ impl Access {
 
     /// The stored text of a policy; `NotFound` if there is none.
     pub async fn attached_policy(&self, target: &PolicyTarget) -> Result<String> {
-        self.policy_text(target)
+        self.access
+            .policy_text(target)
             .await?
             .ok_or_else(|| Error::NotFound("no policy is attached there".into()))
-    }
-
-    // ---- simulator ----
-
-    /// The subject a simulation runs as: `anonymous`, a login name or a principal ARN
-    /// (`arn:aws:iam::<registryId>:user/<name>` or `...:user/robot/<name>`).
-    async fn simulated_subject(&self, principal: &str) -> Result<Subject> {
-        if principal.eq_ignore_ascii_case("anonymous") {
-            return Ok(Subject::anonymous());
-        }
-        let login = if principal.starts_with("arn:") {
-            let prefix = format!("arn:aws:iam::{}:user/", self.registry_id);
-            principal.strip_prefix(prefix.as_str()).ok_or_else(|| {
-                Error::InvalidParameter(format!(
-                    "principal: {:?} is not a user or robot ARN of this registry ({prefix}<name> or {prefix}robot/<name>)",
-                    principal.chars().take(200).collect::<String>()
-                ))
-            })?
-        } else {
-            principal
-        };
-        let (kind, name) = parse_login_name(login);
-        let found: Option<Arc<Principal>> = self.principal(kind, name).await?;
-        let principal = found.ok_or_else(|| Self::not_found(kind, name))?;
-        let credential = Credential::of(principal.kind.secret_kind());
-        Ok(Subject::signed_in(principal, credential))
-    }
-
-    /// `POST /api/v1/policy-simulator`: decides one action for a principal with the policies
-    /// stored now, as a real request with the given facts would be decided.
-    pub async fn simulate(&self, request: &SimulationRequest) -> Result<Simulation> {
-        let action = if request.action.contains(':') {
-            Action::from_iam_name(&request.action)
-        } else {
-            Action::from_operation(&request.action)
-        };
-        let action = action.ok_or_else(|| {
-            Error::InvalidParameter(format!(
-                "action: {:?} is not an ECR action (e.g. ecr:BatchGetImage)",
-                request.action.chars().take(100).collect::<String>()
-            ))
-        })?;
-        if let Some(repo) = &request.repository {
-            crate::oci::RepoName::parse(repo)
-                .map_err(|e| Error::InvalidParameter(format!("repository: {}", e.message())))?;
-        }
-        let subject = self.simulated_subject(&request.principal).await?;
-        let decision = self
-            .decide(
-                &subject,
-                action,
-                request.repository.as_deref(),
-                &request.facts,
-            )
-            .await?;
-        let mut explanation = format!("{action}: {decision}");
-        if let Some(p) = &subject.principal {
-            if p.expired(now_millis()) {
-                explanation
-                    .push_str("; note: this robot account has expired, so it cannot log in at all");
-            }
-        }
-        Ok(Simulation {
-            principal_arn: subject.principal.as_ref().map(|p| p.arn().to_owned()),
-            action,
-            decision,
-            explanation,
-        })
     }
 }

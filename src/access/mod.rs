@@ -1,8 +1,12 @@
-//! Who is calling and what they may do: authenticates callers (passwords, registry tokens, ECR
-//! registry passwords, access keys) against the identity tables, decides ECR actions with the
-//! policy engine, and issues registry tokens signed with keys every replica shares. `manage`
-//! holds the identity management use cases of the admin API (users, robots, groups, access keys,
-//! identity policies, the policy simulator); `audit` the audit log every API writes to.
+//! Who is calling and what they may do. [`Access`] authenticates callers (passwords, registry
+//! tokens, ECR registry passwords, access keys) against the identity tables, decides ECR actions
+//! with the policy engine (`gate`: one `authorize` for every door; `simulator`: the same decision
+//! for a principal named by an admin), holds the policy documents and settings those decisions
+//! read, and issues registry tokens signed with keys every replica shares. [`Identities`]
+//! (`manage`, `bootstrap`) holds the identity management use cases of the admin API (users,
+//! robots, groups, access keys, identity policies) and the bootstrap admin; it changes
+//! identities through `Access` so that this replica's caches forget at once. [`AuditLog`]
+//! (`audit`) is the audit log every door writes to.
 //!
 //! The 5-second rule: a changed password, an expired or deleted robot account or an edited
 //! policy takes effect on every replica within 5 seconds. Nothing here is invalidated across
@@ -14,10 +18,12 @@
 //! an access claim granted before a Deny was added stops working with the same delay.
 
 mod audit;
+mod bootstrap;
 pub mod gate;
 mod keys;
 mod limiter;
 mod manage;
+mod simulator;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,21 +38,23 @@ use crate::auth::scope::{Scope, ANY_ACTION, REGISTRY, REPOSITORY};
 use crate::auth::token::{Claims, ResourceAccess, ScanGrant, TokenError, TokenType};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::meta::{now_millis, Audit, IdentityStore, Meta, PrincipalRow};
+use crate::meta::{now_millis, IdentityStore, Meta, PrincipalRow};
 use crate::policy::{
     evaluate, Action, Decision, Identity, ImplicitDenyReason, PolicyDocument, PolicyKind,
     PolicySet, RequestContext, ScopeAction,
 };
 
 use crate::util::TtlCache;
-pub use audit::{AuditOutcome, MAX_AUDIT_PAGE};
+pub use audit::{AuditLog, AuditOutcome, MAX_AUDIT_PAGE};
+pub use bootstrap::ADMIN_PASSWORD_FILE;
 pub use gate::{Caller, Door, Permission, Resource, ADMIN_ACTION};
 pub use keys::SigningKeys;
 use limiter::LoginLimiter;
 pub use manage::{
-    validate_name, AccessKeyInfo, GroupInfo, NewAccessKey, PrincipalInfo, Simulation,
-    SimulationRequest, RESERVED_USER_NAMES,
+    validate_name, AccessKeyInfo, GroupInfo, Identities, NewAccessKey, PrincipalInfo,
+    RESERVED_USER_NAMES,
 };
+pub use simulator::{Simulation, SimulationRequest};
 
 /// The longest any cached identity, verified credential or policy document is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
@@ -292,7 +300,6 @@ pub struct RequestFacts {
 pub struct Access {
     /// Principals, keys, policies, settings and signing keys.
     identity: IdentityStore,
-    audit: Audit,
     registry_id: String,
     region: String,
     service: String,
@@ -347,7 +354,6 @@ impl Access {
         let keys = SigningKeys::load(&identity, &config.auth.signing_key_file).await?;
         Ok(Access {
             identity,
-            audit: meta.audit(),
             registry_id: config.registry_id.clone(),
             region: config.region.clone(),
             service: config.auth.service.clone(),
@@ -469,7 +475,7 @@ impl Access {
             .filter(|p| !p.expired(now_millis())))
     }
 
-    /// An `Authorization: Basic ...` header value: [`Access::login`] with a short memory of
+    /// An `Authorization: Basic ...` header value: [`Access::login_subject`] with a short memory of
     /// accepted values, so a client sending its password on every request costs one hash.
     pub async fn login_basic(&self, header: &str, facts: &RequestFacts) -> Result<Subject> {
         let key: [u8; 32] = sha2::Sha256::digest(header.as_bytes()).into();

@@ -249,7 +249,14 @@ pub async fn guard(
             ));
         }
     }
-    if scope == ScopeAction::Push && app.registry.repository_id(name).await?.is_none() {
+    if scope == ScopeAction::Push
+        && app
+            .registry
+            .repositories()
+            .repository_id(name)
+            .await?
+            .is_none()
+    {
         crate::ops::repositories::create_on_push(&app.registry, &app.access, &subject, name, facts)
             .await?;
     }
@@ -300,6 +307,7 @@ async fn scanner_may_read(
         }
         Route::Blob { name, digest } if read && name.as_str() == grant.repository => {
             app.registry
+                .images()
                 .manifest_references_blob(name, &grant.digest, digest)
                 .await?
         }

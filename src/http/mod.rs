@@ -106,7 +106,7 @@ async fn readyz(
         .unwrap_or("")
         .split('&')
         .any(|pair| pair == "require=writes");
-    match app.registry.readiness(&app.holder).await {
+    match app.registry.replicas().readiness(&app.holder).await {
         Ok(r) if r.writes_degraded.is_empty() => "ready".into_response(),
         Ok(r) => {
             let body = format!("ready; writes degraded: {}", r.writes_degraded.join("; "));

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::access::Access;
+use crate::access::{Access, AuditLog, Identities};
 use crate::config::Config;
 use crate::pull_through::PullThrough;
 use crate::service::Registry;
@@ -13,6 +13,9 @@ use crate::service::Registry;
 pub struct App {
     pub config: Config,
     pub access: Arc<Access>,
+    /// Users, robots, groups and access keys as the admin API manages them.
+    pub identities: Arc<Identities>,
+    pub audit: AuditLog,
     pub registry: Arc<Registry>,
     /// Repositories under pull-through rules.
     pub pull_through: Arc<PullThrough>,
@@ -20,6 +23,19 @@ pub struct App {
     pub replica_id: String,
     /// This process as a lease holder (its id is `replica_id`).
     pub holder: crate::meta::LeaseHolder,
+}
+
+impl App {
+    /// The services an operation runs on.
+    pub fn services(&self) -> crate::ops::Services<'_> {
+        crate::ops::Services {
+            registry: &self.registry,
+            access: &self.access,
+            identities: &self.identities,
+            audit: &self.audit,
+            pull_through: &self.pull_through,
+        }
+    }
 }
 
 pub type AppState = Arc<App>;

@@ -205,7 +205,7 @@ impl IdentityStore {
         row.map(|r| Ok(r.try_get("document")?)).transpose()
     }
 
-    /// Whether [`Meta::delete_marked_policies`] would remove anything (so start-up writes only
+    /// Whether [`IdentityStore::delete_marked_policies`] would remove anything (so start-up writes only
     /// when something changed).
     pub async fn has_marked_policies(&self, scope: &str, marker: &str, keep: &str) -> Result<bool> {
         let row = sqlx::query(
@@ -240,7 +240,7 @@ impl IdentityStore {
     }
 }
 
-/// What [`Meta::seal_secrets`] did, and which key now encrypts how many stored secrets.
+/// What [`IdentityStore::seal_secrets`] did, and which key now encrypts how many stored secrets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SealReport {
     /// Rows stored in plaintext (by a Berth before encryption at rest) that are now encrypted.
@@ -251,7 +251,7 @@ pub struct SealReport {
     pub by_key: BTreeMap<String, u64>,
 }
 
-/// One stored secret as [`Meta::seal_secrets`] sees it.
+/// One stored secret as [`IdentityStore::seal_secrets`] sees it.
 struct StoredSecret {
     table: &'static str,
     id: String,
@@ -378,7 +378,7 @@ impl IdentityStore {
         Ok(report)
     }
 
-    /// Drops the old copies of rows [`Meta::seal_secrets`] replaced, so that plaintext (or
+    /// Drops the old copies of rows [`IdentityStore::seal_secrets`] replaced, so that plaintext (or
     /// text under a retired key) does not linger in the database files: on SQLite the rows were
     /// rewritten with `secure_delete` and the old page versions in the WAL are discarded; on
     /// PostgreSQL the two small tables are rewritten without their dead row versions.
@@ -651,7 +651,7 @@ impl IdentityStore {
     }
 
     /// Stores a new access key; false if the key id is taken (keys never move between
-    /// principals here, unlike [`Meta::put_access_key`]).
+    /// principals here, unlike [`IdentityStore::put_access_key`]).
     pub async fn create_access_key(
         &self,
         principal_id: i64,
@@ -702,7 +702,7 @@ impl IdentityStore {
 const ACTIVE: &str = "Active";
 const INACTIVE: &str = "Inactive";
 
-/// An access key as stored (its secret is read only with [`Meta::access_key`]).
+/// An access key as stored (its secret is read only with [`IdentityStore::access_key`]).
 #[derive(Debug, Clone)]
 pub struct AccessKeyRow {
     pub key_id: String,

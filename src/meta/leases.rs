@@ -97,7 +97,7 @@ impl Leases {
         self.heartbeat_at(holder, now_millis()).await
     }
 
-    /// [`Meta::heartbeat`] at a given time (Unix ms).
+    /// [`Leases::heartbeat`] at a given time (Unix ms).
     pub async fn heartbeat_at(&self, holder: &LeaseHolder, now: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO replicas (id, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $4) \
@@ -123,7 +123,7 @@ impl Leases {
         self.try_lease_at(name, holder, ttl, now_millis()).await
     }
 
-    /// [`Meta::try_lease`] at a given time (Unix ms), so the rules can be checked without waiting.
+    /// [`Leases::try_lease`] at a given time (Unix ms), so the rules can be checked without waiting.
     pub async fn try_lease_at(
         &self,
         name: &str,

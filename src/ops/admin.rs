@@ -221,7 +221,7 @@ impl Operation for ListAuditEventsRequest {
     /// Newest first; a full page names the `before` of the next one.
     async fn run(self, cx: &Context<'_>) -> Result<AuditLog> {
         let limit = self.limit.unwrap_or(100).clamp(1, MAX_AUDIT_PAGE);
-        let entries = cx.access.audit_log(self.before, limit).await?;
+        let entries = cx.audit.audit_log(self.before, limit).await?;
         let full = entries.len() == limit as usize;
         let next = full.then(|| entries.last().map(|e| e.id)).flatten();
         Ok(AuditLog {
@@ -261,7 +261,7 @@ impl Operation for GetGcStatusRequest {
     /// The review queues, and what this process reclaimed since it started and in its last
     /// pass.
     async fn run(self, cx: &Context<'_>) -> Result<GcStatusResponse> {
-        let s = cx.registry.gc_status().await?;
+        let s = cx.registry.gc().gc_status().await?;
         Ok(GcStatusResponse {
             grace_period_secs: s.grace_period_secs,
             interval_secs: s.interval.map(|i| i.as_secs_f64()),
@@ -311,6 +311,7 @@ impl Operation for ListEventsRequest {
         let limit = self.limit.unwrap_or(100).clamp(1, MAX_EVENT_PAGE);
         let events = cx
             .registry
+            .scans()
             .outbox_events(self.after.unwrap_or(0), limit)
             .await?;
         Ok(EventList {

@@ -2,7 +2,7 @@
 //! policies attached to them, and the access keys of users and robots. Berth's own operations
 //! (`berth:<Operation>`; IAM's model, no ECR counterpart), reached by the REST API. The rules
 //! (names, passwords, expiry, caches forgotten on change) are the access layer's
-//! ([`crate::access::manage`]); an operation here authorizes, refuses unknown body members,
+//! ([`crate::access::Identities`]); an operation here authorizes, refuses unknown body members,
 //! calls it, and shapes the answer.
 //!
 //! Users and robot accounts share most operations, and groups share the identity policy ones:
@@ -21,7 +21,9 @@ use super::shapes::{
     RobotSecret, UnknownMembers, UpdateAccessKeyRequest, UserList,
 };
 use super::{Context, Operation};
-use crate::access::{Access, GroupInfo, Permission, PolicyTarget, PrincipalInfo, PrincipalKind};
+use crate::access::{
+    Access, GroupInfo, Identities, Permission, PolicyTarget, PrincipalInfo, PrincipalKind,
+};
 use crate::error::{Error, Result};
 use crate::meta::now_millis;
 use crate::policy::{group_arn, robot_arn, user_arn};
@@ -58,7 +60,7 @@ pub trait PolicyHolder: Send + Sync + 'static {
 
     /// Where the policy of `name` is stored (`NotFound` if there is no such holder).
     fn policy_target(
-        access: &Access,
+        identities: &Identities,
         name: &str,
     ) -> impl Future<Output = Result<PolicyTarget>> + Send;
 }
@@ -104,8 +106,8 @@ impl PolicyHolder for Users {
         user_arn(access.registry_id(), name)
     }
 
-    async fn policy_target(access: &Access, name: &str) -> Result<PolicyTarget> {
-        access.principal_policy_target(Self::KIND, name).await
+    async fn policy_target(identities: &Identities, name: &str) -> Result<PolicyTarget> {
+        identities.principal_policy_target(Self::KIND, name).await
     }
 }
 
@@ -130,8 +132,8 @@ impl PolicyHolder for Robots {
         robot_arn(access.registry_id(), name)
     }
 
-    async fn policy_target(access: &Access, name: &str) -> Result<PolicyTarget> {
-        access.principal_policy_target(Self::KIND, name).await
+    async fn policy_target(identities: &Identities, name: &str) -> Result<PolicyTarget> {
+        identities.principal_policy_target(Self::KIND, name).await
     }
 }
 
@@ -156,8 +158,8 @@ impl PolicyHolder for Groups {
         group_arn(access.registry_id(), name)
     }
 
-    async fn policy_target(access: &Access, name: &str) -> Result<PolicyTarget> {
-        access.group_policy_target(name).await
+    async fn policy_target(identities: &Identities, name: &str) -> Result<PolicyTarget> {
+        identities.group_policy_target(name).await
     }
 }
 
@@ -201,7 +203,7 @@ impl Operation for CreateUserRequest {
         known_members_only(&self.unknown)?;
         let name = required("name", self.name)?;
         let password = required("password", self.password)?;
-        let user = cx.access.create_user(&name, &password).await?;
+        let user = cx.identities.create_user(&name, &password).await?;
         cx.note(format!("created user {name:?}"));
         Ok(account_shape(&user))
     }
@@ -239,7 +241,7 @@ impl Operation for CreateRobotRequest {
             .as_deref()
             .map(|t| parse_time("expiresAt", t))
             .transpose()?;
-        let (robot, secret) = cx.access.create_robot(&name, expires_at).await?;
+        let (robot, secret) = cx.identities.create_robot(&name, expires_at).await?;
         cx.note(format!(
             "created robot {name:?}, expires {}",
             self.expires_at.as_deref().unwrap_or("never")
@@ -264,7 +266,7 @@ impl<K: AccountKind> Operation for ListAccountsRequest<K> {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<K::List> {
-        let accounts = cx.access.principal_infos(K::KIND).await?;
+        let accounts = cx.identities.principal_infos(K::KIND).await?;
         Ok(K::list(accounts.iter().map(account_shape).collect()))
     }
 }
@@ -282,7 +284,7 @@ impl<K: AccountKind> Operation for GetAccountRequest<K> {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<Account> {
-        let account = cx.access.principal_info(K::KIND, &self.name).await?;
+        let account = cx.identities.principal_info(K::KIND, &self.name).await?;
         Ok(account_shape(&account))
     }
 }
@@ -300,7 +302,7 @@ impl<K: AccountKind> Operation for DeleteAccountRequest<K> {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<()> {
-        cx.access.delete_principal(K::KIND, &self.name).await
+        cx.identities.delete_principal(K::KIND, &self.name).await
     }
 }
 
@@ -320,7 +322,7 @@ impl Operation for ChangePasswordRequest {
     async fn run(self, cx: &Context<'_>) -> Result<()> {
         known_members_only(&self.unknown)?;
         let password = required("password", self.password)?;
-        cx.access.change_password(&self.name, &password).await?;
+        cx.identities.change_password(&self.name, &password).await?;
         cx.note("password changed; credential version bumped");
         Ok(())
     }
@@ -340,7 +342,7 @@ impl Operation for RegenerateRobotSecretRequest {
 
     /// The old secret and the tokens issued for it stop working.
     async fn run(self, cx: &Context<'_>) -> Result<RobotSecret> {
-        let secret = cx.access.regenerate_robot_secret(&self.name).await?;
+        let secret = cx.identities.regenerate_robot_secret(&self.name).await?;
         cx.note("secret regenerated; credential version bumped");
         Ok(RobotSecret {
             login_name: format!("robot/{}", self.name),
@@ -366,8 +368,8 @@ impl<H: PolicyHolder> Operation for GetIdentityPolicyRequest<H> {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<String> {
-        let target = H::policy_target(cx.access, &self.name).await?;
-        cx.access.attached_policy(&target).await
+        let target = H::policy_target(cx.identities, &self.name).await?;
+        cx.identities.attached_policy(&target).await
     }
 }
 
@@ -385,8 +387,10 @@ impl<H: PolicyHolder> Operation for PutIdentityPolicyRequest<H> {
 
     /// Validated (a refused document names the statement and field) and applied at once.
     async fn run(self, cx: &Context<'_>) -> Result<()> {
-        let target = H::policy_target(cx.access, &self.name).await?;
-        cx.access.attach_policy(&target, &self.policy_text).await?;
+        let target = H::policy_target(cx.identities, &self.name).await?;
+        cx.identities
+            .attach_policy(&target, &self.policy_text)
+            .await?;
         cx.note("identity policy attached");
         Ok(())
     }
@@ -405,8 +409,8 @@ impl<H: PolicyHolder> Operation for DeleteIdentityPolicyRequest<H> {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<()> {
-        let target = H::policy_target(cx.access, &self.name).await?;
-        cx.access.detach_policy(&target).await?;
+        let target = H::policy_target(cx.identities, &self.name).await?;
+        cx.identities.detach_policy(&target).await?;
         cx.note("identity policy removed");
         Ok(())
     }
@@ -436,7 +440,7 @@ impl<K: AccountKind> Operation for CreateAccessKeyRequest<K> {
 
     /// The secret is in this answer only.
     async fn run(self, cx: &Context<'_>) -> Result<NewAccessKey> {
-        let key = cx.access.create_access_key(K::KIND, &self.name).await?;
+        let key = cx.identities.create_access_key(K::KIND, &self.name).await?;
         cx.note(format!("created access key {}", key.access_key_id));
         Ok(NewAccessKey {
             access_key_id: key.access_key_id,
@@ -459,7 +463,7 @@ impl<K: AccountKind> Operation for ListAccessKeysRequest<K> {
 
     /// Ids, status and creation times; never secrets.
     async fn run(self, cx: &Context<'_>) -> Result<AccessKeyList> {
-        let keys = cx.access.access_keys(K::KIND, &self.name).await?;
+        let keys = cx.identities.access_keys(K::KIND, &self.name).await?;
         Ok(AccessKeyList {
             access_keys: keys
                 .into_iter()
@@ -499,7 +503,7 @@ impl<K: AccountKind> Operation for UpdateAccessKeyRequest<K> {
                 )))
             }
         };
-        cx.access
+        cx.identities
             .set_access_key_active(K::KIND, &self.name, &self.access_key_id, active)
             .await?;
         cx.note(format!(
@@ -524,7 +528,7 @@ impl<K: AccountKind> Operation for DeleteAccessKeyRequest<K> {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<()> {
-        cx.access
+        cx.identities
             .delete_access_key(K::KIND, &self.name, &self.access_key_id)
             .await?;
         cx.note(format!("deleted access key {}", self.access_key_id));
@@ -549,7 +553,7 @@ impl Operation for CreateGroupRequest {
     async fn run(self, cx: &Context<'_>) -> Result<Group> {
         known_members_only(&self.unknown)?;
         let name = required("name", self.name)?;
-        let group = cx.access.create_group(&name).await?;
+        let group = cx.identities.create_group(&name).await?;
         cx.note(format!("created group {name:?}"));
         Ok(group_shape(group))
     }
@@ -568,7 +572,7 @@ impl Operation for ListGroupsRequest {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<GroupList> {
-        let groups = cx.access.group_infos().await?;
+        let groups = cx.identities.group_infos().await?;
         Ok(GroupList {
             groups: groups.into_iter().map(group_shape).collect(),
         })
@@ -588,7 +592,7 @@ impl Operation for GetGroupRequest {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<Group> {
-        Ok(group_shape(cx.access.group(&self.name).await?))
+        Ok(group_shape(cx.identities.group(&self.name).await?))
     }
 }
 
@@ -605,7 +609,7 @@ impl Operation for DeleteGroupRequest {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<()> {
-        cx.access.delete_group(&self.name).await
+        cx.identities.delete_group(&self.name).await
     }
 }
 
@@ -624,7 +628,7 @@ impl Operation for AddGroupMemberRequest {
     async fn run(self, cx: &Context<'_>) -> Result<Group> {
         known_members_only(&self.unknown)?;
         let member = required("member", self.member)?;
-        let group = cx.access.add_group_member(&self.name, &member).await?;
+        let group = cx.identities.add_group_member(&self.name, &member).await?;
         cx.note(format!("added member {member:?}"));
         Ok(group_shape(group))
     }
@@ -643,7 +647,7 @@ impl Operation for RemoveGroupMemberRequest {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<()> {
-        cx.access
+        cx.identities
             .remove_group_member(&self.name, &self.member)
             .await?;
         cx.note(format!("removed member {:?}", self.member));

@@ -101,6 +101,7 @@ pub async fn find_image(
     let r = image_ref(id).map_err(|f| Error::InvalidParameter(f.failure_reason))?;
     match cx
         .registry
+        .images()
         .lookup_image(name, r.digest.as_ref(), r.tag.as_ref(), false)
         .await
         .map_err(in_repository(cx, name.as_str()))?
@@ -167,6 +168,7 @@ async fn with_scan(
     let digest = Digest::parse(&detail.image_digest)?;
     let Some(state) = cx
         .registry
+        .scans()
         .scan_state(name, &digest)
         .await
         .map_err(in_repository(cx, name.as_str()))?
@@ -174,7 +176,11 @@ async fn with_scan(
         return Ok(detail);
     };
     if state.status == "COMPLETE" {
-        let counts = cx.registry.scan_severity_counts(state.manifest_id).await?;
+        let counts = cx
+            .registry
+            .scans()
+            .scan_severity_counts(state.manifest_id)
+            .await?;
         detail.image_scan_findings_summary = Some(ImageScanFindingsSummary {
             image_scan_completed_at: state.completed_at.map(timestamp),
             vulnerability_source_updated_at: state.vulnerability_source_updated_at.map(timestamp),
@@ -220,6 +226,7 @@ impl Operation for DescribeImagesRequest {
                 let digest = Digest::parse(&manifest.digest)?;
                 let row = cx
                     .registry
+                    .images()
                     .image(&name, &digest)
                     .await
                     .map_err(in_repository(cx, name.as_str()))?
@@ -239,6 +246,7 @@ impl Operation for DescribeImagesRequest {
         };
         let (rows, more) = cx
             .registry
+            .images()
             .image_page(&name, after.as_deref(), filter, limit)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -281,6 +289,7 @@ impl Operation for ListImagesRequest {
         let after_pair = after.as_ref().map(|v| (v[0].as_str(), v[1].as_str()));
         let (rows, more) = cx
             .registry
+            .images()
             .image_id_page(&name, after_pair, filter, limit)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -324,6 +333,7 @@ impl Operation for BatchGetImageRequest {
         let registry = cx.registry;
         // A missing repository fails the whole call, as in ECR.
         registry
+            .repositories()
             .describe_repository(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -339,6 +349,7 @@ impl Operation for BatchGetImageRequest {
                 }
             };
             let found = registry
+                .images()
                 .lookup_image(&name, r.digest.as_ref(), r.tag.as_ref(), true)
                 .await
                 .map_err(in_repository(cx, name.as_str()))?;
@@ -413,6 +424,7 @@ impl Operation for BatchDeleteImageRequest {
         image_ids_limit(&self.image_ids)?;
         let registry = cx.registry;
         registry
+            .repositories()
             .describe_repository(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -427,6 +439,7 @@ impl Operation for BatchDeleteImageRequest {
                 }
             };
             let outcome = registry
+                .images()
                 .delete_image(&name, r.digest.as_ref(), r.tag.as_ref())
                 .await
                 .map_err(in_repository(cx, name.as_str()))?;
@@ -550,6 +563,7 @@ impl Operation for PutImageRequest {
         }
         let outcome = cx
             .registry
+            .images()
             .put_image(
                 &name,
                 tag.as_ref(),
@@ -624,6 +638,7 @@ impl Operation for BatchCheckLayerAvailabilityRequest {
         }
         let registry = cx.registry;
         registry
+            .repositories()
             .describe_repository(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -639,6 +654,7 @@ impl Operation for BatchCheckLayerAvailabilityRequest {
                 continue;
             };
             match registry
+                .images()
                 .layer(&name, &digest)
                 .await
                 .map_err(in_repository(cx, name.as_str()))?

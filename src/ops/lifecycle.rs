@@ -107,10 +107,12 @@ impl Operation for PutLifecyclePolicyRequest {
         };
         // A missing repository is named before the policy is judged, as ECR does.
         cx.registry
+            .repositories()
             .describe_repository(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
         cx.registry
+            .lifecycle()
             .put_lifecycle_policy(&name, &text)
             .await
             .map_err(|e| lifecycle_error(in_repository(cx, name.as_str())(e)))?;
@@ -140,6 +142,7 @@ impl Operation for GetLifecyclePolicyRequest {
         let name = repository_name(&self.repository_name)?;
         let row = cx
             .registry
+            .lifecycle()
             .lifecycle_policy(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?
@@ -165,6 +168,7 @@ impl Operation for DeleteLifecyclePolicyRequest {
         let name = repository_name(&self.repository_name)?;
         let row = cx
             .registry
+            .lifecycle()
             .delete_lifecycle_policy(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?
@@ -192,6 +196,7 @@ impl Operation for StartLifecyclePolicyPreviewRequest {
         let name = repository_name(&self.repository_name)?;
         let preview = cx
             .registry
+            .lifecycle()
             .lifecycle_preview(&name, self.lifecycle_policy_text.as_deref())
             .await
             .map_err(|e| match e {
@@ -252,6 +257,7 @@ impl Operation for GetLifecyclePolicyPreviewRequest {
         };
         let preview = cx
             .registry
+            .lifecycle()
             .last_lifecycle_preview(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?
@@ -322,6 +328,7 @@ impl Operation for RunLifecyclePolicyRequest {
         let name = repository_name(&self.repository_name)?;
         let run = cx
             .registry
+            .lifecycle()
             .lifecycle_run(&name)
             .await
             .map_err(|e| lifecycle_error(in_repository(cx, name.as_str())(e)))?
@@ -384,6 +391,7 @@ impl Operation for ListLifecycleEventsRequest {
         // One more than a page: a next page exists only if something follows.
         let mut rows = cx
             .registry
+            .lifecycle()
             .lifecycle_audit(repository.as_ref(), after, limit as i64 + 1)
             .await?;
         let more = rows.len() > limit;

@@ -25,7 +25,7 @@ pub mod templates;
 use std::future::Future;
 use std::sync::Mutex;
 
-use crate::access::{Access, AuditOutcome, Caller, Permission, Resource};
+use crate::access::{Access, AuditLog, AuditOutcome, Caller, Identities, Permission, Resource};
 use crate::error::{Error, Result};
 use crate::policy::Action;
 use crate::pull_through::PullThrough;
@@ -39,12 +39,24 @@ pub struct Endpoint {
     pub url: String,
 }
 
+/// The services operations run on, as one process built them.
+#[derive(Clone, Copy)]
+pub struct Services<'a> {
+    pub registry: &'a Registry,
+    pub access: &'a Access,
+    pub identities: &'a Identities,
+    pub audit: &'a AuditLog,
+    pub pull_through: &'a PullThrough,
+}
+
 /// What an operation runs with: the services, who is calling, and how clients reach the
 /// registry. One per call.
 pub struct Context<'a> {
     pub registry: &'a Registry,
     pub access: &'a Access,
+    pub identities: &'a Identities,
     pub pull_through: &'a PullThrough,
+    pub audit: &'a AuditLog,
     pub caller: &'a Caller,
     pub endpoint: &'a Endpoint,
     /// What the audit record says beyond the outcome (never a secret).
@@ -52,17 +64,13 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub fn new(
-        registry: &'a Registry,
-        access: &'a Access,
-        pull_through: &'a PullThrough,
-        caller: &'a Caller,
-        endpoint: &'a Endpoint,
-    ) -> Context<'a> {
+    pub fn new(services: Services<'a>, caller: &'a Caller, endpoint: &'a Endpoint) -> Context<'a> {
         Context {
-            registry,
-            access,
-            pull_through,
+            registry: services.registry,
+            access: services.access,
+            identities: services.identities,
+            pull_through: services.pull_through,
+            audit: services.audit,
             caller,
             endpoint,
             detail: Mutex::new(String::new()),
@@ -158,7 +166,7 @@ pub async fn execute<O: Operation>(cx: &Context<'_>, op: O) -> Result<O::Output>
         // Error messages may quote client input: only the kind of failure is recorded.
         Err(e) => (AuditOutcome::Failed, e.kind().to_owned()),
     };
-    cx.access
+    cx.audit
         .audit_request(
             &cx.caller.subject,
             &cx.caller.facts,

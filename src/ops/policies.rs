@@ -48,6 +48,7 @@ async fn existing_repository(
     cx.check_registry_id(registry_id)?;
     let name = repository_name(name)?;
     cx.registry
+        .repositories()
         .describe_repository(&name)
         .await
         .map_err(in_repository(cx, name.as_str()))?;

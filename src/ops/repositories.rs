@@ -136,6 +136,7 @@ pub async fn visible_repositories(
     let mut cursor = after.map(str::to_owned);
     loop {
         let rows = registry
+            .repositories()
             .list_repository_rows(cursor.as_deref(), LISTING_BATCH as i64)
             .await?;
         let exhausted = rows.len() < LISTING_BATCH;
@@ -190,6 +191,7 @@ pub async fn create_on_push(
         ));
     }
     let row = registry
+        .templates()
         .create_repository_from_template(name, AppliedFor::CreateOnPush)
         .await?;
     access.repository_policy_changed(&row.name);
@@ -245,6 +247,7 @@ impl Operation for CreateRepositoryRequest {
         };
         let row = cx
             .registry
+            .repositories()
             .create_repository_with(&name, &settings)
             .await
             .map_err(|e| match e {
@@ -299,6 +302,7 @@ impl Operation for DescribeRepositoriesRequest {
                 }
                 let row = cx
                     .registry
+                    .repositories()
                     .describe_repository(&name)
                     .await
                     .map_err(in_repository(cx, name.as_str()))?;
@@ -350,6 +354,7 @@ impl Operation for DeleteRepositoryRequest {
         let force = self.force.unwrap_or(false);
         let row = cx
             .registry
+            .repositories()
             .delete_repository(&name, force)
             .await
             .map_err(|e| match e {
@@ -388,6 +393,7 @@ impl Operation for PutImageTagMutabilityRequest {
         .map_err(Error::InvalidParameter)?;
         let row = cx
             .registry
+            .repositories()
             .set_tag_mutability(&name, &setting)
             .await
             .map_err(in_repository(cx, name.as_str()))?;

@@ -63,6 +63,7 @@ impl Operation for TagResourceRequest {
         let tags = check_tags(&self.tags)?;
         let fits = cx
             .registry
+            .repositories()
             .tag_repository(&name, &tags)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -90,6 +91,7 @@ impl Operation for UntagResourceRequest {
             check_tag_key(key)?;
         }
         cx.registry
+            .repositories()
             .untag_repository(&name, &self.tag_keys)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -112,6 +114,7 @@ impl Operation for ListTagsForResourceRequest {
         let name = repository_of_arn(cx, &self.resource_arn)?;
         let tags = cx
             .registry
+            .repositories()
             .repository_tags(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?;

@@ -40,6 +40,7 @@ impl Operation for PutImageScanningConfigurationRequest {
         let on = self.image_scanning_configuration.scan_on_push;
         let row = cx
             .registry
+            .scans()
             .set_scan_on_push(&name, on)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -86,6 +87,7 @@ impl Operation for StartImageScanRequest {
         let name = repository_name(&self.repository_name)?;
         let (digest, image_id) = scanned_image(cx, &name, &self.image_id).await?;
         cx.registry
+            .scans()
             .start_image_scan(&name, &digest)
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -141,6 +143,7 @@ impl Operation for DescribeImageScanFindingsRequest {
         };
         let page = cx
             .registry
+            .scans()
             .scan_findings_page(&name, &digest, after_seq, limit)
             .await
             .map_err(in_repository(cx, name.as_str()))?
@@ -212,7 +215,7 @@ impl Operation for PutRegistryScanningConfigurationRequest {
             scan_type: self.scan_type.unwrap_or_else(|| "BASIC".into()),
             rules: self.rules,
         };
-        cx.registry.put_registry_scanning(&config).await?;
+        cx.registry.scans().put_registry_scanning(&config).await?;
         cx.note(format!("{} rules", config.rules.len()));
         Ok(PutRegistryScanningConfigurationResponse {
             registry_scanning_configuration: config,
@@ -232,7 +235,7 @@ impl Operation for GetRegistryScanningConfigurationRequest {
     async fn run(self, cx: &Context<'_>) -> Result<GetRegistryScanningConfigurationResponse> {
         Ok(GetRegistryScanningConfigurationResponse {
             registry_id: cx.registry_id().to_owned(),
-            scanning_configuration: cx.registry.registry_scanning().await?,
+            scanning_configuration: cx.registry.scans().registry_scanning().await?,
         })
     }
 }
@@ -267,6 +270,7 @@ impl Operation for GetPullGateRequest {
         let name = repository_name(&self.repository_name)?;
         let gate = cx
             .registry
+            .scans()
             .pull_gate(&name)
             .await
             .map_err(in_repository(cx, name.as_str()))?
@@ -298,6 +302,7 @@ impl Operation for PutPullGateRequest {
             allow_unscanned: self.allow_unscanned.unwrap_or(false),
         };
         cx.registry
+            .scans()
             .set_pull_gate(&name, Some(&gate))
             .await
             .map_err(in_repository(cx, name.as_str()))?;
@@ -326,6 +331,7 @@ impl Operation for DeletePullGateRequest {
         let name = repository_name(&self.repository_name)?;
         if !cx
             .registry
+            .scans()
             .set_pull_gate(&name, None)
             .await
             .map_err(in_repository(cx, name.as_str()))?

@@ -87,7 +87,11 @@ impl Operation for CreateRepositoryCreationTemplateRequest {
     }
 
     async fn run(self, cx: &Context<'_>) -> Result<RepositoryCreationTemplateResponse> {
-        let t = cx.registry.create_template(&self.fields).await?;
+        let t = cx
+            .registry
+            .templates()
+            .create_template(&self.fields)
+            .await?;
         cx.note(format!("prefix={}", t.prefix));
         Ok(response(cx, &t))
     }
@@ -116,7 +120,11 @@ impl Operation for UpdateRepositoryCreationTemplateRequest {
                 "Invalid parameter at 'prefix' failed to satisfy constraint: 'Member must not be null'".into(),
             )),
         };
-        let t = cx.registry.update_template(&prefix, &self.fields).await?;
+        let t = cx
+            .registry
+            .templates()
+            .update_template(&prefix, &self.fields)
+            .await?;
         cx.note(format!("prefix={}", t.prefix));
         Ok(response(cx, &t))
     }
@@ -136,7 +144,11 @@ impl Operation for DeleteRepositoryCreationTemplateRequest {
 
     /// Answers the deleted template.
     async fn run(self, cx: &Context<'_>) -> Result<RepositoryCreationTemplateResponse> {
-        let t = cx.registry.delete_template(&self.prefix).await?;
+        let t = cx
+            .registry
+            .templates()
+            .delete_template(&self.prefix)
+            .await?;
         cx.note(format!("prefix={}", t.prefix));
         Ok(response(cx, &t))
     }
@@ -170,6 +182,7 @@ impl Operation for DescribeRepositoryCreationTemplatesRequest {
         };
         let mut found = cx
             .registry
+            .templates()
             .describe_templates(self.prefixes.as_deref(), &after, limit + 1)
             .await?;
         let next_token = (found.len() > limit).then(|| {

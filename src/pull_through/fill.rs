@@ -169,7 +169,7 @@ impl PullThrough {
 
     /// The rules, read through (the registry's copy, which pushes are refused by too).
     pub async fn rules(&self) -> Result<Arc<Vec<StoredRule>>> {
-        self.registry.pull_through_rules().await
+        self.registry.repositories().pull_through_rules().await
     }
 
     pub fn region(&self) -> &str {
@@ -182,12 +182,15 @@ impl PullThrough {
 
     /// Forgets the cached rules (after this replica changed them).
     pub fn rules_changed(&self) {
-        self.registry.pull_through_rules_changed();
+        self.registry.repositories().pull_through_rules_changed();
     }
 
     /// The rule whose prefix covers `name`, if any.
     pub async fn rule_for(&self, name: &RepoName) -> Result<Option<StoredRule>> {
-        self.registry.pull_through_rule_for(name).await
+        self.registry
+            .repositories()
+            .pull_through_rule_for(name)
+            .await
     }
 
     /// Mirror mode: the local repository a pull of upstream repository `name` maps to, for a
@@ -204,7 +207,12 @@ impl PullThrough {
             None if self.mirror_default_ns.is_empty() => return Ok(None),
             None => {
                 if self.rule_for(name).await?.is_some()
-                    || self.registry.repository_id(name).await?.is_some()
+                    || self
+                        .registry
+                        .repositories()
+                        .repository_id(name)
+                        .await?
+                        .is_some()
                 {
                     return Ok(None);
                 }
@@ -273,7 +281,7 @@ impl PullThrough {
     }
 
     async fn ensure_repository(&self, name: &RepoName, rights: MissRights) -> Result<i64> {
-        if let Some(id) = self.registry.repository_id(name).await? {
+        if let Some(id) = self.registry.repositories().repository_id(name).await? {
             return Ok(id);
         }
         if !rights.create {
@@ -286,6 +294,7 @@ impl PullThrough {
         // lifecycle policy, scanning, repository policy), in one transaction.
         let row = self
             .registry
+            .templates()
             .create_repository_from_template(name, AppliedFor::PullThroughCache)
             .await?;
         self.access.repository_policy_changed(&row.name);
@@ -323,7 +332,12 @@ impl PullThrough {
         let upstream_repo = self.upstream_repository(rule, name)?;
         match reference {
             Reference::Digest(digest) => {
-                match self.registry.manifest(name, reference, pull).await {
+                match self
+                    .registry
+                    .manifests()
+                    .manifest(name, reference, pull)
+                    .await
+                {
                     Ok(m) => return Ok((m, None)),
                     Err(Error::ManifestUnknown(_) | Error::NameUnknown(_)) => {}
                     Err(e) => return Err(e),
@@ -336,7 +350,12 @@ impl PullThrough {
                 };
                 let lock = self.manifest_lock(&key);
                 let _one = lock.lock().await;
-                if let Ok(m) = self.registry.manifest(name, reference, pull).await {
+                if let Ok(m) = self
+                    .registry
+                    .manifests()
+                    .manifest(name, reference, pull)
+                    .await
+                {
                     return Ok((m, None));
                 }
                 self.ensure_repository(name, rights).await?;
@@ -353,10 +372,16 @@ impl PullThrough {
                     0,
                 )
                 .await?;
-                Ok((self.registry.manifest(name, reference, pull).await?, None))
+                Ok((
+                    self.registry
+                        .manifests()
+                        .manifest(name, reference, pull)
+                        .await?,
+                    None,
+                ))
             }
             Reference::Tag(tag) => {
-                let repo = self.registry.repository_id(name).await?;
+                let repo = self.registry.repositories().repository_id(name).await?;
                 let fresh = |check: Option<(String, i64)>| {
                     check.is_some_and(|(_, at)| {
                         now_millis() - at < self.revalidate_after(rule).as_millis() as i64
@@ -364,7 +389,12 @@ impl PullThrough {
                 };
                 if let Some(repo) = repo {
                     if fresh(self.cache.tag_check(repo, tag.as_str()).await?) {
-                        match self.registry.manifest(name, reference, pull).await {
+                        match self
+                            .registry
+                            .manifests()
+                            .manifest(name, reference, pull)
+                            .await
+                        {
                             Ok(m) => return Ok((m, None)),
                             Err(Error::ManifestUnknown(_)) => {}
                             Err(e) => return Err(e),
@@ -378,11 +408,16 @@ impl PullThrough {
                 };
                 let lock = self.manifest_lock(&key);
                 let _one = lock.lock().await;
-                let repo = self.registry.repository_id(name).await?;
+                let repo = self.registry.repositories().repository_id(name).await?;
                 let cached = match repo {
                     Some(repo) => {
                         if fresh(self.cache.tag_check(repo, tag.as_str()).await?) {
-                            if let Ok(m) = self.registry.manifest(name, reference, pull).await {
+                            if let Ok(m) = self
+                                .registry
+                                .manifests()
+                                .manifest(name, reference, pull)
+                                .await
+                            {
                                 return Ok((m, None));
                             }
                         }
@@ -412,7 +447,13 @@ impl PullThrough {
                         self.cache
                             .record_tag_check(repo, tag.as_str(), &digest)
                             .await?;
-                        Ok((self.registry.manifest(name, reference, pull).await?, None))
+                        Ok((
+                            self.registry
+                                .manifests()
+                                .manifest(name, reference, pull)
+                                .await?,
+                            None,
+                        ))
                     }
                     (Ok(Some(_)), _, _) | (Ok(None), None, _) | (Ok(None), _, None) => {
                         // Moved, never cached, or a HEAD without a digest: fetch by tag.
@@ -439,7 +480,7 @@ impl PullThrough {
                                     (Err(Error::TagImmutable(_)), Some(row)) => {
                                         self.cache.record_tag_check(repo, tag.as_str(), &row.digest).await?;
                                         return Ok((
-                                            self.registry.manifest(name, reference, pull).await?,
+                                            self.registry.manifests().manifest(name, reference, pull).await?,
                                             Some(format!(
                                                 "299 berth \"upstream {} moved {what}; this repository's tags are immutable\"",
                                                 rule.rule.upstream.authority
@@ -455,11 +496,11 @@ impl PullThrough {
                                 }
                                 self.cache.record_tag_check(repo, tag.as_str(), &digest.to_string())
                                     .await?;
-                                Ok((self.registry.manifest(name, reference, pull).await?, None))
+                                Ok((self.registry.manifests().manifest(name, reference, pull).await?, None))
                             }
                             Ok(None) => match cached {
                                 Some(_) => Ok((
-                                    self.registry.manifest(name, reference, pull).await?,
+                                    self.registry.manifests().manifest(name, reference, pull).await?,
                                     Some(format!(
                                         "110 berth \"Response is Stale: upstream {} has no {what}\"",
                                         rule.rule.upstream.authority
@@ -474,7 +515,10 @@ impl PullThrough {
                         }
                     }
                     (Ok(None), Some(_), Some(_)) => Ok((
-                        self.registry.manifest(name, reference, pull).await?,
+                        self.registry
+                            .manifests()
+                            .manifest(name, reference, pull)
+                            .await?,
                         Some(format!(
                             "110 berth \"Response is Stale: upstream {} has no {what}\"",
                             rule.rule.upstream.authority
@@ -544,7 +588,11 @@ impl PullThrough {
             return Err(upstream_failure(rule, what, &e));
         };
         tracing::warn!(upstream = %rule.rule.upstream.authority, %what, error = %e, "upstream failed; serving the cached copy");
-        let m = self.registry.manifest(name, reference, pull).await?;
+        let m = self
+            .registry
+            .manifests()
+            .manifest(name, reference, pull)
+            .await?;
         // Check again in a minute, not on every pull of an outage.
         let interval = self.revalidate_after(rule);
         let backdated =
@@ -580,7 +628,7 @@ impl PullThrough {
                     "upstream index {upstream_repo} nests more than {MAX_INDEX_NESTING} levels"
                 )));
             }
-            let repo = self.registry.repository(name).await?;
+            let repo = self.registry.repositories().repository(name).await?;
             for child in &parsed.references {
                 if self
                     .manifests
@@ -612,6 +660,7 @@ impl PullThrough {
         }
         let put = self
             .registry
+            .manifests()
             .put_cached_manifest(name, reference, content_type, content)
             .await?;
         Ok(put.digest)
@@ -630,7 +679,12 @@ impl PullThrough {
     ) -> Result<ProxiedBlob> {
         let mut failed_waits = 0;
         loop {
-            match self.registry.read_blob(name, digest, range, !head).await {
+            match self
+                .registry
+                .blobs()
+                .read_blob(name, digest, range, !head)
+                .await
+            {
                 Ok(b) => return Ok(ProxiedBlob::Local(b)),
                 Err(Error::BlobUnknown(_)) => {}
                 Err(e) => return Err(e),
@@ -638,8 +692,13 @@ impl PullThrough {
             if self.blob_index.blob_linked_anywhere(digest).await? {
                 let repo = self.ensure_repository(name, rights).await?;
                 self.blob_index.link_blob(repo, digest).await?;
-                self.registry.forget_cached_repository(repo);
-                match self.registry.read_blob(name, digest, range, !head).await {
+                self.registry.replicas().forget_cached_repository(repo);
+                match self
+                    .registry
+                    .blobs()
+                    .read_blob(name, digest, range, !head)
+                    .await
+                {
                     Ok(b) => return Ok(ProxiedBlob::Local(b)),
                     Err(Error::BlobUnknown(_)) => {}
                     Err(e) => return Err(e),
@@ -810,7 +869,7 @@ impl PullThrough {
                     .lifecycle
                     .expire_image(repo, &name, &image.digest, &image.tags, 0)
                     .await?;
-                self.registry.forget_cached_repository(repo);
+                self.registry.replicas().forget_cached_repository(repo);
                 if matches!(outcome, crate::meta::ExpireOutcome::Expired { .. }) {
                     tracing::info!(repository = %name, digest = %image.digest, quota, "pull-through quota evicted an image");
                     evicted += 1;
@@ -945,6 +1004,7 @@ impl Fill {
             .boxed();
         let result = self
             .registry
+            .uploads()
             .put_cached_blob(&self.name, &self.digest, size, tee)
             .await;
         renew.abort();

@@ -23,7 +23,13 @@ impl PullThrough {
     ) -> Result<(StoredManifest, Option<String>)> {
         let pull = !caller.subject.is_scanner();
         match self.rule_for(name).await? {
-            None => Ok((self.registry.manifest(name, reference, pull).await?, None)),
+            None => Ok((
+                self.registry
+                    .manifests()
+                    .manifest(name, reference, pull)
+                    .await?,
+                None,
+            )),
             Some(rule) => {
                 let rights = self.miss_rights(caller, name).await?;
                 self.manifest(&rule, name, reference, pull, rights).await
@@ -42,7 +48,10 @@ impl PullThrough {
     ) -> Result<ProxiedBlob> {
         match self.rule_for(name).await? {
             None => Ok(ProxiedBlob::Local(
-                self.registry.read_blob(name, digest, range, !head).await?,
+                self.registry
+                    .blobs()
+                    .read_blob(name, digest, range, !head)
+                    .await?,
             )),
             Some(rule) => {
                 let rights = self.miss_rights(caller, name).await?;

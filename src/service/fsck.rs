@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::Registry;
+use super::GcService;
 use crate::error::Result;
 use crate::meta::now_millis;
 use crate::storage::{upload_id_of, Staging};
@@ -35,7 +35,7 @@ impl FsckReport {
     }
 }
 
-impl Registry {
+impl GcService {
     /// Compares database and storage. Objects younger than `grace` are never called orphans (an
     /// upload may be between creating its object and its row).
     pub async fn fsck(
@@ -50,7 +50,7 @@ impl Registry {
         };
         let blobs = self.blob_index.all_blobs().await?;
         let uploads = self.uploads.all_uploads().await?;
-        let objects = self.blobs.list_objects().await?;
+        let objects = self.core.blobs.list_objects().await?;
         report.blobs_checked = blobs.len();
         report.objects_checked = objects.len();
         let by_key: HashMap<&str, u64> = objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
@@ -92,18 +92,19 @@ impl Registry {
             // Bytes first: on a full disk, deleting them frees the space the database writes
             // below need.
             for key in &report.orphan_objects {
-                self.blobs.delete_object(key).await?;
+                self.core.blobs.delete_object(key).await?;
             }
             for row in uploads.iter().filter(|u| u.updated_at < stale_before) {
                 let staging = Staging::from_json(&row.staging)?;
-                self.blobs
+                self.core
+                    .blobs
                     .discard_upload(&row.id, row.size, &staging)
                     .await?;
                 self.uploads.delete_upload(&row.id).await?;
             }
             for (digest, _, repos, manifests) in &mut report.missing_objects {
                 let (r, m) = self.blob_index.forget_blob(digest).await?;
-                self.cache.invalidate_all();
+                self.core.cache.invalidate_all();
                 *repos = r;
                 *manifests = m;
             }

@@ -5,14 +5,14 @@
 //! `berth fsck --repair` reclaims), never a row without its object.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Registry;
+use super::core::Core;
 use crate::error::Result;
-use crate::meta::{now_millis, GcQueueStats, ReviewOutcome};
+use crate::meta::{now_millis, BlobIndex, GcQueueStats, GcReviews, ReviewOutcome, Uploads};
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -97,7 +97,41 @@ impl GcStats {
 /// stays open this long).
 const TRASH_AGE: Duration = Duration::from_secs(3600);
 
-impl Registry {
+/// Garbage collection of unreferenced manifests and blobs, and the consistency check (`fsck`).
+#[derive(Clone)]
+pub struct GcService {
+    pub(super) core: Core,
+    pub(super) gc_reviews: GcReviews,
+    pub(super) uploads: Uploads,
+    pub(super) blob_index: BlobIndex,
+    grace_period: Duration,
+    /// Garbage collection counters of this process.
+    stats: Arc<GcStats>,
+}
+
+impl GcService {
+    pub(super) fn new(
+        core: Core,
+        gc_reviews: GcReviews,
+        uploads: Uploads,
+        blob_index: BlobIndex,
+        grace_period: Duration,
+    ) -> GcService {
+        GcService {
+            core,
+            gc_reviews,
+            uploads,
+            blob_index,
+            grace_period,
+            stats: Default::default(),
+        }
+    }
+
+    /// How often this process collects garbage (shown by the GC status).
+    pub fn set_interval(&self, interval: Duration) {
+        self.stats.set_interval(interval)
+    }
+
     /// Processes every due review (manifests, then blobs) and returns what it reclaimed.
     pub async fn gc_pass(&self) -> Result<GcReport> {
         let mut report = GcReport {
@@ -106,7 +140,7 @@ impl Registry {
         };
         let result = self.gc_pass_into(&mut report).await;
         report.finished_at = now_millis();
-        let stats = &self.gc_stats;
+        let stats = &self.stats;
         stats.passes.fetch_add(1, Ordering::Relaxed);
         *stats.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
         if result.is_err() {
@@ -130,12 +164,12 @@ impl Registry {
     /// and the file is deleted; if not, the row is still there and the file goes back, so a
     /// crash never loses a blob the database still lists.
     async fn settle_trash(&self) -> Result<()> {
-        for entry in self.blobs.stale_trash(TRASH_AGE).await? {
+        for entry in self.core.blobs.stale_trash(TRASH_AGE).await? {
             if self.gc_reviews.blob_object_listed(&entry.key).await? {
                 tracing::warn!(key = %entry.key, "restoring a blob a dead GC had taken out of service");
-                self.blobs.restore_trash(&entry).await?;
+                self.core.blobs.restore_trash(&entry).await?;
             } else {
-                self.blobs.remove_trash(&entry).await?;
+                self.core.blobs.remove_trash(&entry).await?;
             }
         }
         Ok(())
@@ -145,13 +179,13 @@ impl Registry {
         if let Err(e) = self.settle_trash().await {
             tracing::warn!(error = %e, "cannot settle the GC trash");
         }
-        let stats = &self.gc_stats;
+        let stats = &self.stats;
         loop {
             match self.gc_reviews.review_next_manifest(now_millis()).await? {
                 ReviewOutcome::Idle => break,
                 ReviewOutcome::Kept => report.manifests_kept += 1,
                 ReviewOutcome::Delete(m) => {
-                    self.cache.invalidate(m.repository_id);
+                    self.core.cache.invalidate(m.repository_id);
                     tracing::debug!(digest = %m.digest, "GC deleted a dependent manifest");
                     report.manifests_deleted += 1;
                     stats.manifests_deleted.fetch_add(1, Ordering::Relaxed);
@@ -165,13 +199,13 @@ impl Registry {
                 ReviewOutcome::Delete(review) => {
                     // Out of service inside the transaction (a new upload of the same digest
                     // then sees it gone), for good after the commit.
-                    let detached = self.blobs.detach_object(&review.object_key).await?;
+                    let detached = self.core.blobs.detach_object(&review.object_key).await?;
                     if let Err(e) = review.tx.commit().await {
-                        self.blobs.restore_detached(detached).await;
+                        self.core.blobs.restore_detached(detached).await;
                         return Err(e.into());
                     }
-                    self.cache.invalidate_all();
-                    if let Err(e) = self.blobs.purge_detached(detached).await {
+                    self.core.cache.invalidate_all();
+                    if let Err(e) = self.core.blobs.purge_detached(detached).await {
                         tracing::warn!(error = %e, digest = %review.digest,
                             "GC deleted a blob's rows but not its object; fsck --repair reclaims it");
                         report.storage_errors += 1;
@@ -193,11 +227,11 @@ impl Registry {
     /// Queue lengths and reclaim counters.
     pub async fn gc_status(&self) -> Result<GcStatus> {
         Ok(GcStatus {
-            grace_period_secs: self.meta.gc_grace().as_secs(),
-            interval: self.gc_stats.interval(),
+            grace_period_secs: self.grace_period.as_secs(),
+            interval: self.stats.interval(),
             queue: self.gc_reviews.gc_queue_stats(now_millis()).await?,
-            since_start: self.gc_stats.totals(),
-            last_pass: self.gc_stats.last_pass(),
+            since_start: self.stats.totals(),
+            last_pass: self.stats.last_pass(),
         })
     }
 }

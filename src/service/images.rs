@@ -2,9 +2,10 @@
 //! pushes of a whole manifest (PutImage), deletes by tag or digest (BatchDeleteImage) and layer
 //! checks. No HTTP or ECR wire types: the `ecr` module shapes the answers.
 
-use super::{ManifestPut, Registry, StoredManifest};
+use super::core::Core;
+use super::{BlobService, ManifestPut, ManifestService, StoredManifest};
 use crate::error::{Error, Result};
-use crate::meta::{BlobRow, ImageRow, TagFilter};
+use crate::meta::{BlobRow, ImageRow, Images, Manifests, TagFilter};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 
 /// The outcome of looking an image up by digest and/or tag.
@@ -38,7 +39,51 @@ pub enum ImageDelete {
     ReferencedByIndex(Vec<String>),
 }
 
-impl Registry {
+/// Images as ECR's API sees them: listings, lookups, PutImage, BatchDeleteImage, layer checks.
+#[derive(Clone)]
+pub struct ImageService {
+    core: Core,
+    images: Images,
+    manifests: Manifests,
+    manifest_service: ManifestService,
+    blob_service: BlobService,
+}
+
+impl ImageService {
+    pub(super) fn new(
+        core: Core,
+        images: Images,
+        manifests: Manifests,
+        manifest_service: ManifestService,
+        blob_service: BlobService,
+    ) -> ImageService {
+        ImageService {
+            core,
+            images,
+            manifests,
+            manifest_service,
+            blob_service,
+        }
+    }
+
+    /// Whether the manifest `manifest` of repository `name` references the blob `blob` (the
+    /// scanner's credential reads only those).
+    pub async fn manifest_references_blob(
+        &self,
+        name: &RepoName,
+        manifest: &str,
+        blob: &str,
+    ) -> Result<bool> {
+        match self.core.repository_id(name).await? {
+            Some(id) => {
+                self.images
+                    .manifest_references_blob(id, manifest, blob)
+                    .await
+            }
+            None => Ok(false),
+        }
+    }
+
     /// DescribeImages without ids: images after digest `after`, at most `limit`; true when more
     /// follow.
     pub async fn image_page(
@@ -48,7 +93,7 @@ impl Registry {
         filter: TagFilter,
         limit: usize,
     ) -> Result<(Vec<ImageRow>, bool)> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         let mut rows = self
             .images
             .image_page(repo, after, filter, limit as i64 + 1)
@@ -60,7 +105,7 @@ impl Registry {
 
     /// DescribeImages with ids: the image with this digest, if stored.
     pub async fn image(&self, name: &RepoName, digest: &Digest) -> Result<Option<ImageRow>> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         self.images.image(repo, &digest.to_string()).await
     }
 
@@ -72,7 +117,7 @@ impl Registry {
         filter: TagFilter,
         limit: usize,
     ) -> Result<(Vec<(String, Option<String>)>, bool)> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         let mut rows = self
             .images
             .image_id_page(repo, after, filter, limit as i64 + 1)
@@ -97,7 +142,7 @@ impl Registry {
             (Some(digest), None) => Reference::Digest(digest.clone()),
             (None, None) => return Ok(ImageLookup::NotFound),
         };
-        match self.manifest(name, &reference, pull).await {
+        match self.manifest_service.manifest(name, &reference, pull).await {
             Ok(found) => {
                 if digest.is_some_and(|d| d.to_string() != found.digest) {
                     return Ok(ImageLookup::TagDigestMismatch);
@@ -120,8 +165,8 @@ impl Registry {
         manifest: Vec<u8>,
     ) -> Result<ImagePut> {
         // Before anything else, so a cache's own images are not reported "already exists".
-        self.refuse_push_into_cache(name).await?;
-        let repo = self.repository(name).await?;
+        self.core.refuse_push_into_cache(name).await?;
+        let repo = self.core.repository(name).await?;
         let digest = Digest::of(crate::oci::Algorithm::Sha256, &manifest);
         let existing = match tag {
             Some(tag) => self.manifests.manifest_by_tag(repo, tag).await?,
@@ -134,7 +179,8 @@ impl Registry {
             Some(tag) => Reference::Tag(tag.clone()),
             None => Reference::Digest(digest),
         };
-        self.put_manifest(name, &reference, &[], media_type, manifest)
+        self.manifest_service
+            .put_manifest(name, &reference, &[], media_type, manifest)
             .await
             .map(ImagePut::Stored)
     }
@@ -148,7 +194,7 @@ impl Registry {
         digest: Option<&Digest>,
         tag: Option<&Tag>,
     ) -> Result<ImageDelete> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         let outcome = match (digest, tag) {
             (None, None) => ImageDelete::NotFound,
             (None, Some(tag)) => match self.images.untag_and_prune(repo, tag.as_str()).await? {
@@ -185,14 +231,14 @@ impl Registry {
                 }
             }
         };
-        self.cache.invalidate(repo);
+        self.core.cache.invalidate(repo);
         Ok(outcome)
     }
 
     /// BatchCheckLayerAvailability, one digest: the blob if the repository has it.
     pub async fn layer(&self, name: &RepoName, digest: &Digest) -> Result<Option<BlobRow>> {
-        self.repository(name).await?;
-        match self.blob_row(name, digest).await {
+        self.core.repository(name).await?;
+        match self.blob_service.blob_row(name, digest).await {
             Ok(row) => Ok(Some(row)),
             Err(Error::BlobUnknown(_)) => Ok(None),
             Err(e) => Err(e),

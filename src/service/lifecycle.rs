@@ -1,6 +1,6 @@
 //! Lifecycle policies as use cases: store, read and delete a repository's policy, preview it
 //! (saved or unsaved) and run it, and the last-pull tracking that `sinceImagePulled` needs.
-//! Previews and runs share [`Registry::lifecycle_evaluate`], so a preview shows exactly what a
+//! Previews and runs share [`LifecycleService::lifecycle_evaluate`], so a preview shows exactly what a
 //! run at the same moment would expire.
 //!
 //! A run deletes the expired images' tags at once (they answer 404 immediately) and their
@@ -9,15 +9,15 @@
 //! evaluation and expiry is left for the next pass.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Registry;
+use super::core::Core;
 use crate::error::{Error, Result};
 use crate::lifecycle::{evaluate, Evaluation, Image, LifecyclePolicy};
-use crate::meta::{now_millis, ExpireOutcome, LifecycleAuditRow, LifecyclePolicyRow};
+use crate::meta::{now_millis, ExpireOutcome, Lifecycle, LifecycleAuditRow, LifecyclePolicyRow};
 use crate::oci::RepoName;
 
 /// One image a preview or run expires.
@@ -117,17 +117,38 @@ fn expiries(evaluation: &Evaluation) -> Vec<LifecycleExpiry> {
         .collect()
 }
 
-impl Registry {
+/// Lifecycle policies: stored, previewed, run (per repository and all), audited; and the pulls
+/// their `sinceImagePulled` rules count.
+#[derive(Clone)]
+pub struct LifecycleService {
+    core: Core,
+    lifecycle: Lifecycle,
+    pulls: Arc<PullTracker>,
+}
+
+impl LifecycleService {
+    pub(super) fn new(
+        core: Core,
+        lifecycle: Lifecycle,
+        pulls: Arc<PullTracker>,
+    ) -> LifecycleService {
+        LifecycleService {
+            core,
+            lifecycle,
+            pulls,
+        }
+    }
+
     /// GetLifecyclePolicy: the stored text, if any.
     pub async fn lifecycle_policy(&self, name: &RepoName) -> Result<Option<LifecyclePolicyRow>> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         self.lifecycle.lifecycle_policy(repo).await
     }
 
     /// PutLifecyclePolicy: validates and stores the text as sent.
     pub async fn put_lifecycle_policy(&self, name: &RepoName, text: &str) -> Result<()> {
         parse_policy(text)?;
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         self.lifecycle.put_lifecycle_policy(repo, text).await
     }
 
@@ -136,7 +157,7 @@ impl Registry {
         &self,
         name: &RepoName,
     ) -> Result<Option<LifecyclePolicyRow>> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         self.lifecycle.delete_lifecycle_policy(repo).await
     }
 
@@ -169,7 +190,7 @@ impl Registry {
         name: &RepoName,
         text: Option<&str>,
     ) -> Result<LifecyclePreview> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         let text = match text {
             Some(t) => t.to_owned(),
             None => match self.lifecycle.lifecycle_policy(repo).await? {
@@ -207,7 +228,7 @@ impl Registry {
         &self,
         name: &RepoName,
     ) -> Result<Option<LifecyclePreview>> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         match self.lifecycle.lifecycle_preview(repo).await? {
             Some(row) => Ok(Some(
                 serde_json::from_str(&row.result).map_err(Error::internal)?,
@@ -218,7 +239,7 @@ impl Registry {
 
     /// Runs the repository's saved policy now; `None` when it has none.
     pub async fn lifecycle_run(&self, name: &RepoName) -> Result<Option<LifecycleRun>> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         let Some(row) = self.lifecycle.lifecycle_policy(repo).await? else {
             return Ok(None);
         };
@@ -307,7 +328,7 @@ impl Registry {
         }
         .await;
         if !run.expired.is_empty() {
-            self.cache.invalidate(repo);
+            self.core.cache.invalidate(repo);
         }
         result.map(|()| run)
     }
@@ -325,7 +346,7 @@ impl Registry {
     }
 
     /// Notes a pull of manifest `manifest_id` (GET or HEAD by tag or digest); written by
-    /// [`Registry::flush_pulls`].
+    /// [`LifecycleService::flush_pulls`].
     pub fn record_pull(&self, manifest_id: i64) {
         self.pulls.record(manifest_id);
     }

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use super::Registry;
+use super::core::Core;
+use super::lifecycle::PullTracker;
+use super::page;
+use super::scan::PullGates;
 use crate::error::{Error, Result};
-use crate::meta::{ManifestRow, NewManifest, ReferrerRow};
+use crate::meta::{BlobIndex, ManifestRow, Manifests, NewManifest, ReferrerRow};
 use crate::oci::manifest::{self, ManifestKind};
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
 
@@ -34,7 +37,33 @@ impl From<&ManifestRow> for StoredManifest {
     }
 }
 
-impl Registry {
+/// Manifests and tags: pushes, reads (through the pull gate), deletes, referrers, tag lists.
+#[derive(Clone)]
+pub struct ManifestService {
+    core: Core,
+    manifests: Manifests,
+    blob_index: BlobIndex,
+    gates: Arc<PullGates>,
+    pulls: Arc<PullTracker>,
+}
+
+impl ManifestService {
+    pub(super) fn new(
+        core: Core,
+        manifests: Manifests,
+        blob_index: BlobIndex,
+        gates: Arc<PullGates>,
+        pulls: Arc<PullTracker>,
+    ) -> ManifestService {
+        ManifestService {
+            core,
+            manifests,
+            blob_index,
+            gates,
+            pulls,
+        }
+    }
+
     /// PUT /v2/<name>/manifests/<reference>[?tag=a&tag=b] (and PutImage): not into a
     /// pull-through cache.
     pub async fn put_manifest(
@@ -45,7 +74,7 @@ impl Registry {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<ManifestPut> {
-        self.refuse_push_into_cache(name).await?;
+        self.core.refuse_push_into_cache(name).await?;
         self.put_manifest_with(name, reference, extra_tags, content_type, body, false)
             .await
     }
@@ -73,11 +102,11 @@ impl Registry {
         body: Vec<u8>,
         lazy_blobs: bool,
     ) -> Result<ManifestPut> {
-        if body.len() > self.limits.max_manifest_bytes {
+        if body.len() > self.core.limits.max_manifest_bytes {
             return Err(Error::ManifestTooLarge(format!(
                 "manifest is {} bytes; the limit is {}",
                 body.len(),
-                self.limits.max_manifest_bytes
+                self.core.limits.max_manifest_bytes
             )));
         }
         let digest = match reference {
@@ -92,8 +121,12 @@ impl Registry {
             }
             Reference::Tag(_) => Digest::of(Algorithm::Sha256, &body),
         };
-        let parsed = manifest::parse(&body, content_type, self.limits.max_manifest_descriptors)?;
-        let repo = self.ensure_repository(name).await?;
+        let parsed = manifest::parse(
+            &body,
+            content_type,
+            self.core.limits.max_manifest_descriptors,
+        )?;
+        let repo = self.core.ensure_repository(name).await?;
 
         let mut references = Vec::new();
         let mut required_blobs = Vec::new();
@@ -164,10 +197,10 @@ impl Registry {
                         .map(|(field, d, len)| (field.as_str(), *d, *len as i64, "manifest")),
                 )?;
                 depth = depth.max(1);
-                if depth > self.limits.max_index_depth as i64 {
+                if depth > self.core.limits.max_index_depth as i64 {
                     return Err(Error::ManifestTooComplex(format!(
                         "index nesting depth {depth} exceeds the limit of {}",
-                        self.limits.max_index_depth
+                        self.core.limits.max_index_depth
                     )));
                 }
             }
@@ -200,7 +233,7 @@ impl Registry {
         };
         self.manifests.put_manifest(repo, &record, &tags).await?;
         if !tags.is_empty() {
-            self.cache.invalidate(repo);
+            self.core.cache.invalidate(repo);
         }
         Ok(ManifestPut {
             digest,
@@ -224,30 +257,32 @@ impl Registry {
                 "manifest '{reference}' is not in repository '{name}'"
             ))
         };
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         let cached = match reference {
-            Reference::Tag(t) => self.cache.tag(repo, t.as_str()),
-            Reference::Digest(d) => self.cache.manifest(repo, &d.to_string()),
+            Reference::Tag(t) => self.core.cache.tag(repo, t.as_str()),
+            Reference::Digest(d) => self.core.cache.manifest(repo, &d.to_string()),
         };
         let row = match cached {
             Some(row) => row,
             None => {
-                let stamp = self.cache.stamp(repo);
+                let stamp = self.core.cache.stamp(repo);
                 let row = match reference {
                     Reference::Tag(t) => self.manifests.manifest_by_tag(repo, t).await?,
                     Reference::Digest(d) => self.manifests.manifest_by_digest(repo, d).await?,
                 };
                 let row = Arc::new(row.ok_or_else(unknown)?);
                 if let Reference::Tag(t) = reference {
-                    self.cache.put_tag(stamp, repo, t.as_str(), row.clone());
+                    self.core
+                        .cache
+                        .put_tag(stamp, repo, t.as_str(), row.clone());
                 }
-                self.cache.put_manifest(stamp, repo, row.clone());
+                self.core.cache.put_manifest(stamp, repo, row.clone());
                 row
             }
         };
         if pull {
-            self.check_pull_gate(name, repo, &row).await?;
-            self.record_pull(row.id);
+            self.gates.check(name, repo, &row).await?;
+            self.pulls.record(row.id);
         }
         Ok(StoredManifest::from(&*row))
     }
@@ -255,12 +290,12 @@ impl Registry {
     /// DELETE /v2/<name>/manifests/<reference>: by digest removes the manifest and its tags; by tag
     /// removes only that tag.
     pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<()> {
-        let repo = self.repository(name).await?;
+        let repo = self.core.repository(name).await?;
         let deleted = match reference {
             Reference::Tag(t) => self.manifests.delete_tag(repo, t).await?,
             Reference::Digest(d) => self.manifests.delete_manifest(repo, d).await?,
         };
-        self.cache.invalidate(repo);
+        self.core.cache.invalidate(repo);
         if deleted {
             Ok(())
         } else {
@@ -270,6 +305,36 @@ impl Registry {
         }
     }
 
+    /// GET /v2/<name>/tags/list?n=&last=
+    pub async fn list_tags(
+        &self,
+        name: &RepoName,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<(Vec<String>, bool)> {
+        let repo = self.core.repository(name).await?;
+        // On a single node the whole sorted list is cached per repository and paged in memory;
+        // replicas (no cache) query each page.
+        let all = match self.core.cache.tag_list(repo) {
+            Some(all) => all,
+            None if self.core.cache.enabled() => {
+                let stamp = self.core.cache.stamp(repo);
+                let all = Arc::new(self.manifests.list_tags(repo, None, i64::MAX).await?);
+                self.core.cache.put_tag_list(stamp, repo, all.clone());
+                all
+            }
+            None => return page(n, |limit| self.manifests.list_tags(repo, last, limit)).await,
+        };
+        let start = match last {
+            Some(last) => all.partition_point(|t| t.as_str() <= last),
+            None => 0,
+        };
+        page(n, |limit| async move {
+            Ok(all[start..].iter().take(limit as usize).cloned().collect())
+        })
+        .await
+    }
+
     /// GET /v2/<name>/referrers/<digest>[?artifactType=]
     pub async fn referrers(
         &self,
@@ -277,7 +342,7 @@ impl Registry {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<ReferrerRow>> {
-        match self.repository_id(name).await? {
+        match self.core.repository_id(name).await? {
             Some(repo) => self.manifests.referrers(repo, digest, artifact_type).await,
             None => Ok(Vec::new()),
         }

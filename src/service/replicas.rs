@@ -4,11 +4,72 @@
 
 use std::time::Duration;
 
-use super::Registry;
+use super::core::Core;
 use crate::error::Result;
-use crate::meta::LeaseHolder;
+use crate::meta::{LeaseHolder, Leases, Lifecycle, Meta};
 
-impl Registry {
+/// What the readiness check found, beyond reads working.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    /// Why writes fail (one message per part that refuses them); empty when they work.
+    pub writes_degraded: Vec<String>,
+}
+
+/// How long a readiness write probe may take before writes count as degraded.
+const WRITE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This process among the replicas: leases, heartbeat, readiness, the maintenance epoch, and
+/// closing the database.
+#[derive(Clone)]
+pub struct ReplicaService {
+    core: Core,
+    /// The database itself: readiness and closing.
+    meta: Meta,
+    leases: Leases,
+    lifecycle: Lifecycle,
+}
+
+impl ReplicaService {
+    pub(super) fn new(core: Core, meta: Meta) -> ReplicaService {
+        ReplicaService {
+            core,
+            leases: meta.leases(),
+            lifecycle: meta.lifecycle(),
+            meta,
+        }
+    }
+
+    /// Readiness: the database and the blob store answer reads (else the error), and whether
+    /// each takes a write (a refusal is reported as degraded writes: reads still work). The
+    /// writes are probes named after `holder`: its heartbeat, and a small object in storage.
+    pub async fn readiness(&self, holder: &LeaseHolder) -> Result<Readiness> {
+        self.meta.ping().await?;
+        self.core.blobs.ping().await?;
+        let probe = |what: &'static str, result: Result<Result<()>, _>| match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: {what} refuses writes");
+                Some(e.message())
+            }
+            Err(_) => Some(format!(
+                "the {what} did not accept a write within {} s",
+                WRITE_PROBE_TIMEOUT.as_secs()
+            )),
+        };
+        let (database, storage) = tokio::join!(
+            tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.leases.heartbeat(holder)),
+            tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.core.blobs.probe_write(&holder.id)),
+        );
+        let writes_degraded = [
+            probe("metadata database", database),
+            probe("blob storage", storage),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(Readiness { writes_degraded })
+    }
+
     /// Takes (or renews) lease `name` for `ttl`; false if a live replica holds it.
     pub async fn try_lease(&self, name: &str, holder: &LeaseHolder, ttl: Duration) -> Result<bool> {
         self.leases.try_lease(name, holder, ttl).await
@@ -31,7 +92,7 @@ impl Registry {
 
     /// Whether hot metadata is cached in this process (see `metadata_cache`).
     pub fn caches_metadata(&self) -> bool {
-        self.cache.enabled()
+        self.core.cache.enabled()
     }
 
     /// The database's maintenance epoch: it moves when another process repaired or rewrote
@@ -48,11 +109,11 @@ impl Registry {
 
     /// Drops every cached repository, tag and blob row of this process.
     pub fn forget_cached_metadata(&self) {
-        self.cache.invalidate_all()
+        self.core.cache.invalidate_all()
     }
 
     /// Drops what this process caches about one repository.
     pub fn forget_cached_repository(&self, repository: i64) {
-        self.cache.invalidate(repository)
+        self.core.cache.invalidate(repository)
     }
 }

@@ -1,13 +1,77 @@
 //! Repository management for the admin APIs: create, describe, list and delete repositories,
 //! and set their tag mutability.
 
-use super::Registry;
+use std::sync::Arc;
+
+use super::core::Core;
+use super::page;
 use crate::error::{Error, Result};
-use crate::meta::{NewRepository, RepositoryRow};
+use crate::meta::{
+    IdentityStore, NewRepository, Repositories, RepositoryRow, ResourceTags, StoredRule,
+};
 use crate::oci::RepoName;
 use crate::policy::TagMutability;
 
-impl Registry {
+/// Repositories: create, describe, list, delete, their settings, resource tags, the catalog, and
+/// which of them are pull-through caches.
+#[derive(Clone)]
+pub struct RepositoryService {
+    core: Core,
+    repositories: Repositories,
+    pub(super) resource_tags: ResourceTags,
+    /// Only to forget a deleted repository's policy, which lives with the identities.
+    identity: IdentityStore,
+}
+
+impl RepositoryService {
+    pub(super) fn new(
+        core: Core,
+        repositories: Repositories,
+        resource_tags: ResourceTags,
+        identity: IdentityStore,
+    ) -> RepositoryService {
+        RepositoryService {
+            core,
+            repositories,
+            resource_tags,
+            identity,
+        }
+    }
+
+    /// The repository's id, if it exists (cached).
+    pub async fn repository_id(&self, name: &RepoName) -> Result<Option<i64>> {
+        self.core.repository_id(name).await
+    }
+
+    /// The repository's id, or NAME_UNKNOWN.
+    pub async fn repository(&self, name: &RepoName) -> Result<i64> {
+        self.core.repository(name).await
+    }
+
+    /// The pull-through cache rules (read through for a short while; see `core`).
+    pub async fn pull_through_rules(&self) -> Result<Arc<Vec<StoredRule>>> {
+        self.core.pull_through_rules().await
+    }
+
+    /// Forgets the cached rules (after this replica changed them).
+    pub fn pull_through_rules_changed(&self) {
+        self.core.pull_through_rules_changed()
+    }
+
+    /// The rule whose prefix covers `name` (the longest), if any.
+    pub async fn pull_through_rule_for(&self, name: &RepoName) -> Result<Option<StoredRule>> {
+        self.core.pull_through_rule_for(name).await
+    }
+
+    /// GET /v2/_catalog?n=&last=
+    pub async fn catalog(
+        &self,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> Result<(Vec<String>, bool)> {
+        page(n, |limit| self.repositories.list_repositories(last, limit)).await
+    }
+
     /// Creates an empty repository; `AlreadyExists` if it is there.
     pub async fn create_repository(&self, name: &RepoName) -> Result<RepositoryRow> {
         self.create_repository_with(name, &NewRepository::default())
@@ -38,14 +102,7 @@ impl Registry {
 
     /// The repository's row; `NameUnknown` if it does not exist.
     pub async fn describe_repository(&self, name: &RepoName) -> Result<RepositoryRow> {
-        self.repositories
-            .repository_row(name)
-            .await?
-            .ok_or_else(|| {
-                Error::NameUnknown(format!(
-                    "The repository with name '{name}' does not exist in the registry"
-                ))
-            })
+        self.core.describe_repository(name).await
     }
 
     /// PutImageTagMutability: replaces the repository's setting (already validated); returns
@@ -87,7 +144,7 @@ impl Registry {
         self.identity
             .delete_policy("repository", name.as_str())
             .await?;
-        self.cache.invalidate_all();
+        self.core.cache.invalidate_all();
         Ok(row)
     }
 }

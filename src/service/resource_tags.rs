@@ -1,13 +1,13 @@
 //! Resource tags on repositories (ECR's TagResource, UntagResource, ListTagsForResource).
 
-use super::Registry;
+use super::RepositoryService;
 use crate::error::Result;
 use crate::oci::RepoName;
 
 /// Most tags one resource may carry (ECR's limit).
 pub const MAX_RESOURCE_TAGS: usize = 50;
 
-impl Registry {
+impl RepositoryService {
     /// The repository's tags, sorted by key; `NameUnknown` if the repository does not exist.
     pub async fn repository_tags(&self, name: &RepoName) -> Result<Vec<(String, String)>> {
         let repo = self.describe_repository(name).await?;

@@ -16,16 +16,17 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::Registry;
+use super::core::Core;
 use crate::config::TrivyConfig;
 use crate::error::Error;
 use crate::error::Result;
 use crate::meta::{
     is_scannable, now_millis, Finding, ManifestRow, OutboxEvent, RepositoryRow, ScanJob,
-    ScanOutcome, ScanState,
+    ScanOutcome, ScanState, Scans,
 };
 use crate::oci::{Digest, RepoName};
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration, ScanFacts};
+use crate::util::TtlCache;
 
 /// The flags that stop Trivy from downloading anything.
 pub const OFFLINE_FLAGS: &[&str] = &[
@@ -309,10 +310,29 @@ pub struct ScanFindingsPage {
     pub more: bool,
 }
 
-impl Registry {
+/// Repositories' pull gates and the gate's answers per manifest, read through for
+/// [`super::PULL_GATE_TTL`]; shared by manifest reads (which check) and scanning (which changes
+/// what a gate decides).
+pub(super) struct PullGates {
+    scans: Scans,
+    gates: TtlCache<i64, Option<Arc<PullGate>>>,
+    /// The gate's answer per manifest id (`Some(reason)` refuses), so a busy gated image costs
+    /// no queries per pull.
+    gate_decisions: TtlCache<i64, Option<Arc<str>>>,
+}
+
+impl PullGates {
+    pub(super) fn new(scans: Scans) -> PullGates {
+        PullGates {
+            scans,
+            gates: TtlCache::new(super::PULL_GATE_TTL, 100_000),
+            gate_decisions: TtlCache::new(super::PULL_GATE_TTL, 100_000),
+        }
+    }
+
     /// Refuses (403 `DENIED`) a client's read of an image manifest that the repository's pull
     /// gate does not let through. Repositories without a gate cost one cache lookup.
-    pub(crate) async fn check_pull_gate(
+    pub(super) async fn check(
         &self,
         name: &RepoName,
         repository_id: i64,
@@ -356,10 +376,24 @@ impl Registry {
             None => Ok(()),
         }
     }
+}
+
+/// Scanning: configuration, manual scans, findings, the scan queue, pull gates, the outbox.
+#[derive(Clone)]
+pub struct ScanService {
+    core: Core,
+    scans: Scans,
+    gates: Arc<PullGates>,
+}
+
+impl ScanService {
+    pub(super) fn new(core: Core, scans: Scans, gates: Arc<PullGates>) -> ScanService {
+        ScanService { core, scans, gates }
+    }
 
     /// A repository's pull gate, if it has one.
     pub async fn pull_gate(&self, name: &RepoName) -> Result<Option<PullGate>> {
-        let row = self.describe_repository(name).await?;
+        let row = self.core.describe_repository(name).await?;
         self.scans.pull_gate(row.id).await
     }
 
@@ -369,11 +403,11 @@ impl Registry {
         if let Some(gate) = gate {
             gate.validate().map_err(Error::InvalidParameter)?;
         }
-        let row = self.describe_repository(name).await?;
+        let row = self.core.describe_repository(name).await?;
         let changed = self.scans.set_pull_gate(row.id, gate).await?;
-        self.gates.remove(&row.id);
+        self.gates.gates.remove(&row.id);
         // Decisions are keyed by manifest, not repository; gate changes are rare.
-        self.gate_decisions.clear();
+        self.gates.gate_decisions.clear();
         Ok(changed)
     }
 
@@ -399,7 +433,7 @@ impl Registry {
 
     /// Turns scan on push on or off for a repository.
     pub async fn set_scan_on_push(&self, name: &RepoName, on: bool) -> Result<RepositoryRow> {
-        let row = self.describe_repository(name).await?;
+        let row = self.core.describe_repository(name).await?;
         self.scans.set_scan_on_push(row.id, on).await?;
         Ok(RepositoryRow {
             scan_on_push: on,
@@ -410,7 +444,7 @@ impl Registry {
     /// Queues a scan of an image now (a manual scan; no daily limit). `ManifestUnknown` if the
     /// repository has no such manifest.
     pub async fn start_image_scan(&self, name: &RepoName, digest: &Digest) -> Result<()> {
-        let row = self.describe_repository(name).await?;
+        let row = self.core.describe_repository(name).await?;
         if self.scans.queue_scan(row.id, &digest.to_string()).await? {
             Ok(())
         } else {
@@ -422,7 +456,7 @@ impl Registry {
 
     /// An image's scan state, if it was ever scanned or queued.
     pub async fn scan_state(&self, name: &RepoName, digest: &Digest) -> Result<Option<ScanState>> {
-        let row = self.describe_repository(name).await?;
+        let row = self.core.describe_repository(name).await?;
         self.scans.scan_state(row.id, &digest.to_string()).await
     }
 
@@ -477,7 +511,7 @@ impl Registry {
         }
         self.scans.finish_scan(&job, &outcome).await?;
         // The pull gate sees the result at once here (other replicas within its cache time).
-        self.gate_decisions.remove(&job.manifest_id);
+        self.gates.gate_decisions.remove(&job.manifest_id);
         Ok(true)
     }
 

@@ -1,9 +1,10 @@
 //! Repository creation templates as use cases: create, update, delete and describe templates,
 //! pick the one for a new repository, and create a repository from it.
 
-use super::Registry;
+use super::core::Core;
+use super::RepositoryService;
 use crate::error::{Error, Existing, Missing, Result};
-use crate::meta::{now_millis, NewRepository, RepositoryRow};
+use crate::meta::{now_millis, NewRepository, RepositoryRow, Templates};
 use crate::oci::RepoName;
 use crate::policy::templates::{
     candidate_prefixes, select, validate_prefix, AppliedFor, Template, TemplateFields,
@@ -24,7 +25,27 @@ pub fn template_prefix(prefix: &str) -> Result<String> {
     validate_prefix(prefix).map_err(Error::InvalidParameter)
 }
 
-impl Registry {
+/// Repository creation templates, and creating repositories from them.
+#[derive(Clone)]
+pub struct TemplateService {
+    core: Core,
+    templates: Templates,
+    repositories: RepositoryService,
+}
+
+impl TemplateService {
+    pub(super) fn new(
+        core: Core,
+        templates: Templates,
+        repositories: RepositoryService,
+    ) -> TemplateService {
+        TemplateService {
+            core,
+            templates,
+            repositories,
+        }
+    }
+
     /// CreateRepositoryCreationTemplate: validates and stores a template; `Exists` if its
     /// prefix has one.
     pub async fn create_template(&self, fields: &TemplateFields) -> Result<Template> {
@@ -118,7 +139,7 @@ impl Registry {
         name: &RepoName,
         kind: AppliedFor,
     ) -> Result<RepositoryRow> {
-        if let Some(row) = self.repositories.repository_row(name).await? {
+        if let Some(row) = self.core.repository_row(name).await? {
             return Ok(row);
         }
         let settings = match self.template_for(name, kind).await? {
@@ -131,9 +152,13 @@ impl Registry {
             },
             None => NewRepository::default(),
         };
-        match self.create_repository_with(name, &settings).await {
+        match self
+            .repositories
+            .create_repository_with(name, &settings)
+            .await
+        {
             Ok(row) => Ok(row),
-            Err(Error::AlreadyExists(_)) => self.describe_repository(name).await,
+            Err(Error::AlreadyExists(_)) => self.core.describe_repository(name).await,
             Err(e) => Err(e),
         }
     }

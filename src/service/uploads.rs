@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use super::Registry;
+use dashmap::DashMap;
+
+use super::core::Core;
 use crate::error::{Error, Result};
-use crate::meta::{BlobCommit, UploadRow};
+use crate::meta::{BlobCommit, BlobIndex, UploadRow, Uploads};
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::storage::{next_chunk, ByteStream, Staging};
 
@@ -78,7 +80,26 @@ async fn read_exactly(
     Ok(buf.freeze())
 }
 
-impl Registry {
+/// Blob upload sessions (monolithic, chunked, streamed), mounts, and cached blobs from upstreams.
+#[derive(Clone)]
+pub struct UploadService {
+    core: Core,
+    uploads: Uploads,
+    blob_index: BlobIndex,
+    /// Per-upload locks on this replica.
+    upload_locks: Arc<DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl UploadService {
+    pub(super) fn new(core: Core, uploads: Uploads, blob_index: BlobIndex) -> UploadService {
+        UploadService {
+            core,
+            uploads,
+            blob_index,
+            upload_locks: Default::default(),
+        }
+    }
+
     /// This replica's lock for one upload: its requests are handled one at a time here, and the
     /// conditional size update in the database catches concurrent writers on other replicas.
     fn upload_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -90,7 +111,7 @@ impl Registry {
             return Err(unknown_upload(id, name));
         }
         let repo = self
-            .repositories
+            .core
             .repository_id(name)
             .await?
             .ok_or_else(|| unknown_upload(id, name))?;
@@ -107,10 +128,10 @@ impl Registry {
         name: &RepoName,
         algorithm: Algorithm,
     ) -> Result<UploadProgress> {
-        self.refuse_push_into_cache(name).await?;
-        let repo = self.ensure_repository(name).await?;
+        self.core.refuse_push_into_cache(name).await?;
+        let repo = self.core.ensure_repository(name).await?;
         let id = uuid::Uuid::new_v4().to_string();
-        let staging = self.blobs.start_upload(&id).await?;
+        let staging = self.core.blobs.start_upload(&id).await?;
         self.uploads
             .create_upload(&id, repo, algorithm.as_str(), &staging.to_json())
             .await?;
@@ -126,7 +147,7 @@ impl Registry {
         content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<BlobLocation> {
-        self.refuse_push_into_cache(name).await?;
+        self.core.refuse_push_into_cache(name).await?;
         self.store_blob(name, digest, content_length, body).await
     }
 
@@ -150,10 +171,10 @@ impl Registry {
     ) -> Result<BlobLocation> {
         // One request carries the whole blob, so no session row is needed: the bytes go to
         // storage under a fresh id and a single transaction makes them visible.
-        let repo = self.ensure_repository(name).await?;
+        let repo = self.core.ensure_repository(name).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let (size, staging) = match content_length {
-            Some(len) if self.blobs.prefers_single_put(len) => {
+            Some(len) if self.core.blobs.prefers_single_put(len) => {
                 let size = self.single_put(&id, digest, len, body).await?;
                 (size, Staging::default())
             }
@@ -181,17 +202,17 @@ impl Registry {
         size: u64,
         sessionless: Option<&Staging>,
     ) -> Result<()> {
-        let key = match self.blobs.publish(id, digest).await {
+        let key = match self.core.blobs.publish(id, digest).await {
             Ok(key) => key,
             Err(e) => {
                 if let Some(staging) = sessionless {
-                    let _ = self.blobs.discard_upload(id, size, staging).await;
+                    let _ = self.core.blobs.discard_upload(id, size, staging).await;
                 }
                 return Err(e);
             }
         };
         crate::failpoint::pause("blob.before_commit").await;
-        let verify = self.blobs.shared_key_path(&key);
+        let verify = self.core.blobs.shared_key_path(&key);
         let outcome = match self
             .blob_index
             .commit_blob(id, repo, digest, size, &key, verify)
@@ -207,10 +228,10 @@ impl Registry {
         match outcome {
             BlobCommit::AlreadyStored { object_key } if object_key != key => {
                 // Another upload of the same bytes won; ours is surplus.
-                self.blobs.delete_object(&key).await?;
+                self.core.blobs.delete_object(&key).await?;
             }
             BlobCommit::Vanished => {
-                self.cache.invalidate_all();
+                self.core.cache.invalidate_all();
                 return Err(Error::Unavailable(format!(
                     "blob {digest} was garbage-collected while this upload finished; upload it again"
                 )));
@@ -240,19 +261,19 @@ impl Registry {
         match self.blob_index.blob_in_repository(repo, digest).await {
             Ok(Some(row)) => {
                 tracing::info!(%digest, error = %error, "a blob commit that reported an error had landed");
-                self.cache.invalidate(repo);
-                if row.object_key != key && self.blobs.shared_key_path(key).is_none() {
+                self.core.cache.invalidate(repo);
+                if row.object_key != key && self.core.blobs.shared_key_path(key).is_none() {
                     // Another upload of the same bytes committed; ours is surplus.
-                    let _ = self.blobs.delete_object(key).await;
+                    let _ = self.core.blobs.delete_object(key).await;
                 }
                 Ok(())
             }
             Ok(None) => {
                 if let Some(staging) = sessionless {
-                    if self.blobs.shared_key_path(key).is_none() {
-                        let _ = self.blobs.delete_object(key).await;
+                    if self.core.blobs.shared_key_path(key).is_none() {
+                        let _ = self.core.blobs.delete_object(key).await;
                     }
-                    let _ = self.blobs.discard_upload(id, size, staging).await;
+                    let _ = self.core.blobs.discard_upload(id, size, staging).await;
                 }
                 Err(error)
             }
@@ -271,12 +292,12 @@ impl Registry {
         len: u64,
         body: ByteStream,
     ) -> Result<u64> {
-        let bytes = read_exactly(body, len, self.limits.body_idle_timeout).await?;
+        let bytes = read_exactly(body, len, self.core.limits.body_idle_timeout).await?;
         let computed = Digest::of(digest.algorithm(), &bytes);
         if &computed != digest {
             return Err(digest_mismatch(&computed, digest));
         }
-        self.blobs.put_upload_object(id, bytes).await?;
+        self.core.blobs.put_upload_object(id, bytes).await?;
         Ok(len)
     }
 
@@ -288,9 +309,10 @@ impl Registry {
         content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<(u64, Staging)> {
-        let staging = self.blobs.start_upload(id).await?;
+        let staging = self.core.blobs.start_upload(id).await?;
         let written = async {
             let (size, hasher, staging) = self
+                .core
                 .blobs
                 .append(
                     id,
@@ -298,7 +320,7 @@ impl Registry {
                     &staging,
                     digest.algorithm().hasher(),
                     body,
-                    self.limits.body_idle_timeout,
+                    self.core.limits.body_idle_timeout,
                 )
                 .await?;
             if let Some(expected) = content_length {
@@ -308,7 +330,7 @@ impl Registry {
                     )));
                 }
             }
-            self.blobs.seal(id, size, &staging).await?;
+            self.core.blobs.seal(id, size, &staging).await?;
             let computed = hasher.finish();
             if &computed != digest {
                 return Err(digest_mismatch(&computed, digest));
@@ -317,7 +339,7 @@ impl Registry {
         }
         .await;
         if written.is_err() {
-            let _ = self.blobs.discard_upload(id, 0, &staging).await;
+            let _ = self.core.blobs.discard_upload(id, 0, &staging).await;
         }
         written
     }
@@ -338,7 +360,7 @@ impl Registry {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<bool>>,
     {
-        self.refuse_push_into_cache(name).await?;
+        self.core.refuse_push_into_cache(name).await?;
         let candidates = match from {
             // An unparsable source falls back to a normal upload.
             Some(from) => match RepoName::parse(from) {
@@ -357,7 +379,7 @@ impl Registry {
         let Some(source) = source else {
             return Ok(None);
         };
-        let available = match self.repository_id(&source).await? {
+        let available = match self.core.repository_id(&source).await? {
             Some(src) => self
                 .blob_index
                 .blob_in_repository(src, digest)
@@ -368,7 +390,7 @@ impl Registry {
         if !available {
             return Ok(None);
         }
-        let repo = self.ensure_repository(name).await?;
+        let repo = self.core.ensure_repository(name).await?;
         if !self.blob_index.link_blob(repo, digest).await? {
             return Ok(None);
         }
@@ -400,7 +422,8 @@ impl Registry {
     /// (`BLOB_UPLOAD_UNKNOWN`) and its row goes with the next purge.
     async fn end_session(&self, row: &UploadRow) -> Result<()> {
         let staging = Staging::from_json(&row.staging)?;
-        self.blobs
+        self.core
+            .blobs
             .discard_upload(&row.id, row.size, &staging)
             .await?;
         let deleted = self.uploads.delete_upload(&row.id).await;
@@ -468,6 +491,7 @@ impl Registry {
         tracing::debug!(upload = %row.id, offset = row.size, "receiving upload body");
         let staging = Staging::from_json(&row.staging)?;
         let (written, hasher, new_staging) = self
+            .core
             .blobs
             .append(
                 &row.id,
@@ -475,7 +499,7 @@ impl Registry {
                 &staging,
                 hasher,
                 body,
-                self.limits.body_idle_timeout,
+                self.core.limits.body_idle_timeout,
             )
             .await?;
         if let Some(expected) = range.map(|r| r.len()).or(content_length) {
@@ -498,7 +522,8 @@ impl Registry {
                 offset: row.size,
             });
         }
-        self.blobs
+        self.core
+            .blobs
             .forget_tail(&row.id, row.size, &staging, &new_staging, new_size)
             .await;
         Ok(UploadRow {
@@ -544,13 +569,14 @@ impl Registry {
             row = self.append_locked(row, range, content_length, body).await?;
         }
         let staging = Staging::from_json(&row.staging)?;
-        self.blobs.seal(&row.id, row.size, &staging).await?;
+        self.core.blobs.seal(&row.id, row.size, &staging).await?;
         let session_algorithm: Algorithm = row.algorithm.parse()?;
         let computed = if session_algorithm == digest.algorithm() {
             self.session_hasher(&row, session_algorithm).await?.finish()
         } else {
             // The client named another algorithm than the session hashed with: read the bytes back.
-            self.blobs
+            self.core
+                .blobs
                 .rehash(&row.id, row.size, digest.algorithm())
                 .await?
                 .finish()

@@ -691,7 +691,7 @@ impl BlobStore {
 
     /// Files in `gc-trash/` put there more than `age` ago (by a GC process that died before its
     /// purge), with the key each came from. Whether each goes or comes back depends on the
-    /// database: see `Registry::gc_pass`.
+    /// database: see `GcService::gc_pass`.
     pub async fn stale_trash(&self, age: Duration) -> Result<Vec<TrashEntry>> {
         let Strategy::Local(root) = &self.strategy else {
             return Ok(Vec::new());

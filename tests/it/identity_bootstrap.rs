@@ -15,7 +15,7 @@ async fn meta_of(server: &TestServer) -> Meta {
 }
 
 fn password_file(server: &TestServer) -> std::path::PathBuf {
-    server.data_dir().join(berth::service::ADMIN_PASSWORD_FILE)
+    server.data_dir().join(berth::access::ADMIN_PASSWORD_FILE)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -42,7 +42,7 @@ fn is_sqlite(server: &TestServer) -> bool {
 
 /// The admin's password: generated into the data dir, or the test suite's.
 fn admin_password(server: &TestServer) -> String {
-    std::fs::read_to_string(server.data_dir().join(berth::service::ADMIN_PASSWORD_FILE))
+    std::fs::read_to_string(server.data_dir().join(berth::access::ADMIN_PASSWORD_FILE))
         .map(|p| p.trim().to_owned())
         .unwrap_or_else(|_| common::ADMIN_PASSWORD.to_owned())
 }
@@ -256,7 +256,7 @@ async fn files_are_private_whatever_the_umask_and_older_ones_are_tightened() {
     // A write, so that SQLite has used its write-ahead log.
     create_access_key(&server).await;
     let mut private = vec![(data.clone(), 0o700)];
-    private.push((data.join(berth::service::ADMIN_PASSWORD_FILE), 0o600));
+    private.push((data.join(berth::access::ADMIN_PASSWORD_FILE), 0o600));
     if is_sqlite(&server) {
         for name in ["berth.db", "berth.db-wal", "berth.db-shm", "secrets.key"] {
             private.push((data.join(name), 0o600));

@@ -4,8 +4,8 @@
 //! the work and the audit record), shape the JSON.
 //!
 //! **Authentication.** Every call needs a signed-in caller with HTTP Basic: a user's password or
-//! a robot's secret, nothing else ([`crate::auth::credential::ACCEPTED`]). Registry tokens, ECR
-//! registry passwords (`AWS:<password>`), refresh tokens and the scanner's credential are
+//! a robot's secret, nothing else ([`crate::access::Door::AdminApi`] in the gate's table).
+//! Registry tokens, ECR registry passwords (`AWS:<password>`), refresh tokens and the scanner's credential are
 //! refused: they are handed to build tools and kept in client config files, so a leaked one must
 //! not open the admin API. No, invalid or refused credentials are answered 401 with
 //! `WWW-Authenticate: Basic realm=...`.
@@ -29,7 +29,7 @@
 //! deciding statement.
 //!
 //! **Audit.** Every call by a signed-in caller is recorded after it is decided
-//! ([`crate::access::Access::audit_request`]): action (`ecr:<Operation>` or
+//! ([`crate::access::AuditLog::audit_request`]): action (`ecr:<Operation>` or
 //! `berth:<Operation>`), resource (an ARN, or a short name such as `registry`), outcome
 //! (`success`, `denied`, `failed`), source address, and a detail that never holds secrets (a
 //! failure records only its kind of error). Calls refused with 401 are not recorded; failed logins
@@ -286,13 +286,7 @@ impl OpCall {
     /// layer's; this door only maps the wire format.
     pub async fn run<O: crate::ops::Operation>(&self, op: O) -> Result<O::Output, ApiError> {
         let endpoint = super::endpoint(&self.app.config, &self.headers);
-        let cx = crate::ops::Context::new(
-            &self.app.registry,
-            &self.app.access,
-            &self.app.pull_through,
-            &self.caller,
-            &endpoint,
-        );
+        let cx = crate::ops::Context::new(self.app.services(), &self.caller, &endpoint);
         Ok(crate::ops::execute(&cx, op).await?)
     }
 }

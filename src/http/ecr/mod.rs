@@ -165,13 +165,7 @@ pub struct Call<'a> {
 impl Call<'_> {
     /// The operation context of this call (the services, the caller, the endpoint).
     pub fn context(&self) -> crate::ops::Context<'_> {
-        crate::ops::Context::new(
-            &self.app.registry,
-            &self.app.access,
-            &self.app.pull_through,
-            &self.caller,
-            &self.endpoint,
-        )
+        crate::ops::Context::new(self.app.services(), &self.caller, &self.endpoint)
     }
 }
 
@@ -221,7 +215,7 @@ async fn audit(
             format!("{} {}", e.status.as_u16(), e.kind),
         ),
     };
-    app.access
+    app.audit
         .audit_request(
             subject,
             facts,

@@ -178,6 +178,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
         }
         (Method::DELETE, Route::Manifest { name, reference }) => {
             app.registry
+                .manifests()
                 .delete_manifest(&name, &Reference::parse(&reference)?)
                 .await?;
             Ok(StatusCode::ACCEPTED.into_response())
@@ -187,13 +188,14 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
         }
         (Method::DELETE, Route::Blob { name, digest }) => {
             app.registry
+                .blobs()
                 .delete_blob(&name, &Digest::parse(&digest)?)
                 .await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (Method::POST, Route::UploadStart { name }) => start_upload(&app, caller, &name, req).await,
         (Method::GET, Route::Upload { name, id }) => {
-            let progress = app.registry.upload_status(&name, &id).await?;
+            let progress = app.registry.uploads().upload_status(&name, &id).await?;
             Ok(upload_response(StatusCode::NO_CONTENT, &name, &progress))
         }
         (Method::PATCH, Route::Upload { name, id }) => {
@@ -203,6 +205,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
             let length = content_length(req.headers())?;
             let progress = app
                 .registry
+                .uploads()
                 .append_upload(&name, &id, range, length, body_stream(req.into_body()))
                 .await?;
             Ok(upload_response(StatusCode::ACCEPTED, &name, &progress))
@@ -218,6 +221,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
             let length = content_length(req.headers())?;
             let done = app
                 .registry
+                .uploads()
                 .finish_upload(
                     &name,
                     &id,
@@ -230,7 +234,7 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
             Ok(blob_created(&name, &done.digest))
         }
         (Method::DELETE, Route::Upload { name, id }) => {
-            app.registry.cancel_upload(&name, &id).await?;
+            app.registry.uploads().cancel_upload(&name, &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (Method::GET, Route::Referrers { name, digest }) => {
@@ -297,6 +301,7 @@ async fn start_upload(
             };
             if let Some(done) = app
                 .registry
+                .uploads()
                 .mount_blob(name, &digest, query.get("from"), may_read)
                 .await?
             {
@@ -308,6 +313,7 @@ async fn start_upload(
         let length = content_length(req.headers())?;
         let done = app
             .registry
+            .uploads()
             .upload_monolithic(name, &digest, length, body_stream(req.into_body()))
             .await?;
         return Ok(blob_created(name, &done.digest));
@@ -316,7 +322,7 @@ async fn start_upload(
         Some(a) => a.parse()?,
         None => Algorithm::Sha256,
     };
-    let progress = app.registry.start_upload(name, algorithm).await?;
+    let progress = app.registry.uploads().start_upload(name, algorithm).await?;
     let mut r = upload_response(StatusCode::ACCEPTED, name, &progress);
     if let Some(min) = app.registry.chunk_min_length() {
         r.headers_mut()
@@ -537,6 +543,7 @@ async fn put_manifest(
         })?;
     let put = app
         .registry
+        .manifests()
         .put_manifest(
             name,
             &reference,
@@ -609,7 +616,11 @@ fn json_response(value: &impl serde::Serialize) -> Response {
 /// GET /v2/<name>/tags/list
 async fn tags(app: &AppState, name: &RepoName, query: &Query) -> Result<Response> {
     let (n, last) = page_params(query)?;
-    let (tags, more) = app.registry.list_tags(name, last.as_deref(), n).await?;
+    let (tags, more) = app
+        .registry
+        .manifests()
+        .list_tags(name, last.as_deref(), n)
+        .await?;
     let mut r = json_response(&TagList {
         name: name.as_str(),
         tags: &tags,
@@ -655,7 +666,11 @@ async fn referrers(
 ) -> Result<Response> {
     let digest = Digest::parse(digest)?;
     let filter = query.get("artifactType").filter(|a| !a.is_empty());
-    let rows = app.registry.referrers(name, &digest, filter).await?;
+    let rows = app
+        .registry
+        .manifests()
+        .referrers(name, &digest, filter)
+        .await?;
     let manifests = rows
         .into_iter()
         .map(|row| {

@@ -1,9 +1,9 @@
-//! Identities: the bootstrap admin created (or updated) at start-up.
+//! The bootstrap admin, created (or updated) at start-up from the configuration.
 
 use std::io::Write;
 use std::path::Path;
 
-use super::Registry;
+use super::Identities;
 use crate::auth::password::{generate_password, hash_secret, verify_secret};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -49,7 +49,7 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-impl Registry {
+impl Identities {
     /// Makes sure the bootstrap admin exists: from `admin_user` / `admin_password` (which win on
     /// every start), or with a generated password written once to the data dir. Concurrent starts
     /// on one database create one admin. The password is never logged. Nothing is written when
