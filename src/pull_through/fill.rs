@@ -167,6 +167,19 @@ impl PullThrough {
         })
     }
 
+    /// The manifest as this registry stores it (a `pull` is gated and recorded as any read).
+    async fn stored_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        pull: bool,
+    ) -> Result<StoredManifest> {
+        self.registry
+            .manifests()
+            .manifest(name, reference, pull)
+            .await
+    }
+
     /// The rules, read through (the registry's copy, which pushes are refused by too).
     pub async fn rules(&self) -> Result<Arc<Vec<StoredRule>>> {
         self.registry.repositories().pull_through_rules().await
@@ -332,12 +345,7 @@ impl PullThrough {
         let upstream_repo = self.upstream_repository(rule, name)?;
         match reference {
             Reference::Digest(digest) => {
-                match self
-                    .registry
-                    .manifests()
-                    .manifest(name, reference, pull)
-                    .await
-                {
+                match self.stored_manifest(name, reference, pull).await {
                     Ok(m) => return Ok((m, None)),
                     Err(Error::ManifestUnknown(_) | Error::NameUnknown(_)) => {}
                     Err(e) => return Err(e),
@@ -350,12 +358,7 @@ impl PullThrough {
                 };
                 let lock = self.manifest_lock(&key);
                 let _one = lock.lock().await;
-                if let Ok(m) = self
-                    .registry
-                    .manifests()
-                    .manifest(name, reference, pull)
-                    .await
-                {
+                if let Ok(m) = self.stored_manifest(name, reference, pull).await {
                     return Ok((m, None));
                 }
                 self.ensure_repository(name, rights).await?;
@@ -372,13 +375,7 @@ impl PullThrough {
                     0,
                 )
                 .await?;
-                Ok((
-                    self.registry
-                        .manifests()
-                        .manifest(name, reference, pull)
-                        .await?,
-                    None,
-                ))
+                Ok((self.stored_manifest(name, reference, pull).await?, None))
             }
             Reference::Tag(tag) => {
                 let repo = self.registry.repositories().repository_id(name).await?;
@@ -389,12 +386,7 @@ impl PullThrough {
                 };
                 if let Some(repo) = repo {
                     if fresh(self.cache.tag_check(repo, tag.as_str()).await?) {
-                        match self
-                            .registry
-                            .manifests()
-                            .manifest(name, reference, pull)
-                            .await
-                        {
+                        match self.stored_manifest(name, reference, pull).await {
                             Ok(m) => return Ok((m, None)),
                             Err(Error::ManifestUnknown(_)) => {}
                             Err(e) => return Err(e),
@@ -412,12 +404,7 @@ impl PullThrough {
                 let cached = match repo {
                     Some(repo) => {
                         if fresh(self.cache.tag_check(repo, tag.as_str()).await?) {
-                            if let Ok(m) = self
-                                .registry
-                                .manifests()
-                                .manifest(name, reference, pull)
-                                .await
-                            {
+                            if let Ok(m) = self.stored_manifest(name, reference, pull).await {
                                 return Ok((m, None));
                             }
                         }
@@ -447,13 +434,7 @@ impl PullThrough {
                         self.cache
                             .record_tag_check(repo, tag.as_str(), &digest)
                             .await?;
-                        Ok((
-                            self.registry
-                                .manifests()
-                                .manifest(name, reference, pull)
-                                .await?,
-                            None,
-                        ))
+                        Ok((self.stored_manifest(name, reference, pull).await?, None))
                     }
                     (Ok(Some(_)), _, _) | (Ok(None), None, _) | (Ok(None), _, None) => {
                         // Moved, never cached, or a HEAD without a digest: fetch by tag.
@@ -480,7 +461,7 @@ impl PullThrough {
                                     (Err(Error::TagImmutable(_)), Some(row)) => {
                                         self.cache.record_tag_check(repo, tag.as_str(), &row.digest).await?;
                                         return Ok((
-                                            self.registry.manifests().manifest(name, reference, pull).await?,
+                                            self.stored_manifest(name, reference, pull).await?,
                                             Some(format!(
                                                 "299 berth \"upstream {} moved {what}; this repository's tags are immutable\"",
                                                 rule.rule.upstream.authority
@@ -496,11 +477,11 @@ impl PullThrough {
                                 }
                                 self.cache.record_tag_check(repo, tag.as_str(), &digest.to_string())
                                     .await?;
-                                Ok((self.registry.manifests().manifest(name, reference, pull).await?, None))
+                                Ok((self.stored_manifest(name, reference, pull).await?, None))
                             }
                             Ok(None) => match cached {
                                 Some(_) => Ok((
-                                    self.registry.manifests().manifest(name, reference, pull).await?,
+                                    self.stored_manifest(name, reference, pull).await?,
                                     Some(format!(
                                         "110 berth \"Response is Stale: upstream {} has no {what}\"",
                                         rule.rule.upstream.authority
@@ -515,10 +496,7 @@ impl PullThrough {
                         }
                     }
                     (Ok(None), Some(_), Some(_)) => Ok((
-                        self.registry
-                            .manifests()
-                            .manifest(name, reference, pull)
-                            .await?,
+                        self.stored_manifest(name, reference, pull).await?,
                         Some(format!(
                             "110 berth \"Response is Stale: upstream {} has no {what}\"",
                             rule.rule.upstream.authority
@@ -588,11 +566,7 @@ impl PullThrough {
             return Err(upstream_failure(rule, what, &e));
         };
         tracing::warn!(upstream = %rule.rule.upstream.authority, %what, error = %e, "upstream failed; serving the cached copy");
-        let m = self
-            .registry
-            .manifests()
-            .manifest(name, reference, pull)
-            .await?;
+        let m = self.stored_manifest(name, reference, pull).await?;
         // Check again in a minute, not on every pull of an outage.
         let interval = self.revalidate_after(rule);
         let backdated =
