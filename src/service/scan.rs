@@ -330,6 +330,19 @@ impl PullGates {
         }
     }
 
+    /// Forgets repository `repository_id`'s gate and every decision made with it (after this
+    /// replica changed the gate).
+    fn changed(&self, repository_id: i64) {
+        self.gates.remove(&repository_id);
+        // Decisions are keyed by manifest, not repository; gate changes are rare.
+        self.gate_decisions.clear();
+    }
+
+    /// Forgets the decision about manifest `manifest_id` (its scan just finished).
+    fn scanned(&self, manifest_id: i64) {
+        self.gate_decisions.remove(&manifest_id);
+    }
+
     /// Refuses (403 `DENIED`) a client's read of an image manifest that the repository's pull
     /// gate does not let through. Repositories without a gate cost one cache lookup.
     pub(super) async fn check(
@@ -405,9 +418,7 @@ impl ScanService {
         }
         let row = self.core.describe_repository(name).await?;
         let changed = self.scans.set_pull_gate(row.id, gate).await?;
-        self.gates.gates.remove(&row.id);
-        // Decisions are keyed by manifest, not repository; gate changes are rare.
-        self.gates.gate_decisions.clear();
+        self.gates.changed(row.id);
         Ok(changed)
     }
 
@@ -511,7 +522,7 @@ impl ScanService {
         }
         self.scans.finish_scan(&job, &outcome).await?;
         // The pull gate sees the result at once here (other replicas within its cache time).
-        self.gates.gate_decisions.remove(&job.manifest_id);
+        self.gates.scanned(job.manifest_id);
         Ok(true)
     }
 
