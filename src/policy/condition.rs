@@ -18,7 +18,9 @@ fn key_family(key: ConditionKey) -> Family {
         ConditionKey::SourceIp => Family::Ip,
         ConditionKey::CurrentTime => Family::Date,
         ConditionKey::SecureTransport => Family::Bool,
-        ConditionKey::Username | ConditionKey::PrincipalArn => Family::String,
+        ConditionKey::Username | ConditionKey::PrincipalArn | ConditionKey::PrincipalAccount => {
+            Family::String
+        }
     }
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

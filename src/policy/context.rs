@@ -179,6 +179,10 @@ impl RequestContext {
             ConditionKey::SecureTransport => Some(self.secure_transport.to_string()),
             ConditionKey::Username => self.principal.identity().map(|i| i.username.clone()),
             ConditionKey::PrincipalArn => self.principal.identity().map(|i| i.arn.clone()),
+            ConditionKey::PrincipalAccount => self
+                .principal
+                .identity()
+                .and_then(|i| i.account().map(str::to_owned)),
         }
     }
 }

@@ -132,8 +132,9 @@ impl fmt::Display for Decision {
 ///
 /// Order (used to pick the reported statement; it cannot change the outcome): identity
 /// policies as listed, then the repository policy, then the registry policy; statements in
-/// document order. Identity policies apply only to signed-in callers, and the repository policy
-/// only to requests that name a repository.
+/// document order. Identity policies apply only to signed-in callers of this registry's own
+/// account (an identity of another account, trusted through federation, has none here, whatever
+/// a caller passes), and the repository policy only to requests that name a repository.
 pub fn evaluate(policies: &PolicySet<'_>, ctx: &RequestContext) -> Decision {
     evaluate_action(policies, ctx, ctx.action)
 }
@@ -143,7 +144,11 @@ pub fn evaluate_action(policies: &PolicySet<'_>, ctx: &RequestContext, action: A
     // (identity policy name or None, slot kind, document); the owned source is built only for
     // the deciding statement.
     let mut documents: Vec<(Option<&str>, PolicyKind, &PolicyDocument)> = Vec::new();
-    if ctx.principal.identity().is_some() {
+    let own_account = ctx
+        .principal
+        .identity()
+        .is_some_and(|i| i.account() == Some(ctx.registry_id.as_str()));
+    if own_account {
         for p in &policies.identity {
             documents.push((Some(p.name), PolicyKind::Identity, p.document));
         }

@@ -10,15 +10,19 @@ pub enum ConditionKey {
     SecureTransport,
     Username,
     PrincipalArn,
+    /// The registry id (account) of the caller's ARN: its own registry's for local principals,
+    /// another's for principals of a trusted registry.
+    PrincipalAccount,
 }
 
 impl ConditionKey {
-    pub const ALL: [ConditionKey; 5] = [
+    pub const ALL: [ConditionKey; 6] = [
         ConditionKey::SourceIp,
         ConditionKey::CurrentTime,
         ConditionKey::SecureTransport,
         ConditionKey::Username,
         ConditionKey::PrincipalArn,
+        ConditionKey::PrincipalAccount,
     ];
 
     /// The canonical spelling, e.g. `aws:SourceIp`.
@@ -29,6 +33,7 @@ impl ConditionKey {
             ConditionKey::SecureTransport => "aws:SecureTransport",
             ConditionKey::Username => "aws:username",
             ConditionKey::PrincipalArn => "aws:PrincipalArn",
+            ConditionKey::PrincipalAccount => "aws:PrincipalAccount",
         }
     }
 

@@ -1508,3 +1508,136 @@ fn example_documents_behave_as_documented() {
         vec!["pull"]
     );
 }
+
+// ---------------------------------------------------------------- other accounts
+
+const OTHER: &str = "111111111111";
+
+fn foreign_user(name: &str) -> Requester {
+    Requester::Authenticated(Identity::user(OTHER, name))
+}
+
+fn foreign_robot(name: &str) -> Requester {
+    Requester::Authenticated(Identity::robot(OTHER, name))
+}
+
+fn pull_with_repository_policy(principal: &str, caller: Requester) -> bool {
+    let p = repository(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"ecr:BatchGetImage"}}"#
+    ));
+    allowed(
+        &PolicySet::new().with_repository(&p),
+        &req(caller, Action::BatchGetImage, Some("shared/app")),
+    )
+}
+
+#[test]
+fn principals_of_another_account_match_only_that_account() {
+    // The account's root: every identity of that registry, none of this one's.
+    let root = format!("arn:aws:iam::{OTHER}:root");
+    assert!(pull_with_repository_policy(&root, foreign_user("alice")));
+    assert!(pull_with_repository_policy(&root, foreign_robot("ci")));
+    assert!(!pull_with_repository_policy(&root, user("alice")));
+    assert!(!pull_with_repository_policy(&root, Requester::Anonymous));
+    // A bare account id means the same.
+    assert!(pull_with_repository_policy(OTHER, foreign_user("bob")));
+    assert!(!pull_with_repository_policy(OTHER, user("bob")));
+
+    // A user or robot of the other account is that identity, not a namesake here.
+    let alice = format!("arn:aws:iam::{OTHER}:user/alice");
+    assert!(pull_with_repository_policy(&alice, foreign_user("alice")));
+    assert!(!pull_with_repository_policy(&alice, user("alice")));
+    assert!(!pull_with_repository_policy(&alice, foreign_user("bob")));
+    let local_alice = format!("arn:aws:iam::{REG}:user/alice");
+    assert!(!pull_with_repository_policy(
+        &local_alice,
+        foreign_user("alice")
+    ));
+    let ci = format!("arn:aws:iam::{OTHER}:user/robot/ci");
+    assert!(pull_with_repository_policy(&ci, foreign_robot("ci")));
+    assert!(!pull_with_repository_policy(&ci, foreign_user("ci")));
+    assert!(!pull_with_repository_policy(&ci, robot("ci")));
+}
+
+#[test]
+fn nothing_of_another_account_is_allowed_without_a_policy_here() {
+    // This registry's identity policies belong to its own users and groups; an identity of
+    // another account reaches nothing through them, and no document at all means no access.
+    let everything = identity(r#"{"Effect":"Allow","Action":"ecr:*","Resource":"*"}"#);
+    let ctx = req(foreign_user("alice"), Action::BatchGetImage, Some("x"));
+    assert!(!allowed(&PolicySet::new(), &ctx));
+    assert!(!allowed(
+        &PolicySet::new().with_identity("everything", &everything),
+        &ctx
+    ));
+    // A repository policy naming the account is what opens it; an explicit Deny still wins.
+    let open = repository(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER}:root"}},"Action":"ecr:BatchGetImage"}}"#
+    ));
+    assert!(allowed(&PolicySet::new().with_repository(&open), &ctx));
+    let deny = registry(&format!(
+        r#"{{"Effect":"Deny","Principal":{{"AWS":"{OTHER}"}},"Action":"ecr:*","Resource":"*"}}"#
+    ));
+    assert!(!allowed(
+        &PolicySet::new()
+            .with_identity("everything", &everything)
+            .with_repository(&open)
+            .with_registry(&deny),
+        &ctx
+    ));
+}
+
+#[test]
+fn principal_account_condition_key() {
+    // In the registry policy, which (unlike identity policies) applies to other accounts too.
+    let registry_allows = |condition: &str, caller: Requester| {
+        let p = registry(&format!(
+            r#"{{"Effect":"Allow","Principal":"*","Action":"ecr:PutImage","Resource":"*","Condition":{condition}}}"#
+        ));
+        allowed(
+            &PolicySet::new().with_registry(&p),
+            &req(caller, Action::PutImage, Some("x")),
+        )
+    };
+    let c = format!(r#"{{"StringEquals":{{"aws:PrincipalAccount":"{OTHER}"}}}}"#);
+    assert!(registry_allows(&c, foreign_user("a")));
+    assert!(!registry_allows(&c, user("a")));
+    let c = format!(r#"{{"StringNotEquals":{{"aws:PrincipalAccount":"{REG}"}}}}"#);
+    assert!(registry_allows(&c, foreign_robot("ci")));
+    assert!(!registry_allows(&c, robot("ci")));
+    // In an identity policy the key is this registry's own account.
+    let c = format!(r#"{{"StringEquals":{{"aws:PrincipalAccount":"{REG}"}}}}"#);
+    assert!(cond_allows(
+        &c,
+        &req(user("a"), Action::PutImage, Some("x"))
+    ));
+    // Anonymous callers have no account: the key is missing, as in IAM.
+    let p = repository(&format!(
+        r#"{{"Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage","Condition":{{"StringEquals":{{"aws:PrincipalAccount":"{OTHER}"}}}}}}"#
+    ));
+    let set = PolicySet::new().with_repository(&p);
+    assert!(!allowed(
+        &set,
+        &req(Requester::Anonymous, Action::BatchGetImage, Some("x"))
+    ));
+    assert!(allowed(
+        &set,
+        &req(foreign_user("a"), Action::BatchGetImage, Some("x"))
+    ));
+    assert!(!allowed(
+        &set,
+        &req(user("a"), Action::BatchGetImage, Some("x"))
+    ));
+    // Key names are case-insensitive; the Arn operators stay reserved for aws:PrincipalArn.
+    assert_eq!(
+        ConditionKey::parse("AWS:principalaccount"),
+        Some(ConditionKey::PrincipalAccount)
+    );
+    let e = refused(
+        PolicyKind::Identity,
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"ecr:*","Resource":"*","Condition":{{"ArnEquals":{{"aws:PrincipalAccount":"{OTHER}"}}}}}}]}}"#
+        ),
+    );
+    assert!(e.to_string().contains("aws:PrincipalAccount"), "{e}");
+}
