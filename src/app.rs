@@ -150,6 +150,13 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             cancel.clone(),
         )));
     }
+    if !state.access.trusted_registries().is_empty() {
+        jobs.push(tokio::spawn(crate::jobs::refresh_trusted_keys(
+            state.access.clone(),
+            Duration::from_secs(state.config.federation.jwks_refresh_secs),
+            cancel.clone(),
+        )));
+    }
     jobs.push(tokio::spawn(crate::jobs::flush_pulls(
         state.registry.clone(),
         Duration::from_secs(lifecycle.pull_flush_secs.max(1)),

@@ -49,6 +49,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub trivy: TrivyConfig,
     pub pull_through: PullThroughConfig,
+    pub federation: FederationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,6 +277,43 @@ pub struct LimitsConfig {
     pub max_json_body_bytes: usize,
 }
 
+/// Registries this one trusts (`[federation]`, env `BERTH_FEDERATION_*`): their users may be
+/// named in this registry's policies, with passwords they sign.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// `[[federation.registries]]`; as JSON in `BERTH_FEDERATION_REGISTRIES` (an array of
+    /// tables has no `BERTH_SECTION_KEY` form).
+    pub registries: Vec<TrustedRegistryConfig>,
+    /// How often each trusted registry's JWKS is read again (a rotated key is followed within
+    /// this); an unreachable JWKS keeps the last good keys.
+    pub jwks_refresh_secs: u64,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            registries: Vec::new(),
+            jwks_refresh_secs: 60,
+        }
+    }
+}
+
+/// One trusted registry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedRegistryConfig {
+    /// Its 12-digit account id (the account of its principals' ARNs).
+    pub registry_id: String,
+    /// Its region.
+    pub region: String,
+    /// Its public URL (`https://registry.example`).
+    pub url: String,
+    /// Where its token signing keys are published: its JWKS URL (`<url>/token/jwks.json`) or
+    /// a JWKS file.
+    pub jwks: String,
+}
+
 /// How connections are served (`[server]`, env `BERTH_SERVER_*`): every connection and every
 /// body is bounded in time, and the number of open connections is capped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -346,6 +384,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             trivy: TrivyConfig::default(),
             pull_through: PullThroughConfig::default(),
+            federation: FederationConfig::default(),
         }
     }
 }
@@ -460,6 +499,8 @@ pub const SECRETS_KEY_FILE_REQUIRED: &str =
 
 /// Keys whose default is `None` (absent from the serialised defaults) but that env vars may set.
 const OPTIONAL_PATH_KEYS: &[&str] = &["tls_cert", "tls_key"];
+/// Arrays of tables, given in the environment as JSON (`BERTH_FEDERATION_REGISTRIES='[{...}]'`).
+const JSON_LIST_KEYS: &[&str] = &["BERTH_FEDERATION_REGISTRIES"];
 
 /// Values given on the command line; they win over file and environment.
 #[derive(Debug, Default, Clone)]
@@ -527,6 +568,66 @@ impl Config {
         Ok(config)
     }
 
+    fn validate_federation(&self) -> Result<(), ConfigError> {
+        let f = &self.federation;
+        if f.jwks_refresh_secs == 0 {
+            return Err(ConfigError(
+                "federation.jwks_refresh_secs must be positive".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in f.registries.iter().enumerate() {
+            let field = |name: &str| format!("federation.registries[{i}].{name}");
+            if r.registry_id.len() != 12 || !r.registry_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConfigError(format!(
+                    "{} must be 12 digits like 111111111111, not {:?}",
+                    field("registry_id"),
+                    r.registry_id
+                )));
+            }
+            if r.registry_id == self.registry_id {
+                return Err(ConfigError(format!(
+                    "{} is this registry's own id ({}); list only the other registries",
+                    field("registry_id"),
+                    r.registry_id
+                )));
+            }
+            if !seen.insert(r.registry_id.as_str()) {
+                return Err(ConfigError(format!(
+                    "{}: registry {} is listed twice",
+                    field("registry_id"),
+                    r.registry_id
+                )));
+            }
+            if r.region.is_empty()
+                || !r
+                    .region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(ConfigError(format!(
+                    "{} must look like eu-west-1, not {:?}",
+                    field("region"),
+                    r.region
+                )));
+            }
+            if !(r.url.starts_with("https://") || r.url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "{} must be the registry's http:// or https:// URL, not {:?}",
+                    field("url"),
+                    r.url
+                )));
+            }
+            if r.jwks.trim().is_empty() {
+                return Err(ConfigError(format!(
+                    "{} must be the registry's JWKS URL (<url>/token/jwks.json) or a JWKS file",
+                    field("jwks")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
@@ -567,6 +668,7 @@ impl Config {
                 self.admin_user
             )));
         }
+        self.validate_federation()?;
         if self.admin_access_key_id.is_empty() != self.admin_secret_access_key.expose().is_empty() {
             return Err(ConfigError(
                 "admin_access_key_id and admin_secret_access_key must be given together".into(),
@@ -769,6 +871,17 @@ fn apply_env(
         let var = format!("BERTH_{}", path.join("_").to_uppercase());
         let Some(raw) = env(&var) else { continue };
         let value = match default {
+            _ if JSON_LIST_KEYS.contains(&var.as_str()) => {
+                let json: serde_json::Value = serde_json::from_str(&raw).map_err(|e| {
+                    ConfigError(format!("{var}: expected a JSON array of objects: {e}"))
+                })?;
+                if !json.is_array() {
+                    return Err(ConfigError(format!(
+                        "{var}: expected a JSON array of objects"
+                    )));
+                }
+                toml::Value::try_from(json).map_err(|e| ConfigError(format!("{var}: {e}")))?
+            }
             Some(toml::Value::Integer(_)) => toml::Value::Integer(
                 raw.trim()
                     .parse()
@@ -820,6 +933,67 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_from(Some(&path), &Overrides::default(), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn trusted_registries_from_toml_or_json_env() {
+        let toml_text = r#"
+[federation]
+jwks_refresh_secs = 5
+
+[[federation.registries]]
+registry_id = "111111111111"
+region = "eu-west-1"
+url = "https://b.example"
+jwks = "https://b.example/token/jwks.json"
+"#;
+        let c = load(toml_text, &[]).unwrap();
+        assert_eq!(c.federation.jwks_refresh_secs, 5);
+        let b = TrustedRegistryConfig {
+            registry_id: "111111111111".into(),
+            region: "eu-west-1".into(),
+            url: "https://b.example".into(),
+            jwks: "https://b.example/token/jwks.json".into(),
+        };
+        assert_eq!(c.federation.registries, vec![b.clone()]);
+        // The environment's JSON replaces the file's list.
+        let json = r#"[{"registry_id":"222222222222","region":"ap-south-1","url":"http://127.0.0.1:5001","jwks":"/etc/berth/c.jwks"}]"#;
+        let c = load(toml_text, &[("BERTH_FEDERATION_REGISTRIES", json)]).unwrap();
+        assert_eq!(c.federation.registries.len(), 1);
+        assert_eq!(c.federation.registries[0].registry_id, "222222222222");
+        assert_eq!(c.federation.registries[0].jwks, "/etc/berth/c.jwks");
+        assert!(load("", &[]).unwrap().federation.registries.is_empty());
+    }
+
+    #[test]
+    fn bad_trusted_registries_are_refused_naming_the_field() {
+        let entry = |id: &str, region: &str, url: &str, jwks: &str| {
+            format!(
+                r#"[{{"registry_id":"{id}","region":"{region}","url":"{url}","jwks":"{jwks}"}}]"#
+            )
+        };
+        let cases = [
+            (entry("12345", "eu-west-1", "https://b", "j"), "registries[0].registry_id"),
+            (entry("000000000000", "eu-west-1", "https://b", "j"), "own id"),
+            (entry("111111111111", "EU", "https://b", "j"), "registries[0].region"),
+            (entry("111111111111", "eu-west-1", "b.example", "j"), "registries[0].url"),
+            (entry("111111111111", "eu-west-1", "https://b", " "), "registries[0].jwks"),
+            (r#"{"registry_id":"111111111111"}"#.to_owned(), "JSON array"),
+            ("[{".to_owned(), "BERTH_FEDERATION_REGISTRIES"),
+            (
+                r#"[{"registry_id":"111111111111","region":"eu-west-1","url":"https://b","jwks":"j","extra":1}]"#.to_owned(),
+                "extra",
+            ),
+        ];
+        for (json, expected) in cases {
+            let err = load("", &[("BERTH_FEDERATION_REGISTRIES", json.as_str())]).unwrap_err();
+            assert!(err.0.contains(expected), "{json}: {}", err.0);
+        }
+        let twice = r#"[{"registry_id":"111111111111","region":"eu-west-1","url":"https://b","jwks":"j"},{"registry_id":"111111111111","region":"eu-west-2","url":"https://c","jwks":"k"}]"#;
+        let err = load("", &[("BERTH_FEDERATION_REGISTRIES", twice)]).unwrap_err();
+        assert!(err.0.contains("listed twice"), "{}", err.0);
+        let err = load("", &[("BERTH_FEDERATION_JWKS_REFRESH_SECS", "0")]).unwrap_err();
+        assert!(err.0.contains("jwks_refresh_secs"), "{}", err.0);
     }
 
     #[test]

@@ -255,6 +255,21 @@ pub async fn enforce_pull_through_quotas(
     .await
 }
 
+/// Reads the trusted registries' JWKS now and every `interval` after, until cancelled.
+pub async fn refresh_trusted_keys(
+    access: Arc<crate::access::Access>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        access.trusted_registries().refresh().await;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
 /// Writes recorded pulls every `interval`, and once more when cancelled (shutdown).
 pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: CancellationToken) {
     loop {

@@ -20,6 +20,7 @@
 mod audit;
 mod bootstrap;
 mod decide;
+mod federation;
 pub mod gate;
 mod keys;
 mod limiter;
@@ -43,6 +44,7 @@ use chrono::{DateTime, Utc};
 use crate::util::TtlCache;
 pub use audit::{AuditLog, AuditOutcome, MAX_AUDIT_PAGE};
 pub use bootstrap::ADMIN_PASSWORD_FILE;
+pub use federation::{TrustedRegistries, TrustedRegistryStatus};
 pub use gate::{Caller, Door, Permission, Resource, ADMIN_ACTION};
 pub use keys::SigningKeys;
 use limiter::LoginLimiter;
@@ -326,6 +328,8 @@ pub struct Access {
     /// tokens stop working within the 5-second rule when their key is deleted or deactivated.
     usable_keys: TtlCache<String, bool>,
     limiter: LoginLimiter,
+    /// The registries whose signing keys this one trusts.
+    trusted: TrustedRegistries,
 }
 
 impl Access {
@@ -337,6 +341,11 @@ impl Access {
     /// The region in ARNs.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The registries this one trusts, with their signing keys.
+    pub fn trusted_registries(&self) -> &TrustedRegistries {
+        &self.trusted
     }
 
     /// The token service name (`service=` of `/token` and of challenges).
@@ -368,6 +377,7 @@ impl Access {
             scope_decisions: TtlCache::new(DECISION_TTL, 100_000),
             decisions: TtlCache::new(DECISION_TTL, 100_000),
             usable_keys: TtlCache::new(CACHE_TTL, 100_000),
+            trusted: TrustedRegistries::new(&config.federation),
             limiter: LoginLimiter::new(
                 config.auth.max_failed_logins,
                 Duration::from_secs(config.auth.failed_login_window_secs),

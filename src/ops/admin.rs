@@ -8,8 +8,8 @@ use super::shapes::{
     rfc3339, AuditEntry, AuditLog, DecidingStatement, Event, EventList, GcPass, GcQueue,
     GcSinceStart, GcStatusResponse, GetGcStatusRequest, GetOpenApiDocumentRequest,
     GetSettingsRequest, ListAuditEventsRequest, ListEventsRequest, ListSigningKeysRequest,
-    PolicySimulation, PutSettingsRequest, RotateSigningKeyRequest, Settings, SigningKey,
-    SigningKeys, SimulatePolicyRequest,
+    ListTrustedRegistriesRequest, PolicySimulation, PutSettingsRequest, RotateSigningKeyRequest,
+    Settings, SigningKey, SigningKeys, SimulatePolicyRequest, TrustedRegistry, TrustedRegistryList,
 };
 use super::{Context, Operation};
 use crate::access::{Access, Permission, RequestFacts, SimulationRequest, MAX_AUDIT_PAGE};
@@ -181,6 +181,40 @@ impl Operation for ListSigningKeysRequest {
 
     async fn run(self, cx: &Context<'_>) -> Result<SigningKeys> {
         Ok(signing_keys(cx.access, None))
+    }
+}
+
+// ---- federation ----
+
+impl Operation for ListTrustedRegistriesRequest {
+    const NAME: &'static str = "berth:ListTrustedRegistries";
+    type Output = TrustedRegistryList;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Admin
+    }
+
+    fn audited_resource(&self, _: &Access) -> String {
+        "federation".into()
+    }
+
+    async fn run(self, cx: &Context<'_>) -> Result<TrustedRegistryList> {
+        let registries = cx
+            .access
+            .trusted_registries()
+            .status()
+            .into_iter()
+            .map(|r| TrustedRegistry {
+                registry_id: r.registry_id,
+                region: r.region,
+                url: r.url,
+                jwks: r.jwks,
+                key_ids: r.key_ids,
+                refreshed_at: r.refreshed_at.map(rfc3339),
+                error: r.error,
+            })
+            .collect();
+        Ok(TrustedRegistryList { registries })
     }
 }
 

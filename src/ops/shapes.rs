@@ -1506,6 +1506,32 @@ pub struct DecidingStatement {
 #[derive(Debug, Default)]
 pub struct ListSigningKeysRequest {}
 
+/// ListTrustedRegistries.
+#[derive(Debug, Default)]
+pub struct ListTrustedRegistriesRequest {}
+
+/// The registries this one trusts (`[federation]`), with the keys last read from each.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrustedRegistryList {
+    pub registries: Vec<TrustedRegistry>,
+}
+
+/// One trusted registry as this registry knows it now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrustedRegistry {
+    pub registry_id: String,
+    pub region: String,
+    pub url: String,
+    /// Where its keys are read: a JWKS URL or file.
+    pub jwks: String,
+    /// Ids (RFC 7638 thumbprints) of the keys its tokens are verified with.
+    pub key_ids: Vec<String>,
+    /// When its JWKS was last read successfully (`null`: not yet).
+    pub refreshed_at: Option<String>,
+    /// Why the last read failed (`null`: it succeeded); the keys are then the last good ones.
+    pub error: Option<String>,
+}
+
 /// RotateSigningKey.
 #[derive(Debug, Default)]
 pub struct RotateSigningKeyRequest {}

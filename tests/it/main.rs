@@ -23,6 +23,7 @@ mod e2e_clients;
 mod e2e_policies;
 mod ecr_api;
 mod faults;
+mod federation;
 mod gc;
 mod identity_bootstrap;
 mod inprocess;

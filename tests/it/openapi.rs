@@ -590,6 +590,8 @@ async fn every_rest_answer_matches_its_schema() {
     )
     .await;
     s.call(M::GET, "/api/v1/signing-keys", &[], "", None).await;
+    s.call(M::GET, "/api/v1/federation/registries", &[], "", None)
+        .await;
     s.call(M::POST, "/api/v1/signing-keys/rotate", &[], "", None)
         .await;
     s.call(M::GET, "/api/v1/audit", &[], "limit=5", None).await;

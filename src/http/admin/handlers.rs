@@ -36,14 +36,15 @@ use crate::ops::shapes::{
     GetRegistryPolicyRequest, GetRegistryScanningConfigurationRequest, GetRepositoryPolicyRequest,
     GetSettingsRequest, ImageIdentifier, ImageScanningConfiguration, ListAccessKeysRequest,
     ListAccountsRequest, ListAuditEventsRequest, ListEventsRequest, ListGroupsRequest,
-    ListLifecycleEventsRequest, ListSigningKeysRequest, PutIdentityPolicyRequest,
-    PutImageScanningConfigurationRequest, PutImageScanningConfigurationResponse,
-    PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
-    PutPullGateRequest, PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest,
-    PutSettingsRequest, RegenerateRobotSecretRequest, RemoveGroupMemberRequest, Repository,
-    RotateSigningKeyRequest, RunLifecyclePolicyRequest, SetRepositoryPolicyRequest,
-    SimulatePolicyRequest, StartImageScanRequest, StartLifecyclePolicyPreviewRequest,
-    TagStatusFilter, UpdateAccessKeyRequest, UpdatePullThroughCacheRuleRequest,
+    ListLifecycleEventsRequest, ListSigningKeysRequest, ListTrustedRegistriesRequest,
+    PutIdentityPolicyRequest, PutImageScanningConfigurationRequest,
+    PutImageScanningConfigurationResponse, PutImageTagMutabilityRequest,
+    PutImageTagMutabilityResponse, PutLifecyclePolicyRequest, PutPullGateRequest,
+    PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest, PutSettingsRequest,
+    RegenerateRobotSecretRequest, RemoveGroupMemberRequest, Repository, RotateSigningKeyRequest,
+    RunLifecyclePolicyRequest, SetRepositoryPolicyRequest, SimulatePolicyRequest,
+    StartImageScanRequest, StartLifecyclePolicyPreviewRequest, TagStatusFilter,
+    UpdateAccessKeyRequest, UpdatePullThroughCacheRuleRequest,
     UpdateRepositoryCreationTemplateRequest, ValidatePullThroughCacheRuleRequest,
 };
 
@@ -234,6 +235,7 @@ pub(super) fn mount(r: Routes) -> Routes {
         .post("/api/v1/policy-simulator", simulate)
         .get("/api/v1/signing-keys", signing_keys)
         .post("/api/v1/signing-keys/rotate", rotate_signing_key)
+        .get("/api/v1/federation/registries", trusted_registries)
         .get("/api/v1/audit", audit_log)
         .get("/api/v1/gc", gc_status)
 }
@@ -735,6 +737,11 @@ async fn simulate(call: OpCall, Payload(body): Payload) -> Reply {
 /// GET /api/v1/signing-keys: the key ids tokens are verified with, the signing one first.
 async fn signing_keys(call: OpCall) -> Reply {
     Ok(ok(call.run(ListSigningKeysRequest {}).await?))
+}
+
+/// GET /api/v1/federation/registries: the registries this one trusts and their keys.
+async fn trusted_registries(call: OpCall) -> Reply {
+    Ok(ok(call.run(ListTrustedRegistriesRequest {}).await?))
 }
 
 /// POST /api/v1/signing-keys/rotate

@@ -193,6 +193,7 @@ const OPS: &[Op] = &[
     op!("put" "/api/v1/settings", "putSettings", "Change the settings present in the body", ADMIN, Json(json::<PutSettingsRequest>) => 200 Json(json::<Settings>)),
     op!("post" "/api/v1/policy-simulator", "simulatePolicy", "Decide one ECR action for a principal with the stored policies", ADMIN, Json(json::<SimulatePolicyRequest>) => 200 Json(json::<PolicySimulation>)),
     op!("get" "/api/v1/signing-keys", "listSigningKeys", "Ids of the keys tokens are verified with, the signing one first", ADMIN, NoBody => 200 Json(json::<SigningKeys>)),
+    op!("get" "/api/v1/federation/registries", "listTrustedRegistries", "The registries this one trusts ([federation]), with the keys last read from each and why the last read failed, if it did", ADMIN, NoBody => 200 Json(json::<TrustedRegistryList>)),
     op!("post" "/api/v1/signing-keys/rotate", "rotateSigningKey", "Sign with a new key; earlier keys verify until their tokens expire", ADMIN, NoBody => 200 Json(json::<SigningKeys>)),
     op!("get" "/api/v1/audit", "listAuditEvents", "The audit log, newest first", ADMIN, NoBody => 200 Json(json::<AuditLog>),
         &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("before", "integer", "Entries older than this entry id (the previous page's `next`)")]),
