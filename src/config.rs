@@ -578,7 +578,7 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, r) in f.registries.iter().enumerate() {
             let field = |name: &str| format!("federation.registries[{i}].{name}");
-            if r.registry_id.len() != 12 || !r.registry_id.bytes().all(|b| b.is_ascii_digit()) {
+            if !is_registry_id(&r.registry_id) {
                 return Err(ConfigError(format!(
                     "{} must be 12 digits like 111111111111, not {:?}",
                     field("registry_id"),
@@ -599,12 +599,7 @@ impl Config {
                     r.registry_id
                 )));
             }
-            if r.region.is_empty()
-                || !r
-                    .region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
+            if !is_region(&r.region) {
                 return Err(ConfigError(format!(
                     "{} must look like eu-west-1, not {:?}",
                     field("region"),
@@ -645,18 +640,13 @@ impl Config {
                 "auth.service and auth.issuer must not be empty".into(),
             ));
         }
-        if self.region.is_empty()
-            || !self
-                .region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !is_region(&self.region) {
             return Err(ConfigError(format!(
                 "region must look like us-east-1, not {:?}",
                 self.region
             )));
         }
-        if self.registry_id.len() != 12 || !self.registry_id.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_registry_id(&self.registry_id) {
             return Err(ConfigError(format!(
                 "registry_id must be 12 digits like 000000000000, not {:?}",
                 self.registry_id
@@ -843,6 +833,19 @@ impl ServerConfig {
             ))),
         }
     }
+}
+
+/// A 12-digit account id, as in ARNs.
+fn is_registry_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A region name such as `us-east-1`.
+fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Sets every key of the configuration tree whose `BERTH_*` variable is present.
