@@ -277,6 +277,9 @@ pub struct LimitsConfig {
     pub max_json_body_bytes: usize,
 }
 
+/// The longest a password for another registry may live: an ECR registry password's 12 hours.
+pub const MAX_FEDERATED_PASSWORD_TTL_SECS: u64 = 12 * 3600;
+
 /// Registries this one trusts (`[federation]`, env `BERTH_FEDERATION_*`): their users may be
 /// named in this registry's policies, with passwords they sign.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -288,6 +291,9 @@ pub struct FederationConfig {
     /// How often each trusted registry's JWKS is read again (a rotated key is followed within
     /// this); an unreachable JWKS keeps the last good keys.
     pub jwks_refresh_secs: u64,
+    /// Lifetime of a password this registry signs for a trusted one (`GetAuthorizationToken`
+    /// with `registryIds`): revocation here reaches the other registry within it.
+    pub password_ttl_secs: u64,
 }
 
 impl Default for FederationConfig {
@@ -295,6 +301,7 @@ impl Default for FederationConfig {
         FederationConfig {
             registries: Vec::new(),
             jwks_refresh_secs: 60,
+            password_ttl_secs: 3600,
         }
     }
 }
@@ -574,6 +581,13 @@ impl Config {
             return Err(ConfigError(
                 "federation.jwks_refresh_secs must be positive".into(),
             ));
+        }
+        if !(60..=MAX_FEDERATED_PASSWORD_TTL_SECS).contains(&f.password_ttl_secs) {
+            return Err(ConfigError(format!(
+                "federation.password_ttl_secs must be between 60 and {MAX_FEDERATED_PASSWORD_TTL_SECS} \
+                 (12 hours, an ECR registry password's lifetime), not {}",
+                f.password_ttl_secs
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, r) in f.registries.iter().enumerate() {
@@ -997,6 +1011,13 @@ jwks = "https://b.example/token/jwks.json"
         assert!(err.0.contains("listed twice"), "{}", err.0);
         let err = load("", &[("BERTH_FEDERATION_JWKS_REFRESH_SECS", "0")]).unwrap_err();
         assert!(err.0.contains("jwks_refresh_secs"), "{}", err.0);
+        for ttl in ["59", "43201"] {
+            let err = load("", &[("BERTH_FEDERATION_PASSWORD_TTL_SECS", ttl)]).unwrap_err();
+            assert!(err.0.contains("password_ttl_secs"), "{}", err.0);
+        }
+        let c = load("", &[("BERTH_FEDERATION_PASSWORD_TTL_SECS", "600")]).unwrap();
+        assert_eq!(c.federation.password_ttl_secs, 600);
+        assert_eq!(load("", &[]).unwrap().federation.password_ttl_secs, 3600);
     }
 
     #[test]

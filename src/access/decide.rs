@@ -96,10 +96,7 @@ impl Access {
             ));
         }
         let key = DecisionKey {
-            principal: subject
-                .principal
-                .as_ref()
-                .map(|p| (p.id, p.credential_version)),
+            principal: subject.principal.as_ref().map(|p| p.cache_key()),
             action,
             repository: repository.map(str::to_owned),
             source_ip: facts.source_ip,
@@ -123,7 +120,13 @@ impl Access {
         facts: &RequestFacts,
     ) -> Result<Decision> {
         let mut identity_docs: Vec<(String, Arc<PolicyDocument>)> = Vec::new();
-        if let Some(p) = &subject.principal {
+        // A principal of another registry has no identity policies here: only this registry's
+        // resource policies may grant it anything.
+        if let Some(p) = subject
+            .principal
+            .as_ref()
+            .filter(|p| p.foreign_account.is_none())
+        {
             if let Some(doc) = self
                 .policy("principal", p.id.to_string(), PolicyKind::Identity)
                 .await?
@@ -188,10 +191,7 @@ impl Access {
             return Ok(false);
         }
         let key = ScopeKey {
-            principal: subject
-                .principal
-                .as_ref()
-                .map(|p| (p.id, p.credential_version)),
+            principal: subject.principal.as_ref().map(|p| p.cache_key()),
             scope,
             repository: repository.to_owned(),
             source_ip: facts.source_ip,

@@ -15,6 +15,10 @@ use crate::meta::now_millis;
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest JWKS read (a registry publishes a few keys of about 200 bytes each).
 const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// A password signed by a key we have not read yet makes us read that registry's JWKS again
+/// (it may have just rotated), but no more often than this: strangers' passwords must not turn
+/// this registry into a load generator against a trusted one.
+const MIN_UNKNOWN_KEY_REFRESH: Duration = Duration::from_secs(10);
 
 /// The trusted registries and the keys last read from each.
 pub struct TrustedRegistries {
@@ -25,6 +29,8 @@ pub struct TrustedRegistries {
 struct Trusted {
     config: TrustedRegistryConfig,
     state: RwLock<KeyState>,
+    /// When a password with an unknown key last made us read the JWKS early.
+    early_refresh: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Default, Clone)]
@@ -60,6 +66,7 @@ impl TrustedRegistries {
                 .map(|c| Trusted {
                     config: c.clone(),
                     state: RwLock::new(KeyState::default()),
+                    early_refresh: tokio::sync::Mutex::new(None),
                 })
                 .collect(),
             http: reqwest::Client::builder()
@@ -72,6 +79,38 @@ impl TrustedRegistries {
 
     pub fn is_empty(&self) -> bool {
         self.registries.is_empty()
+    }
+
+    /// Whether `registry_id` is one of the trusted registries.
+    pub fn contains(&self, registry_id: &str) -> bool {
+        self.find(registry_id).is_some()
+    }
+
+    fn find(&self, registry_id: &str) -> Option<&Trusted> {
+        self.registries
+            .iter()
+            .find(|r| r.config.registry_id == registry_id)
+    }
+
+    /// The trusted registry `registry_id` as configured.
+    pub fn config(&self, registry_id: &str) -> Option<&TrustedRegistryConfig> {
+        self.find(registry_id).map(|r| &r.config)
+    }
+
+    /// Reads `registry_id`'s JWKS again now, because a password named a key we do not have,
+    /// unless that happened less than [`MIN_UNKNOWN_KEY_REFRESH`] ago. Callers then look the
+    /// key up once more (a concurrent caller's read may have brought it too).
+    pub async fn refresh_for_unknown_key(&self, registry_id: &str) {
+        let Some(registry) = self.find(registry_id) else {
+            return;
+        };
+        // Concurrent callers wait for the one read rather than each starting their own.
+        let mut last = registry.early_refresh.lock().await;
+        if last.is_some_and(|at| at.elapsed() < MIN_UNKNOWN_KEY_REFRESH) {
+            return;
+        }
+        self.refresh_one(registry).await;
+        *last = Some(std::time::Instant::now());
     }
 
     /// Reads every trusted registry's JWKS again (all at once); a failure keeps that
@@ -111,10 +150,7 @@ impl TrustedRegistries {
     /// The key `kid` of trusted registry `registry_id`, if that registry is trusted and
     /// publishes it.
     pub fn verifying_key(&self, registry_id: &str, kid: &str) -> Option<VerifyingKey> {
-        let registry = self
-            .registries
-            .iter()
-            .find(|r| r.config.registry_id == registry_id)?;
+        let registry = self.find(registry_id)?;
         let state = registry.state.read().unwrap_or_else(|e| e.into_inner());
         state.keys.iter().find(|k| k.kid() == kid).cloned()
     }
@@ -217,6 +253,7 @@ mod tests {
                 jwks: jwks.into(),
             }],
             jwks_refresh_secs: 60,
+            password_ttl_secs: 3600,
         }
     }
 

@@ -150,11 +150,25 @@ pub const ACCEPTED: [(Door, &[CredentialKind]); 4] = [
     (Door::EcrApi, &[AccessKey]),
     (
         Door::TokenEndpoint,
-        &[Password, RobotSecret, EcrPassword, RefreshToken, Scanner],
+        &[
+            Password,
+            RobotSecret,
+            EcrPassword,
+            RefreshToken,
+            Scanner,
+            FederatedPassword,
+        ],
     ),
     (
         Door::Registry,
-        &[Password, RobotSecret, EcrPassword, Scanner, RegistryToken],
+        &[
+            Password,
+            RobotSecret,
+            EcrPassword,
+            Scanner,
+            RegistryToken,
+            FederatedPassword,
+        ],
     ),
 ];
 
@@ -225,7 +239,8 @@ mod tests {
                 "robot_secret",
                 "ecr_password",
                 "refresh_token",
-                "scanner"
+                "scanner",
+                "federated_password"
             ]
         );
         assert_eq!(
@@ -235,7 +250,8 @@ mod tests {
                 "robot_secret",
                 "ecr_password",
                 "registry_token",
-                "scanner"
+                "scanner",
+                "federated_password"
             ]
         );
     }
@@ -246,6 +262,10 @@ mod tests {
         assert!(refusal.contains("refresh_token"), "{refusal}");
         assert!(refusal.contains("/api/v1"), "{refusal}");
         assert!(Door::AdminApi.admit(Password).is_ok());
+        // A password another registry signed pulls and pushes as policies allow, and manages
+        // nothing here.
+        assert!(Door::AdminApi.admit(FederatedPassword).is_err());
+        assert!(Door::EcrApi.admit(FederatedPassword).is_err());
         let refusal = Door::Registry.admit(RefreshToken).unwrap_err();
         assert!(refusal.contains("/v2"), "{refusal}");
     }

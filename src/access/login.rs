@@ -59,6 +59,7 @@ impl Access {
             password_hash: row.password_hash,
             groups,
             identity,
+            foreign_account: None,
         })
     }
 
@@ -131,6 +132,11 @@ impl Access {
     /// `AWS:<password>`: an ECR registry password (its principal, while the access key that
     /// minted it is usable) or the scanner's one-scan password (no principal; one image).
     async fn registry_password_login(&self, password: &str) -> Result<Subject> {
+        if let Some(issuer) = crate::auth::token::unverified_issuer(password)
+            .filter(|iss| iss != &self.registry_id && self.trusted.contains(iss))
+        {
+            return self.federated_password_login(password, &issuer).await;
+        }
         let claims = self
             .verify_with_reload(|ring, now| {
                 ring.verify_registry_password(password, &self.issuer, &self.service, now)
@@ -152,6 +158,36 @@ impl Access {
         Ok(Subject::signed_in(
             principal,
             Credential::of_token(CredentialKind::EcrPassword, &claims),
+        ))
+    }
+
+    /// `AWS:<password>` where the password names a trusted registry as its issuer: verified
+    /// with that registry's published keys (read again once when the key is new to us: it may
+    /// have just rotated), for this registry as audience, naming a principal of that registry.
+    /// Failures read as they do for this registry's own passwords.
+    async fn federated_password_login(&self, password: &str, issuer: &str) -> Result<Subject> {
+        let verify = || {
+            crate::auth::token::verify_federated_password(
+                password,
+                |kid| self.trusted.verifying_key(issuer, kid),
+                issuer,
+                &self.registry_id,
+                self.now(),
+            )
+        };
+        let verified = match verify() {
+            Err(TokenError::UnknownKey) => {
+                self.trusted.refresh_for_unknown_key(issuer).await;
+                verify()
+            }
+            other => other,
+        };
+        let claims =
+            verified.map_err(|e| Error::Unauthorized(format!("invalid registry password: {e}")))?;
+        let principal = self.token_principal(&claims, "registry password").await?;
+        Ok(Subject::signed_in(
+            principal,
+            Credential::of_token(CredentialKind::FederatedPassword, &claims),
         ))
     }
 
@@ -268,12 +304,35 @@ impl Access {
     /// The token's subject if it still exists, is unexpired and has the credential version the
     /// token was issued for; `None` otherwise.
     async fn current_principal(&self, claims: &Claims) -> Result<Option<Arc<Principal>>> {
+        if let Some(account) = claims
+            .principal
+            .as_deref()
+            .and_then(crate::policy::arn_account)
+            .filter(|account| *account != self.registry_id)
+        {
+            return Ok(self.foreign_principal(account, claims));
+        }
         let Some(principal) = self.active_principal(&claims.sub).await? else {
             return Ok(None);
         };
         let current = u64::try_from(principal.credential_version).unwrap_or(0) == claims.cv
             && claims.principal.as_deref() == Some(principal.arn());
         Ok(current.then_some(principal))
+    }
+
+    /// The principal of another registry a token names: only while that registry is trusted,
+    /// only a user or robot of it, and only as the token's subject. A password it signed names
+    /// its own account (a registry vouches for its own principals, never for a third
+    /// registry's); tokens this registry derived from such a password carry the same ARN.
+    fn foreign_principal(&self, account: &str, claims: &Claims) -> Option<Arc<Principal>> {
+        let arn = claims.principal.as_deref()?;
+        if !self.trusted.contains(account) || claims.sub != arn {
+            return None;
+        }
+        if claims.typ == TokenType::FederatedPassword && claims.iss != account {
+            return None;
+        }
+        Principal::foreign(account, arn).map(Arc::new)
     }
 
     /// A registry access token (`Authorization: Bearer`): signature, issuer, audience, validity,

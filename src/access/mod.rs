@@ -61,7 +61,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(2);
 pub const VERIFIED_TTL: Duration = Duration::from_secs(600);
 /// Most argon2 checks running at once; more wait their turn.
 const MAX_CONCURRENT_ARGON2: usize = 4;
-/// Lifetime of the registry password returned by ECR's `GetAuthorizationToken`.
+/// Lifetime of the registry password returned by ECR's `GetAuthorizationToken` for this registry.
 pub const REGISTRY_PASSWORD_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The Basic user name that carries an ECR registry password (`AWS:<token>`).
 pub const ECR_USERNAME: &str = "AWS";
@@ -76,7 +76,7 @@ pub const BASIC_TTL: Duration = Duration::from_secs(1);
 /// What a cached [`Access::may`] answer depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ScopeKey {
-    principal: Option<(i64, i64)>,
+    principal: Option<PrincipalKey>,
     scope: ScopeAction,
     repository: String,
     source_ip: Option<IpAddr>,
@@ -87,7 +87,7 @@ struct ScopeKey {
 /// answer up to [`DECISION_TTL`] late).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DecisionKey {
-    principal: Option<(i64, i64)>,
+    principal: Option<PrincipalKey>,
     action: Action,
     repository: Option<String>,
     source_ip: Option<IpAddr>,
@@ -123,9 +123,11 @@ impl PrincipalKind {
     }
 }
 
-/// A signed-in user or robot account, as loaded (at most [`CACHE_TTL`] old).
+/// A signed-in user or robot account, as loaded (at most [`CACHE_TTL`] old), or a user or robot
+/// of a trusted registry (see [`Principal::foreign_account`]).
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// Its row id here; 0 for a principal of another registry, which has no row here.
     pub id: i64,
     pub kind: PrincipalKind,
     pub name: String,
@@ -135,14 +137,66 @@ pub struct Principal {
     /// Groups (id, name) the principal belongs to.
     pub groups: Vec<(i64, String)>,
     pub identity: Identity,
+    /// The trusted registry a principal of another registry belongs to (signed in here with a
+    /// password that registry signed); `None` for this registry's own principals. Only
+    /// resource policies of this registry decide for it.
+    pub foreign_account: Option<String>,
+}
+
+/// Who a cached decision was made for: a principal of this registry at one credential version,
+/// or one of another registry by ARN (they have no row id here).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PrincipalKey {
+    Local { id: i64, credential_version: i64 },
+    Foreign(String),
 }
 
 impl Principal {
-    /// The name used to log in and the token subject: `<name>` or `robot/<name>`.
+    /// The name used to log in and the token subject: `<name>` or `robot/<name>`; the ARN for a
+    /// principal of another registry (a bare name would be read as one of this registry's).
     pub fn login_name(&self) -> String {
+        if self.foreign_account.is_some() {
+            return self.identity.arn.clone();
+        }
         match self.kind {
             PrincipalKind::User => self.name.clone(),
             PrincipalKind::Robot => format!("robot/{}", self.name),
+        }
+    }
+
+    /// A user or robot of the trusted registry `account`, from its ARN
+    /// (`arn:aws:iam::<account>:user/<name>` or `user/robot/<name>`); `None` for any other ARN.
+    fn foreign(account: &str, arn: &str) -> Option<Principal> {
+        let path = arn.strip_prefix(&format!("arn:aws:iam::{account}:user/"))?;
+        let (kind, name) = match path.strip_prefix("robot/") {
+            Some(name) => (PrincipalKind::Robot, name),
+            None => (PrincipalKind::User, path),
+        };
+        validate_name("principal", name).ok()?;
+        let identity = match kind {
+            PrincipalKind::User => Identity::user(account, name),
+            PrincipalKind::Robot => Identity::robot(account, name),
+        };
+        Some(Principal {
+            id: 0,
+            kind,
+            name: name.to_owned(),
+            credential_version: 0,
+            expires_at: None,
+            password_hash: None,
+            groups: Vec::new(),
+            identity,
+            foreign_account: Some(account.to_owned()),
+        })
+    }
+
+    fn cache_key(&self) -> PrincipalKey {
+        match &self.foreign_account {
+            Some(_) => PrincipalKey::Foreign(self.identity.arn.clone()),
+            None => PrincipalKey::Local {
+                id: self.id,
+                credential_version: self.credential_version,
+            },
         }
     }
 
@@ -304,6 +358,8 @@ pub struct Access {
     issuer: String,
     token_ttl: Duration,
     refresh_token_ttl: Duration,
+    /// Lifetime of the passwords this registry signs for trusted ones.
+    federated_password_ttl: Duration,
     keys: SigningKeys,
     principals: TtlCache<(PrincipalKind, String), Option<Arc<Principal>>>,
     /// Fingerprints of (principal, password, stored hash) that verified; see [`VERIFIED_TTL`].
@@ -365,6 +421,7 @@ impl Access {
             issuer: config.auth.issuer.clone(),
             token_ttl: Duration::from_secs(config.auth.token_ttl_secs),
             refresh_token_ttl: Duration::from_secs(config.auth.refresh_token_ttl_secs),
+            federated_password_ttl: Duration::from_secs(config.federation.password_ttl_secs),
             keys,
             principals: TtlCache::new(CACHE_TTL, 100_000),
             verified: TtlCache::new(VERIFIED_TTL, 100_000),

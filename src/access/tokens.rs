@@ -121,6 +121,42 @@ impl Access {
         Ok((self.sign(&claims)?, expires))
     }
 
+    /// A password for the trusted registry `audience` (`GetAuthorizationToken` with
+    /// `registryIds`): signed with this registry's key, issuer this registry's id, audience the
+    /// other's, subject and `principal` the caller's ARN. It lives `[federation]
+    /// password_ttl_secs` at most and no longer than the credential it was obtained with; the other
+    /// registry cannot see revocations here, so that short lifetime is how they reach it.
+    pub fn federated_password(
+        &self,
+        subject: &Subject,
+        audience: &str,
+    ) -> Result<(String, DateTime<Utc>)> {
+        let Some(principal) = subject
+            .principal
+            .as_ref()
+            .filter(|p| p.foreign_account.is_none())
+        else {
+            return Err(Error::Denied(
+                "only this registry's own users and robots get passwords for other registries"
+                    .into(),
+            ));
+        };
+        let lifetime = chrono::Duration::from_std(self.federated_password_ttl)
+            .unwrap_or(chrono::Duration::hours(1));
+        let claims = Claims::new(
+            TokenType::FederatedPassword,
+            &self.registry_id,
+            audience,
+            principal.arn(),
+            self.now(),
+            lifetime,
+        )
+        .with_principal(principal.arn())
+        .expiring_by(subject.credential.as_ref().and_then(|c| c.expires_at));
+        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
+        Ok((self.sign(&claims)?, expires))
+    }
+
     /// The password the scan workers hand to Trivy for one scan: it reads the image `grant`
     /// (the manifest and the blobs it references) for `ttl`, and nothing else. It belongs to no
     /// principal, so no policy widens or narrows it, and it never yields a refresh token.

@@ -22,11 +22,14 @@ pub enum CredentialKind {
     RegistryToken,
     /// Berth's own scanner: a one-scan password that reads one image.
     Scanner,
+    /// A password a trusted registry signed for one of its principals (HTTP Basic as `AWS`):
+    /// federation.
+    FederatedPassword,
 }
 
 impl CredentialKind {
     /// Every kind, in the order of the table in the README.
-    pub const ALL: [CredentialKind; 7] = [
+    pub const ALL: [CredentialKind; 8] = [
         CredentialKind::Password,
         CredentialKind::RobotSecret,
         CredentialKind::AccessKey,
@@ -34,6 +37,7 @@ impl CredentialKind {
         CredentialKind::RefreshToken,
         CredentialKind::RegistryToken,
         CredentialKind::Scanner,
+        CredentialKind::FederatedPassword,
     ];
 
     /// The name written in the audit log and in error messages.
@@ -46,6 +50,7 @@ impl CredentialKind {
             CredentialKind::RefreshToken => "refresh_token",
             CredentialKind::RegistryToken => "registry_token",
             CredentialKind::Scanner => "scanner",
+            CredentialKind::FederatedPassword => "federated_password",
         }
     }
 
@@ -59,6 +64,9 @@ impl CredentialKind {
             CredentialKind::RefreshToken => "a refresh token",
             CredentialKind::RegistryToken => "a registry token",
             CredentialKind::Scanner => "the scanner's credential",
+            CredentialKind::FederatedPassword => {
+                "a password a trusted registry signed (GetAuthorizationToken with registryIds)"
+            }
         }
     }
 }

@@ -92,6 +92,10 @@ pub enum TokenType {
     RegistryPassword,
     /// The password Berth's scanner gets for one scan (HTTP Basic `AWS:<password>`).
     ScanPassword,
+    /// A password one registry signs for a caller of its own to use at another registry that
+    /// trusts it (HTTP Basic `AWS:<password>` there): `iss` is the signing registry's id, `aud`
+    /// the other registry's id, `principal` the caller's ARN in the signing registry's account.
+    FederatedPassword,
 }
 
 /// The one image a scanner credential may read: a manifest and the blobs it references, in one
@@ -664,75 +668,131 @@ impl KeyRing {
         expected_audience: &str,
         now: DateTime<Utc>,
     ) -> Result<Claims, TokenError> {
-        if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(_), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        // Read the header ourselves so that the algorithm decision does not depend on which
-        // algorithms the JWT library happens to know.
-        let header_json = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        let header: serde_json::Value =
-            serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-        let alg = header
-            .get("alg")
-            .and_then(serde_json::Value::as_str)
-            .ok_or(TokenError::Malformed)?;
-        if alg != TOKEN_ALGORITHM {
-            return Err(TokenError::UnsupportedAlgorithm(
-                alg.chars().take(32).collect(),
-            ));
-        }
-        if header.get("crit").is_some() {
-            return Err(TokenError::UnsupportedCriticalHeader);
-        }
-        let kid = header
-            .get("kid")
-            .and_then(serde_json::Value::as_str)
-            .ok_or(TokenError::MissingKeyId)?;
-        let key = self.verifying_key(kid).ok_or(TokenError::UnknownKey)?;
-
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding_key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                    TokenError::UnsupportedAlgorithm(alg.to_owned())
-                }
-                _ => TokenError::Malformed,
-            })?
-            .claims;
-
-        if !expected_types.contains(&claims.typ) {
-            return Err(TokenError::WrongTokenType);
-        }
-        if claims.iss != expected_issuer {
-            return Err(TokenError::WrongIssuer);
-        }
-        if claims.aud != expected_audience {
-            return Err(TokenError::WrongAudience);
-        }
-        let now = now.timestamp();
-        if now > claims.exp.saturating_add(CLOCK_LEEWAY_SECS) {
-            return Err(TokenError::Expired);
-        }
-        if claims.nbf > now.saturating_add(CLOCK_LEEWAY_SECS)
-            || claims.iat > now.saturating_add(CLOCK_LEEWAY_SECS)
-        {
-            return Err(TokenError::NotYetValid);
-        }
-        Ok(claims)
+        verify_signed(
+            token,
+            |kid| self.verifying_key(kid).cloned(),
+            expected_types,
+            expected_issuer,
+            expected_audience,
+            now,
+        )
     }
+}
+
+/// The issuer a token names, read without checking anything: only to choose whose keys verify
+/// it (a registry's own, or a trusted registry's). Nothing read here is trusted until
+/// [`verify_federated_password`] has checked the signature and compared `iss` again.
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: String,
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let payload = token.split('.').nth(1)?;
+    let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Issuer>(&json).ok().map(|c| c.iss)
+}
+
+/// Verifies a password another registry signed for this one: ES256 by one of `keys` (the
+/// signing registry's published keys), `typ` federated_password, `iss` = that registry's id,
+/// `aud` = this registry's id, and validity against `now`.
+pub fn verify_federated_password(
+    token: &str,
+    key_of: impl FnOnce(&str) -> Option<VerifyingKey>,
+    issuer_registry_id: &str,
+    own_registry_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Claims, TokenError> {
+    verify_signed(
+        token,
+        key_of,
+        &[TokenType::FederatedPassword],
+        issuer_registry_id,
+        own_registry_id,
+        now,
+    )
+}
+
+/// Every check of a signed token: shape, algorithm (ES256 only, read from the header here),
+/// no `crit`, a key id that `key_of` knows, the signature, then `typ`, `iss`, `aud` and validity.
+fn verify_signed(
+    token: &str,
+    key_of: impl FnOnce(&str) -> Option<VerifyingKey>,
+    expected_types: &[TokenType],
+    expected_issuer: &str,
+    expected_audience: &str,
+    now: DateTime<Utc>,
+) -> Result<Claims, TokenError> {
+    if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    // Read the header ourselves so that the algorithm decision does not depend on which
+    // algorithms the JWT library happens to know.
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+    let alg = header
+        .get("alg")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(TokenError::Malformed)?;
+    if alg != TOKEN_ALGORITHM {
+        return Err(TokenError::UnsupportedAlgorithm(
+            alg.chars().take(32).collect(),
+        ));
+    }
+    if header.get("crit").is_some() {
+        return Err(TokenError::UnsupportedCriticalHeader);
+    }
+    let kid = header
+        .get("kid")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(TokenError::MissingKeyId)?;
+    let key = key_of(kid).ok_or(TokenError::UnknownKey)?;
+
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding_key, &validation)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                TokenError::UnsupportedAlgorithm(alg.to_owned())
+            }
+            _ => TokenError::Malformed,
+        })?
+        .claims;
+
+    if !expected_types.contains(&claims.typ) {
+        return Err(TokenError::WrongTokenType);
+    }
+    if claims.iss != expected_issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if claims.aud != expected_audience {
+        return Err(TokenError::WrongAudience);
+    }
+    let now = now.timestamp();
+    if now > claims.exp.saturating_add(CLOCK_LEEWAY_SECS) {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf > now.saturating_add(CLOCK_LEEWAY_SECS)
+        || claims.iat > now.saturating_add(CLOCK_LEEWAY_SECS)
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -1137,6 +1197,77 @@ mod tests {
             );
             assert_eq!(verify(&password, t0()), Err(TokenError::WrongTokenType));
         }
+    }
+
+    #[test]
+    fn federated_passwords_verify_only_with_the_signers_keys_for_this_audience() {
+        const A: &str = "000000000000";
+        const B: &str = "111111111111";
+        let hour = chrono::Duration::hours(1);
+        let arn = "arn:aws:iam::000000000000:user/alice";
+        let claims = |typ, iss: &str, aud: &str| {
+            Claims::new(typ, iss, aud, arn, t0(), hour).with_principal(arn)
+        };
+        let a_key = || Some(key().verifying_key().clone());
+        let password = ring()
+            .issue(&claims(TokenType::FederatedPassword, A, B))
+            .unwrap();
+        // What the receiving registry reads before verifying: only whose keys to use.
+        assert_eq!(unverified_issuer(&password).as_deref(), Some(A));
+        assert_eq!(unverified_issuer("not.a.jwt"), None);
+        let verified = verify_federated_password(&password, |_| a_key(), A, B, t0()).unwrap();
+        assert_eq!(verified.principal.as_deref(), Some(arn));
+
+        let check = |token: &str, iss: &str, aud: &str, now| {
+            verify_federated_password(token, |_| a_key(), iss, aud, now)
+        };
+        // Another audience, another issuer than the keys' owner, expired, not yet valid.
+        assert_eq!(
+            check(&password, A, "222222222222", t0()),
+            Err(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            check(&password, "222222222222", B, t0()),
+            Err(TokenError::WrongIssuer)
+        );
+        let late = t0() + hour + chrono::Duration::seconds(CLOCK_LEEWAY_SECS + 1);
+        assert_eq!(check(&password, A, B, late), Err(TokenError::Expired));
+        let early = t0() - chrono::Duration::seconds(CLOCK_LEEWAY_SECS + 1);
+        assert_eq!(check(&password, A, B, early), Err(TokenError::NotYetValid));
+        // A key the signer never published.
+        assert_eq!(
+            verify_federated_password(&password, |_| None, A, B, t0()),
+            Err(TokenError::UnknownKey)
+        );
+        let other = SigningKey::generate();
+        assert_eq!(
+            verify_federated_password(
+                &password,
+                |_| Some(other.verifying_key().clone()),
+                A,
+                B,
+                t0()
+            ),
+            Err(TokenError::BadSignature)
+        );
+        // No other kind of token passes as one, and it passes as no other kind.
+        for typ in [
+            TokenType::Access,
+            TokenType::Refresh,
+            TokenType::RegistryPassword,
+            TokenType::ScanPassword,
+        ] {
+            let token = ring().issue(&claims(typ, A, B)).unwrap();
+            assert_eq!(check(&token, A, B, t0()), Err(TokenError::WrongTokenType));
+        }
+        assert_eq!(
+            ring().verify_registry_password(&password, A, B, t0()),
+            Err(TokenError::WrongTokenType)
+        );
+        assert_eq!(
+            ring().verify_access_token(&password, A, B, t0()),
+            Err(TokenError::WrongTokenType)
+        );
     }
 
     #[test]

@@ -72,16 +72,21 @@ impl Identity {
 
     /// The account (registry id) in the identity's ARN.
     pub fn account(&self) -> Option<&str> {
-        let rest = self.arn.strip_prefix("arn:")?;
-        let mut fields = rest.splitn(5, ':');
-        let (_partition, service, _region, account) = (
-            fields.next()?,
-            fields.next()?,
-            fields.next()?,
-            fields.next()?,
-        );
-        (service == "iam" && !account.is_empty()).then_some(account)
+        arn_account(&self.arn)
     }
+}
+
+/// The account of an IAM ARN (`arn:aws:iam::<account>:...`); `None` for anything else.
+pub fn arn_account(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:")?;
+    let mut fields = rest.splitn(5, ':');
+    let (_partition, service, _region, account) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    (service == "iam" && !account.is_empty()).then_some(account)
 }
 
 /// The caller: anonymous (no credentials, no ARN) or a signed-in identity.

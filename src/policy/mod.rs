@@ -59,7 +59,8 @@ mod tests;
 pub use action::{AccessLevel, Action, ActionSet, ScopeAction};
 pub use condition::ConditionKey;
 pub use context::{
-    group_arn, repository_arn, robot_arn, root_arn, user_arn, Identity, RequestContext, Requester,
+    arn_account, group_arn, repository_arn, robot_arn, root_arn, user_arn, Identity,
+    RequestContext, Requester,
 };
 pub use document::{
     Effect, PolicyDocument, PolicyError, PolicyKind, PolicyVersion, Statement, StatementId,

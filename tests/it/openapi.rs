@@ -227,7 +227,11 @@ fn allow_all() -> Value {
 #[tokio::test]
 async fn every_rest_answer_matches_its_schema() {
     use Method as M;
-    let app = App::start().await;
+    // One trusted registry, for the federation routes (its JWKS need not be readable).
+    let trusted = json!([{"registry_id": "111111111111", "region": "eu-west-1",
+        "url": "https://b.example", "jwks": "/nonexistent/jwks.json"}])
+    .to_string();
+    let app = App::start_with(&[("BERTH_FEDERATION_REGISTRIES", &trusted)]).await;
     let mut s = Scenario {
         app,
         document: berth::http::admin::openapi_document(),
@@ -592,6 +596,14 @@ async fn every_rest_answer_matches_its_schema() {
     s.call(M::GET, "/api/v1/signing-keys", &[], "", None).await;
     s.call(M::GET, "/api/v1/federation/registries", &[], "", None)
         .await;
+    s.call(
+        M::POST,
+        "/api/v1/federation/passwords",
+        &[],
+        "",
+        Some(json!({"registry_id": "111111111111"})),
+    )
+    .await;
     s.call(M::POST, "/api/v1/signing-keys/rotate", &[], "", None)
         .await;
     s.call(M::GET, "/api/v1/audit", &[], "limit=5", None).await;

@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::shapes::{
-    CreationTemplateAnswer, CreationTemplatePage, ImageParam, LifecycleEventPage,
-    LifecyclePreviewPage, PullThroughRulePage, PutPullGate, PutScanningConfiguration,
-    PutTagMutability, RepositoryPage,
+    CreationTemplateAnswer, CreationTemplatePage, FederatedPassword, FederatedPasswordRequest,
+    ImageParam, LifecycleEventPage, LifecyclePreviewPage, PullThroughRulePage, PutPullGate,
+    PutScanningConfiguration, PutTagMutability, RepositoryPage,
 };
 use super::{decode, text, OpCall, Payload, Routes};
 use crate::error::{Error, Result};
@@ -30,14 +30,14 @@ use crate::ops::shapes::{
     DeleteRegistryPolicyRequest, DeleteRepositoryCreationTemplateRequest,
     DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeImageScanFindingsRequest,
     DescribePullThroughCacheRulesRequest, DescribeRepositoriesRequest,
-    DescribeRepositoryCreationTemplatesRequest, GetAccountRequest, GetGcStatusRequest,
-    GetGroupRequest, GetIdentityPolicyRequest, GetLifecyclePolicyPreviewRequest,
-    GetLifecyclePolicyRequest, GetOpenApiDocumentRequest, GetPullGateRequest,
-    GetRegistryPolicyRequest, GetRegistryScanningConfigurationRequest, GetRepositoryPolicyRequest,
-    GetSettingsRequest, ImageIdentifier, ImageScanningConfiguration, ListAccessKeysRequest,
-    ListAccountsRequest, ListAuditEventsRequest, ListEventsRequest, ListGroupsRequest,
-    ListLifecycleEventsRequest, ListSigningKeysRequest, ListTrustedRegistriesRequest,
-    PutIdentityPolicyRequest, PutImageScanningConfigurationRequest,
+    DescribeRepositoryCreationTemplatesRequest, GetAccountRequest, GetAuthorizationTokenRequest,
+    GetGcStatusRequest, GetGroupRequest, GetIdentityPolicyRequest,
+    GetLifecyclePolicyPreviewRequest, GetLifecyclePolicyRequest, GetOpenApiDocumentRequest,
+    GetPullGateRequest, GetRegistryPolicyRequest, GetRegistryScanningConfigurationRequest,
+    GetRepositoryPolicyRequest, GetSettingsRequest, ImageIdentifier, ImageScanningConfiguration,
+    ListAccessKeysRequest, ListAccountsRequest, ListAuditEventsRequest, ListEventsRequest,
+    ListGroupsRequest, ListLifecycleEventsRequest, ListSigningKeysRequest,
+    ListTrustedRegistriesRequest, PutIdentityPolicyRequest, PutImageScanningConfigurationRequest,
     PutImageScanningConfigurationResponse, PutImageTagMutabilityRequest,
     PutImageTagMutabilityResponse, PutLifecyclePolicyRequest, PutPullGateRequest,
     PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest, PutSettingsRequest,
@@ -236,6 +236,7 @@ pub(super) fn mount(r: Routes) -> Routes {
         .get("/api/v1/signing-keys", signing_keys)
         .post("/api/v1/signing-keys/rotate", rotate_signing_key)
         .get("/api/v1/federation/registries", trusted_registries)
+        .post("/api/v1/federation/passwords", federated_password)
         .get("/api/v1/audit", audit_log)
         .get("/api/v1/gc", gc_status)
 }
@@ -742,6 +743,35 @@ async fn signing_keys(call: OpCall) -> Reply {
 /// GET /api/v1/federation/registries: the registries this one trusts and their keys.
 async fn trusted_registries(call: OpCall) -> Reply {
     Ok(ok(call.run(ListTrustedRegistriesRequest {}).await?))
+}
+
+/// POST /api/v1/federation/passwords: GetAuthorizationToken for one trusted registry, as a
+/// user name and password ready for `docker login`.
+async fn federated_password(call: OpCall, Payload(body): Payload) -> Reply {
+    use base64::Engine as _;
+    let FederatedPasswordRequest { registry_id } = decode(&body)?;
+    let mut answer = call
+        .run(GetAuthorizationTokenRequest {
+            registry_ids: Some(vec![registry_id.clone()]),
+        })
+        .await?;
+    let data = answer
+        .authorization_data
+        .pop()
+        .ok_or_else(|| Error::internal("GetAuthorizationToken answered no password"))?;
+    let basic = base64::engine::general_purpose::STANDARD
+        .decode(&data.authorization_token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Error::internal("GetAuthorizationToken answered no Basic pair"))?;
+    let (username, password) = basic.split_once(':').unwrap_or(("AWS", ""));
+    Ok(ok(FederatedPassword {
+        registry_id,
+        proxy_endpoint: data.proxy_endpoint,
+        username: username.to_owned(),
+        password: password.to_owned(),
+        expires_at: (data.expires_at * 1000.0) as i64,
+    }))
 }
 
 /// POST /api/v1/signing-keys/rotate

@@ -11,9 +11,9 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 
 use super::shapes::{
-    CreationTemplateAnswer, CreationTemplatePage, ImageParam, LifecycleEventPage,
-    LifecyclePreviewPage, PullThroughRulePage, PutPullGate, PutScanningConfiguration,
-    PutTagMutability, RepositoryPage,
+    CreationTemplateAnswer, CreationTemplatePage, FederatedPassword, FederatedPasswordRequest,
+    ImageParam, LifecycleEventPage, LifecyclePreviewPage, PullThroughRulePage, PutPullGate,
+    PutScanningConfiguration, PutTagMutability, RepositoryPage,
 };
 use crate::http::error::ErrorBody;
 use crate::ops::identity::{Robots, Users};
@@ -194,6 +194,7 @@ const OPS: &[Op] = &[
     op!("post" "/api/v1/policy-simulator", "simulatePolicy", "Decide one ECR action for a principal with the stored policies", ADMIN, Json(json::<SimulatePolicyRequest>) => 200 Json(json::<PolicySimulation>)),
     op!("get" "/api/v1/signing-keys", "listSigningKeys", "Ids of the keys tokens are verified with, the signing one first", ADMIN, NoBody => 200 Json(json::<SigningKeys>)),
     op!("get" "/api/v1/federation/registries", "listTrustedRegistries", "The registries this one trusts ([federation]), with the keys last read from each and why the last read failed, if it did", ADMIN, NoBody => 200 Json(json::<TrustedRegistryList>)),
+    op!("post" "/api/v1/federation/passwords", "getFederatedPassword", "A short-lived password for a registry this one trusts (GetAuthorizationToken with registryIds): `docker login <proxy_endpoint> -u AWS` with it; that registry decides every request with its own policies", "ecr:GetAuthorizationToken on the registry", Json(json::<FederatedPasswordRequest>) => 200 Json(json::<FederatedPassword>)),
     op!("post" "/api/v1/signing-keys/rotate", "rotateSigningKey", "Sign with a new key; earlier keys verify until their tokens expire", ADMIN, NoBody => 200 Json(json::<SigningKeys>)),
     op!("get" "/api/v1/audit", "listAuditEvents", "The audit log, newest first", ADMIN, NoBody => 200 Json(json::<AuditLog>),
         &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("before", "integer", "Entries older than this entry id (the previous page's `next`)")]),

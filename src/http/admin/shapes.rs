@@ -116,3 +116,23 @@ pub struct LifecycleEventPage {
     /// Pass as `after` for the next page; `null` on the last one.
     pub next: Option<String>,
 }
+
+/// The body of `POST /api/v1/federation/passwords`.
+#[derive(Deserialize, ToSchema)]
+pub struct FederatedPasswordRequest {
+    /// The trusted registry (`[federation]`) the password is for.
+    pub registry_id: String,
+}
+
+/// A password for a trusted registry: `docker login <proxy_endpoint> -u AWS` with it.
+#[derive(Serialize, ToSchema)]
+pub struct FederatedPassword {
+    pub registry_id: String,
+    /// The registry's URL, where to log in.
+    pub proxy_endpoint: String,
+    /// Always `AWS`.
+    pub username: String,
+    pub password: String,
+    /// When the password stops working (Unix ms).
+    pub expires_at: i64,
+}

@@ -37,6 +37,11 @@ pub fn admin() -> Who {
 
 impl App {
     pub async fn start() -> App {
+        App::start_with(&[]).await
+    }
+
+    /// [`App::start`] with extra configuration (`BERTH_*` variables).
+    pub async fn start_with(env: &[(&str, &str)]) -> App {
         let dir = tempfile::tempdir().unwrap();
         let overrides = Overrides {
             data_dir: Some(dir.path().join("data")),
@@ -47,7 +52,7 @@ impl App {
                 "BERTH_ADMIN_PASSWORD" => Some(ADMIN_PASSWORD),
                 "BERTH_ADMIN_ACCESS_KEY_ID" => Some(ADMIN_KEY),
                 "BERTH_ADMIN_SECRET_ACCESS_KEY" => Some(ADMIN_SECRET),
-                _ => None,
+                _ => env.iter().find(|(k, _)| *k == key).map(|(_, v)| *v),
             }
             .map(str::to_owned)
         })

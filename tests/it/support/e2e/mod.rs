@@ -328,6 +328,23 @@ impl Registry {
         }
     }
 
+    /// A Berth the test started itself (with its own configuration), logged in to as the admin.
+    pub fn of_server(server: TestServer) -> Self {
+        Registry {
+            addr: server.addr.clone(),
+            kind: "berth",
+            creds: Some((ADMIN_USER.to_owned(), ADMIN_PASSWORD.to_owned())),
+            server: Some(server),
+            reference: None,
+            _tmp: None,
+        }
+    }
+
+    /// The Berth behind this registry, when it is one the test started.
+    pub fn server(&self) -> Option<&TestServer> {
+        self.server.as_ref()
+    }
+
     /// A registry serving HTTPS with the given certificate. With `BERTH_E2E_REGISTRY` set, this
     /// starts a reference registry (docker-registry) of our own, since the external one has no
     /// access to the test's certificate.
