@@ -157,6 +157,15 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             cancel.clone(),
         )));
     }
+    let replication = &state.config.replication;
+    let replicator = Arc::new(crate::replication::Replicator::new(
+        state.registry.clone(),
+        state.access.clone(),
+        &state.replica_id,
+        replication.concurrency,
+        Duration::from_secs(replication.retry_window_secs),
+    ));
+    jobs.push(tokio::spawn(replicator.run(cancel.clone())));
     jobs.push(tokio::spawn(crate::jobs::flush_pulls(
         state.registry.clone(),
         Duration::from_secs(lifecycle.pull_flush_secs.max(1)),

@@ -50,6 +50,7 @@ pub struct Config {
     pub trivy: TrivyConfig,
     pub pull_through: PullThroughConfig,
     pub federation: FederationConfig,
+    pub replication: ReplicationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -277,6 +278,27 @@ pub struct LimitsConfig {
     pub max_json_body_bytes: usize,
 }
 
+/// Sending pushed images to other registries (`[replication]`, env `BERTH_REPLICATION_*`); the
+/// rules themselves are set through the APIs (`PutReplicationConfiguration`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Images this replica sends at once.
+    pub concurrency: usize,
+    /// How long after a push an unreachable or failing destination is retried before the task
+    /// ends `FAILED`.
+    pub retry_window_secs: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            concurrency: 4,
+            retry_window_secs: 3600,
+        }
+    }
+}
+
 /// The longest a password for another registry may live: an ECR registry password's 12 hours.
 pub const MAX_FEDERATED_PASSWORD_TTL_SECS: u64 = 12 * 3600;
 
@@ -392,6 +414,7 @@ impl Default for Config {
             trivy: TrivyConfig::default(),
             pull_through: PullThroughConfig::default(),
             federation: FederationConfig::default(),
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -673,6 +696,11 @@ impl Config {
             )));
         }
         self.validate_federation()?;
+        if self.replication.concurrency == 0 || self.replication.retry_window_secs == 0 {
+            return Err(ConfigError(
+                "replication.concurrency and replication.retry_window_secs must be positive".into(),
+            ));
+        }
         if self.admin_access_key_id.is_empty() != self.admin_secret_access_key.expose().is_empty() {
             return Err(ConfigError(
                 "admin_access_key_id and admin_secret_access_key must be given together".into(),

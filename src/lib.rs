@@ -8,7 +8,8 @@
 //! app, server                       wiring: build the services, spawn jobs, serve connections
 //! http, jobs                        transports (oci, token, admin, ecr) and background loops
 //! ops                               typed management operations behind one gate (the control plane)
-//! pull_through                      cached repositories filled from upstream registries
+//! pull_through, replication         cached repositories filled from upstream registries; pushed
+//!                                   images sent to other registries
 //! access, service                   credentials and authorization; the registry's use cases
 //! meta, storage                     metadata in SQL, blob bytes in object storage
 //! secrets                           encryption of the secrets kept in the database
@@ -30,6 +31,7 @@ pub mod oci;
 pub mod ops;
 pub mod policy;
 pub mod pull_through;
+pub mod replication;
 pub mod secrets;
 pub mod server;
 pub mod service;

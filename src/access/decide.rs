@@ -179,6 +179,20 @@ impl Access {
         Ok(evaluate(&set, &ctx))
     }
 
+    /// The ECR actions behind a Docker scope action for `subject`: a registry replicating into
+    /// this one pulls and pushes under `ecr:ReplicateImage` alone (the permission ECR asks
+    /// destination registries to grant), everyone else under the actions of a pull or push.
+    pub fn scope_actions(&self, subject: &Subject, scope: ScopeAction) -> &'static [Action] {
+        let replicator = subject
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.is_replicator());
+        match scope {
+            ScopeAction::Pull | ScopeAction::Push if replicator => &[Action::ReplicateImage],
+            _ => scope.actions(),
+        }
+    }
+
     /// True if every ECR action behind the Docker scope action is allowed on `repository`.
     pub async fn may(
         &self,
@@ -201,7 +215,7 @@ impl Access {
             return Ok(hit);
         }
         let mut allowed = true;
-        for action in scope.actions() {
+        for action in self.scope_actions(subject, scope) {
             if !self
                 .decide(subject, *action, Some(repository), facts)
                 .await?

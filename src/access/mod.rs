@@ -165,8 +165,27 @@ impl Principal {
     }
 
     /// A user or robot of the trusted registry `account`, from its ARN
-    /// (`arn:aws:iam::<account>:user/<name>` or `user/robot/<name>`); `None` for any other ARN.
+    /// (`arn:aws:iam::<account>:user/<name>` or `user/robot/<name>`), or that registry itself
+    /// replicating (`arn:aws:iam::<account>:root`, see [`Principal::is_replicator`]); `None` for
+    /// any other ARN.
     fn foreign(account: &str, arn: &str) -> Option<Principal> {
+        if arn == crate::policy::root_arn(account) {
+            return Some(Principal {
+                id: 0,
+                kind: PrincipalKind::User,
+                name: "root".to_owned(),
+                credential_version: 0,
+                expires_at: None,
+                password_hash: None,
+                groups: Vec::new(),
+                identity: Identity {
+                    arn: arn.to_owned(),
+                    username: "root".to_owned(),
+                    groups: Vec::new(),
+                },
+                foreign_account: Some(account.to_owned()),
+            });
+        }
         let path = arn.strip_prefix(&format!("arn:aws:iam::{account}:user/"))?;
         let (kind, name) = match path.strip_prefix("robot/") {
             Some(name) => (PrincipalKind::Robot, name),
@@ -188,6 +207,14 @@ impl Principal {
             identity,
             foreign_account: Some(account.to_owned()),
         })
+    }
+
+    /// A trusted registry's replication principal (its root): it pulls and pushes only as
+    /// `ecr:ReplicateImage` allows, as ECR's replication does.
+    pub fn is_replicator(&self) -> bool {
+        self.foreign_account
+            .as_deref()
+            .is_some_and(|account| self.identity.arn == crate::policy::root_arn(account))
     }
 
     fn cache_key(&self) -> PrincipalKey {

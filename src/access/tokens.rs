@@ -157,6 +157,27 @@ impl Access {
         Ok((self.sign(&claims)?, expires))
     }
 
+    /// The password this registry's replication worker logs in to the trusted registry
+    /// `audience` with: like [`Access::federated_password`], for this registry's root
+    /// (`arn:aws:iam::<this registry>:root`), which the other registry lets push only where its
+    /// policies allow `ecr:ReplicateImage` (and `ecr:CreateRepository` for new repositories).
+    pub fn replication_password(&self, audience: &str) -> Result<(String, DateTime<Utc>)> {
+        let root = crate::policy::root_arn(&self.registry_id);
+        let lifetime = chrono::Duration::from_std(self.federated_password_ttl)
+            .unwrap_or(chrono::Duration::hours(1));
+        let claims = Claims::new(
+            TokenType::FederatedPassword,
+            &self.registry_id,
+            audience,
+            &root,
+            self.now(),
+            lifetime,
+        )
+        .with_principal(&root);
+        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
+        Ok((self.sign(&claims)?, expires))
+    }
+
     /// The password the scan workers hand to Trivy for one scan: it reads the image `grant`
     /// (the manifest and the blobs it references) for `ttl`, and nothing else. It belongs to no
     /// principal, so no policy widens or narrows it, and it never yields a refresh token.

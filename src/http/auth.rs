@@ -229,7 +229,12 @@ pub async fn guard(
         .access
         .may(&subject, scope, name.as_str(), facts)
         .await?;
-    for action in scope.actions().iter().filter(|_| !allowed) {
+    for action in app
+        .access
+        .scope_actions(&subject, scope)
+        .iter()
+        .filter(|_| !allowed)
+    {
         let decision = app
             .access
             .decide(&subject, *action, Some(name.as_str()), facts)

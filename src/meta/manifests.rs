@@ -195,6 +195,14 @@ impl Manifests {
             }
             scan::queue_children_in(&mut tx, repository_id, &m.required_manifests).await?;
         }
+        if !m.replicate_to.is_empty() {
+            let name: String = sqlx::query("SELECT name FROM repositories WHERE id = $1")
+                .bind(repository_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("name")?;
+            replication::enqueue_in(&mut tx, &name, &digest, tags, &m.replicate_to).await?;
+        }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
         Ok(())

@@ -14,6 +14,7 @@ mod leases;
 mod lifecycle;
 mod manifests;
 mod pull_through;
+mod replication;
 mod repositories;
 mod resource_tags;
 mod scan;
@@ -28,6 +29,11 @@ pub use lifecycle::{
     ExpireOutcome, LifecycleAuditRow, LifecycleImageRow, LifecyclePolicyRow, LifecyclePreviewRow,
 };
 pub use pull_through::{RuleRecord, StoredRule};
+pub use replication::ReplicationTask;
+pub use replication::{
+    COMPLETE as REPLICATION_COMPLETE, FAILED as REPLICATION_FAILED,
+    IN_PROGRESS as REPLICATION_IN_PROGRESS,
+};
 pub use scan::{
     is_scannable, Finding, OutboxEvent, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES,
     SCAN_EVENT_KIND,
@@ -135,6 +141,8 @@ stores! {
     Audit => audit;
     /// Leases for single passes and the heartbeats that keep them.
     Leases => leases;
+    /// The replication configuration and the tasks that carry pushed images to destinations.
+    Replication => replication;
 }
 
 /// The default GC grace period: 24 hours.
@@ -210,6 +218,8 @@ pub struct NewManifest {
     pub required_blobs: Vec<String>,
     /// Child manifests that must be in the repository when an index commits.
     pub required_manifests: Vec<String>,
+    /// Where the push is replicated to: one task per tag and destination is written with it.
+    pub replicate_to: Vec<crate::policy::replication::ReplicationDestination>,
 }
 
 /// What committing an upload found.

@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod policies;
 pub mod pull_through;
 pub mod registry;
+pub mod replication;
 pub mod repositories;
 pub mod resource_tags;
 pub mod scanning;

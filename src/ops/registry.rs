@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use super::shapes::{
     AuthorizationData, DescribeRegistryRequest, DescribeRegistryResponse,
-    GetAuthorizationTokenRequest, GetAuthorizationTokenResponse, ReplicationConfiguration,
+    GetAuthorizationTokenRequest, GetAuthorizationTokenResponse,
 };
 use super::{Context, Operation};
 use crate::access::{Permission, Resource};
@@ -22,11 +22,12 @@ impl Operation for DescribeRegistryRequest {
         Permission::Ecr(Action::DescribeRegistry, Resource::Registry)
     }
 
-    /// The registry id; replication is not configurable yet (no rules).
+    /// The registry id and its replication configuration.
     async fn run(self, cx: &Context<'_>) -> Result<DescribeRegistryResponse> {
+        let configuration = cx.registry.replication().configuration().await?;
         Ok(DescribeRegistryResponse {
             registry_id: cx.registry_id().to_owned(),
-            replication_configuration: ReplicationConfiguration { rules: Vec::new() },
+            replication_configuration: (*configuration).clone(),
         })
     }
 }

@@ -161,7 +161,9 @@ pub async fn visible_repositories(
 
 /// A push to a missing repository creates it, with its `CREATE_ON_PUSH` creation template's
 /// settings, when create-on-push is on and the caller may `ecr:CreateRepository` there (the
-/// repository and all its settings in one transaction).
+/// repository and all its settings in one transaction). A registry replicating into this one
+/// creates it with the `REPLICATION` template, whatever the create-on-push setting says (as ECR
+/// replication does), when it may `ecr:CreateRepository` there.
 pub async fn create_on_push(
     registry: &Registry,
     access: &Access,
@@ -169,7 +171,11 @@ pub async fn create_on_push(
     name: &RepoName,
     facts: &RequestFacts,
 ) -> Result<()> {
-    if !access.create_on_push().await? {
+    let replicating = subject
+        .principal
+        .as_ref()
+        .is_some_and(|p| p.is_replicator());
+    if !replicating && !access.create_on_push().await? {
         return Err(Error::NameUnknown(format!(
             "repository '{name}' does not exist and create-on-push is off; create the repository first"
         )));
@@ -192,7 +198,14 @@ pub async fn create_on_push(
     }
     let row = registry
         .templates()
-        .create_repository_from_template(name, AppliedFor::CreateOnPush)
+        .create_repository_from_template(
+            name,
+            if replicating {
+                AppliedFor::Replication
+            } else {
+                AppliedFor::CreateOnPush
+            },
+        )
         .await?;
     access.repository_policy_changed(&row.name);
     Ok(())

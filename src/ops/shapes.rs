@@ -224,17 +224,136 @@ pub struct EmptyRequest {}
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DescribeRegistryRequest {}
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReplicationConfiguration {
-    pub rules: Vec<serde_json::Value>,
-}
+pub use crate::policy::replication::{
+    Grammar, ReplicationConfiguration, ReplicationDestination, ReplicationRule, RepositoryFilter,
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeRegistryResponse {
     pub registry_id: String,
     pub replication_configuration: ReplicationConfiguration,
+}
+
+// ---- replication ----
+
+/// PutReplicationConfiguration. Through ECR's door the configuration keeps ECR's grammar;
+/// through `PUT /api/v1/replication` Berth's filter types are accepted too.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PutReplicationConfigurationRequest {
+    #[serde(default)]
+    pub replication_configuration: Option<ReplicationConfiguration>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub grammar: ReplicationGrammar,
+}
+
+/// Which door a replication configuration came through ([`Grammar`], ECR's by default).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicationGrammar(pub Grammar);
+
+impl Default for ReplicationGrammar {
+    fn default() -> Self {
+        ReplicationGrammar(Grammar::Ecr)
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PutReplicationConfigurationResponse {
+    pub replication_configuration: ReplicationConfiguration,
+}
+
+/// DescribeImageReplicationStatus.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageReplicationStatusRequest {
+    #[serde(default)]
+    pub repository_name: String,
+    #[serde(default)]
+    pub image_id: ImageIdentifier,
+    #[serde(default)]
+    pub registry_id: Option<String>,
+}
+
+/// One destination's status for an image.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageReplicationStatus {
+    pub region: String,
+    pub registry_id: String,
+    /// `IN_PROGRESS`, `COMPLETE` or `FAILED`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageReplicationStatusResponse {
+    pub repository_name: String,
+    pub image_id: ImageIdentifier,
+    pub replication_statuses: Vec<ImageReplicationStatus>,
+}
+
+/// ListReplicationTasks (REST): the tasks not yet complete, oldest first.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ListReplicationTasksRequest {
+    #[serde(default)]
+    pub after: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// One image on its way to one destination.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicationTask {
+    pub id: i64,
+    pub repository: String,
+    pub digest: String,
+    /// The tag the push set; absent for a push by digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub registry_id: String,
+    pub region: String,
+    /// `IN_PROGRESS` (waiting or being sent) or `FAILED`.
+    pub status: String,
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicationTaskPage {
+    pub tasks: Vec<ReplicationTask>,
+    /// Pass as `after` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<i64>,
+}
+
+/// RetryReplication (REST): starts failed tasks again.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RetryReplicationRequest {
+    /// Only this repository's.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// Only this image's (with `repository`).
+    #[serde(default)]
+    pub image_digest: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryReplicationResponse {
+    /// How many failed tasks were started again.
+    pub restarted: u64,
 }
 
 // ---- lifecycle policies ----

@@ -50,6 +50,7 @@ mod glob;
 mod key;
 pub mod mutability;
 pub mod pull_through;
+pub mod replication;
 pub mod scanning;
 pub mod templates;
 

@@ -73,6 +73,24 @@ impl BlobService {
         })
     }
 
+    /// The whole blob as a stream of its bytes, never a redirect (replication sends it on).
+    pub async fn blob_stream(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> Result<(u64, crate::storage::ByteStream)> {
+        let row = self.blob_row(name, digest).await?;
+        match self
+            .core
+            .blobs
+            .stream(&row.object_key, row.size, None)
+            .await
+        {
+            Ok(stream) => Ok((row.size, stream)),
+            Err(e) => Err(self.read_failed(name, digest, e).await),
+        }
+    }
+
     /// The error for a blob whose bytes could not be read: the row it was read from may be stale
     /// (garbage collection or a delete removed the blob since), which the database tells.
     async fn read_failed(&self, name: &RepoName, digest: &Digest, error: Error) -> Error {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::core::Core;
 use super::lifecycle::PullTracker;
 use super::page;
+use super::replication::ReplicationRules;
 use super::scan::PullGates;
 use crate::error::{Error, Result};
 use crate::meta::{BlobIndex, ManifestRow, Manifests, NewManifest, ReferrerRow};
@@ -45,6 +46,7 @@ pub struct ManifestService {
     blob_index: BlobIndex,
     gates: Arc<PullGates>,
     pulls: Arc<PullTracker>,
+    replication: Arc<ReplicationRules>,
 }
 
 impl ManifestService {
@@ -54,6 +56,7 @@ impl ManifestService {
         blob_index: BlobIndex,
         gates: Arc<PullGates>,
         pulls: Arc<PullTracker>,
+        replication: Arc<ReplicationRules>,
     ) -> ManifestService {
         ManifestService {
             core,
@@ -61,6 +64,7 @@ impl ManifestService {
             blob_index,
             gates,
             pulls,
+            replication,
         }
     }
 
@@ -216,6 +220,12 @@ impl ManifestService {
             }
         }
         let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+        // What a pull-through cache stores is the upstream's, not pushed here: not replicated.
+        let replicate_to = if lazy_blobs {
+            Vec::new()
+        } else {
+            self.replication.destinations_for(name.as_str()).await?
+        };
         let record = NewManifest {
             digest: digest.clone(),
             media_type: parsed.media_type.clone(),
@@ -230,8 +240,12 @@ impl ManifestService {
             references,
             required_blobs,
             required_manifests,
+            replicate_to,
         };
         self.manifests.put_manifest(repo, &record, &tags).await?;
+        if !record.replicate_to.is_empty() {
+            self.replication.pushed();
+        }
         if !tags.is_empty() {
             self.core.cache.invalidate(repo);
         }

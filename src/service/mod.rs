@@ -21,6 +21,7 @@ mod lifecycle;
 mod manifests;
 mod metadata_cache;
 mod replicas;
+mod replication;
 mod repositories;
 mod resource_tags;
 mod scan;
@@ -46,6 +47,7 @@ pub use lifecycle::{
 pub use manifests::{ManifestPut, ManifestService, StoredManifest};
 pub use metadata_cache::MetaCache;
 pub use replicas::{Readiness, ReplicaService};
+pub use replication::{ImageReplicationStatus, ReplicationRules, ReplicationService};
 pub use repositories::RepositoryService;
 pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use scan::{parse_report, Credential, ScanFindingsPage, ScanService, Scanner, OFFLINE_FLAGS};
@@ -86,6 +88,7 @@ pub struct Registry {
     scans: ScanService,
     gc: GcService,
     replicas: ReplicaService,
+    replication: ReplicationService,
 }
 
 /// How long a replica trusts its copy of a repository's pull gate.
@@ -105,6 +108,7 @@ impl Registry {
         );
         let pulls = Arc::new(PullTracker::default());
         let gates = Arc::new(scan::PullGates::new(meta.scans()));
+        let rules = Arc::new(ReplicationRules::new(meta.replication()));
         let blobs = BlobService::new(core.clone(), meta.blob_index());
         let manifests = ManifestService::new(
             core.clone(),
@@ -112,6 +116,7 @@ impl Registry {
             meta.blob_index(),
             gates.clone(),
             pulls.clone(),
+            rules.clone(),
         );
         let repositories = RepositoryService::new(
             core.clone(),
@@ -138,6 +143,7 @@ impl Registry {
                 meta.blob_index(),
                 meta.gc_grace(),
             ),
+            replication: ReplicationService::new(meta.replication(), rules),
             replicas: ReplicaService::new(core.clone(), meta),
             core,
             blobs,
@@ -194,6 +200,10 @@ impl Registry {
     /// This process among the replicas: leases, readiness, the maintenance epoch.
     pub fn replicas(&self) -> &ReplicaService {
         &self.replicas
+    }
+
+    pub fn replication(&self) -> &ReplicationService {
+        &self.replication
     }
 
     /// The limits requests are held to.

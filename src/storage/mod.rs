@@ -770,6 +770,17 @@ impl BlobStore {
                 .await?;
             return Ok(BlobBody::Redirect(url.to_string()));
         }
+        self.stream(key, size, range).await.map(BlobBody::Stream)
+    }
+
+    /// Streams `range` (or the whole object) of the blob stored under `key`, never redirecting:
+    /// for Berth's own reads (replication sends the bytes itself).
+    pub async fn stream(
+        &self,
+        key: &str,
+        size: u64,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream> {
         let (start, len) = match range {
             Some(r) => (r.start, r.end - r.start + 1),
             None => (0, size),
@@ -780,22 +791,20 @@ impl BlobStore {
                 file.seek(SeekFrom::Start(start)).await?;
             }
             let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
-            return Ok(BlobBody::Stream(stream.boxed()));
+            return Ok(stream.boxed());
         }
         if size == 0 {
-            return Ok(BlobBody::Stream(futures::stream::empty().boxed()));
+            return Ok(futures::stream::empty().boxed());
         }
         let options = GetOptions {
             range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)),
             ..Default::default()
         };
         let result = self.store.get_opts(&self.path(key), options).await?;
-        Ok(BlobBody::Stream(
-            result
-                .into_stream()
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .boxed(),
-        ))
+        Ok(result
+            .into_stream()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .boxed())
     }
 
     /// Every object under `blobs/` and `uploads/` (keys without the bucket prefix), for fsck.

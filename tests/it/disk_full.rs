@@ -356,6 +356,7 @@ async fn sqlite_writes_after_a_full_disk_are_committed() {
             references: vec![],
             required_blobs: vec![],
             required_manifests: vec![],
+            replicate_to: vec![],
         };
         let tag = Tag::parse(&format!("t{i}")).unwrap();
         match meta.manifests().put_manifest(repo, &manifest, &[tag]).await {

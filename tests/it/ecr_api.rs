@@ -1432,7 +1432,7 @@ async fn non_admin_key_is_denied_and_malformed_calls_are_refused() {
     );
     let s = signed(
         &server,
-        "PutReplicationConfiguration",
+        "PutSigningConfiguration",
         b"{}",
         ADMIN_KEY,
         ADMIN_SECRET,

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::support::common::{admin_client, TestServer};
 use crate::support::e2e;
 
-const A_ID: &str = "000000000000";
-const B_ID: &str = "111111111111";
+pub const A_ID: &str = "000000000000";
+pub const B_ID: &str = "111111111111";
 
 async fn get(server: &TestServer, path: &str) -> Value {
     let response = admin_client().get(server.url(path)).send().await.unwrap();
@@ -133,26 +133,40 @@ const C_ID: &str = "222222222222";
 const ALICE: &str = "alice";
 const ALICE_PASSWORD: &str = "alice-password-1";
 
-/// Registry A (SQLite/files or the stack under test) and registry B (another account and
-/// region, on PostgreSQL + S3 when the stack is pg-s3) trusting each other; A also trusts a
-/// registry C that never runs, so that it can mint a password for the wrong audience. A's user
-/// `alice` may ask for passwords (`ecr:GetAuthorizationToken`). Both are wrapped as e2e
-/// registries (admin credentials) so real clients can push to them.
+/// Registries A and B on the stack under test: see [`trusting_pair_on`].
 async fn trusting_pair() -> (e2e::Registry, e2e::Registry) {
-    let mut a = TestServer::start_with(&[], &[("BERTH_REGISTRY_ID", A_ID)]);
-    let mut b = TestServer::start_with(
-        &[],
-        &[
-            ("BERTH_REGISTRY_ID", B_ID),
-            ("BERTH_REGION", "eu-west-1"),
-            (
-                "BERTH_FEDERATION_REGISTRIES",
-                &json!([{"registry_id": A_ID, "region": "us-east-1", "url": a.url(""),
-                         "jwks": a.url("/token/jwks.json")}])
-                .to_string(),
-            ),
-        ],
-    );
+    let pg = crate::support::common::stack_is_pg_s3();
+    trusting_pair_on((pg, &[]), (pg, &[])).await
+}
+
+/// Registry A and registry B (another account and region), each on PostgreSQL + S3 or SQLite
+/// and files as asked and with extra environment, trusting each other; A also trusts a
+/// registry C that never runs, so that it can mint a password for the wrong audience. Both are
+/// wrapped as e2e registries (admin credentials) so real clients can push to them.
+pub async fn trusting_pair_on(
+    (a_pg, a_env): (bool, &[(&str, &str)]),
+    (b_pg, b_env): (bool, &[(&str, &str)]),
+) -> (e2e::Registry, e2e::Registry) {
+    let start = |pg: bool, env: &[(&str, &str)]| {
+        if pg {
+            TestServer::start_on_pg_s3(&[], env)
+        } else {
+            TestServer::start_on_sqlite_fs(&[], env)
+        }
+    };
+    let mut a_vars = vec![("BERTH_REGISTRY_ID", A_ID)];
+    a_vars.extend_from_slice(a_env);
+    let mut a = start(a_pg, &a_vars);
+    let a_trusted = json!([{"registry_id": A_ID, "region": "us-east-1", "url": a.url(""),
+                             "jwks": a.url("/token/jwks.json")}])
+    .to_string();
+    let mut b_vars = vec![
+        ("BERTH_REGISTRY_ID", B_ID),
+        ("BERTH_REGION", "eu-west-1"),
+        ("BERTH_FEDERATION_REGISTRIES", a_trusted.as_str()),
+    ];
+    b_vars.extend_from_slice(b_env);
+    let mut b = start(b_pg, &b_vars);
     let trusted_by_a = json!([
         {"registry_id": B_ID, "region": "eu-west-1", "url": b.url(""),
          "jwks": b.url("/token/jwks.json")},
@@ -172,7 +186,7 @@ async fn trusting_pair() -> (e2e::Registry, e2e::Registry) {
     (e2e::Registry::of_server(a), e2e::Registry::of_server(b))
 }
 
-fn server(registry: &e2e::Registry) -> &TestServer {
+pub fn server(registry: &e2e::Registry) -> &TestServer {
     registry.server().expect("a Berth the test started")
 }
 

@@ -33,6 +33,7 @@ mod meta_conformance;
 mod openapi;
 mod pull_through;
 mod readme;
+mod replication;
 mod scaleout;
 mod scanning;
 mod secrets_at_rest;

@@ -144,7 +144,7 @@ conformance!(sqlite, super::Backend::Sqlite;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest);
+    secrets_at_rest, replication_tasks);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
@@ -152,7 +152,7 @@ conformance!(postgres, super::Backend::Postgres;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest);
+    secrets_at_rest, replication_tasks);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob, creation_templates);
 
@@ -560,6 +560,149 @@ async fn tag_mutability_concurrent(db: &Db) {
         .unwrap();
 }
 
+/// Replication: tasks are written with the push (one per tag and destination, restarted by a
+/// push of the same image), taken by one holder at a time, and end COMPLETE or FAILED; failed
+/// ones start again when asked.
+async fn replication_tasks(db: &Db) {
+    use berth::policy::replication::ReplicationDestination;
+    let store = db.replication();
+    assert_eq!(store.configuration().await.unwrap(), None);
+    store.put_configuration(r#"{"rules":[]}"#).await.unwrap();
+    store.put_configuration(r#"{"rules":[1]}"#).await.unwrap();
+    assert_eq!(
+        store.configuration().await.unwrap().as_deref(),
+        Some(r#"{"rules":[1]}"#)
+    );
+
+    let r = db
+        .repositories()
+        .ensure_repository(&repo("prod/app"))
+        .await
+        .unwrap();
+    let to = |id: &str| ReplicationDestination {
+        region: "eu-west-1".into(),
+        registry_id: id.into(),
+    };
+    let image = NewManifest {
+        replicate_to: vec![to("111111111111"), to("222222222222")],
+        ..manifest(b"{\"replicated\":1}")
+    };
+    let d = image.digest.to_string();
+    db.manifests()
+        .put_manifest(r, &image, &[tag("v1"), tag("latest")])
+        .await
+        .unwrap();
+    let tasks = store.tasks_of_image("prod/app", &d).await.unwrap();
+    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    assert!(tasks.iter().all(|t| t.status == "IN_PROGRESS"));
+    // A push without rules writes none; an untagged push one per destination, tag ''.
+    db.manifests()
+        .put_manifest(r, &manifest(b"{\"local\":1}"), &[tag("local")])
+        .await
+        .unwrap();
+    let untagged = NewManifest {
+        replicate_to: vec![to("111111111111")],
+        ..manifest(b"{\"untagged\":1}")
+    };
+    db.manifests()
+        .put_manifest(r, &untagged, &[])
+        .await
+        .unwrap();
+    let u = store
+        .tasks_of_image("prod/app", &untagged.digest.to_string())
+        .await
+        .unwrap();
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0].tag, "");
+    assert_eq!(store.open_tasks(0, 100).await.unwrap().len(), 5);
+
+    // Two holders at once never take the same task.
+    let until = now_millis() + 60_000;
+    let (one, two) = tokio::join!(
+        store.claim_due("one", until, 5),
+        store.claim_due("two", until, 5)
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.len() + two.len(), 5, "{one:?} {two:?}");
+    let ids: BTreeSet<i64> = one.iter().chain(&two).map(|t| t.id).collect();
+    assert_eq!(ids.len(), 5);
+    assert!(store.claim_due("three", until, 5).await.unwrap().is_empty());
+
+    // Outcomes: only the holder records one.
+    let claimed: Vec<(&str, berth::meta::ReplicationTask)> = one
+        .iter()
+        .map(|t| ("one", t.clone()))
+        .chain(two.iter().map(|t| ("two", t.clone())))
+        .collect();
+    let stranger = |holder: &str| if holder == "one" { "two" } else { "one" };
+    let (holder, first) = &claimed[0];
+    store
+        .finish(first.id, stranger(holder), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.open_tasks(0, 100).await.unwrap().len(),
+        5,
+        "not the holder"
+    );
+    store.finish(first.id, holder, None).await.unwrap();
+    assert_eq!(store.open_tasks(0, 100).await.unwrap().len(), 4);
+    let all = &claimed[1..];
+    store
+        .finish(all[0].1.id, all[0].0, Some(("REPLICATION_DENIED", "no")))
+        .await
+        .unwrap();
+    store
+        .retry_later(all[1].1.id, all[1].0, now_millis() + 3_600_000, "down")
+        .await
+        .unwrap();
+    let open = store.open_tasks(0, 100).await.unwrap();
+    let failed = open.iter().find(|t| t.id == all[0].1.id).unwrap();
+    assert_eq!(failed.status, "FAILED");
+    assert_eq!(failed.failure_code.as_deref(), Some("REPLICATION_DENIED"));
+    assert_eq!(failed.attempts, 1);
+    let later = open.iter().find(|t| t.id == all[1].1.id).unwrap();
+    assert_eq!((later.status.as_str(), later.attempts), ("IN_PROGRESS", 1));
+    assert_eq!(later.failure_reason.as_deref(), Some("down"));
+    // Not due yet, and the others are still leased.
+    assert!(store.claim_due("three", until, 5).await.unwrap().is_empty());
+    // Paging by id.
+    let page = store.open_tasks(0, 2).await.unwrap();
+    let rest = store.open_tasks(page[1].id, 100).await.unwrap();
+    assert_eq!(page.len() + rest.len(), open.len());
+
+    // Failed tasks start again, by repository and image when named.
+    assert_eq!(
+        store.retry_failed(Some("other/app"), None).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .retry_failed(Some("prod/app"), Some(&failed.digest))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.retry_failed(None, None).await.unwrap(), 0);
+    let again = store.claim_due("three", until, 5).await.unwrap();
+    assert_eq!(
+        again.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![failed.id]
+    );
+
+    // Pushing the same image again restarts its finished tasks.
+    db.manifests()
+        .put_manifest(r, &image, &[tag("v1")])
+        .await
+        .unwrap();
+    let restarted = store.tasks_of_image("prod/app", &d).await.unwrap();
+    assert!(restarted.iter().any(|t| t.id == first.id));
+    assert!(restarted
+        .iter()
+        .filter(|t| t.tag == "v1")
+        .all(|t| t.status == "IN_PROGRESS" && t.attempts == 0));
+}
+
 fn repo(s: &str) -> RepoName {
     RepoName::parse(s).unwrap()
 }
@@ -586,6 +729,7 @@ fn manifest(content: &[u8]) -> NewManifest {
         references: vec![],
         required_blobs: vec![],
         required_manifests: vec![],
+        replicate_to: vec![],
     }
 }
 

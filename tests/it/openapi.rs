@@ -596,6 +596,22 @@ async fn every_rest_answer_matches_its_schema() {
     s.call(M::GET, "/api/v1/signing-keys", &[], "", None).await;
     s.call(M::GET, "/api/v1/federation/registries", &[], "", None)
         .await;
+    let replication = json!({"rules": [{"destinations": [{"region": "eu-west-1",
+        "registryId": "111111111111"}], "repositoryFilters": [{"filter": "team",
+        "filterType": "PREFIX_MATCH"}]}]});
+    s.call(M::PUT, "/api/v1/replication", &[], "", Some(replication))
+        .await;
+    s.call(M::GET, "/api/v1/replication", &[], "", None).await;
+    s.call(M::GET, "/api/v1/replication/tasks", &[], "limit=10", None)
+        .await;
+    s.call(
+        M::POST,
+        "/api/v1/replication/retry",
+        &[],
+        "",
+        Some(json!({"repository": "team/app"})),
+    )
+    .await;
     s.call(
         M::POST,
         "/api/v1/federation/passwords",

@@ -29,23 +29,25 @@ use crate::ops::shapes::{
     DeleteLifecyclePolicyRequest, DeletePullGateRequest, DeletePullThroughCacheRuleRequest,
     DeleteRegistryPolicyRequest, DeleteRepositoryCreationTemplateRequest,
     DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeImageScanFindingsRequest,
-    DescribePullThroughCacheRulesRequest, DescribeRepositoriesRequest,
+    DescribePullThroughCacheRulesRequest, DescribeRegistryRequest, DescribeRepositoriesRequest,
     DescribeRepositoryCreationTemplatesRequest, GetAccountRequest, GetAuthorizationTokenRequest,
     GetGcStatusRequest, GetGroupRequest, GetIdentityPolicyRequest,
     GetLifecyclePolicyPreviewRequest, GetLifecyclePolicyRequest, GetOpenApiDocumentRequest,
     GetPullGateRequest, GetRegistryPolicyRequest, GetRegistryScanningConfigurationRequest,
-    GetRepositoryPolicyRequest, GetSettingsRequest, ImageIdentifier, ImageScanningConfiguration,
-    ListAccessKeysRequest, ListAccountsRequest, ListAuditEventsRequest, ListEventsRequest,
-    ListGroupsRequest, ListLifecycleEventsRequest, ListSigningKeysRequest,
-    ListTrustedRegistriesRequest, PutIdentityPolicyRequest, PutImageScanningConfigurationRequest,
-    PutImageScanningConfigurationResponse, PutImageTagMutabilityRequest,
-    PutImageTagMutabilityResponse, PutLifecyclePolicyRequest, PutPullGateRequest,
-    PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest, PutSettingsRequest,
-    RegenerateRobotSecretRequest, RemoveGroupMemberRequest, Repository, RotateSigningKeyRequest,
-    RunLifecyclePolicyRequest, SetRepositoryPolicyRequest, SimulatePolicyRequest,
-    StartImageScanRequest, StartLifecyclePolicyPreviewRequest, TagStatusFilter,
-    UpdateAccessKeyRequest, UpdatePullThroughCacheRuleRequest,
-    UpdateRepositoryCreationTemplateRequest, ValidatePullThroughCacheRuleRequest,
+    GetRepositoryPolicyRequest, GetSettingsRequest, Grammar, ImageIdentifier,
+    ImageScanningConfiguration, ListAccessKeysRequest, ListAccountsRequest, ListAuditEventsRequest,
+    ListEventsRequest, ListGroupsRequest, ListLifecycleEventsRequest, ListReplicationTasksRequest,
+    ListSigningKeysRequest, ListTrustedRegistriesRequest, PutIdentityPolicyRequest,
+    PutImageScanningConfigurationRequest, PutImageScanningConfigurationResponse,
+    PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
+    PutPullGateRequest, PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest,
+    PutReplicationConfigurationRequest, PutSettingsRequest, RegenerateRobotSecretRequest,
+    RemoveGroupMemberRequest, ReplicationConfiguration, ReplicationGrammar, Repository,
+    RetryReplicationRequest, RotateSigningKeyRequest, RunLifecyclePolicyRequest,
+    SetRepositoryPolicyRequest, SimulatePolicyRequest, StartImageScanRequest,
+    StartLifecyclePolicyPreviewRequest, TagStatusFilter, UpdateAccessKeyRequest,
+    UpdatePullThroughCacheRuleRequest, UpdateRepositoryCreationTemplateRequest,
+    ValidatePullThroughCacheRuleRequest,
 };
 
 type Reply = std::result::Result<Response, super::ApiError>;
@@ -237,6 +239,10 @@ pub(super) fn mount(r: Routes) -> Routes {
         .post("/api/v1/signing-keys/rotate", rotate_signing_key)
         .get("/api/v1/federation/registries", trusted_registries)
         .post("/api/v1/federation/passwords", federated_password)
+        .get("/api/v1/replication", get_replication)
+        .put("/api/v1/replication", put_replication)
+        .get("/api/v1/replication/tasks", replication_tasks)
+        .post("/api/v1/replication/retry", retry_replication)
         .get("/api/v1/audit", audit_log)
         .get("/api/v1/gc", gc_status)
 }
@@ -772,6 +778,43 @@ async fn federated_password(call: OpCall, Payload(body): Payload) -> Reply {
         password: password.to_owned(),
         expires_at: (data.expires_at * 1000.0) as i64,
     }))
+}
+
+/// GET /api/v1/replication: the replication configuration (DescribeRegistry's).
+async fn get_replication(call: OpCall) -> Reply {
+    Ok(ok(call
+        .run(DescribeRegistryRequest {})
+        .await?
+        .replication_configuration))
+}
+
+/// PUT /api/v1/replication: PutReplicationConfiguration with Berth's filter types allowed.
+async fn put_replication(call: OpCall, Payload(body): Payload) -> Reply {
+    let configuration: ReplicationConfiguration = decode(&body)?;
+    let answer = call
+        .run(PutReplicationConfigurationRequest {
+            replication_configuration: Some(configuration),
+            grammar: ReplicationGrammar(Grammar::Berth),
+        })
+        .await?;
+    Ok(ok(answer.replication_configuration))
+}
+
+/// GET /api/v1/replication/tasks: what lags and what failed, oldest first.
+async fn replication_tasks(call: OpCall, RawQuery(query): RawQuery) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = ListReplicationTasksRequest {
+        after: parse_number("after", query_param(&pairs, "after"))?,
+        limit: parse_number("limit", query_param(&pairs, "limit"))?,
+    };
+    Ok(ok(call.run(request).await?))
+}
+
+/// POST /api/v1/replication/retry: starts failed tasks again.
+async fn retry_replication(call: OpCall, Payload(body): Payload) -> Reply {
+    Ok(ok(call
+        .run(decode::<RetryReplicationRequest>(&body)?)
+        .await?))
 }
 
 /// POST /api/v1/signing-keys/rotate

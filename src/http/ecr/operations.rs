@@ -41,6 +41,8 @@ pub async fn dispatch(
         "GetRegistryPolicy" => op!(GetRegistryPolicyRequest),
         "DeleteRegistryPolicy" => op!(DeleteRegistryPolicyRequest),
         "DescribeRegistry" => op!(DescribeRegistryRequest),
+        "PutReplicationConfiguration" => op!(PutReplicationConfigurationRequest),
+        "DescribeImageReplicationStatus" => op!(DescribeImageReplicationStatusRequest),
         "DescribeImages" => op!(DescribeImagesRequest),
         "ListImages" => op!(ListImagesRequest),
         "BatchGetImage" => op!(BatchGetImageRequest),

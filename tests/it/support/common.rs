@@ -25,7 +25,7 @@ pub struct TestServer {
 }
 
 /// Whether `BERTH_TEST_STACK` asks for the `pg-s3` stack.
-fn stack_is_pg_s3() -> bool {
+pub fn stack_is_pg_s3() -> bool {
     match stack().as_str() {
         "sqlite-fs" => false,
         "pg-s3" => true,

@@ -345,6 +345,11 @@ impl Registry {
         self.server.as_ref()
     }
 
+    /// The same, to stop and restart it.
+    pub fn server_mut(&mut self) -> Option<&mut TestServer> {
+        self.server.as_mut()
+    }
+
     /// A registry serving HTTPS with the given certificate. With `BERTH_E2E_REGISTRY` set, this
     /// starts a reference registry (docker-registry) of our own, since the external one has no
     /// access to the test's certificate.

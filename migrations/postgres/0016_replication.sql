@@ -1,0 +1,30 @@
+-- Replication: the registry's configuration (one row: ECR's ReplicationConfiguration as JSON,
+-- validated when saved) and one task per pushed image (a manifest, with the tag the push set or
+-- '' for a push by digest) and destination, written in the push's transaction. A task is
+-- IN_PROGRESS until a replica that holds its lease (lease_owner until lease_until) has sent it,
+-- then COMPLETE, or FAILED with ECR's failure code and a reason. Times are Unix milliseconds.
+CREATE TABLE replication_configuration (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    document TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE replication_tasks (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    registry_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    failure_code TEXT,
+    failure_reason TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (repository, digest, tag, registry_id, region)
+);
+CREATE INDEX replication_tasks_due ON replication_tasks (status, next_attempt_at);

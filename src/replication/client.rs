@@ -1,0 +1,308 @@
+//! One destination repository seen through the OCI Distribution API: login (the token flow
+//! with Basic credentials, or Basic alone), HEAD of manifests and blobs, cross-repository
+//! mounts, streamed monolithic uploads and manifest PUTs. Every answer is sorted into what the
+//! worker does next ([`SendError`]).
+
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+
+use crate::oci::Digest;
+use crate::pull_through::upstream::{parse_challenge, Challenge};
+use crate::storage::ByteStream;
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request without a blob body may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an upload may go without progress before it is abandoned (a whole blob may take
+/// much longer).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most of an error body kept for the reason.
+const MAX_REASON: usize = 512;
+
+/// Why sending stopped.
+#[derive(Debug)]
+pub enum SendError {
+    /// The image is gone here.
+    Gone(String),
+    /// The destination refused the credentials or the policy refused the action.
+    Denied(String),
+    /// The destination's tag is immutable and names another image.
+    TagConflict(String),
+    /// The destination refused the request for another reason (a bad manifest, a limit).
+    Refused(String),
+    /// The destination could not be reached or failed; worth retrying.
+    Unavailable(String),
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(IDLE_TIMEOUT)
+        // Credentials never follow a redirect to another host.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// A repository at a destination registry, and how to authenticate there.
+pub struct Destination {
+    http: reqwest::Client,
+    base: String,
+    repository: String,
+    credentials: (String, String),
+    authorization: tokio::sync::RwLock<Option<String>>,
+}
+
+impl Destination {
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        credentials: (String, String),
+        repository: &str,
+    ) -> Destination {
+        Destination {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            repository: repository.to_owned(),
+            credentials,
+            authorization: tokio::sync::RwLock::new(None),
+        }
+    }
+
+    fn basic(&self) -> String {
+        use base64::Engine as _;
+        let (user, password) = &self.credentials;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    }
+
+    /// Answers the registry's challenge once: a Bearer token for pull and push on the
+    /// repository (and for mounts from any of its repositories, which the destination picks),
+    /// or Basic.
+    pub async fn login(&self) -> Result<(), SendError> {
+        let response = self
+            .http
+            .get(format!("{}/v2/", self.base))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return match response.status() {
+                s if s.is_success() => Ok(()),
+                _ => Err(judge(response, "GET /v2/").await),
+            };
+        }
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge);
+        let authorization = match challenge {
+            Some(Challenge::Basic) | None => self.basic(),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                format!("Bearer {}", self.token(&realm, service.as_deref()).await?)
+            }
+        };
+        *self.authorization.write().await = Some(authorization);
+        Ok(())
+    }
+
+    async fn token(&self, realm: &str, service: Option<&str>) -> Result<String, SendError> {
+        let mut url = reqwest::Url::parse(realm)
+            .map_err(|e| SendError::Refused(format!("token realm {realm:?}: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            query.append_pair(
+                "scope",
+                &format!("repository:{}:pull,push", self.repository),
+            );
+        }
+        let response = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, self.basic())
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !response.status().is_success() {
+            return Err(judge(response, "the token endpoint").await);
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| SendError::Unavailable(format!("token response: {e}")))?;
+        body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| SendError::Refused("the token response has no token".into()))
+    }
+
+    async fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(authorization) = self.authorization.read().await.as_ref() {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        request
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool, SendError> {
+        let response = self
+            .request(Method::HEAD, path)
+            .await
+            .header(
+                reqwest::header::ACCEPT,
+                crate::pull_through::upstream::MANIFEST_ACCEPT,
+            )
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            // A HEAD answer has no body to say why: say what a Berth destination needs.
+            s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                Err(SendError::Denied(format!(
+                    "HEAD {path}: the destination answered {s}; its registry policy must allow \
+                     this registry's root ecr:ReplicateImage (and ecr:CreateRepository for new \
+                     repositories)"
+                )))
+            }
+            _ => Err(judge(response, &format!("HEAD {path}")).await),
+        }
+    }
+
+    pub async fn has_manifest(&self, digest: &Digest) -> Result<bool, SendError> {
+        self.exists(&format!("/v2/{}/manifests/{digest}", self.repository))
+            .await
+    }
+
+    pub async fn has_blob(&self, digest: &Digest) -> Result<bool, SendError> {
+        self.exists(&format!("/v2/{}/blobs/{digest}", self.repository))
+            .await
+    }
+
+    /// Offers the blob as a mount (the destination may take it from any repository it holds
+    /// it in): `None` when mounted, else the upload session it started instead.
+    pub async fn mount_or_start(&self, digest: &Digest) -> Result<Option<String>, SendError> {
+        let path = format!("/v2/{}/blobs/uploads/?mount={digest}", self.repository);
+        let response = self
+            .request(Method::POST, &path)
+            .await
+            .header(CONTENT_LENGTH, 0)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::CREATED => Ok(None),
+            StatusCode::ACCEPTED => {
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        SendError::Refused("an upload started without a Location".into())
+                    })?;
+                Ok(Some(self.absolute(location)))
+            }
+            _ => Err(judge(response, &format!("POST {path}")).await),
+        }
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_owned()
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
+    /// Finishes the upload session at `location` with the whole blob in one streamed PUT.
+    pub async fn upload(
+        &self,
+        location: &str,
+        digest: &Digest,
+        size: u64,
+        stream: ByteStream,
+    ) -> Result<(), SendError> {
+        let mut url = reqwest::Url::parse(location)
+            .map_err(|e| SendError::Refused(format!("upload location {location:?}: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let mut request = self.http.put(url);
+        if let Some(authorization) = self.authorization.read().await.as_ref() {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        let response = request
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::CREATED => Ok(()),
+            _ => Err(judge(response, &format!("PUT of blob {digest}")).await),
+        }
+    }
+
+    /// PUT of a manifest by digest or tag.
+    pub async fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        content: bytes::Bytes,
+    ) -> Result<(), SendError> {
+        let path = format!("/v2/{}/manifests/{reference}", self.repository);
+        let response = self
+            .request(Method::PUT, &path)
+            .await
+            .header(CONTENT_TYPE, media_type)
+            .timeout(REQUEST_TIMEOUT)
+            .body(content)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::CREATED => Ok(()),
+            _ => Err(judge(response, &format!("PUT {path}")).await),
+        }
+    }
+}
+
+fn unreachable(e: reqwest::Error) -> SendError {
+    SendError::Unavailable(format!("the destination could not be reached: {e}"))
+}
+
+/// Sorts an unexpected answer: refusals of the caller (401, 403) and conflicts end the task,
+/// the destination's own failures and throttling are retried.
+async fn judge(response: reqwest::Response, what: &str) -> SendError {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let detail: String = body.chars().take(MAX_REASON).collect();
+    let reason = format!("{what}: the destination answered {status}: {detail}");
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => SendError::Denied(reason),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => {
+            SendError::Unavailable(reason)
+        }
+        s if s.is_server_error() => SendError::Unavailable(reason),
+        _ if body.contains("TAG_INVALID") || body.to_lowercase().contains("immutable") => {
+            SendError::TagConflict(reason)
+        }
+        _ => SendError::Refused(reason),
+    }
+}

@@ -1,0 +1,348 @@
+//! Replication's worker: takes due tasks under a lease and sends each image to its destination
+//! through the OCI Distribution API, as any client would push it. What the destination already
+//! has is not sent again: a manifest already there ends the walk; a blob is checked with HEAD,
+//! then offered as a cross-repository mount (the destination picks a repository holding it),
+//! and only then streamed from storage (never buffered whole). Child manifests go before their
+//! index, the manifest by digest before its tag, and the tag only while it still names this
+//! image here (a later push that moved it has a task of its own).
+//!
+//! At a Berth destination the worker logs in as this registry's root with a password this
+//! registry signs for it (see `Access::replication_password`); the destination lets it pull and
+//! push only where its policies allow `ecr:ReplicateImage`. Refusals and conflicts end a task
+//! `FAILED` at once; an unreachable or failing destination is retried with backoff until the
+//! retry window has passed since the push.
+
+mod client;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::Access;
+use crate::error::Error;
+use crate::meta::{now_millis, ReplicationTask};
+use crate::oci::manifest::{self, ManifestKind};
+use crate::oci::{Digest, Reference, RepoName};
+use crate::service::Registry;
+use client::{Destination, SendError};
+
+/// How long a claimed task is this replica's; a replica that dies mid-send leaves it for
+/// another after this.
+const LEASE: Duration = Duration::from_secs(600);
+/// The first retry's delay; each later one doubles, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often the worker looks for due tasks when no push here woke it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Failure codes a task ends with.
+pub const DENIED: &str = "REPLICATION_DENIED";
+pub const TAG_CONFLICT: &str = "TAG_IMMUTABLE";
+pub const REFUSED: &str = "DESTINATION_REFUSED";
+pub const UNREACHABLE: &str = "DESTINATION_UNREACHABLE";
+pub const IMAGE_GONE: &str = "IMAGE_NOT_FOUND";
+
+/// What one attempt at a task came to.
+enum Outcome {
+    Sent,
+    /// Try again later (the destination is down or failing).
+    Retry(String),
+    /// Give up: (failure code, reason).
+    Fail(&'static str, String),
+}
+
+/// The worker of one replica.
+pub struct Replicator {
+    registry: Arc<Registry>,
+    access: Arc<Access>,
+    http: reqwest::Client,
+    owner: String,
+    concurrency: usize,
+    retry_window: Duration,
+    /// Blobs mounted at destinations rather than sent (for logs and tests).
+    mounted: std::sync::atomic::AtomicU64,
+}
+
+impl Replicator {
+    pub fn new(
+        registry: Arc<Registry>,
+        access: Arc<Access>,
+        owner: &str,
+        concurrency: usize,
+        retry_window: Duration,
+    ) -> Replicator {
+        Replicator {
+            registry,
+            access,
+            http: client::http_client(),
+            owner: owner.to_owned(),
+            concurrency: concurrency.max(1),
+            retry_window,
+            mounted: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Takes and sends due tasks until `cancel` fires.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let rules = self.registry.replication().rules().clone();
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let lease_until = now_millis() + LEASE.as_millis() as i64;
+            let tasks = match self
+                .registry
+                .replication()
+                .claim_due(&self.owner, lease_until, self.concurrency as i64)
+                .await
+            {
+                Ok(tasks) => tasks,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read replication tasks; will retry");
+                    Vec::new()
+                }
+            };
+            if tasks.is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = rules.wait_for_push(POLL) => {}
+                }
+                continue;
+            }
+            futures::stream::iter(tasks)
+                .for_each_concurrent(self.concurrency, |task| {
+                    let me = self.clone();
+                    async move { me.attempt(task).await }
+                })
+                .await;
+        }
+    }
+
+    async fn attempt(&self, task: ReplicationTask) {
+        let outcome = self.send(&task).await;
+        let service = self.registry.replication();
+        let recorded = match &outcome {
+            Outcome::Sent => {
+                tracing::info!(repository = %task.repository, digest = %task.digest,
+                    tag = %task.tag, destination = %task.registry_id, "image replicated");
+                service.finish(&task, &self.owner, None).await
+            }
+            Outcome::Fail(code, reason) => {
+                tracing::warn!(repository = %task.repository, digest = %task.digest,
+                    destination = %task.registry_id, code, %reason, "replication failed");
+                service
+                    .finish(&task, &self.owner, Some((code, reason)))
+                    .await
+            }
+            Outcome::Retry(reason)
+                if now_millis() - task.created_at > self.retry_window.as_millis() as i64 =>
+            {
+                tracing::warn!(repository = %task.repository, digest = %task.digest,
+                    destination = %task.registry_id, %reason,
+                    "replication failed: the destination failed for the whole retry window");
+                let reason = format!("gave up after the retry window: {reason}");
+                service
+                    .finish(&task, &self.owner, Some((UNREACHABLE, &reason)))
+                    .await
+            }
+            Outcome::Retry(reason) => {
+                let backoff = FIRST_BACKOFF
+                    .saturating_mul(1 << task.attempts.clamp(0, 10))
+                    .min(MAX_BACKOFF);
+                tracing::info!(repository = %task.repository, digest = %task.digest,
+                    destination = %task.registry_id, %reason, retry_in = ?backoff,
+                    "replication will be retried");
+                service
+                    .retry_later(
+                        &task,
+                        &self.owner,
+                        now_millis() + backoff.as_millis() as i64,
+                        reason,
+                    )
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            // The lease runs out and the task is taken again: sending is idempotent.
+            tracing::warn!(error = %e, task = task.id, "cannot record a replication outcome");
+        }
+    }
+
+    async fn send(&self, task: &ReplicationTask) -> Outcome {
+        let (Ok(name), Ok(digest)) = (
+            RepoName::parse(&task.repository),
+            Digest::parse(&task.digest),
+        ) else {
+            return Outcome::Fail(REFUSED, "the task names an invalid image".into());
+        };
+        let Some(target) = self
+            .access
+            .trusted_registries()
+            .config(&task.registry_id)
+            .filter(|c| c.region == task.region)
+            .cloned()
+        else {
+            return Outcome::Fail(
+                REFUSED,
+                format!(
+                    "{} in {} is no longer a registry this one trusts ([federation])",
+                    task.registry_id, task.region
+                ),
+            );
+        };
+        let password = match self.access.replication_password(&task.registry_id) {
+            Ok((password, _)) => password,
+            Err(e) => return Outcome::Retry(format!("cannot sign a replication password: {e}")),
+        };
+        let destination = Destination::new(
+            self.http.clone(),
+            &target.url,
+            ("AWS".to_owned(), password),
+            name.as_str(),
+        );
+        let result = async {
+            destination.login().await?;
+            self.send_manifest(&destination, &name, &digest, 0).await?;
+            if !task.tag.is_empty() {
+                self.send_tag(&destination, &name, &digest, &task.tag)
+                    .await?;
+            }
+            Ok::<(), SendError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => Outcome::Sent,
+            Err(SendError::Gone(reason)) => Outcome::Fail(IMAGE_GONE, reason),
+            Err(SendError::Denied(reason)) => Outcome::Fail(DENIED, reason),
+            Err(SendError::TagConflict(reason)) => Outcome::Fail(TAG_CONFLICT, reason),
+            Err(SendError::Refused(reason)) => Outcome::Fail(REFUSED, reason),
+            Err(SendError::Unavailable(reason)) => Outcome::Retry(reason),
+        }
+    }
+
+    /// Sends the manifest `digest` of `name` and everything it needs, unless the destination
+    /// has it already.
+    async fn send_manifest(
+        &self,
+        destination: &Destination,
+        name: &RepoName,
+        digest: &Digest,
+        depth: u32,
+    ) -> std::result::Result<(), SendError> {
+        if destination.has_manifest(digest).await? {
+            return Ok(());
+        }
+        let stored = self
+            .registry
+            .manifests()
+            .manifest(name, &Reference::Digest(digest.clone()), false)
+            .await
+            .map_err(|e| source_error(name, digest, e))?;
+        let limits = self.registry.limits();
+        let parsed = manifest::parse(
+            &stored.content,
+            Some(&stored.media_type),
+            limits.max_manifest_descriptors,
+        )
+        .map_err(|e| SendError::Refused(format!("{name}@{digest} does not parse: {e}")))?;
+        match parsed.kind {
+            ManifestKind::Index if depth < limits.max_index_depth => {
+                for child in &parsed.references {
+                    Box::pin(self.send_manifest(destination, name, &child.digest, depth + 1))
+                        .await?;
+                }
+            }
+            ManifestKind::Index => {
+                return Err(SendError::Refused(format!(
+                    "{name}@{digest} nests indexes deeper than {}",
+                    limits.max_index_depth
+                )))
+            }
+            ManifestKind::Image => {
+                let blobs = parsed
+                    .config
+                    .iter()
+                    .chain(parsed.references.iter().filter(|l| !l.is_foreign()));
+                for blob in blobs {
+                    self.send_blob(destination, name, &blob.digest).await?;
+                }
+            }
+        }
+        destination
+            .put_manifest(&digest.to_string(), &stored.media_type, stored.content)
+            .await
+    }
+
+    async fn send_blob(
+        &self,
+        destination: &Destination,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> std::result::Result<(), SendError> {
+        if destination.has_blob(digest).await? {
+            return Ok(());
+        }
+        let Some(location) = destination.mount_or_start(digest).await? else {
+            self.mounted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(repository = %name, %digest, "blob mounted at the destination, not sent");
+            return Ok(());
+        };
+        let (size, stream) = self
+            .registry
+            .blobs()
+            .blob_stream(name, digest)
+            .await
+            .map_err(|e| source_error(name, digest, e))?;
+        destination.upload(&location, digest, size, stream).await
+    }
+
+    /// Points the tag at the image at the destination, if it still names it here.
+    async fn send_tag(
+        &self,
+        destination: &Destination,
+        name: &RepoName,
+        digest: &Digest,
+        tag: &str,
+    ) -> std::result::Result<(), SendError> {
+        let Ok(tag_ref) = crate::oci::Tag::parse(tag) else {
+            return Err(SendError::Refused(format!("invalid tag {tag:?}")));
+        };
+        let current = match self
+            .registry
+            .manifests()
+            .manifest(name, &Reference::Tag(tag_ref), false)
+            .await
+        {
+            Ok(current) => current,
+            // The tag was deleted or moved here since: its own task (if any) carries on.
+            Err(Error::ManifestUnknown(_)) | Err(Error::NameUnknown(_)) => return Ok(()),
+            Err(e) => return Err(SendError::Unavailable(format!("reading {name}:{tag}: {e}"))),
+        };
+        if current.digest != digest.to_string() {
+            return Ok(());
+        }
+        destination
+            .put_manifest(tag, &current.media_type, current.content)
+            .await
+    }
+
+    /// How many blobs were mounted at destinations instead of sent.
+    pub fn mounted(&self) -> u64 {
+        self.mounted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A failure reading the image here: gone (deleted since the push), or a fault to retry.
+fn source_error(name: &RepoName, digest: &Digest, e: Error) -> SendError {
+    match e {
+        Error::ManifestUnknown(_) | Error::BlobUnknown(_) | Error::NameUnknown(_) => {
+            SendError::Gone(format!(
+                "{name}@{digest} was deleted here before it was replicated ({e})"
+            ))
+        }
+        other => SendError::Unavailable(format!("reading {name}@{digest} here: {other}")),
+    }
+}

@@ -1,0 +1,480 @@
+//! Replication between two real Berths: A (the stack under test) sends what is pushed to it to
+//! B (another account and region, on the other stack), as the rules set through ECR's API say.
+//! Images, indexes and referrers arrive with the same digests, B's policies decide (a registry
+//! policy must allow A's root `ecr:ReplicateImage` and `ecr:CreateRepository`), B's
+//! `REPLICATION` creation template applies, a blob B already holds is mounted rather than sent,
+//! an outage of B is waited out, and status reads as ECR reports it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::federation::{server, trusting_pair_on, A_ID, B_ID};
+use crate::support::api::{
+    sha256_digest, Api, EMPTY_JSON, EMPTY_JSON_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
+};
+use crate::support::common::{
+    admin_client, stack_is_pg_s3, venv, TestServer, ADMIN_PASSWORD, ADMIN_USER,
+};
+use crate::support::e2e;
+
+const KEY: &str = "AKIAREPLICATIONTEST1";
+const SECRET: &str = "replication-test-secret-key-0123456789";
+
+/// A on the stack under test with an admin access key for the AWS CLI; B on the other stack.
+async fn pair() -> (e2e::Registry, e2e::Registry) {
+    let pg = stack_is_pg_s3();
+    let a_env = [
+        ("BERTH_ADMIN_ACCESS_KEY_ID", KEY),
+        ("BERTH_ADMIN_SECRET_ACCESS_KEY", SECRET),
+    ];
+    trusting_pair_on((pg, &a_env), (!pg, &[])).await
+}
+
+/// The AWS CLI against `server` with the admin's access key; its JSON answer, or the error text.
+fn aws(server: &TestServer, args: &[&str]) -> Result<Value, String> {
+    let mut aws = std::process::Command::new(venv().join("bin/aws"));
+    aws.args(["ecr"])
+        .args(args)
+        .args(["--endpoint-url", &server.url(""), "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    let out = e2e::run(aws);
+    if out.success() {
+        Ok(if out.stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            out.json()
+        })
+    } else {
+        Err(out.combined())
+    }
+}
+
+fn rules_to_b(filter: Option<&str>) -> String {
+    let mut rule = json!({"destinations": [{"region": "eu-west-1", "registryId": B_ID}]});
+    if let Some(prefix) = filter {
+        rule["repositoryFilters"] = json!([{"filter": prefix, "filterType": "PREFIX_MATCH"}]);
+    }
+    json!({"rules": [rule]}).to_string()
+}
+
+/// B's registry policy letting A replicate into it.
+async fn let_a_replicate(b: &TestServer) {
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "replication-from-a",
+        "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{A_ID}:root")},
+        "Action": ["ecr:ReplicateImage", "ecr:CreateRepository"], "Resource": "*"}]});
+    let response = admin_client()
+        .put(b.url("/api/v1/registry-policy"))
+        .body(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+}
+
+/// Waits (at most 60 s) until A has no replication task left open or one failed.
+async fn settled(a: &TestServer) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tasks: Value = admin_client()
+            .get(a.url("/api/v1/replication/tasks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let open = tasks["tasks"].as_array().unwrap();
+        if open.iter().all(|t| t["status"] == "FAILED") {
+            return tasks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replication did not settle: {tasks}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn status(a: &TestServer, repository: &str, digest: &str) -> Value {
+    aws(
+        a,
+        &[
+            "describe-image-replication-status",
+            "--repository-name",
+            repository,
+            "--image-id",
+            &format!("imageDigest={digest}"),
+        ],
+    )
+    .unwrap()
+}
+
+/// The manifest `reference` of `repository` at `server` as the admin reads it: (digest, bytes).
+async fn manifest(
+    server: &TestServer,
+    repository: &str,
+    reference: &str,
+) -> Option<(String, Vec<u8>)> {
+    let response = admin_client()
+        .get(server.url(&format!("/v2/{repository}/manifests/{reference}")))
+        .header(
+            "accept",
+            format!(
+                "{OCI_MANIFEST}, {OCI_INDEX}, application/vnd.docker.distribution.manifest.v2+json"
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    if response.status() == 404 {
+        return None;
+    }
+    assert_eq!(response.status(), 200);
+    let digest = response.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    Some((digest, response.bytes().await.unwrap().to_vec()))
+}
+
+/// Pushes to A, as the admin over HTTP, an index of the image `image` and a signature of it.
+async fn push_index_and_signature(
+    a: &TestServer,
+    repository: &str,
+    image: &str,
+) -> (String, String) {
+    let api = Api::with_basic(&a.url(""), ADMIN_USER, ADMIN_PASSWORD);
+    let (digest, bytes) = manifest(a, repository, image).await.unwrap();
+    let media_type: Value = serde_json::from_slice(&bytes).unwrap();
+    let media_type = media_type["mediaType"]
+        .as_str()
+        .unwrap_or(OCI_MANIFEST)
+        .to_owned();
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": media_type, "digest": digest, "size": bytes.len(),
+         "platform": {"architecture": "amd64", "os": "linux"}}]});
+    let index = serde_json::to_vec(&index).unwrap();
+    let response = api
+        .send(
+            api.req(
+                reqwest::Method::PUT,
+                &format!("/v2/{repository}/manifests/multi"),
+            )
+            .header("content-type", OCI_INDEX)
+            .body(index.clone()),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let location = api.start_upload(repository).await;
+    assert_eq!(
+        api.put_upload(&location, EMPTY_JSON_DIGEST, Some(EMPTY_JSON))
+            .await
+            .status(),
+        201
+    );
+    let empty = json!({"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": 2});
+    let signature = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.signature", "config": empty, "layers": [empty],
+        "subject": {"mediaType": media_type, "digest": digest, "size": bytes.len()}});
+    let signature = serde_json::to_vec(&signature).unwrap();
+    let signature_digest = sha256_digest(&signature);
+    let response = api
+        .send(
+            api.req(
+                reqwest::Method::PUT,
+                &format!("/v2/{repository}/manifests/{signature_digest}"),
+            )
+            .header("content-type", OCI_MANIFEST)
+            .body(signature),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    (sha256_digest(&index), signature_digest)
+}
+
+#[tokio::test]
+async fn pushed_images_indexes_and_signatures_appear_at_b() {
+    let (a_reg, b_reg) = pair().await;
+    let (a, b) = (server(&a_reg), server(&b_reg));
+    let_a_replicate(b).await;
+    // B gives repositories created by replication its REPLICATION template's settings.
+    let template = json!({"prefix": "prod", "appliedFor": ["REPLICATION"],
+        "imageTagMutability": "IMMUTABLE"});
+    let response = admin_client()
+        .post(b.url("/api/v1/repository-creation-templates"))
+        .json(&template)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+
+    // The rule, set with the AWS CLI, and read back as DescribeRegistry shows it.
+    let rules = rules_to_b(Some("prod"));
+    aws(
+        a,
+        &[
+            "put-replication-configuration",
+            "--replication-configuration",
+            &rules,
+        ],
+    )
+    .unwrap();
+    let described = aws(a, &["describe-registry"]).unwrap();
+    assert_eq!(described["registryId"], A_ID);
+    assert_eq!(
+        described["replicationConfiguration"],
+        serde_json::from_str::<Value>(&rules).unwrap()
+    );
+
+    let image = e2e::push_test_image(&a_reg, "prod/app", "v1", None);
+    let (index, signature) = push_index_and_signature(a, "prod/app", "v1").await;
+    e2e::push_test_image(&a_reg, "dev/app", "v1", None);
+    let tasks = settled(a).await;
+    assert_eq!(tasks["tasks"], json!([]), "nothing failed");
+
+    // At B with the same digests and bytes: the image by tag, the index, the signature.
+    for (reference, digest) in [
+        ("v1", &image),
+        ("multi", &index),
+        (signature.as_str(), &signature),
+    ] {
+        let (at_b, bytes_b) = manifest(b, "prod/app", reference)
+            .await
+            .unwrap_or_else(|| panic!("prod/app:{reference} is not at B:\n{}", a.log()));
+        let (_, bytes_a) = manifest(a, "prod/app", reference).await.unwrap();
+        assert_eq!(&at_b, digest, "{reference}");
+        assert_eq!(bytes_b, bytes_a, "{reference}");
+    }
+    let referrers: Value = admin_client()
+        .get(b.url(&format!("/v2/prod/app/referrers/{image}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(referrers["manifests"][0]["digest"], signature.as_str());
+    // Only what the rule selects.
+    assert!(manifest(b, "dev/app", "v1").await.is_none());
+    // Created with B's REPLICATION template.
+    let repository: Value = admin_client()
+        .get(b.url("/api/v1/repositories/prod/app"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        repository["imageTagMutability"], "IMMUTABLE",
+        "{repository}"
+    );
+
+    // ECR's status: COMPLETE at B; nothing for an image no rule selected.
+    let answer = status(a, "prod/app", &image);
+    assert_eq!(
+        answer["replicationStatuses"],
+        json!([{"region": "eu-west-1", "registryId": B_ID, "status": "COMPLETE"}])
+    );
+    let dev = manifest(a, "dev/app", "v1").await.unwrap().0;
+    assert_eq!(status(a, "dev/app", &dev)["replicationStatuses"], json!([]));
+
+    // docker pulls it from B.
+    let dockerd = e2e::daemons::Dockerd::start(&[&b_reg.addr]);
+    dockerd.login(&b_reg);
+    let mut pull = dockerd.docker();
+    pull.args(["pull", &b_reg.reference("prod/app", "v1")]);
+    e2e::run_ok(pull);
+}
+
+#[tokio::test]
+async fn a_refusal_at_b_fails_with_the_reason_and_a_retry_completes() {
+    let (a_reg, b_reg) = pair().await;
+    let (a, b) = (server(&a_reg), server(&b_reg));
+    aws(
+        a,
+        &[
+            "put-replication-configuration",
+            "--replication-configuration",
+            &rules_to_b(None),
+        ],
+    )
+    .unwrap();
+    let image = e2e::push_test_image(&a_reg, "team/app", "v1", None);
+    let tasks = settled(a).await;
+    let failed = &tasks["tasks"][0];
+    assert_eq!(failed["status"], "FAILED", "{tasks}");
+    assert_eq!(failed["failure_code"], "REPLICATION_DENIED", "{tasks}");
+    let reason = failed["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("ecr:"), "{reason}");
+    assert_eq!(
+        status(a, "team/app", &image)["replicationStatuses"][0]["failureCode"],
+        "REPLICATION_DENIED"
+    );
+    assert!(manifest(b, "team/app", "v1").await.is_none());
+
+    // B's administrator fixes the policy; A's retries the failed task.
+    let_a_replicate(b).await;
+    let response = admin_client()
+        .post(a.url("/api/v1/replication/retry"))
+        .json(&json!({"repository": "team/app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["restarted"], 1);
+    assert_eq!(settled(a).await["tasks"], json!([]));
+    assert_eq!(manifest(b, "team/app", "v1").await.unwrap().0, image);
+    assert_eq!(
+        status(a, "team/app", &image)["replicationStatuses"][0]["status"],
+        "COMPLETE"
+    );
+}
+
+#[tokio::test]
+async fn b_down_while_a_replicates_then_back_gets_everything_once() {
+    let (a_reg, mut b_reg) = pair().await;
+    let a = server(&a_reg);
+    let_a_replicate(server(&b_reg)).await;
+    // B already holds the image's blobs in another repository: they are mounted, not sent.
+    e2e::push_test_image(&b_reg, "other/app", "v1", None);
+    aws(
+        a,
+        &[
+            "put-replication-configuration",
+            "--replication-configuration",
+            &rules_to_b(None),
+        ],
+    )
+    .unwrap();
+    b_reg.server_mut().unwrap().kill();
+    let image = e2e::push_test_image(&a_reg, "team/app", "v1", None);
+    // A keeps trying while B is away.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tasks: Value = admin_client()
+            .get(a.url("/api/v1/replication/tasks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if tasks["tasks"][0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            assert_eq!(tasks["tasks"][0]["status"], "IN_PROGRESS", "{tasks}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never tried: {tasks}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        status(a, "team/app", &image)["replicationStatuses"][0]["status"],
+        "IN_PROGRESS"
+    );
+    b_reg.server_mut().unwrap().restart();
+    assert_eq!(settled(a).await["tasks"], json!([]));
+    let b = server(&b_reg);
+    assert_eq!(manifest(b, "team/app", "v1").await.unwrap().0, image);
+    assert_eq!(
+        status(a, "team/app", &image)["replicationStatuses"][0]["status"],
+        "COMPLETE"
+    );
+    assert!(
+        a.log()
+            .contains("blob mounted at the destination, not sent"),
+        "no blob was mounted:\n{}",
+        a.log()
+    );
+}
+
+#[tokio::test]
+async fn bad_configurations_are_refused_naming_the_field() {
+    let (a_reg, _b_reg) = pair().await;
+    let a = server(&a_reg);
+    let rule = |destination: Value, filters: Option<Value>| {
+        let mut rule = json!({"destinations": [destination]});
+        if let Some(f) = filters {
+            rule["repositoryFilters"] = f;
+        }
+        rule
+    };
+    let b = json!({"region": "eu-west-1", "registryId": B_ID});
+    let cases = [
+        (
+            json!({"rules": vec![rule(b.clone(), None); 11]}),
+            "at most 10 are allowed",
+        ),
+        (
+            json!({"rules": [rule(json!({"region": "eu-west-1", "registryId": "999999999999"}), None)]}),
+            "not a registry this one trusts",
+        ),
+        (
+            json!({"rules": [rule(json!({"region": "us-east-1", "registryId": A_ID}), None)]}),
+            "itself",
+        ),
+        (
+            json!({"rules": [rule(json!({"region": "ap-south-1", "registryId": B_ID}), None)]}),
+            "not a registry this one trusts",
+        ),
+        (
+            json!({"rules": [rule(b.clone(), Some(json!([{"filter": "Prod", "filterType": "PREFIX_MATCH"}])))]}),
+            "repositoryFilters[0].filter",
+        ),
+        (
+            json!({"rules": [rule(b.clone(), Some(json!([{"filter": "prod", "filterType": "PREFIX_NOT_MATCH"}])))]}),
+            "repositoryFilters[0].filterType",
+        ),
+    ];
+    for (configuration, expected) in cases {
+        let error = aws(
+            a,
+            &[
+                "put-replication-configuration",
+                "--replication-configuration",
+                &configuration.to_string(),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("InvalidParameterException"),
+            "{expected}: {error}"
+        );
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
+    assert_eq!(
+        aws(a, &["describe-registry"]).unwrap()["replicationConfiguration"],
+        json!({"rules": []})
+    );
+    // Berth's filter types through the REST API.
+    let extended = json!({"rules": [rule(b, Some(json!([{"filter": "tmp", "filterType": "PREFIX_NOT_MATCH"}])))]});
+    let response = admin_client()
+        .put(a.url("/api/v1/replication"))
+        .json(&extended)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stored: Value = admin_client()
+        .get(a.url("/api/v1/replication"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored, extended);
+}
