@@ -70,6 +70,12 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         meta.clone(),
         blobs,
         Limits::from_config(&config),
+        config
+            .replication
+            .targets
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
     ));
     let audit = crate::access::AuditLog::new(meta.audit());
     let identities = Arc::new(crate::access::Identities::new(
@@ -91,6 +97,15 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         )
         .map_err(|e| anyhow::anyhow!("pull-through cache: {e}"))?,
     );
+    let replicator = Arc::new(
+        crate::replication::Replicator::new(
+            registry.clone(),
+            access.clone(),
+            &config.replication,
+            &replica_id,
+        )
+        .map_err(|e| anyhow::anyhow!("replication: {e}"))?,
+    );
     let state = Arc::new(App {
         config,
         access,
@@ -98,6 +113,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         audit,
         registry,
         pull_through,
+        replicator,
         holder: crate::meta::LeaseHolder::this_process(&replica_id),
         replica_id,
     });
@@ -157,15 +173,7 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             cancel.clone(),
         )));
     }
-    let replication = &state.config.replication;
-    let replicator = Arc::new(crate::replication::Replicator::new(
-        state.registry.clone(),
-        state.access.clone(),
-        &state.replica_id,
-        replication.concurrency,
-        Duration::from_secs(replication.retry_window_secs),
-    ));
-    jobs.push(tokio::spawn(replicator.run(cancel.clone())));
+    jobs.push(tokio::spawn(state.replicator.clone().run(cancel.clone())));
     jobs.push(tokio::spawn(crate::jobs::flush_pulls(
         state.registry.clone(),
         Duration::from_secs(lifecycle.pull_flush_secs.max(1)),

@@ -283,6 +283,10 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplicationConfig {
+    /// `[[replication.targets]]`: registries that are not Berth, which rules name as
+    /// destinations (`{"target": "<name>"}`, through the REST API); as JSON in
+    /// `BERTH_REPLICATION_TARGETS`.
+    pub targets: Vec<ReplicationTargetConfig>,
     /// Images this replica sends at once.
     pub concurrency: usize,
     /// How long after a push an unreachable or failing destination is retried before the task
@@ -293,10 +297,25 @@ pub struct ReplicationConfig {
 impl Default for ReplicationConfig {
     fn default() -> Self {
         ReplicationConfig {
+            targets: Vec::new(),
             concurrency: 4,
             retry_window_secs: 3600,
         }
     }
+}
+
+/// A registry that is not Berth, replicated to through the OCI Distribution API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationTargetConfig {
+    /// The name rules use (`{"target": "<name>"}`).
+    pub name: String,
+    /// Its base URL (`https://registry.example`).
+    pub url: String,
+    /// A JSON file `{"username": "...", "password": "..."}` with the credentials to push with
+    /// (Basic, or the token flow); none means anonymous. Never stored in the database.
+    #[serde(default)]
+    pub credentials_file: String,
 }
 
 /// The longest a password for another registry may live: an ECR registry password's 12 hours.
@@ -530,7 +549,7 @@ pub const SECRETS_KEY_FILE_REQUIRED: &str =
 /// Keys whose default is `None` (absent from the serialised defaults) but that env vars may set.
 const OPTIONAL_PATH_KEYS: &[&str] = &["tls_cert", "tls_key"];
 /// Arrays of tables, given in the environment as JSON (`BERTH_FEDERATION_REGISTRIES='[{...}]'`).
-const JSON_LIST_KEYS: &[&str] = &["BERTH_FEDERATION_REGISTRIES"];
+const JSON_LIST_KEYS: &[&str] = &["BERTH_FEDERATION_REGISTRIES", "BERTH_REPLICATION_TARGETS"];
 
 /// Values given on the command line; they win over file and environment.
 #[derive(Debug, Default, Clone)]
@@ -596,6 +615,46 @@ impl Config {
         }
         config.validate()?;
         Ok(config)
+    }
+
+    fn validate_replication(&self) -> Result<(), ConfigError> {
+        let r = &self.replication;
+        if r.concurrency == 0 || r.retry_window_secs == 0 {
+            return Err(ConfigError(
+                "replication.concurrency and replication.retry_window_secs must be positive".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in r.targets.iter().enumerate() {
+            let field = |name: &str| format!("replication.targets[{i}].{name}");
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+            if !name_ok {
+                return Err(ConfigError(format!(
+                    "{} must be 1 to 64 of a-z 0-9 - _ ., not {:?}",
+                    field("name"),
+                    t.name
+                )));
+            }
+            if !seen.insert(t.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "{}: target {} is listed twice",
+                    field("name"),
+                    t.name
+                )));
+            }
+            if !(t.url.starts_with("https://") || t.url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "{} must be an http:// or https:// URL, not {:?}",
+                    field("url"),
+                    t.url
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn validate_federation(&self) -> Result<(), ConfigError> {
@@ -696,11 +755,7 @@ impl Config {
             )));
         }
         self.validate_federation()?;
-        if self.replication.concurrency == 0 || self.replication.retry_window_secs == 0 {
-            return Err(ConfigError(
-                "replication.concurrency and replication.retry_window_secs must be positive".into(),
-            ));
-        }
+        self.validate_replication()?;
         if self.admin_access_key_id.is_empty() != self.admin_secret_access_key.expose().is_empty() {
             return Err(ConfigError(
                 "admin_access_key_id and admin_secret_access_key must be given together".into(),

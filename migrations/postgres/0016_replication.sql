@@ -2,7 +2,9 @@
 -- validated when saved) and one task per pushed image (a manifest, with the tag the push set or
 -- '' for a push by digest) and destination, written in the push's transaction. A task is
 -- IN_PROGRESS until a replica that holds its lease (lease_owner until lease_until) has sent it,
--- then COMPLETE, or FAILED with ECR's failure code and a reason. Times are Unix milliseconds.
+-- then COMPLETE, or FAILED with ECR's failure code and a reason. A destination is a registry
+-- (registry_id, region) or a configured non-Berth target (target, by name; the other two empty).
+-- Times are Unix milliseconds.
 CREATE TABLE replication_configuration (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     document TEXT NOT NULL,
@@ -16,6 +18,7 @@ CREATE TABLE replication_tasks (
     tag TEXT NOT NULL,
     registry_id TEXT NOT NULL,
     region TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
@@ -25,6 +28,6 @@ CREATE TABLE replication_tasks (
     failure_reason TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    UNIQUE (repository, digest, tag, registry_id, region)
+    UNIQUE (repository, digest, tag, registry_id, region, target)
 );
 CREATE INDEX replication_tasks_due ON replication_tasks (status, next_attempt_at);

@@ -19,6 +19,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Repositories under pull-through rules.
     pub pull_through: Arc<PullThrough>,
+    /// Sends pushed images to other registries (run by `app::spawn_jobs`).
+    pub replicator: Arc<crate::replication::Replicator>,
     /// Names this process in leases and logs; unique per start.
     pub replica_id: String,
     /// This process as a lease holder (its id is `replica_id`).

@@ -201,7 +201,7 @@ impl Manifests {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("name")?;
-            replication::enqueue_in(&mut tx, &name, &digest, tags, &m.replicate_to).await?;
+            replication::enqueue_in(&mut tx, &name, &digest, &m.replicate_to).await?;
         }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;

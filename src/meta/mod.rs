@@ -218,8 +218,9 @@ pub struct NewManifest {
     pub required_blobs: Vec<String>,
     /// Child manifests that must be in the repository when an index commits.
     pub required_manifests: Vec<String>,
-    /// Where the push is replicated to: one task per tag and destination is written with it.
-    pub replicate_to: Vec<crate::policy::replication::ReplicationDestination>,
+    /// Where the push is replicated to, as (tag, destination) pairs (the empty tag for a push
+    /// by digest): one task per pair is written with it.
+    pub replicate_to: Vec<(String, crate::policy::replication::ReplicationDestination)>,
 }
 
 /// What committing an upload found.

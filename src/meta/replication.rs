@@ -22,6 +22,8 @@ pub struct ReplicationTask {
     pub tag: String,
     pub registry_id: String,
     pub region: String,
+    /// A `[[replication.targets]]` name; empty for a registry by id and region.
+    pub target: String,
     pub status: String,
     pub attempts: i64,
     pub failure_code: Option<String>,
@@ -30,8 +32,8 @@ pub struct ReplicationTask {
     pub updated_at: i64,
 }
 
-const TASK_COLUMNS: &str = "id, repository, digest, tag, registry_id, region, status, attempts, \
-    failure_code, failure_reason, created_at, updated_at";
+const TASK_COLUMNS: &str = "id, repository, digest, tag, registry_id, region, target, status, \
+    attempts, failure_code, failure_reason, created_at, updated_at";
 
 fn task_row(row: &AnyRow) -> Result<ReplicationTask> {
     Ok(ReplicationTask {
@@ -41,6 +43,7 @@ fn task_row(row: &AnyRow) -> Result<ReplicationTask> {
         tag: row.try_get("tag")?,
         registry_id: row.try_get("registry_id")?,
         region: row.try_get("region")?,
+        target: row.try_get("target")?,
         status: row.try_get("status")?,
         attempts: row
             .try_get::<i64, _>("attempts")
@@ -52,49 +55,116 @@ fn task_row(row: &AnyRow) -> Result<ReplicationTask> {
     })
 }
 
-/// Writes (or restarts) one task per tag and destination for a pushed manifest, inside the
-/// push's transaction: the push and its replication commit together or not at all. A push
-/// that sets no tag gets one task with the empty tag.
+/// Writes (or restarts) the tasks of a pushed manifest, one per (tag, destination) pair (the
+/// empty tag for a push by digest), inside the push's transaction: the push and its
+/// replication commit together or not at all.
 pub(super) async fn enqueue_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     repository: &str,
     digest: &str,
-    tags: &[Tag],
-    destinations: &[ReplicationDestination],
+    targets: &[(String, ReplicationDestination)],
 ) -> Result<()> {
     let now = now_millis();
-    let untagged = [String::new()];
-    let tags: Vec<String> = tags.iter().map(|t| t.as_str().to_owned()).collect();
-    let tags = if tags.is_empty() {
-        &untagged[..]
-    } else {
-        &tags[..]
-    };
-    for destination in destinations {
-        for tag in tags {
-            sqlx::query(
-                "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, status, \
-                 attempts, next_attempt_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $7) \
-                 ON CONFLICT (repository, digest, tag, registry_id, region) DO UPDATE SET \
-                 status = excluded.status, attempts = 0, next_attempt_at = excluded.next_attempt_at, \
-                 failure_code = NULL, failure_reason = NULL, updated_at = excluded.updated_at",
+    for (tag, destination) in targets {
+        sqlx::query(
+            "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, target, \
+             status, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $8) \
+             ON CONFLICT (repository, digest, tag, registry_id, region, target) DO UPDATE SET \
+             status = excluded.status, attempts = 0, next_attempt_at = excluded.next_attempt_at, \
+             failure_code = NULL, failure_reason = NULL, updated_at = excluded.updated_at",
+        )
+        .bind(repository)
+        .bind(digest)
+        .bind(tag)
+        .bind(&destination.registry_id)
+        .bind(&destination.region)
+        .bind(destination.target.as_deref().unwrap_or(""))
+        .bind(IN_PROGRESS)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Replication {
+    /// What a backfill of `repository` sends: every tag with its image, and every referrer
+    /// (by digest), as (digest, tag or empty, is a referrer).
+    pub async fn backfill_candidates(
+        &self,
+        repository: &str,
+    ) -> Result<Vec<(String, String, bool)>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, t.name AS tag, m.subject_digest FROM tags t \
+             JOIN manifests m ON m.id = t.manifest_id JOIN repositories r ON r.id = t.repository_id \
+             WHERE r.name = $1 \
+             UNION ALL \
+             SELECT m.digest, '' AS tag, m.subject_digest FROM manifests m \
+             JOIN repositories r ON r.id = m.repository_id \
+             WHERE r.name = $1 AND m.subject_digest IS NOT NULL",
+        )
+        .bind(repository)
+        .fetch_all(&self.meta.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("digest")?,
+                    r.try_get("tag")?,
+                    r.try_get::<Option<String>, _>("subject_digest")?.is_some(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Writes backfill tasks: (digest, tag, destination) of `repository` that have no task yet
+    /// (an image already replicated, or on its way, is left alone). How many were written.
+    pub async fn enqueue_missing(
+        &self,
+        repository: &str,
+        tasks: &[(String, String, ReplicationDestination)],
+    ) -> Result<u64> {
+        let now = now_millis();
+        let mut written = 0;
+        let mut tx = self.meta.write.begin().await?;
+        for (digest, tag, destination) in tasks {
+            written += sqlx::query(
+                "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, target, \
+                 status, attempts, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $8) \
+                 ON CONFLICT (repository, digest, tag, registry_id, region, target) DO NOTHING",
             )
             .bind(repository)
             .bind(digest)
             .bind(tag)
             .bind(&destination.registry_id)
             .bind(&destination.region)
+            .bind(destination.target.as_deref().unwrap_or(""))
             .bind(IN_PROGRESS)
             .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         }
+        tx.commit().await?;
+        Ok(written)
     }
-    Ok(())
-}
 
-impl Replication {
+    /// How many tasks are open (waiting or being sent) and how many failed.
+    pub async fn counts(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN status = $1 THEN 1 ELSE 0 END), 0) AS open, \
+             COALESCE(SUM(CASE WHEN status = $2 THEN 1 ELSE 0 END), 0) AS failed \
+             FROM replication_tasks",
+        )
+        .bind(IN_PROGRESS)
+        .bind(FAILED)
+        .fetch_one(&self.meta.read)
+        .await?;
+        Ok((row.try_get("open")?, row.try_get("failed")?))
+    }
+
     /// The stored configuration document, if one was saved.
     pub async fn configuration(&self) -> Result<Option<String>> {
         let row = sqlx::query("SELECT document FROM replication_configuration WHERE id = 1")

@@ -4,11 +4,13 @@
 
 use super::images::find_image;
 use super::repositories::repository_name;
+use super::shapes::ReplicationConfiguration;
 use super::shapes::{
     DescribeImageReplicationStatusRequest, DescribeImageReplicationStatusResponse, ImageIdentifier,
     ImageReplicationStatus, ListReplicationTasksRequest, PutReplicationConfigurationRequest,
     PutReplicationConfigurationResponse, ReplicationTask, ReplicationTaskPage,
-    RetryReplicationRequest, RetryReplicationResponse,
+    RetryReplicationRequest, RetryReplicationResponse, StartReplicationBackfillRequest,
+    StartReplicationBackfillResponse,
 };
 use super::{Context, Operation};
 use crate::access::{Access, Permission, Resource};
@@ -36,13 +38,25 @@ impl Operation for PutReplicationConfigurationRequest {
                 "Invalid parameter at 'replicationConfiguration': the member is required".into(),
             )
         })?;
+        let configuration: ReplicationConfiguration = serde_json::from_value(configuration)
+            .map_err(|e| {
+                Error::InvalidParameter(format!(
+                    "Invalid parameter at 'replicationConfiguration': {e}"
+                ))
+            })?;
         let trusted = cx.access.trusted_registries();
+        let rules = cx.registry.replication().rules();
         configuration
-            .validate(self.grammar.0, (cx.registry_id(), cx.region()), |d| {
-                trusted
-                    .config(&d.registry_id)
-                    .is_some_and(|c| c.region == d.region)
-            })
+            .validate(
+                self.grammar.0,
+                (cx.registry_id(), cx.region()),
+                |d| match &d.target {
+                    Some(name) => rules.is_target(name),
+                    None => trusted
+                        .config(&d.registry_id)
+                        .is_some_and(|c| c.region == d.region),
+                },
+            )
             .map_err(|e| {
                 Error::InvalidParameter(format!("Invalid replication configuration: {e}"))
             })?;
@@ -98,6 +112,7 @@ impl Operation for DescribeImageReplicationStatusRequest {
                 .map(|s| ImageReplicationStatus {
                     region: s.destination.region,
                     registry_id: s.destination.registry_id,
+                    target: s.destination.target,
                     status: s.status,
                     failure_code: s.failure_code,
                 })
@@ -131,10 +146,13 @@ impl Operation for ListReplicationTasksRequest {
             .replication()
             .open_tasks(self.after.unwrap_or(0), limit)
             .await?;
+        let (open, failed) = cx.registry.replication().counts().await?;
         let next = (tasks.len() as i64 == limit)
             .then(|| tasks.last().map(|t| t.id))
             .flatten();
         Ok(ReplicationTaskPage {
+            open,
+            failed,
             tasks: tasks
                 .into_iter()
                 .map(|t| ReplicationTask {
@@ -144,6 +162,7 @@ impl Operation for ListReplicationTasksRequest {
                     tag: Some(t.tag).filter(|t| !t.is_empty()),
                     registry_id: t.registry_id,
                     region: t.region,
+                    target: Some(t.target).filter(|t| !t.is_empty()),
                     status: t.status,
                     attempts: t.attempts,
                     failure_code: t.failure_code,
@@ -154,6 +173,27 @@ impl Operation for ListReplicationTasksRequest {
                 .collect(),
             next,
         })
+    }
+}
+
+impl Operation for StartReplicationBackfillRequest {
+    const NAME: &'static str = "berth:StartReplicationBackfill";
+    type Output = StartReplicationBackfillResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(Action::PutReplicationConfiguration, Resource::Registry)
+    }
+
+    fn audited_resource(&self, _access: &Access) -> String {
+        "replication".into()
+    }
+
+    /// Writes tasks for every image and tag the rules select that has none (images pushed
+    /// before the rules); their progress shows in the task listing.
+    async fn run(self, cx: &Context<'_>) -> Result<StartReplicationBackfillResponse> {
+        let tasks = cx.registry.replication().backfill().await?;
+        cx.note(format!("{tasks} backfill tasks"));
+        Ok(StartReplicationBackfillResponse { tasks })
     }
 }
 

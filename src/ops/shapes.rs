@@ -242,8 +242,11 @@ pub struct DescribeRegistryResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PutReplicationConfigurationRequest {
+    /// Read as JSON and decoded after authorization (a caller who may not configure
+    /// replication learns nothing about what a valid configuration looks like).
     #[serde(default)]
-    pub replication_configuration: Option<ReplicationConfiguration>,
+    #[schema(value_type = Option<ReplicationConfiguration>)]
+    pub replication_configuration: Option<serde_json::Value>,
     #[serde(skip)]
     #[schema(ignore)]
     pub grammar: ReplicationGrammar,
@@ -281,8 +284,13 @@ pub struct DescribeImageReplicationStatusRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageReplicationStatus {
+    /// Empty for a Berth target.
     pub region: String,
+    /// Empty for a Berth target.
     pub registry_id: String,
+    /// A `[[replication.targets]]` name (Berth's extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// `IN_PROGRESS`, `COMPLETE` or `FAILED`.
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -317,6 +325,9 @@ pub struct ReplicationTask {
     pub tag: Option<String>,
     pub registry_id: String,
     pub region: String,
+    /// A `[[replication.targets]]` name, for a non-Berth destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// `IN_PROGRESS` (waiting or being sent) or `FAILED`.
     pub status: String,
     pub attempts: i64,
@@ -333,10 +344,24 @@ pub struct ReplicationTask {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplicationTaskPage {
+    /// Tasks waiting or being sent, in all (a backfill's progress).
+    pub open: i64,
+    /// Tasks that failed, in all.
+    pub failed: i64,
     pub tasks: Vec<ReplicationTask>,
     /// Pass as `after` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<i64>,
+}
+
+/// StartReplicationBackfill (REST): replicates what was pushed before the rules.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct StartReplicationBackfillRequest {}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartReplicationBackfillResponse {
+    /// Tasks written (images and tags the rules select that had none).
+    pub tasks: u64,
 }
 
 /// RetryReplication (REST): starts failed tasks again.

@@ -1,10 +1,13 @@
 //! Replication rules (pure, no I/O): ECR's `ReplicationConfiguration` shape, its validation
 //! with ECR's limits, and which destinations a repository's pushes go to.
 //!
-//! ECR's API accepts `PREFIX_MATCH` filters only; Berth's REST API also accepts
-//! `PREFIX_NOT_MATCH` (the rule skips repositories under the prefix) and `LITERAL_MATCH` (one
-//! repository by name). A rule applies to a repository when it has no including filter or one
-//! of them matches, and none of its `PREFIX_NOT_MATCH` filters does.
+//! ECR's API accepts ECR's grammar only. Berth's REST API also accepts `PREFIX_NOT_MATCH` (the
+//! rule skips repositories under the prefix) and `LITERAL_MATCH` (one repository by name)
+//! repository filters, `imageTagFilters` (`WILDCARD` patterns a pushed tag must match; a push by
+//! digest is selected only when it is a referrer, which follows its subject), and destinations
+//! that are configured non-Berth registries (`{"target": "<name>"}`, see `[[replication.targets]]`).
+//! A rule applies to a repository when it has no including filter or one of them matches, and
+//! none of its `PREFIX_NOT_MATCH` filters does.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -35,14 +38,53 @@ pub struct ReplicationRule {
     /// Whether deleting an image here deletes it at the destinations too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_replication: Option<bool>,
+    /// Which pushed tags the rule selects (Berth's; every tag when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag_filters: Option<Vec<TagFilter>>,
 }
 
-/// A registry images are replicated to.
+/// A tag pattern of a rule: `*` matches any run of characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ReplicationTagFilter)]
+pub struct TagFilter {
+    pub filter: String,
+    /// `WILDCARD`.
+    pub filter_type: String,
+}
+
+/// A registry images are replicated to: a Berth (or ECR-like) registry by account and region,
+/// or a configured non-Berth registry by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationDestination {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub registry_id: String,
+    /// A `[[replication.targets]]` name (Berth's; then region and registryId are left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl ReplicationDestination {
+    /// A registry by account and region.
+    pub fn registry(registry_id: &str, region: &str) -> ReplicationDestination {
+        ReplicationDestination {
+            region: region.to_owned(),
+            registry_id: registry_id.to_owned(),
+            target: None,
+        }
+    }
+
+    /// A configured non-Berth registry.
+    pub fn target(name: &str) -> ReplicationDestination {
+        ReplicationDestination {
+            region: String::new(),
+            registry_id: String::new(),
+            target: Some(name.to_owned()),
+        }
+    }
 }
 
 /// A repository filter of a rule.
@@ -59,6 +101,9 @@ pub struct RepositoryFilter {
 const PREFIX_MATCH: &str = "PREFIX_MATCH";
 const PREFIX_NOT_MATCH: &str = "PREFIX_NOT_MATCH";
 const LITERAL_MATCH: &str = "LITERAL_MATCH";
+const WILDCARD: &str = "WILDCARD";
+/// Most tag filters in one rule.
+pub const MAX_TAG_FILTERS: usize = 100;
 
 /// Which door a configuration came through: ECR's keeps ECR's exact grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +145,30 @@ impl ReplicationConfiguration {
             }
             for (d, destination) in rule.destinations.iter().enumerate() {
                 let at = |field: &str| at(&format!("destinations[{d}].{field}"));
+                if let Some(target) = &destination.target {
+                    if grammar == Grammar::Ecr {
+                        return Err(format!(
+                            "{}: destinations that are not registries by account and region are \
+                             Berth's (set through /api/v1/replication)",
+                            at("target")
+                        ));
+                    }
+                    if !destination.region.is_empty() || !destination.registry_id.is_empty() {
+                        return Err(format!(
+                            "{}: a destination is a target or a registry id and region, not both",
+                            at("target")
+                        ));
+                    }
+                    if !known(destination) {
+                        return Err(format!(
+                            "{}: {:?} is not a configured target ([[replication.targets]])",
+                            at("target"),
+                            clip(target)
+                        ));
+                    }
+                    distinct.insert(destination.clone());
+                    continue;
+                }
                 if !is_registry_id(&destination.registry_id) {
                     return Err(format!(
                         "{} must be 12 digits, not {:?}",
@@ -174,6 +243,38 @@ impl ReplicationConfiguration {
                     }
                 }
             }
+            if let Some(filters) = &rule.image_tag_filters {
+                if grammar == Grammar::Ecr {
+                    return Err(format!(
+                        "{} is Berth's (set through /api/v1/replication)",
+                        at("imageTagFilters")
+                    ));
+                }
+                if filters.is_empty() || filters.len() > MAX_TAG_FILTERS {
+                    return Err(format!(
+                        "{} must hold 1 to {MAX_TAG_FILTERS} filters, not {}",
+                        at("imageTagFilters"),
+                        filters.len()
+                    ));
+                }
+                for (f, filter) in filters.iter().enumerate() {
+                    let at = |field: &str| at(&format!("imageTagFilters[{f}].{field}"));
+                    if filter.filter_type != WILDCARD {
+                        return Err(format!(
+                            "{} must be WILDCARD, not {:?}",
+                            at("filterType"),
+                            clip(&filter.filter_type)
+                        ));
+                    }
+                    if !is_tag_pattern(&filter.filter) {
+                        return Err(format!(
+                            "{} must be 1 to 128 of A-Z a-z 0-9 _ . - and * (any run), not {:?}",
+                            at("filter"),
+                            clip(&filter.filter)
+                        ));
+                    }
+                }
+            }
         }
         if distinct.len() > MAX_DESTINATIONS {
             return Err(format!(
@@ -185,11 +286,21 @@ impl ReplicationConfiguration {
         Ok(())
     }
 
-    /// Where pushes to `repository` go: every destination of every rule that selects it, once
-    /// each, with whether deletes follow (any selecting rule asking for it).
-    pub fn destinations_for(&self, repository: &str) -> Vec<(ReplicationDestination, bool)> {
+    /// Where a push to `repository` goes (of `tag`, or by digest when `None`, a referrer when
+    /// `referrer`): every destination of every rule that selects it, once each, with whether
+    /// deletes follow (any selecting rule asking for it).
+    pub fn destinations_for(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        referrer: bool,
+    ) -> Vec<(ReplicationDestination, bool)> {
         let mut out: Vec<(ReplicationDestination, bool)> = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.selects(repository)) {
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.selects(repository) && r.selects_tag(tag, referrer))
+        {
             let deletes = rule.delete_replication.unwrap_or(false);
             for destination in &rule.destinations {
                 match out.iter_mut().find(|(d, _)| d == destination) {
@@ -203,6 +314,19 @@ impl ReplicationConfiguration {
 }
 
 impl ReplicationRule {
+    /// Whether the rule's tag filters select a push of `tag` (`None`: by digest).
+    pub fn selects_tag(&self, tag: Option<&str>, referrer: bool) -> bool {
+        let Some(filters) = &self.image_tag_filters else {
+            return true;
+        };
+        match tag {
+            Some(tag) => filters
+                .iter()
+                .any(|f| super::mutability::wildcard_match(&f.filter, tag)),
+            None => referrer,
+        }
+    }
+
     /// Whether the rule applies to `repository`.
     pub fn selects(&self, repository: &str) -> bool {
         let Some(filters) = &self.repository_filters else {
@@ -239,6 +363,14 @@ fn is_region(region: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// A tag with `*` wildcards.
+fn is_tag_pattern(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-*".contains(&b))
+}
+
 /// ECR's `RepositoryFilterValue`: 2 to 256 characters, a repository name or a prefix of one.
 fn is_filter_value(value: &str) -> bool {
     (2..=256).contains(&value.len())
@@ -255,10 +387,7 @@ mod tests {
     const THIS: (&str, &str) = ("000000000000", "us-east-1");
 
     fn destination(id: &str, region: &str) -> ReplicationDestination {
-        ReplicationDestination {
-            region: region.into(),
-            registry_id: id.into(),
-        }
+        ReplicationDestination::registry(id, region)
     }
 
     fn filter(value: &str, kind: &str) -> RepositoryFilter {
@@ -273,6 +402,7 @@ mod tests {
             destinations: vec![destination("111111111111", "eu-west-1")],
             repository_filters: filters,
             delete_replication: None,
+            image_tag_filters: None,
         }
     }
 
@@ -306,8 +436,7 @@ mod tests {
             (
                 config(vec![ReplicationRule {
                     destinations: vec![],
-                    repository_filters: None,
-                    delete_replication: None,
+                    ..rule(None)
                 }]),
                 "rules[0].destinations",
             ),
@@ -415,29 +544,96 @@ mod tests {
     }
 
     #[test]
+    fn tag_filters_select_pushed_tags_and_referrers() {
+        let tagged = ReplicationRule {
+            image_tag_filters: Some(vec![TagFilter {
+                filter: "v*".into(),
+                filter_type: WILDCARD.into(),
+            }]),
+            ..rule(None)
+        };
+        assert!(tagged.selects_tag(Some("v1.2"), false));
+        assert!(!tagged.selects_tag(Some("latest"), false));
+        assert!(!tagged.selects_tag(None, false), "a push by digest");
+        assert!(
+            tagged.selects_tag(None, true),
+            "a referrer follows its subject"
+        );
+        assert!(rule(None).selects_tag(None, false));
+        let c = config(vec![tagged.clone()]);
+        assert!(check(&c, Grammar::Berth).is_ok());
+        assert!(check(&c, Grammar::Ecr)
+            .unwrap_err()
+            .contains("imageTagFilters"));
+        let bad = config(vec![ReplicationRule {
+            image_tag_filters: Some(vec![TagFilter {
+                filter: "v/1".into(),
+                filter_type: WILDCARD.into(),
+            }]),
+            ..rule(None)
+        }]);
+        assert!(check(&bad, Grammar::Berth)
+            .unwrap_err()
+            .contains("imageTagFilters[0].filter"));
+    }
+
+    #[test]
+    fn targets_are_berths_and_must_be_configured() {
+        let with = |destination: ReplicationDestination| {
+            config(vec![ReplicationRule {
+                destinations: vec![destination],
+                ..rule(None)
+            }])
+        };
+        let known = |d: &ReplicationDestination| d.target.as_deref() != Some("nowhere");
+        let dist = with(ReplicationDestination::target("dist"));
+        assert!(dist.validate(Grammar::Berth, THIS, known).is_ok());
+        let error = dist.validate(Grammar::Ecr, THIS, known).unwrap_err();
+        assert!(error.contains("destinations[0].target"), "{error}");
+        let error = with(ReplicationDestination::target("nowhere"))
+            .validate(Grammar::Berth, THIS, known)
+            .unwrap_err();
+        assert!(error.contains("not a configured target"), "{error}");
+        let both = with(ReplicationDestination {
+            target: Some("dist".into()),
+            ..destination("111111111111", "eu-west-1")
+        });
+        let error = both.validate(Grammar::Berth, THIS, known).unwrap_err();
+        assert!(error.contains("not both"), "{error}");
+        assert_eq!(
+            serde_json::to_value(ReplicationDestination::target("dist")).unwrap(),
+            serde_json::json!({"target": "dist"})
+        );
+    }
+
+    #[test]
     fn destinations_are_listed_once_with_delete_following_if_any_rule_asks() {
         let b = destination("111111111111", "eu-west-1");
         let c = destination("222222222222", "ap-south-1");
         let config = config(vec![
             ReplicationRule {
                 destinations: vec![b.clone()],
-                repository_filters: Some(vec![filter("prod", PREFIX_MATCH)]),
-                delete_replication: None,
+                ..rule(Some(vec![filter("prod", PREFIX_MATCH)]))
             },
             ReplicationRule {
                 destinations: vec![b.clone(), c.clone()],
-                repository_filters: None,
                 delete_replication: Some(true),
+                ..rule(None)
             },
         ]);
         assert_eq!(
-            config.destinations_for("prod/app"),
+            config.destinations_for("prod/app", Some("v1"), false),
             vec![(b.clone(), true), (c.clone(), true)]
         );
         let only_first = ReplicationConfiguration {
             rules: vec![config.rules[0].clone()],
         };
-        assert_eq!(only_first.destinations_for("prod/app"), vec![(b, false)]);
-        assert!(only_first.destinations_for("dev/app").is_empty());
+        assert_eq!(
+            only_first.destinations_for("prod/app", None, false),
+            vec![(b, false)]
+        );
+        assert!(only_first
+            .destinations_for("dev/app", Some("v1"), false)
+            .is_empty());
     }
 }

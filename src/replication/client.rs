@@ -52,7 +52,7 @@ pub struct Destination {
     http: reqwest::Client,
     base: String,
     repository: String,
-    credentials: (String, String),
+    credentials: Option<(String, String)>,
     authorization: tokio::sync::RwLock<Option<String>>,
 }
 
@@ -60,7 +60,7 @@ impl Destination {
     pub fn new(
         http: reqwest::Client,
         base: &str,
-        credentials: (String, String),
+        credentials: Option<(String, String)>,
         repository: &str,
     ) -> Destination {
         Destination {
@@ -72,13 +72,13 @@ impl Destination {
         }
     }
 
-    fn basic(&self) -> String {
+    fn basic(&self) -> Option<String> {
         use base64::Engine as _;
-        let (user, password) = &self.credentials;
-        format!(
+        let (user, password) = self.credentials.as_ref()?;
+        Some(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        )
+        ))
     }
 
     /// Answers the registry's challenge once: a Bearer token for pull and push on the
@@ -104,7 +104,11 @@ impl Destination {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_challenge);
         let authorization = match challenge {
-            Some(Challenge::Basic) | None => self.basic(),
+            Some(Challenge::Basic) | None => self.basic().ok_or_else(|| {
+                SendError::Denied(
+                    "the destination asks for credentials and none are configured".into(),
+                )
+            })?,
             Some(Challenge::Bearer { realm, service, .. }) => {
                 format!("Bearer {}", self.token(&realm, service.as_deref()).await?)
             }
@@ -126,14 +130,11 @@ impl Destination {
                 &format!("repository:{}:pull,push", self.repository),
             );
         }
-        let response = self
-            .http
-            .get(url)
-            .header(AUTHORIZATION, self.basic())
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let mut request = self.http.get(url).timeout(REQUEST_TIMEOUT);
+        if let Some(basic) = self.basic() {
+            request = request.header(AUTHORIZATION, basic);
+        }
+        let response = request.send().await.map_err(unreachable)?;
         if !response.status().is_success() {
             return Err(judge(response, "the token endpoint").await);
         }

@@ -21,6 +21,7 @@ use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
+use crate::config::ReplicationConfig;
 use crate::error::Error;
 use crate::meta::{now_millis, ReplicationTask};
 use crate::oci::manifest::{self, ManifestKind};
@@ -53,10 +54,17 @@ enum Outcome {
     Fail(&'static str, String),
 }
 
+/// A configured non-Berth registry: where it is and what to log in with.
+struct Target {
+    url: String,
+    credentials: Option<(String, String)>,
+}
+
 /// The worker of one replica.
 pub struct Replicator {
     registry: Arc<Registry>,
     access: Arc<Access>,
+    targets: std::collections::HashMap<String, Target>,
     http: reqwest::Client,
     owner: String,
     concurrency: usize,
@@ -66,22 +74,45 @@ pub struct Replicator {
 }
 
 impl Replicator {
+    /// The worker of replica `owner`; reads each target's credentials file now, so that a
+    /// missing or malformed one stops the start with a message naming it.
     pub fn new(
         registry: Arc<Registry>,
         access: Arc<Access>,
+        config: &ReplicationConfig,
         owner: &str,
-        concurrency: usize,
-        retry_window: Duration,
-    ) -> Replicator {
-        Replicator {
+    ) -> anyhow::Result<Replicator> {
+        let mut targets = std::collections::HashMap::new();
+        for target in &config.targets {
+            let credentials = if target.credentials_file.is_empty() {
+                None
+            } else {
+                Some(read_credentials(&target.credentials_file).map_err(|e| {
+                    anyhow::anyhow!(
+                        "replication target {}: credentials_file {}: {e}",
+                        target.name,
+                        target.credentials_file
+                    )
+                })?)
+            };
+            targets.insert(
+                target.name.clone(),
+                Target {
+                    url: target.url.clone(),
+                    credentials,
+                },
+            );
+        }
+        Ok(Replicator {
             registry,
             access,
+            targets,
             http: client::http_client(),
             owner: owner.to_owned(),
-            concurrency: concurrency.max(1),
-            retry_window,
+            concurrency: config.concurrency.max(1),
+            retry_window: Duration::from_secs(config.retry_window_secs),
             mounted: std::sync::atomic::AtomicU64::new(0),
-        }
+        })
     }
 
     /// Takes and sends due tasks until `cancel` fires.
@@ -177,31 +208,10 @@ impl Replicator {
         ) else {
             return Outcome::Fail(REFUSED, "the task names an invalid image".into());
         };
-        let Some(target) = self
-            .access
-            .trusted_registries()
-            .config(&task.registry_id)
-            .filter(|c| c.region == task.region)
-            .cloned()
-        else {
-            return Outcome::Fail(
-                REFUSED,
-                format!(
-                    "{} in {} is no longer a registry this one trusts ([federation])",
-                    task.registry_id, task.region
-                ),
-            );
+        let destination = match self.destination(task, &name) {
+            Ok(destination) => destination,
+            Err(outcome) => return outcome,
         };
-        let password = match self.access.replication_password(&task.registry_id) {
-            Ok((password, _)) => password,
-            Err(e) => return Outcome::Retry(format!("cannot sign a replication password: {e}")),
-        };
-        let destination = Destination::new(
-            self.http.clone(),
-            &target.url,
-            ("AWS".to_owned(), password),
-            name.as_str(),
-        );
         let result = async {
             destination.login().await?;
             self.send_manifest(&destination, &name, &digest, 0).await?;
@@ -220,6 +230,61 @@ impl Replicator {
             Err(SendError::Refused(reason)) => Outcome::Fail(REFUSED, reason),
             Err(SendError::Unavailable(reason)) => Outcome::Retry(reason),
         }
+    }
+
+    /// Where the task goes and how to log in there: a configured target with its credentials,
+    /// or a trusted registry with a password this registry signs for its root.
+    fn destination(
+        &self,
+        task: &ReplicationTask,
+        name: &RepoName,
+    ) -> std::result::Result<Destination, Outcome> {
+        if !task.target.is_empty() {
+            let Some(target) = self.targets.get(&task.target) else {
+                return Err(Outcome::Fail(
+                    REFUSED,
+                    format!(
+                        "{} is no longer a configured target ([[replication.targets]])",
+                        task.target
+                    ),
+                ));
+            };
+            return Ok(Destination::new(
+                self.http.clone(),
+                &target.url,
+                target.credentials.clone(),
+                name.as_str(),
+            ));
+        }
+        let Some(registry) = self
+            .access
+            .trusted_registries()
+            .config(&task.registry_id)
+            .filter(|c| c.region == task.region)
+            .cloned()
+        else {
+            return Err(Outcome::Fail(
+                REFUSED,
+                format!(
+                    "{} in {} is no longer a registry this one trusts ([federation])",
+                    task.registry_id, task.region
+                ),
+            ));
+        };
+        let password = match self.access.replication_password(&task.registry_id) {
+            Ok((password, _)) => password,
+            Err(e) => {
+                return Err(Outcome::Retry(format!(
+                    "cannot sign a replication password: {e}"
+                )))
+            }
+        };
+        Ok(Destination::new(
+            self.http.clone(),
+            &registry.url,
+            Some(("AWS".to_owned(), password)),
+            name.as_str(),
+        ))
     }
 
     /// Sends the manifest `digest` of `name` and everything it needs, unless the destination
@@ -332,6 +397,17 @@ impl Replicator {
     /// How many blobs were mounted at destinations instead of sent.
     pub fn mounted(&self) -> u64 {
         self.mounted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `{"username": "...", "password": "..."}` from a file.
+fn read_credentials(path: &str) -> anyhow::Result<(String, String)> {
+    let text = std::fs::read_to_string(path)?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("expected {{\"username\", \"password\"}}: {e}"))?;
+    match (value["username"].as_str(), value["password"].as_str()) {
+        (Some(user), Some(password)) => Ok((user.to_owned(), password.to_owned())),
+        _ => anyhow::bail!("expected {{\"username\", \"password\"}} strings"),
     }
 }
 

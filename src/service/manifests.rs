@@ -224,7 +224,9 @@ impl ManifestService {
         let replicate_to = if lazy_blobs {
             Vec::new()
         } else {
-            self.replication.destinations_for(name.as_str()).await?
+            self.replication
+                .targets_for(name.as_str(), &tags, subject.is_some())
+                .await?
         };
         let record = NewManifest {
             digest: digest.clone(),

@@ -95,7 +95,13 @@ pub struct Registry {
 pub const PULL_GATE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Registry {
-    pub fn new(meta: Meta, blobs: BlobStore, limits: Limits) -> Self {
+    /// `replication_targets`: the names of the configured non-Berth replication targets.
+    pub fn new(
+        meta: Meta,
+        blobs: BlobStore,
+        limits: Limits,
+        replication_targets: Vec<String>,
+    ) -> Self {
         // SQLite means one node, where local invalidation is complete; see `metadata_cache` for
         // why replicas on PostgreSQL read through.
         let cache = MetaCache::new(meta.dialect() == crate::meta::Dialect::Sqlite);
@@ -108,7 +114,10 @@ impl Registry {
         );
         let pulls = Arc::new(PullTracker::default());
         let gates = Arc::new(scan::PullGates::new(meta.scans()));
-        let rules = Arc::new(ReplicationRules::new(meta.replication()));
+        let rules = Arc::new(ReplicationRules::new(
+            meta.replication(),
+            replication_targets,
+        ));
         let blobs = BlobService::new(core.clone(), meta.blob_index());
         let manifests = ManifestService::new(
             core.clone(),
@@ -143,7 +152,7 @@ impl Registry {
                 meta.blob_index(),
                 meta.gc_grace(),
             ),
-            replication: ReplicationService::new(meta.replication(), rules),
+            replication: ReplicationService::new(meta.replication(), meta.repositories(), rules),
             replicas: ReplicaService::new(core.clone(), meta),
             core,
             blobs,

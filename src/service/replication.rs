@@ -21,14 +21,17 @@ const RULES_TTL: Duration = Duration::from_secs(2);
 /// push here wrote tasks.
 pub struct ReplicationRules {
     store: Replication,
+    /// Names of the configured non-Berth targets (`[[replication.targets]]`).
+    targets: Vec<String>,
     cached: TtlCache<(), Arc<ReplicationConfiguration>>,
     pushed: Notify,
 }
 
 impl ReplicationRules {
-    pub fn new(store: Replication) -> ReplicationRules {
+    pub fn new(store: Replication, targets: Vec<String>) -> ReplicationRules {
         ReplicationRules {
             store,
+            targets,
             cached: TtlCache::new(RULES_TTL, 1),
             pushed: Notify::new(),
         }
@@ -49,17 +52,36 @@ impl ReplicationRules {
         Ok(configuration)
     }
 
-    /// Where a push to `repository` goes.
-    pub async fn destinations_for(&self, repository: &str) -> Result<Vec<ReplicationDestination>> {
+    /// Where a push to `repository` that sets `tags` (none: by digest) goes, as (tag,
+    /// destination) pairs, the empty tag for a push by digest. A referrer pushed by digest
+    /// follows its subject past tag filters.
+    pub async fn targets_for(
+        &self,
+        repository: &str,
+        tags: &[crate::oci::Tag],
+        referrer: bool,
+    ) -> Result<Vec<(String, ReplicationDestination)>> {
         let configuration = self.configuration().await?;
         if configuration.rules.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(configuration
-            .destinations_for(repository)
-            .into_iter()
-            .map(|(destination, _)| destination)
-            .collect())
+        let tags: Vec<Option<&str>> = if tags.is_empty() {
+            vec![None]
+        } else {
+            tags.iter().map(|t| Some(t.as_str())).collect()
+        };
+        let mut out = Vec::new();
+        for tag in tags {
+            for (destination, _) in configuration.destinations_for(repository, tag, referrer) {
+                out.push((tag.unwrap_or("").to_owned(), destination));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `name` is a configured non-Berth target.
+    pub fn is_target(&self, name: &str) -> bool {
+        self.targets.iter().any(|t| t == name)
     }
 
     /// A push here wrote tasks: the worker starts at once instead of at its next poll.
@@ -87,12 +109,21 @@ pub struct ImageReplicationStatus {
 #[derive(Clone)]
 pub struct ReplicationService {
     store: Replication,
+    repositories: crate::meta::Repositories,
     rules: Arc<ReplicationRules>,
 }
 
 impl ReplicationService {
-    pub(super) fn new(store: Replication, rules: Arc<ReplicationRules>) -> Self {
-        ReplicationService { store, rules }
+    pub(super) fn new(
+        store: Replication,
+        repositories: crate::meta::Repositories,
+        rules: Arc<ReplicationRules>,
+    ) -> Self {
+        ReplicationService {
+            store,
+            repositories,
+            rules,
+        }
     }
 
     /// The rules pushes read, and the worker's bell.
@@ -127,6 +158,7 @@ impl ReplicationService {
             let destination = ReplicationDestination {
                 region: task.region.clone(),
                 registry_id: task.registry_id.clone(),
+                target: Some(task.target.clone()).filter(|t| !t.is_empty()),
             };
             let index = match out.iter().position(|s| s.destination == destination) {
                 Some(i) => i,
@@ -153,6 +185,51 @@ impl ReplicationService {
             }
         }
         Ok(out)
+    }
+
+    /// Replicates images pushed before the rules (or while they did not select them): every
+    /// tag and referrer of every repository the rules select now gets a task per destination,
+    /// unless it has one already. How many tasks were written.
+    pub async fn backfill(&self) -> Result<u64> {
+        let configuration = self.rules.configuration().await?;
+        if configuration.rules.is_empty() {
+            return Ok(0);
+        }
+        let mut written = 0;
+        let mut last: Option<String> = None;
+        loop {
+            let page = self
+                .repositories
+                .list_repositories(last.as_deref(), 500)
+                .await?;
+            let Some(next) = page.last().cloned() else {
+                break;
+            };
+            for repository in &page {
+                let mut tasks = Vec::new();
+                for (digest, tag, referrer) in self.store.backfill_candidates(repository).await? {
+                    let tag_ref = Some(tag.as_str()).filter(|t| !t.is_empty());
+                    for (destination, _) in
+                        configuration.destinations_for(repository, tag_ref, referrer)
+                    {
+                        tasks.push((digest.clone(), tag.clone(), destination));
+                    }
+                }
+                if !tasks.is_empty() {
+                    written += self.store.enqueue_missing(repository, &tasks).await?;
+                }
+            }
+            last = Some(next);
+        }
+        if written > 0 {
+            self.rules.pushed();
+        }
+        Ok(written)
+    }
+
+    /// How many tasks are open and how many failed.
+    pub async fn counts(&self) -> Result<(i64, i64)> {
+        self.store.counts().await
     }
 
     /// Open tasks (waiting, being sent, failed), oldest first, after task `after`.

@@ -579,12 +579,19 @@ async fn replication_tasks(db: &Db) {
         .ensure_repository(&repo("prod/app"))
         .await
         .unwrap();
-    let to = |id: &str| ReplicationDestination {
-        region: "eu-west-1".into(),
-        registry_id: id.into(),
+    let to = |tag: &str, id: &str| {
+        (
+            tag.to_owned(),
+            ReplicationDestination::registry(id, "eu-west-1"),
+        )
     };
     let image = NewManifest {
-        replicate_to: vec![to("111111111111"), to("222222222222")],
+        replicate_to: vec![
+            to("v1", "111111111111"),
+            to("v1", "222222222222"),
+            to("latest", "111111111111"),
+            to("latest", "222222222222"),
+        ],
         ..manifest(b"{\"replicated\":1}")
     };
     let d = image.digest.to_string();
@@ -601,7 +608,7 @@ async fn replication_tasks(db: &Db) {
         .await
         .unwrap();
     let untagged = NewManifest {
-        replicate_to: vec![to("111111111111")],
+        replicate_to: vec![to("", "111111111111")],
         ..manifest(b"{\"untagged\":1}")
     };
     db.manifests()
@@ -691,8 +698,12 @@ async fn replication_tasks(db: &Db) {
     );
 
     // Pushing the same image again restarts its finished tasks.
+    let again = NewManifest {
+        replicate_to: vec![to("v1", "111111111111"), to("v1", "222222222222")],
+        ..manifest(b"{\"replicated\":1}")
+    };
     db.manifests()
-        .put_manifest(r, &image, &[tag("v1")])
+        .put_manifest(r, &again, &[tag("v1")])
         .await
         .unwrap();
     let restarted = store.tasks_of_image("prod/app", &d).await.unwrap();

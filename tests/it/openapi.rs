@@ -605,6 +605,16 @@ async fn every_rest_answer_matches_its_schema() {
     s.call(M::GET, "/api/v1/replication/tasks", &[], "limit=10", None)
         .await;
     s.call(
+        M::GET,
+        "/api/v1/replication/status",
+        &[],
+        "repository=team/app&tag=v1",
+        None,
+    )
+    .await;
+    s.call(M::POST, "/api/v1/replication/backfill", &[], "", None)
+        .await;
+    s.call(
         M::POST,
         "/api/v1/replication/retry",
         &[],

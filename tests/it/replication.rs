@@ -478,3 +478,157 @@ async fn bad_configurations_are_refused_naming_the_field() {
         .unwrap();
     assert_eq!(stored, extended);
 }
+
+/// `GET /v2/<repository>/manifests/<tag>` at a registry without authentication (Distribution):
+/// the digest, if it is there.
+async fn anonymous_digest(addr: &str, repository: &str, tag: &str) -> Option<String> {
+    let response = reqwest::Client::new()
+        .head(format!("http://{addr}/v2/{repository}/manifests/{tag}"))
+        .header(
+            "accept",
+            format!(
+                "{OCI_MANIFEST}, {OCI_INDEX}, application/vnd.docker.distribution.manifest.v2+json"
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    (response.status() == 200).then(|| {
+        response.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    })
+}
+
+#[tokio::test]
+async fn filters_targets_that_are_not_berth_and_a_backfill() {
+    let (mut a_reg, b_reg) = pair().await;
+    let b = server(&b_reg);
+    let_a_replicate(b).await;
+    // Two destinations that are not Berth to A: CNCF Distribution (anonymous), and B again as a
+    // plain OCI registry with its admin's credentials from a file (the token flow).
+    let (_distribution, dist_addr, _dist_dir) =
+        e2e::daemons::start_reference_registry(&e2e::reference_bin(), None);
+    let creds_dir = tempfile::tempdir().unwrap();
+    let creds = creds_dir.path().join("b.json");
+    std::fs::write(
+        &creds,
+        json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD}).to_string(),
+    )
+    .unwrap();
+    let targets = json!([
+        {"name": "dist", "url": format!("http://{dist_addr}")},
+        {"name": "b-oci", "url": b.url(""), "credentials_file": creds.to_str().unwrap()},
+    ])
+    .to_string();
+    {
+        let a = a_reg.server_mut().unwrap();
+        a.set_env("BERTH_REPLICATION_TARGETS", Some(&targets));
+        a.restart();
+    }
+    let a = server(&a_reg);
+    // Pushed before any rule: not replicated until a backfill.
+    let old = e2e::push_test_image(&a_reg, "old/app", "v1", None);
+
+    let rules = json!({"rules": [
+        {"destinations": [{"region": "eu-west-1", "registryId": B_ID}],
+         "repositoryFilters": [{"filter": "scratch", "filterType": "PREFIX_NOT_MATCH"}],
+         "imageTagFilters": [{"filter": "v*", "filterType": "WILDCARD"}]},
+        {"destinations": [{"target": "dist"}, {"target": "b-oci"}],
+         "repositoryFilters": [{"filter": "team/app", "filterType": "LITERAL_MATCH"}]},
+    ]});
+    let response = admin_client()
+        .put(a.url("/api/v1/replication"))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    // ECR's door shows them but would not take Berth's extensions.
+    let error = aws(
+        a,
+        &[
+            "put-replication-configuration",
+            "--replication-configuration",
+            &rules.to_string(),
+        ],
+    );
+    assert!(error.is_err());
+
+    let image = e2e::push_test_image(&a_reg, "team/app", "v1", None);
+    e2e::push_test_image(&a_reg, "team/app", "latest", None);
+    e2e::push_test_image(&a_reg, "team/app-two", "v2", None);
+    e2e::push_test_image(&a_reg, "scratch/x", "v1", None);
+    assert_eq!(settled(a).await["tasks"], json!([]));
+
+    // B (by rule 1): tags matching v*, outside scratch/.
+    assert_eq!(manifest(b, "team/app", "v1").await.unwrap().0, image);
+    assert_eq!(manifest(b, "team/app-two", "v2").await.unwrap().0, image);
+    assert!(manifest(b, "scratch/x", "v1").await.is_none());
+    // Distribution and B-as-OCI (rule 2): team/app exactly, every tag.
+    for tag in ["v1", "latest"] {
+        assert_eq!(
+            anonymous_digest(&dist_addr, "team/app", tag)
+                .await
+                .as_deref(),
+            Some(image.as_str()),
+            "{tag}"
+        );
+        assert_eq!(
+            manifest(b, "team/app", tag).await.unwrap().0,
+            image,
+            "{tag}"
+        );
+    }
+    assert!(anonymous_digest(&dist_addr, "team/app-two", "v2")
+        .await
+        .is_none());
+    let statuses: Value = admin_client()
+        .get(a.url(&format!(
+            "/api/v1/replication/status?repository=team/app&digest={image}"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses = statuses["replicationStatuses"].clone();
+    assert!(
+        statuses
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["target"] == "dist" && s["status"] == "COMPLETE"),
+        "{statuses}"
+    );
+    // Nothing old yet; a backfill sends it, and only what the rules select.
+    assert!(manifest(b, "old/app", "v1").await.is_none());
+    let response = admin_client()
+        .post(a.url("/api/v1/replication/backfill"))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["tasks"].as_u64().unwrap() >= 1, "{answer}");
+    let tasks = settled(a).await;
+    assert_eq!(
+        (tasks["open"].as_i64(), tasks["failed"].as_i64()),
+        (Some(0), Some(0)),
+        "{tasks}"
+    );
+    assert_eq!(manifest(b, "old/app", "v1").await.unwrap().0, old);
+    assert!(manifest(b, "scratch/x", "v1").await.is_none());
+    assert!(manifest(b, "team/app", "latest").await.is_some());
+    // A second backfill finds nothing left to send.
+    let again: Value = admin_client()
+        .post(a.url("/api/v1/replication/backfill"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["tasks"], 0);
+}

@@ -28,8 +28,9 @@ use crate::ops::shapes::{
     DeleteAccountRequest, DeleteGroupRequest, DeleteIdentityPolicyRequest,
     DeleteLifecyclePolicyRequest, DeletePullGateRequest, DeletePullThroughCacheRuleRequest,
     DeleteRegistryPolicyRequest, DeleteRepositoryCreationTemplateRequest,
-    DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeImageScanFindingsRequest,
-    DescribePullThroughCacheRulesRequest, DescribeRegistryRequest, DescribeRepositoriesRequest,
+    DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeImageReplicationStatusRequest,
+    DescribeImageScanFindingsRequest, DescribePullThroughCacheRulesRequest,
+    DescribeRegistryRequest, DescribeRepositoriesRequest,
     DescribeRepositoryCreationTemplatesRequest, GetAccountRequest, GetAuthorizationTokenRequest,
     GetGcStatusRequest, GetGroupRequest, GetIdentityPolicyRequest,
     GetLifecyclePolicyPreviewRequest, GetLifecyclePolicyRequest, GetOpenApiDocumentRequest,
@@ -42,10 +43,10 @@ use crate::ops::shapes::{
     PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
     PutPullGateRequest, PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest,
     PutReplicationConfigurationRequest, PutSettingsRequest, RegenerateRobotSecretRequest,
-    RemoveGroupMemberRequest, ReplicationConfiguration, ReplicationGrammar, Repository,
-    RetryReplicationRequest, RotateSigningKeyRequest, RunLifecyclePolicyRequest,
-    SetRepositoryPolicyRequest, SimulatePolicyRequest, StartImageScanRequest,
-    StartLifecyclePolicyPreviewRequest, TagStatusFilter, UpdateAccessKeyRequest,
+    RemoveGroupMemberRequest, ReplicationGrammar, Repository, RetryReplicationRequest,
+    RotateSigningKeyRequest, RunLifecyclePolicyRequest, SetRepositoryPolicyRequest,
+    SimulatePolicyRequest, StartImageScanRequest, StartLifecyclePolicyPreviewRequest,
+    StartReplicationBackfillRequest, TagStatusFilter, UpdateAccessKeyRequest,
     UpdatePullThroughCacheRuleRequest, UpdateRepositoryCreationTemplateRequest,
     ValidatePullThroughCacheRuleRequest,
 };
@@ -242,7 +243,9 @@ pub(super) fn mount(r: Routes) -> Routes {
         .get("/api/v1/replication", get_replication)
         .put("/api/v1/replication", put_replication)
         .get("/api/v1/replication/tasks", replication_tasks)
+        .get("/api/v1/replication/status", replication_status)
         .post("/api/v1/replication/retry", retry_replication)
+        .post("/api/v1/replication/backfill", backfill_replication)
         .get("/api/v1/audit", audit_log)
         .get("/api/v1/gc", gc_status)
 }
@@ -790,7 +793,7 @@ async fn get_replication(call: OpCall) -> Reply {
 
 /// PUT /api/v1/replication: PutReplicationConfiguration with Berth's filter types allowed.
 async fn put_replication(call: OpCall, Payload(body): Payload) -> Reply {
-    let configuration: ReplicationConfiguration = decode(&body)?;
+    let configuration: Value = decode(&body)?;
     let answer = call
         .run(PutReplicationConfigurationRequest {
             replication_configuration: Some(configuration),
@@ -808,6 +811,28 @@ async fn replication_tasks(call: OpCall, RawQuery(query): RawQuery) -> Reply {
         limit: parse_number("limit", query_param(&pairs, "limit"))?,
     };
     Ok(ok(call.run(request).await?))
+}
+
+/// GET /api/v1/replication/status?repository=&digest= (or `tag=`): DescribeImageReplicationStatus,
+/// with the non-Berth targets named.
+async fn replication_status(call: OpCall, RawQuery(query): RawQuery) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = DescribeImageReplicationStatusRequest {
+        repository_name: query_param(&pairs, "repository")
+            .unwrap_or_default()
+            .to_owned(),
+        image_id: ImageIdentifier {
+            image_digest: query_param(&pairs, "digest").map(str::to_owned),
+            image_tag: query_param(&pairs, "tag").map(str::to_owned),
+        },
+        registry_id: None,
+    };
+    Ok(ok(call.run(request).await?))
+}
+
+/// POST /api/v1/replication/backfill: replicates what was pushed before the rules.
+async fn backfill_replication(call: OpCall) -> Reply {
+    Ok(ok(call.run(StartReplicationBackfillRequest {}).await?))
 }
 
 /// POST /api/v1/replication/retry: starts failed tasks again.

@@ -121,6 +121,7 @@ pub struct LifecycleEventPage {
 #[derive(Deserialize, ToSchema)]
 pub struct FederatedPasswordRequest {
     /// The trusted registry (`[federation]`) the password is for.
+    #[serde(default)]
     pub registry_id: String,
 }
 
