@@ -4,6 +4,9 @@
 -- IN_PROGRESS until a replica that holds its lease (lease_owner until lease_until) has sent it,
 -- then COMPLETE, or FAILED with ECR's failure code and a reason. A destination is a registry
 -- (registry_id, region) or a configured non-Berth target (target, by name; the other two empty).
+-- `action` is `push`, or `delete` (the tag, or the manifest when the tag is empty, was deleted
+-- here and a rule asks for deletes to follow); the worker acts on what the source holds when it
+-- runs, so tasks of one image may run in any order.
 -- Times are Unix milliseconds.
 CREATE TABLE replication_configuration (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -19,6 +22,7 @@ CREATE TABLE replication_tasks (
     registry_id TEXT NOT NULL,
     region TEXT NOT NULL,
     target TEXT NOT NULL DEFAULT '',
+    action TEXT NOT NULL DEFAULT 'push',
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
@@ -28,6 +32,6 @@ CREATE TABLE replication_tasks (
     failure_reason TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    UNIQUE (repository, digest, tag, registry_id, region, target)
+    UNIQUE (repository, digest, tag, registry_id, region, target, action)
 );
 CREATE INDEX replication_tasks_due ON replication_tasks (status, next_attempt_at);

@@ -180,15 +180,18 @@ impl Access {
     }
 
     /// The ECR actions behind a Docker scope action for `subject`: a registry replicating into
-    /// this one pulls and pushes under `ecr:ReplicateImage` alone (the permission ECR asks
-    /// destination registries to grant), everyone else under the actions of a pull or push.
+    /// this one pulls, pushes and (when its rules replicate deletes) deletes under
+    /// `ecr:ReplicateImage` alone (the permission ECR asks destination registries to grant),
+    /// everyone else under the actions of a pull, push or delete.
     pub fn scope_actions(&self, subject: &Subject, scope: ScopeAction) -> &'static [Action] {
         let replicator = subject
             .principal
             .as_ref()
             .is_some_and(|p| p.is_replicator());
         match scope {
-            ScopeAction::Pull | ScopeAction::Push if replicator => &[Action::ReplicateImage],
+            ScopeAction::Pull | ScopeAction::Push | ScopeAction::Delete if replicator => {
+                &[Action::ReplicateImage]
+            }
             _ => scope.actions(),
         }
     }

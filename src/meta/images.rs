@@ -246,6 +246,18 @@ impl Images {
     /// references it, the manifest too (ECR's rule), in one transaction. `None` if the tag did
     /// not exist.
     pub async fn untag_and_prune(&self, repository_id: i64, tag: &str) -> Result<Option<Untagged>> {
+        self.untag_and_prune_replicated(repository_id, tag, &[])
+            .await
+    }
+
+    /// [`Images::untag_and_prune`], writing in the same transaction delete tasks (the tag, and
+    /// the manifest when it goes too) per destination of `replicate_to`.
+    pub async fn untag_and_prune_replicated(
+        &self,
+        repository_id: i64,
+        tag: &str,
+        replicate_to: &[crate::policy::replication::ReplicationDestination],
+    ) -> Result<Option<Untagged>> {
         let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(
             "SELECT m.id, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id \
@@ -293,6 +305,12 @@ impl Images {
                 "tag_delete",
             )
             .await?;
+        }
+        super::manifests::enqueue_deletes(&mut tx, repository_id, &digest, tag, replicate_to)
+            .await?;
+        if deleted {
+            super::manifests::enqueue_deletes(&mut tx, repository_id, &digest, "", replicate_to)
+                .await?;
         }
         tx.commit().await?;
         Ok(Some(Untagged {

@@ -196,12 +196,9 @@ impl Manifests {
             scan::queue_children_in(&mut tx, repository_id, &m.required_manifests).await?;
         }
         if !m.replicate_to.is_empty() {
-            let name: String = sqlx::query("SELECT name FROM repositories WHERE id = $1")
-                .bind(repository_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("name")?;
-            replication::enqueue_in(&mut tx, &name, &digest, &m.replicate_to).await?;
+            let name = replication::repository_name_in(&mut tx, repository_id).await?;
+            replication::enqueue_in(&mut tx, &name, &digest, replication::PUSH, &m.replicate_to)
+                .await?;
         }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
@@ -247,6 +244,18 @@ impl Manifests {
     /// Deletes a manifest and every tag pointing at it; its blobs, children and referrers are
     /// queued for GC review.
     pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
+        self.delete_manifest_replicated(repository_id, digest, &[])
+            .await
+    }
+
+    /// [`Manifests::delete_manifest`], writing in the same transaction a delete task per
+    /// destination of `replicate_to` (destinations whose rule asks deletes to follow).
+    pub async fn delete_manifest_replicated(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+        replicate_to: &[crate::policy::replication::ReplicationDestination],
+    ) -> Result<bool> {
         let digest = digest.to_string();
         let mut tx = self.meta.write.begin().await?;
         // A no-op write: takes SQLite's write lock first and the row lock on PostgreSQL.
@@ -269,12 +278,24 @@ impl Manifests {
             self.meta.review_after(),
         )
         .await?;
+        enqueue_deletes(&mut tx, repository_id, &digest, "", replicate_to).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Deletes one tag; the manifest stays (GC reviews it, see `gc`).
     pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
+        self.delete_tag_replicated(repository_id, tag, &[]).await
+    }
+
+    /// [`Manifests::delete_tag`], writing in the same transaction a delete task for the tag per
+    /// destination of `replicate_to`.
+    pub async fn delete_tag_replicated(
+        &self,
+        repository_id: i64,
+        tag: &Tag,
+        replicate_to: &[crate::policy::replication::ReplicationDestination],
+    ) -> Result<bool> {
         let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(
             "DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING manifest_id",
@@ -286,14 +307,23 @@ impl Manifests {
         let Some(row) = row else {
             return Ok(false);
         };
+        let manifest_id: i64 = row.try_get("manifest_id")?;
         gc::enqueue_manifest(
             &mut tx,
-            row.try_get("manifest_id")?,
+            manifest_id,
             repository_id,
             self.meta.review_after(),
             "tag_delete",
         )
         .await?;
+        if !replicate_to.is_empty() {
+            let digest: String = sqlx::query("SELECT digest FROM manifests WHERE id = $1")
+                .bind(manifest_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("digest")?;
+            enqueue_deletes(&mut tx, repository_id, &digest, tag.as_str(), replicate_to).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -345,4 +375,24 @@ impl Manifests {
             })
             .collect()
     }
+}
+
+/// Delete tasks for `tag` of `digest` (the manifest itself when `tag` is empty), one per
+/// destination, inside the delete's transaction.
+pub(super) async fn enqueue_deletes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    repository_id: i64,
+    digest: &str,
+    tag: &str,
+    replicate_to: &[crate::policy::replication::ReplicationDestination],
+) -> Result<()> {
+    if replicate_to.is_empty() {
+        return Ok(());
+    }
+    let name = replication::repository_name_in(tx, repository_id).await?;
+    let targets: Vec<(String, crate::policy::replication::ReplicationDestination)> = replicate_to
+        .iter()
+        .map(|d| (tag.to_owned(), d.clone()))
+        .collect();
+    replication::enqueue_in(tx, &name, digest, replication::DELETE, &targets).await
 }

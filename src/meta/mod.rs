@@ -31,8 +31,8 @@ pub use lifecycle::{
 pub use pull_through::{RuleRecord, StoredRule};
 pub use replication::ReplicationTask;
 pub use replication::{
-    COMPLETE as REPLICATION_COMPLETE, FAILED as REPLICATION_FAILED,
-    IN_PROGRESS as REPLICATION_IN_PROGRESS,
+    COMPLETE as REPLICATION_COMPLETE, DELETE as REPLICATION_DELETE, FAILED as REPLICATION_FAILED,
+    IN_PROGRESS as REPLICATION_IN_PROGRESS, PUSH as REPLICATION_PUSH,
 };
 pub use scan::{
     is_scannable, Finding, OutboxEvent, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES,

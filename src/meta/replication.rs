@@ -11,6 +11,10 @@ pub const IN_PROGRESS: &str = "IN_PROGRESS";
 pub const COMPLETE: &str = "COMPLETE";
 /// Given up, with a failure code and reason; retried only when asked.
 pub const FAILED: &str = "FAILED";
+/// A task that sends an image (and its tag).
+pub const PUSH: &str = "push";
+/// A task that deletes a tag (or the manifest, when the tag is empty) at the destination.
+pub const DELETE: &str = "delete";
 
 /// One image to send to one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub struct ReplicationTask {
     pub region: String,
     /// A `[[replication.targets]]` name; empty for a registry by id and region.
     pub target: String,
+    /// [`PUSH`] or [`DELETE`].
+    pub action: String,
     pub status: String,
     pub attempts: i64,
     pub failure_code: Option<String>,
@@ -32,8 +38,8 @@ pub struct ReplicationTask {
     pub updated_at: i64,
 }
 
-const TASK_COLUMNS: &str = "id, repository, digest, tag, registry_id, region, target, status, \
-    attempts, failure_code, failure_reason, created_at, updated_at";
+const TASK_COLUMNS: &str = "id, repository, digest, tag, registry_id, region, target, action, \
+    status, attempts, failure_code, failure_reason, created_at, updated_at";
 
 fn task_row(row: &AnyRow) -> Result<ReplicationTask> {
     Ok(ReplicationTask {
@@ -44,6 +50,7 @@ fn task_row(row: &AnyRow) -> Result<ReplicationTask> {
         registry_id: row.try_get("registry_id")?,
         region: row.try_get("region")?,
         target: row.try_get("target")?,
+        action: row.try_get("action")?,
         status: row.try_get("status")?,
         attempts: row
             .try_get::<i64, _>("attempts")
@@ -62,15 +69,16 @@ pub(super) async fn enqueue_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     repository: &str,
     digest: &str,
+    action: &str,
     targets: &[(String, ReplicationDestination)],
 ) -> Result<()> {
     let now = now_millis();
     for (tag, destination) in targets {
         sqlx::query(
             "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, target, \
-             status, attempts, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $8) \
-             ON CONFLICT (repository, digest, tag, registry_id, region, target) DO UPDATE SET \
+             action, status, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $9, $7, 0, $8, $8, $8) \
+             ON CONFLICT (repository, digest, tag, registry_id, region, target, action) DO UPDATE SET \
              status = excluded.status, attempts = 0, next_attempt_at = excluded.next_attempt_at, \
              failure_code = NULL, failure_reason = NULL, updated_at = excluded.updated_at",
         )
@@ -82,10 +90,23 @@ pub(super) async fn enqueue_in(
         .bind(destination.target.as_deref().unwrap_or(""))
         .bind(IN_PROGRESS)
         .bind(now)
+        .bind(action)
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
+}
+
+/// The name of repository `id`, inside a transaction (tasks name repositories by name).
+pub(super) async fn repository_name_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+) -> Result<String> {
+    Ok(sqlx::query("SELECT name FROM repositories WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("name")?)
 }
 
 impl Replication {
@@ -133,7 +154,7 @@ impl Replication {
                 "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, target, \
                  status, attempts, next_attempt_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $8) \
-                 ON CONFLICT (repository, digest, tag, registry_id, region, target) DO NOTHING",
+                 ON CONFLICT (repository, digest, tag, registry_id, region, target, action) DO NOTHING",
             )
             .bind(repository)
             .bind(digest)
@@ -283,7 +304,7 @@ impl Replication {
     ) -> Result<Vec<ReplicationTask>> {
         let rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM replication_tasks WHERE repository = $1 AND digest = $2 \
-             ORDER BY id"
+             AND action = 'push' ORDER BY id"
         ))
         .bind(repository)
         .bind(digest)

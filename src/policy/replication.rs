@@ -131,12 +131,6 @@ impl ReplicationConfiguration {
         let mut distinct = std::collections::HashSet::new();
         for (r, rule) in self.rules.iter().enumerate() {
             let at = |field: &str| format!("replicationConfiguration.rules[{r}].{field}");
-            if rule.delete_replication == Some(true) {
-                return Err(format!(
-                    "{}: replicating deletes is not supported yet; leave it out or false",
-                    at("deleteReplication")
-                ));
-            }
             if rule.destinations.is_empty() {
                 return Err(format!(
                     "{} must name at least one destination",
@@ -469,13 +463,6 @@ mod tests {
                 "not a registry this one trusts",
             ),
             (config(vec![rule(Some(vec![]))]), "repositoryFilters"),
-            (
-                config(vec![ReplicationRule {
-                    delete_replication: Some(true),
-                    ..rule(None)
-                }]),
-                "rules[0].deleteReplication",
-            ),
             (
                 config(vec![rule(Some(vec![filter("p", PREFIX_MATCH)]))]),
                 "repositoryFilters[0].filter",

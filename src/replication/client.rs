@@ -81,9 +81,9 @@ impl Destination {
         ))
     }
 
-    /// Answers the registry's challenge once: a Bearer token for pull and push on the
-    /// repository (and for mounts from any of its repositories, which the destination picks),
-    /// or Basic.
+    /// Answers the registry's challenge once: a Bearer token for pull, push and delete on the
+    /// repository (a token service grants what its policies allow and drops the rest), or
+    /// Basic.
     pub async fn login(&self) -> Result<(), SendError> {
         let response = self
             .http
@@ -127,7 +127,7 @@ impl Destination {
             }
             query.append_pair(
                 "scope",
-                &format!("repository:{}:pull,push", self.repository),
+                &format!("repository:{}:pull,push,delete", self.repository),
             );
         }
         let mut request = self.http.get(url).timeout(REQUEST_TIMEOUT);
@@ -280,6 +280,24 @@ impl Destination {
         match response.status() {
             StatusCode::CREATED => Ok(()),
             _ => Err(judge(response, &format!("PUT {path}")).await),
+        }
+    }
+}
+
+impl Destination {
+    /// DELETE of a manifest by digest or of a tag; one already gone counts as deleted.
+    pub async fn delete_manifest(&self, reference: &str) -> Result<(), SendError> {
+        let path = format!("/v2/{}/manifests/{reference}", self.repository);
+        let response = self
+            .request(Method::DELETE, &path)
+            .await
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status() {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(judge(response, &format!("DELETE {path}")).await),
         }
     }
 }

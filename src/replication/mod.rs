@@ -214,6 +214,11 @@ impl Replicator {
         };
         let result = async {
             destination.login().await?;
+            if task.action == crate::meta::REPLICATION_DELETE {
+                return self
+                    .send_delete(&destination, &name, &digest, &task.tag)
+                    .await;
+            }
             self.send_manifest(&destination, &name, &digest, 0).await?;
             if !task.tag.is_empty() {
                 self.send_tag(&destination, &name, &digest, &task.tag)
@@ -392,6 +397,40 @@ impl Replicator {
         destination
             .put_manifest(tag, &current.media_type, current.content)
             .await
+    }
+
+    /// Deletes the tag (or the manifest, when `tag` is empty) at the destination, unless it is
+    /// here again: a later push of the same tag or image wins, whatever order tasks run in.
+    async fn send_delete(
+        &self,
+        destination: &Destination,
+        name: &RepoName,
+        digest: &Digest,
+        tag: &str,
+    ) -> std::result::Result<(), SendError> {
+        let reference = if tag.is_empty() {
+            Reference::Digest(digest.clone())
+        } else {
+            match crate::oci::Tag::parse(tag) {
+                Ok(tag) => Reference::Tag(tag),
+                Err(_) => return Err(SendError::Refused(format!("invalid tag {tag:?}"))),
+            }
+        };
+        match self
+            .registry
+            .manifests()
+            .manifest(name, &reference, false)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(Error::ManifestUnknown(_)) | Err(Error::NameUnknown(_)) => {}
+            Err(e) => {
+                return Err(SendError::Unavailable(format!(
+                    "reading {name}:{reference}: {e}"
+                )))
+            }
+        }
+        destination.delete_manifest(&reference.to_string()).await
     }
 
     /// How many blobs were mounted at destinations instead of sent.

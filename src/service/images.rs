@@ -195,9 +195,20 @@ impl ImageService {
         tag: Option<&Tag>,
     ) -> Result<ImageDelete> {
         let repo = self.core.repository(name).await?;
+        let rules = self.manifest_service.replication_rules();
         let outcome = match (digest, tag) {
             (None, None) => ImageDelete::NotFound,
-            (None, Some(tag)) => match self.images.untag_and_prune(repo, tag.as_str()).await? {
+            (None, Some(tag)) => match self
+                .images
+                .untag_and_prune_replicated(
+                    repo,
+                    tag.as_str(),
+                    &rules
+                        .delete_targets(name.as_str(), Some(tag.as_str()))
+                        .await?,
+                )
+                .await?
+            {
                 Some(untagged) => ImageDelete::Deleted {
                     digest: untagged.digest,
                     tags: vec![tag.as_str().to_owned()],
@@ -218,7 +229,15 @@ impl ImageService {
                         let parents = self.images.parents_of(repo, &key).await?;
                         if !parents.is_empty() {
                             ImageDelete::ReferencedByIndex(parents)
-                        } else if self.manifests.delete_manifest(repo, digest).await? {
+                        } else if self
+                            .manifests
+                            .delete_manifest_replicated(
+                                repo,
+                                digest,
+                                &rules.delete_targets(name.as_str(), None).await?,
+                            )
+                            .await?
+                        {
                             ImageDelete::Deleted {
                                 digest: key,
                                 tags: image.tags,
@@ -232,6 +251,9 @@ impl ImageService {
             }
         };
         self.core.cache.invalidate(repo);
+        if matches!(outcome, ImageDelete::Deleted { .. }) {
+            rules.pushed();
+        }
         Ok(outcome)
     }
 

@@ -308,9 +308,23 @@ impl ManifestService {
     pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<()> {
         let repo = self.core.repository(name).await?;
         let deleted = match reference {
-            Reference::Tag(t) => self.manifests.delete_tag(repo, t).await?,
-            Reference::Digest(d) => self.manifests.delete_manifest(repo, d).await?,
+            Reference::Tag(t) => {
+                let to = self
+                    .replication
+                    .delete_targets(name.as_str(), Some(t.as_str()))
+                    .await?;
+                self.manifests.delete_tag_replicated(repo, t, &to).await?
+            }
+            Reference::Digest(d) => {
+                let to = self.replication.delete_targets(name.as_str(), None).await?;
+                self.manifests
+                    .delete_manifest_replicated(repo, d, &to)
+                    .await?
+            }
         };
+        if deleted {
+            self.replication.pushed();
+        }
         self.core.cache.invalidate(repo);
         if deleted {
             Ok(())
@@ -319,6 +333,11 @@ impl ManifestService {
                 "manifest '{reference}' is not in repository '{name}'"
             )))
         }
+    }
+
+    /// The replication rules (deletes by ECR's API follow them too).
+    pub(super) fn replication_rules(&self) -> &Arc<ReplicationRules> {
+        &self.replication
     }
 
     /// GET /v2/<name>/tags/list?n=&last=

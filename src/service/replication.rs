@@ -79,6 +79,22 @@ impl ReplicationRules {
         Ok(out)
     }
 
+    /// Where a delete in `repository` (of `tag`, or of the manifest when `None`) follows:
+    /// destinations of the rules that select it and ask for deletes (`deleteReplication`).
+    pub async fn delete_targets(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<ReplicationDestination>> {
+        let configuration = self.configuration().await?;
+        Ok(configuration
+            .destinations_for(repository, tag, true)
+            .into_iter()
+            .filter(|(_, deletes)| *deletes)
+            .map(|(destination, _)| destination)
+            .collect())
+    }
+
     /// Whether `name` is a configured non-Berth target.
     pub fn is_target(&self, name: &str) -> bool {
         self.targets.iter().any(|t| t == name)

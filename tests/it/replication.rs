@@ -632,3 +632,88 @@ async fn filters_targets_that_are_not_berth_and_a_backfill() {
         .unwrap();
     assert_eq!(again["tasks"], 0);
 }
+
+#[tokio::test]
+async fn deletes_follow_only_where_a_rule_asks() {
+    let (a_reg, b_reg) = pair().await;
+    let (a, b) = (server(&a_reg), server(&b_reg));
+    let_a_replicate(b).await;
+    let rules = json!({"rules": [
+        {"destinations": [{"region": "eu-west-1", "registryId": B_ID}],
+         "repositoryFilters": [{"filter": "keep", "filterType": "PREFIX_MATCH"}]},
+        {"destinations": [{"region": "eu-west-1", "registryId": B_ID}],
+         "repositoryFilters": [{"filter": "mirror", "filterType": "PREFIX_MATCH"}],
+         "deleteReplication": true},
+    ]});
+    // ECR's newer models carry deleteReplication; the AWS CLI here predates it, so the REST API.
+    let response = admin_client()
+        .put(a.url("/api/v1/replication"))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let image = e2e::push_test_image(&a_reg, "keep/app", "v1", None);
+    for tag in ["v1", "v2", "v3"] {
+        e2e::push_test_image(&a_reg, "mirror/app", tag, None);
+    }
+    assert_eq!(settled(a).await["tasks"], json!([]));
+    assert!(manifest(b, "mirror/app", "v3").await.is_some());
+
+    // Deleted at A: a tag through /v2, another through BatchDeleteImage, in both repositories.
+    let delete = |repository: &str, tag: &str| {
+        admin_client()
+            .delete(a.url(&format!("/v2/{repository}/manifests/{tag}")))
+            .send()
+    };
+    assert_eq!(delete("keep/app", "v1").await.unwrap().status(), 202);
+    assert_eq!(delete("mirror/app", "v1").await.unwrap().status(), 202);
+    aws(
+        a,
+        &[
+            "batch-delete-image",
+            "--repository-name",
+            "mirror/app",
+            "--image-ids",
+            "imageTag=v2",
+        ],
+    )
+    .unwrap();
+    assert_eq!(settled(a).await["tasks"], json!([]));
+    assert!(
+        manifest(b, "mirror/app", "v1").await.is_none(),
+        "a deleted tag follows"
+    );
+    assert!(
+        manifest(b, "mirror/app", "v2").await.is_none(),
+        "an untagged tag follows"
+    );
+    assert!(
+        manifest(b, "mirror/app", "v3").await.is_some(),
+        "other tags stay"
+    );
+    assert_eq!(
+        manifest(b, "keep/app", "v1").await.map(|m| m.0),
+        Some(image.clone()),
+        "no rule asked deletes of keep/ to follow"
+    );
+
+    // The last tag goes by BatchDeleteImage, and with it the image: at B too.
+    aws(
+        a,
+        &[
+            "batch-delete-image",
+            "--repository-name",
+            "mirror/app",
+            "--image-ids",
+            "imageTag=v3",
+        ],
+    )
+    .unwrap();
+    assert_eq!(settled(a).await["tasks"], json!([]));
+    assert!(manifest(b, "mirror/app", "v3").await.is_none());
+    assert!(
+        manifest(b, "mirror/app", &image).await.is_none(),
+        "the image itself follows"
+    );
+}
