@@ -227,7 +227,13 @@ async fn assert_absent_or_whole(server: &TestServer, api: &Api, repo: &str, data
 
 async fn assert_blob(api: &Api, repo: &str, digest: &str, data: &[u8]) {
     let resp = api.get_blob(repo, digest).await;
-    assert_eq!(resp.status().as_u16(), 200, "GET blob {repo}@{digest}");
+    let status = resp.status().as_u16();
+    if status != 200 {
+        panic!(
+            "GET blob {repo}@{digest}: {status} {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
     let body = resp.bytes().await.unwrap();
     assert!(body[..] == data[..], "blob {digest} differs");
 }
