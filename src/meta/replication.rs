@@ -72,29 +72,49 @@ pub(super) async fn enqueue_in(
     action: &str,
     targets: &[(String, ReplicationDestination)],
 ) -> Result<()> {
-    let now = now_millis();
     for (tag, destination) in targets {
-        sqlx::query(
-            "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, target, \
-             action, status, attempts, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $9, $7, 0, $8, $8, $8) \
-             ON CONFLICT (repository, digest, tag, registry_id, region, target, action) DO UPDATE SET \
-             status = excluded.status, attempts = 0, next_attempt_at = excluded.next_attempt_at, \
-             failure_code = NULL, failure_reason = NULL, updated_at = excluded.updated_at",
-        )
-        .bind(repository)
-        .bind(digest)
-        .bind(tag)
-        .bind(&destination.registry_id)
-        .bind(&destination.region)
-        .bind(destination.target.as_deref().unwrap_or(""))
-        .bind(IN_PROGRESS)
-        .bind(now)
-        .bind(action)
-        .execute(&mut **tx)
-        .await?;
+        insert_task(tx, repository, digest, tag, destination, action, true).await?;
     }
     Ok(())
+}
+
+/// Writes one task, due now. An existing one is restarted when `restart` (a new push of the
+/// same image), else left as it is (a backfill); true when a row was written.
+async fn insert_task(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    repository: &str,
+    digest: &str,
+    tag: &str,
+    destination: &ReplicationDestination,
+    action: &str,
+    restart: bool,
+) -> Result<bool> {
+    let on_conflict = if restart {
+        "DO UPDATE SET status = excluded.status, attempts = 0, \
+         next_attempt_at = excluded.next_attempt_at, failure_code = NULL, failure_reason = NULL, \
+         updated_at = excluded.updated_at"
+    } else {
+        "DO NOTHING"
+    };
+    let written = sqlx::query(&format!(
+        "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, target, \
+         action, status, attempts, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $9) \
+         ON CONFLICT (repository, digest, tag, registry_id, region, target, action) {on_conflict}"
+    ))
+    .bind(repository)
+    .bind(digest)
+    .bind(tag)
+    .bind(&destination.registry_id)
+    .bind(&destination.region)
+    .bind(destination.target.as_deref().unwrap_or(""))
+    .bind(action)
+    .bind(IN_PROGRESS)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(written == 1)
 }
 
 /// The name of repository `id`, inside a transaction (tasks name repositories by name).
@@ -146,27 +166,12 @@ impl Replication {
         repository: &str,
         tasks: &[(String, String, ReplicationDestination)],
     ) -> Result<u64> {
-        let now = now_millis();
         let mut written = 0;
         let mut tx = self.meta.write.begin().await?;
         for (digest, tag, destination) in tasks {
-            written += sqlx::query(
-                "INSERT INTO replication_tasks (repository, digest, tag, registry_id, region, target, \
-                 status, attempts, next_attempt_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, $8) \
-                 ON CONFLICT (repository, digest, tag, registry_id, region, target, action) DO NOTHING",
-            )
-            .bind(repository)
-            .bind(digest)
-            .bind(tag)
-            .bind(&destination.registry_id)
-            .bind(&destination.region)
-            .bind(destination.target.as_deref().unwrap_or(""))
-            .bind(IN_PROGRESS)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            if insert_task(&mut tx, repository, digest, tag, destination, PUSH, false).await? {
+                written += 1;
+            }
         }
         tx.commit().await?;
         Ok(written)

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::federation::{server, trusting_pair_on, A_ID, B_ID};
@@ -29,6 +30,27 @@ async fn pair() -> (e2e::Registry, e2e::Registry) {
         ("BERTH_ADMIN_SECRET_ACCESS_KEY", SECRET),
     ];
     trusting_pair_on((pg, &a_env), (!pg, &[])).await
+}
+
+/// `GET path` at `server` as the admin: the JSON answer.
+async fn get_json(server: &TestServer, path: &str) -> Value {
+    send_json(Method::GET, server, path, None).await.1
+}
+
+/// A request with an optional JSON body at `server` as the admin: (status, JSON answer).
+async fn send_json(
+    method: Method,
+    server: &TestServer,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = admin_client().request(method, server.url(path));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The AWS CLI against `server` with the admin's access key; its JSON answer, or the error text.
@@ -86,14 +108,7 @@ async fn let_a_replicate(b: &TestServer) {
 async fn settled(a: &TestServer) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let tasks: Value = admin_client()
-            .get(a.url("/api/v1/replication/tasks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tasks: Value = get_json(a, "/api/v1/replication/tasks").await;
         let open = tasks["tasks"].as_array().unwrap();
         if open.iter().all(|t| t["status"] == "FAILED") {
             return tasks;
@@ -106,7 +121,7 @@ async fn settled(a: &TestServer) -> Value {
     }
 }
 
-fn status(a: &TestServer, repository: &str, digest: &str) -> Value {
+fn replication_status(a: &TestServer, repository: &str, digest: &str) -> Value {
     aws(
         a,
         &[
@@ -211,17 +226,14 @@ async fn pushed_images_indexes_and_signatures_appear_at_b() {
     // B gives repositories created by replication its REPLICATION template's settings.
     let template = json!({"prefix": "prod", "appliedFor": ["REPLICATION"],
         "imageTagMutability": "IMMUTABLE"});
-    let response = admin_client()
-        .post(b.url("/api/v1/repository-creation-templates"))
-        .json(&template)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{}",
-        response.text().await.unwrap()
-    );
+    let (status, answer) = send_json(
+        Method::POST,
+        b,
+        "/api/v1/repository-creation-templates",
+        Some(&template),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{answer}");
 
     // The rule, set with the AWS CLI, and read back as DescribeRegistry shows it.
     let rules = rules_to_b(Some("prod"));
@@ -260,39 +272,28 @@ async fn pushed_images_indexes_and_signatures_appear_at_b() {
         assert_eq!(&at_b, digest, "{reference}");
         assert_eq!(bytes_b, bytes_a, "{reference}");
     }
-    let referrers: Value = admin_client()
-        .get(b.url(&format!("/v2/prod/app/referrers/{image}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let referrers: Value = get_json(b, &format!("/v2/prod/app/referrers/{image}")).await;
     assert_eq!(referrers["manifests"][0]["digest"], signature.as_str());
     // Only what the rule selects.
     assert!(manifest(b, "dev/app", "v1").await.is_none());
     // Created with B's REPLICATION template.
-    let repository: Value = admin_client()
-        .get(b.url("/api/v1/repositories/prod/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let repository: Value = get_json(b, "/api/v1/repositories/prod/app").await;
     assert_eq!(
         repository["imageTagMutability"], "IMMUTABLE",
         "{repository}"
     );
 
     // ECR's status: COMPLETE at B; nothing for an image no rule selected.
-    let answer = status(a, "prod/app", &image);
+    let answer = replication_status(a, "prod/app", &image);
     assert_eq!(
         answer["replicationStatuses"],
         json!([{"region": "eu-west-1", "registryId": B_ID, "status": "COMPLETE"}])
     );
     let dev = manifest(a, "dev/app", "v1").await.unwrap().0;
-    assert_eq!(status(a, "dev/app", &dev)["replicationStatuses"], json!([]));
+    assert_eq!(
+        replication_status(a, "dev/app", &dev)["replicationStatuses"],
+        json!([])
+    );
 
     // docker pulls it from B.
     let dockerd = e2e::daemons::Dockerd::start(&[&b_reg.addr]);
@@ -323,24 +324,20 @@ async fn a_refusal_at_b_fails_with_the_reason_and_a_retry_completes() {
     let reason = failed["failure_reason"].as_str().unwrap();
     assert!(reason.contains("ecr:"), "{reason}");
     assert_eq!(
-        status(a, "team/app", &image)["replicationStatuses"][0]["failureCode"],
+        replication_status(a, "team/app", &image)["replicationStatuses"][0]["failureCode"],
         "REPLICATION_DENIED"
     );
     assert!(manifest(b, "team/app", "v1").await.is_none());
 
     // B's administrator fixes the policy; A's retries the failed task.
     let_a_replicate(b).await;
-    let response = admin_client()
-        .post(a.url("/api/v1/replication/retry"))
-        .json(&json!({"repository": "team/app"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.json::<Value>().await.unwrap()["restarted"], 1);
+    let retry = json!({"repository": "team/app"});
+    let (_, answer) = send_json(Method::POST, a, "/api/v1/replication/retry", Some(&retry)).await;
+    assert_eq!(answer["restarted"], 1);
     assert_eq!(settled(a).await["tasks"], json!([]));
     assert_eq!(manifest(b, "team/app", "v1").await.unwrap().0, image);
     assert_eq!(
-        status(a, "team/app", &image)["replicationStatuses"][0]["status"],
+        replication_status(a, "team/app", &image)["replicationStatuses"][0]["status"],
         "COMPLETE"
     );
 }
@@ -366,14 +363,7 @@ async fn b_down_while_a_replicates_then_back_gets_everything_once() {
     // A keeps trying while B is away.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let tasks: Value = admin_client()
-            .get(a.url("/api/v1/replication/tasks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tasks: Value = get_json(a, "/api/v1/replication/tasks").await;
         if tasks["tasks"][0]["attempts"].as_i64().unwrap_or(0) >= 1 {
             assert_eq!(tasks["tasks"][0]["status"], "IN_PROGRESS", "{tasks}");
             break;
@@ -382,7 +372,7 @@ async fn b_down_while_a_replicates_then_back_gets_everything_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        status(a, "team/app", &image)["replicationStatuses"][0]["status"],
+        replication_status(a, "team/app", &image)["replicationStatuses"][0]["status"],
         "IN_PROGRESS"
     );
     b_reg.server_mut().unwrap().restart();
@@ -390,7 +380,7 @@ async fn b_down_while_a_replicates_then_back_gets_everything_once() {
     let b = server(&b_reg);
     assert_eq!(manifest(b, "team/app", "v1").await.unwrap().0, image);
     assert_eq!(
-        status(a, "team/app", &image)["replicationStatuses"][0]["status"],
+        replication_status(a, "team/app", &image)["replicationStatuses"][0]["status"],
         "COMPLETE"
     );
     assert!(
@@ -461,21 +451,9 @@ async fn bad_configurations_are_refused_naming_the_field() {
     );
     // Berth's filter types through the REST API.
     let extended = json!({"rules": [rule(b, Some(json!([{"filter": "tmp", "filterType": "PREFIX_NOT_MATCH"}])))]});
-    let response = admin_client()
-        .put(a.url("/api/v1/replication"))
-        .json(&extended)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let stored: Value = admin_client()
-        .get(a.url("/api/v1/replication"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, answer) = send_json(Method::PUT, a, "/api/v1/replication", Some(&extended)).await;
+    assert_eq!(status, 200, "{answer}");
+    let stored: Value = get_json(a, "/api/v1/replication").await;
     assert_eq!(stored, extended);
 }
 
@@ -538,13 +516,8 @@ async fn filters_targets_that_are_not_berth_and_a_backfill() {
         {"destinations": [{"target": "dist"}, {"target": "b-oci"}],
          "repositoryFilters": [{"filter": "team/app", "filterType": "LITERAL_MATCH"}]},
     ]});
-    let response = admin_client()
-        .put(a.url("/api/v1/replication"))
-        .json(&rules)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (status, answer) = send_json(Method::PUT, a, "/api/v1/replication", Some(&rules)).await;
+    assert_eq!(status, 200, "{answer}");
     // ECR's door shows them but would not take Berth's extensions.
     let error = aws(
         a,
@@ -584,16 +557,11 @@ async fn filters_targets_that_are_not_berth_and_a_backfill() {
     assert!(anonymous_digest(&dist_addr, "team/app-two", "v2")
         .await
         .is_none());
-    let statuses: Value = admin_client()
-        .get(a.url(&format!(
-            "/api/v1/replication/status?repository=team/app&digest={image}"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let statuses: Value = get_json(
+        a,
+        &format!("/api/v1/replication/status?repository=team/app&digest={image}"),
+    )
+    .await;
     let statuses = statuses["replicationStatuses"].clone();
     assert!(
         statuses
@@ -622,14 +590,9 @@ async fn filters_targets_that_are_not_berth_and_a_backfill() {
     assert!(manifest(b, "scratch/x", "v1").await.is_none());
     assert!(manifest(b, "team/app", "latest").await.is_some());
     // A second backfill finds nothing left to send.
-    let again: Value = admin_client()
-        .post(a.url("/api/v1/replication/backfill"))
-        .send()
+    let again: Value = send_json(Method::POST, a, "/api/v1/replication/backfill", None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(again["tasks"], 0);
 }
 
@@ -646,13 +609,8 @@ async fn deletes_follow_only_where_a_rule_asks() {
          "deleteReplication": true},
     ]});
     // ECR's newer models carry deleteReplication; the AWS CLI here predates it, so the REST API.
-    let response = admin_client()
-        .put(a.url("/api/v1/replication"))
-        .json(&rules)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (status, answer) = send_json(Method::PUT, a, "/api/v1/replication", Some(&rules)).await;
+    assert_eq!(status, 200, "{answer}");
     let image = e2e::push_test_image(&a_reg, "keep/app", "v1", None);
     for tag in ["v1", "v2", "v3"] {
         e2e::push_test_image(&a_reg, "mirror/app", tag, None);
