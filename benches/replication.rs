@@ -3,7 +3,8 @@
 //! everything to B. Measures:
 //!
 //! * lag: from the 201 of a manifest PUT at A to that tag answering 200 at B, over N small
-//!   images pushed one after another (p50, p99, max);
+//!   images pushed one at a time (p50, p99, max);
+//! * a burst: N more pushed back to back by 4 clients, and how long until the last is at B;
 //! * a big layer: the rate A replicates one blob of `--layer-mib` MiB at (from the manifest's
 //!   201 to the image at B) against the rate of a plain upload of a same-sized blob from this
 //!   client straight to B, and A's peak RSS before and while replicating it.
@@ -16,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use futures::StreamExt as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -433,41 +435,64 @@ async fn run(o: &Opts) -> Result<Value> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Lag of small images: each pushed, then watched at B while the next is pushed.
-    let mut watchers = Vec::new();
-    let started = Instant::now();
-    for i in 0..o.images {
-        let repo = format!("lag/app{}", i % 10);
-        let tag = format!("v{i}");
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","i":{i}}}"#).into_bytes();
-        let layer = random(4096, i as u64 + 1);
-        let (cd, ld) = (sha256(&config), sha256(&layer));
-        put_blob(&c, &a_url, &repo, config.clone().into(), &cd, config.len()).await?;
-        put_blob(&c, &a_url, &repo, layer.clone().into(), &ld, layer.len()).await?;
-        put_manifest(
-            &c,
-            &a_url,
-            &repo,
-            &tag,
-            (&cd, config.len()),
-            (&ld, layer.len()),
-        )
-        .await?;
-        let pushed = Instant::now();
-        let (c, b_url) = (c.clone(), b_url.clone());
-        watchers.push(tokio::spawn(async move {
-            wait_at_b(&c, &b_url, &repo, &tag, pushed).await
-        }));
-    }
-    let push_secs = started.elapsed().as_secs_f64();
+    // Lag of small images, one at a time: each pushed, then watched at B before the next.
+    let push_small = |i: usize, prefix: &'static str| {
+        let c = c.clone();
+        let a_url = a_url.clone();
+        async move {
+            let repo = format!("{prefix}/app{}", i % 10);
+            let tag = format!("v{i}");
+            let config = format!(r#"{{"architecture":"amd64","os":"linux","i":{i}}}"#).into_bytes();
+            let layer = random(
+                4096,
+                i as u64 + 1 + if prefix == "burst" { 1 << 32 } else { 0 },
+            );
+            let (cd, ld) = (sha256(&config), sha256(&layer));
+            put_blob(&c, &a_url, &repo, config.clone().into(), &cd, config.len()).await?;
+            put_blob(&c, &a_url, &repo, layer.clone().into(), &ld, layer.len()).await?;
+            put_manifest(
+                &c,
+                &a_url,
+                &repo,
+                &tag,
+                (&cd, config.len()),
+                (&ld, layer.len()),
+            )
+            .await?;
+            Ok::<_, anyhow::Error>((repo, tag, Instant::now()))
+        }
+    };
     let mut lags = Vec::new();
-    for w in watchers {
-        lags.push(w.await??);
+    for i in 0..o.images {
+        let (repo, tag, pushed) = push_small(i, "lag").await?;
+        lags.push(wait_at_b(&c, &b_url, &repo, &tag, pushed).await?);
     }
     lags.sort();
-    let lag = json!({"images": o.images, "push_rate_per_s": o.images as f64 / push_secs,
-        "p50_ms": pct(&lags, 0.5), "p99_ms": pct(&lags, 0.99), "max_ms": pct(&lags, 1.0)});
-    eprintln!("lag: {lag}");
+    let lag = json!({"images": o.images, "p50_ms": pct(&lags, 0.5), "p99_ms": pct(&lags, 0.99),
+        "max_ms": pct(&lags, 1.0)});
+    eprintln!("lag, one image at a time: {lag}");
+
+    // A burst: the same number pushed back to back (4 clients), then the time until the last
+    // is at B: how fast a backlog drains.
+    let started = Instant::now();
+    let pushed: Vec<(String, String, Instant)> = futures::stream::iter(0..o.images)
+        .map(|i| push_small(i, "burst"))
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let push_secs = started.elapsed().as_secs_f64();
+    let mut burst_lags = Vec::new();
+    for (repo, tag, at) in &pushed {
+        burst_lags.push(wait_at_b(&c, &b_url, repo, tag, *at).await?);
+    }
+    let drained = started.elapsed().as_secs_f64();
+    burst_lags.sort();
+    let burst = json!({"images": o.images, "push_rate_per_s": o.images as f64 / push_secs,
+        "all_at_b_after_s": drained, "replicated_per_s": o.images as f64 / drained,
+        "lag_p50_ms": pct(&burst_lags, 0.5), "lag_p99_ms": pct(&burst_lags, 0.99)});
+    eprintln!("burst: {burst}");
 
     // A big layer: plain upload straight to B first (the ceiling between these two servers),
     // then through A and replication.
@@ -514,7 +539,10 @@ async fn run(o: &Opts) -> Result<Value> {
     eprintln!("big layer: {big}");
     drop(a);
     drop(b);
-    Ok(json!({"b": if o.b_pg_s3 { "pg-s3" } else { "sqlite-fs" }, "lag": lag, "big_layer": big}))
+    Ok(
+        json!({"b": if o.b_pg_s3 { "pg-s3" } else { "sqlite-fs" }, "lag": lag, "burst": burst,
+        "big_layer": big}),
+    )
 }
 
 fn main() -> Result<()> {

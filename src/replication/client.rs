@@ -19,6 +19,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an upload may go without progress before it is abandoned (a whole blob may take
 /// much longer).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest one login (a token, or the knowledge that Basic is wanted) is reused.
+const MAX_LOGIN_REUSE: Duration = Duration::from_secs(60);
+/// Past this many remembered logins, expired ones are dropped before another is added.
+const MAX_LOGINS: usize = 10_000;
+
+/// Logins remembered across tasks: Authorization by (registry, repository, credential), with
+/// when to stop using it.
+pub type Logins = dashmap::DashMap<String, (Option<String>, std::time::Instant)>;
+
 /// The most of an error body kept for the reason.
 const MAX_REASON: usize = 512;
 
@@ -54,6 +63,8 @@ pub struct Destination {
     repository: String,
     credentials: Option<(String, String)>,
     authorization: tokio::sync::RwLock<Option<String>>,
+    /// Whether the login came from [`Logins`] rather than from the registry just now.
+    reused: std::sync::atomic::AtomicBool,
 }
 
 impl Destination {
@@ -69,6 +80,7 @@ impl Destination {
             repository: repository.to_owned(),
             credentials,
             authorization: tokio::sync::RwLock::new(None),
+            reused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -83,8 +95,52 @@ impl Destination {
 
     /// Answers the registry's challenge once: a Bearer token for pull, push and delete on the
     /// repository (a token service grants what its policies allow and drops the rest), or
-    /// Basic.
-    pub async fn login(&self) -> Result<(), SendError> {
+    /// Basic. What one task learnt serves the next ones to the same repository with the same
+    /// credentials for [`MAX_LOGIN_REUSE`] (never past the token's own expiry): a burst of
+    /// pushes then costs one token, not one per image.
+    pub async fn login(&self, logins: &Logins) -> Result<(), SendError> {
+        let key = self.login_key();
+        if let Some(entry) = logins.get(&key) {
+            if entry.1 > std::time::Instant::now() {
+                *self.authorization.write().await = entry.0.clone();
+                self.reused
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        let (authorization, lifetime) = self.challenge().await?;
+        if logins.len() >= MAX_LOGINS {
+            let now = std::time::Instant::now();
+            logins.retain(|_, v| v.1 > now);
+        }
+        logins.insert(
+            key,
+            (
+                authorization.clone(),
+                std::time::Instant::now() + lifetime.min(MAX_LOGIN_REUSE),
+            ),
+        );
+        *self.authorization.write().await = authorization;
+        Ok(())
+    }
+
+    fn login_key(&self) -> String {
+        let user = self.credentials.as_ref().map_or("", |c| c.0.as_str());
+        format!("{} {} {user}", self.base, self.repository)
+    }
+
+    /// Whether this destination's login was remembered from an earlier task.
+    pub fn reused_login(&self) -> bool {
+        self.reused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forgets the remembered login, so the next task logs in afresh.
+    pub fn forget_login(&self, logins: &Logins) {
+        logins.remove(&self.login_key());
+    }
+
+    /// What the registry's `/v2/` asks for: (the Authorization to send, how long it lasts).
+    async fn challenge(&self) -> Result<(Option<String>, Duration), SendError> {
         let response = self
             .http
             .get(format!("{}/v2/", self.base))
@@ -94,7 +150,7 @@ impl Destination {
             .map_err(unreachable)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return match response.status() {
-                s if s.is_success() => Ok(()),
+                s if s.is_success() => Ok((None, MAX_LOGIN_REUSE)),
                 _ => Err(judge(response, "GET /v2/").await),
             };
         }
@@ -103,21 +159,28 @@ impl Destination {
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_challenge);
-        let authorization = match challenge {
-            Some(Challenge::Basic) | None => self.basic().ok_or_else(|| {
-                SendError::Denied(
-                    "the destination asks for credentials and none are configured".into(),
-                )
-            })?,
-            Some(Challenge::Bearer { realm, service, .. }) => {
-                format!("Bearer {}", self.token(&realm, service.as_deref()).await?)
+        match challenge {
+            Some(Challenge::Basic) | None => {
+                let basic = self.basic().ok_or_else(|| {
+                    SendError::Denied(
+                        "the destination asks for credentials and none are configured".into(),
+                    )
+                })?;
+                Ok((Some(basic), MAX_LOGIN_REUSE))
             }
-        };
-        *self.authorization.write().await = Some(authorization);
-        Ok(())
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let (token, lifetime) = self.token(&realm, service.as_deref()).await?;
+                Ok((Some(format!("Bearer {token}")), lifetime))
+            }
+        }
     }
 
-    async fn token(&self, realm: &str, service: Option<&str>) -> Result<String, SendError> {
+    /// A token for the repository, and how long to use it (its `expires_in` less a margin).
+    async fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+    ) -> Result<(String, Duration), SendError> {
         let mut url = reqwest::Url::parse(realm)
             .map_err(|e| SendError::Refused(format!("token realm {realm:?}: {e}")))?;
         {
@@ -142,12 +205,15 @@ impl Destination {
             .json()
             .await
             .map_err(|e| SendError::Unavailable(format!("token response: {e}")))?;
-        body["token"]
+        let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())
             .filter(|t| !t.is_empty())
             .map(str::to_owned)
-            .ok_or_else(|| SendError::Refused("the token response has no token".into()))
+            .ok_or_else(|| SendError::Refused("the token response has no token".into()))?;
+        // 60 s is the token specification's default lifetime.
+        let expires_in = body["expires_in"].as_u64().unwrap_or(60);
+        Ok((token, Duration::from_secs(expires_in.saturating_sub(15))))
     }
 
     async fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

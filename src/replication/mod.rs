@@ -69,6 +69,8 @@ pub struct Replicator {
     owner: String,
     concurrency: usize,
     retry_window: Duration,
+    /// Logins to destinations, reused across tasks.
+    logins: client::Logins,
     /// Blobs mounted at destinations rather than sent (for logs and tests).
     mounted: std::sync::atomic::AtomicU64,
 }
@@ -108,6 +110,7 @@ impl Replicator {
             access,
             targets,
             http: client::http_client(),
+            logins: client::Logins::new(),
             owner: owner.to_owned(),
             concurrency: config.concurrency.max(1),
             retry_window: Duration::from_secs(config.retry_window_secs),
@@ -213,23 +216,30 @@ impl Replicator {
             Err(outcome) => return outcome,
         };
         let result = async {
-            destination.login().await?;
+            destination.login(&self.logins).await?;
             if task.action == crate::meta::REPLICATION_DELETE {
                 return self
                     .send_delete(&destination, &name, &digest, &task.tag)
                     .await;
             }
-            self.send_manifest(&destination, &name, &digest, 0).await?;
-            if !task.tag.is_empty() {
-                self.send_tag(&destination, &name, &digest, &task.tag)
-                    .await?;
-            }
-            Ok::<(), SendError>(())
+            let tag = if task.tag.is_empty() {
+                None
+            } else {
+                self.tag_still_names(&name, &task.tag, &digest).await?
+            };
+            self.send_manifest(&destination, &name, &digest, 0, tag.as_deref())
+                .await
         }
         .await;
         match result {
             Ok(()) => Outcome::Sent,
             Err(SendError::Gone(reason)) => Outcome::Fail(IMAGE_GONE, reason),
+            // A refusal met with a remembered login may be the login's fault (a token the
+            // destination no longer honours): forget it and try again with a fresh one.
+            Err(SendError::Denied(reason)) if destination.reused_login() => {
+                destination.forget_login(&self.logins);
+                Outcome::Retry(reason)
+            }
             Err(SendError::Denied(reason)) => Outcome::Fail(DENIED, reason),
             Err(SendError::TagConflict(reason)) => Outcome::Fail(TAG_CONFLICT, reason),
             Err(SendError::Refused(reason)) => Outcome::Fail(REFUSED, reason),
@@ -293,15 +303,17 @@ impl Replicator {
     }
 
     /// Sends the manifest `digest` of `name` and everything it needs, unless the destination
-    /// has it already.
+    /// has it already; then points `tag` at it (one PUT by tag when the manifest is new there).
     async fn send_manifest(
         &self,
         destination: &Destination,
         name: &RepoName,
         digest: &Digest,
         depth: u32,
+        tag: Option<&str>,
     ) -> std::result::Result<(), SendError> {
-        if destination.has_manifest(digest).await? {
+        let present = destination.has_manifest(digest).await?;
+        if present && tag.is_none() {
             return Ok(());
         }
         let stored = self
@@ -318,9 +330,10 @@ impl Replicator {
         )
         .map_err(|e| SendError::Refused(format!("{name}@{digest} does not parse: {e}")))?;
         match parsed.kind {
+            _ if present => {}
             ManifestKind::Index if depth < limits.max_index_depth => {
                 for child in &parsed.references {
-                    Box::pin(self.send_manifest(destination, name, &child.digest, depth + 1))
+                    Box::pin(self.send_manifest(destination, name, &child.digest, depth + 1, None))
                         .await?;
                 }
             }
@@ -340,8 +353,9 @@ impl Replicator {
                 }
             }
         }
+        let reference = tag.map_or_else(|| digest.to_string(), str::to_owned);
         destination
-            .put_manifest(&digest.to_string(), &stored.media_type, stored.content)
+            .put_manifest(&reference, &stored.media_type, stored.content)
             .await
     }
 
@@ -369,34 +383,27 @@ impl Replicator {
         destination.upload(&location, digest, size, stream).await
     }
 
-    /// Points the tag at the image at the destination, if it still names it here.
-    async fn send_tag(
+    /// `tag` if it still names the image `digest` here; `None` when it was deleted or moved
+    /// since (its own task, if any, carries it on).
+    async fn tag_still_names(
         &self,
-        destination: &Destination,
         name: &RepoName,
-        digest: &Digest,
         tag: &str,
-    ) -> std::result::Result<(), SendError> {
+        digest: &Digest,
+    ) -> std::result::Result<Option<String>, SendError> {
         let Ok(tag_ref) = crate::oci::Tag::parse(tag) else {
             return Err(SendError::Refused(format!("invalid tag {tag:?}")));
         };
-        let current = match self
+        match self
             .registry
             .manifests()
             .manifest(name, &Reference::Tag(tag_ref), false)
             .await
         {
-            Ok(current) => current,
-            // The tag was deleted or moved here since: its own task (if any) carries on.
-            Err(Error::ManifestUnknown(_)) | Err(Error::NameUnknown(_)) => return Ok(()),
-            Err(e) => return Err(SendError::Unavailable(format!("reading {name}:{tag}: {e}"))),
-        };
-        if current.digest != digest.to_string() {
-            return Ok(());
+            Ok(current) if current.digest == digest.to_string() => Ok(Some(tag.to_owned())),
+            Ok(_) | Err(Error::ManifestUnknown(_)) | Err(Error::NameUnknown(_)) => Ok(None),
+            Err(e) => Err(SendError::Unavailable(format!("reading {name}:{tag}: {e}"))),
         }
-        destination
-            .put_manifest(tag, &current.media_type, current.content)
-            .await
     }
 
     /// Deletes the tag (or the manifest, when `tag` is empty) at the destination, unless it is
