@@ -213,7 +213,10 @@ impl Replication {
     }
 
     /// Takes up to `limit` tasks that are due and not leased by a live holder, leasing each to
-    /// `owner` until `lease_until`. Two replicas never hold one task: the lease is taken with a
+    /// `owner` until `lease_until`. A lease is free once it expired, or at once when its holder's
+    /// heartbeat (see `leases`) is older than [`super::HEARTBEAT_TIMEOUT`] or gone (it stopped,
+    /// or died): a replica that crashed mid-send holds its tasks up for a heartbeat timeout,
+    /// not a whole lease. Two replicas never hold one task: the lease is taken with a
     /// conditional update, and a task another replica took in between is skipped.
     pub async fn claim_due(
         &self,
@@ -222,27 +225,34 @@ impl Replication {
         limit: i64,
     ) -> Result<Vec<ReplicationTask>> {
         let now = now_millis();
-        let candidates = sqlx::query(
+        let stale = now - super::HEARTBEAT_TIMEOUT.as_millis() as i64;
+        const FREE: &str = "(lease_until IS NULL OR lease_until < $2 OR (lease_owner <> $3 \
+             AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = lease_owner \
+             AND r.heartbeat_at >= $4)))";
+        let candidates = sqlx::query(&format!(
             "SELECT id FROM replication_tasks WHERE status = $1 AND next_attempt_at <= $2 \
-             AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at, id LIMIT $3",
-        )
+             AND {FREE} ORDER BY next_attempt_at, id LIMIT $5"
+        ))
         .bind(IN_PROGRESS)
         .bind(now)
+        .bind(owner)
+        .bind(stale)
         .bind(limit)
         .fetch_all(&self.meta.read)
         .await?;
         let mut claimed = Vec::new();
         for row in candidates {
             let id: i64 = row.try_get("id")?;
-            let taken = sqlx::query(
-                "UPDATE replication_tasks SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
-                 AND status = $4 AND (lease_until IS NULL OR lease_until < $5)",
-            )
-            .bind(owner)
-            .bind(lease_until)
-            .bind(id)
+            let taken = sqlx::query(&format!(
+                "UPDATE replication_tasks SET lease_owner = $3, lease_until = $5 \
+                 WHERE id = $6 AND status = $1 AND {FREE}"
+            ))
             .bind(IN_PROGRESS)
             .bind(now)
+            .bind(owner)
+            .bind(stale)
+            .bind(lease_until)
+            .bind(id)
             .execute(&self.meta.write)
             .await?
             .rows_affected();

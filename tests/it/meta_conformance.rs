@@ -623,7 +623,13 @@ async fn replication_tasks(db: &Db) {
     assert_eq!(u[0].tag, "");
     assert_eq!(store.open_tasks(0, 100).await.unwrap().len(), 5);
 
-    // Two holders at once never take the same task.
+    // Two live holders (their heartbeats are fresh) at once never take the same task.
+    for holder in ["one", "two"] {
+        db.leases()
+            .heartbeat(&LeaseHolder::this_process(holder))
+            .await
+            .unwrap();
+    }
     let until = now_millis() + 60_000;
     let (one, two) = tokio::join!(
         store.claim_due("one", until, 5),
@@ -677,6 +683,30 @@ async fn replication_tasks(db: &Db) {
     let page = store.open_tasks(0, 2).await.unwrap();
     let rest = store.open_tasks(page[1].id, 100).await.unwrap();
     assert_eq!(page.len() + rest.len(), open.len());
+
+    // A holder whose heartbeat stopped (it died, or stopped) loses its leases at once.
+    let dead = store.claim_due("dead", until, 5).await.unwrap();
+    assert!(dead.is_empty());
+    db.manifests()
+        .put_manifest(
+            r,
+            &NewManifest {
+                replicate_to: vec![to("", "111111111111")],
+                ..manifest(b"{\"orphaned\":1}")
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let orphaned = store.claim_due("dead", until, 5).await.unwrap();
+    assert_eq!(orphaned.len(), 1);
+    let taken = store.claim_due("three", until, 5).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![orphaned[0].id],
+        "a task of a holder with no heartbeat is free"
+    );
+    store.finish(taken[0].id, "three", None).await.unwrap();
 
     // Failed tasks start again, by repository and image when named.
     assert_eq!(
