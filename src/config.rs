@@ -681,18 +681,22 @@ impl Config {
                     r.registry_id
                 )));
             }
-            if r.registry_id == self.registry_id {
+            // This registry's own account may be listed in another region (a Berth of the same
+            // account elsewhere, replicated to without policies, as ECR does).
+            if r.registry_id == self.registry_id && r.region == self.region {
                 return Err(ConfigError(format!(
-                    "{} is this registry's own id ({}); list only the other registries",
+                    "{} is this registry itself ({} in {}); list only the other registries",
                     field("registry_id"),
-                    r.registry_id
+                    r.registry_id,
+                    r.region
                 )));
             }
-            if !seen.insert(r.registry_id.as_str()) {
+            if !seen.insert((r.registry_id.as_str(), r.region.as_str())) {
                 return Err(ConfigError(format!(
-                    "{}: registry {} is listed twice",
+                    "{}: registry {} in {} is listed twice",
                     field("registry_id"),
-                    r.registry_id
+                    r.registry_id,
+                    r.region
                 )));
             }
             if !is_region(&r.region) {
@@ -1074,7 +1078,7 @@ jwks = "https://b.example/token/jwks.json"
         };
         let cases = [
             (entry("12345", "eu-west-1", "https://b", "j"), "registries[0].registry_id"),
-            (entry("000000000000", "eu-west-1", "https://b", "j"), "own id"),
+            (entry("000000000000", "us-east-1", "https://b", "j"), "this registry itself"),
             (entry("111111111111", "EU", "https://b", "j"), "registries[0].region"),
             (entry("111111111111", "eu-west-1", "b.example", "j"), "registries[0].url"),
             (entry("111111111111", "eu-west-1", "https://b", " "), "registries[0].jwks"),
@@ -1089,9 +1093,19 @@ jwks = "https://b.example/token/jwks.json"
             let err = load("", &[("BERTH_FEDERATION_REGISTRIES", json.as_str())]).unwrap_err();
             assert!(err.0.contains(expected), "{json}: {}", err.0);
         }
-        let twice = r#"[{"registry_id":"111111111111","region":"eu-west-1","url":"https://b","jwks":"j"},{"registry_id":"111111111111","region":"eu-west-2","url":"https://c","jwks":"k"}]"#;
+        let twice = r#"[{"registry_id":"111111111111","region":"eu-west-1","url":"https://b","jwks":"j"},{"registry_id":"111111111111","region":"eu-west-1","url":"https://c","jwks":"k"}]"#;
         let err = load("", &[("BERTH_FEDERATION_REGISTRIES", twice)]).unwrap_err();
         assert!(err.0.contains("listed twice"), "{}", err.0);
+        // This account in another region, and another account in two regions, may be listed.
+        let regions = r#"[{"registry_id":"000000000000","region":"eu-west-1","url":"https://b","jwks":"j"},{"registry_id":"111111111111","region":"eu-west-1","url":"https://c","jwks":"k"},{"registry_id":"111111111111","region":"eu-west-2","url":"https://d","jwks":"l"}]"#;
+        assert_eq!(
+            load("", &[("BERTH_FEDERATION_REGISTRIES", regions)])
+                .unwrap()
+                .federation
+                .registries
+                .len(),
+            3
+        );
         let err = load("", &[("BERTH_FEDERATION_JWKS_REFRESH_SECS", "0")]).unwrap_err();
         assert!(err.0.contains("jwks_refresh_secs"), "{}", err.0);
         for ttl in ["59", "43201"] {

@@ -95,6 +95,20 @@ impl Access {
                 ImplicitDenyReason::CredentialLimited,
             ));
         }
+        // This account's registry in another region replicates without a policy, as in ECR.
+        if matches!(action, Action::ReplicateImage | Action::CreateRepository)
+            && subject.principal.as_ref().is_some_and(|p| {
+                p.is_replicator() && p.foreign_account.as_deref() == Some(&self.registry_id)
+            })
+        {
+            return Ok(Decision::Allow(crate::policy::DecidingStatement {
+                source: crate::policy::PolicySource::SameAccountReplication,
+                statement: crate::policy::StatementId {
+                    index: 0,
+                    sid: None,
+                },
+            }));
+        }
         let key = DecisionKey {
             principal: subject.principal.as_ref().map(|p| p.cache_key()),
             action,

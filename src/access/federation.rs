@@ -81,27 +81,35 @@ impl TrustedRegistries {
         self.registries.is_empty()
     }
 
-    /// Whether `registry_id` is one of the trusted registries.
+    /// Whether a registry of account `registry_id` (in any region) is trusted.
     pub fn contains(&self, registry_id: &str) -> bool {
-        self.find(registry_id).is_some()
+        self.find(registry_id, None).is_some()
     }
 
-    fn find(&self, registry_id: &str) -> Option<&Trusted> {
-        self.registries
-            .iter()
-            .find(|r| r.config.registry_id == registry_id)
+    /// The trusted registry of account `registry_id`, in `region` when given (an account may be
+    /// listed in several regions; without a region, the first listed).
+    fn find(&self, registry_id: &str, region: Option<&str>) -> Option<&Trusted> {
+        self.registries.iter().find(|r| {
+            r.config.registry_id == registry_id
+                && region.map_or(true, |region| r.config.region == region)
+        })
     }
 
-    /// The trusted registry `registry_id` as configured.
+    /// The trusted registry `registry_id` as configured (the first listed, across regions).
     pub fn config(&self, registry_id: &str) -> Option<&TrustedRegistryConfig> {
-        self.find(registry_id).map(|r| &r.config)
+        self.find(registry_id, None).map(|r| &r.config)
+    }
+
+    /// The trusted registry `registry_id` in `region` as configured.
+    pub fn config_in(&self, registry_id: &str, region: &str) -> Option<&TrustedRegistryConfig> {
+        self.find(registry_id, Some(region)).map(|r| &r.config)
     }
 
     /// Reads `registry_id`'s JWKS again now, because a password named a key we do not have,
     /// unless that happened less than [`MIN_UNKNOWN_KEY_REFRESH`] ago. Callers then look the
     /// key up once more (a concurrent caller's read may have brought it too).
-    pub async fn refresh_for_unknown_key(&self, registry_id: &str) {
-        let Some(registry) = self.find(registry_id) else {
+    pub async fn refresh_for_unknown_key(&self, registry_id: &str, region: Option<&str>) {
+        let Some(registry) = self.find(registry_id, region) else {
             return;
         };
         // Concurrent callers wait for the one read rather than each starting their own.
@@ -147,10 +155,15 @@ impl TrustedRegistries {
         }
     }
 
-    /// The key `kid` of trusted registry `registry_id`, if that registry is trusted and
-    /// publishes it.
-    pub fn verifying_key(&self, registry_id: &str, kid: &str) -> Option<VerifyingKey> {
-        let registry = self.find(registry_id)?;
+    /// The key `kid` of trusted registry `registry_id` (in `region` when given), if that
+    /// registry is trusted and publishes it.
+    pub fn verifying_key(
+        &self,
+        registry_id: &str,
+        region: Option<&str>,
+        kid: &str,
+    ) -> Option<VerifyingKey> {
+        let registry = self.find(registry_id, region)?;
         let state = registry.state.read().unwrap_or_else(|e| e.into_inner());
         state.keys.iter().find(|k| k.kid() == kid).cloned()
     }
@@ -274,10 +287,23 @@ mod tests {
         let (one, two) = (SigningKey::generate(), SigningKey::generate());
         std::fs::write(&path, jwks_of(&[&one])).unwrap();
         let trusted = TrustedRegistries::new(&config(path.to_str().unwrap()));
-        assert!(trusted.verifying_key("111111111111", one.kid()).is_none());
+        assert!(trusted
+            .verifying_key("111111111111", None, one.kid())
+            .is_none());
         trusted.refresh().await;
-        assert!(trusted.verifying_key("111111111111", one.kid()).is_some());
-        assert!(trusted.verifying_key("222222222222", one.kid()).is_none());
+        assert!(trusted
+            .verifying_key("111111111111", None, one.kid())
+            .is_some());
+        assert!(trusted
+            .verifying_key("222222222222", None, one.kid())
+            .is_none());
+        // By region too: the registry is listed in eu-west-1 only.
+        assert!(trusted
+            .verifying_key("111111111111", Some("eu-west-1"), one.kid())
+            .is_some());
+        assert!(trusted
+            .verifying_key("111111111111", Some("ap-south-1"), one.kid())
+            .is_none());
         let status = &trusted.status()[0];
         assert_eq!(status.key_ids, vec![one.kid().to_owned()]);
         assert!(status.refreshed_at.is_some() && status.error.is_none());
@@ -285,14 +311,20 @@ mod tests {
         // A rotation there: the new key is trusted, the retired one no longer.
         std::fs::write(&path, jwks_of(&[&two])).unwrap();
         trusted.refresh().await;
-        assert!(trusted.verifying_key("111111111111", two.kid()).is_some());
-        assert!(trusted.verifying_key("111111111111", one.kid()).is_none());
+        assert!(trusted
+            .verifying_key("111111111111", None, two.kid())
+            .is_some());
+        assert!(trusted
+            .verifying_key("111111111111", None, one.kid())
+            .is_none());
 
         // A broken or missing JWKS keeps the last good keys and says why.
         for broken in ["{\"keys\":[]}", "not json", "{\"keys\":[{\"kty\":\"EC\"}]}"] {
             std::fs::write(&path, broken).unwrap();
             trusted.refresh().await;
-            assert!(trusted.verifying_key("111111111111", two.kid()).is_some());
+            assert!(trusted
+                .verifying_key("111111111111", None, two.kid())
+                .is_some());
             assert!(trusted.status()[0].error.is_some(), "{broken}");
         }
         std::fs::remove_file(&path).unwrap();

@@ -132,10 +132,19 @@ impl Access {
     /// `AWS:<password>`: an ECR registry password (its principal, while the access key that
     /// minted it is usable) or the scanner's one-scan password (no principal; one image).
     async fn registry_password_login(&self, password: &str) -> Result<Subject> {
-        if let Some(issuer) = crate::auth::token::unverified_issuer(password)
-            .filter(|iss| iss != &self.registry_id && self.trusted.contains(iss))
-        {
-            return self.federated_password_login(password, &issuer).await;
+        // Signed by a trusted registry: another account, or this account in another region.
+        if let Some((issuer, region)) = crate::auth::token::unverified_issuer(password) {
+            let elsewhere =
+                issuer != self.registry_id || region.as_deref().is_some_and(|r| r != self.region);
+            let trusted = match &region {
+                Some(region) => self.trusted.config_in(&issuer, region).is_some(),
+                None => self.trusted.contains(&issuer),
+            };
+            if elsewhere && trusted {
+                return self
+                    .federated_password_login(password, &issuer, region.as_deref())
+                    .await;
+            }
         }
         let claims = self
             .verify_with_reload(|ring, now| {
@@ -165,11 +174,16 @@ impl Access {
     /// with that registry's published keys (read again once when the key is new to us: it may
     /// have just rotated), for this registry as audience, naming a principal of that registry.
     /// Failures read as they do for this registry's own passwords.
-    async fn federated_password_login(&self, password: &str, issuer: &str) -> Result<Subject> {
+    async fn federated_password_login(
+        &self,
+        password: &str,
+        issuer: &str,
+        region: Option<&str>,
+    ) -> Result<Subject> {
         let verify = || {
             crate::auth::token::verify_federated_password(
                 password,
-                |kid| self.trusted.verifying_key(issuer, kid),
+                |kid| self.trusted.verifying_key(issuer, region, kid),
                 issuer,
                 &self.registry_id,
                 self.now(),
@@ -177,13 +191,18 @@ impl Access {
         };
         let verified = match verify() {
             Err(TokenError::UnknownKey) => {
-                self.trusted.refresh_for_unknown_key(issuer).await;
+                self.trusted.refresh_for_unknown_key(issuer, region).await;
                 verify()
             }
             other => other,
         };
         let claims =
             verified.map_err(|e| Error::Unauthorized(format!("invalid registry password: {e}")))?;
+        if claims.region.as_deref() != region {
+            return Err(Error::Unauthorized(
+                "invalid registry password: wrong issuer".into(),
+            ));
+        }
         let principal = self.token_principal(&claims, "registry password").await?;
         Ok(Subject::signed_in(
             principal,
@@ -304,11 +323,15 @@ impl Access {
     /// The token's subject if it still exists, is unexpired and has the credential version the
     /// token was issued for; `None` otherwise.
     async fn current_principal(&self, claims: &Claims) -> Result<Option<Arc<Principal>>> {
+        // A principal of a trusted registry: another account's, or (signed in with a password
+        // that registry signed) this account's in another region.
+        let federated = claims.typ == TokenType::FederatedPassword
+            || claims.cred == Some(CredentialKind::FederatedPassword);
         if let Some(account) = claims
             .principal
             .as_deref()
             .and_then(crate::policy::arn_account)
-            .filter(|account| *account != self.registry_id)
+            .filter(|account| federated || *account != self.registry_id)
         {
             return Ok(self.foreign_principal(account, claims));
         }

@@ -152,6 +152,7 @@ impl Access {
             lifetime,
         )
         .with_principal(principal.arn())
+        .with_region(&self.region)
         .expiring_by(subject.credential.as_ref().and_then(|c| c.expires_at));
         let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
         Ok((self.sign(&claims)?, expires))
@@ -173,7 +174,8 @@ impl Access {
             self.now(),
             lifetime,
         )
-        .with_principal(&root);
+        .with_principal(&root)
+        .with_region(&self.region);
         let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
         Ok((self.sign(&claims)?, expires))
     }

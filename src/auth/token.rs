@@ -168,6 +168,11 @@ pub struct Claims {
     /// password into the tokens it obtains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan: Option<ScanGrant>,
+    /// The region of the registry that signed a federated password: with `iss`, it names the
+    /// trusted registry whose keys verify it (one account may run registries in several
+    /// regions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The access the client asked for when it got this token (access tokens only). A request
     /// needing an action that was not asked for may get a new token (401); one that was asked
     /// for and not granted was refused by policy (403).
@@ -224,8 +229,15 @@ impl Claims {
             cred: None,
             akid: None,
             scan: None,
+            region: None,
             req: Vec::new(),
         }
+    }
+
+    /// Records the signing registry's region (federated passwords).
+    pub fn with_region(mut self, region: &str) -> Claims {
+        self.region = Some(region.to_owned());
+        self
     }
 
     /// Sets the granted access.
@@ -679,20 +691,25 @@ impl KeyRing {
     }
 }
 
-/// The issuer a token names, read without checking anything: only to choose whose keys verify
-/// it (a registry's own, or a trusted registry's). Nothing read here is trusted until
-/// [`verify_federated_password`] has checked the signature and compared `iss` again.
-pub fn unverified_issuer(token: &str) -> Option<String> {
+/// The issuer a token names, and its region if it names one, read without checking anything:
+/// only to choose whose keys verify it (a registry's own, or a trusted registry's). Nothing read
+/// here is trusted until [`verify_federated_password`] has checked the signature and compared
+/// them again.
+pub fn unverified_issuer(token: &str) -> Option<(String, Option<String>)> {
     #[derive(Deserialize)]
     struct Issuer {
         iss: String,
+        #[serde(default)]
+        region: Option<String>,
     }
     if token.len() > MAX_TOKEN_LEN {
         return None;
     }
     let payload = token.split('.').nth(1)?;
     let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<Issuer>(&json).ok().map(|c| c.iss)
+    serde_json::from_slice::<Issuer>(&json)
+        .ok()
+        .map(|c| (c.iss, c.region))
 }
 
 /// Verifies a password another registry signed for this one: ES256 by one of `keys` (the
@@ -1213,7 +1230,7 @@ mod tests {
             .issue(&claims(TokenType::FederatedPassword, A, B))
             .unwrap();
         // What the receiving registry reads before verifying: only whose keys to use.
-        assert_eq!(unverified_issuer(&password).as_deref(), Some(A));
+        assert_eq!(unverified_issuer(&password), Some((A.to_owned(), None)));
         assert_eq!(unverified_issuer("not.a.jwt"), None);
         let verified = verify_federated_password(&password, |_| a_key(), A, B, t0()).unwrap();
         assert_eq!(verified.principal.as_deref(), Some(arn));

@@ -129,6 +129,7 @@ impl Operation for SimulatePolicyRequest {
                 PolicySource::Identity(name) => ("identity", Some(name.clone())),
                 PolicySource::Repository => ("repository", None),
                 PolicySource::Registry => ("registry", None),
+                PolicySource::SameAccountReplication => ("account", None),
             };
             DecidingStatement {
                 source,

@@ -52,9 +52,7 @@ impl Operation for PutReplicationConfigurationRequest {
                 (cx.registry_id(), cx.region()),
                 |d| match &d.target {
                     Some(name) => rules.is_target(name),
-                    None => trusted
-                        .config(&d.registry_id)
-                        .is_some_and(|c| c.region == d.region),
+                    None => trusted.config_in(&d.registry_id, &d.region).is_some(),
                 },
             )
             .map_err(|e| {

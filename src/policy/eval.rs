@@ -51,6 +51,9 @@ pub enum PolicySource {
     Identity(String),
     Repository,
     Registry,
+    /// No policy: this account's registry in another region replicating into this one, which
+    /// ECR allows without one.
+    SameAccountReplication,
 }
 
 impl fmt::Display for PolicySource {
@@ -59,6 +62,9 @@ impl fmt::Display for PolicySource {
             PolicySource::Identity(name) => write!(f, "identity policy {name:?}"),
             PolicySource::Repository => f.write_str("repository policy"),
             PolicySource::Registry => f.write_str("registry policy"),
+            PolicySource::SameAccountReplication => {
+                f.write_str("replication within this account (no policy needed)")
+            }
         }
     }
 }

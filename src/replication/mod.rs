@@ -274,8 +274,7 @@ impl Replicator {
         let Some(registry) = self
             .access
             .trusted_registries()
-            .config(&task.registry_id)
-            .filter(|c| c.region == task.region)
+            .config_in(&task.registry_id, &task.region)
             .cloned()
         else {
             return Err(Outcome::Fail(

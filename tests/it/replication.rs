@@ -675,3 +675,83 @@ async fn deletes_follow_only_where_a_rule_asks() {
         "the image itself follows"
     );
 }
+
+#[tokio::test]
+async fn within_one_account_another_region_needs_no_policy() {
+    // A and B are one account (000000000000) in two regions; B has no registry policy at all.
+    let pg = stack_is_pg_s3();
+    let start = |pg: bool, env: &[(&str, &str)]| {
+        let mut vars = vec![
+            ("BERTH_ADMIN_ACCESS_KEY_ID", KEY),
+            ("BERTH_ADMIN_SECRET_ACCESS_KEY", SECRET),
+        ];
+        vars.extend_from_slice(env);
+        if pg {
+            TestServer::start_on_pg_s3(&[], &vars)
+        } else {
+            TestServer::start_on_sqlite_fs(&[], &vars)
+        }
+    };
+    let mut a = start(pg, &[("BERTH_REGISTRY_ID", A_ID)]);
+    let trusts = |server: &TestServer, region: &str| {
+        json!([{"registry_id": A_ID, "region": region, "url": server.url(""),
+                "jwks": server.url("/token/jwks.json")}])
+        .to_string()
+    };
+    let b = start(
+        !pg,
+        &[
+            ("BERTH_REGISTRY_ID", A_ID),
+            ("BERTH_REGION", "eu-west-1"),
+            ("BERTH_FEDERATION_REGISTRIES", &trusts(&a, "us-east-1")),
+            ("BERTH_FEDERATION_JWKS_REFRESH_SECS", "1"),
+        ],
+    );
+    a.set_env(
+        "BERTH_FEDERATION_REGISTRIES",
+        Some(&trusts(&b, "eu-west-1")),
+    );
+    a.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_json(&b, "/api/v1/federation/registries").await["registries"][0]["key_ids"]
+        .as_array()
+        .is_none_or(|k| k.is_empty())
+    {
+        assert!(Instant::now() < deadline, "B never read A's keys");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let a_reg = e2e::Registry::of_server(a);
+    let a = server(&a_reg);
+    let rules = json!({"rules": [{"destinations": [{"region": "eu-west-1", "registryId": A_ID}]}]})
+        .to_string();
+    aws(
+        a,
+        &[
+            "put-replication-configuration",
+            "--replication-configuration",
+            &rules,
+        ],
+    )
+    .unwrap();
+    // The same account in its own region is this registry itself.
+    let itself =
+        json!({"rules": [{"destinations": [{"region": "us-east-1", "registryId": A_ID}]}]});
+    let error = aws(
+        a,
+        &[
+            "put-replication-configuration",
+            "--replication-configuration",
+            &itself.to_string(),
+        ],
+    )
+    .unwrap_err();
+    assert!(error.contains("itself"), "{error}");
+
+    let image = e2e::push_test_image(&a_reg, "team/app", "v1", None);
+    assert_eq!(settled(a).await["tasks"], json!([]));
+    assert_eq!(manifest(&b, "team/app", "v1").await.unwrap().0, image);
+    assert_eq!(
+        replication_status(a, "team/app", &image)["replicationStatuses"],
+        json!([{"region": "eu-west-1", "registryId": A_ID, "status": "COMPLETE"}])
+    );
+}
