@@ -141,21 +141,11 @@ impl Access {
                     .into(),
             ));
         };
-        let lifetime = chrono::Duration::from_std(self.federated_password_ttl)
-            .unwrap_or(chrono::Duration::hours(1));
-        let claims = Claims::new(
-            TokenType::FederatedPassword,
-            &self.registry_id,
-            audience,
+        self.sign_federated(
             principal.arn(),
-            self.now(),
-            lifetime,
+            audience,
+            subject.credential.as_ref().and_then(|c| c.expires_at),
         )
-        .with_principal(principal.arn())
-        .with_region(&self.region)
-        .expiring_by(subject.credential.as_ref().and_then(|c| c.expires_at));
-        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
-        Ok((self.sign(&claims)?, expires))
     }
 
     /// The password this registry's replication worker logs in to the trusted registry
@@ -163,19 +153,31 @@ impl Access {
     /// (`arn:aws:iam::<this registry>:root`), which the other registry lets push only where its
     /// policies allow `ecr:ReplicateImage` (and `ecr:CreateRepository` for new repositories).
     pub fn replication_password(&self, audience: &str) -> Result<(String, DateTime<Utc>)> {
-        let root = crate::policy::root_arn(&self.registry_id);
+        self.sign_federated(&crate::policy::root_arn(&self.registry_id), audience, None)
+    }
+
+    /// Signs a password for the trusted registry `audience` naming `arn` (subject and
+    /// principal), with this registry's id and region as issuer, living `[federation]
+    /// password_ttl_secs` and never past `expires_by`.
+    fn sign_federated(
+        &self,
+        arn: &str,
+        audience: &str,
+        expires_by: Option<i64>,
+    ) -> Result<(String, DateTime<Utc>)> {
         let lifetime = chrono::Duration::from_std(self.federated_password_ttl)
             .unwrap_or(chrono::Duration::hours(1));
         let claims = Claims::new(
             TokenType::FederatedPassword,
             &self.registry_id,
             audience,
-            &root,
+            arn,
             self.now(),
             lifetime,
         )
-        .with_principal(&root)
-        .with_region(&self.region);
+        .with_principal(arn)
+        .with_region(&self.region)
+        .expiring_by(expires_by);
         let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| self.now());
         Ok((self.sign(&claims)?, expires))
     }

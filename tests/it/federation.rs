@@ -473,19 +473,13 @@ fn aws_cli_password_from_a_logs_docker_in_to_b() {
         .unwrap();
     assert_eq!(response.status(), 201);
     let key: Value = rt.block_on(response.json()).unwrap();
-    let mut aws = std::process::Command::new(crate::support::common::venv().join("bin/aws"));
+    let mut aws = crate::support::common::aws_cli(
+        &a.url(""),
+        key["accessKeyId"].as_str().unwrap(),
+        key["secretAccessKey"].as_str().unwrap(),
+    );
     aws.args(["ecr", "get-authorization-token", "--registry-ids", B_ID])
-        .args(["--endpoint-url", &a.url(""), "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", key["accessKeyId"].as_str().unwrap())
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            key["secretAccessKey"].as_str().unwrap(),
-        )
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_PROXY", "127.0.0.1,localhost");
+        .args(["--output", "json"]);
     let answer = e2e::run_ok(aws).json();
     let data = &answer["authorizationData"][0];
     assert_eq!(data["proxyEndpoint"], b.url(""));

@@ -15,7 +15,7 @@ use crate::support::api::{
     sha256_digest, Api, EMPTY_JSON, EMPTY_JSON_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::support::common::{
-    admin_client, stack_is_pg_s3, venv, TestServer, ADMIN_PASSWORD, ADMIN_USER,
+    admin_client, aws_cli, stack_is_pg_s3, TestServer, ADMIN_PASSWORD, ADMIN_USER,
 };
 use crate::support::e2e;
 
@@ -55,17 +55,8 @@ async fn send_json(
 
 /// The AWS CLI against `server` with the admin's access key; its JSON answer, or the error text.
 fn aws(server: &TestServer, args: &[&str]) -> Result<Value, String> {
-    let mut aws = std::process::Command::new(venv().join("bin/aws"));
-    aws.args(["ecr"])
-        .args(args)
-        .args(["--endpoint-url", &server.url(""), "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_PROXY", "127.0.0.1,localhost");
+    let mut aws = aws_cli(&server.url(""), KEY, SECRET);
+    aws.arg("ecr").args(args).args(["--output", "json"]);
     let out = e2e::run(aws);
     if out.success() {
         Ok(if out.stdout.trim().is_empty() {

@@ -765,6 +765,23 @@ pub fn venv() -> PathBuf {
         })
 }
 
+/// The AWS CLI (from the test venv) against `endpoint`, signing with `key`/`secret` and
+/// nothing of the user's own AWS configuration; add the subcommand's arguments.
+pub fn aws_cli(endpoint: &str, key: &str, secret: &str) -> std::process::Command {
+    let mut aws = std::process::Command::new(venv().join("bin/aws"));
+    aws.args(["--endpoint-url", endpoint])
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    aws
+}
+
 /// Runs one scenario of `tests/fixtures/ecr_boto3.py` against `server`, signing with
 /// `key`/`secret` and nothing of the user's own AWS configuration; panics with its output and
 /// the server's log on failure.
