@@ -34,6 +34,8 @@ pub struct ReplicationTask {
     pub attempts: i64,
     pub failure_code: Option<String>,
     pub failure_reason: Option<String>,
+    /// When the task was written or last restarted (a push of the same image, a retry): the
+    /// retry window runs from here.
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -92,7 +94,7 @@ async fn insert_task(
     let on_conflict = if restart {
         "DO UPDATE SET status = excluded.status, attempts = 0, \
          next_attempt_at = excluded.next_attempt_at, failure_code = NULL, failure_reason = NULL, \
-         updated_at = excluded.updated_at"
+         created_at = excluded.created_at, updated_at = excluded.updated_at"
     } else {
         "DO NOTHING"
     };
@@ -343,8 +345,8 @@ impl Replication {
         rows.iter().map(task_row).collect()
     }
 
-    /// Starts every `FAILED` task again (of one repository, and one image, when named);
-    /// returns how many.
+    /// Starts every `FAILED` task again (of one repository, and one image, when named), with a
+    /// fresh retry window (measured from `created_at`); returns how many.
     pub async fn retry_failed(
         &self,
         repository: Option<&str>,
@@ -353,7 +355,7 @@ impl Replication {
         let now = now_millis();
         let done = sqlx::query(
             "UPDATE replication_tasks SET status = $1, attempts = 0, next_attempt_at = $2, \
-             failure_code = NULL, failure_reason = NULL, updated_at = $2 \
+             failure_code = NULL, failure_reason = NULL, created_at = $2, updated_at = $2 \
              WHERE status = $3 AND ($4 = '' OR repository = $4) AND ($5 = '' OR digest = $5)",
         )
         .bind(IN_PROGRESS)
