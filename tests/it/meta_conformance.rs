@@ -709,6 +709,8 @@ async fn replication_tasks(db: &Db) {
     store.finish(taken[0].id, "three", None).await.unwrap();
 
     // Failed tasks start again, by repository and image when named.
+    tick().await;
+    let retried_at = now_millis();
     assert_eq!(
         store.retry_failed(Some("other/app"), None).await.unwrap(),
         0
@@ -725,6 +727,10 @@ async fn replication_tasks(db: &Db) {
     assert_eq!(
         again.iter().map(|t| t.id).collect::<Vec<_>>(),
         vec![failed.id]
+    );
+    assert!(
+        again[0].created_at >= retried_at,
+        "a retried task gets a fresh retry window"
     );
 
     // Pushing the same image again restarts its finished tasks.
