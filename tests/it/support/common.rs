@@ -769,8 +769,15 @@ pub fn venv() -> PathBuf {
 /// nothing of the user's own AWS configuration; add the subcommand's arguments.
 pub fn aws_cli(endpoint: &str, key: &str, secret: &str) -> std::process::Command {
     let mut aws = std::process::Command::new(venv().join("bin/aws"));
-    aws.args(["--endpoint-url", endpoint])
-        .env("AWS_ACCESS_KEY_ID", key)
+    aws.args(["--endpoint-url", endpoint]);
+    signing_as(&mut aws, key, secret);
+    aws
+}
+
+/// Makes an AWS SDK or CLI process sign with `key`/`secret` and read nothing of the user's own
+/// AWS configuration.
+fn signing_as(cmd: &mut std::process::Command, key: &str, secret: &str) {
+    cmd.env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/dev/null")
@@ -779,7 +786,6 @@ pub fn aws_cli(endpoint: &str, key: &str, secret: &str) -> std::process::Command
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         .env("NO_PROXY", "127.0.0.1,localhost");
-    aws
 }
 
 /// Runs one scenario of `tests/fixtures/ecr_boto3.py` against `server`, signing with
@@ -794,20 +800,13 @@ pub fn boto3_scenario(
 ) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecr_boto3.py");
     let py = venv().join("bin/python");
-    let out = std::process::Command::new(&py)
-        .arg(script)
+    let mut cmd = std::process::Command::new(&py);
+    cmd.arg(script)
         .arg(scenario)
         .arg(&server.base)
-        .arg(args.to_string())
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("NO_PROXY", "127.0.0.1,localhost")
+        .arg(args.to_string());
+    signing_as(&mut cmd, key, secret);
+    let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap_or_else(|e| {

@@ -318,14 +318,7 @@ impl Registry {
         }
         let server = TestServer::start();
         eprintln!("registry under test: berth at {}", server.addr);
-        Registry {
-            addr: server.addr.clone(),
-            kind: "berth",
-            creds: Some((ADMIN_USER.to_owned(), ADMIN_PASSWORD.to_owned())),
-            server: Some(server),
-            reference: None,
-            _tmp: None,
-        }
+        Registry::of_server(server)
     }
 
     /// A Berth the test started itself (with its own configuration), logged in to as the admin.
