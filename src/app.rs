@@ -76,6 +76,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
             .iter()
             .map(|t| t.name.clone())
             .collect(),
+        !config.events.nats_url.is_empty(),
     ));
     let audit = crate::access::AuditLog::new(meta.audit());
     let identities = Arc::new(crate::access::Identities::new(
@@ -174,6 +175,14 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         )));
     }
     jobs.push(tokio::spawn(state.replicator.clone().run(cancel.clone())));
+    jobs.push(tokio::spawn(
+        Arc::new(crate::events::EventWorker::new(
+            state.registry.clone(),
+            &state.config,
+            state.holder.clone(),
+        ))
+        .run(cancel.clone()),
+    ));
     jobs.push(tokio::spawn(crate::jobs::flush_pulls(
         state.registry.clone(),
         Duration::from_secs(lifecycle.pull_flush_secs.max(1)),

@@ -51,6 +51,7 @@ pub struct Config {
     pub pull_through: PullThroughConfig,
     pub federation: FederationConfig,
     pub replication: ReplicationConfig,
+    pub events: EventsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -304,6 +305,36 @@ impl Default for ReplicationConfig {
     }
 }
 
+/// Delivering recorded events to subscribers (`[events]`, env `BERTH_EVENTS_*`); the rules and
+/// their targets are set through the REST API (`/api/v1/event-rules`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// The NATS server NATS targets publish to (`nats://127.0.0.1:4222`); empty: none.
+    pub nats_url: String,
+    /// How long a delivery is retried (exponential backoff with jitter) before it becomes a
+    /// dead letter.
+    pub retry_window_secs: u64,
+    /// How long recorded events (and their delivered and dead-lettered deliveries) are kept.
+    pub retention_secs: u64,
+    /// The longest one delivery attempt may take.
+    pub timeout_secs: u64,
+    /// How often the replica that delivers looks for events other replicas recorded.
+    pub poll_interval_millis: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            nats_url: String::new(),
+            retry_window_secs: 86_400,
+            retention_secs: 7 * 86_400,
+            timeout_secs: 10,
+            poll_interval_millis: 500,
+        }
+    }
+}
+
 /// A registry that is not Berth, replicated to through the OCI Distribution API.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -434,6 +465,7 @@ impl Default for Config {
             pull_through: PullThroughConfig::default(),
             federation: FederationConfig::default(),
             replication: ReplicationConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -617,6 +649,33 @@ impl Config {
         Ok(config)
     }
 
+    fn validate_events(&self) -> Result<(), ConfigError> {
+        let e = &self.events;
+        if e.retry_window_secs == 0
+            || e.retention_secs == 0
+            || e.timeout_secs == 0
+            || e.poll_interval_millis == 0
+        {
+            return Err(ConfigError(
+                "events.retry_window_secs, events.retention_secs, events.timeout_secs and \
+                 events.poll_interval_millis must be positive"
+                    .into(),
+            ));
+        }
+        if !e.nats_url.is_empty() {
+            let valid = url::Url::parse(&e.nats_url).is_ok_and(|u| {
+                matches!(u.scheme(), "nats" | "tls") && u.host_str().is_some_and(|h| !h.is_empty())
+            });
+            if !valid {
+                return Err(ConfigError(format!(
+                    "events.nats_url '{}' is not a nats:// or tls:// URL with a host",
+                    e.nats_url
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_replication(&self) -> Result<(), ConfigError> {
         let r = &self.replication;
         if r.concurrency == 0 || r.retry_window_secs == 0 {
@@ -760,6 +819,7 @@ impl Config {
         }
         self.validate_federation()?;
         self.validate_replication()?;
+        self.validate_events()?;
         if self.admin_access_key_id.is_empty() != self.admin_secret_access_key.expose().is_empty() {
             return Err(ConfigError(
                 "admin_access_key_id and admin_secret_access_key must be given together".into(),

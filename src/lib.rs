@@ -8,8 +8,9 @@
 //! app, server                       wiring: build the services, spawn jobs, serve connections
 //! http, jobs                        transports (oci, token, admin, ecr) and background loops
 //! ops                               typed management operations behind one gate (the control plane)
-//! pull_through, replication         cached repositories filled from upstream registries; pushed
-//!                                   images sent to other registries
+//! pull_through, replication, events  cached repositories filled from upstream registries;
+//!                                   pushed images sent to other registries; recorded events
+//!                                   delivered to subscribers
 //! access, service                   credentials and authorization; the registry's use cases
 //! meta, storage                     metadata in SQL, blob bytes in object storage
 //! secrets                           encryption of the secrets kept in the database
@@ -22,6 +23,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod failpoint;
 pub mod http;
 pub mod jobs;

@@ -61,6 +61,9 @@ fn principal_row(r: &sqlx::any::AnyRow) -> Result<PrincipalRow> {
     })
 }
 
+/// The policy scope of repository policies (their target is the repository's name).
+const REPOSITORY_POLICY_SCOPE: &str = "repository";
+
 impl IdentityStore {
     pub async fn principal(&self, kind: &str, name: &str) -> Result<Option<PrincipalRow>> {
         let row = sqlx::query("SELECT * FROM principals WHERE kind = $1 AND name = $2")
@@ -172,6 +175,7 @@ impl IdentityStore {
 
     /// Stores a (validated) policy document for `scope` / `target`, replacing any earlier one.
     pub async fn put_policy(&self, scope: &str, target: &str, document: &str) -> Result<()> {
+        let mut tx = self.meta.write.begin().await?;
         sqlx::query(
             "INSERT INTO policies (scope, target, document, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (scope, target) DO UPDATE SET document = excluded.document, \
@@ -181,19 +185,38 @@ impl IdentityStore {
         .bind(target)
         .bind(document)
         .bind(now_millis())
-        .execute(&self.meta.write)
+        .execute(&mut *tx)
         .await?;
+        if scope == REPOSITORY_POLICY_SCOPE {
+            let document = serde_json::from_str(document).ok();
+            super::events::record_in(
+                &mut tx,
+                &super::events::setting_changed(target, "REPOSITORY_POLICY", "PUT", document),
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Removes a policy document; false if there was none.
     pub async fn delete_policy(&self, scope: &str, target: &str) -> Result<bool> {
+        let mut tx = self.meta.write.begin().await?;
         let done = sqlx::query("DELETE FROM policies WHERE scope = $1 AND target = $2")
             .bind(scope)
             .bind(target)
-            .execute(&self.meta.write)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        if deleted && scope == REPOSITORY_POLICY_SCOPE {
+            super::events::record_in(
+                &mut tx,
+                &super::events::setting_changed(target, "REPOSITORY_POLICY", "DELETE", None),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     pub async fn policy(&self, scope: &str, target: &str) -> Result<Option<String>> {

@@ -260,7 +260,7 @@ impl Images {
     ) -> Result<Option<Untagged>> {
         let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(
-            "SELECT m.id, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id \
+            "SELECT m.id, m.digest, m.subject_digest FROM tags t JOIN manifests m ON m.id = t.manifest_id \
              WHERE t.repository_id = $1 AND t.name = $2",
         )
         .bind(repository_id)
@@ -270,6 +270,21 @@ impl Images {
         let Some(row) = row else { return Ok(None) };
         let manifest_id: i64 = row.try_get("id")?;
         let digest: String = row.try_get("digest")?;
+        let referrer = row
+            .try_get::<Option<String>, _>("subject_digest")?
+            .is_some();
+        let name = super::replication::repository_name_in(&mut tx, repository_id).await?;
+        super::events::record_in(
+            &mut tx,
+            &super::events::image_deleted(
+                &name,
+                &digest,
+                tag,
+                referrer,
+                super::events::DeleteCause::Api,
+            ),
+        )
+        .await?;
         sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
             .bind(repository_id)
             .bind(tag)
@@ -313,6 +328,7 @@ impl Images {
                 .await?;
         }
         tx.commit().await?;
+        self.meta.events_recorded();
         Ok(Some(Untagged {
             digest,
             manifest_deleted: deleted,

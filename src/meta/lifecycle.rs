@@ -92,6 +92,7 @@ impl Lifecycle {
 
     /// Stores (or replaces) the repository's policy text.
     pub async fn put_lifecycle_policy(&self, repository_id: i64, text: &str) -> Result<()> {
+        let mut tx = self.meta.write.begin().await?;
         sqlx::query(
             "INSERT INTO lifecycle_policies (repository_id, policy_text, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (repository_id) DO UPDATE SET policy_text = excluded.policy_text, \
@@ -100,8 +101,20 @@ impl Lifecycle {
         .bind(repository_id)
         .bind(text)
         .bind(now_millis())
-        .execute(&self.meta.write)
+        .execute(&mut *tx)
         .await?;
+        let name = super::replication::repository_name_in(&mut tx, repository_id).await?;
+        super::events::record_in(
+            &mut tx,
+            &super::events::setting_changed(
+                &name,
+                "LIFECYCLE_POLICY",
+                "PUT",
+                serde_json::from_str(text).ok(),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -110,13 +123,23 @@ impl Lifecycle {
         &self,
         repository_id: i64,
     ) -> Result<Option<LifecyclePolicyRow>> {
+        let mut tx = self.meta.write.begin().await?;
         let row = sqlx::query(
             "DELETE FROM lifecycle_policies WHERE repository_id = $1 \
              RETURNING policy_text, updated_at, last_evaluated_at",
         )
         .bind(repository_id)
-        .fetch_optional(&self.meta.write)
+        .fetch_optional(&mut *tx)
         .await?;
+        if row.is_some() {
+            let name = super::replication::repository_name_in(&mut tx, repository_id).await?;
+            super::events::record_in(
+                &mut tx,
+                &super::events::setting_changed(&name, "LIFECYCLE_POLICY", "DELETE", None),
+            )
+            .await?;
+        }
+        tx.commit().await?;
         row.map(|r| {
             Ok(LifecyclePolicyRow {
                 text: r.try_get("policy_text")?,
@@ -286,7 +309,14 @@ impl Lifecycle {
             .execute(&mut *tx)
             .await?;
 
+        let cause = if rule_priority == 0 {
+            super::events::DeleteCause::PullThroughQuota
+        } else {
+            super::events::DeleteCause::Lifecycle
+        };
+        super::events::record_deletes_in(&mut tx, repository, digest, &tags, false, cause).await?;
         let mut removed = Vec::new();
+        let mut referrer_digests = HashSet::new();
         let listed = has_parent(&mut tx, repository_id, digest).await?;
         if !listed {
             // Work list of manifests to delete: the image, then its referrers and the children
@@ -325,7 +355,19 @@ impl Lifecycle {
                     .await?;
                 if d != digest {
                     removed.push(d.clone());
+                    super::events::record_in(
+                        &mut tx,
+                        &super::events::image_deleted(
+                            repository,
+                            &d,
+                            "",
+                            referrer_digests.contains(&d),
+                            cause,
+                        ),
+                    )
+                    .await?;
                 }
+                referrer_digests.extend(referrers.iter().cloned());
                 queue.extend(referrers);
                 for child in children {
                     let tagged = sqlx::query(
@@ -357,6 +399,7 @@ impl Lifecycle {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.meta.events_recorded();
         Ok(ExpireOutcome::Expired {
             manifest_deleted: !listed,
             removed,

@@ -79,16 +79,21 @@ impl Manifests {
             .await?;
         // Tags moving away from another manifest: GC reviews it (before any blob lock is taken,
         // keeping the lock order queue row, then blob or manifest row).
+        let mut moved = Vec::new();
         for tag in tags {
-            let old =
-                sqlx::query("SELECT manifest_id FROM tags WHERE repository_id = $1 AND name = $2")
-                    .bind(repository_id)
-                    .bind(tag.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let old = sqlx::query(
+                "SELECT t.manifest_id, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id \
+                 WHERE t.repository_id = $1 AND t.name = $2",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(old) = old {
+                let old_digest: String = old.try_get("digest")?;
                 let old: i64 = old.try_get("manifest_id")?;
                 if old != id {
+                    moved.push((tag.as_str(), old_digest));
                     gc::enqueue_manifest(
                         &mut tx,
                         old,
@@ -196,12 +201,37 @@ impl Manifests {
             scan::queue_children_in(&mut tx, repository_id, &m.required_manifests).await?;
         }
         if !m.replicate_to.is_empty() {
-            let name = replication::repository_name_in(&mut tx, repository_id).await?;
-            replication::enqueue_in(&mut tx, &name, &digest, replication::PUSH, &m.replicate_to)
-                .await?;
+            replication::enqueue_in(
+                &mut tx,
+                &m.repository,
+                &digest,
+                replication::PUSH,
+                &m.replicate_to,
+            )
+            .await?;
+        }
+        // The events last: their ids follow the order in which conflicting pushes (one tag)
+        // took their row locks above.
+        if tags.is_empty() {
+            events::record_in(&mut tx, &events::manifest_stored(m, &digest, None)).await?;
+        }
+        for tag in tags {
+            events::record_in(
+                &mut tx,
+                &events::manifest_stored(m, &digest, Some(tag.as_str())),
+            )
+            .await?;
+        }
+        for (tag, from) in &moved {
+            events::record_in(
+                &mut tx,
+                &events::tag_moved(&m.repository, tag, from, &digest),
+            )
+            .await?;
         }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;
+        self.meta.events_recorded();
         Ok(())
     }
 
@@ -260,7 +290,8 @@ impl Manifests {
         let mut tx = self.meta.write.begin().await?;
         // A no-op write: takes SQLite's write lock first and the row lock on PostgreSQL.
         let row = sqlx::query(
-            "UPDATE manifests SET digest = digest WHERE repository_id = $1 AND digest = $2 RETURNING id",
+            "UPDATE manifests SET digest = digest WHERE repository_id = $1 AND digest = $2 \
+             RETURNING id, subject_digest",
         )
         .bind(repository_id)
         .bind(&digest)
@@ -270,6 +301,20 @@ impl Manifests {
             return Ok(false);
         };
         let id: i64 = row.try_get("id")?;
+        let referrer = row
+            .try_get::<Option<String>, _>("subject_digest")?
+            .is_some();
+        let tags = tags_of_in(&mut tx, id).await?;
+        let name = replication::repository_name_in(&mut tx, repository_id).await?;
+        events::record_deletes_in(
+            &mut tx,
+            &name,
+            &digest,
+            &tags,
+            referrer,
+            events::DeleteCause::Api,
+        )
+        .await?;
         gc::delete_manifest_in(
             &mut tx,
             repository_id,
@@ -280,6 +325,7 @@ impl Manifests {
         .await?;
         enqueue_deletes(&mut tx, repository_id, &digest, "", replicate_to).await?;
         tx.commit().await?;
+        self.meta.events_recorded();
         Ok(true)
     }
 
@@ -316,15 +362,29 @@ impl Manifests {
             "tag_delete",
         )
         .await?;
-        if !replicate_to.is_empty() {
-            let digest: String = sqlx::query("SELECT digest FROM manifests WHERE id = $1")
-                .bind(manifest_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("digest")?;
-            enqueue_deletes(&mut tx, repository_id, &digest, tag.as_str(), replicate_to).await?;
-        }
+        let row = sqlx::query("SELECT digest, subject_digest FROM manifests WHERE id = $1")
+            .bind(manifest_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let digest: String = row.try_get("digest")?;
+        let referrer = row
+            .try_get::<Option<String>, _>("subject_digest")?
+            .is_some();
+        let name = replication::repository_name_in(&mut tx, repository_id).await?;
+        events::record_in(
+            &mut tx,
+            &events::image_deleted(
+                &name,
+                &digest,
+                tag.as_str(),
+                referrer,
+                events::DeleteCause::Api,
+            ),
+        )
+        .await?;
+        enqueue_deletes(&mut tx, repository_id, &digest, tag.as_str(), replicate_to).await?;
         tx.commit().await?;
+        self.meta.events_recorded();
         Ok(true)
     }
 
@@ -395,4 +455,18 @@ pub(super) async fn enqueue_deletes(
         .map(|d| (tag.to_owned(), d.clone()))
         .collect();
     replication::enqueue_in(tx, &name, digest, replication::DELETE, &targets).await
+}
+
+/// The tags of a manifest, by name.
+pub(super) async fn tags_of_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    manifest_id: i64,
+) -> Result<Vec<String>> {
+    sqlx::query("SELECT name FROM tags WHERE manifest_id = $1 ORDER BY name")
+        .bind(manifest_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("name")?))
+        .collect()
 }

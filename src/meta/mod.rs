@@ -7,6 +7,7 @@
 //! `secrets` (access-key secrets and signing keys are encrypted before they reach SQL).
 
 mod blobs;
+mod events;
 mod gc;
 mod identity;
 mod images;
@@ -21,6 +22,12 @@ mod scan;
 mod templates;
 mod uploads;
 
+pub use events::{
+    CacheFill, DeadLetter, DeleteCause, DeliveryCounts, EventRuleRow, HandOver, NewEvent,
+    OutboxEvent, PendingDelivery, DEAD as DELIVERY_DEAD, DELIVERED as DELIVERY_DELIVERED,
+    IMAGE_ACTION, IMAGE_SCAN, PENDING as DELIVERY_PENDING, PULL_THROUGH_CACHE_ACTION,
+    REFERRER_ACTION, REPLICATION_ACTION, SETTING_CHANGE, TAG_MOVED,
+};
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
 pub use identity::{AccessKeyRow, AuditRow, GroupRow, PrincipalRow, SealReport, SigningKeyRow};
 pub use images::{ImageRow, TagFilter, Untagged};
@@ -34,10 +41,7 @@ pub use replication::{
     COMPLETE as REPLICATION_COMPLETE, DELETE as REPLICATION_DELETE, FAILED as REPLICATION_FAILED,
     IN_PROGRESS as REPLICATION_IN_PROGRESS, PUSH as REPLICATION_PUSH,
 };
-pub use scan::{
-    is_scannable, Finding, OutboxEvent, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES,
-    SCAN_EVENT_KIND,
-};
+pub use scan::{is_scannable, Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
@@ -88,6 +92,9 @@ pub struct Meta {
     /// Encrypts access-key secrets and signing keys on the way in and decrypts them on the way
     /// out; without it those rows can be neither written nor read.
     secrets: Option<Arc<Keyring>>,
+    /// Rung after a transaction that recorded events commits, so this process's event worker
+    /// hands them over at once instead of at its next poll.
+    event_bell: Arc<tokio::sync::Notify>,
 }
 
 /// Declares the stores, one per aggregate. Each holds the database handle privately and offers
@@ -126,7 +133,7 @@ stores! {
     /// Lifecycle policies, previews, expiry and its audit trail, recorded pulls, the
     /// maintenance epoch.
     Lifecycle => lifecycle;
-    /// Scan configuration, jobs, findings, pull gates and the event outbox.
+    /// Scan configuration, jobs, findings and pull gates.
     Scans => scans;
     /// Pull-through rules, tag checks, fill leases and cached sizes.
     PullThroughCache => pull_through_cache;
@@ -143,6 +150,8 @@ stores! {
     Leases => leases;
     /// The replication configuration and the tasks that carry pushed images to destinations.
     Replication => replication;
+    /// The event outbox, event rules and the deliveries of events to their targets.
+    Events => events;
 }
 
 /// The default GC grace period: 24 hours.
@@ -221,6 +230,10 @@ pub struct NewManifest {
     /// Where the push is replicated to, as (tag, destination) pairs (the empty tag for a push
     /// by digest): one task per pair is written with it.
     pub replicate_to: Vec<(String, crate::policy::replication::ReplicationDestination)>,
+    /// The repository's name, for the events the push records.
+    pub repository: String,
+    /// Set when a pull-through cache stores the manifest: its event is the cache's action.
+    pub cache_fill: Option<CacheFill>,
 }
 
 /// What committing an upload found.
@@ -560,6 +573,7 @@ impl Meta {
             committer,
             gc_grace_ms: DEFAULT_GC_GRACE.as_millis() as i64,
             secrets: None,
+            event_bell: Arc::new(tokio::sync::Notify::new()),
         };
         meta.migrate().await?;
         Ok(meta)
@@ -579,6 +593,16 @@ impl Meta {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Events were recorded and committed: wakes this process's event worker.
+    pub fn events_recorded(&self) {
+        self.event_bell.notify_one();
+    }
+
+    /// Waits until [`Meta::events_recorded`] rings or `timeout` passes.
+    pub async fn wait_for_events(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.event_bell.notified()).await;
     }
 
     /// Sets the keys that encrypt the secrets stored here (access-key secrets, signing keys).

@@ -272,8 +272,15 @@ impl Replication {
     }
 
     /// Ends a task this holder leased: `COMPLETE`, or `FAILED` with a code and reason.
-    pub async fn finish(&self, id: i64, owner: &str, failure: Option<(&str, &str)>) -> Result<()> {
-        sqlx::query(
+    /// Records the outcome as an `ECR Replication Action` event in the same transaction.
+    pub async fn finish(
+        &self,
+        task: &ReplicationTask,
+        owner: &str,
+        failure: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let mut tx = self.meta.write.begin().await?;
+        let updated = sqlx::query(
             "UPDATE replication_tasks SET status = $1, failure_code = $2, failure_reason = $3, \
              attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, updated_at = $4 \
              WHERE id = $5 AND lease_owner = $6",
@@ -282,10 +289,42 @@ impl Replication {
         .bind(failure.map(|f| f.0))
         .bind(failure.map(|f| f.1))
         .bind(now_millis())
-        .bind(id)
+        .bind(task.id)
         .bind(owner)
-        .execute(&self.meta.write)
-        .await?;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            let mut detail = serde_json::json!({
+                "result": if failure.is_some() { "FAILURE" } else { "SUCCESS" },
+                "repository-name": task.repository,
+                "image-digest": task.digest,
+                "action-type": if task.action == DELETE { "DELETE" } else { "REPLICATE" },
+                "destination-account": task.registry_id,
+                "destination-region": task.region,
+            });
+            if !task.tag.is_empty() {
+                detail["image-tag"] = task.tag.as_str().into();
+            }
+            if !task.target.is_empty() {
+                detail["destination-target"] = task.target.as_str().into();
+            }
+            if let Some((code, reason)) = failure {
+                detail["failure-code"] = code.into();
+                detail["failure-reason"] = reason.into();
+            }
+            super::events::record_in(
+                &mut tx,
+                &super::events::NewEvent {
+                    detail_type: super::events::REPLICATION_ACTION,
+                    repository: task.repository.clone(),
+                    detail,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.meta.events_recorded();
         Ok(())
     }
 

@@ -135,6 +135,23 @@ impl Repositories {
     ) -> Result<()> {
         let mut tx = self.meta.write.begin().await?;
         set_tag_mutability_in(&mut tx, repository_id, setting).await?;
+        let name = super::replication::repository_name_in(&mut tx, repository_id).await?;
+        super::events::record_in(
+            &mut tx,
+            &super::events::setting_changed(
+                &name,
+                "IMAGE_TAG_MUTABILITY",
+                "PUT",
+                Some(serde_json::json!({
+                    "imageTagMutability": setting.mode.as_str(),
+                    "imageTagMutabilityExclusionFilters": serde_json::from_str::<serde_json::Value>(
+                        &setting.filters_json()
+                    )
+                    .unwrap_or_default(),
+                })),
+            ),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

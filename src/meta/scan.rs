@@ -174,19 +174,6 @@ pub(crate) async fn queue_children_in(
     Ok(())
 }
 
-/// The outbox kind of a scan result (EventBridge's detail-type for ECR scans).
-pub const SCAN_EVENT_KIND: &str = "ECR Image Scan";
-
-/// One outbox record.
-#[derive(Debug, Clone)]
-pub struct OutboxEvent {
-    pub id: i64,
-    pub kind: String,
-    pub detail: serde_json::Value,
-    pub created_at: i64,
-    pub delivered_at: Option<i64>,
-}
-
 impl Scans {
     /// Sets a repository's scan-on-push flag.
     pub async fn set_scan_on_push(&self, repository_id: i64, on: bool) -> Result<()> {
@@ -352,7 +339,7 @@ impl Scans {
             }
         }
         if retry_at.is_none() {
-            scan_event_in(&mut tx, job, status, outcome, now).await?;
+            scan_event_in(&mut tx, job, status, outcome).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -560,30 +547,6 @@ impl Scans {
             .collect::<Result<Vec<_>>>()?;
         Ok((status, findings))
     }
-
-    /// Outbox records after `after_id`, oldest first, at most `limit`.
-    pub async fn outbox_events(&self, after_id: i64, limit: i64) -> Result<Vec<OutboxEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, detail, created_at, delivered_at FROM outbox WHERE id > $1 \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.meta.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail")?;
-                Ok(OutboxEvent {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                    created_at: r.try_get("created_at")?,
-                    delivered_at: r.try_get("delivered_at")?,
-                })
-            })
-            .collect()
-    }
 }
 
 /// Writes the scan-completed event (ECR's `ECR Image Scan` detail) in the result's transaction.
@@ -592,7 +555,6 @@ async fn scan_event_in(
     job: &ScanJob,
     status: &str,
     outcome: &ScanOutcome,
-    now: i64,
 ) -> Result<()> {
     let tags: Vec<String> =
         sqlx::query("SELECT name FROM tags WHERE manifest_id = $1 ORDER BY name")
@@ -623,11 +585,13 @@ async fn scan_event_in(
             detail["scan-status-description"] = serde_json::json!(reason);
         }
     }
-    sqlx::query("INSERT INTO outbox (kind, detail, created_at) VALUES ($1, $2, $3)")
-        .bind(SCAN_EVENT_KIND)
-        .bind(detail.to_string())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    super::events::record_in(
+        tx,
+        &super::events::NewEvent {
+            detail_type: super::events::IMAGE_SCAN,
+            repository: job.repository.clone(),
+            detail,
+        },
+    )
+    .await
 }

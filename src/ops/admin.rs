@@ -346,8 +346,8 @@ impl Operation for ListEventsRequest {
         let limit = self.limit.unwrap_or(100).clamp(1, MAX_EVENT_PAGE);
         let events = cx
             .registry
-            .scans()
-            .outbox_events(self.after.unwrap_or(0), limit)
+            .events()
+            .events(self.after.unwrap_or(0), limit)
             .await?;
         Ok(EventList {
             events: events

@@ -10,6 +10,7 @@
 //! doors in `http` (`http::admin`, `http::ecr`) depend on it.
 
 pub mod admin;
+pub mod events;
 pub mod identity;
 pub mod images;
 pub mod lifecycle;

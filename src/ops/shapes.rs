@@ -1804,3 +1804,199 @@ pub struct Event {
 /// door serves it; the operation is the gate and the audit record.
 #[derive(Debug, Default)]
 pub struct GetOpenApiDocumentRequest {}
+
+// ---- event rules and their deliveries (REST) ----
+
+/// An event rule as written: `POST /api/v1/event-rules` (with `name`) or
+/// `PUT /api/v1/event-rules/{name}` (a `name`, if given, must be the path's). Decoded leniently
+/// and validated after the caller is authorized.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRuleInput {
+    /// 1 to 64 of `[A-Za-z0-9._-]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// An EventBridge event pattern, matched against the EventBridge envelope of each event.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub event_pattern: Option<serde_json::Value>,
+    /// 1 to 5 targets: webhooks (`url`, optional `secret` `whsec_...`, `headers`) and NATS
+    /// subjects (`subject`); each with `format` `eventbridge` (default) or `cloudevents`. A
+    /// secret or header value given as `<redacted>` keeps the stored one.
+    #[serde(default)]
+    #[schema(value_type = Vec<crate::policy::event_rules::EventTarget>)]
+    pub targets: Option<serde_json::Value>,
+    /// Default true; a disabled rule matches no new event.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// CreateEventRule.
+#[derive(Debug)]
+pub struct CreateEventRuleRequest {
+    pub rule: EventRuleInput,
+}
+
+/// PutEventRule: creates or replaces the rule `name`.
+#[derive(Debug)]
+pub struct PutEventRuleRequest {
+    pub name: String,
+    pub rule: EventRuleInput,
+}
+
+/// GetEventRule.
+#[derive(Debug)]
+pub struct GetEventRuleRequest {
+    pub name: String,
+}
+
+/// ListEventRules.
+#[derive(Debug, Default)]
+pub struct ListEventRulesRequest {}
+
+/// DeleteEventRule: the rule, its pending deliveries and its dead letters.
+#[derive(Debug)]
+pub struct DeleteEventRuleRequest {
+    pub name: String,
+}
+
+/// An event rule as shown: secrets and header values `<redacted>`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRuleResponse {
+    pub name: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub event_pattern: serde_json::Value,
+    pub targets: Vec<crate::policy::event_rules::EventTarget>,
+    pub enabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// PutEventRule's answer: the rule, and whether it was created.
+#[derive(Debug)]
+pub struct PutEventRuleResponse {
+    pub rule: EventRuleResponse,
+    pub created: bool,
+}
+
+/// ListEventRules' answer, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventRuleList {
+    pub rules: Vec<EventRuleResponse>,
+}
+
+/// TestEventRule: matches `event` (an EventBridge envelope, or only its `detail-type` and
+/// `detail`; default: a sample `ECR Image Action` push) against the rule's pattern.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestEventRuleRequest {
+    #[serde(skip)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub event: Option<serde_json::Value>,
+}
+
+/// What a target would receive.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestDelivery {
+    pub target: String,
+    pub format: crate::policy::event_rules::EventFormat,
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+/// TestEventRule's answer: whether the pattern matches the event (as completed into
+/// EventBridge's envelope), and what each target would receive if it does.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestEventRuleResponse {
+    pub matched: bool,
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+    pub deliveries: Vec<TestDelivery>,
+}
+
+/// GetEventDeliveryStatus: one rule's deliveries per target.
+#[derive(Debug)]
+pub struct GetEventDeliveryStatusRequest {
+    pub name: String,
+}
+
+/// One target's deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetDeliveryStatus {
+    pub target: String,
+    pub delivered: i64,
+    pub pending: i64,
+    pub dead_lettered: i64,
+    /// How long the oldest pending event has waited, in seconds.
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
+/// GetEventDeliveryStatus' answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDeliveryStatus {
+    pub rule: String,
+    pub targets: Vec<TargetDeliveryStatus>,
+}
+
+/// ListDeadLetters: a rule's dead letters (of one target, if given) after delivery `after`,
+/// oldest first, at most `limit` (1 to 1000, default 100).
+#[derive(Debug, Default)]
+pub struct ListDeadLettersRequest {
+    pub name: String,
+    pub target: Option<String>,
+    pub after: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// One dead letter: a delivery given up on after the retry window.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterEntry {
+    /// The delivery's id (what `redrive` takes).
+    pub id: i64,
+    pub target: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub failed_at: String,
+    /// The event in EventBridge's envelope.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+}
+
+/// ListDeadLetters' answer; `next` is the `after` of the next page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterPage {
+    pub dead_letters: Vec<DeadLetterEntry>,
+    pub next: Option<i64>,
+}
+
+/// RedriveDeadLetters: makes a rule's dead letters (of one target, and only `ids`, if given)
+/// pending again, with a fresh retry window. Redriven events may arrive after later events of
+/// their repository.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedriveDeadLettersRequest {
+    #[serde(skip)]
+    pub name: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub ids: Option<Vec<i64>>,
+}
+
+/// RedriveDeadLetters' answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedriveDeadLettersResponse {
+    pub redriven: u64,
+}

@@ -46,6 +46,8 @@ mod condition;
 mod context;
 mod document;
 mod eval;
+pub mod event_pattern;
+pub mod event_rules;
 mod glob;
 mod key;
 pub mod mutability;

@@ -31,7 +31,7 @@ use crate::access::Access;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::meta::{
-    now_millis, BlobIndex, Lifecycle, Manifests, Meta, PullThroughCache, StoredRule,
+    now_millis, BlobIndex, CacheFill, Lifecycle, Manifests, Meta, PullThroughCache, StoredRule,
 };
 use crate::oci::manifest::{self, ManifestKind};
 use crate::oci::{Digest, Reference, RepoName};
@@ -635,7 +635,16 @@ impl PullThrough {
         let put = self
             .registry
             .manifests()
-            .put_cached_manifest(name, reference, content_type, content)
+            .put_cached_manifest(
+                name,
+                reference,
+                content_type,
+                content,
+                CacheFill {
+                    ecr_repository_prefix: rule.rule.prefix.clone(),
+                    upstream_registry_url: rule.rule.upstream_url.clone(),
+                },
+            )
             .await?;
         Ok(put.digest)
     }

@@ -9,7 +9,7 @@ use super::page;
 use super::replication::ReplicationRules;
 use super::scan::PullGates;
 use crate::error::{Error, Result};
-use crate::meta::{BlobIndex, ManifestRow, Manifests, NewManifest, ReferrerRow};
+use crate::meta::{BlobIndex, CacheFill, ManifestRow, Manifests, NewManifest, ReferrerRow};
 use crate::oci::manifest::{self, ManifestKind};
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
 
@@ -79,7 +79,7 @@ impl ManifestService {
         body: Vec<u8>,
     ) -> Result<ManifestPut> {
         self.core.refuse_push_into_cache(name).await?;
-        self.put_manifest_with(name, reference, extra_tags, content_type, body, false)
+        self.put_manifest_with(name, reference, extra_tags, content_type, body, None)
             .await
     }
 
@@ -92,8 +92,9 @@ impl ManifestService {
         reference: &Reference,
         content_type: Option<&str>,
         body: Vec<u8>,
+        fill: CacheFill,
     ) -> Result<ManifestPut> {
-        self.put_manifest_with(name, reference, &[], content_type, body, true)
+        self.put_manifest_with(name, reference, &[], content_type, body, Some(fill))
             .await
     }
 
@@ -104,8 +105,10 @@ impl ManifestService {
         extra_tags: &[Tag],
         content_type: Option<&str>,
         body: Vec<u8>,
-        lazy_blobs: bool,
+        cache_fill: Option<CacheFill>,
     ) -> Result<ManifestPut> {
+        // A pull-through cache fetches a cached manifest's blobs when a client asks for them.
+        let lazy_blobs = cache_fill.is_some();
         if body.len() > self.core.limits.max_manifest_bytes {
             return Err(Error::ManifestTooLarge(format!(
                 "manifest is {} bytes; the limit is {}",
@@ -243,6 +246,8 @@ impl ManifestService {
             required_blobs,
             required_manifests,
             replicate_to,
+            repository: name.to_string(),
+            cache_fill,
         };
         self.manifests.put_manifest(repo, &record, &tags).await?;
         if !record.replicate_to.is_empty() {

@@ -14,6 +14,7 @@
 
 mod blobs;
 mod core;
+mod events;
 mod fsck;
 mod gc;
 mod images;
@@ -37,6 +38,7 @@ use crate::meta::Meta;
 use crate::storage::BlobStore;
 
 pub use blobs::{BlobRead, BlobService};
+pub use events::{EventRule, EventService};
 pub use fsck::FsckReport;
 pub use gc::{GcReport, GcService, GcStats, GcStatus, GcTotals};
 pub use images::{ImageDelete, ImageLookup, ImagePut, ImageService};
@@ -89,18 +91,21 @@ pub struct Registry {
     gc: GcService,
     replicas: ReplicaService,
     replication: ReplicationService,
+    events: EventService,
 }
 
 /// How long a replica trusts its copy of a repository's pull gate.
 pub const PULL_GATE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Registry {
-    /// `replication_targets`: the names of the configured non-Berth replication targets.
+    /// `replication_targets`: the names of the configured non-Berth replication targets;
+    /// `nats_configured`: whether event rules may have NATS targets.
     pub fn new(
         meta: Meta,
         blobs: BlobStore,
         limits: Limits,
         replication_targets: Vec<String>,
+        nats_configured: bool,
     ) -> Self {
         // SQLite means one node, where local invalidation is complete; see `metadata_cache` for
         // why replicas on PostgreSQL read through.
@@ -153,6 +158,7 @@ impl Registry {
                 meta.gc_grace(),
             ),
             replication: ReplicationService::new(meta.replication(), meta.repositories(), rules),
+            events: EventService::new(meta.events(), nats_configured),
             replicas: ReplicaService::new(core.clone(), meta),
             core,
             blobs,
@@ -213,6 +219,11 @@ impl Registry {
 
     pub fn replication(&self) -> &ReplicationService {
         &self.replication
+    }
+
+    /// Event rules, recorded events and their deliveries.
+    pub fn events(&self) -> &EventService {
+        &self.events
     }
 
     /// The limits requests are held to.

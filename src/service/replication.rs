@@ -283,7 +283,7 @@ impl ReplicationService {
         owner: &str,
         failure: Option<(&str, &str)>,
     ) -> Result<()> {
-        self.store.finish(task.id, owner, failure).await
+        self.store.finish(task, owner, failure).await
     }
 
     /// Puts a task back for another attempt at `next_attempt_at` (Unix ms).

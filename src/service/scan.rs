@@ -21,8 +21,8 @@ use crate::config::TrivyConfig;
 use crate::error::Error;
 use crate::error::Result;
 use crate::meta::{
-    is_scannable, now_millis, Finding, ManifestRow, OutboxEvent, RepositoryRow, ScanJob,
-    ScanOutcome, ScanState, Scans,
+    is_scannable, now_millis, Finding, ManifestRow, RepositoryRow, ScanJob, ScanOutcome, ScanState,
+    Scans,
 };
 use crate::oci::{Digest, RepoName};
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration, ScanFacts};
@@ -435,11 +435,6 @@ impl ScanService {
     ) -> Result<()> {
         config.validate().map_err(Error::InvalidParameter)?;
         self.scans.put_registry_scanning(config).await
-    }
-
-    /// Outbox records after `after_id`, oldest first.
-    pub async fn outbox_events(&self, after_id: i64, limit: usize) -> Result<Vec<OutboxEvent>> {
-        self.scans.outbox_events(after_id, limit as i64).await
     }
 
     /// Turns scan on push on or off for a repository.

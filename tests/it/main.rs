@@ -22,6 +22,7 @@ mod disk_full;
 mod e2e_clients;
 mod e2e_policies;
 mod ecr_api;
+mod events;
 mod faults;
 mod federation;
 mod gc;

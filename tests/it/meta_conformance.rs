@@ -651,20 +651,17 @@ async fn replication_tasks(db: &Db) {
     claimed.sort_by_key(|(_, t)| t.digest != d);
     let stranger = |holder: &str| if holder == "one" { "two" } else { "one" };
     let (holder, first) = &claimed[0];
-    store
-        .finish(first.id, stranger(holder), None)
-        .await
-        .unwrap();
+    store.finish(first, stranger(holder), None).await.unwrap();
     assert_eq!(
         store.open_tasks(0, 100).await.unwrap().len(),
         5,
         "not the holder"
     );
-    store.finish(first.id, holder, None).await.unwrap();
+    store.finish(first, holder, None).await.unwrap();
     assert_eq!(store.open_tasks(0, 100).await.unwrap().len(), 4);
     let all = &claimed[1..];
     store
-        .finish(all[0].1.id, all[0].0, Some(("REPLICATION_DENIED", "no")))
+        .finish(&all[0].1, all[0].0, Some(("REPLICATION_DENIED", "no")))
         .await
         .unwrap();
     store
@@ -708,7 +705,7 @@ async fn replication_tasks(db: &Db) {
         vec![orphaned[0].id],
         "a task of a holder with no heartbeat is free"
     );
-    store.finish(taken[0].id, "three", None).await.unwrap();
+    store.finish(&taken[0], "three", None).await.unwrap();
 
     // Failed tasks start again, by repository and image when named.
     tick().await;
@@ -779,6 +776,8 @@ fn manifest(content: &[u8]) -> NewManifest {
         required_blobs: vec![],
         required_manifests: vec![],
         replicate_to: vec![],
+        repository: "conformance/repo".into(),
+        cache_fill: None,
     }
 }
 

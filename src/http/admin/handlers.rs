@@ -22,33 +22,35 @@ use super::{decode, text, OpCall, Payload, Routes};
 use crate::error::{Error, Result};
 use crate::ops::identity::{AccountKind, Groups, PolicyHolder, Robots, Users};
 use crate::ops::shapes::{
-    AddGroupMemberRequest, ChangePasswordRequest, CreateAccessKeyRequest, CreateGroupRequest,
-    CreatePullThroughCacheRuleRequest, CreateRepositoryCreationTemplateRequest,
+    AddGroupMemberRequest, ChangePasswordRequest, CreateAccessKeyRequest, CreateEventRuleRequest,
+    CreateGroupRequest, CreatePullThroughCacheRuleRequest, CreateRepositoryCreationTemplateRequest,
     CreateRepositoryRequest, CreateRobotRequest, CreateUserRequest, DeleteAccessKeyRequest,
-    DeleteAccountRequest, DeleteGroupRequest, DeleteIdentityPolicyRequest,
+    DeleteAccountRequest, DeleteEventRuleRequest, DeleteGroupRequest, DeleteIdentityPolicyRequest,
     DeleteLifecyclePolicyRequest, DeletePullGateRequest, DeletePullThroughCacheRuleRequest,
     DeleteRegistryPolicyRequest, DeleteRepositoryCreationTemplateRequest,
     DeleteRepositoryPolicyRequest, DeleteRepositoryRequest, DescribeImageReplicationStatusRequest,
     DescribeImageScanFindingsRequest, DescribePullThroughCacheRulesRequest,
     DescribeRegistryRequest, DescribeRepositoriesRequest,
-    DescribeRepositoryCreationTemplatesRequest, GetAccountRequest, GetAuthorizationTokenRequest,
+    DescribeRepositoryCreationTemplatesRequest, EventRuleInput, GetAccountRequest,
+    GetAuthorizationTokenRequest, GetEventDeliveryStatusRequest, GetEventRuleRequest,
     GetGcStatusRequest, GetGroupRequest, GetIdentityPolicyRequest,
     GetLifecyclePolicyPreviewRequest, GetLifecyclePolicyRequest, GetOpenApiDocumentRequest,
     GetPullGateRequest, GetRegistryPolicyRequest, GetRegistryScanningConfigurationRequest,
     GetRepositoryPolicyRequest, GetSettingsRequest, Grammar, ImageIdentifier,
     ImageScanningConfiguration, ListAccessKeysRequest, ListAccountsRequest, ListAuditEventsRequest,
-    ListEventsRequest, ListGroupsRequest, ListLifecycleEventsRequest, ListReplicationTasksRequest,
-    ListSigningKeysRequest, ListTrustedRegistriesRequest, PutIdentityPolicyRequest,
+    ListDeadLettersRequest, ListEventRulesRequest, ListEventsRequest, ListGroupsRequest,
+    ListLifecycleEventsRequest, ListReplicationTasksRequest, ListSigningKeysRequest,
+    ListTrustedRegistriesRequest, PutEventRuleRequest, PutIdentityPolicyRequest,
     PutImageScanningConfigurationRequest, PutImageScanningConfigurationResponse,
     PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
     PutPullGateRequest, PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest,
-    PutReplicationConfigurationRequest, PutSettingsRequest, RegenerateRobotSecretRequest,
-    RemoveGroupMemberRequest, ReplicationGrammar, Repository, RetryReplicationRequest,
-    RotateSigningKeyRequest, RunLifecyclePolicyRequest, SetRepositoryPolicyRequest,
-    SimulatePolicyRequest, StartImageScanRequest, StartLifecyclePolicyPreviewRequest,
-    StartReplicationBackfillRequest, TagStatusFilter, UpdateAccessKeyRequest,
-    UpdatePullThroughCacheRuleRequest, UpdateRepositoryCreationTemplateRequest,
-    ValidatePullThroughCacheRuleRequest,
+    PutReplicationConfigurationRequest, PutSettingsRequest, RedriveDeadLettersRequest,
+    RegenerateRobotSecretRequest, RemoveGroupMemberRequest, ReplicationGrammar, Repository,
+    RetryReplicationRequest, RotateSigningKeyRequest, RunLifecyclePolicyRequest,
+    SetRepositoryPolicyRequest, SimulatePolicyRequest, StartImageScanRequest,
+    StartLifecyclePolicyPreviewRequest, StartReplicationBackfillRequest, TagStatusFilter,
+    TestEventRuleRequest, UpdateAccessKeyRequest, UpdatePullThroughCacheRuleRequest,
+    UpdateRepositoryCreationTemplateRequest, ValidatePullThroughCacheRuleRequest,
 };
 
 type Reply = std::result::Result<Response, super::ApiError>;
@@ -240,6 +242,15 @@ pub(super) fn mount(r: Routes) -> Routes {
         .post("/api/v1/signing-keys/rotate", rotate_signing_key)
         .get("/api/v1/federation/registries", trusted_registries)
         .post("/api/v1/federation/passwords", federated_password)
+        .post("/api/v1/event-rules", create_event_rule)
+        .get("/api/v1/event-rules", list_event_rules)
+        .get("/api/v1/event-rules/{name}", get_event_rule)
+        .put("/api/v1/event-rules/{name}", put_event_rule)
+        .delete("/api/v1/event-rules/{name}", delete_event_rule)
+        .post("/api/v1/event-rules/{name}/test", test_event_rule)
+        .get("/api/v1/event-rules/{name}/status", event_delivery_status)
+        .get("/api/v1/event-rules/{name}/dead-letters", list_dead_letters)
+        .post("/api/v1/event-rules/{name}/redrive", redrive_dead_letters)
         .get("/api/v1/replication", get_replication)
         .put("/api/v1/replication", put_replication)
         .get("/api/v1/replication/tasks", replication_tasks)
@@ -870,6 +881,89 @@ async fn list_events(call: OpCall, RawQuery(query): RawQuery) -> Reply {
         after: parse_number("after", query_param(&pairs, "after"))?,
         limit: parse_number("limit", query_param(&pairs, "limit"))?,
     };
+    Ok(ok(call.run(request).await?))
+}
+
+// ---- event rules ----
+
+/// POST /api/v1/event-rules
+async fn create_event_rule(call: OpCall, Payload(body): Payload) -> Reply {
+    let rule: EventRuleInput = decode(&body)?;
+    Ok(created(call.run(CreateEventRuleRequest { rule }).await?))
+}
+
+/// GET /api/v1/event-rules
+async fn list_event_rules(call: OpCall) -> Reply {
+    Ok(ok(call.run(ListEventRulesRequest {}).await?))
+}
+
+/// GET /api/v1/event-rules/{name}
+async fn get_event_rule(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(GetEventRuleRequest { name }).await?))
+}
+
+/// PUT /api/v1/event-rules/{name}: creates (201) or replaces (200) the rule.
+async fn put_event_rule(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
+    let rule: EventRuleInput = decode(&body)?;
+    let answer = call.run(PutEventRuleRequest { name, rule }).await?;
+    Ok(if answer.created {
+        created(answer.rule)
+    } else {
+        ok(answer.rule)
+    })
+}
+
+/// DELETE /api/v1/event-rules/{name}
+async fn delete_event_rule(call: OpCall, Path(name): Path<String>) -> Reply {
+    call.run(DeleteEventRuleRequest { name }).await?;
+    Ok(no_content())
+}
+
+/// POST /api/v1/event-rules/{name}/test: does the pattern match this event, and what would the
+/// targets receive.
+async fn test_event_rule(call: OpCall, Path(name): Path<String>, Payload(body): Payload) -> Reply {
+    let mut request: TestEventRuleRequest = if body.is_empty() {
+        TestEventRuleRequest::default()
+    } else {
+        decode(&body)?
+    };
+    request.name = name;
+    Ok(ok(call.run(request).await?))
+}
+
+/// GET /api/v1/event-rules/{name}/status: deliveries per target.
+async fn event_delivery_status(call: OpCall, Path(name): Path<String>) -> Reply {
+    Ok(ok(call.run(GetEventDeliveryStatusRequest { name }).await?))
+}
+
+/// GET /api/v1/event-rules/{name}/dead-letters?target=&after=&limit=
+async fn list_dead_letters(
+    call: OpCall,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = ListDeadLettersRequest {
+        name,
+        target: query_param(&pairs, "target").map(str::to_owned),
+        after: parse_number("after", query_param(&pairs, "after"))?,
+        limit: parse_number("limit", query_param(&pairs, "limit"))?,
+    };
+    Ok(ok(call.run(request).await?))
+}
+
+/// POST /api/v1/event-rules/{name}/redrive: dead letters pending again.
+async fn redrive_dead_letters(
+    call: OpCall,
+    Path(name): Path<String>,
+    Payload(body): Payload,
+) -> Reply {
+    let mut request: RedriveDeadLettersRequest = if body.is_empty() {
+        RedriveDeadLettersRequest::default()
+    } else {
+        decode(&body)?
+    };
+    request.name = name;
     Ok(ok(call.run(request).await?))
 }
 

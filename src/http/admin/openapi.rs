@@ -175,6 +175,17 @@ const OPS: &[Op] = &[
     op!("delete" "/api/v1/repository-creation-templates/{prefix}", "deleteRepositoryCreationTemplate", "Delete a template; answers the deleted template", "ecr:DeleteRepositoryCreationTemplate on the registry", NoBody => 200 Json(json::<RepositoryCreationTemplateResponse>)),
     op!("get" "/api/v1/events", "listEvents", "Outbox records (scan results as EventBridge's `ECR Image Scan` detail), oldest first", ADMIN, NoBody => 200 Json(json::<EventList>),
         &[("after", "integer", "Records after this id"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
+    // event rules
+    op!("post" "/api/v1/event-rules", "createEventRule", "Create an event rule: an EventBridge event pattern and 1 to 5 targets (webhooks signed as Standard Webhooks, NATS subjects), each receiving EventBridge's envelope or a CloudEvent", ADMIN, Json(json::<EventRuleInput>) => 201 Json(json::<EventRuleResponse>)),
+    op!("get" "/api/v1/event-rules", "listEventRules", "Every event rule, by name (secrets and header values `<redacted>`)", ADMIN, NoBody => 200 Json(json::<EventRuleList>)),
+    op!("get" "/api/v1/event-rules/{name}", "getEventRule", "One event rule (secrets and header values `<redacted>`)", ADMIN, NoBody => 200 Json(json::<EventRuleResponse>)),
+    op!("put" "/api/v1/event-rules/{name}", "putEventRule", "Create (201) or replace (200) an event rule; `<redacted>` keeps a stored secret or header value; deliveries of removed targets are dropped", ADMIN, Json(json::<EventRuleInput>) => 200 Json(json::<EventRuleResponse>)),
+    op!("delete" "/api/v1/event-rules/{name}", "deleteEventRule", "Delete an event rule with its pending deliveries and dead letters", ADMIN, NoBody => 204 NoBody),
+    op!("post" "/api/v1/event-rules/{name}/test", "testEventRule", "Match an event (default: a sample image push) against the rule's pattern and show what each target would receive", ADMIN, Json(json::<TestEventRuleRequest>) => 200 Json(json::<TestEventRuleResponse>)),
+    op!("get" "/api/v1/event-rules/{name}/status", "getEventDeliveryStatus", "Deliveries per target: delivered, pending, dead-lettered, the oldest pending event's age", ADMIN, NoBody => 200 Json(json::<EventDeliveryStatus>)),
+    op!("get" "/api/v1/event-rules/{name}/dead-letters", "listDeadLetters", "Deliveries given up on after the retry window, oldest first, with their events", ADMIN, NoBody => 200 Json(json::<DeadLetterPage>),
+        &[("target", "string", "Only this target's"), ("after", "integer", "The previous page's `next`"), ("limit", "integer", "Page size, 1 to 1000 (default 100)")]),
+    op!("post" "/api/v1/event-rules/{name}/redrive", "redriveDeadLetters", "Make dead letters pending again with a fresh retry window (all, one target's, or the `ids` given)", ADMIN, Json(json::<RedriveDeadLettersRequest>) => 200 Json(json::<RedriveDeadLettersResponse>)),
     // pull-through cache rules
     op!("post" "/api/v1/pull-through-rules", "createPullThroughCacheRule", "Serve repositories under a local prefix from an upstream registry (ECR's CreatePullThroughCacheRule, plus revalidateSecs and quotaBytes)", "ecr:CreatePullThroughCacheRule on the registry", Json(json::<CreatePullThroughCacheRuleRequest>) => 201 Json(json::<PullThroughCacheRule>)),
     op!("get" "/api/v1/pull-through-rules", "describePullThroughCacheRules", "Pull-through cache rules by prefix (byte order), paginated (ECR's DescribePullThroughCacheRules)", "ecr:DescribePullThroughCacheRules on the registry", NoBody => 200 Json(json::<PullThroughRulePage>),
