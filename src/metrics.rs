@@ -272,7 +272,12 @@ impl ScanResult {
 }
 
 /// The work queues whose depth and oldest age are exported.
-pub const QUEUES: [&str; 4] = ["gc_blob_review", "gc_manifest_review", "scan", "replication"];
+pub const QUEUES: [&str; 4] = [
+    "gc_blob_review",
+    "gc_manifest_review",
+    "scan",
+    "replication",
+];
 
 /// What one queue holds, as read from the database.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
