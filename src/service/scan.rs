@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::core::Core;
 use crate::config::TrivyConfig;
 use crate::error::Error;
+use crate::metrics::ScanResult;
 use crate::error::Result;
 use crate::meta::{
     is_scannable, now_millis, Finding, ManifestRow, OutboxEvent, RepositoryRow, ScanJob,
@@ -514,7 +515,17 @@ impl ScanService {
         let Some(job) = self.scans.take_scan_job(now, now + lease).await? else {
             return Ok(false);
         };
+        let started = std::time::Instant::now();
         let outcome = self.scan_job(scanner, &job, credential).await;
+        let result = match &outcome {
+            ScanOutcome::Complete { .. } => ScanResult::Complete,
+            ScanOutcome::Failed {
+                retry_at: Some(_), ..
+            } => ScanResult::Retried,
+            ScanOutcome::Failed { .. } => ScanResult::Failed,
+            ScanOutcome::Unsupported(_) => ScanResult::Unsupported,
+        };
+        self.core.metrics.scan(result, started.elapsed());
         if let ScanOutcome::Failed { reason, .. } = &outcome {
             tracing::warn!(repository = %job.repository, digest = %job.digest, attempt = job.attempts, %reason, "scan failed");
         } else {
