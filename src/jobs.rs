@@ -310,9 +310,13 @@ pub async fn refresh_metrics(
                 tracing::warn!(error = %e, "cannot read the registry's counts for the metrics; will retry");
                 failing = true;
             }
-            Err(e) => tracing::debug!(error = %e, "cannot read the registry's counts for the metrics"),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the registry's counts for the metrics")
+            }
         }
-        registry.metrics().pass("metrics-refresh", started.elapsed());
+        registry
+            .metrics()
+            .pass("metrics-refresh", started.elapsed());
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}

@@ -319,7 +319,7 @@ struct Inner {
     /// Taken to register a family and to encode a scrape, never on a request.
     registry: Mutex<Registry>,
     /// Run before each scrape to set gauges read from memory (the connection pool's state).
-    scrape_hooks: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    scrape_hooks: Mutex<Vec<Box<dyn Fn(&Metrics) + Send + Sync>>>,
     requests: Family<RequestLabels, Counter>,
     request_duration: HistogramFamily<RouteMethod>,
     request_bytes: Family<Route, Counter>,
@@ -575,8 +575,9 @@ impl Metrics {
     }
 
     /// Runs `hook` before every scrape, to set gauges from state held in memory. It must be
-    /// quick and must not block.
-    pub fn on_scrape(&self, hook: impl Fn() + Send + Sync + 'static) {
+    /// quick and must not block. (It is handed the metrics rather than keeping a clone, which
+    /// would keep the registry alive forever.)
+    pub fn on_scrape(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
         self.0
             .scrape_hooks
             .lock()
@@ -593,7 +594,7 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            hook();
+            hook(self);
         }
         let mut text = String::with_capacity(16 * 1024);
         let registry = self.0.registry.lock().unwrap_or_else(|e| e.into_inner());

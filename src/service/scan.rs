@@ -19,12 +19,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::core::Core;
 use crate::config::TrivyConfig;
 use crate::error::Error;
-use crate::metrics::ScanResult;
 use crate::error::Result;
 use crate::meta::{
     is_scannable, now_millis, Finding, ManifestRow, OutboxEvent, RepositoryRow, ScanJob,
     ScanOutcome, ScanState, Scans,
 };
+use crate::metrics::ScanResult;
 use crate::oci::{Digest, RepoName};
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration, ScanFacts};
 use crate::util::TtlCache;
