@@ -30,6 +30,7 @@ mod inprocess;
 mod layering;
 mod lifecycle;
 mod meta_conformance;
+mod metrics;
 mod openapi;
 mod pull_through;
 mod readme;
