@@ -315,11 +315,14 @@ struct Fixed {
     pool_max: Gauge,
 }
 
+/// Sets gauges from memory before a scrape.
+type ScrapeHook = Box<dyn Fn(&Metrics) + Send + Sync>;
+
 struct Inner {
     /// Taken to register a family and to encode a scrape, never on a request.
     registry: Mutex<Registry>,
     /// Run before each scrape to set gauges read from memory (the connection pool's state).
-    scrape_hooks: Mutex<Vec<Box<dyn Fn(&Metrics) + Send + Sync>>>,
+    scrape_hooks: Mutex<Vec<ScrapeHook>>,
     requests: Family<RequestLabels, Counter>,
     request_duration: HistogramFamily<RouteMethod>,
     request_bytes: Family<Route, Counter>,
