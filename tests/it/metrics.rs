@@ -130,7 +130,7 @@ async fn traffic(api: &Api) -> (String, usize) {
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template_on_the_metrics_listener_only() {
-    let (server, metrics) = start_with_metrics();
+    let (mut server, metrics) = start_with_metrics();
     let api = Api::new(&server.base);
     let (repo, manifest_len) = traffic(&api).await;
     // ECR API calls are named by operation, unknown ones as one label.
@@ -356,6 +356,53 @@ async fn requests_are_counted_by_route_template_on_the_metrics_listener_only() {
             "{file} queries metrics Berth does not export: {unknown:?}"
         );
     }
+
+    // The registry-wide gauges are read at start (then every 30 s): after a restart they show
+    // the pushed image, two blobs (config and layer) and one manifest.
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = scrape(&metrics).await;
+        if sample(&text, "berth_blobs", &[]) == Some(2.0) || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sample(&text, "berth_blobs", &[]), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "berth_manifests", &[]), Some(1.0), "{text}");
+    assert!(
+        sample(&text, "berth_blob_bytes", &[]).unwrap() > 256.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "berth_upload_sessions_active", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "berth_queue_depth", &[("queue", "replication")]),
+        Some(0.0),
+        "{text}"
+    );
+    // The new blobs wait for their first GC review (after the grace period, so none is due).
+    assert!(
+        sample(&text, "berth_queue_depth", &[("queue", "gc_blob_review")]).unwrap() >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "berth_queue_oldest_age_seconds",
+            &[("queue", "gc_blob_review")]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        !server.log().contains("cannot read the registry's counts"),
+        "{}",
+        common::log_tail(&server.log())
+    );
 }
 
 #[tokio::test]
