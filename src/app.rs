@@ -1,5 +1,6 @@
 //! Wires configuration, metadata, storage and services into one application, builds the router,
-//! spawns background jobs, and serves it (see [`crate::server`]) until SIGTERM.
+//! spawns background jobs, and serves it (see [`crate::server`]), with the metrics listener when
+//! one is configured, until SIGTERM.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::Access;
 use crate::config::Config;
 use crate::meta::Meta;
+use crate::metrics::Metrics;
 use crate::secrets::Keyring;
 use crate::service::{Limits, Registry};
 use crate::storage::BlobStore;
@@ -59,8 +61,18 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut meta = open_meta(&config, config.database.max_connections).await?;
     meta.set_gc_grace(Duration::from_secs(config.gc.grace_period_secs));
+    let metrics = Metrics::new();
+    meta.set_metrics(metrics.clone());
+    metrics.on_scrape({
+        let meta = meta.clone();
+        move |metrics| {
+            let (idle, in_use, max) = meta.pool_state();
+            metrics.set_pool(idle, in_use, max);
+        }
+    });
     let blobs = BlobStore::open(&config.storage_url(), &config.storage)
-        .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?
+        .with_metrics(metrics);
     let access = Arc::new(
         Access::open(meta.clone(), &config)
             .await
@@ -188,6 +200,13 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
         Duration::from_secs(lifecycle.pull_flush_secs.max(1)),
         cancel.clone(),
     )));
+    if !state.config.metrics.listen.is_empty() {
+        jobs.push(tokio::spawn(crate::jobs::refresh_metrics(
+            state.registry.clone(),
+            crate::jobs::METRICS_REFRESH,
+            cancel.clone(),
+        )));
+    }
     jobs.push(tokio::spawn(crate::jobs::reload_signing_keys(
         state.access.clone(),
         Duration::from_secs(10),
@@ -232,6 +251,9 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
     jobs
 }
 
+/// Connections the metrics listener serves at once: scrapers are few.
+const METRICS_CONNECTIONS: usize = 16;
+
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to the grace period).
 /// The address is bound first: a busy port fails before anything else happens, and
 /// "listening" is logged only once the socket is ours.
@@ -244,6 +266,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let resolver = crate::server::client_resolver(&config.server)?;
     let mut limits = crate::server::Limits::from_config(&config.server);
     let listener = crate::server::bind(addr).await?;
+    let metrics_listener = match config.metrics.listen_addr()? {
+        Some(addr) => Some((crate::server::bind(addr).await?, addr)),
+        None => None,
+    };
     limits.max_connections = crate::server::connections_within_fd_limit(limits.max_connections);
     let (state, router) = build(config).await?;
     let cancel = CancellationToken::new();
@@ -258,9 +284,29 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
+    let metrics_server = metrics_listener.map(|(listener, addr)| {
+        // The same connection bounds as the registry's, for a handful of scrapers.
+        let limits = crate::server::Limits {
+            max_connections: METRICS_CONNECTIONS,
+            ..limits.clone()
+        };
+        let router = crate::http::exposition::router(state.registry.metrics().clone());
+        tracing::info!(%addr, "metrics listening (http, GET /metrics)");
+        tokio::spawn(crate::server::run(
+            listener,
+            None,
+            router,
+            resolver.clone(),
+            limits,
+            shutdown.clone(),
+        ))
+    });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, max_connections = limits.max_connections, "berth listening ({scheme})");
     crate::server::run(listener, tls, router, resolver, limits, shutdown).await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
 
     cancel.cancel();
     for job in jobs {

@@ -46,6 +46,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub auth: AuthConfig,
     pub trivy: TrivyConfig,
     pub pull_through: PullThroughConfig,
@@ -460,6 +461,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             auth: AuthConfig::default(),
             trivy: TrivyConfig::default(),
             pull_through: PullThroughConfig::default(),
@@ -559,6 +561,31 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             proxy_headers: "x-forwarded".into(),
         }
+    }
+}
+
+/// Prometheus metrics (`[metrics]`, env `BERTH_METRICS_*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the separate listener that serves `GET /metrics` (for example
+    /// `127.0.0.1:9464`); empty (the default) serves no metrics. Never the registry's own
+    /// listener, so metrics are not exposed to the registry's clients.
+    pub listen: String,
+}
+
+impl MetricsConfig {
+    /// The metrics listener's address, `None` when metrics are off.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "metrics.listen (BERTH_METRICS_LISTEN): {:?} is not an address such as 127.0.0.1:9464",
+                self.listen
+            ))
+        })
     }
 }
 
@@ -858,6 +885,13 @@ impl Config {
             ));
         }
         self.server.validate()?;
+        if let Some(metrics) = self.metrics.listen_addr()? {
+            if self.listen_addr()? == metrics {
+                return Err(ConfigError(format!(
+                    "metrics.listen must differ from listen ({metrics}): metrics are served on their own listener"
+                )));
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError(format!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -1097,6 +1131,26 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_from(Some(&path), &Overrides::default(), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn metrics_listener_is_off_by_default_and_a_bad_address_is_refused() {
+        assert_eq!(load("", &[]).unwrap().metrics.listen_addr().unwrap(), None);
+        let c = load("[metrics]\nlisten = \"127.0.0.1:9464\"\n", &[]).unwrap();
+        assert_eq!(
+            c.metrics.listen_addr().unwrap(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let c = load("", &[("BERTH_METRICS_LISTEN", "[::1]:9100")]).unwrap();
+        assert_eq!(c.metrics.listen.as_str(), "[::1]:9100");
+        let err = load("", &[("BERTH_METRICS_LISTEN", "localhost")]).unwrap_err();
+        assert!(err.0.contains("BERTH_METRICS_LISTEN"), "{}", err.0);
+        let err = load(
+            "listen = \"127.0.0.1:5000\"\n[metrics]\nlisten = \"127.0.0.1:5000\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.0.contains("must differ"), "{}", err.0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Background loops that run beside the server until shutdown: purging stale upload sessions,
 //! dropping the metadata cache when another process repaired the database, reloading the
-//! token signing keys, running lifecycle policies and writing recorded pull times.
+//! token signing keys, running lifecycle policies, writing recorded pull times and reading the
+//! registry's counts for the metrics.
 //! Single passes take a lease in the metadata database first, so among replicas one runs each
 //! pass; a heartbeat says the holder lives, and another replica takes over within a minute when
 //! it dies (at once on the same host). A graceful shutdown releases the leases (see `app`).
@@ -25,7 +26,7 @@ const LEASE_RETRY: Duration = Duration::from_secs(15);
 #[allow(clippy::too_many_arguments)]
 async fn leased_pass<F, Fut>(
     registry: &Registry,
-    name: &str,
+    name: &'static str,
     holder: &LeaseHolder,
     interval: Duration,
     ttl: Duration,
@@ -44,7 +45,9 @@ async fn leased_pass<F, Fut>(
         }
         wait = match registry.replicas().try_lease(name, holder, ttl).await {
             Ok(true) => {
+                let started = std::time::Instant::now();
                 pass().await;
+                registry.metrics().pass(name, started.elapsed());
                 interval
             }
             Ok(false) => {
@@ -282,6 +285,41 @@ pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: Ca
         }
         if stop {
             return;
+        }
+    }
+}
+
+/// How often the registry-wide gauges (blob and manifest counts, queue depths) are read.
+pub const METRICS_REFRESH: Duration = Duration::from_secs(30);
+
+/// Reads the registry-wide counts and queue depths into the metrics now and every `interval`
+/// after, until cancelled. Every replica reads them for its own `/metrics` (no lease: each
+/// answers its scrapes); the queries are aggregates over indexes or one table each.
+pub async fn refresh_metrics(
+    registry: Arc<Registry>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut failing = false;
+    loop {
+        let started = std::time::Instant::now();
+        match registry.refresh_metrics().await {
+            Ok(()) => failing = false,
+            // Said once per outage, not every interval (the heartbeat reports the database).
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot read the registry's counts for the metrics; will retry");
+                failing = true;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the registry's counts for the metrics")
+            }
+        }
+        registry
+            .metrics()
+            .pass("metrics-refresh", started.elapsed());
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
         }
     }
 }

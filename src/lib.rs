@@ -15,7 +15,7 @@
 //! meta, storage                     metadata in SQL, blob bytes in object storage
 //! secrets                           encryption of the secrets kept in the database
 //! auth, policy, lifecycle, oci, config, util   pure rules, formats, configuration, helpers
-//! error, failpoint                  the domain error; crash-test hooks
+//! error, failpoint, metrics         the domain error; crash-test hooks; the metric families
 //! ```
 
 pub mod access;
@@ -29,6 +29,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
+pub mod metrics;
 pub mod oci;
 pub mod ops;
 pub mod policy;

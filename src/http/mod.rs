@@ -8,6 +8,8 @@ pub mod auth;
 pub mod client;
 pub mod ecr;
 pub mod error;
+pub mod exposition;
+pub mod observe;
 pub mod oci;
 pub mod state;
 pub mod token;
@@ -41,8 +43,18 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(admin::router(state.config.limits.max_json_body_bytes))
         .layer(axum::middleware::map_response(api_version_header))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state);
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    // Only with a metrics listener: without one, requests pay nothing for metrics.
+    let inner = if state.config.metrics.listen.is_empty() {
+        inner
+    } else {
+        let observer = observe::Observer::new(state.registry.metrics().clone());
+        inner.layer(axum::middleware::from_fn_with_state(
+            observer,
+            observe::observe,
+        ))
+    };
+    let inner = inner.with_state(state);
     Router::new()
         .fallback_service(inner)
         .layer(axum::middleware::map_request(admin::rewrite_sub_resource))

@@ -16,6 +16,7 @@ impl BlobIndex {
         object_key: &str,
         verify_path: Option<std::path::PathBuf>,
     ) -> Result<BlobCommit> {
+        let _timed = self.meta.time(StoreCall::BlobCommit);
         let request = BlobCommitRequest {
             upload_id: upload_id.to_owned(),
             repository_id,
@@ -47,6 +48,7 @@ impl BlobIndex {
         repository_id: i64,
         digest: &Digest,
     ) -> Result<Option<BlobRow>> {
+        let _timed = self.meta.time(StoreCall::BlobGet);
         let row = sqlx::query(
             "SELECT b.digest, b.size, b.object_key FROM repository_blobs rb \
              JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = $1 AND rb.digest = $2",

@@ -9,6 +9,7 @@ impl Manifests {
         repository_id: i64,
         digest: &Digest,
     ) -> Result<Option<ManifestRow>> {
+        let _timed = self.meta.time(StoreCall::ManifestGet);
         let row = sqlx::query(&format!(
             "SELECT {MANIFEST_COLUMNS} FROM manifests m WHERE m.repository_id = $1 AND m.digest = $2"
         ))
@@ -24,6 +25,7 @@ impl Manifests {
         repository_id: i64,
         tag: &Tag,
     ) -> Result<Option<ManifestRow>> {
+        let _timed = self.meta.time(StoreCall::ManifestGet);
         let row = sqlx::query(&format!(
             "SELECT {MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.id = t.manifest_id \
              WHERE t.repository_id = $1 AND t.name = $2"
@@ -49,6 +51,7 @@ impl Manifests {
         m: &NewManifest,
         tags: &[Tag],
     ) -> Result<()> {
+        let _timed = self.meta.time(StoreCall::ManifestPut);
         let now = now_millis();
         let digest = m.digest.to_string();
         let mut tx = self.meta.write.begin().await?;

@@ -19,6 +19,7 @@ mod replication;
 mod repositories;
 mod resource_tags;
 mod scan;
+mod stats;
 mod templates;
 mod uploads;
 
@@ -62,6 +63,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::error::{Error, Result};
+use crate::metrics::{Metrics, StoreCall};
 use crate::oci::{Digest, RepoName, Tag};
 use crate::policy::mutability::{overwrite_refused, TagMutability};
 use crate::secrets::Keyring;
@@ -95,6 +97,8 @@ pub struct Meta {
     /// Rung after a transaction that recorded events commits, so this process's event worker
     /// hands them over at once instead of at its next poll.
     event_bell: Arc<tokio::sync::Notify>,
+    /// Where the hot store calls' times go (see [`StoreTimer`]).
+    metrics: Metrics,
 }
 
 /// Declares the stores, one per aggregate. Each holds the database handle privately and offers
@@ -152,6 +156,8 @@ stores! {
     Replication => replication;
     /// The event outbox, event rules and the deliveries of events to their targets.
     Events => events;
+    /// Registry-wide counts and queue depths, for the metrics.
+    Stats => stats;
 }
 
 /// The default GC grace period: 24 hours.
@@ -502,6 +508,19 @@ async fn sqlite_connection_reusable(conn: &mut sqlx::AnyConnection) -> sqlx::Res
     Ok(true)
 }
 
+/// Records a store call's time when dropped, however the call ends (an error or `?` included).
+struct StoreTimer<'a> {
+    metrics: &'a Metrics,
+    call: StoreCall,
+    start: std::time::Instant,
+}
+
+impl Drop for StoreTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.store_call(self.call, self.start.elapsed());
+    }
+}
+
 const MANIFEST_COLUMNS: &str =
     "m.id, m.digest, m.media_type, m.content, m.subject_digest, CAST(m.depth AS BIGINT) AS depth, \
      m.artifact_type";
@@ -574,6 +593,7 @@ impl Meta {
             gc_grace_ms: DEFAULT_GC_GRACE.as_millis() as i64,
             secrets: None,
             event_bell: Arc::new(tokio::sync::Notify::new()),
+            metrics: Metrics::default(),
         };
         meta.migrate().await?;
         Ok(meta)
@@ -618,6 +638,43 @@ impl Meta {
     }
 
     /// Sets the GC grace period used when enqueueing reviews.
+    /// Records the hot store calls' times into `metrics` (by default, into a registry no one
+    /// reads).
+    pub fn set_metrics(&mut self, metrics: Metrics) {
+        self.metrics = metrics;
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Connections of this process's pools: (idle, in use, most it opens). On PostgreSQL the
+    /// read and write pools are one.
+    pub fn pool_state(&self) -> (u64, u64, u64) {
+        let mut pools = vec![&self.read];
+        if self.dialect == Dialect::Sqlite {
+            pools.push(&self.write);
+        }
+        pools.iter().fold((0, 0, 0), |(idle, busy, max), pool| {
+            let size = u64::from(pool.size());
+            let free = pool.num_idle() as u64;
+            (
+                idle + free,
+                busy + size.saturating_sub(free),
+                max + u64::from(pool.options().get_max_connections()),
+            )
+        })
+    }
+
+    /// Times a store call until the returned guard is dropped.
+    fn time(&self, call: StoreCall) -> StoreTimer<'_> {
+        StoreTimer {
+            metrics: &self.metrics,
+            call,
+            start: std::time::Instant::now(),
+        }
+    }
+
     pub fn set_gc_grace(&mut self, grace: Duration) {
         self.gc_grace_ms = grace.as_millis().min(i64::MAX as u128) as i64;
     }

@@ -4,6 +4,7 @@ use super::*;
 
 impl Repositories {
     pub async fn repository_id(&self, name: &RepoName) -> Result<Option<i64>> {
+        let _timed = self.meta.time(StoreCall::RepositoryGet);
         let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(&self.meta.read)

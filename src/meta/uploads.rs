@@ -28,6 +28,7 @@ impl Uploads {
 
     /// The upload session `id` if it belongs to `repository_id`.
     pub async fn upload(&self, id: &str, repository_id: i64) -> Result<Option<UploadRow>> {
+        let _timed = self.meta.time(StoreCall::UploadGet);
         let row = sqlx::query("SELECT * FROM uploads WHERE id = $1 AND repository_id = $2")
             .bind(id)
             .bind(repository_id)
@@ -46,6 +47,7 @@ impl Uploads {
         staging: &str,
         hash_state: &[u8],
     ) -> Result<bool> {
+        let _timed = self.meta.time(StoreCall::UploadUpdate);
         let done = sqlx::query(
             "UPDATE uploads SET size = $1, staging = $2, hash_state = $3, updated_at = $4 \
              WHERE id = $5 AND size = $6",

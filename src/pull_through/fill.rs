@@ -333,7 +333,8 @@ impl PullThrough {
     }
 
     /// A manifest of a cached repository; the second value is a `Warning` header value when a
-    /// stale copy is served because the upstream failed.
+    /// stale copy is served because the upstream failed. `from_upstream` is set when the
+    /// manifest was fetched from the upstream (a cache miss, for the metrics).
     pub async fn manifest(
         &self,
         rule: &StoredRule,
@@ -341,6 +342,7 @@ impl PullThrough {
         reference: &Reference,
         pull: bool,
         rights: MissRights,
+        from_upstream: &std::sync::atomic::AtomicBool,
     ) -> Result<(StoredManifest, Option<String>)> {
         let upstream_repo = self.upstream_repository(rule, name)?;
         match reference {
@@ -362,16 +364,17 @@ impl PullThrough {
                     return Ok((m, None));
                 }
                 self.ensure_repository(name, rights).await?;
-                let fetched = self
+                let manifest = self
                     .fetch_by_digest(rule, &upstream_repo, digest, "has no manifest")
                     .await?;
+                from_upstream.store(true, std::sync::atomic::Ordering::Relaxed);
                 self.store(
                     rule,
                     name,
                     &upstream_repo,
                     reference,
-                    fetched.content.to_vec(),
-                    &fetched.media_type,
+                    manifest.content.to_vec(),
+                    &manifest.media_type,
                     0,
                 )
                 .await?;
@@ -451,6 +454,7 @@ impl PullThrough {
                             .await;
                         match fetched {
                             Ok(Some(m)) => {
+                                from_upstream.store(true, std::sync::atomic::Ordering::Relaxed);
                                 let repo = self.ensure_repository(name, rights).await?;
                                 let stored = self
                                     .store(rule, name, &upstream_repo, reference, m.content.to_vec(), &m.media_type, 0)

@@ -7,10 +7,24 @@
 use super::fill::{MissRights, ProxiedBlob, PullThrough};
 use crate::access::Caller;
 use crate::error::{Error, Result};
+use crate::metrics::PullThroughOutcome;
 use crate::oci::{Digest, Reference, RepoName};
 use crate::policy::Action;
 use crate::service::StoredManifest;
 use crate::storage::RangeRequest;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether a read failed because of the upstream (unreachable, failing, throttling): the errors
+/// `fill` makes of upstream failures, which name the upstream first.
+fn upstream_failed(e: &Error) -> bool {
+    match e {
+        Error::Unavailable(message) | Error::TooManyRequests { message, .. } => {
+            message.starts_with("upstream ")
+        }
+        _ => false,
+    }
+}
 
 impl PullThrough {
     /// Manifest `reference` of `name`, and a `Warning` for the client when a cached copy was
@@ -32,7 +46,23 @@ impl PullThrough {
             )),
             Some(rule) => {
                 let rights = self.miss_rights(caller, name).await?;
-                self.manifest(&rule, name, reference, pull, rights).await
+                let fetched = AtomicBool::new(false);
+                let read = self
+                    .manifest(&rule, name, reference, pull, rights, &fetched)
+                    .await;
+                let outcome = match &read {
+                    // A `110` warning: a cached copy served for a failed (or empty) upstream.
+                    Ok((_, Some(warning))) if warning.starts_with("110 ") => {
+                        Some(PullThroughOutcome::Stale)
+                    }
+                    Ok(_) if fetched.load(Ordering::Relaxed) => Some(PullThroughOutcome::Miss),
+                    Ok(_) => Some(PullThroughOutcome::Hit),
+                    Err(e) => upstream_failed(e).then_some(PullThroughOutcome::UpstreamError),
+                };
+                if let Some(outcome) = outcome {
+                    self.registry.metrics().pull_through(outcome);
+                }
+                read
             }
         }
     }
@@ -55,7 +85,18 @@ impl PullThrough {
             )),
             Some(rule) => {
                 let rights = self.miss_rights(caller, name).await?;
-                self.blob(&rule, name, digest, range, head, rights).await
+                let read = self.blob(&rule, name, digest, range, head, rights).await;
+                let outcome = match &read {
+                    Ok(ProxiedBlob::Local(_)) => Some(PullThroughOutcome::Hit),
+                    Ok(ProxiedBlob::Head { .. } | ProxiedBlob::Streaming { .. }) => {
+                        Some(PullThroughOutcome::Miss)
+                    }
+                    Err(e) => upstream_failed(e).then_some(PullThroughOutcome::UpstreamError),
+                };
+                if let Some(outcome) = outcome {
+                    self.registry.metrics().pull_through(outcome);
+                }
+                read
             }
         }
     }

@@ -28,6 +28,7 @@ pub(super) struct Core {
     pub(super) limits: Arc<Limits>,
     /// Hot metadata; see `metadata_cache` for why it stays correct across replicas.
     pub(super) cache: Arc<MetaCache>,
+    pub(super) metrics: crate::metrics::Metrics,
     repositories: Repositories,
     pull_through_cache: PullThroughCache,
     rules: Arc<CachedRules>,
@@ -40,11 +41,13 @@ impl Core {
         cache: MetaCache,
         repositories: Repositories,
         pull_through_cache: PullThroughCache,
+        metrics: crate::metrics::Metrics,
     ) -> Core {
         Core {
             blobs,
             limits: Arc::new(limits),
             cache: Arc::new(cache),
+            metrics,
             repositories,
             pull_through_cache,
             rules: Default::default(),

@@ -92,6 +92,7 @@ pub struct Registry {
     replicas: ReplicaService,
     replication: ReplicationService,
     events: EventService,
+    stats: crate::meta::Stats,
 }
 
 /// How long a replica trusts its copy of a repository's pull gate.
@@ -116,6 +117,7 @@ impl Registry {
             cache,
             meta.repositories(),
             meta.pull_through_cache(),
+            meta.metrics().clone(),
         );
         let pulls = Arc::new(PullTracker::default());
         let gates = Arc::new(scan::PullGates::new(meta.scans()));
@@ -159,12 +161,31 @@ impl Registry {
             ),
             replication: ReplicationService::new(meta.replication(), meta.repositories(), rules),
             events: EventService::new(meta.events(), nats_configured),
+            stats: meta.stats(),
             replicas: ReplicaService::new(core.clone(), meta),
             core,
             blobs,
             manifests,
             repositories,
         }
+    }
+
+    /// The process's metrics (those the metadata store was given).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.core.metrics
+    }
+
+    /// Reads the registry-wide counts and queue depths into the metrics' gauges: a few
+    /// aggregate queries, so callers run it at most every 30 s (`jobs::refresh_metrics`).
+    pub async fn refresh_metrics(&self) -> crate::error::Result<()> {
+        let inventory = self.stats.inventory().await?;
+        let queues = self.stats.queues(crate::meta::now_millis()).await?;
+        let metrics = &self.core.metrics;
+        metrics.set_inventory(inventory);
+        for (queue, stats) in queues {
+            metrics.set_queue(queue, stats);
+        }
+        Ok(())
     }
 
     /// Blob reads and deletes (`/v2/<name>/blobs/<digest>`).

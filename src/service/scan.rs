@@ -24,6 +24,7 @@ use crate::meta::{
     is_scannable, now_millis, Finding, ManifestRow, RepositoryRow, ScanJob, ScanOutcome, ScanState,
     Scans,
 };
+use crate::metrics::ScanResult;
 use crate::oci::{Digest, RepoName};
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration, ScanFacts};
 use crate::util::TtlCache;
@@ -509,7 +510,17 @@ impl ScanService {
         let Some(job) = self.scans.take_scan_job(now, now + lease).await? else {
             return Ok(false);
         };
+        let started = std::time::Instant::now();
         let outcome = self.scan_job(scanner, &job, credential).await;
+        let result = match &outcome {
+            ScanOutcome::Complete { .. } => ScanResult::Complete,
+            ScanOutcome::Failed {
+                retry_at: Some(_), ..
+            } => ScanResult::Retried,
+            ScanOutcome::Failed { .. } => ScanResult::Failed,
+            ScanOutcome::Unsupported(_) => ScanResult::Unsupported,
+        };
+        self.core.metrics.scan(result, started.elapsed());
         if let ScanOutcome::Failed { reason, .. } = &outcome {
             tracing::warn!(repository = %job.repository, digest = %job.digest, attempt = job.attempts, %reason, "scan failed");
         } else {

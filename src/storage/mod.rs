@@ -15,6 +15,7 @@
 
 mod s3;
 
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,7 @@ use tokio::sync::mpsc;
 use crate::config::StorageConfig;
 pub use crate::config::MIN_PART_SIZE;
 use crate::error::{object_write_error, write_refusal, Error, Result};
+use crate::metrics::{Metrics, StorageOp};
 use crate::oci::{Algorithm, Digest, Hasher};
 
 pub use s3::S3Settings;
@@ -106,6 +108,7 @@ pub struct BlobStore {
     prefix: String,
     part_size: usize,
     redirect_expiry: Option<Duration>,
+    metrics: Metrics,
 }
 
 /// Directory (filesystem storage) where GC parks objects until its transaction commits.
@@ -231,6 +234,22 @@ pub enum BlobBody {
 }
 
 impl BlobStore {
+    /// Records this store's operation times and errors into `metrics` (by default, into a
+    /// registry no one reads).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs one storage operation, recording its time and whether it failed.
+    async fn timed<T>(&self, op: StorageOp, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let start = std::time::Instant::now();
+        let result = work.await;
+        self.metrics
+            .storage_op(op, start.elapsed(), result.is_err());
+        result
+    }
+
     /// Opens the store named by a `file:///path`, `s3://bucket[/prefix]` or `memory://` URL.
     pub fn open(url: &str, config: &StorageConfig) -> Result<Self> {
         let part_size = config.part_size_bytes.max(MIN_PART_SIZE);
@@ -252,6 +271,7 @@ impl BlobStore {
                 prefix: String::new(),
                 part_size,
                 redirect_expiry: None,
+                metrics: Metrics::default(),
             })
         } else if url.starts_with("memory://") {
             let store = Arc::new(InMemory::new());
@@ -262,6 +282,7 @@ impl BlobStore {
                 prefix: String::new(),
                 part_size,
                 redirect_expiry: None,
+                metrics: Metrics::default(),
             })
         } else if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -283,6 +304,7 @@ impl BlobStore {
                 },
                 part_size,
                 redirect_expiry,
+                metrics: Metrics::default(),
             })
         } else {
             Err(Error::Internal(format!(
@@ -327,24 +349,27 @@ impl BlobStore {
 
     /// Creates the storage side of a new upload.
     pub async fn start_upload(&self, upload_id: &str) -> Result<Staging> {
-        match &self.strategy {
-            Strategy::Local(root) => {
-                tokio::fs::File::create(Self::staged_file(root, upload_id))
-                    .await
-                    .map_err(write_failed)?;
-                Ok(Staging::default())
+        self.timed(StorageOp::StartUpload, async move {
+            match &self.strategy {
+                Strategy::Local(root) => {
+                    tokio::fs::File::create(Self::staged_file(root, upload_id))
+                        .await
+                        .map_err(write_failed)?;
+                    Ok(Staging::default())
+                }
+                Strategy::Multipart(mp) => {
+                    let id = mp
+                        .create_multipart(&self.path(&Self::upload_key(upload_id)))
+                        .await
+                        .map_err(object_write_error)?;
+                    Ok(Staging {
+                        multipart_id: Some(id),
+                        ..Default::default()
+                    })
+                }
             }
-            Strategy::Multipart(mp) => {
-                let id = mp
-                    .create_multipart(&self.path(&Self::upload_key(upload_id)))
-                    .await
-                    .map_err(object_write_error)?;
-                Ok(Staging {
-                    multipart_id: Some(id),
-                    ..Default::default()
-                })
-            }
-        }
+        })
+        .await
     }
 
     /// Whether a blob of `len` bytes known up front is better stored with one PUT from a bounded
@@ -355,14 +380,17 @@ impl BlobStore {
 
     /// Stores a whole small upload as the object `uploads/<id>` in one request.
     pub async fn put_upload_object(&self, upload_id: &str, bytes: Bytes) -> Result<()> {
-        self.store
-            .put(
-                &self.path(&Self::upload_key(upload_id)),
-                PutPayload::from(bytes),
-            )
-            .await
-            .map_err(object_write_error)?;
-        Ok(())
+        self.timed(StorageOp::PutUpload, async move {
+            self.store
+                .put(
+                    &self.path(&Self::upload_key(upload_id)),
+                    PutPayload::from(bytes),
+                )
+                .await
+                .map_err(object_write_error)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Appends a body at `offset` (the bytes the upload holds) while hashing it. Returns the bytes
@@ -377,26 +405,29 @@ impl BlobStore {
         body: ByteStream,
         idle_timeout: Duration,
     ) -> Result<(u64, Hasher, Staging)> {
-        match &self.strategy {
-            Strategy::Local(root) => {
-                let path = Self::staged_file(root, upload_id);
-                let (written, hasher) =
-                    append_file(path, offset, hasher, body, idle_timeout).await?;
-                Ok((written, hasher, staging.clone()))
+        self.timed(StorageOp::Append, async move {
+            match &self.strategy {
+                Strategy::Local(root) => {
+                    let path = Self::staged_file(root, upload_id);
+                    let (written, hasher) =
+                        append_file(path, offset, hasher, body, idle_timeout).await?;
+                    Ok((written, hasher, staging.clone()))
+                }
+                Strategy::Multipart(mp) => {
+                    self.append_multipart(
+                        mp.as_ref(),
+                        upload_id,
+                        offset,
+                        staging,
+                        hasher,
+                        body,
+                        idle_timeout,
+                    )
+                    .await
+                }
             }
-            Strategy::Multipart(mp) => {
-                self.append_multipart(
-                    mp.as_ref(),
-                    upload_id,
-                    offset,
-                    staging,
-                    hasher,
-                    body,
-                    idle_timeout,
-                )
-                .await
-            }
-        }
+        })
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -482,114 +513,124 @@ impl BlobStore {
 
     /// Makes the staged bytes one readable object (completing a multipart upload).
     pub async fn seal(&self, upload_id: &str, size: u64, staging: &Staging) -> Result<()> {
-        let Strategy::Multipart(mp) = &self.strategy else {
-            return Ok(());
-        };
-        let key = self.path(&Self::upload_key(upload_id));
-        if let Ok(meta) = self.store.head(&key).await {
-            if meta.size == size {
-                return Ok(()); // sealed by an earlier attempt that did not get to commit
+        self.timed(StorageOp::Seal, async move {
+            let Strategy::Multipart(mp) = &self.strategy else {
+                return Ok(());
+            };
+            let key = self.path(&Self::upload_key(upload_id));
+            if let Ok(meta) = self.store.head(&key).await {
+                if meta.size == size {
+                    return Ok(()); // sealed by an earlier attempt that did not get to commit
+                }
             }
-        }
-        let multipart_id = staging
-            .multipart_id
-            .clone()
-            .ok_or_else(|| Error::Internal("multipart upload without an id".into()))?;
-        let mut parts = staging.clone();
-        if staging.tail_len > 0 {
-            let tail_key = self.path(&Self::tail_key(upload_id, size - staging.tail_len));
-            let tail = self.store.get(&tail_key).await?.bytes().await?;
-            put_part(mp.as_ref(), &key, &multipart_id, &mut parts, tail).await?;
-            let _ = self.store.delete(&tail_key).await;
-        }
-        if parts.parts.is_empty() {
-            // S3 cannot complete a multipart upload with no parts: an empty blob is a plain put.
-            let _ = mp.abort_multipart(&key, &multipart_id).await;
-            self.store
-                .put(&key, PutPayload::default())
+            let multipart_id = staging
+                .multipart_id
+                .clone()
+                .ok_or_else(|| Error::Internal("multipart upload without an id".into()))?;
+            let mut parts = staging.clone();
+            if staging.tail_len > 0 {
+                let tail_key = self.path(&Self::tail_key(upload_id, size - staging.tail_len));
+                let tail = self.store.get(&tail_key).await?.bytes().await?;
+                put_part(mp.as_ref(), &key, &multipart_id, &mut parts, tail).await?;
+                let _ = self.store.delete(&tail_key).await;
+            }
+            if parts.parts.is_empty() {
+                // S3 cannot complete a multipart upload with no parts: an empty blob is a plain put.
+                let _ = mp.abort_multipart(&key, &multipart_id).await;
+                self.store
+                    .put(&key, PutPayload::default())
+                    .await
+                    .map_err(object_write_error)?;
+                return Ok(());
+            }
+            let ids = parts
+                .parts
+                .iter()
+                .map(|p| PartId {
+                    content_id: p.content_id.clone(),
+                })
+                .collect();
+            mp.complete_multipart(&key, &multipart_id, ids)
                 .await
                 .map_err(object_write_error)?;
-            return Ok(());
-        }
-        let ids = parts
-            .parts
-            .iter()
-            .map(|p| PartId {
-                content_id: p.content_id.clone(),
-            })
-            .collect();
-        mp.complete_multipart(&key, &multipart_id, ids)
-            .await
-            .map_err(object_write_error)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Recomputes the hash of the first `len` staged bytes (for a digest algorithm other than the
     /// one the session hashed with). Multipart uploads must be sealed first.
     pub async fn rehash(&self, upload_id: &str, len: u64, algorithm: Algorithm) -> Result<Hasher> {
-        match &self.strategy {
-            Strategy::Local(root) => {
-                let path = Self::staged_file(root, upload_id);
-                tokio::task::spawn_blocking(move || -> std::io::Result<Hasher> {
-                    let mut hasher = algorithm.hasher();
-                    let mut file = std::fs::File::open(&path)?.take(len);
-                    let mut buf = vec![0u8; 1024 * 1024];
-                    loop {
-                        let n = file.read(&mut buf)?;
-                        if n == 0 {
-                            break;
+        self.timed(StorageOp::Rehash, async move {
+            match &self.strategy {
+                Strategy::Local(root) => {
+                    let path = Self::staged_file(root, upload_id);
+                    tokio::task::spawn_blocking(move || -> std::io::Result<Hasher> {
+                        let mut hasher = algorithm.hasher();
+                        let mut file = std::fs::File::open(&path)?.take(len);
+                        let mut buf = vec![0u8; 1024 * 1024];
+                        loop {
+                            let n = file.read(&mut buf)?;
+                            if n == 0 {
+                                break;
+                            }
+                            hasher.update(&buf[..n]);
                         }
-                        hasher.update(&buf[..n]);
+                        Ok(hasher)
+                    })
+                    .await
+                    .map_err(Error::internal)?
+                    .map_err(Error::from)
+                }
+                Strategy::Multipart(_) => {
+                    let mut hasher = algorithm.hasher();
+                    let mut stream = self
+                        .store
+                        .get(&self.path(&Self::upload_key(upload_id)))
+                        .await?
+                        .into_stream();
+                    while let Some(chunk) = stream.next().await {
+                        hasher.update(&chunk?);
                     }
                     Ok(hasher)
-                })
-                .await
-                .map_err(Error::internal)?
-                .map_err(Error::from)
-            }
-            Strategy::Multipart(_) => {
-                let mut hasher = algorithm.hasher();
-                let mut stream = self
-                    .store
-                    .get(&self.path(&Self::upload_key(upload_id)))
-                    .await?
-                    .into_stream();
-                while let Some(chunk) = stream.next().await {
-                    hasher.update(&chunk?);
                 }
-                Ok(hasher)
             }
-        }
+        })
+        .await
     }
 
     /// Gives a sealed, verified upload its final place and returns the blob's object key.
     pub async fn publish(&self, upload_id: &str, digest: &Digest) -> Result<String> {
-        match &self.strategy {
-            Strategy::Local(root) => {
-                let key = Self::blob_key(digest);
-                let staged = Self::staged_file(root, upload_id);
-                let target = root.join(&key);
-                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                    let dir = target.parent().expect("blob key has a parent");
-                    std::fs::create_dir_all(dir)?;
-                    match std::fs::rename(&staged, &target) {
-                        Ok(()) => {}
-                        // An earlier attempt of this upload published the file, then could not
-                        // commit (the database was full or unreachable); the file under the
-                        // digest's key holds the same verified bytes.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => {}
-                        Err(e) => return Err(e),
-                    }
-                    // The rename is durable only once the directory entry is.
-                    std::fs::File::open(dir)?.sync_all()
-                })
-                .await
-                .map_err(Error::internal)?
-                .map_err(write_failed)?;
-                Ok(key)
+        self.timed(StorageOp::Publish, async move {
+            match &self.strategy {
+                Strategy::Local(root) => {
+                    let key = Self::blob_key(digest);
+                    let staged = Self::staged_file(root, upload_id);
+                    let target = root.join(&key);
+                    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                        let dir = target.parent().expect("blob key has a parent");
+                        std::fs::create_dir_all(dir)?;
+                        match std::fs::rename(&staged, &target) {
+                            Ok(()) => {}
+                            // An earlier attempt of this upload published the file, then could not
+                            // commit (the database was full or unreachable); the file under the
+                            // digest's key holds the same verified bytes.
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::NotFound && target.exists() => {}
+                            Err(e) => return Err(e),
+                        }
+                        // The rename is durable only once the directory entry is.
+                        std::fs::File::open(dir)?.sync_all()
+                    })
+                    .await
+                    .map_err(Error::internal)?
+                    .map_err(write_failed)?;
+                    Ok(key)
+                }
+                Strategy::Multipart(_) => Ok(Self::upload_key(upload_id)),
             }
-            Strategy::Multipart(_) => Ok(Self::upload_key(upload_id)),
-        }
+        })
+        .await
     }
 
     /// Drops everything an unfinished or rejected upload stored; missing pieces are fine.
@@ -599,30 +640,33 @@ impl BlobStore {
         size: u64,
         staging: &Staging,
     ) -> Result<()> {
-        match &self.strategy {
-            Strategy::Local(root) => {
-                match tokio::fs::remove_file(Self::staged_file(root, upload_id)).await {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_failed(e)),
-                    _ => Ok(()),
+        self.timed(StorageOp::DiscardUpload, async move {
+            match &self.strategy {
+                Strategy::Local(root) => {
+                    match tokio::fs::remove_file(Self::staged_file(root, upload_id)).await {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_failed(e)),
+                        _ => Ok(()),
+                    }
+                }
+                Strategy::Multipart(mp) => {
+                    let key = self.path(&Self::upload_key(upload_id));
+                    if let Some(id) = &staging.multipart_id {
+                        let _ = mp.abort_multipart(&key, id).await;
+                    }
+                    if staging.tail_len > 0 {
+                        let _ = self
+                            .store
+                            .delete(&self.path(&Self::tail_key(upload_id, size - staging.tail_len)))
+                            .await;
+                    }
+                    match self.store.delete(&key).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(object_write_error(e)),
+                    }
                 }
             }
-            Strategy::Multipart(mp) => {
-                let key = self.path(&Self::upload_key(upload_id));
-                if let Some(id) = &staging.multipart_id {
-                    let _ = mp.abort_multipart(&key, id).await;
-                }
-                if staging.tail_len > 0 {
-                    let _ = self
-                        .store
-                        .delete(&self.path(&Self::tail_key(upload_id, size - staging.tail_len)))
-                        .await;
-                }
-                match self.store.delete(&key).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(object_write_error(e)),
-                }
-            }
-        }
+        })
+        .await
     }
 
     /// On the filesystem, where a blob's key is a function of its digest (so a new upload of the
@@ -749,16 +793,19 @@ impl BlobStore {
 
     /// Deletes a blob object that lost a race to an identical one stored first.
     pub async fn delete_object(&self, key: &str) -> Result<()> {
-        match &self.strategy {
-            Strategy::Local(root) => match tokio::fs::remove_file(root.join(key)).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_failed(e)),
-                _ => Ok(()),
-            },
-            Strategy::Multipart(_) => match self.store.delete(&self.path(key)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(object_write_error(e)),
-            },
-        }
+        self.timed(StorageOp::Delete, async move {
+            match &self.strategy {
+                Strategy::Local(root) => match tokio::fs::remove_file(root.join(key)).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_failed(e)),
+                    _ => Ok(()),
+                },
+                Strategy::Multipart(_) => match self.store.delete(&self.path(key)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(object_write_error(e)),
+                },
+            }
+        })
+        .await
     }
 
     /// Streams `range` (or the whole object) of the blob stored under `key`, or, when redirects are
@@ -781,106 +828,121 @@ impl BlobStore {
         size: u64,
         range: Option<ByteRange>,
     ) -> Result<ByteStream> {
-        let (start, len) = match range {
-            Some(r) => (r.start, r.end - r.start + 1),
-            None => (0, size),
-        };
-        if let Strategy::Local(root) = &self.strategy {
-            let mut file = tokio::fs::File::open(root.join(key)).await?;
-            if start > 0 {
-                file.seek(SeekFrom::Start(start)).await?;
+        self.timed(StorageOp::Read, async move {
+            let (start, len) = match range {
+                Some(r) => (r.start, r.end - r.start + 1),
+                None => (0, size),
+            };
+            if let Strategy::Local(root) = &self.strategy {
+                let mut file = tokio::fs::File::open(root.join(key)).await?;
+                if start > 0 {
+                    file.seek(SeekFrom::Start(start)).await?;
+                }
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
+                return Ok(stream.boxed());
             }
-            let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK);
-            return Ok(stream.boxed());
-        }
-        if size == 0 {
-            return Ok(futures::stream::empty().boxed());
-        }
-        let options = GetOptions {
-            range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)),
-            ..Default::default()
-        };
-        let result = self.store.get_opts(&self.path(key), options).await?;
-        Ok(result
-            .into_stream()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .boxed())
+            if size == 0 {
+                return Ok(futures::stream::empty().boxed());
+            }
+            let options = GetOptions {
+                range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)),
+                ..Default::default()
+            };
+            let result = self.store.get_opts(&self.path(key), options).await?;
+            Ok(result
+                .into_stream()
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .boxed())
+        })
+        .await
     }
 
     /// Every object under `blobs/` and `uploads/` (keys without the bucket prefix), for fsck.
     pub async fn list_objects(&self) -> Result<Vec<StoredObject>> {
-        let mut objects = Vec::new();
-        for dir in ["blobs", "uploads"] {
-            let prefix = self.path(dir);
-            let mut listing = self.store.list(Some(&prefix));
-            while let Some(meta) = listing.next().await {
-                let meta = meta?;
-                let key = meta.location.as_ref();
-                let key = key
-                    .strip_prefix(self.prefix.as_str())
-                    .unwrap_or(key)
-                    .to_owned();
-                objects.push(StoredObject {
-                    key,
-                    size: meta.size,
-                    modified_millis: meta.last_modified.timestamp_millis(),
-                });
+        self.timed(StorageOp::List, async move {
+            let mut objects = Vec::new();
+            for dir in ["blobs", "uploads"] {
+                let prefix = self.path(dir);
+                let mut listing = self.store.list(Some(&prefix));
+                while let Some(meta) = listing.next().await {
+                    let meta = meta?;
+                    let key = meta.location.as_ref();
+                    let key = key
+                        .strip_prefix(self.prefix.as_str())
+                        .unwrap_or(key)
+                        .to_owned();
+                    objects.push(StoredObject {
+                        key,
+                        size: meta.size,
+                        modified_millis: meta.last_modified.timestamp_millis(),
+                    });
+                }
             }
-        }
-        Ok(objects)
+            Ok(objects)
+        })
+        .await
     }
 
     /// Checks the backend accepts writes (for readiness): writes, syncs and removes a small
     /// object named by `probe` beside the uploads, where pushes write.
     pub async fn probe_write(&self, probe: &str) -> Result<()> {
-        let key = format!("uploads/.write-probe-{probe}");
-        let bytes = Bytes::from(vec![0u8; WRITE_PROBE_BYTES]);
-        match &self.strategy {
-            Strategy::Local(root) => {
-                let path = root.join(key);
-                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                    let written = std::fs::File::create(&path).and_then(|mut file| {
-                        file.write_all(&bytes)?;
-                        file.sync_data()
-                    });
-                    match std::fs::remove_file(&path) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound && written.is_ok() => {
+        self.timed(StorageOp::Probe, async move {
+            let key = format!("uploads/.write-probe-{probe}");
+            let bytes = Bytes::from(vec![0u8; WRITE_PROBE_BYTES]);
+            match &self.strategy {
+                Strategy::Local(root) => {
+                    let path = root.join(key);
+                    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                        let written = std::fs::File::create(&path).and_then(|mut file| {
+                            file.write_all(&bytes)?;
+                            file.sync_data()
+                        });
+                        match std::fs::remove_file(&path) {
                             Err(e)
+                                if e.kind() != std::io::ErrorKind::NotFound && written.is_ok() =>
+                            {
+                                Err(e)
+                            }
+                            _ => written,
                         }
-                        _ => written,
-                    }
-                })
-                .await
-                .map_err(Error::internal)?
-                .map_err(write_failed)
-            }
-            Strategy::Multipart(_) => {
-                let path = self.path(&key);
-                self.store
-                    .put(&path, PutPayload::from(bytes))
+                    })
                     .await
-                    .map_err(object_write_error)?;
-                match self.store.delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(object_write_error(e)),
+                    .map_err(Error::internal)?
+                    .map_err(write_failed)
+                }
+                Strategy::Multipart(_) => {
+                    let path = self.path(&key);
+                    self.store
+                        .put(&path, PutPayload::from(bytes))
+                        .await
+                        .map_err(object_write_error)?;
+                    match self.store.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(object_write_error(e)),
+                    }
                 }
             }
-        }
+        })
+        .await
     }
 
     /// Checks the backend answers (for readiness).
     pub async fn ping(&self) -> Result<()> {
-        match &self.strategy {
-            Strategy::Local(root) => {
-                tokio::fs::metadata(root.join("blobs")).await?;
-                Ok(())
+        self.timed(StorageOp::Probe, async move {
+            match &self.strategy {
+                Strategy::Local(root) => {
+                    tokio::fs::metadata(root.join("blobs")).await?;
+                    Ok(())
+                }
+                Strategy::Multipart(_) => {
+                    let probe = self.path("uploads");
+                    let _ = self.store.list_with_delimiter(Some(&probe)).await?;
+                    Ok(())
+                }
             }
-            Strategy::Multipart(_) => {
-                let probe = self.path("uploads");
-                let _ = self.store.list_with_delimiter(Some(&probe)).await?;
-                Ok(())
-            }
-        }
+        })
+        .await
     }
 }
 

@@ -31,6 +31,7 @@ mod inprocess;
 mod layering;
 mod lifecycle;
 mod meta_conformance;
+mod metrics;
 mod openapi;
 mod pull_through;
 mod readme;

@@ -472,6 +472,66 @@ async fn every_rest_answer_matches_its_schema() {
         .await;
     s.call(M::GET, "/api/v1/events", &[], "", None).await;
 
+    // event rules (a webhook nobody listens on: deliveries stay pending, which is fine here)
+    let rule = [("name", "deploys")];
+    let hook = json!({"id": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook",
+                      "secret": "whsec_KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+                      "headers": {"X-Team": "platform"}});
+    s.call(
+        M::POST,
+        "/api/v1/event-rules",
+        &[],
+        "",
+        Some(json!({"name": "deploys", "description": "pushes",
+                    "eventPattern": {"source": ["aws.ecr"], "detail": {"action-type": ["PUSH"]}},
+                    "targets": [hook]})),
+    )
+    .await;
+    s.call(M::GET, "/api/v1/event-rules", &[], "", None).await;
+    s.call(M::GET, "/api/v1/event-rules/{name}", &rule, "", None)
+        .await;
+    s.call(
+        M::PUT,
+        "/api/v1/event-rules/{name}",
+        &rule,
+        "",
+        Some(
+            json!({"eventPattern": {"detail-type": ["ECR Image Action"]},
+                    "targets": [{"id": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook",
+                                 "secret": "<redacted>", "headers": {"X-Team": "<redacted>"},
+                                 "format": "cloudevents"}]}),
+        ),
+    )
+    .await;
+    s.call(
+        M::POST,
+        "/api/v1/event-rules/{name}/test",
+        &rule,
+        "",
+        Some(json!({})),
+    )
+    .await;
+    s.call(M::GET, "/api/v1/event-rules/{name}/status", &rule, "", None)
+        .await;
+    s.call(
+        M::GET,
+        "/api/v1/event-rules/{name}/dead-letters",
+        &rule,
+        "limit=10",
+        None,
+    )
+    .await;
+    s.call(
+        M::POST,
+        "/api/v1/event-rules/{name}/redrive",
+        &rule,
+        "",
+        Some(json!({"target": "hook"})),
+    )
+    .await;
+    s.call(M::DELETE, "/api/v1/event-rules/{name}", &rule, "", None)
+        .await;
+
     // repository creation templates
     let prod = [("prefix", "prod/team")];
     s.call(

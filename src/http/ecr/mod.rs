@@ -8,6 +8,8 @@
 
 mod operations;
 
+pub use operations::OPERATIONS;
+
 use std::sync::Arc;
 
 use axum::body::Body;

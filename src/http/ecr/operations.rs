@@ -8,6 +8,52 @@ use crate::error::Error;
 use crate::ops::shapes::*;
 use crate::policy::Action;
 
+/// Every operation [`dispatch`] answers (the metrics label calls by these names only).
+pub const OPERATIONS: &[&str] = &[
+    "GetAuthorizationToken",
+    "CreateRepository",
+    "DescribeRepositories",
+    "DeleteRepository",
+    "SetRepositoryPolicy",
+    "GetRepositoryPolicy",
+    "DeleteRepositoryPolicy",
+    "PutLifecyclePolicy",
+    "GetLifecyclePolicy",
+    "DeleteLifecyclePolicy",
+    "StartLifecyclePolicyPreview",
+    "GetLifecyclePolicyPreview",
+    "PutRegistryPolicy",
+    "GetRegistryPolicy",
+    "DeleteRegistryPolicy",
+    "DescribeRegistry",
+    "PutReplicationConfiguration",
+    "DescribeImageReplicationStatus",
+    "DescribeImages",
+    "ListImages",
+    "BatchGetImage",
+    "BatchDeleteImage",
+    "PutImage",
+    "BatchCheckLayerAvailability",
+    "PutImageTagMutability",
+    "PutImageScanningConfiguration",
+    "StartImageScan",
+    "DescribeImageScanFindings",
+    "PutRegistryScanningConfiguration",
+    "CreatePullThroughCacheRule",
+    "DescribePullThroughCacheRules",
+    "UpdatePullThroughCacheRule",
+    "DeletePullThroughCacheRule",
+    "ValidatePullThroughCacheRule",
+    "GetRegistryScanningConfiguration",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "CreateRepositoryCreationTemplate",
+    "DescribeRepositoryCreationTemplates",
+    "UpdateRepositoryCreationTemplate",
+    "DeleteRepositoryCreationTemplate",
+];
+
 /// Runs the operation named by `X-Amz-Target` on the JSON `body`. The operation is authorized
 /// and audited by the control plane (`audited` is set once it is reached); a body that does not
 /// decode or an operation Berth lacks is answered here.
@@ -83,4 +129,20 @@ pub async fn dispatch(
 
 fn json<T: Serialize>(value: T) -> EcrResult<String> {
     serde_json::to_string(&value).map_err(|e| Error::internal(e).into())
+}
+
+#[cfg(test)]
+mod tests {
+    /// [`super::OPERATIONS`] lists exactly the names `dispatch` matches.
+    #[test]
+    fn the_operation_list_is_the_dispatch_table() {
+        let source = include_str!("operations.rs");
+        let body = &source[source.find("match operation {").unwrap()..];
+        let matched: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"')?.split_once("\" =>"))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(matched, super::OPERATIONS);
+    }
 }

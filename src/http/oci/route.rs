@@ -95,9 +95,99 @@ impl Route {
     }
 }
 
+/// The route templates of `/v2` (the metrics' `route` label), in the shape [`Route::parse`]
+/// gives them.
+pub const TEMPLATES: [&str; 8] = [
+    "/v2/",
+    "/v2/_catalog",
+    "/v2/{name}/tags/list",
+    "/v2/{name}/manifests/{reference}",
+    "/v2/{name}/blobs/{digest}",
+    "/v2/{name}/blobs/uploads/",
+    "/v2/{name}/blobs/uploads/{uuid}",
+    "/v2/{name}/referrers/{digest}",
+];
+
+/// The template of the path after `/v2/` by its shape alone, as [`Route::parse`] reads it but
+/// without validating the name or allocating (it runs on every request for the metrics);
+/// `None` when no endpoint has that shape.
+pub fn template(path: &str) -> Option<&'static str> {
+    match path {
+        "" => return Some(TEMPLATES[0]),
+        "_catalog" => return Some(TEMPLATES[1]),
+        _ => {}
+    }
+    let mut from_right = path.rsplit('/');
+    let last = from_right.next()?;
+    let kind = from_right.next()?;
+    let before = from_right.next();
+    let has_name = |before: Option<&str>| before.is_some();
+    if last.is_empty() && kind == "uploads" && before == Some("blobs") {
+        return from_right.next().map(|_| TEMPLATES[5]);
+    }
+    if last == "uploads" && kind == "blobs" && has_name(before) {
+        return Some(TEMPLATES[5]);
+    }
+    if last.is_empty() {
+        return None;
+    }
+    match kind {
+        "manifests" => Some(TEMPLATES[3]),
+        "blobs" => Some(TEMPLATES[4]),
+        "referrers" => Some(TEMPLATES[7]),
+        "tags" if last == "list" => Some(TEMPLATES[2]),
+        "uploads" if before == Some("blobs") && from_right.next().is_some() => Some(TEMPLATES[6]),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_follow_the_parsed_routes() {
+        let cases = [
+            ("", Some("/v2/")),
+            ("_catalog", Some("/v2/_catalog")),
+            (
+                "a/blobs/manifests/x",
+                Some("/v2/{name}/manifests/{reference}"),
+            ),
+            ("team/app/blobs/uploads/", Some("/v2/{name}/blobs/uploads/")),
+            ("team/app/blobs/uploads", Some("/v2/{name}/blobs/uploads/")),
+            (
+                "t/blobs/uploads/abc",
+                Some("/v2/{name}/blobs/uploads/{uuid}"),
+            ),
+            ("t/blobs/sha256:x", Some("/v2/{name}/blobs/{digest}")),
+            ("t/tags/list", Some("/v2/{name}/tags/list")),
+            (
+                "t/referrers/sha256:x",
+                Some("/v2/{name}/referrers/{digest}"),
+            ),
+            ("t/unknown/x", None),
+            ("t/manifests/", None),
+            ("blobs/uploads/", None),
+            ("x", None),
+        ];
+        for (path, template) in cases {
+            assert_eq!(super::template(path), template, "{path:?}");
+            if let Ok(Some(route)) = Route::parse(path) {
+                let expected = match route {
+                    Route::Base => TEMPLATES[0],
+                    Route::Catalog => TEMPLATES[1],
+                    Route::Tags { .. } => TEMPLATES[2],
+                    Route::Manifest { .. } => TEMPLATES[3],
+                    Route::Blob { .. } => TEMPLATES[4],
+                    Route::UploadStart { .. } => TEMPLATES[5],
+                    Route::Upload { .. } => TEMPLATES[6],
+                    Route::Referrers { .. } => TEMPLATES[7],
+                };
+                assert_eq!(template, Some(expected), "{path:?}");
+            }
+        }
+    }
 
     fn name(s: &str) -> RepoName {
         RepoName::parse(s).unwrap()
