@@ -237,7 +237,7 @@ pub struct DeliveryCounts {
 }
 
 /// The sealing context of a rule's targets: a ciphertext copied to another rule does not open.
-fn targets_context(name: &str) -> String {
+pub(super) fn targets_context(name: &str) -> String {
     format!("event_rules/{name}")
 }
 
@@ -463,11 +463,13 @@ impl Events {
             .collect()
     }
 
-    /// When the earliest pending delivery of one target is next due (none pending: `None`).
+    /// When the first of one target's repository heads is next due (none pending: `None`).
+    /// Only heads count: a later delivery held back by its head is not due before it.
     pub async fn next_attempt_at(&self, rule: &str, target: &str) -> Result<Option<i64>> {
         let row = sqlx::query(
             "SELECT MIN(next_attempt_at) AS next FROM event_deliveries \
-             WHERE rule = $1 AND target = $2 AND state = $3",
+             WHERE id IN (SELECT MIN(id) FROM event_deliveries WHERE rule = $1 AND target = $2 \
+                          AND state = $3 GROUP BY repository)",
         )
         .bind(rule)
         .bind(target)
@@ -673,19 +675,24 @@ pub struct CacheFill {
 
 /// What storing `m` with `tag` (none: by digest) reports: an image or referrer PUSH, or for a
 /// cache fill the pull-through cache's action.
-pub(super) fn manifest_stored(m: &NewManifest, digest: &str, tag: Option<&str>) -> NewEvent {
+pub(super) fn manifest_stored(
+    m: &NewManifest,
+    repository: &str,
+    digest: &str,
+    tag: Option<&str>,
+) -> NewEvent {
     let mut detail = match &m.cache_fill {
         Some(fill) => serde_json::json!({
             "rule-version": "1",
             "sync-status": "SUCCESS",
             "ecr-repository-prefix": fill.ecr_repository_prefix,
-            "repository-name": m.repository,
+            "repository-name": repository,
             "upstream-registry-url": fill.upstream_registry_url,
             "image-digest": digest,
         }),
         None => serde_json::json!({
             "result": "SUCCESS",
-            "repository-name": m.repository,
+            "repository-name": repository,
             "image-digest": digest,
             "action-type": "PUSH",
             "manifest-media-type": m.media_type,
@@ -708,7 +715,7 @@ pub(super) fn manifest_stored(m: &NewManifest, digest: &str, tag: Option<&str>) 
             (None, Some(_)) => REFERRER_ACTION,
             (None, None) => IMAGE_ACTION,
         },
-        repository: m.repository.clone(),
+        repository: repository.to_owned(),
         detail,
     }
 }

@@ -285,6 +285,7 @@ impl StoredSecret {
     fn context(&self) -> String {
         match self.table {
             "access_keys" => access_key_context(&self.id),
+            "event_rules" => super::events::targets_context(&self.id),
             _ => signing_key_context(&self.id),
         }
     }
@@ -292,6 +293,7 @@ impl StoredSecret {
     fn describe(&self) -> String {
         match self.table {
             "access_keys" => format!("the secret of access key {}", self.id),
+            "event_rules" => format!("the targets of event rule {}", self.id),
             _ => format!("token signing key {}", self.id),
         }
     }
@@ -312,6 +314,7 @@ impl IdentityStore {
         for (table, id_column, secret_column) in [
             ("access_keys", "key_id", "secret"),
             ("signing_keys", "kid", "pem"),
+            ("event_rules", "name", "targets"),
         ] {
             // Table and column names are the constants above, never input.
             let sql = format!("SELECT {id_column} AS id, {secret_column} AS stored FROM {table}");
@@ -365,6 +368,7 @@ impl IdentityStore {
             if let Some(new) = replacement {
                 let (id_column, secret_column) = match row.table {
                     "access_keys" => ("key_id", "secret"),
+                    "event_rules" => ("name", "targets"),
                     _ => ("kid", "pem"),
                 };
                 let sql = format!(

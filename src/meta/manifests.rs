@@ -203,34 +203,25 @@ impl Manifests {
             }
             scan::queue_children_in(&mut tx, repository_id, &m.required_manifests).await?;
         }
+        let name = replication::repository_name_in(&mut tx, repository_id).await?;
         if !m.replicate_to.is_empty() {
-            replication::enqueue_in(
-                &mut tx,
-                &m.repository,
-                &digest,
-                replication::PUSH,
-                &m.replicate_to,
-            )
-            .await?;
+            replication::enqueue_in(&mut tx, &name, &digest, replication::PUSH, &m.replicate_to)
+                .await?;
         }
         // The events last: their ids follow the order in which conflicting pushes (one tag)
         // took their row locks above.
         if tags.is_empty() {
-            events::record_in(&mut tx, &events::manifest_stored(m, &digest, None)).await?;
+            events::record_in(&mut tx, &events::manifest_stored(m, &name, &digest, None)).await?;
         }
         for tag in tags {
             events::record_in(
                 &mut tx,
-                &events::manifest_stored(m, &digest, Some(tag.as_str())),
+                &events::manifest_stored(m, &name, &digest, Some(tag.as_str())),
             )
             .await?;
         }
         for (tag, from) in &moved {
-            events::record_in(
-                &mut tx,
-                &events::tag_moved(&m.repository, tag, from, &digest),
-            )
-            .await?;
+            events::record_in(&mut tx, &events::tag_moved(&name, tag, from, &digest)).await?;
         }
         crate::failpoint::pause("manifest.before_commit").await;
         tx.commit().await?;

@@ -236,8 +236,6 @@ pub struct NewManifest {
     /// Where the push is replicated to, as (tag, destination) pairs (the empty tag for a push
     /// by digest): one task per pair is written with it.
     pub replicate_to: Vec<(String, crate::policy::replication::ReplicationDestination)>,
-    /// The repository's name, for the events the push records.
-    pub repository: String,
     /// Set when a pull-through cache stores the manifest: its event is the cache's action.
     pub cache_fill: Option<CacheFill>,
 }

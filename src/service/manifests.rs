@@ -246,7 +246,6 @@ impl ManifestService {
             required_blobs,
             required_manifests,
             replicate_to,
-            repository: name.to_string(),
             cache_fill,
         };
         self.manifests.put_manifest(repo, &record, &tags).await?;

@@ -357,7 +357,6 @@ async fn sqlite_writes_after_a_full_disk_are_committed() {
             required_blobs: vec![],
             required_manifests: vec![],
             replicate_to: vec![],
-            repository: "full/repo".into(),
             cache_fill: None,
         };
         let tag = Tag::parse(&format!("t{i}")).unwrap();

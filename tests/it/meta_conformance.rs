@@ -144,7 +144,7 @@ conformance!(sqlite, super::Backend::Sqlite;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest, replication_tasks);
+    secrets_at_rest, replication_tasks, event_deliveries);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
@@ -152,7 +152,7 @@ conformance!(postgres, super::Backend::Postgres;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest, replication_tasks);
+    secrets_at_rest, replication_tasks, event_deliveries);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob, creation_templates);
 
@@ -560,6 +560,168 @@ async fn tag_mutability_concurrent(db: &Db) {
         .unwrap();
 }
 
+/// Events: a push records its events in its transaction; handing over creates a delivery per
+/// matched target once; the head of each repository is due alone, a retried head holds back its
+/// repository only; dead letters redrive; counts and pruning see the same rows on both dialects.
+async fn event_deliveries(db: &Db) {
+    use berth::meta::{EventRuleRow, HandOver};
+    let events = db.events();
+    let r1 = db
+        .repositories()
+        .ensure_repository(&repo("ev/one"))
+        .await
+        .unwrap();
+    let r2 = db
+        .repositories()
+        .ensure_repository(&repo("ev/two"))
+        .await
+        .unwrap();
+    db.manifests()
+        .put_manifest(r1, &manifest(b"{\"e\":1}"), &[tag("a"), tag("b")])
+        .await
+        .unwrap();
+    db.manifests()
+        .put_manifest(r2, &manifest(b"{\"e\":2}"), &[])
+        .await
+        .unwrap();
+    // Moving tag a records the push and the move.
+    db.manifests()
+        .put_manifest(r1, &manifest(b"{\"e\":3}"), &[tag("a")])
+        .await
+        .unwrap();
+    let recorded = events.undispatched(100).await.unwrap();
+    let kinds: Vec<(&str, &str)> = recorded
+        .iter()
+        .map(|e| (e.kind.as_str(), e.repository.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("ECR Image Action", "ev/one"),
+            ("ECR Image Action", "ev/one"),
+            ("ECR Image Action", "ev/two"),
+            ("ECR Image Action", "ev/one"),
+            ("Berth Tag Moved", "ev/one"),
+        ]
+    );
+    assert_eq!(
+        recorded[2].detail.get("image-tag"),
+        None,
+        "a push by digest has no tag"
+    );
+    assert!(recorded.iter().all(|e| e.event_id.len() == 36));
+
+    // A rule, its targets sealed.
+    let rule = EventRuleRow {
+        name: "r".into(),
+        description: String::new(),
+        pattern: "{}".into(),
+        targets: r#"[{"id":"t","type":"webhook","url":"http://x/"}]"#.into(),
+        enabled: true,
+        created_at: 0,
+        updated_at: 0,
+    };
+    assert!(events.create_rule(&rule).await.unwrap());
+    assert!(
+        !events.create_rule(&rule).await.unwrap(),
+        "the name is taken"
+    );
+    // Stored sealed, and `berth secrets rotate` carries it along.
+    db.identity().seal_secrets(true).await.unwrap();
+    assert_eq!(
+        events.rule("r").await.unwrap().unwrap().targets,
+        rule.targets
+    );
+
+    // Handed over once: a second hand-over of the same events creates nothing.
+    let handed: Vec<HandOver> = recorded
+        .iter()
+        .map(|e| HandOver {
+            event: e.id,
+            repository: e.repository.clone(),
+            targets: vec![("r".into(), "t".into())],
+        })
+        .collect();
+    events.dispatch(&handed).await.unwrap();
+    events.dispatch(&handed).await.unwrap();
+    assert!(events.undispatched(100).await.unwrap().is_empty());
+    let now = berth::meta::now_millis();
+    let heads = events.due_heads("r", "t", now, 10).await.unwrap();
+    let heads: Vec<(&str, i64)> = heads
+        .iter()
+        .map(|d| (d.event.repository.as_str(), d.event.id))
+        .collect();
+    assert_eq!(
+        heads,
+        [("ev/one", recorded[0].id), ("ev/two", recorded[2].id)]
+    );
+
+    // ev/one's head fails and waits: ev/one is held back, ev/two is not.
+    let first = events.due_heads("r", "t", now, 10).await.unwrap();
+    events
+        .failed(first[0].id, "HTTP 503", Some(now + 60_000))
+        .await
+        .unwrap();
+    events.delivered(first[1].id).await.unwrap();
+    assert!(events
+        .due_heads("r", "t", now, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        events.next_attempt_at("r", "t").await.unwrap(),
+        Some(now + 60_000)
+    );
+    let later = events.due_heads("r", "t", now + 60_000, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].attempts, 1);
+    // Given up: a dead letter, and the next of ev/one is the head.
+    events.failed(later[0].id, "HTTP 500", None).await.unwrap();
+    let next = events.due_heads("r", "t", now + 60_000, 10).await.unwrap();
+    assert_eq!(next[0].event.id, recorded[1].id);
+    let dead = events.dead_letters("r", None, 0, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(dead[0].event.id, recorded[0].id);
+    let counts = events.delivery_counts(Some("r")).await.unwrap();
+    assert_eq!(
+        (counts[0].delivered, counts[0].pending, counts[0].dead),
+        (1, 3, 1)
+    );
+    assert!(counts[0].oldest_pending_at.is_some());
+    assert_eq!(
+        events.redrive("r", Some("t"), &[dead[0].id]).await.unwrap(),
+        1
+    );
+    assert_eq!(events.redrive("r", None, &[]).await.unwrap(), 0);
+    let counts = events.delivery_counts(None).await.unwrap();
+    assert_eq!((counts[0].pending, counts[0].dead), (4, 0));
+
+    // Pruning keeps what is pending; once delivered, past the cutoff, events go.
+    assert_eq!(
+        events.prune(now + 3_600_000).await.unwrap(),
+        1,
+        "ev/two's delivered event"
+    );
+    loop {
+        let due = events.due_heads("r", "t", i64::MAX, 10).await.unwrap();
+        if due.is_empty() {
+            break;
+        }
+        for d in due {
+            events.delivered(d.id).await.unwrap();
+        }
+    }
+    assert_eq!(events.prune(now + 3_600_000).await.unwrap(), 4);
+    assert!(events.outbox_events(0, 100).await.unwrap().is_empty());
+    assert!(events.delivery_counts(None).await.unwrap().is_empty());
+
+    // Replacing the rule without its target drops that target's deliveries; deleting it, all.
+    assert!(!events.put_rule(&rule, &["other".to_owned()]).await.unwrap());
+    assert!(events.delete_rule("r").await.unwrap());
+    assert!(!events.delete_rule("r").await.unwrap());
+}
+
 /// Replication: tasks are written with the push (one per tag and destination, restarted by a
 /// push of the same image), taken by one holder at a time, and end COMPLETE or FAILED; failed
 /// ones start again when asked.
@@ -776,7 +938,6 @@ fn manifest(content: &[u8]) -> NewManifest {
         required_blobs: vec![],
         required_manifests: vec![],
         replicate_to: vec![],
-        repository: "conformance/repo".into(),
         cache_fill: None,
     }
 }
