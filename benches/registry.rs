@@ -5,10 +5,15 @@
 //! Usage (see benches/README.md):
 //!   cargo build --release --bin berth
 //!   cargo bench --bench registry -- [--rounds N] [--only a,b] [--targets berth,distribution,berth-pg-s3,berth-anonymous]
-//!                                   [--json FILE] [--memory-check] [--no-memory-check] [--scan]
+//!                                   [--json FILE] [--memory-check] [--no-memory-check] [--scan] [--events]
 //!   env: BENCH_ROUNDS, BENCH_SCALE (e.g. 0.01 for a quick run), BENCH_ONLY, BENCH_JSON,
 //!        BENCH_TARGETS, BENCH_TMPDIR, BERTH_BIN, BENCH_REFERENCE_BIN, BENCH_LOAD_SECS,
-//!        BENCH_SCAN=1, BENCH_TRIVY (default ~/.cache/berth-venv/bin/trivy)
+//!        BENCH_SCAN=1, BENCH_TRIVY (default ~/.cache/berth-venv/bin/trivy), BENCH_EVENTS=1
+//!
+//! `--events` turns on, for the Berth targets, what issue 16 adds to the hot paths: the metrics
+//! listener, and one event rule matching every push with a webhook target (a receiver in this
+//! process); it prints the delivery lag from an event's recording to its receipt (p50, p99).
+//! Compare a run with it against one without.
 //!
 //! `--scan` turns scanning on for the Berth targets: a registry rule scans every push, with a
 //! real Trivy running offline against a tiny database, so scans compete with the measured
@@ -139,13 +144,15 @@ struct Opts {
     /// Scan every push on the Berth targets (`--scan`).
     scan: bool,
     trivy: PathBuf,
+    /// Metrics on and a webhook rule matching every push on the Berth targets (`--events`).
+    events: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench registry -- [--rounds N] [--scale F] [--only s1,s2] \
          [--targets berth,distribution,berth-pg-s3,berth-anonymous] [--json FILE] [--memory-check] \
-         [--no-memory-check] [--memory-check-bytes N] [--load-secs S] [--scan] [--list]\n\
+         [--no-memory-check] [--memory-check-bytes N] [--load-secs S] [--scan] [--events] [--list]\n\
          scenarios: {}",
         SCENARIOS.join(", ")
     );
@@ -181,6 +188,7 @@ fn parse_opts() -> Opts {
         berth_bin: env("BERTH_BIN").map(PathBuf::from).unwrap_or_default(),
         reference_bin: env("BENCH_REFERENCE_BIN").unwrap_or_else(|| "docker-registry".into()),
         scan: env("BENCH_SCAN").is_some_and(|v| v == "1" || v == "true"),
+        events: env("BENCH_EVENTS").is_some_and(|v| v == "1" || v == "true"),
         trivy: env("BENCH_TRIVY").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
                 .join(".cache/berth-venv/bin/trivy")
@@ -206,6 +214,7 @@ fn parse_opts() -> Opts {
             }
             "--load-secs" => o.load_secs = val("--load-secs").parse().expect("--load-secs S"),
             "--scan" => o.scan = true,
+            "--events" => o.events = true,
             "--list" => {
                 for s in SCENARIOS {
                     println!("{s:18} {}", scenario_meta(s).2);
@@ -513,6 +522,9 @@ fn start_target(name: &str, o: &Opts) -> Result<Target> {
             }
             cmd.env("BERTH_LOG_LEVEL", "warn")
                 .env("BERTH_ADMIN_PASSWORD", BERTH_ADMIN_PASSWORD);
+            if o.events {
+                cmd.env("BERTH_METRICS_LISTEN", format!("127.0.0.1:{}", free_port()));
+            }
             if o.scan {
                 if !o.trivy.is_file() {
                     bail!(
@@ -1137,6 +1149,68 @@ struct Ctx {
     sz: Sizes,
     base: Vec<u8>,
     notes: Mutex<Vec<String>>,
+    /// The webhook receiver of `--events`.
+    hook: Option<LagReceiver>,
+}
+
+/// A webhook receiver on its own thread and runtime (so the benchmark's load never delays it):
+/// records, per target registry, each event's lag from its recording (the CloudEvent's `time`,
+/// in milliseconds) to its receipt.
+struct LagReceiver {
+    url: String,
+    lags: Arc<Mutex<BTreeMap<String, Vec<f64>>>>,
+}
+
+impl LagReceiver {
+    fn start() -> Result<LagReceiver> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        let lags: Arc<Mutex<BTreeMap<String, Vec<f64>>>> = Arc::default();
+        let recorded = lags.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("receiver runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let app = axum::Router::new().fallback(
+                    move |uri: axum::http::Uri, body: axum::body::Bytes| {
+                        let recorded = recorded.clone();
+                        async move {
+                            let now = chrono::Utc::now().timestamp_millis() as f64;
+                            if let Ok(event) = serde_json::from_slice::<Value>(&body) {
+                                let at = event["time"]
+                                    .as_str()
+                                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                                    .map(|t| t.timestamp_millis() as f64);
+                                if let Some(at) = at {
+                                    recorded
+                                        .lock()
+                                        .unwrap()
+                                        .entry(uri.path().trim_matches('/').to_owned())
+                                        .or_default()
+                                        .push(now - at);
+                                }
+                            }
+                            axum::http::StatusCode::NO_CONTENT
+                        }
+                    },
+                );
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        Ok(LagReceiver { url, lags })
+    }
+
+    /// (events received, p50, p99, max) lag in ms for `target`.
+    fn stats(&self, target: &str) -> Option<(usize, f64, f64, f64)> {
+        let mut lags = self.lags.lock().unwrap().get(target)?.clone();
+        lags.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+        Some((lags.len(), at(0.5), at(0.99), at(1.0)))
+    }
 }
 
 impl Ctx {
@@ -1182,6 +1256,19 @@ async fn setup(ctx: &Ctx, t: &Target) -> Result<Fixture> {
             .await?;
         if !r.status().is_success() {
             bail!("turning scanning on: {}", r.status());
+        }
+    }
+    if let (Some(hook), true) = (&ctx.hook, t.name.starts_with("berth")) {
+        let rule = json!({"name": "every-push", "eventPattern": {"detail": {"action-type": ["PUSH"]}},
+            "targets": [{"type": "webhook", "url": format!("{}{}", hook.url, t.name),
+                         "format": "cloudevents"}]});
+        let r = c
+            .post(format!("{}/api/v1/event-rules", t.base))
+            .json(&rule)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("creating the event rule: {}", r.status());
         }
     }
     if t.name == "berth-anonymous" {
@@ -1970,6 +2057,11 @@ fn main() -> Result<()> {
         sz,
         base: random_bytes(base_len, 42),
         notes: Mutex::new(Vec::new()),
+        hook: if o.events {
+            Some(LagReceiver::start()?)
+        } else {
+            None
+        },
         o,
     };
     let mut report = json!({
@@ -2151,6 +2243,20 @@ fn main() -> Result<()> {
                     }
                     Err(e) => ctx.note(format!("counting scans on {}: {e:#}", t.name)),
                 }
+            }
+        }
+    }
+    if let Some(hook) = &ctx.hook {
+        // Let deliveries still in flight arrive.
+        std::thread::sleep(Duration::from_secs(3));
+        for (t, _) in &targets {
+            if let Some((n, p50, p99, max)) = hook.stats(&t.name) {
+                println!(
+                    "event delivery lag on {}: {n} events, p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms",
+                    t.name
+                );
+                report["event_delivery_lag_ms"][&t.name] =
+                    json!({"events": n, "p50": p50, "p99": p99, "max": max});
             }
         }
     }
