@@ -390,11 +390,31 @@ impl Events {
     pub async fn dispatch(&self, handed: &[HandOver]) -> Result<()> {
         let now = now_millis();
         let mut tx = self.meta.write.begin().await?;
+        // Events no rule matched (all of them, with no rules) are marked in batches.
+        let unmatched: Vec<i64> = handed
+            .iter()
+            .filter(|h| h.targets.is_empty())
+            .map(|h| h.event)
+            .collect();
+        for batch in unmatched.chunks(500) {
+            let placeholders = (0..batch.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE outbox SET delivered_at = $1 WHERE delivered_at IS NULL AND id IN ({placeholders})"
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for id in batch {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
         for HandOver {
             event,
             repository,
             targets,
-        } in handed
+        } in handed.iter().filter(|h| !h.targets.is_empty())
         {
             let marked = sqlx::query(
                 "UPDATE outbox SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL",

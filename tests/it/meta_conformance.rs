@@ -716,6 +716,25 @@ async fn event_deliveries(db: &Db) {
     assert!(events.outbox_events(0, 100).await.unwrap().is_empty());
     assert!(events.delivery_counts(None).await.unwrap().is_empty());
 
+    // Events no rule matched are marked handed over, with no delivery.
+    db.manifests()
+        .put_manifest(r2, &manifest(b"{\"e\":4}"), &[tag("x")])
+        .await
+        .unwrap();
+    let unmatched = events.undispatched(100).await.unwrap();
+    assert_eq!(unmatched.len(), 1);
+    let none: Vec<HandOver> = unmatched
+        .iter()
+        .map(|e| HandOver {
+            event: e.id,
+            repository: e.repository.clone(),
+            targets: Vec::new(),
+        })
+        .collect();
+    events.dispatch(&none).await.unwrap();
+    assert!(events.undispatched(100).await.unwrap().is_empty());
+    assert!(events.delivery_counts(None).await.unwrap().is_empty());
+
     // Replacing the rule without its target drops that target's deliveries; deleting it, all.
     assert!(!events.put_rule(&rule, &["other".to_owned()]).await.unwrap());
     assert!(events.delete_rule("r").await.unwrap());
