@@ -788,3 +788,57 @@ async fn lifecycle_expiry_and_setting_changes_are_recorded() {
     );
     assert_eq!(change["detail"]["repository-name"], repo, "{change}");
 }
+
+/// A target that accepts connections and never answers holds up neither the other target of
+/// the same rule nor pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_target_holds_up_no_other_target() {
+    // Accepts and holds every connection without a byte of answer.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_url = format!("http://{}/hook", hung.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hung.incoming() {
+            held.push(stream);
+        }
+    });
+    let hook = Receiver::start().await;
+    let mut env = fast_delivery();
+    env.push(("BERTH_EVENTS_TIMEOUT_SECS", "30".to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = TestServer::start_with(&[], &env);
+    let api = Api::new(&server.base);
+    create_rule(
+        &server,
+        json!({"name": "two", "eventPattern": {"detail": {"action-type": ["PUSH"]}},
+               "targets": [{"id": "hung", "type": "webhook", "url": hung_url},
+                           {"id": "live", "type": "webhook", "url": hook.url()}]}),
+    )
+    .await;
+    let start = Instant::now();
+    for i in 0..3 {
+        api.push_image(&format!("hung/app{i}"), "v1").await;
+    }
+    let pushes = start.elapsed();
+    // Within 20 s, while every attempt at the hung target lasts 30 s.
+    let got = hook.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 3);
+    // The hung target's deliveries are still in flight or pending, not delivered.
+    let (_, status) = rest(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/event-rules/two/status",
+        None,
+    )
+    .await;
+    let hung = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "hung")
+        .cloned()
+        .unwrap();
+    assert_eq!(hung["delivered"], 0, "{status}");
+    assert_eq!(hung["pending"], 3, "{status}");
+    assert!(pushes < Duration::from_secs(20), "pushes took {pushes:?}");
+}
