@@ -86,22 +86,22 @@ impl DeliveryMetrics {
     fn register(metrics: &Metrics) -> DeliveryMetrics {
         let m = DeliveryMetrics::default();
         metrics.register(
-            "berth_event_deliveries",
+            "event_deliveries",
             "Event delivery attempts by target and outcome (delivered, retried, dead_lettered)",
             m.attempts.clone(),
         );
         metrics.register(
-            "berth_event_deliveries_pending",
+            "event_deliveries_pending",
             "Events waiting for delivery, by target (read from the database every 15 s)",
             m.pending.clone(),
         );
         metrics.register(
-            "berth_event_deliveries_dead_lettered",
+            "event_deliveries_dead_lettered",
             "Dead letters (deliveries given up on after the retry window), by target",
             m.dead.clone(),
         );
         metrics.register(
-            "berth_event_delivery_oldest_pending_age_seconds",
+            "event_delivery_oldest_pending_age_seconds",
             "How long the oldest pending event of each target has waited",
             m.oldest.clone(),
         );

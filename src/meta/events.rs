@@ -397,10 +397,7 @@ impl Events {
             .map(|h| h.event)
             .collect();
         for batch in unmatched.chunks(500) {
-            let placeholders = (0..batch.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let placeholders = super::images::placeholders(2, batch.len());
             let sql = format!(
                 "UPDATE outbox SET delivered_at = $1 WHERE delivered_at IS NULL AND id IN ({placeholders})"
             );
@@ -587,10 +584,7 @@ impl Events {
         }
         let mut total = 0;
         for batch in ids.chunks(500) {
-            let placeholders = (0..batch.len())
-                .map(|i| format!("${}", i + 6))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let placeholders = super::images::placeholders(6, batch.len());
             let sql = format!("{base} AND id IN ({placeholders})");
             let mut query = sqlx::query(&sql)
                 .bind(PENDING)
@@ -668,10 +662,7 @@ impl Events {
             if ids.is_empty() {
                 return Ok(total);
             }
-            let placeholders = (0..ids.len())
-                .map(|i| format!("${}", i + 1))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let placeholders = super::images::placeholders(1, ids.len());
             for table_column in ["event_deliveries WHERE event_id", "outbox WHERE id"] {
                 let sql = format!("DELETE FROM {table_column} IN ({placeholders})");
                 let mut query = sqlx::query(&sql);

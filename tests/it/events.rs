@@ -226,6 +226,25 @@ async fn create_rule(server: &TestServer, rule: Value) {
     assert_eq!(status, 201, "{body}");
 }
 
+/// The delivery status of the rule's target `target`.
+async fn target_status(server: &TestServer, rule: &str, target: &str) -> Value {
+    let (status, body) = rest(
+        server,
+        reqwest::Method::GET,
+        &format!("/api/v1/event-rules/{rule}/status"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == target)
+        .cloned()
+        .unwrap_or_else(|| panic!("no target {target}: {body}"))
+}
+
 /// Waits (at most `bound`) until the rule's target `target` reports `field` = `n`.
 async fn wait_status(
     server: &TestServer,
@@ -237,21 +256,7 @@ async fn wait_status(
 ) -> Value {
     let start = Instant::now();
     loop {
-        let (status, body) = rest(
-            server,
-            reqwest::Method::GET,
-            &format!("/api/v1/event-rules/{rule}/status"),
-            None,
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        let t = body["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["target"] == target)
-            .cloned()
-            .unwrap_or_else(|| panic!("no target {target}: {body}"));
+        let t = target_status(server, rule, target).await;
         if t[field] == n {
             return t;
         }
@@ -263,8 +268,17 @@ async fn wait_status(
     }
 }
 
-fn fast_delivery() -> Vec<(&'static str, String)> {
-    vec![("BERTH_EVENTS_POLL_INTERVAL_MILLIS", "100".to_string())]
+/// The environment of every server here, with `extra`: the delivering replica looks for new
+/// events every 100 ms (its own pushes it hands over at once anyway).
+fn events_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![("BERTH_EVENTS_POLL_INTERVAL_MILLIS", "100")];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// A server (of the stack under test) with [`events_env`].
+fn events_server(extra: &[(&str, &str)]) -> TestServer {
+    TestServer::start_with(&[], &events_env(extra))
 }
 
 /// skopeo pushes the test image: the webhook gets ECR's `ECR Image Action` PUSH, signed; a NATS
@@ -276,12 +290,13 @@ async fn a_skopeo_push_reaches_the_webhook_and_nats() {
 
     let nats = Nats::start();
     let hook = Receiver::start().await;
-    let mut env = fast_delivery();
-    env.push(("BERTH_EVENTS_NATS_URL", nats.url.clone()));
-    env.push(("BERTH_REGISTRY_ID", "123456789012".to_string()));
-    env.push(("BERTH_REGION", "us-west-2".to_string()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = TestServer::start_with(&[], &env);
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let server = events_server(&[
+        ("BERTH_METRICS_LISTEN", &metrics_addr),
+        ("BERTH_EVENTS_NATS_URL", &nats.url),
+        ("BERTH_REGISTRY_ID", "123456789012"),
+        ("BERTH_REGION", "us-west-2"),
+    ]);
 
     let client = async_nats::connect(nats.url.as_str()).await.unwrap();
     let mut plain = client.subscribe("berth.events").await.unwrap();
@@ -442,6 +457,19 @@ async fn a_skopeo_push_reaches_the_webhook_and_nats() {
         assert_eq!(t["pending"], 0, "{t}");
         assert_eq!(t["deadLettered"], 0, "{t}");
     }
+    // Each attempt is counted by target and outcome.
+    let scraped = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for target in ["hook", "bus", "stream"] {
+        let line = format!(
+            "berth_event_deliveries_total{{target=\"deploys/{target}\",outcome=\"delivered\"}} 1"
+        );
+        assert!(scraped.contains(&line), "no `{line}` in:\n{scraped}");
+    }
 }
 
 /// Patterns with `prefix` and `anything-but` route exactly the events they match; a rule can be
@@ -449,9 +477,7 @@ async fn a_skopeo_push_reaches_the_webhook_and_nats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patterns_route_exactly_what_they_match() {
     let hook = Receiver::start().await;
-    let env = fast_delivery();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = TestServer::start_with(&[], &env);
+    let server = events_server(&[]);
     let api = Api::new(&server.base);
     let rule = json!({
         "name": "prod-releases",
@@ -551,10 +577,7 @@ async fn patterns_route_exactly_what_they_match() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_wait_for_a_receiver_and_dead_letters_redrive() {
     let hook = Receiver::start().await;
-    let mut env = fast_delivery();
-    env.push(("BERTH_EVENTS_RETRY_WINDOW_SECS", "4".to_string()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = TestServer::start_with(&[], &env);
+    let server = events_server(&[("BERTH_EVENTS_RETRY_WINDOW_SECS", "4")]);
     let api = Api::new(&server.base);
     create_rule(
         &server,
@@ -681,9 +704,7 @@ async fn two_replicas_deliver_each_event_once() {
         return;
     }
     let hook = Receiver::start().await;
-    let env = fast_delivery();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let a = TestServer::start_on_pg_s3(&[], &env);
+    let a = TestServer::start_on_pg_s3(&[], &events_env(&[]));
     let b = a.start_replica();
     let (api_a, api_b) = (Api::new(&a.base), Api::new(&b.base));
     create_rule(
@@ -723,9 +744,7 @@ async fn two_replicas_deliver_each_event_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_expiry_and_setting_changes_are_recorded() {
     let hook = Receiver::start().await;
-    let env = fast_delivery();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = TestServer::start_with(&[], &env);
+    let server = events_server(&[]);
     let api = Api::new(&server.base);
     create_rule(
         &server,
@@ -803,10 +822,7 @@ async fn a_hung_target_holds_up_no_other_target() {
         }
     });
     let hook = Receiver::start().await;
-    let mut env = fast_delivery();
-    env.push(("BERTH_EVENTS_TIMEOUT_SECS", "30".to_string()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = TestServer::start_with(&[], &env);
+    let server = events_server(&[("BERTH_EVENTS_TIMEOUT_SECS", "30")]);
     let api = Api::new(&server.base);
     create_rule(
         &server,
@@ -824,21 +840,8 @@ async fn a_hung_target_holds_up_no_other_target() {
     let got = hook.wait_for(3, Duration::from_secs(20)).await;
     assert_eq!(got.len(), 3);
     // The hung target's deliveries are still in flight or pending, not delivered.
-    let (_, status) = rest(
-        &server,
-        reqwest::Method::GET,
-        "/api/v1/event-rules/two/status",
-        None,
-    )
-    .await;
-    let hung = status["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["target"] == "hung")
-        .cloned()
-        .unwrap();
-    assert_eq!(hung["delivered"], 0, "{status}");
-    assert_eq!(hung["pending"], 3, "{status}");
+    let hung = target_status(&server, "two", "hung").await;
+    assert_eq!(hung["delivered"], 0, "{hung}");
+    assert_eq!(hung["pending"], 3, "{hung}");
     assert!(pushes < Duration::from_secs(20), "pushes took {pushes:?}");
 }
