@@ -352,6 +352,13 @@ async fn scan_on_push_reports_cve_and_secret_to_boto3_and_the_native_api() {
         .iter()
         .filter(|e| e["detail"]["image-digest"] == digest.as_str())
         .collect();
+    // The push itself was recorded first.
+    assert_eq!(ours[0]["detailType"], "ECR Image Action", "{events}");
+    assert_eq!(ours[0]["detail"]["action-type"], "PUSH", "{events}");
+    let ours: Vec<&Value> = ours
+        .into_iter()
+        .filter(|e| e["detailType"] != "ECR Image Action")
+        .collect();
     assert_eq!(ours.len(), 2, "{events}");
     for e in ours {
         assert_eq!(e["detailType"], "ECR Image Scan", "{e}");
