@@ -37,5 +37,6 @@ CREATE TABLE event_deliveries (
     finished_at BIGINT
 );
 CREATE INDEX event_deliveries_heads ON event_deliveries (rule, target, state, repository, id);
+CREATE INDEX event_deliveries_window ON event_deliveries (rule, target, state, id);
 CREATE INDEX event_deliveries_event ON event_deliveries (event_id);
 CREATE INDEX outbox_created ON outbox (created_at);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -36,8 +37,12 @@ const LEASE_TTL: Duration = Duration::from_secs(30);
 const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// Events handed over per transaction.
 const DISPATCH_BATCH: i64 = 500;
-/// Deliveries (heads of distinct repositories) one target attempts at once.
+/// Repository heads one target tries at once when its window is stuck (see `deliver_loop`).
 const TARGET_BATCH: i64 = 32;
+/// A target's oldest pending deliveries read per round.
+const DELIVERY_WINDOW: i64 = 256;
+/// Repositories whose events one target sends at the same time.
+const REPOSITORIES_AT_ONCE: usize = 16;
 /// How often delivered events are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// The first retry waits about this long; each later one twice as long as the one before.
@@ -346,8 +351,12 @@ impl EventWorker {
         Ok(())
     }
 
-    /// Delivers one target's due deliveries until cancelled: the head of each repository at
-    /// once, then the next of the repositories whose head went through.
+    /// Delivers one target's due deliveries until cancelled. Each round reads the target's
+    /// oldest pending deliveries (a window), sends each repository's in order, the repositories
+    /// side by side, and records the acknowledged ones in one statement: one read and one write
+    /// per round, not per event. When a full window makes no progress (its repositories all wait
+    /// for retries), the first delivery of every repository is tried instead, so that one
+    /// repository's backlog never starves the others.
     async fn deliver_loop(
         self: Arc<Self>,
         key: TargetKey,
@@ -360,19 +369,26 @@ impl EventWorker {
             if cancel.is_cancelled() {
                 return;
             }
-            let heads = match events
-                .due_heads(&key.rule, &key.target, now_millis(), TARGET_BATCH)
+            let window = match events
+                .pending_window(&key.rule, &key.target, DELIVERY_WINDOW)
                 .await
             {
-                Ok(heads) => heads,
+                Ok(window) => window,
                 Err(e) => {
                     tracing::warn!(rule = %key.rule, target = %key.target, error = %e, "cannot read pending deliveries; will retry");
                     Vec::new()
                 }
             };
-            if !heads.is_empty() {
-                let attempts = heads.into_iter().map(|d| self.attempt(&key, &target, d));
-                futures::future::join_all(attempts).await;
+            let full = window.len() as i64 == DELIVERY_WINDOW;
+            let mut progressed = self.deliver_in_order(&key, &target, window).await;
+            if !progressed && full {
+                let heads = events
+                    .due_heads(&key.rule, &key.target, now_millis(), TARGET_BATCH)
+                    .await
+                    .unwrap_or_default();
+                progressed = self.deliver_in_order(&key, &target, heads).await;
+            }
+            if progressed {
                 continue;
             }
             // Nothing due: sleep until the next retry is due, new deliveries arrive, or a poll.
@@ -393,44 +409,116 @@ impl EventWorker {
         }
     }
 
-    /// One attempt at one delivery, and its outcome recorded.
-    async fn attempt(&self, key: &TargetKey, target: &EventTarget, delivery: PendingDelivery) {
-        let events = self.registry.events();
-        let body = render(&delivery.event, target.format, &self.origin);
-        let outcome = self
-            .senders
-            .send(target, &delivery.event.event_id, body)
-            .await;
-        let recorded = match outcome {
-            Ok(()) => {
-                self.metrics.attempt(key, "delivered");
-                events.delivered(delivery.id).await
-            }
-            Err(error) => {
-                let now = now_millis();
-                let retry_at = now + backoff(delivery.attempts).as_millis() as i64;
-                let window_end = delivery.window_start + self.retry_window.as_millis() as i64;
-                let retry_at = (retry_at <= window_end).then_some(retry_at);
-                self.metrics.attempt(
-                    key,
-                    if retry_at.is_some() {
-                        "retried"
-                    } else {
-                        "dead_lettered"
-                    },
-                );
-                if retry_at.is_none() {
-                    tracing::warn!(rule = %key.rule, target = %key.target, event = %delivery.event.event_id, %error, "event delivery failed past its retry window; dead-lettered");
-                } else {
-                    tracing::debug!(rule = %key.rule, target = %key.target, event = %delivery.event.event_id, %error, "event delivery failed; will retry");
-                }
-                events.failed(delivery.id, &error, retry_at).await
-            }
-        };
-        if let Err(e) = recorded {
-            // The attempt is made again: at least once, never lost.
-            tracing::warn!(rule = %key.rule, target = %key.target, error = %e, "cannot record a delivery's outcome");
+    /// Sends `deliveries` (oldest first) in order per repository, repositories concurrently,
+    /// each repository stopping at a delivery that is not due or fails; records the outcomes.
+    /// Whether any delivery was attempted.
+    async fn deliver_in_order(
+        &self,
+        key: &TargetKey,
+        target: &EventTarget,
+        deliveries: Vec<PendingDelivery>,
+    ) -> bool {
+        if deliveries.is_empty() {
+            return false;
         }
+        let mut by_repository: Vec<Vec<PendingDelivery>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for d in deliveries {
+            match index.get(&d.event.repository) {
+                Some(&i) => by_repository[i].push(d),
+                None => {
+                    index.insert(d.event.repository.clone(), by_repository.len());
+                    by_repository.push(vec![d]);
+                }
+            }
+        }
+        let now = now_millis();
+        let sent: Vec<(Vec<i64>, bool)> = futures::stream::iter(
+            by_repository
+                .into_iter()
+                .map(|queue| self.deliver_queue(key, target, queue, now)),
+        )
+        .buffer_unordered(REPOSITORIES_AT_ONCE)
+        .collect()
+        .await;
+        let attempted = sent.iter().any(|(_, attempted)| *attempted);
+        let delivered: Vec<i64> = sent.into_iter().flat_map(|(ids, _)| ids).collect();
+        if !delivered.is_empty() {
+            if let Err(e) = self.registry.events().delivered_many(&delivered).await {
+                // They are sent again: at least once, never lost.
+                tracing::warn!(rule = %key.rule, target = %key.target, error = %e, "cannot record delivered events");
+            }
+        }
+        attempted
+    }
+
+    /// One repository's deliveries, in order, until one is not due or fails: the ids sent, and
+    /// whether anything was attempted. A failure is recorded at once (retry or dead letter); a
+    /// dead letter no longer holds the repository back.
+    async fn deliver_queue(
+        &self,
+        key: &TargetKey,
+        target: &EventTarget,
+        queue: Vec<PendingDelivery>,
+        now: i64,
+    ) -> (Vec<i64>, bool) {
+        let mut sent = Vec::new();
+        let mut attempted = false;
+        for delivery in queue {
+            if delivery.next_attempt_at > now {
+                break;
+            }
+            attempted = true;
+            let body = render(&delivery.event, target.format, &self.origin);
+            match self
+                .senders
+                .send(target, &delivery.event.event_id, body)
+                .await
+            {
+                Ok(()) => {
+                    self.metrics.attempt(key, "delivered");
+                    sent.push(delivery.id);
+                }
+                Err(error) => {
+                    if !self.failed(key, &delivery, &error).await {
+                        break;
+                    }
+                }
+            }
+        }
+        (sent, attempted)
+    }
+
+    /// Records a failed attempt: a retry with backoff, or a dead letter past the retry window.
+    /// Whether it was dead-lettered (and so no longer holds its repository back).
+    async fn failed(&self, key: &TargetKey, delivery: &PendingDelivery, error: &str) -> bool {
+        let now = now_millis();
+        let retry_at = now + backoff(delivery.attempts).as_millis() as i64;
+        let window_end = delivery.window_start + self.retry_window.as_millis() as i64;
+        let retry_at = (retry_at <= window_end).then_some(retry_at);
+        self.metrics.attempt(
+            key,
+            if retry_at.is_some() {
+                "retried"
+            } else {
+                "dead_lettered"
+            },
+        );
+        if retry_at.is_none() {
+            tracing::warn!(rule = %key.rule, target = %key.target, event = %delivery.event.event_id, %error, "event delivery failed past its retry window; dead-lettered");
+        } else {
+            tracing::debug!(rule = %key.rule, target = %key.target, event = %delivery.event.event_id, %error, "event delivery failed; will retry");
+        }
+        if let Err(e) = self
+            .registry
+            .events()
+            .failed(delivery.id, error, retry_at)
+            .await
+        {
+            tracing::warn!(rule = %key.rule, target = %key.target, error = %e, "cannot record a delivery's outcome");
+            return false;
+        }
+        retry_at.is_none()
     }
 }
 

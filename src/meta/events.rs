@@ -189,6 +189,16 @@ fn outbox_row(r: &AnyRow) -> Result<OutboxEvent> {
     })
 }
 
+fn pending_row(r: &AnyRow) -> Result<PendingDelivery> {
+    Ok(PendingDelivery {
+        id: r.try_get("delivery_id")?,
+        attempts: r.try_get("attempts")?,
+        window_start: r.try_get("window_start")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        event: outbox_row(r)?,
+    })
+}
+
 /// An event rule as stored: its targets' JSON is opened (decrypted) on the way out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRuleRow {
@@ -467,17 +477,47 @@ impl Events {
         .bind(limit)
         .fetch_all(&self.meta.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingDelivery {
-                    id: r.try_get("delivery_id")?,
-                    attempts: r.try_get("attempts")?,
-                    window_start: r.try_get("window_start")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    event: outbox_row(r)?,
-                })
-            })
-            .collect()
+        rows.iter().map(pending_row).collect()
+    }
+
+    /// One target's oldest pending deliveries, at most `limit`, oldest first. Every repository in
+    /// it starts with its first pending delivery (the window holds the lowest ids).
+    pub async fn pending_window(
+        &self,
+        rule: &str,
+        target: &str,
+        limit: i64,
+    ) -> Result<Vec<PendingDelivery>> {
+        let rows = sqlx::query(&format!(
+            "SELECT d.id AS delivery_id, d.attempts, d.window_start, d.next_attempt_at, {OUTBOX_COLUMNS} \
+             FROM event_deliveries d JOIN outbox o ON o.id = d.event_id \
+             WHERE d.rule = $1 AND d.target = $2 AND d.state = $3 ORDER BY d.id LIMIT $4"
+        ))
+        .bind(rule)
+        .bind(target)
+        .bind(PENDING)
+        .bind(limit)
+        .fetch_all(&self.meta.read)
+        .await?;
+        rows.iter().map(pending_row).collect()
+    }
+
+    /// Deliveries the target acknowledged, in one statement per 500.
+    pub async fn delivered_many(&self, ids: &[i64]) -> Result<()> {
+        let now = now_millis();
+        for batch in ids.chunks(500) {
+            let placeholders = super::images::placeholders(4, batch.len());
+            let sql = format!(
+                "UPDATE event_deliveries SET state = $1, attempts = attempts + 1, finished_at = $2, \
+                 last_error = NULL WHERE state = $3 AND id IN ({placeholders})"
+            );
+            let mut query = sqlx::query(&sql).bind(DELIVERED).bind(now).bind(PENDING);
+            for id in batch {
+                query = query.bind(*id);
+            }
+            query.execute(&self.meta.write).await?;
+        }
+        Ok(())
     }
 
     /// When the first of one target's repository heads is next due (none pending: `None`).

@@ -275,6 +275,21 @@ impl EventService {
         self.store.delivered(id).await
     }
 
+    /// One target's oldest pending deliveries, oldest first.
+    pub async fn pending_window(
+        &self,
+        rule: &str,
+        target: &str,
+        limit: i64,
+    ) -> Result<Vec<PendingDelivery>> {
+        self.store.pending_window(rule, target, limit).await
+    }
+
+    /// Deliveries the target acknowledged.
+    pub async fn delivered_many(&self, ids: &[i64]) -> Result<()> {
+        self.store.delivered_many(ids).await
+    }
+
     /// A failed attempt: retried at `retry_at`, dead-lettered when `None`.
     pub async fn failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<()> {
         self.store.failed(id, error, retry_at).await

@@ -697,6 +697,13 @@ async fn event_deliveries(db: &Db) {
     let counts = events.delivery_counts(None).await.unwrap();
     assert_eq!((counts[0].pending, counts[0].dead), (4, 0));
 
+    // The window: the oldest pending deliveries, whatever their repository.
+    let window = events.pending_window("r", "t", 2).await.unwrap();
+    assert_eq!(
+        window.iter().map(|d| d.event.id).collect::<Vec<_>>(),
+        [recorded[0].id, recorded[1].id]
+    );
+
     // Pruning keeps what is pending; once delivered, past the cutoff, events go.
     assert_eq!(
         events.prune(now + 3_600_000).await.unwrap(),
@@ -708,9 +715,8 @@ async fn event_deliveries(db: &Db) {
         if due.is_empty() {
             break;
         }
-        for d in due {
-            events.delivered(d.id).await.unwrap();
-        }
+        let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+        events.delivered_many(&ids).await.unwrap();
     }
     assert_eq!(events.prune(now + 3_600_000).await.unwrap(), 4);
     assert!(events.outbox_events(0, 100).await.unwrap().is_empty());
