@@ -64,43 +64,44 @@ pub fn init(config: &Config, runtime: tokio::runtime::Handle) -> anyhow::Result<
     );
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    // Colour only for a person at a terminal: escape codes would litter log files and journals.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let logs = if config.log.format == "json" {
-        tracing_subscriber::fmt::layer()
-            .fmt_fields(JsonFields::new())
-            .event_format(JsonLines)
-            .with_writer(std::io::stderr)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(ansi)
-            .with_writer(std::io::stderr)
-            .boxed()
-    };
     let provider = match config.tracing.traces_url() {
         Some(url) => Some(provider(config, &url, runtime)?),
         None => None,
     };
-    let otel = provider.as_ref().map(|provider| {
-        // Berth's own spans (the request's and its detail spans) and its warnings and errors as
-        // span events; never other crates' spans, nor the debug chatter of a verbose log level.
-        let wanted = tracing_subscriber::filter::filter_fn(|meta| {
-            meta.target().starts_with("berth")
-                && if meta.is_span() {
-                    *meta.level() <= Level::DEBUG
-                } else {
-                    *meta.level() <= Level::WARN
-                }
-        });
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("berth"))
-            .with_filter(wanted)
-    });
-    tracing_subscriber::registry()
-        .with(otel)
-        .with(logs.with_filter(filter))
-        .init();
+    // No per-layer filters (`Layer::with_filter`): beside each other, two of them lost spans and
+    // log lines here (the filter state they keep per thread went stale). Global filters decide
+    // what exists at all, and the wrappers below decide what each layer is shown.
+    match &provider {
+        Some(provider) => {
+            let logged =
+                <EnvFilter as Layer<tracing_subscriber::Registry>>::max_level_hint(&filter)
+                    .unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
+            let either = tracing_subscriber::filter::filter_fn(move |meta| {
+                exported(meta) || *meta.level() <= logged
+            });
+            let otel = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("berth"))
+                // A span's parent is its `tracing` parent, not the OpenTelemetry context
+                // attached to the thread (which interleaving request tasks leave stale).
+                .with_context_activation(false)
+                // Neither busy/idle times nor thread ids: clock reads on every poll of a span.
+                .with_tracked_inactivity(false)
+                .with_threads(false);
+            tracing_subscriber::registry()
+                .with(either)
+                .with(BerthOnly(otel))
+                .with(LoggedOnly {
+                    filter,
+                    logs: log_layer(config),
+                })
+                .init();
+        }
+        // As before traces existed: the log filter decides what exists.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(config))
+            .init(),
+    }
     match (&provider, config.tracing.traces_url()) {
         (Some(_), Some(url)) => tracing::info!(
             %url,
@@ -111,6 +112,201 @@ pub fn init(config: &Config, runtime: tokio::runtime::Handle) -> anyhow::Result<
         _ => tracing::info!("traces: off ([tracing] otlp_endpoint is empty)"),
     }
     Ok(Telemetry { provider })
+}
+
+/// The log lines' layer, in the format of `[log] format`.
+fn log_layer<S>(config: &Config) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if config.log.format == "json" {
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines)
+            .with_writer(std::io::stderr)
+            .boxed()
+    } else {
+        // Colour only for a person at a terminal: escape codes would litter log files and
+        // journals.
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .boxed()
+    }
+}
+
+/// What the OpenTelemetry layer takes: Berth's own spans (the request's and its detail spans,
+/// down to `debug`) and its warnings and errors as span events; never other crates' spans, nor
+/// the debug chatter of a verbose log level.
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target().starts_with("berth")
+        && if meta.is_span() {
+            *meta.level() <= Level::DEBUG
+        } else {
+            *meta.level() <= Level::WARN
+        }
+}
+
+/// The OpenTelemetry layer, shown only the spans and events [`exported`] takes (it ignores the
+/// entries, records and closes of spans it never saw).
+struct BerthOnly<L>(L);
+
+impl<S, L> Layer<S> for BerthOnly<L>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if exported(attrs.metadata()) {
+            self.0.on_new_span(attrs, id, ctx);
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_record(id, values, ctx);
+    }
+
+    fn on_follows_from(
+        &self,
+        span: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_follows_from(span, follows, ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if exported(event.metadata()) {
+            self.0.on_event(event, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_id_change(old, new, ctx);
+    }
+
+    // `OpenTelemetrySpanExt` finds the layer through this.
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else {
+            self.0.downcast_raw(id)
+        }
+    }
+}
+
+/// The log layer, shown every span (its lines name the spans in scope) but only the events the
+/// log filter enables. The filter is told of spans too, for directives that name spans.
+struct LoggedOnly<S> {
+    filter: EnvFilter,
+    logs: Box<dyn Layer<S> + Send + Sync>,
+}
+
+impl<S> Layer<S> for LoggedOnly<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.logs.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.logs.on_layer(subscriber);
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.filter.on_new_span(attrs, id, ctx.clone());
+        self.logs.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.filter.on_record(id, values, ctx.clone());
+        self.logs.on_record(id, values, ctx);
+    }
+
+    fn on_follows_from(
+        &self,
+        span: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.logs.on_follows_from(span, follows, ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if Layer::<S>::enabled(&self.filter, event.metadata(), ctx.clone()) {
+            self.logs.on_event(event, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.filter.on_enter(id, ctx.clone());
+        self.logs.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.filter.on_exit(id, ctx.clone());
+        self.logs.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.filter.on_close(id.clone(), ctx.clone());
+        self.logs.on_close(id, ctx);
+    }
+
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.logs.on_id_change(old, new, ctx);
+    }
 }
 
 fn provider(

@@ -182,19 +182,21 @@ async fn a_push_sends_its_spans_linked_to_the_clients_traceparent() {
     assert_eq!(resp.status().as_u16(), 201);
     assert!(header(&resp, "x-request-id").is_some());
 
-    // Children end (and are queued) before their parent: wait for both server spans and at least
-    // one child of each.
+    // Spans arrive in batches as they end: wait for both server spans and the children the
+    // assertions below look for.
     let deadline = Instant::now() + EXPORT_WAIT;
     let spans = loop {
         let spans = receiver.spans();
-        let complete = [
-            (&manifest_trace, &manifest_client_span),
-            (&blob_trace, &blob_client_span),
-        ]
-        .iter()
-        .all(|(trace, parent)| {
-            server_span(&spans, trace, parent).is_some_and(|s| !children(&spans, s).is_empty())
-        });
+        let has_child = |trace: &str, parent: &str, attribute: &str| {
+            server_span(&spans, trace, parent).is_some_and(|s| {
+                children(&spans, s)
+                    .iter()
+                    .any(|c| attr(c, attribute).is_string())
+            })
+        };
+        let complete = has_child(&manifest_trace, &manifest_client_span, "db.operation.name")
+            && spans.iter().any(|s| s["name"] == "manifest_put")
+            && has_child(&blob_trace, &blob_client_span, "berth.storage.operation");
         if complete {
             break spans;
         }
