@@ -47,6 +47,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub tracing: TracingConfig,
     pub auth: AuthConfig,
     pub trivy: TrivyConfig,
     pub pull_through: PullThroughConfig,
@@ -462,6 +463,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
+            tracing: TracingConfig::default(),
             auth: AuthConfig::default(),
             trivy: TrivyConfig::default(),
             pull_through: PullThroughConfig::default(),
@@ -586,6 +588,65 @@ impl MetricsConfig {
                 self.listen
             ))
         })
+    }
+}
+
+/// OpenTelemetry traces (`[tracing]`, env `BERTH_TRACING_*`), sent over OTLP/HTTP with protobuf.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// The collector's OTLP/HTTP base URL, such as `http://collector:4318` (`/v1/traces` is
+    /// appended); empty (the default) exports no traces.
+    pub otlp_endpoint: String,
+    /// The `service.name` resource attribute of every span.
+    pub service_name: String,
+    /// The share of new traces recorded, 0.0 to 1.0. Parent-based: a request whose
+    /// `traceparent` says sampled (or not) follows its caller's decision.
+    pub sample_ratio: f64,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: String::new(),
+            service_name: "berth".into(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+impl TracingConfig {
+    /// The URL spans are POSTed to (`<otlp_endpoint>/v1/traces`), `None` when tracing is off.
+    pub fn traces_url(&self) -> Option<String> {
+        let base = self.otlp_endpoint.trim().trim_end_matches('/');
+        (!base.is_empty()).then(|| format!("{base}/v1/traces"))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = self.traces_url() {
+            let parsed = url::Url::parse(&url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if parsed.is_none() {
+                return Err(ConfigError(format!(
+                    "tracing.otlp_endpoint (BERTH_TRACING_OTLP_ENDPOINT): {:?} is not an http(s) \
+                     URL such as http://collector:4318",
+                    self.otlp_endpoint
+                )));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(ConfigError(format!(
+                "tracing.sample_ratio (BERTH_TRACING_SAMPLE_RATIO) must be between 0 and 1, not {}",
+                self.sample_ratio
+            )));
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(ConfigError(
+                "tracing.service_name (BERTH_TRACING_SERVICE_NAME) must not be empty".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -892,6 +953,7 @@ impl Config {
                 )));
             }
         }
+        self.tracing.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError(format!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -1085,6 +1147,11 @@ fn apply_env(
                     .parse()
                     .map_err(|_| ConfigError(format!("{var}: expected an integer, got {raw:?}")))?,
             ),
+            Some(toml::Value::Float(_)) => toml::Value::Float(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{var}: expected a number, got {raw:?}")))?,
+            ),
             Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim() {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" => false,
@@ -1131,6 +1198,36 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_from(Some(&path), &Overrides::default(), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_its_keys_come_from_file_and_env() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.tracing.traces_url(), None);
+        assert_eq!(c.tracing.service_name, "berth");
+        assert_eq!(c.tracing.sample_ratio, 1.0);
+        let c = load(
+            "[tracing]\notlp_endpoint = \"http://collector:4318/\"\nsample_ratio = 0.25\n",
+            &[("BERTH_TRACING_SERVICE_NAME", "registry-eu")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.tracing.traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert_eq!(c.tracing.sample_ratio, 0.25);
+        assert_eq!(c.tracing.service_name, "registry-eu");
+        let c = load("", &[("BERTH_TRACING_SAMPLE_RATIO", "0.5")]).unwrap();
+        assert_eq!(c.tracing.sample_ratio, 0.5);
+        for (var, value) in [
+            ("BERTH_TRACING_SAMPLE_RATIO", "1.5"),
+            ("BERTH_TRACING_SAMPLE_RATIO", "half"),
+            ("BERTH_TRACING_OTLP_ENDPOINT", "collector:4318"),
+            ("BERTH_TRACING_OTLP_ENDPOINT", "grpc://collector:4317"),
+        ] {
+            let err = load("", &[(var, value)]).unwrap_err();
+            assert!(err.0.contains(var), "{var}={value}: {}", err.0);
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! block below and fails on any `use crate::…` that breaks it, so this text is the rule:
 //!
 //! ```text
-//! app, server                       wiring: build the services, spawn jobs, serve connections
+//! app, server, telemetry            wiring: build the services, spawn jobs, serve connections;
+//!                                   the log format and the trace exporter
 //! http, jobs                        transports (oci, token, admin, ecr) and background loops
 //! ops                               typed management operations behind one gate (the control plane)
 //! pull_through, replication, events  cached repositories filled from upstream registries;
@@ -39,4 +40,5 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod telemetry;
 pub mod util;

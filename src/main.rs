@@ -1,6 +1,5 @@
 //! The `berth` command: parse flags, load configuration, set up logging, run a subcommand.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -129,22 +128,6 @@ fn overrides(storage: &StorageArgs, serve: Option<&ServeArgs>) -> Overrides {
         database_url: storage.database_url.clone(),
         storage_url: storage.storage_url.clone(),
         trivy_path: serve.trivy_path,
-    }
-}
-
-fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    // Colour only for a person at a terminal: escape codes would litter log files and journals.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if config.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -353,11 +336,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let telemetry = match berth::telemetry::init(&config, runtime.handle().clone()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(_) => berth::app::serve(config).await,
@@ -385,6 +374,9 @@ fn main() -> std::process::ExitCode {
             } => lifecycle_run(config, repository).await,
         }
     });
+    // Here, after a graceful stop: the spans still queued are sent (the runtime, which runs the
+    // export requests, is still up; this thread is not one of its workers).
+    telemetry.shutdown();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -149,7 +149,7 @@ impl StorageOp {
         StorageOp::Probe,
     ];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             StorageOp::StartUpload => "start_upload",
             StorageOp::PutUpload => "put_upload",
@@ -196,7 +196,7 @@ impl StoreCall {
         StoreCall::RepositoryGet,
     ];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             StoreCall::ManifestGet => "manifest_get",
             StoreCall::ManifestPut => "manifest_put",

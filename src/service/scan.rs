@@ -90,7 +90,15 @@ impl Scanner {
         args
     }
 
-    /// Runs Trivy on `image` and returns its JSON report, or why it failed.
+    /// Runs Trivy on `image` and returns its JSON report, or why it failed. Its trace span
+    /// (`debug`: free without an exporter) covers the child process; the credential is not
+    /// recorded.
+    #[tracing::instrument(
+        level = "debug",
+        name = "trivy",
+        skip_all,
+        fields(otel.name = "trivy", berth.image = image)
+    )]
     pub async fn run(
         &self,
         image: &str,

@@ -243,8 +243,20 @@ impl BlobStore {
 
     /// Runs one storage operation, recording its time and whether it failed.
     async fn timed<T>(&self, op: StorageOp, work: impl Future<Output = Result<T>>) -> Result<T> {
+        // Its trace span: `debug`, so disabled at the call site (next to free) without an
+        // exporter and below a debug log level.
+        let span = tracing::debug_span!(
+            "storage",
+            otel.name = op.name(),
+            otel.kind = "client",
+            berth.storage.operation = op.name(),
+            otel.status_description = tracing::field::Empty,
+        );
         let start = std::time::Instant::now();
-        let result = work.await;
+        let result = tracing::Instrument::instrument(work, span.clone()).await;
+        if let Err(e) = &result {
+            span.record("otel.status_description", tracing::field::display(e));
+        }
         self.metrics
             .storage_op(op, start.elapsed(), result.is_err());
         result

@@ -41,4 +41,5 @@ mod scanning;
 mod secrets_at_rest;
 mod server_behaviour;
 mod tag_immutability;
+mod tracing;
 mod trusted_proxies;

@@ -252,6 +252,12 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         &mut audited,
     )
     .await;
+    if let Some(subject) = &subject {
+        crate::http::trace::note_subject(subject);
+    }
+    if let Some(repository) = &repository {
+        crate::http::trace::note_repository(repository);
+    }
     let name = operation.as_deref().unwrap_or("-");
     if !audited {
         audit(

@@ -143,6 +143,9 @@ async fn handle(app: AppState, path: &str, req: Request) -> Result<Response> {
             path.chars().take(200).collect::<String>()
         ))
     })?;
+    if let Some(name) = route.name() {
+        crate::http::trace::note_repository(name.as_str());
+    }
     let method = req.method().clone();
     // Mirror mode: a pull of an upstream's repository (containerd adds `?ns=<upstream host>`)
     // is a pull of the cached repository its rule maps it to, for authorization too.
