@@ -3,7 +3,7 @@
 //! W3C `traceparent` and the parent of the detail spans of the database, storage, upstream and
 //! Trivy calls made for it. Each request gets a request id (the caller's `X-Request-Id` when it
 //! is a short safe token, else a UUID v7), answered as `X-Request-Id`. The log line, written
-//! when the response body is done with (target `berth::request`; `debug`, `error` for a 5xx),
+//! when the response body is done with (target `berth::request`; `info`, `error` for a 5xx),
 //! names the request id, trace id, principal, repository, method, route, status, duration and
 //! outcome. Handlers and the authentication code note the repository and principal with
 //! [`note_repository`] and [`note_subject`]. Nothing of a request's headers but the trace
@@ -211,11 +211,12 @@ impl Drop for Finish {
                 )
             };
         }
-        // As before (tower-http's defaults): a line per request at debug, a 5xx at error.
+        // One access line per request at info (the default level), as registries log them; a
+        // 5xx at error. `berth::request=warn` silences them.
         if self.status >= 500 {
             line!(tracing::Level::ERROR);
         } else {
-            line!(tracing::Level::DEBUG);
+            line!(tracing::Level::INFO);
         }
     }
 }
