@@ -497,10 +497,10 @@ where
             let response = tower_service::Service::call(&mut shared.router.clone(), request);
             async move {
                 let response = response.await?;
-                Ok::<_, Infallible>(response.map(|body| InFlightBody {
-                    body,
-                    _in_flight: in_flight,
-                }))
+                // The request counts as in flight until its response is sent.
+                Ok::<_, Infallible>(
+                    response.map(|body| crate::http::held::HeldUntilSent::new(body, in_flight)),
+                )
             }
         })
     };
@@ -560,32 +560,6 @@ where
             }
             _ = shared.abort.cancelled() => return,
         }
-    }
-}
-
-/// A response body that keeps its request counted as in flight until it is sent (or dropped).
-struct InFlightBody {
-    body: Body,
-    _in_flight: InFlight,
-}
-
-impl HttpBody for InFlightBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

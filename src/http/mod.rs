@@ -9,6 +9,7 @@ pub mod client;
 pub mod ecr;
 pub mod error;
 pub mod exposition;
+pub mod held;
 pub mod observe;
 pub mod oci;
 pub mod state;

@@ -9,9 +9,7 @@
 //! [`note_repository`] and [`note_subject`]. Nothing of a request's headers but the trace
 //! context and the request id is read, so no credential can reach the log.
 
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -20,8 +18,6 @@ use axum::extract::{MatchedPath, RawPathParams, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::trace::{Status, TraceContextExt};
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -162,12 +158,7 @@ pub async fn trace(
         route,
         status,
     };
-    response.map(|body| {
-        Body::new(Traced {
-            body,
-            _finish: finish,
-        })
-    })
+    response.map(|body| Body::new(super::held::HeldUntilSent::new(body, finish)))
 }
 
 /// Writes the request's log line and ends its span when the response body is done with.
@@ -218,32 +209,6 @@ impl Drop for Finish {
         } else {
             line!(tracing::Level::INFO);
         }
-    }
-}
-
-/// A response body that holds the request's [`Finish`] until it is dropped.
-struct Traced {
-    body: Body,
-    _finish: Finish,
-}
-
-impl HttpBody for Traced {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
