@@ -198,11 +198,11 @@ impl EventWorker {
         let mut pruned: Option<Instant> = None;
         let mut gauges: Option<Instant> = None;
         loop {
-            if gauges.is_none_or_elapsed(GAUGE_INTERVAL) {
+            if due(gauges, GAUGE_INTERVAL) {
                 gauges = Some(Instant::now());
                 self.refresh_gauges().await;
             }
-            if lease_asked.is_none_or_elapsed(LEASE_RENEW) {
+            if due(lease_asked, LEASE_RENEW) {
                 lease_asked = Some(Instant::now());
                 let held = match self
                     .registry
@@ -236,7 +236,7 @@ impl EventWorker {
                 if let Err(e) = self.sync_tasks(&mut tasks, &cancel).await {
                     tracing::warn!(error = %e, "cannot read the event rules; will retry");
                 }
-                if pruned.is_none_or_elapsed(PRUNE_INTERVAL) {
+                if due(pruned, PRUNE_INTERVAL) {
                     pruned = Some(Instant::now());
                     let cutoff = now_millis() - self.retention.as_millis() as i64;
                     match self.registry.events().prune(cutoff).await {
@@ -522,14 +522,9 @@ impl EventWorker {
     }
 }
 
-trait ElapsedSince {
-    fn is_none_or_elapsed(&self, period: Duration) -> bool;
-}
-
-impl ElapsedSince for Option<Instant> {
-    fn is_none_or_elapsed(&self, period: Duration) -> bool {
-        self.map_or(true, |at| at.elapsed() >= period)
-    }
+/// Whether a periodic step last taken at `last` (never: `None`) is due again after `period`.
+fn due(last: Option<Instant>, period: Duration) -> bool {
+    last.map_or(true, |at| at.elapsed() >= period)
 }
 
 #[cfg(test)]

@@ -246,6 +246,33 @@ pub struct DeliveryCounts {
     pub oldest_pending_at: Option<i64>,
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Runs `sql` once per batch of `ids` (at most [`super::images::IN_BATCH`]): `{ids}` in it is
+/// replaced by their placeholders, numbered after the `leading` parameters that `bind` binds.
+/// The rows affected, in all.
+async fn update_by_ids(
+    conn: &mut sqlx::AnyConnection,
+    sql: &str,
+    leading: usize,
+    ids: &[i64],
+    bind: impl for<'q> Fn(AnyQuery<'q>) -> AnyQuery<'q>,
+) -> Result<u64> {
+    let mut total = 0;
+    for batch in ids.chunks(super::images::IN_BATCH) {
+        let sql = sql.replace(
+            "{ids}",
+            &super::images::placeholders(leading + 1, batch.len()),
+        );
+        let mut query = bind(sqlx::query(&sql));
+        for id in batch {
+            query = query.bind(*id);
+        }
+        total += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(total)
+}
+
 /// The sealing context of a rule's targets: a ciphertext copied to another rule does not open.
 pub(super) fn targets_context(name: &str) -> String {
     format!("event_rules/{name}")
@@ -406,17 +433,14 @@ impl Events {
             .filter(|h| h.targets.is_empty())
             .map(|h| h.event)
             .collect();
-        for batch in unmatched.chunks(500) {
-            let placeholders = super::images::placeholders(2, batch.len());
-            let sql = format!(
-                "UPDATE outbox SET delivered_at = $1 WHERE delivered_at IS NULL AND id IN ({placeholders})"
-            );
-            let mut query = sqlx::query(&sql).bind(now);
-            for id in batch {
-                query = query.bind(*id);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        update_by_ids(
+            &mut tx,
+            "UPDATE outbox SET delivered_at = $1 WHERE delivered_at IS NULL AND id IN ({ids})",
+            1,
+            &unmatched,
+            |q| q.bind(now),
+        )
+        .await?;
         for HandOver {
             event,
             repository,
@@ -502,21 +526,19 @@ impl Events {
         rows.iter().map(pending_row).collect()
     }
 
-    /// Deliveries the target acknowledged, in one statement per 500.
+    /// Deliveries the target acknowledged, in one statement per batch.
     pub async fn delivered_many(&self, ids: &[i64]) -> Result<()> {
         let now = now_millis();
-        for batch in ids.chunks(500) {
-            let placeholders = super::images::placeholders(4, batch.len());
-            let sql = format!(
-                "UPDATE event_deliveries SET state = $1, attempts = attempts + 1, finished_at = $2, \
-                 last_error = NULL WHERE state = $3 AND id IN ({placeholders})"
-            );
-            let mut query = sqlx::query(&sql).bind(DELIVERED).bind(now).bind(PENDING);
-            for id in batch {
-                query = query.bind(*id);
-            }
-            query.execute(&self.meta.write).await?;
-        }
+        let mut conn = self.meta.write.acquire().await?;
+        update_by_ids(
+            &mut conn,
+            "UPDATE event_deliveries SET state = $1, attempts = attempts + 1, finished_at = $2, \
+             last_error = NULL WHERE state = $3 AND id IN ({ids})",
+            3,
+            ids,
+            |q| q.bind(DELIVERED).bind(now).bind(PENDING),
+        )
+        .await?;
         Ok(())
     }
 
@@ -534,21 +556,6 @@ impl Events {
         .fetch_one(&self.meta.read)
         .await?;
         Ok(row.try_get("next")?)
-    }
-
-    /// A delivery the target acknowledged.
-    pub async fn delivered(&self, id: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE event_deliveries SET state = $1, attempts = attempts + 1, finished_at = $2, \
-             last_error = NULL WHERE id = $3 AND state = $4",
-        )
-        .bind(DELIVERED)
-        .bind(now_millis())
-        .bind(id)
-        .bind(PENDING)
-        .execute(&self.meta.write)
-        .await?;
-        Ok(())
     }
 
     /// A failed attempt: retried at `retry_at`, or dead-lettered when `None`.
@@ -622,22 +629,22 @@ impl Events {
                 .await?
                 .rows_affected());
         }
-        let mut total = 0;
-        for batch in ids.chunks(500) {
-            let placeholders = super::images::placeholders(6, batch.len());
-            let sql = format!("{base} AND id IN ({placeholders})");
-            let mut query = sqlx::query(&sql)
-                .bind(PENDING)
-                .bind(now)
-                .bind(rule)
-                .bind(target.unwrap_or(""))
-                .bind(DEAD);
-            for id in batch {
-                query = query.bind(*id);
-            }
-            total += query.execute(&self.meta.write).await?.rows_affected();
-        }
-        Ok(total)
+        let (rule, target) = (rule.to_owned(), target.unwrap_or("").to_owned());
+        let mut conn = self.meta.write.acquire().await?;
+        update_by_ids(
+            &mut conn,
+            &format!("{base} AND id IN ({{ids}})"),
+            5,
+            ids,
+            |q| {
+                q.bind(PENDING)
+                    .bind(now)
+                    .bind(rule.clone())
+                    .bind(target.clone())
+                    .bind(DEAD)
+            },
+        )
+        .await
     }
 
     /// Deliveries by target and state, of one rule or of all.

@@ -271,10 +271,6 @@ impl EventService {
         self.store.next_attempt_at(rule, target).await
     }
 
-    pub async fn delivered(&self, id: i64) -> Result<()> {
-        self.store.delivered(id).await
-    }
-
     /// One target's oldest pending deliveries, oldest first.
     pub async fn pending_window(
         &self,

@@ -662,7 +662,7 @@ async fn event_deliveries(db: &Db) {
         .failed(first[0].id, "HTTP 503", Some(now + 60_000))
         .await
         .unwrap();
-    events.delivered(first[1].id).await.unwrap();
+    events.delivered_many(&[first[1].id]).await.unwrap();
     assert!(events
         .due_heads("r", "t", now, 10)
         .await
