@@ -99,6 +99,12 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         .bootstrap_admin(&config)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap admin: {e}"))?;
+    let console = Arc::new(crate::access::ConsoleSignIns::new(
+        meta.console_sessions(),
+        access.clone(),
+        Duration::from_secs(config.console.session_ttl_secs),
+        Duration::from_secs(config.console.idle_timeout_secs),
+    ));
     let replica_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let pull_through = Arc::new(
         crate::pull_through::PullThrough::new(
@@ -124,6 +130,7 @@ pub async fn build(config: Config) -> anyhow::Result<(AppState, Router)> {
         access,
         identities,
         audit,
+        console,
         registry,
         pull_through,
         replicator,

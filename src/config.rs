@@ -54,6 +54,7 @@ pub struct Config {
     pub federation: FederationConfig,
     pub replication: ReplicationConfig,
     pub events: EventsConfig,
+    pub console: ConsoleConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -470,6 +471,7 @@ impl Default for Config {
             federation: FederationConfig::default(),
             replication: ReplicationConfig::default(),
             events: EventsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -562,6 +564,28 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             trusted_proxies: Vec::new(),
             proxy_headers: "x-forwarded".into(),
+        }
+    }
+}
+
+/// The web console (`[console]`, env `BERTH_CONSOLE_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console at `/console/` on the registry's listener.
+    pub enabled: bool,
+    /// How long a sign-in lasts at most, in seconds.
+    pub session_ttl_secs: u64,
+    /// How long a session may go unused before it ends, in seconds.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_ttl_secs: 12 * 3600,
+            idle_timeout_secs: 3600,
         }
     }
 }
@@ -908,6 +932,11 @@ impl Config {
         self.validate_federation()?;
         self.validate_replication()?;
         self.validate_events()?;
+        if self.console.session_ttl_secs == 0 || self.console.idle_timeout_secs == 0 {
+            return Err(ConfigError(
+                "console.session_ttl_secs and console.idle_timeout_secs must be positive".into(),
+            ));
+        }
         if self.admin_access_key_id.is_empty() != self.admin_secret_access_key.expose().is_empty() {
             return Err(ConfigError(
                 "admin_access_key_id and admin_secret_access_key must be given together".into(),

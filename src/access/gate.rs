@@ -141,11 +141,15 @@ pub enum Door {
     TokenEndpoint,
     /// The OCI Distribution API under `/v2`.
     Registry,
+    /// The web console's sign-in form (`/console/sign-in`): what a person types.
+    ConsoleSignIn,
+    /// The web console's pages and forms under `/console/`.
+    Console,
 }
 
 /// Which door accepts which kind of credential: the one place this is decided. Anonymous
 /// callers (no credential) are a matter of policy, not of this table.
-pub const ACCEPTED: [(Door, &[CredentialKind]); 4] = [
+pub const ACCEPTED: [(Door, &[CredentialKind]); 6] = [
     (Door::AdminApi, &[Password, RobotSecret]),
     (Door::EcrApi, &[AccessKey]),
     (
@@ -170,6 +174,8 @@ pub const ACCEPTED: [(Door, &[CredentialKind]); 4] = [
             FederatedPassword,
         ],
     ),
+    (Door::ConsoleSignIn, &[Password, RobotSecret]),
+    (Door::Console, &[ConsoleSession]),
 ];
 
 impl Door {
@@ -180,6 +186,8 @@ impl Door {
             Door::EcrApi => "the ECR API",
             Door::TokenEndpoint => "the token endpoint (/token)",
             Door::Registry => "the registry API (/v2)",
+            Door::ConsoleSignIn => "the web console's sign-in (/console/sign-in)",
+            Door::Console => "the web console (/console/)",
         }
     }
 
@@ -207,6 +215,8 @@ impl Door {
                 "log in with a password, a robot secret, an ECR registry password or a refresh token"
             }
             Door::Registry => "log in again or get a new token from /token",
+            Door::ConsoleSignIn => "sign in with a user's password or a robot account's secret",
+            Door::Console => "sign in to the console at /console/sign-in",
         };
         Err(format!(
             "{} ({}) is not accepted by {}: {hint}",
@@ -268,5 +278,17 @@ mod tests {
         assert!(Door::EcrApi.admit(FederatedPassword).is_err());
         let refusal = Door::Registry.admit(RefreshToken).unwrap_err();
         assert!(refusal.contains("/v2"), "{refusal}");
+        // A console session opens the console and nothing else; the console opens with a
+        // session and nothing else (a registry token in a browser is not a sign-in).
+        for door in [
+            Door::AdminApi,
+            Door::EcrApi,
+            Door::TokenEndpoint,
+            Door::Registry,
+        ] {
+            assert!(door.admit(ConsoleSession).is_err(), "{door:?}");
+        }
+        assert_eq!(Door::Console.accepted(), [ConsoleSession]);
+        assert_eq!(Door::ConsoleSignIn.accepted(), [Password, RobotSecret]);
     }
 }

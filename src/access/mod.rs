@@ -26,6 +26,7 @@ mod keys;
 mod limiter;
 mod login;
 mod manage;
+mod sessions;
 mod simulator;
 mod tokens;
 
@@ -52,6 +53,7 @@ pub use manage::{
     validate_name, AccessKeyInfo, GroupInfo, Identities, NewAccessKey, PrincipalInfo,
     RESERVED_USER_NAMES,
 };
+pub use sessions::{ConsoleSignIns, OpenedSession};
 pub use simulator::{Simulation, SimulationRequest};
 
 /// The longest any cached identity, verified credential or policy document is trusted.

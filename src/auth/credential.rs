@@ -25,11 +25,13 @@ pub enum CredentialKind {
     /// A password a trusted registry signed for one of its principals (HTTP Basic as `AWS`):
     /// federation.
     FederatedPassword,
+    /// A web console session: the cookie a sign-in with a password or robot secret set.
+    ConsoleSession,
 }
 
 impl CredentialKind {
     /// Every kind, in the order of the table in the README.
-    pub const ALL: [CredentialKind; 8] = [
+    pub const ALL: [CredentialKind; 9] = [
         CredentialKind::Password,
         CredentialKind::RobotSecret,
         CredentialKind::AccessKey,
@@ -38,6 +40,7 @@ impl CredentialKind {
         CredentialKind::RegistryToken,
         CredentialKind::Scanner,
         CredentialKind::FederatedPassword,
+        CredentialKind::ConsoleSession,
     ];
 
     /// The name written in the audit log and in error messages.
@@ -51,6 +54,7 @@ impl CredentialKind {
             CredentialKind::RegistryToken => "registry_token",
             CredentialKind::Scanner => "scanner",
             CredentialKind::FederatedPassword => "federated_password",
+            CredentialKind::ConsoleSession => "console_session",
         }
     }
 
@@ -67,6 +71,7 @@ impl CredentialKind {
             CredentialKind::FederatedPassword => {
                 "a password a trusted registry signed (GetAuthorizationToken with registryIds)"
             }
+            CredentialKind::ConsoleSession => "a web console session",
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The transports: one axum router over the OCI registry API (`oci`), Docker token auth (`token`),
-//! the REST admin API (`admin`) and the ECR JSON API (`ecr`). Each maps requests onto the
+//! the REST admin API (`admin`), the ECR JSON API (`ecr`) and the web console (`console`). Each maps requests onto the
 //! services or the typed operations of `crate::ops` and their errors onto its wire format; no
 //! business rules here.
 
 pub mod admin;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod ecr;
 pub mod error;
 pub mod exposition;
@@ -45,6 +46,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(admin::router(state.config.limits.max_json_body_bytes))
         .layer(axum::middleware::map_response(api_version_header));
+    let inner = if state.config.console.enabled {
+        inner.merge(console::router(state.config.limits.max_json_body_bytes))
+    } else {
+        inner
+    };
     // Only with a metrics listener: without one, requests pay nothing for metrics.
     let inner = if state.config.metrics.listen.is_empty() {
         inner

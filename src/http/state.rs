@@ -16,6 +16,8 @@ pub struct App {
     /// Users, robots, groups and access keys as the admin API manages them.
     pub identities: Arc<Identities>,
     pub audit: AuditLog,
+    /// Web console sessions.
+    pub console: Arc<crate::access::ConsoleSignIns>,
     pub registry: Arc<Registry>,
     /// Repositories under pull-through rules.
     pub pull_through: Arc<PullThrough>,

@@ -19,6 +19,7 @@ mod replication;
 mod repositories;
 mod resource_tags;
 mod scan;
+mod sessions;
 mod stats;
 mod templates;
 mod uploads;
@@ -43,6 +44,7 @@ pub use replication::{
     IN_PROGRESS as REPLICATION_IN_PROGRESS, PUSH as REPLICATION_PUSH,
 };
 pub use scan::{is_scannable, Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
+pub use sessions::ConsoleSessionRow;
 
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
@@ -158,6 +160,8 @@ stores! {
     Events => events;
     /// Registry-wide counts and queue depths, for the metrics.
     Stats => stats;
+    /// Signed-in web console sessions.
+    ConsoleSessions => console_sessions;
 }
 
 /// The default GC grace period: 24 hours.

@@ -1,0 +1,9 @@
+//! TODO(identity)
+
+use axum::Router;
+
+use crate::http::AppState;
+
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
+}
