@@ -214,6 +214,13 @@ pub fn spawn_jobs(state: &AppState, cancel: CancellationToken) -> Vec<tokio::tas
             cancel.clone(),
         )));
     }
+    if state.config.console.enabled {
+        jobs.push(tokio::spawn(crate::jobs::prune_console_sessions(
+            state.console.clone(),
+            Duration::from_secs(600),
+            cancel.clone(),
+        )));
+    }
     jobs.push(tokio::spawn(crate::jobs::reload_signing_keys(
         state.access.clone(),
         Duration::from_secs(10),

@@ -289,6 +289,27 @@ pub async fn flush_pulls(registry: Arc<Registry>, interval: Duration, cancel: Ca
     }
 }
 
+/// Deletes ended console sessions every `interval` until cancelled. Every replica may run it
+/// (one idempotent DELETE over an index); ended sessions are refused whether or not they were
+/// pruned yet, so this only keeps the table small.
+pub async fn prune_console_sessions(
+    console: Arc<crate::access::ConsoleSignIns>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match console.prune().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "pruned ended console sessions"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune console sessions; will retry"),
+        }
+    }
+}
+
 /// How often the registry-wide gauges (blob and manifest counts, queue depths) are read.
 pub const METRICS_REFRESH: Duration = Duration::from_secs(30);
 

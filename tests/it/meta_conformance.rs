@@ -144,7 +144,7 @@ conformance!(sqlite, super::Backend::Sqlite;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest, replication_tasks, event_deliveries);
+    secrets_at_rest, replication_tasks, event_deliveries, console_sessions);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
@@ -152,11 +152,93 @@ conformance!(postgres, super::Backend::Postgres;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest, replication_tasks, event_deliveries);
+    secrets_at_rest, replication_tasks, event_deliveries, console_sessions);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob, creation_templates);
 
 // --- helpers ----------------------------------------------------------------------------------
+
+/// Console sessions: stored by the token's hash with their principal, touched, ended one by one
+/// and with their principal, pruned past their lifetime or idle timeout.
+async fn console_sessions(db: &Db) {
+    let identity = db.identity();
+    let sessions = db.console_sessions();
+    let user = identity
+        .create_principal("user", "console-user", "$argon2id$fake", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let robot = identity
+        .create_principal("robot", "console-robot", "$argon2id$fake", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let far = now_millis() + 3_600_000;
+    sessions
+        .create("a", user.id, user.credential_version, far)
+        .await
+        .unwrap();
+    sessions
+        .create("b", user.id, user.credential_version, far)
+        .await
+        .unwrap();
+    sessions.create("r", robot.id, 1, far).await.unwrap();
+    sessions
+        .create("old", robot.id, 1, now_millis() - 1)
+        .await
+        .unwrap();
+    assert!(sessions.get("missing").await.unwrap().is_none());
+    let a = sessions.get("a").await.unwrap().expect("session a");
+    assert_eq!(
+        (
+            a.principal_id,
+            a.principal_kind.as_str(),
+            a.principal_name.as_str()
+        ),
+        (user.id, "user", "console-user")
+    );
+    assert_eq!(a.credential_version, user.credential_version);
+    assert_eq!(a.expires_at, far);
+    assert_eq!(a.last_seen_at, a.created_at);
+    let r = sessions.get("r").await.unwrap().expect("session r");
+    assert_eq!(
+        (r.principal_kind.as_str(), r.principal_name.as_str()),
+        ("robot", "console-robot")
+    );
+
+    // Touching moves the idle clock forward only.
+    sessions.touch("a", a.last_seen_at + 5_000).await.unwrap();
+    sessions.touch("a", a.last_seen_at + 1_000).await.unwrap();
+    assert_eq!(
+        sessions.get("a").await.unwrap().unwrap().last_seen_at,
+        a.last_seen_at + 5_000
+    );
+
+    // Signing out ends one session; the other stays.
+    assert!(sessions.delete("a").await.unwrap());
+    assert!(!sessions.delete("a").await.unwrap());
+    assert!(sessions.get("a").await.unwrap().is_none());
+    assert!(sessions.get("b").await.unwrap().is_some());
+
+    // Pruning removes the expired session and, with an idle bound in the future, every idle one.
+    assert_eq!(
+        sessions.prune(0).await.unwrap(),
+        1,
+        "only the expired session"
+    );
+    assert!(sessions.get("old").await.unwrap().is_none());
+    assert!(sessions.get("r").await.unwrap().is_some());
+
+    // Deleting the principal deletes its sessions.
+    assert!(identity.delete_principal(user.id).await.unwrap());
+    assert!(sessions.get("b").await.unwrap().is_none());
+    assert_eq!(
+        sessions.prune(now_millis() + 1).await.unwrap(),
+        1,
+        "the robot's idle session"
+    );
+    assert!(sessions.get("r").await.unwrap().is_none());
+}
 
 /// A keyring from key-file lines (the first encrypts).
 fn keyring(lines: &[&str]) -> std::sync::Arc<berth::secrets::Keyring> {
