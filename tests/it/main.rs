@@ -18,6 +18,7 @@ mod api_push;
 mod auth_tokens;
 mod background_jobs;
 mod connections;
+mod console;
 mod disk_full;
 mod e2e_clients;
 mod e2e_policies;
