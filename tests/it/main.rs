@@ -1,8 +1,8 @@
 //! Berth's integration tests, one test binary (so CI links once): real Berth processes, real
 //! clients and real backing services, plus in-process router tests. `support/` holds what the
 //! suites share: the server under test (`common`), the HTTP client helpers (`api`), the real
-//! clients and daemons (`e2e`) and the tiny Trivy database (`trivy_db`). Run one suite with
-//! `cargo test --test it <suite>::`.
+//! clients and daemons (`e2e`), the headless Chromium of the console tests (`browser`) and the
+//! tiny Trivy database (`trivy_db`). Run one suite with `cargo test --test it <suite>::`.
 
 mod support;
 
@@ -18,6 +18,7 @@ mod api_push;
 mod auth_tokens;
 mod background_jobs;
 mod connections;
+mod console;
 mod disk_full;
 mod e2e_clients;
 mod e2e_policies;

@@ -1,6 +1,7 @@
 //! What the integration suites share.
 
 pub mod api;
+pub mod browser;
 pub mod common;
 pub mod e2e;
 pub mod router;
