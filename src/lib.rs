@@ -7,7 +7,7 @@
 //! ```text
 //! app, server, telemetry            wiring: build the services, spawn jobs, serve connections;
 //!                                   the log format and the trace exporter
-//! http, jobs                        transports (oci, token, admin, ecr) and background loops
+//! http, jobs                        transports (oci, token, admin, ecr, console) and background loops
 //! ops                               typed management operations behind one gate (the control plane)
 //! pull_through, replication, events  cached repositories filled from upstream registries;
 //!                                   pushed images sent to other registries; recorded events
