@@ -17,13 +17,13 @@ use api::{rand_suffix, sha256_digest, Api};
 use common::TestServer;
 use trivy_db::build_trivy_cache;
 
-const ADMIN_KEY: &str = "AKIASCANTESTADMIN001";
-const ADMIN_SECRET: &str = "scan/test+admin+secret+0123456789abcdefgh";
+pub(crate) const ADMIN_KEY: &str = "AKIASCANTESTADMIN001";
+pub(crate) const ADMIN_SECRET: &str = "scan/test+admin+secret+0123456789abcdefgh";
 const INSTALL_HINT: &str = "run tests/install-clients.sh to install trivy, boto3 and awscli";
 /// The planted secret: the shape of an AWS access key id (not a real key).
 const FAKE_AWS_KEY: &str = "AKIAZ4MPLE2BERTH7QXJ";
 
-fn trivy() -> PathBuf {
+pub(crate) fn trivy() -> PathBuf {
     let t = common::venv().join("bin/trivy");
     assert!(
         t.is_file(),
@@ -141,7 +141,7 @@ fn admin_creds() -> String {
 }
 
 /// Pushes the test image to `repo:v1` with skopeo (a real client); returns its digest.
-async fn push_image(server: &TestServer, repo: &str) -> String {
+pub(crate) async fn push_image(server: &TestServer, repo: &str) -> String {
     let image = test_image();
     let layout = tempfile::tempdir().unwrap();
     write_layout(layout.path(), &image);
@@ -181,7 +181,7 @@ fn skopeo_inspect(server: &TestServer, repo: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The native API's scan findings of `repo:v1` (or of `digest` when given): (HTTP status, body).
-async fn rest_findings(api: &Api, repo: &str, query: &str) -> (u16, Value) {
+pub(crate) async fn rest_findings(api: &Api, repo: &str, query: &str) -> (u16, Value) {
     let resp = api
         .get(&format!(
             "/api/v1/repositories/{repo}/scan-findings?{query}"
@@ -192,7 +192,7 @@ async fn rest_findings(api: &Api, repo: &str, query: &str) -> (u16, Value) {
 }
 
 /// Waits (up to 2 minutes) until the image's scan has left IN_PROGRESS; returns the findings.
-async fn wait_scanned(api: &Api, repo: &str, digest: &str) -> Value {
+pub(crate) async fn wait_scanned(api: &Api, repo: &str, digest: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let (status, body) = rest_findings(api, repo, &format!("imageDigest={digest}")).await;
@@ -208,7 +208,7 @@ async fn wait_scanned(api: &Api, repo: &str, digest: &str) -> Value {
     }
 }
 
-fn start(cache: &Path, trivy_path: &Path, extra: &[(&str, &str)]) -> TestServer {
+pub(crate) fn start(cache: &Path, trivy_path: &Path, extra: &[(&str, &str)]) -> TestServer {
     let cache = cache.display().to_string();
     let path = trivy_path.display().to_string();
     let mut env = vec![
