@@ -358,7 +358,7 @@ fn form_field(message: &str, rules: &[RuleForm]) -> String {
                 .map(|(i, _)| i);
             // A duplicate priority is reported on the later rule that repeats it.
             if message.contains("is used by more than one rule") {
-                same.last()
+                same.next_back()
             } else {
                 same.next()
             }
@@ -653,7 +653,7 @@ fn preview_error(placed: &Placed) -> Markup {
 fn preview_markup(answer: &PreviewLifecyclePolicyResponse) -> Markup {
     let total = answer.summary.expiring_image_total_count;
     html! {
-        p role="status" id="preview-summary" {
+        p id="preview-summary" {
             (total) " of " (answer.summary.evaluated_image_count) " image(s) would expire now ("
             (layout::time_secs(answer.evaluated_at)) "). Nothing is expired by a preview."
         }

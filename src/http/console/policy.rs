@@ -193,14 +193,7 @@ fn simulation_markup(answer: &Result<PolicySimulation, Error>) -> Markup {
                     @match &s.statement {
                         Some(st) => {
                             p {
-                                "Decided by "
-                                @match st.source {
-                                    "identity" => { "the identity policy " (st.policy.as_deref().unwrap_or("")) }
-                                    "repository" => { "the repository policy" }
-                                    "registry" => { "the registry policy" }
-                                    other => { (other) }
-                                }
-                                ", statement " (st.index + 1)
+                                "Deciding statement"
                                 @if let Some(sid) = &st.sid { " (Sid " code { (sid) } ")" }
                                 ": " (st.description)
                             }
