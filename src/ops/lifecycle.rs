@@ -1,7 +1,9 @@
 //! Lifecycle policies: PutLifecyclePolicy, GetLifecyclePolicy, DeleteLifecyclePolicy,
-//! StartLifecyclePolicyPreview and GetLifecyclePolicyPreview, plus two Berth operations of the
+//! StartLifecyclePolicyPreview and GetLifecyclePolicyPreview, plus three Berth operations of the
 //! REST API: running the saved policy now (audited as `ecr:PutLifecyclePolicy`, the action it
-//! needs) and the lifecycle audit log (`berth:ListLifecycleEvents`).
+//! needs), a preview answered at once and kept nowhere (PreviewLifecyclePolicy, audited as
+//! `ecr:StartLifecyclePolicyPreview`; the console's live preview) and the lifecycle audit log
+//! (`berth:ListLifecycleEvents`).
 //!
 //! A preview is evaluated at once (StartLifecyclePolicyPreview answers `IN_PROGRESS` as ECR does,
 //! GetLifecyclePolicyPreview then finds it `COMPLETE`) with the same evaluation a run uses.
@@ -12,8 +14,9 @@ use super::shapes::{
     GetLifecyclePolicyPreviewResponse, GetLifecyclePolicyRequest, LifecycleEvent,
     LifecyclePolicyPreviewResult, LifecyclePolicyPreviewSummary, LifecyclePolicyResponse,
     LifecyclePolicyRuleAction, ListLifecycleEventsRequest, ListLifecycleEventsResponse,
-    PutLifecyclePolicyRequest, RunLifecyclePolicyRequest, RunLifecyclePolicyResponse,
-    StartLifecyclePolicyPreviewRequest, StartLifecyclePolicyPreviewResponse, TagStatusFilter,
+    PreviewLifecyclePolicyRequest, PreviewLifecyclePolicyResponse, PutLifecyclePolicyRequest,
+    RunLifecyclePolicyRequest, RunLifecyclePolicyResponse, StartLifecyclePolicyPreviewRequest,
+    StartLifecyclePolicyPreviewResponse, TagStatusFilter,
 };
 use super::{decode_token, encode_token, max_results, Context, Operation};
 use crate::access::{Access, Permission, Resource};
@@ -214,6 +217,57 @@ impl Operation for StartLifecyclePolicyPreviewRequest {
             repository_name: name.to_string(),
             lifecycle_policy_text: preview.policy_text,
             status: "IN_PROGRESS".into(),
+        })
+    }
+}
+
+impl Operation for PreviewLifecyclePolicyRequest {
+    /// Audited as the action it needs: it is StartLifecyclePolicyPreview answered at once.
+    const NAME: &'static str = "ecr:StartLifecyclePolicyPreview";
+    type Output = PreviewLifecyclePolicyResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::StartLifecyclePolicyPreview,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    /// Evaluates the given text (or the saved policy) now, with the evaluation a run uses, and
+    /// answers the result; nothing is expired or kept.
+    async fn run(self, cx: &Context<'_>) -> Result<PreviewLifecyclePolicyResponse> {
+        cx.check_registry_id(self.registry_id.as_deref())?;
+        let name = repository_name(&self.repository_name)?;
+        let limit = max_results(self.max_results, 100)?;
+        let preview = cx
+            .registry
+            .lifecycle()
+            .lifecycle_preview_unsaved(&name, self.lifecycle_policy_text.as_deref())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(_) => lifecycle_policy_not_found(cx, &name),
+                Error::NameUnknown(_) => repository_not_found(cx, name.as_str()),
+                other => lifecycle_error(other),
+            })?;
+        cx.note(format!(
+            "lifecycle preview (kept nowhere): {} of {} image(s) would expire",
+            preview.summary.expiring_image_total_count, preview.summary.evaluated_image_count
+        ));
+        Ok(PreviewLifecyclePolicyResponse {
+            registry_id: cx.registry_id().to_owned(),
+            repository_name: name.to_string(),
+            evaluated_at: timestamp(preview.evaluated_at),
+            preview_results: preview
+                .expiring
+                .iter()
+                .take(limit)
+                .map(expiry_shape)
+                .collect(),
+            summary: LifecyclePolicyPreviewSummary {
+                expiring_image_total_count: preview.summary.expiring_image_total_count,
+                evaluated_image_count: preview.summary.evaluated_image_count,
+            },
+            lifecycle_policy_text: preview.policy_text,
         })
     }
 }

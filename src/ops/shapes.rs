@@ -503,6 +503,35 @@ pub struct GetLifecyclePolicyPreviewResponse {
     pub summary: LifecyclePolicyPreviewSummary,
 }
 
+/// Berth's PreviewLifecyclePolicy (REST and console): what a policy (the given text, or the
+/// saved one when absent) would expire now, answered at once and kept nowhere, so it neither
+/// waits for nor replaces the repository's last StartLifecyclePolicyPreview.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewLifecyclePolicyRequest {
+    #[serde(default)]
+    pub registry_id: Option<String>,
+    pub repository_name: String,
+    #[serde(default)]
+    pub lifecycle_policy_text: Option<String>,
+    /// At most this many results, oldest first (1 to 1000, default 100); the summary counts
+    /// them all.
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewLifecyclePolicyResponse {
+    pub registry_id: String,
+    pub repository_name: String,
+    pub lifecycle_policy_text: String,
+    pub evaluated_at: Timestamp,
+    /// The images the policy would expire, oldest push first.
+    pub preview_results: Vec<LifecyclePolicyPreviewResult>,
+    pub summary: LifecyclePolicyPreviewSummary,
+}
+
 /// Berth's RunLifecyclePolicy (REST only): run the repository's saved policy now.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -190,6 +190,30 @@ impl LifecycleService {
         name: &RepoName,
         text: Option<&str>,
     ) -> Result<LifecyclePreview> {
+        let (repo, preview) = self.lifecycle_preview_of(name, text).await?;
+        let json = serde_json::to_string(&preview).map_err(Error::internal)?;
+        self.lifecycle
+            .put_lifecycle_preview(repo, &preview.policy_text, &json)
+            .await?;
+        Ok(preview)
+    }
+
+    /// What `text` (or the saved policy when `None`) would expire now, kept nowhere: the
+    /// console's live preview, which must not replace the preview another caller started.
+    pub async fn lifecycle_preview_unsaved(
+        &self,
+        name: &RepoName,
+        text: Option<&str>,
+    ) -> Result<LifecyclePreview> {
+        Ok(self.lifecycle_preview_of(name, text).await?.1)
+    }
+
+    /// The repository's id and the preview of `text` (or of the saved policy).
+    async fn lifecycle_preview_of(
+        &self,
+        name: &RepoName,
+        text: Option<&str>,
+    ) -> Result<(i64, LifecyclePreview)> {
         let repo = self.core.repository(name).await?;
         let text = match text {
             Some(t) => t.to_owned(),
@@ -216,11 +240,7 @@ impl LifecycleService {
                 per_rule: evaluation.summary.per_rule.clone(),
             },
         };
-        let json = serde_json::to_string(&preview).map_err(Error::internal)?;
-        self.lifecycle
-            .put_lifecycle_preview(repo, &preview.policy_text, &json)
-            .await?;
-        Ok(preview)
+        Ok((repo, preview))
     }
 
     /// GetLifecyclePolicyPreview: the repository's last preview, if any.

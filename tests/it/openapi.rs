@@ -462,6 +462,14 @@ async fn every_rest_answer_matches_its_schema() {
     .await;
     s.call(
         M::POST,
+        "/api/v1/repositories/{name}/lifecycle/evaluate",
+        &repo,
+        "limit=10",
+        None,
+    )
+    .await;
+    s.call(
+        M::POST,
         "/api/v1/repositories/{name}/lifecycle/run",
         &repo,
         "",

@@ -40,10 +40,11 @@ use crate::ops::shapes::{
     ImageScanningConfiguration, ListAccessKeysRequest, ListAccountsRequest, ListAuditEventsRequest,
     ListDeadLettersRequest, ListEventRulesRequest, ListEventsRequest, ListGroupsRequest,
     ListLifecycleEventsRequest, ListReplicationTasksRequest, ListSigningKeysRequest,
-    ListTrustedRegistriesRequest, PutEventRuleRequest, PutIdentityPolicyRequest,
-    PutImageScanningConfigurationRequest, PutImageScanningConfigurationResponse,
-    PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, PutLifecyclePolicyRequest,
-    PutPullGateRequest, PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest,
+    ListTrustedRegistriesRequest, PreviewLifecyclePolicyRequest, PutEventRuleRequest,
+    PutIdentityPolicyRequest, PutImageScanningConfigurationRequest,
+    PutImageScanningConfigurationResponse, PutImageTagMutabilityRequest,
+    PutImageTagMutabilityResponse, PutLifecyclePolicyRequest, PutPullGateRequest,
+    PutRegistryPolicyRequest, PutRegistryScanningConfigurationRequest,
     PutReplicationConfigurationRequest, PutSettingsRequest, RedriveDeadLettersRequest,
     RegenerateRobotSecretRequest, RemoveGroupMemberRequest, ReplicationGrammar, Repository,
     RetryReplicationRequest, RotateSigningKeyRequest, RunLifecyclePolicyRequest,
@@ -170,6 +171,10 @@ pub(super) fn mount(r: Routes) -> Routes {
             get_lifecycle_preview,
         )
         .post("/api/v1/repository-lifecycle-run/{*name}", run_lifecycle)
+        .post(
+            "/api/v1/repository-lifecycle-evaluate/{*name}",
+            evaluate_lifecycle,
+        )
         // scanning (public paths /api/v1/repositories/{name}/scanning-configuration,
         // .../pull-gate, .../image-scans and .../scan-findings)
         .get(
@@ -709,6 +714,26 @@ async fn get_lifecycle_preview(
     let mut preview = call.run(request).await?;
     let next = preview.next_token.take();
     Ok(ok(LifecyclePreviewPage { preview, next }))
+}
+
+/// POST /api/v1/repositories/{name}/lifecycle/evaluate?limit=: what the policy in the body (or
+/// the saved one when the body is empty) would expire now, answered at once and kept nowhere
+/// (PreviewLifecyclePolicy).
+async fn evaluate_lifecycle(
+    call: OpCall,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    Payload(body): Payload,
+) -> Reply {
+    let pairs = query_pairs(&query);
+    let text = document_text(&body)?;
+    let request = PreviewLifecyclePolicyRequest {
+        registry_id: None,
+        repository_name: name,
+        lifecycle_policy_text: Some(text).filter(|t| !t.trim().is_empty()),
+        max_results: parse_number("limit", query_param(&pairs, "limit"))?,
+    };
+    Ok(ok(call.run(request).await?))
 }
 
 /// POST /api/v1/repositories/{name}/lifecycle/run: runs the saved policy now.

@@ -73,6 +73,7 @@ pub const SUB_RESOURCES: &[(&str, &str)] = &[
     ("lifecycle-policy", "repository-lifecycle-policy"),
     ("lifecycle/preview", "repository-lifecycle-preview"),
     ("lifecycle/run", "repository-lifecycle-run"),
+    ("lifecycle/evaluate", "repository-lifecycle-evaluate"),
     (
         "scanning-configuration",
         "repository-scanning-configuration",
