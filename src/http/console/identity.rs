@@ -387,7 +387,7 @@ async fn account_page<K: Kind>(
         @if robot {
             h2 { "Secret" }
             p { "A new secret replaces the old one at once; the old secret and what was obtained with it stop working." }
-            (post_button(session, &format!("{base}/secret"), "Regenerate secret", &format!("Regenerate the secret of {}", account.login_name), "secondary"))
+            (post_button(session, &format!("{base}/secret"), "Regenerate secret", &format!("Regenerate secret of {}", account.login_name), "secondary"))
         } @else {
             h2 { "Password" }
             form method="post" action={ (base) "/password" } class="panel" id="change-password" {

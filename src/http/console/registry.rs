@@ -119,6 +119,7 @@ const RULE_MEMBERS: &[(&str, &str)] = &[
     ("quotaBytes", "quota-bytes"),
     ("secret", "credential-arn"),
     ("credential", "credential-arn"),
+    ("already exists", "prefix"),
 ];
 
 async fn pull_through(session: Session, Query(q): Query<PageQuery>) -> Response {
@@ -337,6 +338,7 @@ const TEMPLATE_MEMBERS: &[(&str, &str)] = &[
     ("repositoryPolicy", "repository-policy"),
     ("lifecyclePolicy", "lifecycle-policy"),
     ("imageScanningConfiguration", "scan-on-push"),
+    ("already exists", "prefix"),
 ];
 
 const MUTABILITY: &[&str] = &[
@@ -998,7 +1000,7 @@ async fn events_page(
                                         }
                                     }
                                     td { div class="actions" {
-                                        @if t.dead_lettered > 0 {
+                                        {
                                             form class="inline" method="post" action={ (PREFIX) "/events/" (encode(&rule.name)) "/redrive" } {
                                                 (layout::csrf(session))
                                                 input type="hidden" name="target" value=(t.target);
@@ -1026,7 +1028,7 @@ async fn events_page(
             (layout::input("text", "name", "Name", value(values, "name"), err("name").as_deref()))
             (layout::input("text", "description", "Description (optional)", value(values, "description"), err("description").as_deref()))
             (layout::textarea("event-pattern", "Event pattern (EventBridge JSON, e.g. {\"detail-type\": [\"ECR Image Action\"]})", value(values, "event-pattern"), err("event-pattern").as_deref()))
-            (layout::textarea("targets", "Targets (JSON list, e.g. [{\"id\": \"hook\", \"url\": \"https://example.com/hook\"}])", value(values, "targets"), err("targets").as_deref()))
+            (layout::textarea("targets", "Targets (JSON list, e.g. [{\"id\": \"hook\", \"type\": \"webhook\", \"url\": \"https://example.com/hook\"}]; or \"type\": \"nats\" with a \"subject\")", value(values, "targets"), err("targets").as_deref()))
             p { button type="submit" { "Create event rule" } }
         }
     };
