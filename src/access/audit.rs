@@ -5,7 +5,7 @@
 
 use super::{RequestFacts, Subject};
 use crate::error::Result;
-use crate::meta::{now_millis, Audit, AuditRow};
+use crate::meta::{now_millis, Audit, AuditFilter, AuditRow};
 
 /// Longest `detail` stored; longer ones are cut at a character boundary.
 const MAX_DETAIL_CHARS: usize = 2000;
@@ -106,9 +106,16 @@ impl AuditLog {
     }
 
     /// Up to `limit` (at most [`MAX_AUDIT_PAGE`]) entries older than the entry `before` (the
-    /// newest when `None`), newest first.
-    pub async fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<AuditRow>> {
+    /// newest when `None`) that match `filter`, newest first.
+    pub async fn audit_log(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditRow>> {
         let limit = limit.clamp(1, MAX_AUDIT_PAGE);
-        self.audit.audit_entries(before, i64::from(limit)).await
+        self.audit
+            .audit_entries(before, i64::from(limit), filter)
+            .await
     }
 }

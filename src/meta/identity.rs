@@ -767,6 +767,35 @@ pub struct AuditRow {
     pub credential: String,
 }
 
+/// Which audit entries a listing keeps; `None` (or empty) keeps all.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exactly this principal (login name or `anonymous`).
+    pub principal: Option<String>,
+    /// Exactly this action (`ecr:PutImage`).
+    pub action: Option<String>,
+    /// Resources containing this text (ignoring ASCII case, alike in both databases).
+    pub resource: Option<String>,
+    /// Exactly this outcome (`success`, `denied`, `failed`).
+    pub outcome: Option<String>,
+    /// At or after this time (Unix ms).
+    pub since: Option<i64>,
+    /// Before this time (Unix ms).
+    pub until: Option<i64>,
+}
+
+/// `text` with LIKE's wildcards and its escape character escaped (escape `\`).
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The audit log.
 impl Audit {
     /// Appends an entry (its `id` is ignored and assigned by the database).
@@ -788,14 +817,39 @@ impl Audit {
         Ok(())
     }
 
-    /// Up to `limit` entries with an id below `before` (all when `None`), newest first.
-    pub async fn audit_entries(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
+    /// Up to `limit` entries with an id below `before` (all when `None`) that match `filter`,
+    /// newest first.
+    pub async fn audit_entries(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditRow>> {
+        // One text for both databases: an empty filter value matches every row. The resource
+        // filter is a substring (LIKE with its wildcards escaped, ASCII case ignored as SQLite's LIKE
+        // does), the others exact.
         let rows = sqlx::query(
             "SELECT id, at, principal, action, resource, outcome, detail, source_ip, credential \
-             FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
+             FROM audit_log WHERE id < $1 \
+             AND ($3 = '' OR principal = $3) AND ($4 = '' OR action = $4) \
+             AND ($5 = '' OR lower(resource) LIKE lower($5) ESCAPE '\\') AND ($6 = '' OR outcome = $6) \
+             AND at >= $7 AND at < $8 \
+             ORDER BY id DESC LIMIT $2",
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
+        .bind(filter.principal.as_deref().unwrap_or(""))
+        .bind(filter.action.as_deref().unwrap_or(""))
+        .bind(
+            filter
+                .resource
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map_or(String::new(), |r| format!("%{}%", escape_like(r))),
+        )
+        .bind(filter.outcome.as_deref().unwrap_or(""))
+        .bind(filter.since.unwrap_or(i64::MIN))
+        .bind(filter.until.unwrap_or(i64::MAX))
         .fetch_all(&self.meta.read)
         .await?;
         rows.iter()

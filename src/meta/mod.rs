@@ -31,7 +31,9 @@ pub use events::{
     REFERRER_ACTION, REPLICATION_ACTION, SETTING_CHANGE, TAG_MOVED,
 };
 pub use gc::{BlobReview, GcQueueStats, ManifestReview, ReviewOutcome};
-pub use identity::{AccessKeyRow, AuditRow, GroupRow, PrincipalRow, SealReport, SigningKeyRow};
+pub use identity::{
+    AccessKeyRow, AuditFilter, AuditRow, GroupRow, PrincipalRow, SealReport, SigningKeyRow,
+};
 pub use images::{ImageRow, TagFilter, Untagged};
 pub use leases::{LeaseHolder, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT};
 pub use lifecycle::{

@@ -3,7 +3,7 @@
 //! outbox; and the API document, for any signed-in caller. Berth's own operations
 //! (`berth:<Operation>`), reached by the REST API.
 
-use super::identity::{known_members_only, required};
+use super::identity::{known_members_only, parse_time, required};
 use super::shapes::{
     rfc3339, AuditEntry, AuditLog, DecidingStatement, Event, EventList, GcPass, GcQueue,
     GcSinceStart, GcStatusResponse, GetGcStatusRequest, GetOpenApiDocumentRequest,
@@ -14,6 +14,7 @@ use super::shapes::{
 use super::{Context, Operation};
 use crate::access::{Access, Permission, RequestFacts, SimulationRequest, MAX_AUDIT_PAGE};
 use crate::error::{Error, Result};
+use crate::meta::AuditFilter;
 use crate::policy::{Decision, PolicySource};
 
 /// Events one ListEvents page holds at most.
@@ -253,10 +254,30 @@ impl Operation for ListAuditEventsRequest {
         "audit-log".into()
     }
 
-    /// Newest first; a full page names the `before` of the next one.
+    /// Newest first, filtered; a full page names the `before` of the next one.
     async fn run(self, cx: &Context<'_>) -> Result<AuditLog> {
         let limit = self.limit.unwrap_or(100).clamp(1, MAX_AUDIT_PAGE);
-        let entries = cx.audit.audit_log(self.before, limit).await?;
+        let given = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let outcome = given(self.outcome);
+        if let Some(o) = &outcome {
+            if !matches!(o.as_str(), "success" | "denied" | "failed") {
+                return Err(Error::InvalidParameter(format!(
+                    "outcome: {:?} is not success, denied or failed",
+                    o.chars().take(40).collect::<String>()
+                )));
+            }
+        }
+        let time =
+            |member: &str, v: Option<String>| given(v).map(|t| parse_time(member, &t)).transpose();
+        let filter = AuditFilter {
+            principal: given(self.principal),
+            action: given(self.action),
+            resource: given(self.resource),
+            outcome,
+            since: time("since", self.since)?,
+            until: time("until", self.until)?,
+        };
+        let entries = cx.audit.audit_log(self.before, limit, &filter).await?;
         let full = entries.len() == limit as usize;
         let next = full.then(|| entries.last().map(|e| e.id)).flatten();
         Ok(AuditLog {

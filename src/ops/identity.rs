@@ -210,7 +210,7 @@ impl Operation for CreateUserRequest {
 }
 
 /// An RFC 3339 time in Unix milliseconds.
-fn parse_time(member: &str, value: &str) -> Result<i64> {
+pub fn parse_time(member: &str, value: &str) -> Result<i64> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.timestamp_millis())
         .map_err(|e| {

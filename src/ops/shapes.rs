@@ -1725,11 +1725,23 @@ pub struct SigningKey {
 }
 
 /// ListAuditEvents: at most `limit` (1 to 1000, default 100) entries older than the entry
-/// `before`, newest first.
+/// `before`, newest first; only those matching the filters given (empty: no filter).
 #[derive(Debug, Default)]
 pub struct ListAuditEventsRequest {
     pub limit: Option<u32>,
     pub before: Option<i64>,
+    /// Exactly this principal (`alice`, `robot/ci`, `anonymous`).
+    pub principal: Option<String>,
+    /// Exactly this action (`ecr:PutImage`, `berth:CreateUser`).
+    pub action: Option<String>,
+    /// Resources containing this text (a repository name, an ARN), ASCII case ignored.
+    pub resource: Option<String>,
+    /// `success`, `denied` or `failed`.
+    pub outcome: Option<String>,
+    /// At or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Before this RFC 3339 time.
+    pub until: Option<String>,
 }
 
 /// ListAuditEvents' answer; `next` is the `before` of the next page (`null`: no more).

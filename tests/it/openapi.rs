@@ -701,6 +701,14 @@ async fn every_rest_answer_matches_its_schema() {
     s.call(M::POST, "/api/v1/signing-keys/rotate", &[], "", None)
         .await;
     s.call(M::GET, "/api/v1/audit", &[], "limit=5", None).await;
+    s.call(
+        M::GET,
+        "/api/v1/audit",
+        &[],
+        "limit=5&principal=admin&action=berth%3AListUsers&resource=users&outcome=success&since=2020-01-01T00%3A00%3A00Z&until=2999-01-01T00%3A00%3A00Z",
+        None,
+    )
+    .await;
     s.call(M::GET, "/api/v1/gc", &[], "", None).await;
 
     // deleting what was made

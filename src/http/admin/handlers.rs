@@ -883,12 +883,19 @@ async fn rotate_signing_key(call: OpCall) -> Reply {
     Ok(ok(call.run(RotateSigningKeyRequest {}).await?))
 }
 
-/// GET /api/v1/audit?limit=&before=: newest first; `before` is an entry id (from `next`).
+/// GET /api/v1/audit?limit=&before=&principal=&action=&resource=&outcome=&since=&until=: newest
+/// first; `before` is an entry id (from `next`).
 async fn audit_log(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = ListAuditEventsRequest {
         limit: parse_number("limit", query_param(&pairs, "limit"))?,
         before: parse_number("before", query_param(&pairs, "before"))?,
+        principal: query_param(&pairs, "principal").map(str::to_owned),
+        action: query_param(&pairs, "action").map(str::to_owned),
+        resource: query_param(&pairs, "resource").map(str::to_owned),
+        outcome: query_param(&pairs, "outcome").map(str::to_owned),
+        since: query_param(&pairs, "since").map(str::to_owned),
+        until: query_param(&pairs, "until").map(str::to_owned),
     };
     Ok(ok(call.run(request).await?))
 }

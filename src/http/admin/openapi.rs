@@ -218,7 +218,7 @@ const OPS: &[Op] = &[
     op!("post" "/api/v1/replication/retry", "retryReplication", "Start failed replication tasks again (all, one repository's, or one image's)", "ecr:PutReplicationConfiguration on the registry", Json(json::<RetryReplicationRequest>) => 200 Json(json::<RetryReplicationResponse>)),
     op!("post" "/api/v1/signing-keys/rotate", "rotateSigningKey", "Sign with a new key; earlier keys verify until their tokens expire", ADMIN, NoBody => 200 Json(json::<SigningKeys>)),
     op!("get" "/api/v1/audit", "listAuditEvents", "The audit log, newest first", ADMIN, NoBody => 200 Json(json::<AuditLog>),
-        &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("before", "integer", "Entries older than this entry id (the previous page's `next`)")]),
+        &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("before", "integer", "Entries older than this entry id (the previous page's `next`)"), ("principal", "string", "Only this principal (`alice`, `robot/ci`, `anonymous`)"), ("action", "string", "Only this action (`ecr:PutImage`)"), ("resource", "string", "Only resources containing this text (ASCII case ignored)"), ("outcome", "string", "Only `success`, `denied` or `failed`"), ("since", "string", "At or after this RFC 3339 time"), ("until", "string", "Before this RFC 3339 time")]),
     op!("get" "/api/v1/gc", "getGcStatus", "Garbage collection: review queues, and what this server reclaimed since it started and in its last pass", ADMIN, NoBody => 200 Json(json::<GcStatusResponse>)),
 ];
 

@@ -228,6 +228,96 @@ pub fn raw(html: String) -> Markup {
     PreEscaped(html)
 }
 
+/// The HTTP status of an error (a re-rendered form answers with its error's status).
+pub fn status_of(error: &Error) -> StatusCode {
+    crate::http::error::status_and_code(error).0
+}
+
+/// A refused form: the field the operation's message names, and the message.
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+    pub status: StatusCode,
+}
+
+impl Invalid {
+    /// The error `error` of a form whose fields are named in messages by `members` (request
+    /// member, form field; the first member the message names wins, `default` otherwise).
+    pub fn of(error: &Error, members: &[(&str, &'static str)], default: &'static str) -> Invalid {
+        let message = error.message();
+        let field = members
+            .iter()
+            .find(|(member, _)| message.contains(member))
+            .map_or(default, |(_, field)| field);
+        Invalid {
+            field,
+            message,
+            status: status_of(error),
+        }
+    }
+
+    /// The message when it is about `field`.
+    pub fn on(invalid: Option<&Invalid>, field: &str) -> Option<String> {
+        invalid
+            .filter(|i| i.field == field)
+            .map(|i| i.message.clone())
+    }
+}
+
+/// A labelled input (`id` = `name`) with its error next to it, linked for screen readers.
+pub fn input(kind: &str, name: &str, label: &str, value: &str, error: Option<&str>) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        input type=(kind) id=(name) name=(name) value=(value)
+            aria-invalid=[error.map(|_| "true")]
+            aria-describedby=[error.map(|_| format!("{name}-error"))];
+        (field_error(name, error))
+    }
+}
+
+/// A labelled text area (`id` = `name`) with its error next to it.
+pub fn textarea(name: &str, label: &str, value: &str, error: Option<&str>) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        textarea id=(name) name=(name) class="code" rows="8"
+            aria-invalid=[error.map(|_| "true")]
+            aria-describedby=[error.map(|_| format!("{name}-error"))] { (value) }
+        (field_error(name, error))
+    }
+}
+
+/// A small navigation between sibling pages (`links`: path, label), the current one marked.
+pub fn subnav(label: &str, links: &[(&str, &str)], current: &str) -> Markup {
+    html! {
+        nav class="subnav" aria-label=(label) {
+            ul {
+                @for (path, text) in links {
+                    li {
+                        @if *path == current {
+                            a href=(path) aria-current="page" { (text) }
+                        } @else {
+                            a href=(path) { (text) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A one-time secret, shown on the page that answers its creation and never again.
+pub fn new_secret(title: &str, pairs: &[(&str, &str)]) -> Markup {
+    html! {
+        section id="new-secret" class="panel secret" aria-labelledby="new-secret-title" {
+            h2 id="new-secret-title" { (title) }
+            p role="status" { strong { "Copy it now: it is shown only this once." } }
+            @for (label, text) in pairs {
+                (copyable(label, text))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
