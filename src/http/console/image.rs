@@ -97,7 +97,7 @@ pub async fn show(session: &Session, name: &str, tail: &str, query: &Query) -> R
         })
         .await;
     let findings = match findings {
-        Ok(f) => Findings::Page(f),
+        Ok(f) => Findings::Page(Box::new(f)),
         Err(Error::Missing(Missing::Scan, _)) => Findings::NotScanned,
         Err(e @ Error::Denied(_)) => Findings::Refused(e.message()),
         Err(e) => return layout::error_page(Some(session), &e),
@@ -298,7 +298,7 @@ fn referrers_section(name: &str, references: Option<&ImageReferences>) -> Markup
 }
 
 enum Findings {
-    Page(DescribeImageScanFindingsResponse),
+    Page(Box<DescribeImageScanFindingsResponse>),
     NotScanned,
     Refused(String),
 }

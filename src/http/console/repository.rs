@@ -123,6 +123,9 @@ struct SettingError {
     field: &'static str,
     message: String,
     status: StatusCode,
+    /// What the refused tag mutability form said (shown again for correction).
+    mode: String,
+    filters: String,
 }
 
 async fn overview(
@@ -183,6 +186,19 @@ async fn overview(
             .filter(|r| r.field == field)
             .map(|r| r.message.as_str())
     };
+    let stored_filters = repository
+        .image_tag_mutability_exclusion_filters
+        .iter()
+        .map(|f| f.filter.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (mode, filters) = match refused.as_ref().filter(|r| r.field != "scan_on_push") {
+        Some(r) => (r.mode.as_str(), r.filters.as_str()),
+        None => (
+            repository.image_tag_mutability.as_str(),
+            stored_filters.as_str(),
+        ),
+    };
     let markup = html! {
         nav aria-label="Breadcrumb" class="muted" {
             a href={ (PREFIX) "/repositories" } { "Repositories" } " / "
@@ -240,14 +256,14 @@ async fn overview(
                 select id="mutability" name="mutability"
                     aria-invalid=[error_for("mutability").map(|_| "true")]
                     aria-describedby=[error_for("mutability").map(|_| "mutability-error")] {
-                    @for (mode, label) in MUTABILITY_MODES {
-                        option value=(mode) selected[*mode == repository.image_tag_mutability] { (label) }
+                    @for (value, label) in MUTABILITY_MODES {
+                        option value=(value) selected[*value == mode] { (label) }
                     }
                 }
                 (layout::field_error("mutability", error_for("mutability")))
                 label for="exclusion_filters" { "Exclusion filters (comma separated wildcards, for the modes with exclusions)" }
                 input type="text" id="exclusion_filters" name="exclusion_filters"
-                    value=(repository.image_tag_mutability_exclusion_filters.iter().map(|f| f.filter.as_str()).collect::<Vec<_>>().join(", "))
+                    value=(filters)
                     aria-invalid=[error_for("exclusion_filters").map(|_| "true")]
                     aria-describedby=[error_for("exclusion_filters").map(|_| "exclusion_filters-error")];
                 (layout::field_error("exclusion_filters", error_for("exclusion_filters")))
@@ -509,6 +525,8 @@ async fn settings(form: &ConsoleForm, name: &str, tail: &str) -> Response {
                     field,
                     message,
                     status,
+                    mode: form.get("mutability").to_owned(),
+                    filters: form.get("exclusion_filters").to_owned(),
                 }),
             )
             .await
