@@ -406,19 +406,23 @@ impl Lifecycle {
         })
     }
 
-    /// Lifecycle audit rows with ids after `after`, oldest first, optionally of one repository.
+    /// Lifecycle audit rows with ids after `after`, oldest first, optionally of one repository
+    /// and one image digest.
     pub async fn lifecycle_audit(
         &self,
         repository: Option<&str>,
+        digest: Option<&str>,
         after: i64,
         limit: i64,
     ) -> Result<Vec<LifecycleAuditRow>> {
         let rows = sqlx::query(
             "SELECT id, at, repository, digest, tags, rule_priority, removed FROM lifecycle_audit \
-             WHERE id > $1 AND ($2 = '' OR repository = $2) ORDER BY id LIMIT $3",
+             WHERE id > $1 AND ($2 = '' OR repository = $2) AND ($3 = '' OR digest = $3) \
+             ORDER BY id LIMIT $4",
         )
         .bind(after)
         .bind(repository.unwrap_or(""))
+        .bind(digest.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.meta.read)
         .await?;

@@ -429,6 +429,41 @@ impl Manifests {
             })
             .collect()
     }
+
+    /// The referrers (manifests whose subject is one of `digests`) of the repository, as
+    /// `(subject digest, referrer)`, in one query per 500 subjects, by subject then push time.
+    pub async fn referrers_of(
+        &self,
+        repository_id: i64,
+        digests: &[String],
+    ) -> Result<Vec<(String, ReferrerRow)>> {
+        let mut out = Vec::new();
+        for batch in digests.chunks(super::images::IN_BATCH) {
+            let sql = format!(
+                "SELECT subject_digest, digest, media_type, size, artifact_type, annotations \
+                 FROM manifests WHERE repository_id = $1 AND subject_digest IN ({}) \
+                 ORDER BY subject_digest, pushed_at, digest",
+                super::images::placeholders(2, batch.len())
+            );
+            let mut query = sqlx::query(&sql).bind(repository_id);
+            for digest in batch {
+                query = query.bind(digest);
+            }
+            for r in query.fetch_all(&self.meta.read).await? {
+                out.push((
+                    r.try_get("subject_digest")?,
+                    ReferrerRow {
+                        digest: r.try_get("digest")?,
+                        media_type: r.try_get("media_type")?,
+                        size: r.try_get("size")?,
+                        artifact_type: r.try_get("artifact_type")?,
+                        annotations: r.try_get("annotations")?,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Delete tasks for `tag` of `digest` (the manifest itself when `tag` is empty), one per

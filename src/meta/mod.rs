@@ -48,6 +48,20 @@ pub use replication::{
 pub use scan::{is_scannable, Finding, ScanJob, ScanOutcome, ScanState, SCANNABLE_MEDIA_TYPES};
 pub use sessions::ConsoleSessionRow;
 
+/// What a repository holds, for the repositories listing.
+#[derive(Debug, Clone, Default)]
+pub struct RepositorySummaryRow {
+    pub repository_id: i64,
+    /// Manifests (images, referrers and index children alike, as DescribeImages lists them).
+    pub image_count: i64,
+    /// Bytes of the blobs linked to the repository, each counted once.
+    pub total_size: i64,
+    /// Unix milliseconds of the latest push, if any image is stored.
+    pub last_pushed_at: Option<i64>,
+    /// Unix milliseconds of the latest recorded client pull of any image.
+    pub last_pulled_at: Option<i64>,
+}
+
 /// A repository as the admin APIs describe it.
 #[derive(Debug, Clone)]
 pub struct RepositoryRow {

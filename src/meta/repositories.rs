@@ -180,6 +180,66 @@ impl Repositories {
         rows.iter().map(repository_row).collect()
     }
 
+    /// Repositories with names after `after` and within `[lower, upper)` (`upper` `None`: no
+    /// end), by name, at most `limit`: a prefix search as a range on the name's unique index
+    /// (no `LIKE`, whose index use depends on the collation and escaping).
+    pub async fn list_repository_rows_in(
+        &self,
+        after: Option<&str>,
+        lower: &str,
+        upper: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RepositoryRow>> {
+        let sql = if upper.is_some() {
+            format!(
+                "{REPOSITORY_SELECT} WHERE r.name > $1 AND r.name >= $2 AND r.name < $3 \
+                 ORDER BY r.name LIMIT $4"
+            )
+        } else {
+            format!(
+                "{REPOSITORY_SELECT} WHERE r.name > $1 AND r.name >= $2 ORDER BY r.name LIMIT $3"
+            )
+        };
+        let mut query = sqlx::query(&sql).bind(after.unwrap_or("")).bind(lower);
+        if let Some(upper) = upper {
+            query = query.bind(upper);
+        }
+        let rows = query.bind(limit).fetch_all(&self.meta.read).await?;
+        rows.iter().map(repository_row).collect()
+    }
+
+    /// What the repositories `ids` hold, in one query: manifests (images, as DescribeImages
+    /// lists them), the bytes of the blobs linked to each (each blob once), the latest push and
+    /// the latest recorded pull. Repositories without images are answered with zeros.
+    pub async fn repository_summaries(&self, ids: &[i64]) -> Result<Vec<RepositorySummaryRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(super::images::IN_BATCH) {
+            let list = super::images::placeholders(1, batch.len());
+            let sql = format!(
+                "SELECT r.id, COUNT(m.id) AS images, MAX(m.pushed_at) AS pushed, \
+                 MAX(m.last_pulled_at) AS pulled, \
+                 (SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM repository_blobs rb \
+                  JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = r.id) AS size \
+                 FROM repositories r LEFT JOIN manifests m ON m.repository_id = r.id \
+                 WHERE r.id IN ({list}) GROUP BY r.id"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in batch {
+                query = query.bind(*id);
+            }
+            for r in query.fetch_all(&self.meta.read).await? {
+                out.push(RepositorySummaryRow {
+                    repository_id: r.try_get("id")?,
+                    image_count: r.try_get("images")?,
+                    total_size: r.try_get("size")?,
+                    last_pushed_at: r.try_get("pushed")?,
+                    last_pulled_at: r.try_get("pulled")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes a repository and (by cascade) its manifests, tags, blob links and upload
     /// sessions. Unless `force`, only when it holds no manifest; false if it held some.
     pub async fn delete_repository(&self, id: i64, force: bool) -> Result<bool> {

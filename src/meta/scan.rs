@@ -369,20 +369,23 @@ impl Scans {
         .transpose()
     }
 
-    /// Findings after `after_seq` (exclusive), at most `limit`, with their sequence numbers.
+    /// Findings after `after_seq` (exclusive), at most `limit`, with their sequence numbers;
+    /// only those of `severity` when given.
     pub async fn scan_findings(
         &self,
         manifest_id: i64,
         after_seq: i64,
+        severity: Option<&str>,
         limit: i64,
     ) -> Result<Vec<(i64, Finding)>> {
         let rows = sqlx::query(
             "SELECT seq, severity, name, package_name, package_version, fixed_version, uri, \
              description, attributes FROM scan_findings WHERE manifest_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3",
+             AND ($3 = '' OR severity = $3) ORDER BY seq LIMIT $4",
         )
         .bind(manifest_id)
         .bind(after_seq)
+        .bind(severity.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.meta.read)
         .await?;

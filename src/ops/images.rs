@@ -18,9 +18,11 @@ use crate::access::{Permission, Resource};
 use crate::error::{Error, Existing, Missing, Result};
 use crate::meta::{ImageRow, TagFilter};
 use crate::oci::manifest::ManifestKind;
-use crate::oci::{Algorithm, Digest, RepoName, Tag};
+use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
 use crate::policy::Action;
 use crate::service::{ImageDelete, ImageLookup, ImagePut};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// An image id of a request, parsed: its digest and/or tag.
 pub struct ImageRef {
@@ -675,6 +677,420 @@ impl Operation for BatchCheckLayerAvailabilityRequest {
     }
 }
 
+// ---- Berth's image details (the console's repository and image pages) ----
+
+/// A platform of an index's child manifest (`platform` of its descriptor).
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// `os/arch[/variant]`.
+    pub fn label(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+
+    fn from_descriptor(d: &serde_json::Value) -> Option<Platform> {
+        let p = &d["platform"];
+        let os = p["os"].as_str()?;
+        let architecture = p["architecture"].as_str()?;
+        Some(Platform {
+            os: os.to_owned(),
+            architecture: architecture.to_owned(),
+            variant: p["variant"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+/// An artifact whose subject is an image (a signature, an SBOM, an attestation).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageReferrer {
+    pub image_digest: String,
+    pub image_manifest_media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Bytes of the referrer's manifest.
+    pub size: i64,
+}
+
+/// Berth's DescribeImageReferences: for each named image of a repository, the platforms an
+/// index lists and the referrers whose subject it is. Reads what DescribeImages reads
+/// (stored manifests, no pull), so it needs `ecr:DescribeImages`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageReferencesRequest {
+    pub repository_name: String,
+    /// 1 to 100 digests.
+    pub image_digests: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageReferences {
+    pub image_digest: String,
+    /// For an index: the platforms of its child manifests, in its order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<Platform>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ImageReferrer>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageReferencesResponse {
+    /// One per distinct digest that names an image of the repository (others are left out).
+    pub images: Vec<ImageReferences>,
+}
+
+impl Operation for DescribeImageReferencesRequest {
+    const NAME: &'static str = "berth:DescribeImageReferences";
+    type Output = DescribeImageReferencesResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::DescribeImages,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    async fn run(self, cx: &Context<'_>) -> Result<DescribeImageReferencesResponse> {
+        let name = repository_name(&self.repository_name)?;
+        if self.image_digests.is_empty() || self.image_digests.len() > 100 {
+            return Err(Error::InvalidParameter(format!(
+                "Invalid parameter at 'imageDigests' failed to satisfy constraint: 'must have between 1 and 100 items', got {}",
+                self.image_digests.len()
+            )));
+        }
+        let mut digests = Vec::new();
+        let mut seen = HashSet::new();
+        for text in &self.image_digests {
+            let digest = Digest::parse(text).map_err(|_| {
+                Error::InvalidParameter(format!(
+                    "Invalid parameter at 'imageDigests': '{}' is not a digest",
+                    text.chars().take(80).collect::<String>()
+                ))
+            })?;
+            if seen.insert(digest.to_string()) {
+                digests.push(digest);
+            }
+        }
+        let manifests = cx.registry.manifests();
+        let mut images = Vec::with_capacity(digests.len());
+        for digest in &digests {
+            let stored = match manifests
+                .manifest(&name, &Reference::Digest(digest.clone()), false)
+                .await
+            {
+                Ok(m) => m,
+                Err(Error::ManifestUnknown(_)) => continue,
+                Err(e) => return Err(in_repository(cx, name.as_str())(e)),
+            };
+            let platforms =
+                if crate::oci::manifest::kind_of(&stored.media_type) == Some(ManifestKind::Index) {
+                    let doc: serde_json::Value =
+                        serde_json::from_slice(&stored.content).unwrap_or_default();
+                    doc["manifests"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Platform::from_descriptor)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+            images.push(ImageReferences {
+                image_digest: stored.digest,
+                platforms,
+                referrers: Vec::new(),
+            });
+        }
+        let subjects: Vec<String> = images.iter().map(|i| i.image_digest.clone()).collect();
+        if !subjects.is_empty() {
+            for (subject, r) in manifests
+                .referrers_of(&name, &subjects)
+                .await
+                .map_err(in_repository(cx, name.as_str()))?
+            {
+                if let Some(image) = images.iter_mut().find(|i| i.image_digest == subject) {
+                    image.referrers.push(ImageReferrer {
+                        image_digest: r.digest,
+                        image_manifest_media_type: r.media_type,
+                        artifact_type: r.artifact_type,
+                        size: r.size,
+                    });
+                }
+            }
+        }
+        Ok(DescribeImageReferencesResponse { images })
+    }
+}
+
+/// The largest image config DescribeImageDetails reads (configs are a few KiB; a larger one is
+/// not read into memory for a page).
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Media types of image configs DescribeImageDetails summarises.
+const IMAGE_CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// Berth's DescribeImageDetails: one image's manifest and config, summarised (media types,
+/// layers with sizes, platform, creation time, entrypoint, command, labels; for an index, its
+/// child manifests). It reads the manifest and the config blob, which a pull could read too, so
+/// it needs `ecr:BatchGetImage`; it is not a pull (no pull gate, no last-pull time).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageDetailsRequest {
+    pub repository_name: String,
+    pub image_digest: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageLayerSummary {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildManifestSummary {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageConfigSummary {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    /// Why the config was not read (not an image config, too large); the fields below are then
+    /// empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_read: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeImageDetailsResponse {
+    pub repository_name: String,
+    pub image_digest: String,
+    pub image_manifest_media_type: String,
+    /// Bytes of the manifest itself.
+    pub manifest_size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_manifest_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<ImageConfigSummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<ImageLayerSummary>,
+    /// For an index: its child manifests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<ChildManifestSummary>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+fn strings(v: &serde_json::Value) -> Option<Vec<String>> {
+    v.as_array().map(|a| {
+        a.iter()
+            .map(|s| s.as_str().unwrap_or_default().to_owned())
+            .collect()
+    })
+}
+
+fn string_map(v: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The summary of an image config document (OCI or Docker).
+fn config_summary(mut summary: ImageConfigSummary, doc: &serde_json::Value) -> ImageConfigSummary {
+    let config = &doc["config"];
+    let s = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    summary.created = s(&doc["created"]);
+    summary.platform = match (doc["os"].as_str(), doc["architecture"].as_str()) {
+        (Some(os), Some(arch)) => Some(Platform {
+            os: os.to_owned(),
+            architecture: arch.to_owned(),
+            variant: s(&doc["variant"]),
+        }),
+        _ => None,
+    };
+    summary.entrypoint = strings(&config["Entrypoint"]);
+    summary.cmd = strings(&config["Cmd"]);
+    summary.working_dir = s(&config["WorkingDir"]);
+    summary.user = s(&config["User"]);
+    summary.labels = string_map(&config["Labels"]);
+    summary
+}
+
+impl Operation for DescribeImageDetailsRequest {
+    const NAME: &'static str = "berth:DescribeImageDetails";
+    type Output = DescribeImageDetailsResponse;
+
+    fn permission(&self) -> Permission<'_> {
+        Permission::Ecr(
+            Action::BatchGetImage,
+            Resource::Repository(&self.repository_name),
+        )
+    }
+
+    async fn run(self, cx: &Context<'_>) -> Result<DescribeImageDetailsResponse> {
+        let name = repository_name(&self.repository_name)?;
+        let id = ImageIdentifier {
+            image_digest: Some(self.image_digest.clone()),
+            image_tag: None,
+        };
+        let stored = find_image(cx, &name, &id).await?;
+        let doc: serde_json::Value = serde_json::from_slice(&stored.content).map_err(|_| {
+            Error::Internal(format!("the stored manifest {} is not JSON", stored.digest))
+        })?;
+        let descriptor = |d: &serde_json::Value| {
+            (
+                d["digest"].as_str().unwrap_or_default().to_owned(),
+                d["mediaType"].as_str().unwrap_or_default().to_owned(),
+                d["size"].as_i64().unwrap_or(0),
+            )
+        };
+        let layers = doc["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let (digest, media_type, size) = descriptor(d);
+                ImageLayerSummary {
+                    digest,
+                    media_type,
+                    size,
+                }
+            })
+            .collect();
+        let manifests = doc["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let (digest, media_type, size) = descriptor(d);
+                ChildManifestSummary {
+                    digest,
+                    media_type,
+                    size,
+                    platform: Platform::from_descriptor(d),
+                }
+            })
+            .collect();
+        let config = match doc.get("config") {
+            Some(d) if d.is_object() => {
+                let (digest, media_type, size) = descriptor(d);
+                let summary = ImageConfigSummary {
+                    digest: digest.clone(),
+                    media_type: media_type.clone(),
+                    size,
+                    ..Default::default()
+                };
+                Some(if !IMAGE_CONFIG_TYPES.contains(&media_type.as_str()) {
+                    ImageConfigSummary {
+                        not_read: Some(format!("{media_type} is not an image config")),
+                        ..summary
+                    }
+                } else {
+                    match read_config(cx, &name, &digest).await? {
+                        Ok(doc) => config_summary(summary, &doc),
+                        Err(reason) => ImageConfigSummary {
+                            not_read: Some(reason),
+                            ..summary
+                        },
+                    }
+                })
+            }
+            _ => None,
+        };
+        Ok(DescribeImageDetailsResponse {
+            repository_name: name.to_string(),
+            image_digest: stored.digest,
+            image_manifest_media_type: stored.media_type,
+            manifest_size: stored.content.len() as i64,
+            artifact_type: doc["artifactType"].as_str().map(str::to_owned),
+            subject_manifest_digest: doc["subject"]["digest"].as_str().map(str::to_owned),
+            config,
+            layers,
+            manifests,
+            annotations: string_map(&doc["annotations"]),
+        })
+    }
+}
+
+/// The config blob as JSON, or why it was not read (too large, missing, not JSON).
+async fn read_config(
+    cx: &Context<'_>,
+    name: &RepoName,
+    digest: &str,
+) -> Result<std::result::Result<serde_json::Value, String>> {
+    use futures::StreamExt as _;
+    let Ok(digest) = Digest::parse(digest) else {
+        return Ok(Err("the config digest is not valid".into()));
+    };
+    let (size, mut stream) = match cx.registry.blobs().blob_stream(name, &digest).await {
+        Ok(read) => read,
+        Err(Error::BlobUnknown(_)) => return Ok(Err("the config blob is not stored".into())),
+        Err(e) => return Err(e),
+    };
+    if size > MAX_CONFIG_BYTES {
+        return Ok(Err(format!(
+            "the config is {size} bytes, more than the {MAX_CONFIG_BYTES} bytes a summary reads"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Internal(format!("reading the config: {e}")))?;
+        if bytes.len() + chunk.len() > MAX_CONFIG_BYTES as usize {
+            return Ok(Err("the config is larger than its descriptor says".into()));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(serde_json::from_slice(&bytes).map_err(|_| "the config is not JSON".to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,5 +1109,27 @@ mod tests {
         );
         assert_eq!(code(id(None, Some("-bad"))), Some("InvalidImageTag"));
         assert_eq!(code(id(None, Some("v1"))), None);
+    }
+
+    #[test]
+    fn configs_are_summarised() {
+        let doc = serde_json::json!({
+            "created": "2024-01-02T03:04:05Z", "os": "linux", "architecture": "arm64",
+            "variant": "v8",
+            "config": {"Entrypoint": ["/bin/app"], "Cmd": ["--serve"],
+                       "Labels": {"org.opencontainers.image.source": "https://x"}}
+        });
+        let s = config_summary(ImageConfigSummary::default(), &doc);
+        assert_eq!(s.platform.unwrap().label(), "linux/arm64/v8");
+        assert_eq!(s.entrypoint.unwrap(), vec!["/bin/app"]);
+        assert_eq!(s.cmd.unwrap(), vec!["--serve"]);
+        assert_eq!(s.labels.len(), 1);
+        assert_eq!(s.created.as_deref(), Some("2024-01-02T03:04:05Z"));
+        let index = serde_json::json!({"platform": {"os": "linux", "architecture": "amd64"}});
+        assert_eq!(
+            Platform::from_descriptor(&index).unwrap().label(),
+            "linux/amd64"
+        );
+        assert!(Platform::from_descriptor(&serde_json::json!({})).is_none());
     }
 }

@@ -431,6 +431,19 @@ impl Operation for ListLifecycleEventsRequest {
             .as_deref()
             .map(repository_name)
             .transpose()?;
+        let image_digest = self
+            .image_digest
+            .as_deref()
+            .map(|d| {
+                crate::oci::Digest::parse(d)
+                    .map(|d| d.to_string())
+                    .map_err(|_| {
+                        Error::InvalidParameter(
+                            "Invalid parameter at 'imageDigest': not a digest".into(),
+                        )
+                    })
+            })
+            .transpose()?;
         let limit = max_results(self.max_results, 100)?;
         let after = match self.next_token.as_deref() {
             Some(token) => decode_token("lifecycle-events", token, 1)?[0]
@@ -446,7 +459,12 @@ impl Operation for ListLifecycleEventsRequest {
         let mut rows = cx
             .registry
             .lifecycle()
-            .lifecycle_audit(repository.as_ref(), after, limit as i64 + 1)
+            .lifecycle_audit(
+                repository.as_ref(),
+                image_digest.as_deref(),
+                after,
+                limit as i64 + 1,
+            )
             .await?;
         let more = rows.len() > limit;
         rows.truncate(limit);

@@ -9,16 +9,18 @@ use super::shapes::{
     timestamp, CreateRepositoryRequest, DeleteRepositoryRequest, DescribeRepositoriesRequest,
     DescribeRepositoriesResponse, EncryptionConfiguration, ImageScanningConfiguration,
     PutImageTagMutabilityRequest, PutImageTagMutabilityResponse, Repository, RepositoryResponse,
-    ResourceTag,
+    ResourceTag, Timestamp,
 };
 use super::{decode_token, encode_token, max_results, Context, Operation};
 use crate::access::{Access, Caller, Permission, RequestFacts, Resource, Subject};
 use crate::error::{Error, Result};
-use crate::meta::{NewRepository, RepositoryRow};
+use crate::meta::{NewRepository, RepositoryRow, RepositorySummaryRow};
 use crate::oci::RepoName;
 use crate::policy::templates::AppliedFor;
 use crate::policy::{Action, TagMutability};
 use crate::service::{Registry, MAX_RESOURCE_TAGS};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A repository name as ECR validates it (2 to 256 characters, the OCI grammar):
 /// `NAME_INVALID` (ECR: `InvalidParameterException`) in ECR's words.
@@ -132,13 +134,33 @@ pub async fn visible_repositories(
     after: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<RepositoryRow>, bool)> {
+    visible_repositories_with_prefix(registry, access, caller, "", after, limit).await
+}
+
+/// [`visible_repositories`] among the names that start with `prefix` (a range on the name's
+/// index, so a narrow prefix reads only its own rows).
+pub async fn visible_repositories_with_prefix(
+    registry: &Registry,
+    access: &Access,
+    caller: &Caller,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<RepositoryRow>, bool)> {
     let mut visible = Vec::new();
     let mut cursor = after.map(str::to_owned);
     loop {
-        let rows = registry
-            .repositories()
-            .list_repository_rows(cursor.as_deref(), LISTING_BATCH as i64)
-            .await?;
+        let rows = if prefix.is_empty() {
+            registry
+                .repositories()
+                .list_repository_rows(cursor.as_deref(), LISTING_BATCH as i64)
+                .await?
+        } else {
+            registry
+                .repositories()
+                .list_repository_rows_with_prefix(cursor.as_deref(), prefix, LISTING_BATCH as i64)
+                .await?
+        };
         let exhausted = rows.len() < LISTING_BATCH;
         for row in rows {
             cursor = Some(row.name.clone());
@@ -439,6 +461,129 @@ pub fn tag_mutability_shape(
         repository_name: row.name.clone(),
         image_tag_mutability: row.tag_mutability.mode.as_str().into(),
         image_tag_mutability_exclusion_filters: row.tag_mutability.exclusion_filters.clone(),
+    }
+}
+
+/// Berth's ListRepositorySummaries (the console's repositories page, the REST API's
+/// `/api/v1/repository-summaries`): the repositories the caller may describe whose names start
+/// with `prefix`, by name, with what each holds.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRepositorySummariesRequest {
+    /// Only names starting with this (nothing: every repository).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub next_token: Option<String>,
+    /// 1 to 1000, default 100.
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
+
+/// One repository with what it holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositorySummary {
+    pub repository_name: String,
+    pub repository_uri: String,
+    pub created_at: Timestamp,
+    pub image_tag_mutability: String,
+    pub scan_on_push: bool,
+    /// Manifests stored (images, index children and referrers, as DescribeImages lists them).
+    pub image_count: i64,
+    /// Bytes of the blobs the repository holds, each counted once.
+    pub total_size_in_bytes: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_pushed_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_recorded_pull_time: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRepositorySummariesResponse {
+    pub repository_summaries: Vec<RepositorySummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// The token names the prefix too: a page token fits only the search it came from.
+const SUMMARIES: &str = "repository-summaries";
+
+impl Operation for ListRepositorySummariesRequest {
+    const NAME: &'static str = "berth:ListRepositorySummaries";
+    type Output = ListRepositorySummariesResponse;
+
+    /// Any signed-in caller; the listing shows only the repositories it may describe.
+    fn permission(&self) -> Permission<'_> {
+        Permission::SignedIn
+    }
+
+    async fn run(self, cx: &Context<'_>) -> Result<ListRepositorySummariesResponse> {
+        let prefix = self.prefix.unwrap_or_default();
+        if prefix.len() > 256 {
+            return Err(Error::InvalidParameter(
+                "Invalid parameter at 'prefix' failed to satisfy constraint: 'must have length at most 256'".into(),
+            ));
+        }
+        let limit = max_results(self.max_results, 100)?;
+        let after = match self.next_token.as_deref() {
+            Some(token) => {
+                let mut parts = decode_token(SUMMARIES, token, 2)?;
+                let after = parts.pop();
+                if parts.pop().as_deref() != Some(prefix.as_str()) {
+                    return Err(Error::InvalidParameter(
+                        "Invalid parameter at 'nextToken': the token belongs to another prefix"
+                            .into(),
+                    ));
+                }
+                after
+            }
+            None => None,
+        };
+        let (rows, more) = visible_repositories_with_prefix(
+            cx.registry,
+            cx.access,
+            cx.caller,
+            &prefix,
+            after.as_deref(),
+            limit,
+        )
+        .await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut held: std::collections::HashMap<i64, RepositorySummaryRow> = cx
+            .registry
+            .repositories()
+            .summaries(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.repository_id, s))
+            .collect();
+        let next_token = match (more, rows.last()) {
+            (true, Some(last)) => Some(encode_token(SUMMARIES, &[&prefix, &last.name])),
+            _ => None,
+        };
+        let repository_summaries = rows
+            .iter()
+            .map(|row| {
+                let s = held.remove(&row.id).unwrap_or_default();
+                RepositorySummary {
+                    repository_name: row.name.clone(),
+                    repository_uri: format!("{}/{}", cx.endpoint.host, row.name),
+                    created_at: timestamp(row.created_at),
+                    image_tag_mutability: row.tag_mutability.mode.as_str().into(),
+                    scan_on_push: row.scan_on_push,
+                    image_count: s.image_count,
+                    total_size_in_bytes: s.total_size,
+                    last_pushed_at: s.last_pushed_at.map(timestamp),
+                    last_recorded_pull_time: s.last_pulled_at.map(timestamp),
+                }
+            })
+            .collect();
+        Ok(ListRepositorySummariesResponse {
+            repository_summaries,
+            next_token,
+        })
     }
 }
 

@@ -104,6 +104,16 @@ impl Operation for StartImageScanRequest {
     }
 }
 
+/// The severities findings are stored with (ECR's), most severe first.
+pub const SEVERITIES: &[&str] = &[
+    "CRITICAL",
+    "HIGH",
+    "MEDIUM",
+    "LOW",
+    "INFORMATIONAL",
+    "UNDEFINED",
+];
+
 /// The listing name of findings tokens: a token holds the image's digest and the sequence
 /// number of the last finding shown, and fits no other image.
 const FINDINGS: &str = "scan-findings";
@@ -124,6 +134,17 @@ impl Operation for DescribeImageScanFindingsRequest {
         cx.check_registry_id(self.registry_id.as_deref())?;
         let name = repository_name(&self.repository_name)?;
         let limit = max_results(self.max_results, 100)?;
+        let severity = match self.severity.as_deref() {
+            None | Some("") => None,
+            Some(s) if SEVERITIES.contains(&s) => Some(s.to_owned()),
+            Some(other) => {
+                return Err(Error::InvalidParameter(format!(
+                    "Invalid parameter at 'severity': expected one of {}, got '{}'",
+                    SEVERITIES.join(", "),
+                    other.chars().take(40).collect::<String>()
+                )))
+            }
+        };
         let after = match self.next_token.as_deref() {
             Some(token) => decode_token(FINDINGS, token, 2)?,
             None => Vec::new(),
@@ -144,7 +165,7 @@ impl Operation for DescribeImageScanFindingsRequest {
         let page = cx
             .registry
             .scans()
-            .scan_findings_page(&name, &digest, after_seq, limit)
+            .scan_findings_page(&name, &digest, after_seq, severity.as_deref(), limit)
             .await
             .map_err(in_repository(cx, name.as_str()))?
             .ok_or_else(|| {

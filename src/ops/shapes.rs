@@ -562,6 +562,9 @@ pub struct ListLifecycleEventsRequest {
     /// Only this repository's entries; all repositories' without.
     #[serde(default)]
     pub repository_name: Option<String>,
+    /// Only the entries of this image digest (the console's image page).
+    #[serde(default)]
+    pub image_digest: Option<String>,
     #[serde(default)]
     pub next_token: Option<String>,
     #[serde(default)]
@@ -980,6 +983,10 @@ pub struct DescribeImageScanFindingsRequest {
     pub next_token: Option<String>,
     #[serde(default)]
     pub max_results: Option<i64>,
+    /// Berth's: only findings of this severity (CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL,
+    /// UNDEFINED); the counts stay those of the whole scan.
+    #[serde(default)]
+    pub severity: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

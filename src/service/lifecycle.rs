@@ -353,15 +353,17 @@ impl LifecycleService {
         result.map(|()| run)
     }
 
-    /// The lifecycle audit log after id `after`, oldest first.
+    /// The lifecycle audit log after id `after`, oldest first (of one repository, and one
+    /// image digest, when given).
     pub async fn lifecycle_audit(
         &self,
         repository: Option<&RepoName>,
+        digest: Option<&str>,
         after: i64,
         limit: i64,
     ) -> Result<Vec<LifecycleAuditRow>> {
         self.lifecycle
-            .lifecycle_audit(repository.map(|r| r.as_str()), after, limit)
+            .lifecycle_audit(repository.map(|r| r.as_str()), digest, after, limit)
             .await
     }
 

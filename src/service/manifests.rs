@@ -374,6 +374,16 @@ impl ManifestService {
         .await
     }
 
+    /// The referrers of several subjects of repository `name` at once, as `(subject, referrer)`.
+    pub async fn referrers_of(
+        &self,
+        name: &RepoName,
+        digests: &[String],
+    ) -> Result<Vec<(String, ReferrerRow)>> {
+        let repo = self.core.repository(name).await?;
+        self.manifests.referrers_of(repo, digests).await
+    }
+
     /// GET /v2/<name>/referrers/<digest>[?artifactType=]
     pub async fn referrers(
         &self,

@@ -50,7 +50,7 @@ pub use manifests::{ManifestPut, ManifestService, StoredManifest};
 pub use metadata_cache::MetaCache;
 pub use replicas::{Readiness, ReplicaService};
 pub use replication::{ImageReplicationStatus, ReplicationRules, ReplicationService};
-pub use repositories::RepositoryService;
+pub use repositories::{prefix_upper_bound, RepositoryService};
 pub use resource_tags::MAX_RESOURCE_TAGS;
 pub use scan::{parse_report, Credential, ScanFindingsPage, ScanService, Scanner, OFFLINE_FLAGS};
 pub use templates::{template_not_found, template_prefix, TemplateService};

@@ -7,7 +7,8 @@ use super::core::Core;
 use super::page;
 use crate::error::{Error, Result};
 use crate::meta::{
-    IdentityStore, NewRepository, Repositories, RepositoryRow, ResourceTags, StoredRule,
+    IdentityStore, NewRepository, Repositories, RepositoryRow, RepositorySummaryRow, ResourceTags,
+    StoredRule,
 };
 use crate::oci::RepoName;
 use crate::policy::TagMutability;
@@ -131,6 +132,24 @@ impl RepositoryService {
         self.repositories.list_repository_rows(after, limit).await
     }
 
+    /// Repositories after `after` (by name) whose names start with `prefix`, at most `limit`.
+    pub async fn list_repository_rows_with_prefix(
+        &self,
+        after: Option<&str>,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<RepositoryRow>> {
+        let upper = prefix_upper_bound(prefix);
+        self.repositories
+            .list_repository_rows_in(after, prefix, upper.as_deref(), limit)
+            .await
+    }
+
+    /// What each of the repositories `ids` holds (one query per 500).
+    pub async fn summaries(&self, ids: &[i64]) -> Result<Vec<RepositorySummaryRow>> {
+        self.repositories.repository_summaries(ids).await
+    }
+
     /// Deletes the repository with its manifests, tags, upload sessions and policy. Without
     /// `force`, a repository that still holds images is refused with `NotEmpty`. Blob bytes stay
     /// until garbage collection finds them unreferenced.
@@ -146,5 +165,39 @@ impl RepositoryService {
             .await?;
         self.core.cache.invalidate_all();
         Ok(row)
+    }
+}
+
+/// The smallest string above every string that starts with `prefix` (`None`: there is none,
+/// or the prefix is empty and nothing bounds the range). Names compare bytewise (`COLLATE "C"`
+/// on PostgreSQL, SQLite's default), so the last byte below 0xFF is incremented and what
+/// follows it dropped; a byte sequence that is not UTF-8 afterwards cannot be a bound, and a
+/// repository name is ASCII anyway.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0x7F {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).ok();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn prefix_ranges_end_after_every_name_with_the_prefix() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("team/"), Some("team0".into()));
+        assert_eq!(prefix_upper_bound("a"), Some("b".into()));
+        assert_eq!(prefix_upper_bound("ab\u{7f}"), Some("ac".into()));
+        let upper = prefix_upper_bound("team/app").unwrap();
+        for name in ["team/app", "team/app/x", "team/apps", "team/app~"] {
+            assert!(name >= "team/app" && name < upper.as_str(), "{name}");
+        }
+        assert!("team/aq" >= upper.as_str());
     }
 }

@@ -480,12 +480,14 @@ impl ScanService {
         self.scans.scan_severity_counts(manifest_id).await
     }
 
-    /// A page of an image's findings after `after_seq`; `None` if it was never scanned.
+    /// A page of an image's findings after `after_seq` (of one severity when given); `None` if
+    /// it was never scanned.
     pub async fn scan_findings_page(
         &self,
         name: &RepoName,
         digest: &Digest,
         after_seq: i64,
+        severity: Option<&str>,
         limit: usize,
     ) -> Result<Option<ScanFindingsPage>> {
         let Some(state) = self.scan_state(name, digest).await? else {
@@ -494,7 +496,7 @@ impl ScanService {
         let severity_counts = self.scans.scan_severity_counts(state.manifest_id).await?;
         let mut findings = self
             .scans
-            .scan_findings(state.manifest_id, after_seq, limit as i64 + 1)
+            .scan_findings(state.manifest_id, after_seq, severity, limit as i64 + 1)
             .await?;
         let more = findings.len() > limit;
         findings.truncate(limit);

@@ -144,7 +144,8 @@ conformance!(sqlite, super::Backend::Sqlite;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest, replication_tasks, event_deliveries, console_sessions);
+    secrets_at_rest, replication_tasks, event_deliveries, console_sessions,
+    repository_summaries);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
@@ -152,9 +153,11 @@ conformance!(postgres, super::Backend::Postgres;
     migrate_idempotent, foreign_keys_enforced, all_uploads_and_blobs, forget_blob, leases,
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
-    secrets_at_rest, replication_tasks, event_deliveries, console_sessions);
+    secrets_at_rest, replication_tasks, event_deliveries, console_sessions,
+    repository_summaries);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
-    repositories, tags_order_and_pagination, forget_blob, creation_templates);
+    repositories, tags_order_and_pagination, forget_blob, creation_templates,
+    repository_summaries);
 
 // --- helpers ----------------------------------------------------------------------------------
 
@@ -2942,16 +2945,23 @@ async fn scan_jobs(db: &Db) {
     );
     let page = db
         .scans()
-        .scan_findings(state.manifest_id, -1, 3)
+        .scan_findings(state.manifest_id, -1, None, 3)
         .await
         .unwrap();
     let rest = db
         .scans()
-        .scan_findings(state.manifest_id, page[2].0, 3)
+        .scan_findings(state.manifest_id, page[2].0, None, 3)
         .await
         .unwrap();
     let all: Vec<Finding> = page.into_iter().chain(rest).map(|(_, f)| f).collect();
     assert_eq!(all, findings);
+    let critical = db
+        .scans()
+        .scan_findings(state.manifest_id, -1, Some("CRITICAL"), 100)
+        .await
+        .unwrap();
+    assert_eq!(critical.len(), 2);
+    assert!(critical.iter().all(|(_, f)| f.severity == "CRITICAL"));
     // Nothing is due any more; a re-push leaves the finished scan alone; a manual scan re-queues.
     assert!(db
         .scans()
@@ -3359,7 +3369,7 @@ async fn lifecycle_expire(db: &Db) {
 
     let audit = db
         .lifecycle()
-        .lifecycle_audit(Some("lc/expire"), 0, 100)
+        .lifecycle_audit(Some("lc/expire"), None, 0, 100)
         .await
         .unwrap();
     assert_eq!(audit.len(), 2);
@@ -3369,13 +3379,13 @@ async fn lifecycle_expire(db: &Db) {
     assert_eq!(audit[0].removed, removed);
     assert!(db
         .lifecycle()
-        .lifecycle_audit(Some("lc/other"), 0, 100)
+        .lifecycle_audit(Some("lc/other"), None, 0, 100)
         .await
         .unwrap()
         .is_empty());
     let after = db
         .lifecycle()
-        .lifecycle_audit(None, audit[0].id, 100)
+        .lifecycle_audit(None, None, audit[0].id, 100)
         .await
         .unwrap();
     assert_eq!(after.len(), 1);
@@ -3479,4 +3489,111 @@ async fn lifecycle_policy_preview_and_pulls(db: &Db) {
     );
     let many: Vec<i64> = (0..1200).collect();
     db.lifecycle().record_pulls(&many, 6_000).await.unwrap();
+}
+
+/// The console's repositories listing: a prefix as a name range (bytewise, whatever the
+/// database's collation), keyset pages inside it, one aggregate per page; and referrers of
+/// several subjects at once.
+async fn repository_summaries(db: &Db) {
+    let names = [
+        "team/app",
+        "team/app-x",
+        "team/app/sub",
+        "team/apps",
+        "team0",
+        "team-x",
+        "tea",
+        "zeta",
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for n in names {
+        let id = db.repositories().ensure_repository(&repo(n)).await.unwrap();
+        ids.insert(n, id);
+    }
+    let list = |after: Option<&'static str>,
+                lower: &'static str,
+                upper: Option<&'static str>,
+                limit| async move {
+        db.repositories()
+            .list_repository_rows_in(after, lower, upper, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+    };
+    let upper = berth::service::prefix_upper_bound("team/app");
+    assert_eq!(upper.as_deref(), Some("team/apq"));
+    assert_eq!(
+        list(None, "team/app", Some("team/apq"), 100).await,
+        ["team/app", "team/app-x", "team/app/sub", "team/apps"]
+    );
+    assert_eq!(
+        list(Some("team/app-x"), "team/app", Some("team/apq"), 1).await,
+        ["team/app/sub"]
+    );
+    assert_eq!(list(None, "team/", Some("team0"), 100).await.len(), 4);
+    assert_eq!(
+        list(Some("team/apps"), "", None, 100).await,
+        ["team0", "zeta"]
+    );
+
+    let app = ids["team/app"];
+    let (a, b) = (manifest(b"{\"a\":1}"), manifest(b"{\"b\":2}"));
+    db.manifests()
+        .put_manifest(app, &a, &[tag("a")])
+        .await
+        .unwrap();
+    tick().await;
+    db.manifests().put_manifest(app, &b, &[]).await.unwrap();
+    let sig = referrer("sig", &a.digest, Some("application/vnd.example.sig"));
+    db.manifests().put_manifest(app, &sig, &[]).await.unwrap();
+    db.uploads()
+        .create_upload("sz", app, "sha256", "{}")
+        .await
+        .unwrap();
+    db.blob_index()
+        .commit_blob("sz", app, &digest("layer"), 1234, "kl", None)
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let id_a: i64 = sqlx::query("SELECT id FROM manifests WHERE digest = $1")
+        .bind(a.digest.to_string())
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .try_get("id")
+        .unwrap();
+    db.lifecycle().record_pulls(&[id_a], 7_000).await.unwrap();
+
+    let empty = ids["zeta"];
+    let mut rows = db
+        .repositories()
+        .repository_summaries(&[app, empty])
+        .await
+        .unwrap();
+    rows.sort_by_key(|r| r.repository_id);
+    let app_row = rows.iter().find(|r| r.repository_id == app).unwrap();
+    assert_eq!(app_row.image_count, 3);
+    assert_eq!(app_row.total_size, 1234);
+    assert!(app_row.last_pushed_at.is_some());
+    assert_eq!(app_row.last_pulled_at, Some(7_000));
+    let empty_row = rows.iter().find(|r| r.repository_id == empty).unwrap();
+    assert_eq!(
+        (
+            empty_row.image_count,
+            empty_row.total_size,
+            empty_row.last_pushed_at
+        ),
+        (0, 0, None)
+    );
+
+    let refs = db
+        .manifests()
+        .referrers_of(app, &[a.digest.to_string(), b.digest.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].0, a.digest.to_string());
+    assert_eq!(refs[0].1.digest, sig.digest.to_string());
 }

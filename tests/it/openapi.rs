@@ -331,6 +331,14 @@ async fn every_rest_answer_matches_its_schema() {
     .await;
     s.call(M::GET, "/api/v1/repositories", &[], "limit=10", None)
         .await;
+    s.call(
+        M::GET,
+        "/api/v1/repository-summaries",
+        &[],
+        "prefix=team/&maxResults=10",
+        None,
+    )
+    .await;
     s.call(M::GET, "/api/v1/repositories/{name}", &repo, "", None)
         .await;
     s.call(M::PUT, "/api/v1/repositories/{name}/tag-mutability", &repo, "",

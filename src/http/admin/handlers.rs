@@ -21,6 +21,7 @@ use super::shapes::{
 use super::{decode, text, OpCall, Payload, Routes};
 use crate::error::{Error, Result};
 use crate::ops::identity::{AccountKind, Groups, PolicyHolder, Robots, Users};
+use crate::ops::repositories::ListRepositorySummariesRequest;
 use crate::ops::shapes::{
     AddGroupMemberRequest, ChangePasswordRequest, CreateAccessKeyRequest, CreateEventRuleRequest,
     CreateGroupRequest, CreatePullThroughCacheRuleRequest, CreateRepositoryCreationTemplateRequest,
@@ -130,6 +131,7 @@ pub(super) fn mount(r: Routes) -> Routes {
         // repositories
         .post("/api/v1/repositories", create_repository)
         .get("/api/v1/repositories", list_repositories)
+        .get("/api/v1/repository-summaries", repository_summaries)
         .get("/api/v1/repositories/{*name}", describe_repository)
         .delete("/api/v1/repositories/{*name}", delete_repository)
         // sub-resources: public `/api/v1/repositories/{name}/tag-mutability` (see `super::SUB_RESOURCES`)
@@ -512,6 +514,19 @@ async fn list_repositories(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     }))
 }
 
+/// GET /api/v1/repository-summaries?prefix=&nextToken=&maxResults=: the repositories the caller
+/// may describe whose names start with `prefix`, with their image counts, sizes, last push and
+/// last pull (Berth's ListRepositorySummaries).
+async fn repository_summaries(call: OpCall, RawQuery(query): RawQuery) -> Reply {
+    let pairs = query_pairs(&query);
+    let request = ListRepositorySummariesRequest {
+        prefix: query_param(&pairs, "prefix").map(str::to_owned),
+        next_token: query_param(&pairs, "nextToken").map(str::to_owned),
+        max_results: parse_number("maxResults", query_param(&pairs, "maxResults"))?,
+    };
+    Ok(ok(call.run(request).await?))
+}
+
 /// The one repository `name` (DescribeRepositories with one name).
 async fn one_repository(
     call: &OpCall,
@@ -751,6 +766,7 @@ async fn lifecycle_audit(call: OpCall, RawQuery(query): RawQuery) -> Reply {
     let pairs = query_pairs(&query);
     let request = ListLifecycleEventsRequest {
         repository_name: query_param(&pairs, "repository").map(str::to_owned),
+        image_digest: query_param(&pairs, "imageDigest").map(str::to_owned),
         next_token: query_param(&pairs, "after").map(str::to_owned),
         max_results: parse_number("limit", query_param(&pairs, "limit"))?,
     };
@@ -1102,6 +1118,7 @@ async fn scan_findings(call: OpCall, Path(name): Path<String>, RawQuery(query): 
         image_id: ImageParam::from_query(&pairs).image_id(),
         next_token: query_param(&pairs, "nextToken").map(str::to_owned),
         max_results: parse_number("maxResults", query_param(&pairs, "maxResults"))?,
+        severity: query_param(&pairs, "severity").map(str::to_owned),
     };
     Ok(ok(call.run(request).await?))
 }

@@ -17,6 +17,7 @@ use super::shapes::{
 };
 use crate::http::error::ErrorBody;
 use crate::ops::identity::{Robots, Users};
+use crate::ops::repositories::ListRepositorySummariesResponse;
 use crate::ops::shapes::*;
 
 /// The schemas a body needs, collected into `components/schemas`.
@@ -138,6 +139,8 @@ const OPS: &[Op] = &[
     op!("post" "/api/v1/repositories", "createRepository", "Create a repository", "ecr:CreateRepository on the repository", Json(json::<CreateRepositoryRequest>) => 201 Json(json::<Repository>)),
     op!("get" "/api/v1/repositories", "listRepositories", "Repositories the caller may describe, by name", "any signed-in caller; each repository needs ecr:DescribeRepositories", NoBody => 200 Json(json::<RepositoryPage>),
         &[("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "List names after this one (the previous page's `next`)")]),
+    op!("get" "/api/v1/repository-summaries", "listRepositorySummaries", "Repositories the caller may describe whose names start with a prefix, by name, with their image count, stored bytes, last push and last pull (for the console's listing)", "any signed-in caller; each repository needs ecr:DescribeRepositories", NoBody => 200 Json(json::<ListRepositorySummariesResponse>),
+        &[("prefix", "string", "Only names starting with this"), ("maxResults", "integer", "Page size, 1 to 1000 (default 100)"), ("nextToken", "string", "The previous page's nextToken (same prefix)")]),
     op!("get" "/api/v1/repositories/{name}", "describeRepository", "Describe a repository", "ecr:DescribeRepositories on the repository", NoBody => 200 Json(json::<Repository>)),
     op!("delete" "/api/v1/repositories/{name}", "deleteRepository", "Delete a repository (with force, also one that holds images)", "ecr:DeleteRepository on the repository", NoBody => 200 Json(json::<Repository>),
         &[("force", "boolean", "Delete even if the repository holds images")]),
@@ -165,7 +168,7 @@ const OPS: &[Op] = &[
     op!("delete" "/api/v1/repositories/{name}/pull-gate", "deletePullGate", "Remove the pull gate", "ecr:PutImageScanningConfiguration on the repository", NoBody => 204 NoBody),
     op!("post" "/api/v1/repositories/{name}/image-scans", "startImageScan", "Scan an image now (as ECR's StartImageScan, with no daily limit); the result arrives in scan-findings", "ecr:StartImageScan on the repository", Json(json::<ImageParam>) => 202 Json(json::<StartImageScanResponse>)),
     op!("get" "/api/v1/repositories/{name}/scan-findings", "describeImageScanFindings", "An image's scan status and findings: ECR's DescribeImageScanFindings, the same answer and page tokens", "ecr:DescribeImageScanFindings on the repository", NoBody => 200 Json(json::<DescribeImageScanFindingsResponse>),
-        &[("imageDigest", "string", "The image's digest (or give imageTag)"), ("imageTag", "string", "A tag of the image"), ("maxResults", "integer", "Page size, 1 to 1000 (default 100)"), ("nextToken", "string", "The previous page's nextToken (the ECR API's tokens work too)")]),
+        &[("imageDigest", "string", "The image's digest (or give imageTag)"), ("imageTag", "string", "A tag of the image"), ("maxResults", "integer", "Page size, 1 to 1000 (default 100)"), ("nextToken", "string", "The previous page's nextToken (the ECR API's tokens work too)"), ("severity", "string", "Only findings of this severity (the counts stay the whole scan's)")]),
     op!("get" "/api/v1/registry/scanning-configuration", "getRegistryScanningConfiguration", "Registry scanning rules (ECR's GetRegistryScanningConfiguration)", "ecr:GetRegistryScanningConfiguration on the registry", NoBody => 200 Json(json::<GetRegistryScanningConfigurationResponse>)),
     op!("put" "/api/v1/registry/scanning-configuration", "putRegistryScanningConfiguration", "Replace the registry scanning rules: repositories matching a SCAN_ON_PUSH (or CONTINUOUS_SCAN) rule scan on push, as do repositories whose own flag is on", "ecr:PutRegistryScanningConfiguration on the registry", Json(json::<PutRegistryScanningConfigurationRequest>) => 200 Json(json::<PutRegistryScanningConfigurationResponse>)),
     // repository creation templates
@@ -197,7 +200,7 @@ const OPS: &[Op] = &[
     op!("put" "/api/v1/pull-through-rules/{prefix}", "updatePullThroughCacheRule", "Change a rule's credentialArn and customRoleArn (both replaced), revalidateSecs or quotaBytes (when given), as ECR's UpdatePullThroughCacheRule; the upstream cannot change, and the path names the rule", "ecr:UpdatePullThroughCacheRule on the registry", Json(json::<UpdatePullThroughCacheRuleRequest>) => 200 Json(json::<PullThroughCacheRule>)),
     op!("delete" "/api/v1/pull-through-rules/{prefix}", "deletePullThroughCacheRule", "Remove a rule (ECR's DeletePullThroughCacheRule); answers the deleted rule; its cached repositories stay", "ecr:DeletePullThroughCacheRule on the registry", NoBody => 200 Json(json::<PullThroughCacheRule>)),
     op!("get" "/api/v1/lifecycle/audit", "listLifecycleEvents", "Images expired by lifecycle policies, oldest first", "ecr:GetLifecyclePolicy on the repository (on every repository without `repository`)", NoBody => 200 Json(json::<LifecycleEventPage>),
-        &[("repository", "string", "Only this repository"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next`")]),
+        &[("repository", "string", "Only this repository"), ("imageDigest", "string", "Only this image's entries"), ("limit", "integer", "Page size, 1 to 1000 (default 100)"), ("after", "string", "The previous page's `next`")]),
     op!("get" "/api/v1/registry-policy", "getRegistryPolicy", "The registry policy, exactly as stored (GetRegistryPolicy's policyText)", "ecr:GetRegistryPolicy on the registry", NoBody => 200 POLICY),
     op!("put" "/api/v1/registry-policy", "putRegistryPolicy", "Set (replace) the registry policy (PutRegistryPolicy)", "ecr:PutRegistryPolicy on the registry", POLICY => 204 NoBody),
     op!("delete" "/api/v1/registry-policy", "deleteRegistryPolicy", "Remove the registry policy (DeleteRegistryPolicy)", "ecr:DeleteRegistryPolicy on the registry", NoBody => 204 NoBody),

@@ -1,4 +1,5 @@
-//! The repositories page: the repositories the caller may describe, by name, a page at a time.
+//! The repositories page: the repositories the caller may describe, searched by name prefix, a
+//! page at a time (keyset on the name), with what each holds.
 
 use axum::extract::Query;
 use axum::response::Response;
@@ -10,7 +11,10 @@ use serde::Deserialize;
 use super::layout::{self, Nav};
 use super::{encode, Session, PREFIX};
 use crate::http::AppState;
-use crate::ops::shapes::DescribeRepositoriesRequest;
+use crate::ops::repositories::ListRepositorySummariesRequest;
+
+/// Repositories per page.
+const PAGE: i64 = 50;
 
 pub fn routes(router: Router<AppState>) -> Router<AppState> {
     router.route("/console/repositories", get(list))
@@ -18,16 +22,18 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
 
 #[derive(Deserialize)]
 struct ListQuery {
+    prefix: Option<String>,
     next: Option<String>,
 }
 
 async fn list(session: Session, Query(q): Query<ListQuery>) -> Response {
+    let prefix = q.prefix.unwrap_or_default().trim().to_owned();
+    let paged = q.next.as_deref().is_some_and(|t| !t.is_empty());
     let answer = session
-        .run(DescribeRepositoriesRequest {
-            registry_id: None,
-            repository_names: None,
+        .run(ListRepositorySummariesRequest {
+            prefix: Some(prefix.clone()).filter(|p| !p.is_empty()),
             next_token: q.next.filter(|t| !t.is_empty()),
-            max_results: Some(50),
+            max_results: Some(PAGE),
         })
         .await;
     let answer = match answer {
@@ -40,17 +46,46 @@ async fn list(session: Session, Query(q): Query<ListQuery>) -> Response {
         Nav::Repositories,
         html! {
             h1 { "Repositories" }
-            @if answer.repositories.is_empty() {
-                p { "No repositories you may see." }
+            form class="toolbar" method="get" action={ (PREFIX) "/repositories" } role="search" {
+                div {
+                    label for="prefix" { "Name starts with" }
+                    input type="search" id="prefix" name="prefix" value=(prefix) autocomplete="off" spellcheck="false";
+                }
+                button type="submit" { "Search" }
+                @if !prefix.is_empty() {
+                    a href={ (PREFIX) "/repositories" } { "Show all" }
+                }
+            }
+            @if answer.repository_summaries.is_empty() {
+                p {
+                    @if prefix.is_empty() { "No repositories you may see." }
+                    @else { "No repositories you may see start with \u{201c}" (prefix) "\u{201d}." }
+                }
             } @else {
                 div class="table-wrap" {
-                    table {
-                        thead { tr { th scope="col" { "Name" } th scope="col" { "Created" } th scope="col" { "Tag mutability" } } }
+                    table id="repositories" {
+                        caption class="muted" {
+                            @if prefix.is_empty() { "Repositories by name" }
+                            @else { "Repositories whose names start with \u{201c}" (prefix) "\u{201d}" }
+                        }
+                        thead {
+                            tr {
+                                th scope="col" { "Name" }
+                                th scope="col" { "Images" }
+                                th scope="col" { "Size" }
+                                th scope="col" { "Last push" }
+                                th scope="col" { "Last pull" }
+                                th scope="col" { "Tag mutability" }
+                            }
+                        }
                         tbody {
-                            @for r in &answer.repositories {
+                            @for r in &answer.repository_summaries {
                                 tr {
                                     td { a href={ (PREFIX) "/repositories/" (r.repository_name) } { (r.repository_name) } }
-                                    td { (layout::time_secs(r.created_at)) }
+                                    td { (r.image_count) }
+                                    td { (layout::bytes(r.total_size_in_bytes)) }
+                                    td { (layout::maybe_time_secs(r.last_pushed_at, "never")) }
+                                    td { (layout::maybe_time_secs(r.last_recorded_pull_time, "never")) }
                                     td { (r.image_tag_mutability) }
                                 }
                             }
@@ -58,9 +93,14 @@ async fn list(session: Session, Query(q): Query<ListQuery>) -> Response {
                     }
                 }
             }
-            @if let Some(next) = &answer.next_token {
+            @if paged || answer.next_token.is_some() {
                 nav class="pager" aria-label="Pages" {
-                    a href={ (PREFIX) "/repositories?next=" (encode(next)) } { "Next page" }
+                    @if paged {
+                        a href={ (PREFIX) "/repositories?prefix=" (encode(&prefix)) } { "First page" }
+                    }
+                    @if let Some(next) = &answer.next_token {
+                        a href={ (PREFIX) "/repositories?prefix=" (encode(&prefix)) "&next=" (encode(next)) } { "Next page" }
+                    }
                 }
             }
         },
