@@ -436,3 +436,465 @@ async fn console_sessions_open_only_the_console_and_end_when_they_should() {
     assert!(limited, "the failed-login limiter never answered");
     browser.close().await;
 }
+
+/// Every value of the `<code>` cells of `css` rows (full digests in the console's tables).
+async fn codes_in(browser: &Browser, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for cell in browser.find_all(&format!("{css} code")).await {
+        out.push(cell.text().await.unwrap());
+    }
+    out
+}
+
+/// Chooses `value` in the `<select>` with id `id`.
+async fn choose(browser: &Browser, id: &str, value: &str) {
+    browser
+        .click(&format!("#{id} option[value='{value}']"))
+        .await;
+}
+
+/// Screenshots the page at the usual width and at a phone's, checks that nothing forces the
+/// narrow window to scroll sideways, and runs axe on it.
+async fn look_at(browser: &Browser, name: &str) {
+    browser.screenshot(name).await;
+    browser.set_window_size(390, 844).await;
+    let overflow = browser
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await;
+    browser.screenshot(&format!("{name}-narrow")).await;
+    browser
+        .set_window_size(
+            crate::support::browser::WINDOW_WIDTH,
+            crate::support::browser::WINDOW_HEIGHT,
+        )
+        .await;
+    assert!(
+        overflow.as_i64().is_some_and(|px| px <= 0),
+        "{name}: the page is {overflow} px wider than a 390 px window"
+    );
+    browser.check_accessibility(name).await;
+}
+
+/// skopeo pushes an image; the repositories page lists it; the image page shows the findings of
+/// a real Trivy scan started from the page's own button (the CVE with its fixed version, the
+/// planted secret), filtered by severity.
+#[tokio::test]
+async fn pushed_images_and_their_trivy_findings_are_on_the_pages() {
+    use crate::scanning;
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("trivy-cache");
+    crate::support::trivy_db::build_trivy_cache(&cache);
+    let server = scanning::start(&cache, &scanning::trivy(), &[]);
+    let api = crate::support::api::Api::new(&server.base);
+    let repo = "console/scanned";
+    let digest = scanning::push_image(&server, repo).await;
+
+    let dir = artifacts("images");
+    let browser = Browser::start(&dir).await;
+    sign_in(&browser, &server, ADMIN_USER, ADMIN_PASSWORD).await;
+    browser.wait_for("#repositories", WAIT).await;
+    let listed = browser.text("#repositories").await;
+    assert!(listed.contains(repo), "{listed}");
+    look_at(&browser, "repositories").await;
+
+    browser
+        .click(&format!(
+            "#repositories a[href='/console/repositories/{repo}']"
+        ))
+        .await;
+    browser.wait_for("#images", WAIT).await;
+    let images = browser.text("#images").await;
+    assert!(images.contains("v1"), "{images}");
+    let pull = browser.page_source().await;
+    assert!(
+        pull.contains(&format!("docker pull {}/{repo}:v1", server.addr)),
+        "no docker pull command"
+    );
+    look_at(&browser, "repository").await;
+
+    browser
+        .click(&format!(
+            "#images a[href='/console/repositories/{repo}/-/images/{digest}']"
+        ))
+        .await;
+    browser.wait_for("#layers", WAIT).await;
+    // Not scanned yet: the page offers a scan, and its button starts a real one.
+    browser
+        .click("form[action$='/scan'] button[type=submit]")
+        .await;
+    scanning::wait_scanned(&api, repo, &digest).await;
+    browser
+        .goto(&server.url(&format!("/console/repositories/{repo}/-/images/{digest}")))
+        .await;
+    let findings = browser
+        .wait_for_text("#findings", "CVE-2021-3711", WAIT)
+        .await;
+    assert!(findings.contains("CRITICAL"), "{findings}");
+    assert!(findings.contains("libcrypto1.1"), "{findings}");
+    assert!(
+        findings.contains("1.1.1l-r0"),
+        "the fixed version: {findings}"
+    );
+    let secrets = browser.text("#secret-findings").await;
+    assert!(secrets.contains("aws-access-key-id"), "{secrets}");
+    look_at(&browser, "image").await;
+
+    // The severity filter keeps only that severity.
+    choose(&browser, "severity", "LOW").await;
+    browser
+        .click("form:has(#severity) button[type=submit]")
+        .await;
+    browser
+        .wait_for_text("main", "No findings of this severity", WAIT)
+        .await;
+    assert!(browser
+        .current_url()
+        .await
+        .query()
+        .unwrap_or("")
+        .contains("severity=LOW"));
+    assert!(
+        !browser.text("main").await.contains("CVE-2021-3711"),
+        "a CRITICAL finding shown under LOW"
+    );
+    choose(&browser, "severity", "CRITICAL").await;
+    browser
+        .click("form:has(#severity) button[type=submit]")
+        .await;
+    browser
+        .wait_for_text("#findings", "CVE-2021-3711", WAIT)
+        .await;
+    browser.close().await;
+}
+
+/// The lifecycle editor: a rule expiring all but the three newest previews exactly the three
+/// oldest images (by digest, with the rule), saves as the ECR API's GetLifecyclePolicy then
+/// returns it, and a lifecycle run expires exactly those. An invalid rule shows its error next
+/// to the field and saves nothing.
+#[tokio::test]
+async fn the_lifecycle_editor_previews_what_a_run_expires_and_refuses_invalid_rules() {
+    const KEY: &str = "AKIACONSOLETESTADM01";
+    const SECRET: &str = "console/test+admin+secret+0123456789abcd";
+    let server = TestServer::start_with(
+        &[],
+        &[
+            ("BERTH_ADMIN_ACCESS_KEY_ID", KEY),
+            ("BERTH_ADMIN_SECRET_ACCESS_KEY", SECRET),
+        ],
+    );
+    let api = crate::support::api::Api::new(&server.base);
+    let repo = "console/lifecycle";
+    let mut digests = Vec::new();
+    for i in 0..6 {
+        digests.push(api.push_image(repo, &format!("v{i}")).await.digest);
+        // Push times are in milliseconds: keep them distinct so "oldest" is one answer.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let oldest: std::collections::BTreeSet<String> = digests[..3].iter().cloned().collect();
+
+    let dir = artifacts("lifecycle");
+    let browser = Browser::start(&dir).await;
+    sign_in(&browser, &server, ADMIN_USER, ADMIN_PASSWORD).await;
+    let editor = server.url(&format!("/console/repositories/{repo}/-/lifecycle"));
+
+    // An invalid rule: the error sits next to its field, and nothing is saved.
+    browser.goto(&editor).await;
+    browser.wait_for("#rule-0-priority", WAIT).await;
+    browser.fill("#rule-0-priority", "1").await;
+    choose(&browser, "rule-0-tag-status", "any").await;
+    choose(&browser, "rule-0-count-type", "imageCountMoreThan").await;
+    browser.fill("#rule-0-count-number", "0").await;
+    browser.click("#save").await;
+    let error = browser.wait_for("#rule-0-count-number-error", WAIT).await;
+    let message = error.text().await.unwrap();
+    assert!(message.contains("countNumber"), "{message}");
+    let invalid = browser
+        .find("#rule-0-count-number")
+        .await
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    look_at(&browser, "lifecycle-invalid").await;
+    let not_saved = plain_client()
+        .get(server.url(&format!("/api/v1/repositories/{repo}/lifecycle-policy")))
+        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        not_saved.status(),
+        StatusCode::NOT_FOUND,
+        "an invalid rule was saved"
+    );
+
+    // A valid rule: the live preview names exactly the three oldest images.
+    browser.goto(&editor).await;
+    browser.wait_for("#rule-0-priority", WAIT).await;
+    browser.fill("#rule-0-priority", "1").await;
+    browser
+        .fill("#rule-0-description", "keep the newest three")
+        .await;
+    choose(&browser, "rule-0-tag-status", "any").await;
+    choose(&browser, "rule-0-count-type", "imageCountMoreThan").await;
+    browser.fill("#rule-0-count-number", "3").await;
+    browser.wait_for("#preview", WAIT).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let previewed = loop {
+        let shown: std::collections::BTreeSet<String> = codes_in(&browser, "#preview tbody tr")
+            .await
+            .into_iter()
+            .filter(|c| c.starts_with("sha256:"))
+            .collect();
+        if shown == oldest || std::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        previewed, oldest,
+        "the preview names exactly the three oldest images"
+    );
+    look_at(&browser, "lifecycle-preview").await;
+
+    browser.click("#save").await;
+    browser.wait_for("p.notice", WAIT).await;
+
+    // The ECR API (the AWS CLI) returns the saved policy.
+    let out = common::aws_cli(&server.base, KEY, SECRET)
+        .args([
+            "ecr",
+            "get-lifecycle-policy",
+            "--repository-name",
+            repo,
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let policy: serde_json::Value =
+        serde_json::from_str(answer["lifecyclePolicyText"].as_str().unwrap()).unwrap();
+    let rule = &policy["rules"][0];
+    assert_eq!(rule["rulePriority"], 1, "{policy}");
+    assert_eq!(rule["description"], "keep the newest three", "{policy}");
+    assert_eq!(rule["selection"]["tagStatus"], "any", "{policy}");
+    assert_eq!(
+        rule["selection"]["countType"], "imageCountMoreThan",
+        "{policy}"
+    );
+    assert_eq!(rule["selection"]["countNumber"], 3, "{policy}");
+    assert_eq!(rule["action"]["type"], "expire", "{policy}");
+
+    // A lifecycle run expires exactly what the preview named.
+    let run = admin_call(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/v1/repositories/{repo}/lifecycle/run"),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(run["expiredImageCount"], 3, "{run}");
+    for (i, digest) in digests.iter().enumerate() {
+        let status = api.head_manifest(repo, digest).await.status().as_u16();
+        let expected = if i < 3 { 404 } else { 200 };
+        assert_eq!(status, expected, "image v{i}");
+    }
+    browser.close().await;
+}
+
+/// A user whose policy allows one repository sees only that repository, no admin pages, and is
+/// refused the other repository's page and forms when forcing them.
+#[tokio::test]
+async fn a_user_limited_to_one_repository_sees_and_changes_only_that_one() {
+    let server = TestServer::start();
+    let api = crate::support::api::Api::new(&server.base);
+    api.push_image("team-a/app", "v1").await;
+    api.push_image("team-b/app", "v1").await;
+    create_user(&server, "bob", "bob-password-123").await;
+    admin_call(
+        &server,
+        reqwest::Method::PUT,
+        "/api/v1/users/bob/policy",
+        Some(json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": "ecr:*",
+                "Resource": format!("arn:aws:ecr:*:*:repository/team-a/*")
+            }]
+        })),
+        204,
+    )
+    .await;
+
+    let dir = artifacts("limited");
+    let browser = Browser::start(&dir).await;
+    sign_in(&browser, &server, "bob", "bob-password-123").await;
+    browser.wait_for("#repositories", WAIT).await;
+    let listed = browser.text("#repositories").await;
+    assert!(listed.contains("team-a/app"), "{listed}");
+    assert!(!listed.contains("team-b/app"), "{listed}");
+    let nav = browser.text("header.top nav").await;
+    for admin_only in ["Identity", "Audit log", "Events", "Replication"] {
+        assert!(
+            !nav.contains(admin_only),
+            "{admin_only} shown to a non-admin: {nav}"
+        );
+    }
+    look_at(&browser, "limited-repositories").await;
+
+    // Forcing the other repository's page: refused, with the deny message.
+    browser
+        .goto(&server.url("/console/repositories/team-b/app"))
+        .await;
+    let refusal = browser
+        .wait_for_text("p.error", "not authorized", WAIT)
+        .await;
+    assert!(refusal.contains("team-b/app"), "{refusal}");
+    browser
+        .goto(&server.url("/console/repositories/team-b/app/-/lifecycle"))
+        .await;
+    browser
+        .wait_for_text("p.error", "not authorized", WAIT)
+        .await;
+    browser.goto(&server.url("/console/users")).await;
+    browser
+        .wait_for_text("p.error", "not authorized", WAIT)
+        .await;
+
+    // Forcing a form (with bob's own valid anti-forgery token): refused, nothing changes.
+    browser
+        .goto(&server.url("/console/repositories/team-a/app"))
+        .await;
+    browser.wait_for("#images", WAIT).await;
+    let csrf = browser
+        .find("form.sign-out input[name=_csrf]")
+        .await
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = browser.cookie("berth_session").await.unwrap();
+    let forced = plain_client()
+        .post(server.url("/console/repositories/team-b/app/-/settings"))
+        .header(COOKIE, format!("berth_session={token}"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("setting", "mutability"),
+            ("mutability", "IMMUTABLE"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), StatusCode::FORBIDDEN);
+    let settings = admin_call(
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/repositories/team-b/app/tag-mutability",
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(settings["imageTagMutability"], "MUTABLE", "{settings}");
+    browser.close().await;
+}
+
+/// Every administrator's page renders, stays within a phone's width and passes axe; a new
+/// robot's secret is shown once, works on /v2, and no later page shows it again.
+#[tokio::test]
+async fn admin_pages_pass_axe_and_a_new_robot_secret_is_shown_once() {
+    let server = TestServer::start();
+    let api = crate::support::api::Api::new(&server.base);
+    api.push_image("tour/app", "v1").await;
+    let dir = artifacts("admin-pages");
+    let browser = Browser::start(&dir).await;
+    sign_in(&browser, &server, ADMIN_USER, ADMIN_PASSWORD).await;
+
+    let pages = [
+        ("pull-through", "/console/pull-through", "#create-rule"),
+        ("templates", "/console/templates", "#create-template"),
+        ("scanning", "/console/scanning", "#put-scanning"),
+        ("replication", "/console/replication", "#replication-counts"),
+        ("events", "/console/events", "#create-event-rule"),
+        ("users", "/console/users", "#users"),
+        ("user", "/console/users/admin", "#change-password"),
+        ("groups", "/console/groups", "#create-group"),
+        ("robots", "/console/robots", "#create-robots"),
+        ("audit", "/console/audit", "#audit"),
+        (
+            "repository-policy",
+            "/console/repositories/tour/app/-/policy",
+            "#policy-text",
+        ),
+        (
+            "lifecycle-editor",
+            "/console/repositories/tour/app/-/lifecycle",
+            "#lifecycle-form",
+        ),
+    ];
+    for (name, path, ready) in pages {
+        browser.goto(&server.url(path)).await;
+        browser.wait_for(ready, WAIT).await;
+        look_at(&browser, name).await;
+    }
+
+    // The audit log, filtered by action, shows the console's own sign-in's neighbours: the
+    // operations this test ran, each with the console session's principal.
+    browser
+        .goto(&server.url("/console/audit?action=berth%3AListUsers"))
+        .await;
+    let audit = browser
+        .wait_for_text("#audit", "berth:ListUsers", WAIT)
+        .await;
+    assert!(!audit.contains("ecr:DescribeRepositories"), "{audit}");
+
+    // A new robot's secret, once.
+    browser.goto(&server.url("/console/robots")).await;
+    browser.wait_for("#create-robots", WAIT).await;
+    browser.fill("#create-robots #name", "ci").await;
+    browser.click("#create-robots button[type=submit]").await;
+    let shown = browser.wait_for("#new-secret", WAIT).await;
+    look_at(&browser, "robot-secret").await;
+    let mut shown_codes = Vec::new();
+    for code in shown
+        .find_all(fantoccini::Locator::Css("code"))
+        .await
+        .unwrap()
+    {
+        shown_codes.push(code.text().await.unwrap());
+    }
+    assert!(
+        shown_codes.contains(&"robot/ci".to_owned()),
+        "{shown_codes:?}"
+    );
+    let secret = shown_codes
+        .into_iter()
+        .find(|c| c != "robot/ci")
+        .expect("the secret next to the login name");
+    assert!(secret.len() >= 20, "{secret:?}");
+    let v2 = plain_client()
+        .get(server.url("/v2/"))
+        .basic_auth("robot/ci", Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.status(), StatusCode::OK, "the shown secret works");
+    for path in ["/console/robots", "/console/robots/ci"] {
+        browser.goto(&server.url(path)).await;
+        browser.wait_for("main h1", WAIT).await;
+        let page = browser.page_source().await;
+        assert!(!page.contains(&secret), "{path} shows the secret again");
+        assert!(!page.contains("new-secret"), "{path}");
+    }
+    browser.close().await;
+}
