@@ -260,6 +260,9 @@ fn csrf_of(page: &str) -> Option<String> {
     Some(page[at..].split('"').next()?.to_owned())
 }
 
+/// A form's fields, in order.
+type Form = [(String, String)];
+
 struct Timing {
     page: String,
     bytes: usize,
@@ -366,7 +369,7 @@ async fn main() -> Result<()> {
         ("policy-json".to_owned(), policy),
     ];
     let middle = &digests[digests.len() / 2];
-    let pages: Vec<(&str, String, Option<&[(String, String)]>)> = vec![
+    let pages: Vec<(&str, String, Option<&Form>)> = vec![
         ("repositories", format!("{base}/console/repositories"), None),
         (
             "repositories?prefix=bench/r0005",
