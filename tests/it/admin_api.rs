@@ -1056,6 +1056,7 @@ fn method_of(m: &str) -> Method {
 const SIGNED_IN_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/repositories"),
+    ("get", "/api/v1/repository-summaries"),
 ];
 
 #[tokio::test]
