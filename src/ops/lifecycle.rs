@@ -38,6 +38,16 @@ fn lifecycle_policy_not_found(cx: &Context<'_>, name: &RepoName) -> Error {
 }
 
 /// A refused lifecycle policy in ECR's words (the message names the rule and the field).
+/// A preview's failure as ECR names it: no text given and none saved, no such repository, or
+/// the policy's own error.
+fn preview_error(cx: &Context<'_>, name: &RepoName, e: Error) -> Error {
+    match e {
+        Error::NotFound(_) => lifecycle_policy_not_found(cx, name),
+        Error::NameUnknown(_) => repository_not_found(cx, name.as_str()),
+        other => lifecycle_error(other),
+    }
+}
+
 fn lifecycle_error(e: Error) -> Error {
     match e {
         Error::InvalidParameter(message) => Error::InvalidParameter(format!(
@@ -202,12 +212,7 @@ impl Operation for StartLifecyclePolicyPreviewRequest {
             .lifecycle()
             .lifecycle_preview(&name, self.lifecycle_policy_text.as_deref())
             .await
-            .map_err(|e| match e {
-                // No text given and none saved.
-                Error::NotFound(_) => lifecycle_policy_not_found(cx, &name),
-                Error::NameUnknown(_) => repository_not_found(cx, name.as_str()),
-                other => lifecycle_error(other),
-            })?;
+            .map_err(|e| preview_error(cx, &name, e))?;
         cx.note(format!(
             "lifecycle preview: {} of {} image(s) would expire",
             preview.summary.expiring_image_total_count, preview.summary.evaluated_image_count
@@ -244,11 +249,7 @@ impl Operation for PreviewLifecyclePolicyRequest {
             .lifecycle()
             .lifecycle_preview_unsaved(&name, self.lifecycle_policy_text.as_deref())
             .await
-            .map_err(|e| match e {
-                Error::NotFound(_) => lifecycle_policy_not_found(cx, &name),
-                Error::NameUnknown(_) => repository_not_found(cx, name.as_str()),
-                other => lifecycle_error(other),
-            })?;
+            .map_err(|e| preview_error(cx, &name, e))?;
         cx.note(format!(
             "lifecycle preview (kept nowhere): {} of {} image(s) would expire",
             preview.summary.expiring_image_total_count, preview.summary.evaluated_image_count
