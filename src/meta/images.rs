@@ -146,14 +146,18 @@ impl Images {
                     .push(row.try_get("name")?);
             }
             // Blobs of an image, or of an index's child images; UNION counts a shared layer once.
+            // The child is found by a correlated lookup, not a join on `manifests`: given a join,
+            // SQLite's planner walks every manifest of the repository and probes the page's
+            // references for each (97 ms for a 50-image page at 10,000 images, against 2 ms).
             let sql = format!(
                 "SELECT x.manifest_id, CAST(SUM(b.size) AS BIGINT) AS size FROM ( \
                    SELECT r.manifest_id, r.child_digest AS digest FROM manifest_references r \
                    WHERE r.manifest_id IN ({list}) AND r.kind IN ('config', 'layer') \
                    UNION \
                    SELECT r.manifest_id, cr.child_digest AS digest FROM manifest_references r \
-                   JOIN manifests c ON c.repository_id = $1 AND c.digest = r.child_digest \
-                   JOIN manifest_references cr ON cr.manifest_id = c.id AND cr.kind IN ('config', 'layer') \
+                   JOIN manifest_references cr ON cr.manifest_id = ( \
+                     SELECT c.id FROM manifests c WHERE c.repository_id = $1 AND c.digest = r.child_digest) \
+                   AND cr.kind IN ('config', 'layer') \
                    WHERE r.manifest_id IN ({list}) AND r.kind = 'manifest' \
                  ) x JOIN blobs b ON b.digest = x.digest GROUP BY x.manifest_id"
             );

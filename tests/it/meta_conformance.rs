@@ -145,7 +145,7 @@ conformance!(sqlite, super::Backend::Sqlite;
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
     secrets_at_rest, replication_tasks, event_deliveries, console_sessions,
-    repository_summaries);
+    repository_summaries, image_sizes);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
@@ -154,7 +154,7 @@ conformance!(postgres, super::Backend::Postgres;
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
     secrets_at_rest, replication_tasks, event_deliveries, console_sessions,
-    repository_summaries);
+    repository_summaries, image_sizes);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob, creation_templates,
     repository_summaries);
@@ -3596,4 +3596,81 @@ async fn repository_summaries(db: &Db) {
     assert_eq!(refs.len(), 1);
     assert_eq!(refs[0].0, a.digest.to_string());
     assert_eq!(refs[0].1.digest, sig.digest.to_string());
+}
+
+/// DescribeImages' sizes: an image's config and layers; an index's child images in the
+/// repository, a layer they share counted once; a child in another repository not at all.
+async fn image_sizes(db: &Db) {
+    let app = db
+        .repositories()
+        .ensure_repository(&repo("sizes/app"))
+        .await
+        .unwrap();
+    let other = db
+        .repositories()
+        .ensure_repository(&repo("sizes/other"))
+        .await
+        .unwrap();
+    let blob = |seed: &'static str, size: u64, repository: i64| async move {
+        let d = digest(seed);
+        let upload = format!("u-{seed}-{repository}");
+        db.uploads()
+            .create_upload(&upload, repository, "sha256", "{}")
+            .await
+            .unwrap();
+        db.blob_index()
+            .commit_blob(&upload, repository, &d, size, &format!("k-{seed}"), None)
+            .await
+            .unwrap();
+        d.to_string()
+    };
+    let (config_a, config_b, layer) = (
+        blob("config-a", 10, app).await,
+        blob("config-b", 20, app).await,
+        blob("shared-layer", 1000, app).await,
+    );
+    let config_elsewhere = blob("config-elsewhere", 5000, other).await;
+    let image = |content: &[u8], config: &str, layer: &str| NewManifest {
+        references: vec![(config.to_owned(), "config"), (layer.to_owned(), "layer")],
+        ..manifest(content)
+    };
+    let a = image(b"{\"image\":\"a\"}", &config_a, &layer);
+    let b = image(b"{\"image\":\"b\"}", &config_b, &layer);
+    let elsewhere = image(b"{\"image\":\"elsewhere\"}", &config_elsewhere, &layer);
+    for m in [&a, &b] {
+        db.manifests().put_manifest(app, m, &[]).await.unwrap();
+    }
+    db.manifests()
+        .put_manifest(other, &elsewhere, &[])
+        .await
+        .unwrap();
+    let index = NewManifest {
+        media_type: "application/vnd.oci.image.index.v1+json".into(),
+        references: vec![
+            (a.digest.to_string(), "manifest"),
+            (b.digest.to_string(), "manifest"),
+            (elsewhere.digest.to_string(), "manifest"),
+        ],
+        ..manifest(b"{\"index\":1}")
+    };
+    db.manifests()
+        .put_manifest(app, &index, &[tag("multi")])
+        .await
+        .unwrap();
+
+    let page = db
+        .images()
+        .image_page(app, None, berth::meta::TagFilter::Any, 10)
+        .await
+        .unwrap();
+    let size_of = |m: &NewManifest| {
+        page.iter()
+            .find(|r| r.digest == m.digest.to_string())
+            .map(|r| (r.size, r.tags.clone()))
+            .unwrap()
+    };
+    assert_eq!(page.len(), 3);
+    assert_eq!(size_of(&a), (1010, vec![]));
+    assert_eq!(size_of(&b), (1020, vec![]));
+    assert_eq!(size_of(&index), (1030, vec!["multi".to_owned()]));
 }
