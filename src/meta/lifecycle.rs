@@ -3,7 +3,7 @@
 //! and the lifecycle audit log; and the batched last-pull writes.
 
 use super::Lifecycle;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sqlx::Row;
 
@@ -219,47 +219,38 @@ impl Lifecycle {
     /// go with their index) and referrers whose subject is in the repository (they go with
     /// their subject).
     pub async fn lifecycle_images(&self, repository_id: i64) -> Result<Vec<LifecycleImageRow>> {
+        // One row per (image, tag), an untagged image once with a NULL tag: one pass over the
+        // repository instead of a second query for its tags (the console's live preview runs
+        // this on every edit).
         let rows = sqlx::query(
-            "SELECT m.id, m.digest, m.pushed_at, m.last_pulled_at FROM manifests m \
+            "SELECT m.id, m.digest, m.pushed_at, m.last_pulled_at, t.name FROM manifests m \
+             LEFT JOIN tags t ON t.manifest_id = m.id \
              WHERE m.repository_id = $1 \
              AND NOT (m.subject_digest IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s \
                       WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest)) \
-             AND (EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) \
+             AND (t.manifest_id IS NOT NULL \
                   OR NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests p ON p.id = r.manifest_id \
                                  WHERE p.repository_id = m.repository_id AND r.child_digest = m.digest \
                                  AND r.kind = 'manifest')) \
-             ORDER BY m.pushed_at, m.digest",
+             ORDER BY m.pushed_at, m.digest, t.name",
         )
         .bind(repository_id)
         .fetch_all(&self.meta.read)
         .await?;
-        let mut images = rows
-            .iter()
-            .map(|r| {
-                Ok(LifecycleImageRow {
-                    manifest_id: r.try_get("id")?,
+        let mut images: Vec<LifecycleImageRow> = Vec::new();
+        for r in &rows {
+            let manifest_id: i64 = r.try_get("id")?;
+            let tag: Option<String> = r.try_get("name")?;
+            match images.last_mut() {
+                Some(image) if image.manifest_id == manifest_id => image.tags.extend(tag),
+                _ => images.push(LifecycleImageRow {
+                    manifest_id,
                     digest: r.try_get("digest")?,
-                    tags: Vec::new(),
+                    tags: tag.into_iter().collect(),
                     pushed_at: r.try_get("pushed_at")?,
                     last_pulled_at: r.try_get("last_pulled_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let tags = sqlx::query(
-            "SELECT manifest_id, name FROM tags WHERE repository_id = $1 ORDER BY name",
-        )
-        .bind(repository_id)
-        .fetch_all(&self.meta.read)
-        .await?;
-        let mut by_id: HashMap<i64, Vec<String>> = HashMap::new();
-        for r in &tags {
-            by_id
-                .entry(r.try_get("manifest_id")?)
-                .or_default()
-                .push(r.try_get("name")?);
-        }
-        for image in &mut images {
-            image.tags = by_id.remove(&image.manifest_id).unwrap_or_default();
+                }),
+            }
         }
         Ok(images)
     }
