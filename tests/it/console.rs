@@ -525,6 +525,9 @@ async fn pushed_images_and_their_trivy_findings_are_on_the_pages() {
     browser
         .click("form[action$='/scan'] button[type=submit]")
         .await;
+    // The click returns before the form's POST is answered: wait for the page it leads to, or
+    // the first poll may ask before the scan exists.
+    browser.wait_for_text("main", "Scan queued", WAIT).await;
     scanning::wait_scanned(&api, repo, &digest).await;
     browser
         .goto(&server.url(&format!("/console/repositories/{repo}/-/images/{digest}")))
