@@ -6,7 +6,9 @@
 //! per page: an upper bound on the server's time, since it includes the client and the socket.
 //!
 //! Usage: cargo bench --bench console -- [--tags 10000] [--repositories 1000] [--rounds 30] [--pg]
-//! env: BERTH_BIN (default: the release binary cargo bench builds), BENCH_TMPDIR.
+//! env: BERTH_BIN (default: the release binary cargo bench builds), BENCH_TMPDIR, BENCH_LOG_LEVEL
+//! (the server's `[log] level`, `warn` by default; `warn,sqlx=debug` logs every statement's time;
+//! when set, the log is kept as `berth-console-bench.log` in BENCH_TMPDIR).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -90,6 +92,10 @@ impl Drop for Server {
 }
 
 fn psql(sql: &str) -> Result<()> {
+    psql_in("postgres", sql)
+}
+
+fn psql_in(database: &str, sql: &str) -> Result<()> {
     let out = Command::new("psql")
         .args([
             "-h",
@@ -97,7 +103,7 @@ fn psql(sql: &str) -> Result<()> {
             "-U",
             "postgres",
             "-d",
-            "postgres",
+            database,
             "-qc",
             sql,
         ])
@@ -107,6 +113,15 @@ fn psql(sql: &str) -> Result<()> {
         bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
+}
+
+/// Where the server's log goes: inside the bench's directory (removed at the end), or beside it
+/// when `BENCH_LOG_LEVEL` asks for a log worth reading afterwards.
+fn log_path(o: &Opts, dir: &std::path::Path) -> PathBuf {
+    match std::env::var_os("BENCH_LOG_LEVEL") {
+        Some(_) => o.tmp.join("berth-console-bench.log"),
+        None => dir.join("berth.log"),
+    }
 }
 
 async fn start(o: &Opts, dir: &std::path::Path) -> Result<Server> {
@@ -124,10 +139,12 @@ async fn start(o: &Opts, dir: &std::path::Path) -> Result<Server> {
         .arg("--data-dir")
         .arg(dir.join("data"))
         .env("BERTH_ADMIN_PASSWORD", ADMIN.1)
-        .env("BERTH_LOG_LEVEL", "warn")
-        .env("RUST_LOG", "warn")
+        .env(
+            "BERTH_LOG_LEVEL",
+            std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("berth.log"))?);
+        .stderr(std::fs::File::create(log_path(o, dir))?);
     let mut database = None;
     if o.pg {
         let name = format!("berth_console_bench_{}", std::process::id());
@@ -137,6 +154,17 @@ async fn start(o: &Opts, dir: &std::path::Path) -> Result<Server> {
             format!("postgres://postgres@127.0.0.1:5432/{name}"),
         );
         database = Some(name);
+        // PostgreSQL keeps access-key secrets and signing keys encrypted with a shared key file.
+        let key = dir.join("secrets.key");
+        let made = Command::new(&o.berth)
+            .args(["secrets", "generate-key", "--out"])
+            .arg(&key)
+            .status()
+            .context("run berth secrets generate-key")?;
+        if !made.success() {
+            bail!("berth secrets generate-key --out {} failed", key.display());
+        }
+        cmd.env("BERTH_AUTH_SECRETS_KEY_FILE", &key);
     }
     let child = cmd.spawn().context("start berth")?;
     let server = Server {
@@ -155,7 +183,7 @@ async fn start(o: &Opts, dir: &std::path::Path) -> Result<Server> {
         if Instant::now() > deadline {
             bail!(
                 "berth did not become ready; see {}",
-                dir.join("berth.log").display()
+                log_path(o, dir).display()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -347,6 +375,12 @@ async fn main() -> Result<()> {
         if o.pg { "PostgreSQL" } else { "SQLite" }
     );
 
+    if let Some(database) = &server.database {
+        // A registry that grew to this size over time has had its statistics gathered by
+        // autovacuum; a bulk load a second ago has not, and plans made without statistics
+        // (sqlx's prepared statements keep them) would time the load, not the pages.
+        psql_in(database, "ANALYZE")?;
+    }
     let cookie = sign_in(&c, &base).await?;
     let editor = c
         .get(format!("{base}/console/repositories/{REPO}/-/lifecycle"))
