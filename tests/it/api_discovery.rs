@@ -183,6 +183,30 @@ async fn catalog_lists_and_paginates() {
     assert_eq!(got, vec!["team/b".to_string(), "zeta".to_string()]);
 }
 
+/// `/v2/_catalog` without `n` answers 100 names and a `Link` (with `n=100`) to the rest, as
+/// Distribution does; a larger `n` is served up to the registry's largest page.
+#[tokio::test]
+async fn catalog_pages_by_100_without_n() {
+    let (_s, api) = setup();
+    let repos: Vec<String> = (0..130).map(|i| format!("many/r{i:03}")).collect();
+    for r in &repos {
+        api.push_image(r, "v1").await;
+    }
+    let (first, next, _) = page(&api, "/v2/_catalog", "repositories").await;
+    assert_eq!(first, repos[..100].to_vec());
+    let next = next.expect("a Link to the second page");
+    let q = query_pairs(&next);
+    assert!(q.contains(&("n".into(), "100".into())), "{next}");
+    assert!(q.contains(&("last".into(), "many/r099".into())), "{next}");
+    let (rest, after, _) = page(&api, &next, "repositories").await;
+    assert_eq!(rest, repos[100..].to_vec());
+    assert!(after.is_none(), "no Link after the last page: {after:?}");
+
+    let (all, after, _) = page(&api, "/v2/_catalog?n=1000", "repositories").await;
+    assert_eq!(all, repos);
+    assert!(after.is_none());
+}
+
 /// Pushes an artifact manifest that refers to `subject`; returns (digest, size, bytes).
 async fn push_referrer(
     api: &Api,

@@ -636,10 +636,14 @@ async fn tags(app: &AppState, name: &RepoName, query: &Query) -> Result<Response
     Ok(r)
 }
 
+/// `/v2/_catalog`'s page size when the client names none (Distribution's default too): a
+/// registry of 100,000 repositories is never one response, and `Link` leads to the rest.
+const CATALOG_PAGE: usize = 100;
+
 /// GET /v2/_catalog
 async fn catalog(app: &AppState, caller: &Caller, query: &Query) -> Result<Response> {
     let (n, last) = page_params(query)?;
-    let want = n.unwrap_or(crate::service::MAX_PAGE);
+    let want = n.unwrap_or(CATALOG_PAGE).min(crate::service::MAX_PAGE);
     let (rows, more) = crate::ops::repositories::visible_repositories(
         &app.registry,
         &app.access,
@@ -653,7 +657,7 @@ async fn catalog(app: &AppState, caller: &Caller, query: &Query) -> Result<Respo
         repositories: &repos,
     });
     if more {
-        if let Some(link) = next_link("/v2/_catalog", n, repos.last()) {
+        if let Some(link) = next_link("/v2/_catalog", Some(want), repos.last()) {
             r.headers_mut().insert(header::LINK, link);
         }
     }
