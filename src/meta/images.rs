@@ -126,6 +126,30 @@ impl Images {
         Ok(images.pop())
     }
 
+    /// The media types of the repository's manifests among `digests`, by digest (those it does
+    /// not hold are left out).
+    pub async fn media_types(
+        &self,
+        repository_id: i64,
+        digests: &[String],
+    ) -> Result<HashMap<String, String>> {
+        let mut types = HashMap::new();
+        for batch in digests.chunks(IN_BATCH) {
+            let list = placeholders(2, batch.len());
+            let sql = format!(
+                "SELECT digest, media_type FROM manifests WHERE repository_id = $1 AND digest IN ({list})"
+            );
+            let mut query = sqlx::query(&sql).bind(repository_id);
+            for d in batch {
+                query = query.bind(d.as_str());
+            }
+            for row in query.fetch_all(&self.meta.read).await? {
+                types.insert(row.try_get("digest")?, row.try_get("media_type")?);
+            }
+        }
+        Ok(types)
+    }
+
     async fn fill_image_details(&self, repository_id: i64, images: &mut [ImageRow]) -> Result<()> {
         let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
         let mut sizes: HashMap<i64, i64> = HashMap::new();

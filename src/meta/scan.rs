@@ -6,7 +6,9 @@
 
 use super::Scans;
 use sqlx::{Any, Row, Transaction};
+use std::collections::HashMap;
 
+use super::images::{placeholders, IN_BATCH};
 use super::now_millis;
 use crate::error::Result;
 use crate::policy::scanning::{PullGate, RegistryScanningConfiguration};
@@ -43,7 +45,7 @@ pub struct ScanJob {
 }
 
 /// The scan state of one image.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanState {
     pub manifest_id: i64,
     pub status: String,
@@ -367,6 +369,62 @@ impl Scans {
             })
         })
         .transpose()
+    }
+
+    /// The scan states of the manifests `manifest_ids` that have one, with the severity counts
+    /// of the completed ones: a listing's page in two statements per batch, not two per image.
+    pub async fn scan_summaries(
+        &self,
+        manifest_ids: &[i64],
+    ) -> Result<HashMap<i64, (ScanState, Vec<(String, i64)>)>> {
+        let mut summaries = HashMap::new();
+        for batch in manifest_ids.chunks(IN_BATCH) {
+            let list = placeholders(1, batch.len());
+            let sql = format!(
+                "SELECT manifest_id, status, description, attempts, completed_at, \
+                 vulnerability_source_updated_at FROM scan_jobs WHERE manifest_id IN ({list})"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in batch {
+                query = query.bind(*id);
+            }
+            let mut complete = Vec::new();
+            for r in query.fetch_all(&self.meta.read).await? {
+                let state = ScanState {
+                    manifest_id: r.try_get("manifest_id")?,
+                    status: r.try_get("status")?,
+                    description: r.try_get("description")?,
+                    attempts: r.try_get("attempts")?,
+                    completed_at: r.try_get("completed_at")?,
+                    vulnerability_source_updated_at: r
+                        .try_get("vulnerability_source_updated_at")?,
+                };
+                if state.status == "COMPLETE" {
+                    complete.push(state.manifest_id);
+                }
+                summaries.insert(state.manifest_id, (state, Vec::new()));
+            }
+            if complete.is_empty() {
+                continue;
+            }
+            let list = placeholders(1, complete.len());
+            let sql = format!(
+                "SELECT manifest_id, severity, COUNT(*) AS n FROM scan_findings \
+                 WHERE manifest_id IN ({list}) GROUP BY manifest_id, severity \
+                 ORDER BY manifest_id, severity"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in &complete {
+                query = query.bind(*id);
+            }
+            for r in query.fetch_all(&self.meta.read).await? {
+                let id: i64 = r.try_get("manifest_id")?;
+                if let Some((_, counts)) = summaries.get_mut(&id) {
+                    counts.push((r.try_get("severity")?, r.try_get("n")?));
+                }
+            }
+        }
+        Ok(summaries)
     }
 
     /// Findings after `after_seq` (exclusive), at most `limit`, with their sequence numbers;

@@ -161,39 +161,43 @@ fn image_detail(cx: &Context<'_>, name: &RepoName, row: ImageRow) -> ImageDetail
     }
 }
 
-/// Fills in an image's scan status and, for a complete scan, its findings summary.
-async fn with_scan(
+/// The images' details with their scan status and, for a complete scan, the findings summary
+/// (one batch of statements for the whole page).
+async fn details_with_scans(
     cx: &Context<'_>,
     name: &RepoName,
-    mut detail: ImageDetail,
-) -> Result<ImageDetail> {
-    let digest = Digest::parse(&detail.image_digest)?;
-    let Some(state) = cx
+    rows: Vec<ImageRow>,
+) -> Result<Vec<ImageDetail>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.manifest_id).collect();
+    let mut scans = cx
         .registry
         .scans()
-        .scan_state(name, &digest)
+        .scan_summaries(&ids)
         .await
-        .map_err(in_repository(cx, name.as_str()))?
-    else {
-        return Ok(detail);
-    };
-    if state.status == "COMPLETE" {
-        let counts = cx
-            .registry
-            .scans()
-            .scan_severity_counts(state.manifest_id)
-            .await?;
-        detail.image_scan_findings_summary = Some(ImageScanFindingsSummary {
-            image_scan_completed_at: state.completed_at.map(timestamp),
-            vulnerability_source_updated_at: state.vulnerability_source_updated_at.map(timestamp),
-            finding_severity_counts: counts.into_iter().collect(),
-        });
-    }
-    detail.image_scan_status = Some(ImageScanStatus {
-        status: state.status,
-        description: Some(state.description),
-    });
-    Ok(detail)
+        .map_err(in_repository(cx, name.as_str()))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let scan = scans.remove(&row.manifest_id);
+            let mut detail = image_detail(cx, name, row);
+            if let Some((state, counts)) = scan {
+                if state.status == "COMPLETE" {
+                    detail.image_scan_findings_summary = Some(ImageScanFindingsSummary {
+                        image_scan_completed_at: state.completed_at.map(timestamp),
+                        vulnerability_source_updated_at: state
+                            .vulnerability_source_updated_at
+                            .map(timestamp),
+                        finding_severity_counts: counts.into_iter().collect(),
+                    });
+                }
+                detail.image_scan_status = Some(ImageScanStatus {
+                    status: state.status,
+                    description: Some(state.description),
+                });
+            }
+            detail
+        })
+        .collect())
 }
 
 impl Operation for DescribeImagesRequest {
@@ -218,7 +222,7 @@ impl Operation for DescribeImagesRequest {
                     "maxResults and nextToken cannot be used together with imageIds".into(),
                 ));
             }
-            let mut image_details = Vec::new();
+            let mut rows = Vec::new();
             let mut seen = HashSet::new();
             for id in distinct(ids) {
                 let manifest = find_image(cx, &name, id).await?;
@@ -233,10 +237,10 @@ impl Operation for DescribeImagesRequest {
                     .await
                     .map_err(in_repository(cx, name.as_str()))?
                     .ok_or_else(|| image_not_found(cx, &name, id))?;
-                image_details.push(with_scan(cx, &name, image_detail(cx, &name, row)).await?);
+                rows.push(row);
             }
             return Ok(DescribeImagesResponse {
-                image_details,
+                image_details: details_with_scans(cx, &name, rows).await?,
                 next_token: None,
             });
         }
@@ -256,12 +260,8 @@ impl Operation for DescribeImagesRequest {
             (true, Some(last)) => Some(encode_token("images", &[&last.digest])),
             _ => None,
         };
-        let mut image_details = Vec::with_capacity(rows.len());
-        for row in rows {
-            image_details.push(with_scan(cx, &name, image_detail(cx, &name, row)).await?);
-        }
         Ok(DescribeImagesResponse {
-            image_details,
+            image_details: details_with_scans(cx, &name, rows).await?,
             next_token,
         })
     }
@@ -784,31 +784,40 @@ impl Operation for DescribeImageReferencesRequest {
             }
         }
         let manifests = cx.registry.manifests();
+        let texts: Vec<String> = digests.iter().map(Digest::to_string).collect();
+        // One statement for the page's media types; only an index's body is read (its platforms).
+        let media_types = cx
+            .registry
+            .images()
+            .media_types(&name, &texts)
+            .await
+            .map_err(in_repository(cx, name.as_str()))?;
         let mut images = Vec::with_capacity(digests.len());
-        for digest in &digests {
-            let stored = match manifests
-                .manifest(&name, &Reference::Digest(digest.clone()), false)
-                .await
-            {
-                Ok(m) => m,
-                Err(Error::ManifestUnknown(_)) => continue,
-                Err(e) => return Err(in_repository(cx, name.as_str())(e)),
+        for (digest, text) in digests.iter().zip(texts) {
+            let Some(media_type) = media_types.get(&text) else {
+                continue;
             };
-            let platforms =
-                if crate::oci::manifest::kind_of(&stored.media_type) == Some(ManifestKind::Index) {
-                    let doc: serde_json::Value =
-                        serde_json::from_slice(&stored.content).unwrap_or_default();
-                    doc["manifests"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Platform::from_descriptor)
-                        .collect()
-                } else {
-                    Vec::new()
+            let mut platforms = Vec::new();
+            if crate::oci::manifest::kind_of(media_type) == Some(ManifestKind::Index) {
+                let stored = match manifests
+                    .manifest(&name, &Reference::Digest(digest.clone()), false)
+                    .await
+                {
+                    Ok(m) => m,
+                    Err(Error::ManifestUnknown(_)) => continue,
+                    Err(e) => return Err(in_repository(cx, name.as_str())(e)),
                 };
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&stored.content).unwrap_or_default();
+                platforms = doc["manifests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Platform::from_descriptor)
+                    .collect();
+            }
             images.push(ImageReferences {
-                image_digest: stored.digest,
+                image_digest: text,
                 platforms,
                 referrers: Vec::new(),
             });

@@ -109,6 +109,16 @@ impl ImageService {
         self.images.image(repo, &digest.to_string()).await
     }
 
+    /// The media types of the repository's manifests among `digests`, by digest.
+    pub async fn media_types(
+        &self,
+        name: &RepoName,
+        digests: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let repo = self.core.repository(name).await?;
+        self.images.media_types(repo, digests).await
+    }
+
     /// ListImages: (digest, tag) entries after `after`, at most `limit`; true when more follow.
     pub async fn image_id_page(
         &self,

@@ -475,9 +475,14 @@ impl ScanService {
         self.scans.scan_state(row.id, &digest.to_string()).await
     }
 
-    /// How many findings of each severity a completed scan of manifest `manifest_id` found.
-    pub async fn scan_severity_counts(&self, manifest_id: i64) -> Result<Vec<(String, i64)>> {
-        self.scans.scan_severity_counts(manifest_id).await
+    /// The scan states of the images `manifest_ids` (manifests of one repository, as a listing
+    /// read them) that were ever scanned or queued, each with its findings' severity counts when
+    /// complete.
+    pub async fn scan_summaries(
+        &self,
+        manifest_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, (ScanState, Vec<(String, i64)>)>> {
+        self.scans.scan_summaries(manifest_ids).await
     }
 
     /// A page of an image's findings after `after_seq` (of one severity when given); `None` if

@@ -901,3 +901,106 @@ async fn admin_pages_pass_axe_and_a_new_robot_secret_is_shown_once() {
     }
     browser.close().await;
 }
+
+/// Signs in through the sign-in form without a browser; returns the session cookie's value.
+async fn http_sign_in(server: &TestServer, user: &str, password: &str) -> String {
+    let client = plain_client();
+    let resp = client
+        .get(server.url("/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+    };
+    let pre = cookie(&resp, "berth_sign_in").expect("the sign-in form's cookie");
+    let page = resp.text().await.unwrap();
+    let marker = "name=\"_csrf\" value=\"";
+    let at = page.find(marker).expect("a _csrf field") + marker.len();
+    let csrf = page[at..].split('"').next().unwrap().to_owned();
+    let resp = client
+        .post(server.url("/console/sign-in"))
+        .header(COOKIE, format!("berth_sign_in={pre}"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    cookie(&resp, "berth_session")
+        .unwrap_or_else(|| panic!("no session after signing in: {}", resp.status()))
+}
+
+/// The repository page lists an index with its children's platforms, and an image with its
+/// referrers named by what they are; neither shows on another image's row.
+#[tokio::test]
+async fn the_repository_page_shows_index_platforms_and_referrers() {
+    use crate::support::api::{OCI_INDEX, OCI_MANIFEST};
+    let server = TestServer::start();
+    let api = crate::support::api::Api::new(&server.base);
+    let repo = "console/multi";
+    let amd64 = api.push_image(repo, "").await;
+    let arm64 = api.push_image(repo, "").await;
+    let descriptor = |digest: &str, size: usize, arch: &str, variant: Option<&str>| {
+        let mut platform = json!({"os": "linux", "architecture": arch});
+        if let Some(v) = variant {
+            platform["variant"] = json!(v);
+        }
+        json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size, "platform": platform})
+    };
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            descriptor(&amd64.digest, amd64.manifest.len(), "amd64", None),
+            descriptor(&arm64.digest, arm64.manifest.len(), "arm64", Some("v8")),
+        ]
+    }))
+    .unwrap();
+    let index_digest = api.push_manifest(repo, "multi", OCI_INDEX, &index).await;
+    let sbom = api
+        .push_image_with(
+            repo,
+            "",
+            1,
+            json!({
+                "artifactType": "application/spdx+json",
+                "subject": {"mediaType": OCI_MANIFEST, "digest": amd64.digest, "size": amd64.manifest.len()}
+            }),
+        )
+        .await;
+
+    let token = http_sign_in(&server, ADMIN_USER, ADMIN_PASSWORD).await;
+    let (status, _, page) =
+        console_get(&server, &format!("/console/repositories/{repo}"), &token).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let row_of = |digest: &str| {
+        let link = format!("/console/repositories/{repo}/-/images/{digest}\"");
+        let at = page
+            .match_indices("<tr>")
+            .map(|(i, _)| i)
+            .find(|&i| page[i..].split("</tr>").next().unwrap().contains(&link))
+            .unwrap_or_else(|| panic!("no row for {digest} in {page}"));
+        page[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    let index_row = row_of(&index_digest);
+    assert!(index_row.contains("multi"), "{index_row}");
+    assert!(index_row.contains("linux/amd64"), "{index_row}");
+    assert!(index_row.contains("linux/arm64/v8"), "{index_row}");
+    let amd64_row = row_of(&amd64.digest);
+    assert!(!amd64_row.contains("linux/arm64"), "{amd64_row}");
+    assert!(
+        amd64_row.contains(&format!("/-/images/{}\"", sbom.digest))
+            && amd64_row.contains("SBOM (application/spdx+json)"),
+        "the SBOM is a referrer of the amd64 image: {amd64_row}"
+    );
+    let arm64_row = row_of(&arm64.digest);
+    assert!(!arm64_row.contains("SBOM"), "{arm64_row}");
+}

@@ -2943,6 +2943,19 @@ async fn scan_jobs(db: &Db) {
             .unwrap(),
         vec![("CRITICAL".to_owned(), 2), ("LOW".to_owned(), 3)]
     );
+    // A listing's batch: the same state and counts; a manifest never scanned is left out.
+    let mut summaries = db
+        .scans()
+        .scan_summaries(&[state.manifest_id, state.manifest_id + 1000])
+        .await
+        .unwrap();
+    assert_eq!(summaries.len(), 1);
+    let (batched, counts) = summaries.remove(&state.manifest_id).unwrap();
+    assert_eq!(batched, state);
+    assert_eq!(
+        counts,
+        vec![("CRITICAL".to_owned(), 2), ("LOW".to_owned(), 3)]
+    );
     let page = db
         .scans()
         .scan_findings(state.manifest_id, -1, None, 3)
