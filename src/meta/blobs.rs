@@ -67,6 +67,33 @@ impl BlobIndex {
         .transpose()
     }
 
+    /// The blob if it is visible in the repository named `name`: the repository and the blob in
+    /// one statement (for replicas, which keep no cache of repository ids).
+    pub async fn blob_in_named_repository(
+        &self,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Option<BlobRow>> {
+        let _timed = self.meta.time(StoreCall::BlobGet);
+        let row = sqlx::query(
+            "SELECT b.digest, b.size, b.object_key FROM repositories r \
+             JOIN repository_blobs rb ON rb.repository_id = r.id \
+             JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(name)
+        .bind(digest.to_string())
+        .fetch_optional(&self.meta.read)
+        .await?;
+        row.map(|r| {
+            Ok(BlobRow {
+                digest: r.try_get("digest")?,
+                size: r.try_get::<i64, _>("size")? as u64,
+                object_key: r.try_get("object_key")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Whether the blob is linked to any repository.
     pub async fn blob_linked_anywhere(&self, digest: &Digest) -> Result<bool> {
         let row = sqlx::query("SELECT 1 AS one FROM repository_blobs WHERE digest = $1 LIMIT 1")

@@ -2,6 +2,7 @@
 //! referrers.
 
 use super::*;
+use crate::oci::Reference;
 
 impl Manifests {
     pub async fn manifest_by_digest(
@@ -35,6 +36,42 @@ impl Manifests {
         .fetch_optional(&self.meta.read)
         .await?;
         row.as_ref().map(manifest_row).transpose()
+    }
+
+    /// The manifest `reference` points at in the repository named `name`, with the repository's
+    /// id: the repository and the manifest in one statement (for replicas, which keep no cache of
+    /// repository ids). `None` when either is missing.
+    pub async fn manifest_in_named_repository(
+        &self,
+        name: &str,
+        reference: &Reference,
+    ) -> Result<Option<(i64, ManifestRow)>> {
+        let _timed = self.meta.time(StoreCall::ManifestGet);
+        let (sql, key) = match reference {
+            Reference::Tag(tag) => (
+                format!(
+                    "SELECT r.id AS repository_id, {MANIFEST_COLUMNS} FROM repositories r \
+                     JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.id = t.manifest_id \
+                     WHERE r.name = $1 AND t.name = $2"
+                ),
+                tag.as_str().to_owned(),
+            ),
+            Reference::Digest(digest) => (
+                format!(
+                    "SELECT r.id AS repository_id, {MANIFEST_COLUMNS} FROM repositories r \
+                     JOIN manifests m ON m.repository_id = r.id WHERE r.name = $1 AND m.digest = $2"
+                ),
+                digest.to_string(),
+            ),
+        };
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .bind(key)
+            .fetch_optional(&self.meta.read)
+            .await?;
+        row.as_ref()
+            .map(|r| Ok((r.try_get("repository_id")?, manifest_row(r)?)))
+            .transpose()
     }
 
     /// Stores a manifest (idempotent by digest) and points `tags` at it, in one transaction.

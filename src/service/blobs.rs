@@ -30,6 +30,14 @@ impl BlobService {
     /// The blob's row in repository `name` (cached), or BLOB_UNKNOWN.
     pub(super) async fn blob_row(&self, name: &RepoName, digest: &Digest) -> Result<BlobRow> {
         let unknown = || Error::BlobUnknown(format!("blob {digest} is not in repository '{name}'"));
+        if !self.core.cache.enabled() {
+            // Replicas keep no cache: one statement finds the repository and the blob together.
+            return self
+                .blob_index
+                .blob_in_named_repository(name.as_str(), digest)
+                .await?
+                .ok_or_else(unknown);
+        }
         let Some(repo) = self.core.repository_id(name).await? else {
             return Err(unknown());
         };

@@ -277,6 +277,23 @@ impl ManifestService {
                 "manifest '{reference}' is not in repository '{name}'"
             ))
         };
+        if !self.core.cache.enabled() {
+            // Replicas keep no cache: one statement finds the repository and the manifest
+            // together; only a miss asks which of the two is missing.
+            let Some((repo, row)) = self
+                .manifests
+                .manifest_in_named_repository(name.as_str(), reference)
+                .await?
+            else {
+                self.core.repository(name).await?;
+                return Err(unknown());
+            };
+            if pull {
+                self.gates.check(name, repo, &row).await?;
+                self.pulls.record(row.id);
+            }
+            return Ok(StoredManifest::from(&row));
+        }
         let repo = self.core.repository(name).await?;
         let cached = match reference {
             Reference::Tag(t) => self.core.cache.tag(repo, t.as_str()),

@@ -145,7 +145,7 @@ conformance!(sqlite, super::Backend::Sqlite;
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
     secrets_at_rest, replication_tasks, event_deliveries, console_sessions,
-    repository_summaries, image_sizes);
+    repository_summaries, image_sizes, lookups_by_repository_name);
 conformance!(postgres, super::Backend::Postgres;
     basics, repositories, ensure_repository_concurrent, tags_order_and_pagination, uploads,
     advance_upload_concurrent, stale_uploads, commit_blob, commit_blob_concurrent, link_unlink,
@@ -154,7 +154,7 @@ conformance!(postgres, super::Backend::Postgres;
     leases_concurrent, lease_holders_gone, tag_mutability_concurrent, lifecycle_expire,
     lifecycle_policy_preview_and_pulls, scan_jobs, scan_jobs_concurrent, creation_templates,
     secrets_at_rest, replication_tasks, event_deliveries, console_sessions,
-    repository_summaries, image_sizes);
+    repository_summaries, image_sizes, lookups_by_repository_name);
 conformance!(postgres_icu, super::Backend::PostgresIcu;
     repositories, tags_order_and_pagination, forget_blob, creation_templates,
     repository_summaries);
@@ -3686,4 +3686,76 @@ async fn image_sizes(db: &Db) {
     assert_eq!(size_of(&a), (1010, vec![]));
     assert_eq!(size_of(&b), (1020, vec![]));
     assert_eq!(size_of(&index), (1030, vec!["multi".to_owned()]));
+}
+
+/// The replicas' one-statement reads: a manifest by tag or digest and a blob, found through the
+/// repository's name, and nothing for another repository's content or a missing repository.
+async fn lookups_by_repository_name(db: &Db) {
+    use berth::oci::Reference;
+    let app = db
+        .repositories()
+        .ensure_repository(&repo("named/app"))
+        .await
+        .unwrap();
+    db.repositories()
+        .ensure_repository(&repo("named/other"))
+        .await
+        .unwrap();
+    let m = manifest(b"{\"named\":1}");
+    db.manifests()
+        .put_manifest(app, &m, &[tag("v1")])
+        .await
+        .unwrap();
+    let by_tag = Reference::Tag(tag("v1"));
+    let by_digest = Reference::Digest(m.digest.clone());
+    for reference in [&by_tag, &by_digest] {
+        let (repository_id, row) = db
+            .manifests()
+            .manifest_in_named_repository("named/app", reference)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{reference:?} in named/app"));
+        assert_eq!(repository_id, app);
+        assert_eq!(row.digest, m.digest.to_string());
+        assert_eq!(&row.content[..], &m.content[..]);
+        for elsewhere in ["named/other", "named/missing"] {
+            assert!(db
+                .manifests()
+                .manifest_in_named_repository(elsewhere, reference)
+                .await
+                .unwrap()
+                .is_none());
+        }
+    }
+    assert!(db
+        .manifests()
+        .manifest_in_named_repository("named/app", &Reference::Tag(tag("v2")))
+        .await
+        .unwrap()
+        .is_none());
+
+    let d = digest("named-layer");
+    db.uploads()
+        .create_upload("named-up", app, "sha256", "{}")
+        .await
+        .unwrap();
+    db.blob_index()
+        .commit_blob("named-up", app, &d, 42, "k-named", None)
+        .await
+        .unwrap();
+    let blob = db
+        .blob_index()
+        .blob_in_named_repository("named/app", &d)
+        .await
+        .unwrap()
+        .expect("the blob in named/app");
+    assert_eq!((blob.size, blob.object_key.as_str()), (42, "k-named"));
+    for elsewhere in ["named/other", "named/missing"] {
+        assert!(db
+            .blob_index()
+            .blob_in_named_repository(elsewhere, &d)
+            .await
+            .unwrap()
+            .is_none());
+    }
 }
