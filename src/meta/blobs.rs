@@ -57,14 +57,7 @@ impl BlobIndex {
         .bind(digest.to_string())
         .fetch_optional(&self.meta.read)
         .await?;
-        row.map(|r| {
-            Ok(BlobRow {
-                digest: r.try_get("digest")?,
-                size: r.try_get::<i64, _>("size")? as u64,
-                object_key: r.try_get("object_key")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(blob_row).transpose()
     }
 
     /// The blob if it is visible in the repository named `name`: the repository and the blob in
@@ -84,14 +77,7 @@ impl BlobIndex {
         .bind(digest.to_string())
         .fetch_optional(&self.meta.read)
         .await?;
-        row.map(|r| {
-            Ok(BlobRow {
-                digest: r.try_get("digest")?,
-                size: r.try_get::<i64, _>("size")? as u64,
-                object_key: r.try_get("object_key")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(blob_row).transpose()
     }
 
     /// Whether the blob is linked to any repository.
@@ -121,15 +107,7 @@ impl BlobIndex {
         let rows = sqlx::query("SELECT digest, size, object_key FROM blobs")
             .fetch_all(&self.meta.read)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(BlobRow {
-                    digest: r.try_get("digest")?,
-                    size: r.try_get::<i64, _>("size")? as u64,
-                    object_key: r.try_get("object_key")?,
-                })
-            })
-            .collect()
+        rows.iter().map(blob_row).collect()
     }
 
     /// Forgets a blob whose bytes are lost: unlinks it from every repository and deletes its row,
@@ -253,4 +231,13 @@ impl BlobIndex {
         }
         Ok(sizes)
     }
+}
+
+/// A `blobs` row selected as `digest, size, object_key`.
+fn blob_row(r: &sqlx::any::AnyRow) -> Result<BlobRow> {
+    Ok(BlobRow {
+        digest: r.try_get("digest")?,
+        size: r.try_get::<i64, _>("size")? as u64,
+        object_key: r.try_get("object_key")?,
+    })
 }

@@ -358,17 +358,7 @@ impl Scans {
         .bind(digest)
         .fetch_optional(&self.meta.read)
         .await?;
-        row.map(|r| {
-            Ok(ScanState {
-                manifest_id: r.try_get("manifest_id")?,
-                status: r.try_get("status")?,
-                description: r.try_get("description")?,
-                attempts: r.try_get("attempts")?,
-                completed_at: r.try_get("completed_at")?,
-                vulnerability_source_updated_at: r.try_get("vulnerability_source_updated_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(scan_state_row).transpose()
     }
 
     /// The scan states of the manifests `manifest_ids` that have one, with the severity counts
@@ -390,15 +380,7 @@ impl Scans {
             }
             let mut complete = Vec::new();
             for r in query.fetch_all(&self.meta.read).await? {
-                let state = ScanState {
-                    manifest_id: r.try_get("manifest_id")?,
-                    status: r.try_get("status")?,
-                    description: r.try_get("description")?,
-                    attempts: r.try_get("attempts")?,
-                    completed_at: r.try_get("completed_at")?,
-                    vulnerability_source_updated_at: r
-                        .try_get("vulnerability_source_updated_at")?,
-                };
+                let state = scan_state_row(&r)?;
                 if state.status == "COMPLETE" {
                     complete.push(state.manifest_id);
                 }
@@ -655,4 +637,17 @@ async fn scan_event_in(
         },
     )
     .await
+}
+
+/// A `scan_jobs` row selected as `manifest_id, status, description, attempts, completed_at,
+/// vulnerability_source_updated_at`.
+fn scan_state_row(r: &sqlx::any::AnyRow) -> Result<ScanState> {
+    Ok(ScanState {
+        manifest_id: r.try_get("manifest_id")?,
+        status: r.try_get("status")?,
+        description: r.try_get("description")?,
+        attempts: r.try_get("attempts")?,
+        completed_at: r.try_get("completed_at")?,
+        vulnerability_source_updated_at: r.try_get("vulnerability_source_updated_at")?,
+    })
 }
