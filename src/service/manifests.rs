@@ -277,44 +277,23 @@ impl ManifestService {
                 "manifest '{reference}' is not in repository '{name}'"
             ))
         };
-        if !self.core.cache.enabled() {
+        let (repo, row) = if self.core.cache.enabled() {
+            self.cached_manifest(name, reference)
+                .await?
+                .ok_or_else(unknown)?
+        } else {
             // Replicas keep no cache: one statement finds the repository and the manifest
             // together; only a miss asks which of the two is missing.
-            let Some((repo, row)) = self
+            match self
                 .manifests
                 .manifest_in_named_repository(name.as_str(), reference)
                 .await?
-            else {
-                self.core.repository(name).await?;
-                return Err(unknown());
-            };
-            if pull {
-                self.gates.check(name, repo, &row).await?;
-                self.pulls.record(row.id);
-            }
-            return Ok(StoredManifest::from(&row));
-        }
-        let repo = self.core.repository(name).await?;
-        let cached = match reference {
-            Reference::Tag(t) => self.core.cache.tag(repo, t.as_str()),
-            Reference::Digest(d) => self.core.cache.manifest(repo, &d.to_string()),
-        };
-        let row = match cached {
-            Some(row) => row,
-            None => {
-                let stamp = self.core.cache.stamp(repo);
-                let row = match reference {
-                    Reference::Tag(t) => self.manifests.manifest_by_tag(repo, t).await?,
-                    Reference::Digest(d) => self.manifests.manifest_by_digest(repo, d).await?,
-                };
-                let row = Arc::new(row.ok_or_else(unknown)?);
-                if let Reference::Tag(t) = reference {
-                    self.core
-                        .cache
-                        .put_tag(stamp, repo, t.as_str(), row.clone());
+            {
+                Some((repo, row)) => (repo, Arc::new(row)),
+                None => {
+                    self.core.repository(name).await?;
+                    return Err(unknown());
                 }
-                self.core.cache.put_manifest(stamp, repo, row.clone());
-                row
             }
         };
         if pull {
@@ -322,6 +301,37 @@ impl ManifestService {
             self.pulls.record(row.id);
         }
         Ok(StoredManifest::from(&*row))
+    }
+
+    /// The single node's read of a manifest through its cache: the repository's id and the row,
+    /// `None` when the repository has no such manifest (NAME_UNKNOWN when no such repository).
+    async fn cached_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> Result<Option<(i64, Arc<ManifestRow>)>> {
+        let repo = self.core.repository(name).await?;
+        let cached = match reference {
+            Reference::Tag(t) => self.core.cache.tag(repo, t.as_str()),
+            Reference::Digest(d) => self.core.cache.manifest(repo, &d.to_string()),
+        };
+        if let Some(row) = cached {
+            return Ok(Some((repo, row)));
+        }
+        let stamp = self.core.cache.stamp(repo);
+        let row = match reference {
+            Reference::Tag(t) => self.manifests.manifest_by_tag(repo, t).await?,
+            Reference::Digest(d) => self.manifests.manifest_by_digest(repo, d).await?,
+        };
+        let Some(row) = row else { return Ok(None) };
+        let row = Arc::new(row);
+        if let Reference::Tag(t) = reference {
+            self.core
+                .cache
+                .put_tag(stamp, repo, t.as_str(), row.clone());
+        }
+        self.core.cache.put_manifest(stamp, repo, row.clone());
+        Ok(Some((repo, row)))
     }
 
     /// DELETE /v2/<name>/manifests/<reference>: by digest removes the manifest and its tags; by tag
