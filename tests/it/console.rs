@@ -981,14 +981,19 @@ async fn the_repository_page_shows_index_platforms_and_referrers() {
     let (status, _, page) =
         console_get(&server, &format!("/console/repositories/{repo}"), &token).await;
     assert_eq!(status, StatusCode::OK, "{page}");
+    // The image's own row: its second cell links to it (other rows may link to it too, as
+    // "refers to" or as a referrer).
     let row_of = |digest: &str| {
-        let link = format!("/console/repositories/{repo}/-/images/{digest}\"");
-        let at = page
-            .match_indices("<tr>")
-            .map(|(i, _)| i)
-            .find(|&i| page[i..].split("</tr>").next().unwrap().contains(&link))
-            .unwrap_or_else(|| panic!("no row for {digest} in {page}"));
-        page[at..].split("</tr>").next().unwrap().to_owned()
+        let link = format!("<a href=\"/console/repositories/{repo}/-/images/{digest}\"");
+        page.split("<tr>")
+            .map(|row| row.split("</tr>").next().unwrap())
+            .find(|row| {
+                row.split("<td>")
+                    .nth(2)
+                    .is_some_and(|cell| cell.starts_with(&link))
+            })
+            .unwrap_or_else(|| panic!("no row for {digest} in {page}"))
+            .to_owned()
     };
     let index_row = row_of(&index_digest);
     assert!(index_row.contains("multi"), "{index_row}");
